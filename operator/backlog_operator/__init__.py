@@ -1,0 +1,3 @@
+"""backlog-operator: turns a repository's backlog into pull requests, one Kubernetes Job per task."""
+
+__version__ = "0.1.0"

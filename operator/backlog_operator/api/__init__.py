@@ -1,0 +1,1 @@
+"""API models (pydantic): the single source of truth for the custom resources and the worker's result."""

@@ -1,0 +1,228 @@
+"""The `Goal` custom resource: one unit of work, run as a Kubernetes Job (clone, task, publish)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from backlog_operator.api.common import API_VERSION, ApiModel, Condition, SecretKeyReference
+
+DEFAULT_BACKLOG_PATH = ".backlog/backlog.yaml"
+DEFAULT_BRANCH_PREFIX = "backlog/"
+DEFAULT_PR_TITLE = "{taskId}: {title}"
+DEFAULT_PR_BODY = "{description}"
+DEFAULT_COMMIT_MESSAGE = "{taskId}: {title}"
+
+# Task ids name branches, Jobs and labels: a conservative character set keeps them valid everywhere.
+TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class RepositorySpec(ApiModel):
+    """Where the work happens: the repository to clone and the branch the pull request targets."""
+
+    url: str = Field(
+        min_length=1,
+        description=(
+            "Clone URL (https://, ssh://, git@host:path, file://) or, for `backlogctl run` only, "
+            "a local path. Must not carry credentials: use credentialsSecret."
+        ),
+    )
+    base_branch: str = Field(
+        default="main",
+        min_length=1,
+        max_length=255,
+        description="Branch to clone and to open the pull request against.",
+    )
+    credentials_secret: SecretKeyReference | None = Field(
+        default=None,
+        description="Secret key holding a token used for git over HTTPS and for the forge API.",
+    )
+
+
+class BacklogRef(ApiModel):
+    """Which backlog file, and which task in it, this goal completes."""
+
+    path: str = Field(
+        default=DEFAULT_BACKLOG_PATH,
+        min_length=1,
+        description="Path of the backlog file inside the repository.",
+    )
+    task_id: str | None = Field(
+        default=None,
+        pattern=TASK_ID_PATTERN,
+        description="Id of the task in the backlog. Absent for a free-form goal (no writeback).",
+    )
+
+
+class EnvVar(ApiModel):
+    """A plain environment variable for the task (no valueFrom: the task gets no secrets)."""
+
+    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    value: str = ""
+
+
+class TaskSpec(ApiModel):
+    """The task: a container image and command, run in the workspace with no credentials."""
+
+    image: str | None = Field(
+        default=None,
+        description="Image of the task step. Required on a cluster; `backlogctl run` ignores it.",
+    )
+    command: list[str] = Field(min_length=1, description="Command (entrypoint) of the task step.")
+    args: list[str] = Field(default_factory=list, description="Arguments of the command.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
+    resources: dict[str, dict[str, str]] | None = Field(
+        default=None,
+        description="Container resources (requests/limits) for the task step.",
+    )
+    timeout_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Deadline of the whole attempt (the Job's activeDeadlineSeconds).",
+    )
+
+
+class PullRequestSpec(ApiModel):
+    """How the change is offered: the forge, the branch and the pull request's text."""
+
+    provider: Literal["github", "none"] = Field(
+        default="github",
+        description="`github` opens a pull request; `none` pushes the branch only.",
+    )
+    api_base_url: str | None = Field(
+        default=None,
+        description="GitHub API base URL, for GitHub Enterprise (default https://api.github.com).",
+    )
+    repository: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="owner/name on the forge; derived from repository.url when absent.",
+    )
+    title: str = Field(
+        default=DEFAULT_PR_TITLE,
+        max_length=256,
+        description="Title template: {taskId}, {title}, {description}, {goal}, {attemptId}.",
+    )
+    body: str = Field(default=DEFAULT_PR_BODY, description="Body template, same placeholders.")
+    labels: list[str] = Field(default_factory=list, description="Labels put on the pull request.")
+    draft: bool = Field(default=False, description="Open the pull request as a draft.")
+    branch_prefix: str = Field(
+        default=DEFAULT_BRANCH_PREFIX,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._/-]*$",
+        description="Prefix of the branch `<prefix><task-id>-<attempt>`.",
+    )
+
+
+class CommitSpec(ApiModel):
+    """Who the commit is by and what it says."""
+
+    author_name: str = Field(default="backlog-operator", min_length=1)
+    author_email: str = Field(default="backlog-operator@users.noreply.github.com", min_length=3)
+    message: str = Field(
+        default=DEFAULT_COMMIT_MESSAGE,
+        description="Commit message template: {taskId}, {title}, {description}, {goal}, {attemptId}.",
+    )
+
+
+class RetrySpec(ApiModel):
+    """How retryable failures are retried: exponential backoff with jitter."""
+
+    max_attempts: int = Field(default=3, ge=1, le=100, description="Attempts in all, the first included.")
+    backoff_seconds: int = Field(default=30, ge=0, description="Delay before the second attempt.")
+    max_backoff_seconds: int = Field(default=600, ge=0, description="Upper bound of the delay.")
+
+
+class GoalSpec(ApiModel):
+    """What a Goal asks for."""
+
+    repository: RepositorySpec
+    backlog: BacklogRef = Field(default_factory=BacklogRef)
+    task: TaskSpec
+    pull_request: PullRequestSpec = Field(default_factory=PullRequestSpec)
+    commit: CommitSpec = Field(default_factory=CommitSpec)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    priority: int = Field(default=0, description="Smaller runs sooner when goals queue.")
+    suspend: bool = Field(default=False, description="Hold a queued goal; a running one finishes.")
+
+    @field_validator("repository")
+    @classmethod
+    def _no_credentials_in_url(cls, repository: RepositorySpec) -> RepositorySpec:
+        from backlog_operator.naming import url_has_credentials  # noqa: PLC0415 (avoid a cycle)
+
+        if url_has_credentials(repository.url):
+            raise ValueError(
+                "repository.url must not carry credentials; reference a Secret in "
+                "repository.credentialsSecret instead"
+            )
+        return repository
+
+
+Phase = Literal["Pending", "Queued", "Running", "Succeeded", "Failed", "Skipped"]
+
+
+class PullRequestStatus(ApiModel):
+    """The pull request a goal opened or reused."""
+
+    number: int
+    url: str
+
+
+class GoalStatus(ApiModel):
+    """What the operator observed; written only by the operator."""
+
+    model_config = ApiModel.model_config | {"extra": "allow"}
+
+    observed_generation: int | None = None
+    phase: Phase | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    attempts: int = 0
+    job_name: str | None = None
+    attempt_id: str | None = None
+    task_id: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    pull_request: PullRequestStatus | None = None
+    changed_files: list[str] = Field(default_factory=list)
+    outcome: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    next_attempt_time: datetime | None = None
+    queue_position: int | None = None
+    last_handled_reconcile_at: str | None = None
+
+
+class GoalMetadata(ApiModel):
+    """The part of `metadata` the worker needs (links back to the goal)."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    name: str = "local"
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+
+
+class Goal(ApiModel):
+    """A whole Goal object as read from the API or a file."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["backlog.dev/v1alpha1"] = API_VERSION
+    kind: Literal["Goal"] = "Goal"
+    metadata: GoalMetadata = Field(default_factory=GoalMetadata)
+    spec: GoalSpec
+    status: GoalStatus | None = None
+
+    def label(self) -> str:
+        """`namespace/name`, how people refer to the goal."""
+        return f"{self.metadata.namespace}/{self.metadata.name}" if self.metadata.namespace else self.metadata.name
+
+    def raw_status(self) -> dict[str, Any]:
+        """The status as a plain dict (empty when absent)."""
+        return self.status.to_wire() if self.status else {}

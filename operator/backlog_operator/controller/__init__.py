@@ -1,0 +1,1 @@
+"""The operator: thin kopf handlers over reconcilers."""

@@ -1,0 +1,56 @@
+"""Keep secrets out of every output: logs, events, status, results, URLs."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+REDACTED = "***"
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+
+
+class Redactor:
+    """Replaces known secret values, and any userinfo in URLs, with `***`."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Remember one more secret value (short values would redact ordinary words: skipped)."""
+        if secret and len(secret) >= 4 and secret not in self._secrets:
+            self._secrets.append(secret)
+            self._secrets.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        """`text` with every secret and URL credential masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return _URL_USERINFO.sub(_mask_userinfo, text)
+
+    def filter(self) -> logging.Filter:
+        """A logging filter that masks secrets in every record passing through it."""
+        redactor = self
+
+        class _Filter(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                record.msg = redactor(record.getMessage())
+                record.args = None
+                return True
+
+        return _Filter()
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    userinfo = match.group("userinfo")
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else userinfo
+    # A bare `git@` (ssh) is no secret; anything else in userinfo may be a token.
+    shown = user if user == "git" and ":" not in userinfo else REDACTED
+    return f"{match.group('scheme')}{shown}@"
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """One-off redaction of `text`."""
+    return Redactor(secrets)(text)
