@@ -24,7 +24,7 @@ install: $(STAMP) ## Create .venv and install the package with its test and lint
 .PHONY: run
 run: $(STAMP) ## Run an example goal locally: makes an example repository, then `backlogctl run`.
 	@bash examples/local/make-example-repo.sh $(EXAMPLE_DIR)
-	cd $(EXAMPLE_DIR) && ../../$(BIN)/backlogctl run goal.yaml
+	$(BIN)/backlogctl run $(EXAMPLE_DIR)/goal.yaml
 
 .PHONY: test
 test: $(STAMP) ## Run the tests (unit, git, operator; cluster tests skip without kind).

@@ -1,3 +1,3 @@
-"""backlog-operator: turns a repository's backlog into pull requests, one Kubernetes Job per task."""
+"""backlog-operator: turns a backlog into pull requests, one Kubernetes Job per task."""
 
 __version__ = "0.1.0"

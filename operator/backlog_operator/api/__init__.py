@@ -1,1 +1,1 @@
-"""API models (pydantic): the single source of truth for the custom resources and the worker's result."""
+"""API models (pydantic): the source of truth for the custom resources and the worker result."""

@@ -1,4 +1,4 @@
-"""Shared pieces of the custom resources: the camelCase base model, conditions, secret references."""
+"""Shared pieces of the custom resources: camelCase base model, conditions, secret references."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Condition(ApiModel):
 
 
 class SecretKeyReference(ApiModel):
-    """A key of a Secret in the Goal's namespace. Only the reference is ever stored, never the value."""
+    """A key of a Secret in the Goal's namespace; only the reference is stored, never the value."""
 
     name: str = Field(
         min_length=1,
@@ -74,7 +74,7 @@ def describe_validation_error(error: Exception) -> str:
 
     pydantic's own text repeats the offending input, which may be a URL with a token in it.
     """
-    from pydantic import ValidationError  # noqa: PLC0415
+    from pydantic import ValidationError
 
     if not isinstance(error, ValidationError):
         return str(error)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from backlog_operator.api.common import API_VERSION, ApiModel, Condition, SecretKeyReference
+from backlog_operator.api.common import ApiModel, Condition, SecretKeyReference
 
 DEFAULT_BACKLOG_PATH = ".backlog/backlog.yaml"
 DEFAULT_BRANCH_PREFIX = "backlog/"
@@ -73,7 +73,7 @@ class TaskSpec(ApiModel):
     command: list[str] = Field(min_length=1, description="Command (entrypoint) of the task step.")
     args: list[str] = Field(default_factory=list, description="Arguments of the command.")
     env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
-    resources: dict[str, dict[str, str]] | None = Field(
+    resources: dict[str, dict[str, int | str]] | None = Field(
         default=None,
         description="Container resources (requests/limits) for the task step.",
     )
@@ -109,12 +109,19 @@ class PullRequestSpec(ApiModel):
     body: str = Field(default=DEFAULT_PR_BODY, description="Body template, same placeholders.")
     labels: list[str] = Field(default_factory=list, description="Labels put on the pull request.")
     draft: bool = Field(default=False, description="Open the pull request as a draft.")
-    branch_prefix: str = Field(
-        default=DEFAULT_BRANCH_PREFIX,
+    branch_prefix: str | None = Field(
+        default=None,
         max_length=100,
         pattern=r"^[A-Za-z0-9._/-]*$",
-        description="Prefix of the branch `<prefix><task-id>-<attempt>`.",
+        description=(
+            "Prefix of the branch `<prefix><task-id>-<attempt>`; "
+            "default: the operator's setting, `backlog/` out of the box."
+        ),
     )
+
+    def branch_prefix_or_default(self) -> str:
+        """The prefix in force when the goal sets none."""
+        return DEFAULT_BRANCH_PREFIX if self.branch_prefix is None else self.branch_prefix
 
 
 class CommitSpec(ApiModel):
@@ -124,16 +131,22 @@ class CommitSpec(ApiModel):
     author_email: str = Field(default="backlog-operator@users.noreply.github.com", min_length=3)
     message: str = Field(
         default=DEFAULT_COMMIT_MESSAGE,
-        description="Commit message template: {taskId}, {title}, {description}, {goal}, {attemptId}.",
+        description="Commit message template, with the same placeholders as the PR title.",
     )
 
 
 class RetrySpec(ApiModel):
     """How retryable failures are retried: exponential backoff with jitter."""
 
-    max_attempts: int = Field(default=3, ge=1, le=100, description="Attempts in all, the first included.")
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Attempts in all, the first included."
+    )
     backoff_seconds: int = Field(default=30, ge=0, description="Delay before the second attempt.")
     max_backoff_seconds: int = Field(default=600, ge=0, description="Upper bound of the delay.")
+    permanent_exit_codes: list[int] = Field(
+        default_factory=list,
+        description="Exit codes of the task command that mean 'do not retry'.",
+    )
 
 
 class GoalSpec(ApiModel):
@@ -151,7 +164,7 @@ class GoalSpec(ApiModel):
     @field_validator("repository")
     @classmethod
     def _no_credentials_in_url(cls, repository: RepositorySpec) -> RepositorySpec:
-        from backlog_operator.naming import url_has_credentials  # noqa: PLC0415 (avoid a cycle)
+        from backlog_operator.naming import url_has_credentials
 
         if url_has_credentials(repository.url):
             raise ValueError(
@@ -178,7 +191,10 @@ class GoalStatus(ApiModel):
 
     observed_generation: int | None = None
     phase: Phase | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     attempts: int = 0
     job_name: str | None = None
     attempt_id: str | None = None
@@ -206,6 +222,8 @@ class GoalMetadata(ApiModel):
     namespace: str | None = None
     uid: str | None = None
     generation: int | None = None
+    creation_timestamp: datetime | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class Goal(ApiModel):
@@ -213,7 +231,7 @@ class Goal(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    api_version: Literal["backlog.dev/v1alpha1"] = API_VERSION
+    api_version: Literal["backlog.dev/v1alpha1"] = "backlog.dev/v1alpha1"
     kind: Literal["Goal"] = "Goal"
     metadata: GoalMetadata = Field(default_factory=GoalMetadata)
     spec: GoalSpec
@@ -221,7 +239,11 @@ class Goal(ApiModel):
 
     def label(self) -> str:
         """`namespace/name`, how people refer to the goal."""
-        return f"{self.metadata.namespace}/{self.metadata.name}" if self.metadata.namespace else self.metadata.name
+        return (
+            f"{self.metadata.namespace}/{self.metadata.name}"
+            if self.metadata.namespace
+            else self.metadata.name
+        )
 
     def raw_status(self) -> dict[str, Any]:
         """The status as a plain dict (empty when absent)."""

@@ -51,7 +51,9 @@ class WorkerResult(ApiModel):
     backlog_updated: bool = False
     reason: str | None = Field(default=None, description="CamelCase word, for a failure.")
     message: str | None = Field(default=None, description="A sentence for people.")
-    retryable: bool | None = Field(default=None, description="For a failure: worth another attempt.")
+    retryable: bool | None = Field(
+        default=None, description="For a failure: worth another attempt."
+    )
     retry_after_seconds: int | None = Field(default=None, description="The forge asked to wait.")
     warnings: list[str] = Field(default_factory=list)
     step: Literal["clone", "task", "publish"] | None = Field(
@@ -68,25 +70,28 @@ class WorkerResult(ApiModel):
     def to_json(self) -> str:
         """Compact JSON of at most MAX_RESULT_BYTES bytes.
 
-        What is cut to fit, in order: the changed-file list, warnings, then the message;
-        `changedFiles` is truncated rather than dropped so the operator still sees some.
+        To fit, in order: each warning is cut to 200 characters, the changed-file list is
+        halved (with `changedFilesTruncated: true`) while more than ten remain, warnings are
+        dropped, and last the message is cut. The outcome and its identifiers always stay.
         """
         data = self.model_dump(by_alias=True, exclude_none=True, mode="json")
-        text = _dump(data)
-        while len(text.encode()) > MAX_RESULT_BYTES and data.get("changedFiles"):
-            files: list[str] = data["changedFiles"]  # type: ignore[assignment]
-            data["changedFiles"] = files[: len(files) // 2]
+        if _fits(data):
+            return _dump(data)
+        data["warnings"] = [_cut(str(w), 200) for w in data.get("warnings", [])]
+        while not _fits(data) and len(data.get("changedFiles", [])) > 10:
+            data["changedFiles"] = data["changedFiles"][: len(data["changedFiles"]) // 2]
             data["changedFilesTruncated"] = True
-            text = _dump(data)
-        if len(text.encode()) > MAX_RESULT_BYTES:
+        if not _fits(data):
             data.pop("warnings", None)
-            text = _dump(data)
-        if len(text.encode()) > MAX_RESULT_BYTES and data.get("message"):
-            overflow = len(text.encode()) - MAX_RESULT_BYTES
-            message = str(data["message"]).encode()[: -(overflow + 16)].decode(errors="ignore")
-            data["message"] = message + "…"
-            text = _dump(data)
-        return text
+        if not _fits(data) and data.get("message"):
+            overflow = len(_dump(data).encode()) - MAX_RESULT_BYTES
+            data["message"] = _cut(
+                str(data["message"]), max(0, len(data["message"]) - overflow - 8)
+            )
+        while not _fits(data) and data.get("changedFiles"):
+            data["changedFiles"] = data["changedFiles"][:-1]
+            data["changedFilesTruncated"] = True
+        return _dump(data)
 
     @classmethod
     def from_json(cls, text: str) -> WorkerResult:
@@ -98,6 +103,14 @@ class WorkerResult(ApiModel):
 
 def _dump(data: dict[str, object]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _fits(data: dict[str, object]) -> bool:
+    return len(_dump(data).encode()) <= MAX_RESULT_BYTES
+
+
+def _cut(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: max(0, length - 1)] + "…"
 
 
 def failure(
@@ -115,5 +128,5 @@ def failure(
         message=message,
         retryable=retryable,
         step=step,
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )

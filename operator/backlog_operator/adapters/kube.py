@@ -1,0 +1,192 @@
+"""The Kubernetes adapter: the operator's only I/O against the API server.
+
+The official client is synchronous; every call runs in a worker thread (`asyncio.to_thread`)
+so kopf's event loop never blocks. Responses are read as plain JSON dicts (no model objects):
+it is faster, and the controller works on dicts anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from backlog_operator.api.common import GROUP, VERSION
+
+GOAL_PLURAL = "goals"
+COMPONENT = "backlog-operator"
+
+
+class AlreadyExistsError(Exception):
+    """The object exists already (HTTP 409 on create)."""
+
+
+class KubeCluster:
+    """Async façade over the official client for the few calls the operator makes."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._batch = client.BatchV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+
+    # ------------------------------------------------------------------------------ jobs
+
+    async def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Job; AlreadyExistsError when one of that name exists."""
+        namespace = str(manifest["metadata"]["namespace"])
+        try:
+            created: dict[str, Any] = await _call(
+                self._batch.create_namespaced_job, namespace, manifest, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise AlreadyExistsError(manifest["metadata"]["name"]) from None
+            raise
+        return created
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job, or None when it does not exist."""
+        return await _get_or_none(
+            self._batch.read_namespaced_job, name, namespace, _preload_content=False
+        )
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and, first, its Pods (foreground), stopping a running attempt."""
+        body = client.V1DeleteOptions(propagation_policy="Foreground")
+        try:
+            await _call(
+                self._batch.delete_namespaced_job,
+                name,
+                namespace,
+                body=body,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def find_pod(self, namespace: str, selector: str) -> dict[str, Any] | None:
+        """The newest Pod matching a label selector (a Job with backoffLimit 0 has one)."""
+        listing = await _call(
+            self._core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = listing.get("items") or []
+        if not items:
+            return None
+        return max(
+            items, key=lambda pod: str(pod.get("metadata", {}).get("creationTimestamp") or "")
+        )
+
+    # ----------------------------------------------------------------------------- goals
+
+    async def get_goal(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Goal, or None when it is gone."""
+        return await _get_or_none(
+            self._custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            GOAL_PLURAL,
+            name,
+            _preload_content=False,
+        )
+
+    async def list_goals(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every Goal in one namespace, or in all of them."""
+        if namespace:
+            listing = await _call(
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                GOAL_PLURAL,
+                _preload_content=False,
+            )
+        else:
+            listing = await _call(
+                self._custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                GOAL_PLURAL,
+                _preload_content=False,
+            )
+        return list(listing.get("items") or [])
+
+    async def patch_goal_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch the status subresource (the operator never writes `spec`)."""
+        try:
+            await _call(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                GOAL_PLURAL,
+                name,
+                {"status": dict(status)},
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+    # ---------------------------------------------------------------------------- events
+
+    async def post_event(
+        self, involved: Mapping[str, Any], kind: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event on `involved` (a Goal's body); `kind` is Normal or Warning."""
+        metadata = involved.get("metadata", {})
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{metadata.get('name', 'goal')}.",
+                "namespace": metadata.get("namespace"),
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": metadata.get("name"),
+                "namespace": metadata.get("namespace"),
+                "uid": metadata.get("uid"),
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await _call(
+            self._core.create_namespaced_event,
+            metadata.get("namespace"),
+            event,
+            _preload_content=False,
+        )
+
+
+async def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
+    response = await asyncio.to_thread(method, *args, **kwargs)
+    data = response.data if hasattr(response, "data") else response
+    return json.loads(data) if data else {}
+
+
+async def _get_or_none(method: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+    try:
+        result: dict[str, Any] = await _call(method, *args, **kwargs)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return result

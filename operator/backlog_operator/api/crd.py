@@ -1,0 +1,469 @@
+"""CustomResourceDefinitions generated from the pydantic models (`backlogctl crds`, `make crds`).
+
+The models in `backlog_operator.api` are the single source of truth for the custom resources.
+This module turns a model's JSON schema into the *structural* OpenAPI v3 schema the API server
+demands (no `$ref`, no `anyOf` of differing types, a type on every node, ...), wraps it into a
+CustomResourceDefinition, and writes it as YAML. Anything the translation cannot express raises
+`SchemaError` naming the field, rather than producing a CRD that is quietly looser than the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import LiteralScalarString
+
+from backlog_operator.api.common import GROUP, VERSION
+from backlog_operator.api.goal import Goal
+
+CRD_API_VERSION = "apiextensions.k8s.io/v1"
+
+HEADER = (
+    "# Generated from the pydantic models in backlog_operator.api by `make crds`\n"
+    "# (`backlogctl crds --output crds`). Do not edit: change the models and regenerate.\n"
+)
+
+# Fields every object has; the API server owns their schema, so a CRD only names them.
+_OBJECT_FIELDS = ("apiVersion", "kind", "metadata")
+
+# JSON-schema keywords kept as they are: the API server understands them with the same meaning.
+_KEPT = frozenset(
+    {
+        "description",
+        "type",
+        "format",
+        "enum",
+        "default",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+        "required",
+    }
+)
+# Keywords dropped on purpose: annotations the API server either refuses (`title` is allowed
+# but only clutters `kubectl explain`) or has no notion of.
+_DROPPED = frozenset({"title", "readOnly", "writeOnly", "deprecated", "$comment", "$schema"})
+
+_SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean"})
+_INT_OR_STRING = [{"type": "integer"}, {"type": "string"}]
+
+
+class SchemaError(ValueError):
+    """A model uses a construct that a structural OpenAPI v3 schema cannot express."""
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """One `additionalPrinterColumns` entry: a column of `kubectl get`."""
+
+    name: str
+    json_path: str
+    type: Literal["string", "integer", "number", "boolean", "date"]
+    description: str = ""
+    priority: int = 0
+    format: str | None = None
+
+    def to_crd(self) -> dict[str, Any]:
+        """The column as the CRD spells it."""
+        column: dict[str, Any] = {"name": self.name, "jsonPath": self.json_path, "type": self.type}
+        if self.description:
+            column["description"] = self.description
+        if self.priority:
+            column["priority"] = self.priority
+        if self.format:
+            column["format"] = self.format
+        return column
+
+
+def structural_schema(json_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn a pydantic JSON schema (with its `$defs`) into a structural OpenAPI v3 schema.
+
+    - `$ref`s are inlined; a field's own description and default win over its model's.
+    - `X | None` loses its null branch. The API server prunes a null that the schema does not
+      declare nullable, so `field: null` still means "absent", exactly as the model reads it.
+    - `int | str` becomes `x-kubernetes-int-or-string`; `Any` and `dict[str, Any]` become
+      `x-kubernetes-preserve-unknown-fields`; `extra="allow"` models keep unknown fields too.
+    - `extra="forbid"` needs nothing: pruning drops unknown fields and kubectl's strict field
+      validation reports them (the API server refuses `additionalProperties: false`).
+    - `set[...]` becomes `x-kubernetes-list-type: set` (`uniqueItems` is refused).
+    - `exclusiveMinimum: n` (JSON Schema) becomes `minimum: n, exclusiveMinimum: true` (OpenAPI).
+    - `Literal` (`const`) becomes a one-value `enum`; titles are dropped.
+    """
+    definitions = dict(json_schema.get("$defs", {}))
+    body = {key: value for key, value in json_schema.items() if key != "$defs"}
+    return _convert(body, definitions, path="", expanding=frozenset())
+
+
+def _resolve(
+    node: Mapping[str, Any], definitions: Mapping[str, Any], path: str, expanding: frozenset[str]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """Inline `$ref`, single-member `allOf` and the union forms until none is left at the top."""
+    node = dict(node)
+    while True:
+        if "$ref" in node:
+            name = str(node.pop("$ref")).rpartition("/")[2]
+            if name in expanding:
+                raise SchemaError(
+                    f"{path or '(root)'}: {name} refers to itself; "
+                    "a structural schema cannot recurse"
+                )
+            if name not in definitions:
+                raise SchemaError(f"{path or '(root)'}: unknown reference {name}")
+            expanding = expanding | {name}
+            # The referring field's own keywords (description, default) override the model's.
+            node = {**definitions[name], **node}
+        elif "allOf" in node and len(node["allOf"]) == 1:
+            (only,) = node.pop("allOf")
+            node = {**only, **node}
+        elif "anyOf" in node or "oneOf" in node:
+            key = "anyOf" if "anyOf" in node else "oneOf"
+            branches = [branch for branch in node.pop(key) if branch != {"type": "null"}]
+            if len(branches) == 1:
+                node = {**branches[0], **node}
+            elif branches == _INT_OR_STRING or branches == _INT_OR_STRING[::-1]:
+                node = {**node, "x-kubernetes-int-or-string": True, "anyOf": _INT_OR_STRING}
+                return node, expanding
+            else:
+                raise SchemaError(
+                    f"{path or '(root)'}: a union of {len(branches)} kinds of value has no "
+                    "structural schema (only `X | None` and `int | str` have)"
+                )
+        else:
+            return node, expanding
+
+
+def _convert(
+    node: Mapping[str, Any], definitions: Mapping[str, Any], path: str, expanding: frozenset[str]
+) -> dict[str, Any]:
+    """Convert one schema node (and, recursively, its children)."""
+    node, expanding = _resolve(node, definitions, path, expanding)
+    where = path or "(root)"
+    result: dict[str, Any] = {}
+    if node.get("default", ...) is None:
+        # `X | None = None`: the model's "absent", which the pruned null already says.
+        del node["default"]
+
+    for key, value in node.items():
+        if key in _KEPT:
+            result[key] = value
+        elif key in _DROPPED or key in {"properties", "additionalProperties", "items"}:
+            continue
+        elif key.startswith("x-kubernetes-"):
+            result[key] = value
+        elif key == "anyOf" and node.get("x-kubernetes-int-or-string"):
+            # The one junctor a structural schema may type inside (see _resolve).
+            result[key] = value
+        elif key == "const":
+            result["enum"] = [value]
+        elif key == "examples":
+            if value:
+                result["example"] = value[0]
+        elif key in {"exclusiveMinimum", "exclusiveMaximum"}:
+            if isinstance(value, bool):
+                result[key] = value
+            else:
+                result["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+                result[key] = True
+        elif key == "uniqueItems":
+            if value:
+                items = node.get("items", {})
+                if items.get("type") not in _SCALAR_TYPES:
+                    raise SchemaError(f"{where}: only a set of scalars has a structural schema")
+                result["x-kubernetes-list-type"] = "set"
+        else:
+            raise SchemaError(f"{where}: JSON-schema keyword {key!r} has no structural equivalent")
+
+    kind = node.get("type")
+    if isinstance(kind, list):
+        raise SchemaError(f"{where}: a list of types {kind!r} has no structural schema")
+    if kind == "null":
+        raise SchemaError(f"{where}: a field that can only be null has no structural schema")
+    if kind == "object":
+        _convert_object(node, result, definitions, path, expanding)
+    elif kind == "array":
+        if "items" not in node:
+            raise SchemaError(f"{where}: an array needs a type for its items")
+        result["items"] = _convert(node["items"], definitions, f"{path}[]", expanding)
+    elif kind is None and not result.get("x-kubernetes-int-or-string"):
+        # `Any`: any JSON value, which only preserve-unknown-fields allows without a type.
+        result["x-kubernetes-preserve-unknown-fields"] = True
+    return result
+
+
+def _convert_object(
+    node: Mapping[str, Any],
+    result: dict[str, Any],
+    definitions: Mapping[str, Any],
+    path: str,
+    expanding: frozenset[str],
+) -> None:
+    """Fill `result` with the properties and the unknown-field policy of an object node."""
+    where = path or "(root)"
+    properties = node.get("properties")
+    extra = node.get("additionalProperties")
+    if properties is not None:
+        result["properties"] = {
+            name: _convert(schema, definitions, f"{path}.{name}".lstrip("."), expanding)
+            for name, schema in properties.items()
+        }
+    if extra is True or extra == {}:
+        # `extra="allow"`, `dict[str, Any]`: keep whatever is there.
+        result["x-kubernetes-preserve-unknown-fields"] = True
+    elif isinstance(extra, Mapping):
+        if properties:
+            raise SchemaError(
+                f"{where}: properties and a typed additionalProperties cannot be combined "
+                "in a structural schema"
+            )
+        result["additionalProperties"] = _convert(extra, definitions, f"{path}.*", expanding)
+
+
+def crd_for(
+    model: type[BaseModel],
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: Sequence[str] = (),
+    categories: Sequence[str] = (),
+    printer_columns: Sequence[PrinterColumn] = (),
+    group: str = GROUP,
+    version: str = VERSION,
+    scope: Literal["Namespaced", "Cluster"] = "Namespaced",
+    description: str | None = None,
+) -> dict[str, Any]:
+    """A CustomResourceDefinition for `model`, a whole-object model with `spec` (and `status`).
+
+    The model's own `apiVersion`, `kind` and `metadata` fields are replaced by the standard ones
+    (the API server owns them); every other field becomes a property of the schema, converted
+    by `structural_schema`. A `status` field turns on the status subresource, so that only the
+    operator (through `/status`) writes it and a spec change bumps `metadata.generation`.
+    """
+    source = model.model_json_schema(by_alias=True, mode="validation")
+    fields = {
+        name: schema
+        for name, schema in source.get("properties", {}).items()
+        if name not in _OBJECT_FIELDS
+    }
+    if "spec" not in fields:
+        raise SchemaError(f"{model.__name__} has no spec field")
+    properties: dict[str, Any] = {
+        "apiVersion": {
+            "description": "The versioned schema of this representation of an object.",
+            "type": "string",
+        },
+        "kind": {"description": "The REST resource this object represents.", "type": "string"},
+        "metadata": {"type": "object"},
+    }
+    for name, field_schema in fields.items():
+        properties[name] = structural_schema({**field_schema, "$defs": source.get("$defs", {})})
+    schema: dict[str, Any] = {
+        "description": description or (model.__doc__ or kind).strip(),
+        "type": "object",
+        "properties": properties,
+    }
+    required = [name for name in source.get("required", []) if name in fields]
+    if required:
+        schema["required"] = required
+
+    names: dict[str, Any] = {
+        "kind": kind,
+        "listKind": f"{kind}List",
+        "plural": plural,
+        "singular": singular,
+    }
+    if short_names:
+        names["shortNames"] = list(short_names)
+    if categories:
+        names["categories"] = list(categories)
+    served: dict[str, Any] = {
+        "name": version,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": schema},
+    }
+    if printer_columns:
+        served["additionalPrinterColumns"] = [column.to_crd() for column in printer_columns]
+    if "status" in fields:
+        served["subresources"] = {"status": {}}
+    return {
+        "apiVersion": CRD_API_VERSION,
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {"group": group, "names": names, "scope": scope, "versions": [served]},
+    }
+
+
+def goal_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of `Goal` (`goals.backlog.dev`)."""
+    return crd_for(
+        Goal,
+        kind="Goal",
+        plural="goals",
+        singular="goal",
+        short_names=["gl"],
+        categories=["backlog"],
+        description=(
+            "A Goal is one unit of work: a task of a repository's backlog, run as a Kubernetes "
+            "Job (clone, task, publish) that ends in a pull request marking the task completed."
+        ),
+        printer_columns=[
+            PrinterColumn("Phase", ".status.phase", "string", "Where the goal is in its life."),
+            PrinterColumn("Task", ".spec.backlog.taskId", "string", "The backlog task's id."),
+            PrinterColumn("PR", ".status.pullRequest.number", "integer", "The pull request."),
+            PrinterColumn("Attempts", ".status.attempts", "integer", "Attempts so far.", 1),
+            PrinterColumn("Reason", ".status.reason", "string", "Why, for a failure.", 1),
+            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ],
+    )
+
+
+def all_crds() -> list[dict[str, Any]]:
+    """Every CustomResourceDefinition of the project, in a stable order."""
+    return [goal_crd()]
+
+
+def crd_file_name(crd: Mapping[str, Any]) -> str:
+    """`<plural>.<group>.yaml`, the file a CRD is written to."""
+    return f"{crd['metadata']['name']}.yaml"
+
+
+def _yaml() -> YAML:
+    dumper = YAML()
+    dumper.default_flow_style = False
+    # One line per description: a reworded sentence then changes one line of the diff, not a
+    # whole re-folded paragraph.
+    dumper.width = 4096
+    dumper.indent(mapping=2, sequence=2, offset=0)
+    return dumper
+
+
+def _sorted(value: Any) -> Any:
+    """Sort mapping keys (at every depth) so the output only changes when the models do.
+
+    List order is kept: in enums, `required`, printer columns and versions it is meaningful.
+    Multi-line strings become literal blocks, readable as written.
+    """
+    if isinstance(value, Mapping):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    if isinstance(value, str) and "\n" in value:
+        return LiteralScalarString(value)
+    return value
+
+
+def render(crd: Mapping[str, Any]) -> str:
+    """The CRD as the YAML text committed under `crds/`: header comment, sorted keys."""
+    stream = io.StringIO()
+    stream.write(HEADER)
+    _yaml().dump(_sorted(crd), stream)
+    return stream.getvalue()
+
+
+def render_kustomization(file_names: Iterable[str]) -> str:
+    """A kustomization listing the CRD files, so other kustomizations can use the folder.
+
+    Kustomize refuses to load a *file* outside a kustomization's root, but it may load another
+    kustomization *folder* anywhere: this is how `kustomize/crd` uses `crds/` without a copy.
+    """
+    stream = io.StringIO()
+    stream.write(HEADER)
+    _yaml().dump(
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": sorted(file_names),
+        },
+        stream,
+    )
+    return stream.getvalue()
+
+
+def write_crds(directory: Path) -> list[Path]:
+    """Write every CRD and the folder's kustomization into `directory`; return the paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    names = []
+    for crd in all_crds():
+        name = crd_file_name(crd)
+        names.append(name)
+        written.append(directory / name)
+        written[-1].write_text(render(crd), encoding="utf-8")
+    kustomization = directory / "kustomization.yaml"
+    kustomization.write_text(render_kustomization(names), encoding="utf-8")
+    written.append(kustomization)
+    return written
+
+
+def openapi_to_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) that accepts what the API server would store.
+
+    For validating manifests offline (tests, emulators) with `jsonschema`:
+    - objects with properties and no `x-kubernetes-preserve-unknown-fields` refuse unknown
+      fields, as kubectl's default strict field validation does;
+    - `x-kubernetes-int-or-string` keeps its `anyOf`; `x-kubernetes-list-type: set` becomes
+      `uniqueItems`; boolean `exclusiveMinimum`/`exclusiveMaximum` become numbers;
+    - `nullable: true` adds `null` to the type.
+    The API server prunes nulls of non-nullable fields before validating; prune them from an
+    instance first where that matters.
+    """
+    converted: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties":
+            converted[key] = {name: openapi_to_json_schema(sub) for name, sub in value.items()}
+        elif key in {"items", "additionalProperties"} and isinstance(value, Mapping):
+            converted[key] = openapi_to_json_schema(value)
+        elif key in {"anyOf", "allOf", "oneOf"}:
+            converted[key] = [openapi_to_json_schema(sub) for sub in value]
+        elif key == "not":
+            converted[key] = openapi_to_json_schema(value)
+        elif key in {"exclusiveMinimum", "exclusiveMaximum"}:
+            if value is True:
+                bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+                converted[key] = schema[bound]
+        elif key == "x-kubernetes-list-type" and value == "set":
+            converted["uniqueItems"] = True
+        elif key == "nullable" or key.startswith("x-kubernetes-") or key == "example":
+            continue
+        else:
+            converted[key] = value
+    if schema.get("exclusiveMinimum") is True:
+        converted.pop("minimum", None)
+    if schema.get("exclusiveMaximum") is True:
+        converted.pop("maximum", None)
+    if schema.get("nullable") and "type" in converted:
+        converted["type"] = [converted["type"], "null"]
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        converted["additionalProperties"] = False
+    return converted
+
+
+def main(args: argparse.Namespace) -> int:
+    """`backlogctl crds --output DIR|-`: write the CRDs into DIR, or all of them to stdout."""
+    output = str(args.output)
+    if output == "-":
+        sys.stdout.write("---\n".join(render(crd) for crd in all_crds()))
+        return 0
+    for path in write_crds(Path(output)):
+        print(f"wrote {path}")
+    return 0

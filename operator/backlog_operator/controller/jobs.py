@@ -1,0 +1,207 @@
+"""The worker Job of one attempt, built from a Goal. Pure: a dict in, a manifest out.
+
+One Pod: init containers `clone` and `task`, main container `publish`, a shared workspace.
+The credentials Secret is mounted only into `clone` and `publish`; the task gets no token and
+no service-account token. Everything runs as non-root with all capabilities dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from backlog_operator import naming
+from backlog_operator.api.common import API_VERSION
+from backlog_operator.api.goal import Goal
+from backlog_operator.controller.settings import OperatorSettings
+from backlog_operator.worker.context import goal_to_environment
+from backlog_operator.worker.launcher import launcher_command
+
+MANAGED_BY = "backlog-operator"
+LABEL_GOAL = "backlog.dev/goal"
+LABEL_GOAL_UID = "backlog.dev/goal-uid"
+LABEL_TASK = "backlog.dev/task"
+LABEL_ATTEMPT = "backlog.dev/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+
+WORKSPACE = "/workspace"
+TOKEN_DIR = "/var/run/secrets/backlog"  # noqa: S105 (a mount path, not a secret)
+RUN_AS = 65532
+_WORKER_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"memory": "512Mi"},
+}
+
+
+def job_name(goal_name: str, goal_uid: str, attempt: int) -> str:
+    """Deterministic per goal and attempt, so a restarted operator adopts instead of duplicating.
+
+    The uid's prefix keeps a re-created goal of the same name from adopting an old goal's Job.
+    """
+    return naming.dns_label(f"{goal_name}-{goal_uid[:5]}-{attempt}", max_length=63)
+
+
+def attempt_id(goal: Goal, attempt: int) -> str:
+    """The attempt id the worker uses; deterministic too (the same Job has the same id)."""
+    nonce = hashlib.sha256(f"{goal.metadata.uid}/{attempt}".encode()).hexdigest()[:6]
+    return naming.new_attempt_id(goal.spec.backlog.task_id or goal.metadata.name, nonce=nonce)
+
+
+def job_labels(goal: Goal, attempt: int) -> dict[str, str]:
+    """Labels of the Job and its Pod: how the operator finds them again."""
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_GOAL: naming.dns_label(goal.metadata.name),
+        LABEL_GOAL_UID: goal.metadata.uid or "",
+        LABEL_TASK: naming.dns_label(goal.spec.backlog.task_id or goal.metadata.name),
+        LABEL_ATTEMPT: str(attempt),
+    }
+
+
+def build_job(goal: Goal, attempt: int, settings: OperatorSettings) -> dict[str, Any]:
+    """The Job manifest of `attempt` (1-based) of `goal`."""
+    name = job_name(goal.metadata.name, goal.metadata.uid or "", attempt)
+    labels = job_labels(goal, attempt)
+    spec = goal.spec
+    if spec.pull_request.branch_prefix is None:
+        pull_request = spec.pull_request.model_copy(
+            update={"branch_prefix": settings.default_branch_prefix}
+        )
+        goal = goal.model_copy(
+            update={"spec": spec.model_copy(update={"pull_request": pull_request})}
+        )
+    worker_env = _worker_env(goal, attempt, settings)
+    has_token = spec.repository.credentials_secret is not None
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": goal.metadata.namespace,
+            "labels": labels,
+            "ownerReferences": [_owner_reference(goal)],
+        },
+        "spec": {
+            "backoffLimit": 0,  # the operator owns retries (backoff, permanent vs retryable)
+            "activeDeadlineSeconds": spec.task.timeout_seconds,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "serviceAccountName": settings.worker_service_account,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "initContainers": [
+                        _worker_container("clone", settings, worker_env, has_token),
+                        _task_container(goal, attempt),
+                    ],
+                    "containers": [_worker_container("publish", settings, worker_env, has_token)],
+                    "volumes": _volumes(goal),
+                },
+            },
+        },
+    }
+
+
+def _owner_reference(goal: Goal) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Goal",
+        "name": goal.metadata.name,
+        "uid": goal.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _worker_env(goal: Goal, attempt: int, settings: OperatorSettings) -> list[dict[str, str]]:
+    env = [
+        {"name": "BACKLOG_GOAL", "value": goal_to_environment(goal)},
+        {"name": "BACKLOG_ATTEMPT_ID", "value": attempt_id(goal, attempt)},
+        {"name": "BACKLOG_WORKSPACE", "value": WORKSPACE},
+        {"name": "HOME", "value": "/tmp"},  # noqa: S108  # git writes nothing there, but wants a HOME
+    ]
+    if goal.spec.repository.credentials_secret is not None:
+        env.append({"name": "BACKLOG_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"})
+    if settings.goal_url_template:
+        url = settings.goal_url_template.format(
+            namespace=goal.metadata.namespace or "", name=goal.metadata.name
+        )
+        env.append({"name": "BACKLOG_GOAL_URL", "value": url})
+    return env
+
+
+def _restricted(read_only_root: bool) -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _worker_container(
+    step: str, settings: OperatorSettings, env: list[dict[str, str]], has_token: bool
+) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [
+        {"name": "workspace", "mountPath": WORKSPACE},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (an emptyDir, for a read-only root)
+    ]
+    if has_token:
+        mounts.append({"name": "credentials", "mountPath": TOKEN_DIR, "readOnly": True})
+    return {
+        "name": step,
+        "image": settings.worker_image,
+        "args": ["worker", step],
+        "env": env,
+        "volumeMounts": mounts,
+        "resources": _WORKER_RESOURCES,
+        "securityContext": _restricted(read_only_root=True),
+        "terminationMessagePolicy": "File",
+    }
+
+
+def _task_container(goal: Goal, attempt: int) -> dict[str, Any]:
+    task = goal.spec.task
+    env = [{"name": item.name, "value": item.value} for item in task.env]
+    env.append({"name": "BACKLOG_WORKSPACE", "value": WORKSPACE})
+    container: dict[str, Any] = {
+        "name": "task",
+        "image": task.image,
+        "command": launcher_command(task.command, task.args),
+        "workingDir": WORKSPACE,
+        "env": env,
+        "volumeMounts": [{"name": "workspace", "mountPath": WORKSPACE}],
+        # Task images often write outside the workspace (caches, tools): root stays writable.
+        "securityContext": _restricted(read_only_root=False),
+    }
+    if task.resources:
+        container["resources"] = task.resources
+    return container
+
+
+def _volumes(goal: Goal) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "workspace", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+    ]
+    secret = goal.spec.repository.credentials_secret
+    if secret is not None:
+        volumes.append(
+            {
+                "name": "credentials",
+                "secret": {
+                    "secretName": secret.name,
+                    "items": [{"key": secret.key, "path": "token"}],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+    return volumes

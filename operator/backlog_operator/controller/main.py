@@ -1,0 +1,44 @@
+"""`backlogctl operator`: run the operator in this process (what the Deployment runs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from backlog_operator.controller.handlers import build_registry
+from backlog_operator.controller.settings import OperatorSettings
+
+LIVENESS_ENDPOINT = "http://0.0.0.0:8080/healthz"
+
+
+def api_client() -> k8s.ApiClient:
+    """In a Pod: the service account; elsewhere: the kubeconfig."""
+    try:
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    return k8s.ApiClient()
+
+
+def main(args: argparse.Namespace) -> int:
+    """Validate the settings, then run kopf until stopped."""
+    settings = OperatorSettings()
+    if args.namespace:
+        settings = settings.model_copy(update={"namespaces": list(args.namespace)})
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    kopf.configure(verbose=args.verbose)
+    registry = build_registry(settings, api_client)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=LIVENESS_ENDPOINT,
+        )
+    )
+    return 0

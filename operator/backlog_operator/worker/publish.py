@@ -1,0 +1,274 @@
+"""The `publish` step, as ordered small steps.
+
+1. refuse changes outside the task's `allowed_paths` (permanent; nothing is pushed);
+2. find the open pull request of this task, if the forge has one (to reuse it);
+3. mark the task completed in the backlog file;
+4. commit the task's changes and the backlog change together;
+5. push: a new branch `<prefix><task>-<attempt>`, or, when reusing an open pull request, a
+   commit on its branch whose parents are the branch's head and ours (a fast-forward: the
+   earlier attempt's history stays, and the pull request's diff is exactly this attempt's);
+6. open the pull request (GitHub's 422 for a duplicate also ends in reuse);
+7. record the pull request's number in the backlog with a follow-up commit on the branch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import git
+from backlog_operator import naming
+from backlog_operator.adapters import git as gitops
+from backlog_operator.adapters.github import ForgeError, GitHubForge, PullRequestRef
+from backlog_operator.api.goal import PullRequestStatus
+from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.backlog.document import BacklogDocument
+from backlog_operator.backlog.model import path_allowed
+from backlog_operator.worker.context import InvalidGoalError, WorkerContext
+from backlog_operator.worker.failures import StepFailure
+from backlog_operator.worker.record import CloneRecord
+
+log = logging.getLogger("backlog_operator.worker")
+
+
+@dataclass
+class _Publication:
+    """What publishing has done so far (for the result)."""
+
+    branch: str
+    commit: str = ""
+    pull_request: PullRequestRef | None = None
+    backlog_updated: bool = False
+    changed_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> WorkerResult:
+    """Publish the attempt; raises StepFailure (or an adapter's error) when it cannot."""
+    if record.already_completed:
+        return WorkerResult(
+            outcome=Outcome.ALREADY_COMPLETED,
+            task_id=ctx.work_name,
+            attempt_id=ctx.attempt_id,
+            message=f"task {ctx.work_name} is already completed at {record.base_commit[:12]}",
+            step="publish",
+        )
+    repo = git.Repo(ctx.repo_dir)
+    task_changes = gitops.changed_paths(repo)
+    _refuse_paths_outside(task_changes, record.allowed_paths)
+    forge = _forge(ctx)
+    existing = _open_pull_request(ctx, forge)
+    state = _Publication(
+        branch=existing.head_branch if existing else _new_branch(ctx),
+        pull_request=existing,
+        warnings=list(record.warnings),
+    )
+    state.backlog_updated = _mark_completed(ctx, record, state, now)
+    state.changed_files = sorted(
+        set(task_changes) | ({record.backlog_path} if state.backlog_updated else set())
+    )
+    if not state.changed_files:
+        raise StepFailure(
+            "NoChanges",
+            "the task changed nothing and there is no backlog task to mark completed",
+            retryable=False,
+        )
+    state.commit = gitops.commit_all(
+        repo, _render(ctx, record, ctx.goal.spec.commit.message), **_author(ctx)
+    )
+    if existing is not None:
+        _push_onto_open_pull_request(ctx, repo, state, existing)
+    else:
+        _push_new_branch(ctx, repo, state)
+        if forge is not None:
+            _open_and_record(ctx, record, repo, forge, state, now)
+    return _result(ctx, state)
+
+
+def _refuse_paths_outside(changed: list[str], allowed: list[str] | None) -> None:
+    if allowed is None:
+        return
+    outside = [path for path in changed if not path_allowed(path, allowed)]
+    if outside:
+        shown = ", ".join(outside[:10]) + (
+            f" and {len(outside) - 10} more" if len(outside) > 10 else ""
+        )
+        raise StepFailure(
+            "PathViolation",
+            f"the task changed paths outside allowed_paths {allowed}: {shown}; nothing was pushed",
+            retryable=False,
+        )
+
+
+def _forge(ctx: WorkerContext) -> GitHubForge | None:
+    spec = ctx.goal.spec.pull_request
+    if spec.provider == "none":
+        return None
+    slug = spec.repository or naming.forge_repository(ctx.goal.spec.repository.url)
+    if slug is None:
+        raise InvalidGoalError(
+            "cannot tell owner/name of the repository from its URL; set spec.pullRequest.repository"
+        )
+    return GitHubForge(slug, ctx.read_token(), base_url=spec.api_base_url)
+
+
+def _open_pull_request(ctx: WorkerContext, forge: GitHubForge | None) -> PullRequestRef | None:
+    if forge is None:
+        return None
+    prefix = naming.task_branch_prefix(
+        ctx.goal.spec.pull_request.branch_prefix_or_default(), ctx.work_name
+    )
+    existing = forge.find_open_pull_request(prefix, ctx.goal.spec.repository.base_branch)
+    if existing is not None:
+        log.info("reusing open pull request #%d (%s)", existing.number, existing.head_branch)
+    return existing
+
+
+def _new_branch(ctx: WorkerContext) -> str:
+    return naming.branch_name(
+        ctx.goal.spec.pull_request.branch_prefix_or_default(), ctx.work_name, ctx.attempt_id
+    )
+
+
+def _mark_completed(
+    ctx: WorkerContext, record: CloneRecord, state: _Publication, now: datetime
+) -> bool:
+    if not record.task_found or ctx.task_id is None:
+        return False
+    document = BacklogDocument.load(ctx.repo_dir, record.backlog_path)
+    if document.find(ctx.task_id) is None:
+        # The task removed its own entry: keep its change, say so, do not resurrect the entry.
+        state.warnings.append(f"the task removed {ctx.task_id!r} from the backlog; not marked")
+        return False
+    document.mark_completed(
+        ctx.task_id,
+        attempt_id=ctx.attempt_id,
+        branch=state.branch,
+        completed_at=now,
+        pr_number=state.pull_request.number if state.pull_request else None,
+    )
+    document.save(ctx.repo_dir / record.backlog_path)
+    return True
+
+
+def _push_new_branch(ctx: WorkerContext, repo: git.Repo, state: _Publication) -> None:
+    log.info("pushing %s (%s)", state.branch, state.commit[:12])
+    gitops.push(repo, state.commit, state.branch, credentials=_credentials(ctx))
+
+
+def _push_onto_open_pull_request(
+    ctx: WorkerContext, repo: git.Repo, state: _Publication, existing: PullRequestRef
+) -> None:
+    credentials = _credentials(ctx)
+    head = gitops.fetch_branch(repo, existing.head_branch, credentials=credentials)
+    if head is None:
+        raise StepFailure(
+            "NonFastForward",
+            f"the branch {existing.head_branch} of pull request #{existing.number} disappeared",
+            retryable=True,
+        )
+    state.commit = gitops.merge_commit(
+        repo,
+        tree_from=state.commit,
+        parents=[head, state.commit],
+        message=f"Supersede earlier attempt with {ctx.attempt_id}",
+        **_author(ctx),
+    )
+    log.info("updating pull request #%d on %s", existing.number, existing.head_branch)
+    gitops.push(repo, state.commit, existing.head_branch, credentials=credentials)
+
+
+def _open_and_record(
+    ctx: WorkerContext,
+    record: CloneRecord,
+    repo: git.Repo,
+    forge: GitHubForge,
+    state: _Publication,
+    now: datetime,
+) -> None:
+    spec = ctx.goal.spec.pull_request
+    pull_request, created = forge.open_pull_request(
+        head=state.branch,
+        base=ctx.goal.spec.repository.base_branch,
+        title=_render(ctx, record, spec.title)[:256],
+        body=_body(ctx, record),
+        draft=spec.draft,
+        labels=spec.labels,
+    )
+    state.pull_request = pull_request
+    log.info("%s pull request #%d", "opened" if created else "reused", pull_request.number)
+    if not state.backlog_updated or ctx.task_id is None:
+        return
+    document = BacklogDocument.load(ctx.repo_dir, record.backlog_path)
+    document.set_pr_number(ctx.task_id, pull_request.number)
+    document.save(ctx.repo_dir / record.backlog_path)
+    follow_up = gitops.commit_all(
+        repo, f"Record pull request #{pull_request.number} for {ctx.task_id}", **_author(ctx)
+    )
+    try:
+        gitops.push(repo, follow_up, state.branch, credentials=_credentials(ctx))
+    except gitops.GitError as error:
+        # The pull request exists and carries the work; only the number is missing from it.
+        state.warnings.append(
+            f"could not record the pull request number: {ctx.redactor(str(error))}"
+        )
+        return
+    state.commit = follow_up
+
+
+def _result(ctx: WorkerContext, state: _Publication) -> WorkerResult:
+    pull_request = (
+        PullRequestStatus(number=state.pull_request.number, url=state.pull_request.url)
+        if state.pull_request
+        else None
+    )
+    return WorkerResult(
+        outcome=Outcome.PUBLISHED,
+        task_id=ctx.work_name,
+        attempt_id=ctx.attempt_id,
+        branch=state.branch,
+        commit=state.commit,
+        pull_request=pull_request,
+        changed_files=state.changed_files,
+        backlog_updated=state.backlog_updated,
+        warnings=[ctx.redactor(warning) for warning in state.warnings],
+        step="publish",
+    )
+
+
+def _credentials(ctx: WorkerContext) -> gitops.GitCredentials | None:
+    return gitops.GitCredentials(token_file=ctx.token_file) if ctx.token_file else None
+
+
+def _author(ctx: WorkerContext) -> dict[str, str]:
+    commit = ctx.goal.spec.commit
+    return {"author_name": commit.author_name, "author_email": commit.author_email}
+
+
+def _render(ctx: WorkerContext, record: CloneRecord, template: str) -> str:
+    """Fill {taskId}, {title}, {description}, {goal}, {attemptId}; other braces stay as written."""
+    values = {
+        "taskId": ctx.work_name,
+        "title": record.title or ctx.work_name,
+        "description": record.description,
+        "goal": ctx.goal.label(),
+        "attemptId": ctx.attempt_id,
+    }
+    text = template
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return text.strip() or ctx.work_name
+
+
+def _body(ctx: WorkerContext, record: CloneRecord) -> str:
+    body = _render(ctx, record, ctx.goal.spec.pull_request.body)
+    where = f"[{ctx.goal.label()}]({ctx.goal_url})" if ctx.goal_url else f"`{ctx.goal.label()}`"
+    return (
+        f"{body}\n\n---\nOpened by backlog-operator for Goal {where}, attempt `{ctx.attempt_id}`. "
+        f"This pull request also marks task `{ctx.work_name}` completed in "
+        f"`{record.backlog_path}`, so it is not picked again once merged."
+    )
+
+
+__all__ = ["ForgeError", "publish"]

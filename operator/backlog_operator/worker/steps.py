@@ -1,0 +1,258 @@
+"""The worker's three steps: `clone` → `task` → `publish`.
+
+Each step is a function over a WorkerContext (so `backlogctl run` calls them in one process),
+plus a `*_main` entry point for a Job container that reads its context from the environment,
+writes its result JSON to the termination-message path, prints it as the last stdout line and
+exits with the code the operator maps (see ExitCode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from backlog_operator.adapters import git as gitops
+from backlog_operator.api.result import WorkerResult
+from backlog_operator.backlog.document import BacklogDocument
+from backlog_operator.backlog.errors import BacklogNotFoundError
+from backlog_operator.redact import Redactor
+from backlog_operator.worker import launcher
+from backlog_operator.worker.context import WorkerContext, context_from_environment
+from backlog_operator.worker.failures import StepFailure, failed_result
+from backlog_operator.worker.publish import publish
+from backlog_operator.worker.record import CloneRecord
+
+log = logging.getLogger("backlog_operator.worker")
+
+# What a task may see of the caller's environment in `backlogctl run`: enough to find its
+# tools, nothing that could carry a credential (GITHUB_TOKEN, SSH_AUTH_SOCK, GIT_* ...).
+_TASK_ENV_ALLOWLIST = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR", "USER")
+
+
+# ---------------------------------------------------------------------------------------- clone
+
+
+def clone(ctx: WorkerContext) -> CloneRecord:
+    """Clone the base branch and check the backlog; raise StepFailure when that cannot be done."""
+    spec = ctx.goal.spec
+    credentials = gitops.GitCredentials(token_file=ctx.token_file) if ctx.token_file else None
+    log.info("cloning %s at %s", spec.repository.url, spec.repository.base_branch)
+    repo = gitops.clone(
+        spec.repository.url, ctx.repo_dir, spec.repository.base_branch, credentials=credentials
+    )
+    record = CloneRecord(base_commit=gitops.head_commit(repo), backlog_path=spec.backlog.path)
+    if ctx.task_id is not None:
+        record = _check_backlog(ctx, record)
+    record.save(ctx.state_dir)
+    if record.already_completed:
+        launcher.write_skip_marker(ctx.state_dir)
+    launcher.write_task_environment(ctx.state_dir, task_variables(ctx, record))
+    return record
+
+
+def _check_backlog(ctx: WorkerContext, record: CloneRecord) -> CloneRecord:
+    task_id = ctx.task_id
+    try:
+        document = BacklogDocument.load(ctx.repo_dir, record.backlog_path)
+    except BacklogNotFoundError as error:
+        warning = f"{error}; the task runs without writeback"
+        log.warning("%s", warning)
+        return record.model_copy(update={"warnings": [warning]})
+    task = document.find(task_id) if task_id else None
+    if task is None:
+        warning = f"task {task_id!r} is not in {record.backlog_path}; it runs without writeback"
+        log.warning("%s", warning)
+        return record.model_copy(update={"warnings": [warning]})
+    completed = task.status == "completed"
+    if completed:
+        log.info("task %s is already completed at %s", task_id, record.base_commit[:12])
+    return record.model_copy(
+        update={
+            "task_found": True,
+            "already_completed": completed,
+            "title": task.title or "",
+            "description": task.description or "",
+            "allowed_paths": list(task.allowed_paths) if task.allowed_paths is not None else None,
+        }
+    )
+
+
+# ----------------------------------------------------------------------------------------- task
+
+
+def task_variables(ctx: WorkerContext, record: CloneRecord) -> dict[str, str]:
+    """What the task learns about itself through its environment."""
+    return {
+        "BACKLOG_TASK_ID": ctx.work_name,
+        "BACKLOG_TASK_TITLE": record.title,
+        "BACKLOG_TASK_DESCRIPTION": record.description,
+        "BACKLOG_ATTEMPT_ID": ctx.attempt_id,
+        "BACKLOG_GOAL_NAME": ctx.goal.metadata.name,
+    }
+
+
+def task_environment(ctx: WorkerContext, record: CloneRecord) -> dict[str, str]:
+    """The task's whole environment: an allowlist of ours, the goal's env, the task variables."""
+    env = {name: os.environ[name] for name in _TASK_ENV_ALLOWLIST if name in os.environ}
+    env.update({item.name: item.value for item in ctx.goal.spec.task.env})
+    env.update(task_variables(ctx, record))
+    return env
+
+
+def run_task(ctx: WorkerContext, record: CloneRecord, argv: list[str] | None = None) -> int:
+    """Run the task command in the clone with no credentials; its exit code is the verdict."""
+    if record.already_completed:
+        log.info("task already completed; nothing to run")
+        return 0
+    spec = ctx.goal.spec.task
+    command = argv or [*spec.command, *spec.args]
+    log.info("running the task: %s", " ".join(command))
+    try:
+        completed = subprocess.run(
+            command,
+            cwd=ctx.repo_dir,
+            env=task_environment(ctx, record),
+            timeout=spec.timeout_seconds,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        log.error("task command not found: %s", command[0])
+        return 127
+    except subprocess.TimeoutExpired:
+        log.error("task exceeded its timeout of %ss", spec.timeout_seconds)
+        return 124
+    return completed.returncode
+
+
+def task_failed(ctx: WorkerContext, exit_code: int) -> WorkerResult:
+    """The result of an attempt whose task command failed (retryable: tasks are often flaky)."""
+    return failed_result(
+        StepFailure("TaskFailed", f"the task command exited with {exit_code}", retryable=True),
+        step="task",
+        redactor=ctx.redactor,
+        task_id=ctx.work_name,
+        attempt_id=ctx.attempt_id,
+    )
+
+
+# -------------------------------------------------------------------------------------- publish
+
+
+def publish_attempt(ctx: WorkerContext, *, now: datetime | None = None) -> WorkerResult:
+    """Publish the task's changes; every failure becomes a failed result, never an exception."""
+    try:
+        record = CloneRecord.load(ctx.state_dir)
+    except FileNotFoundError:
+        return failed_result(
+            StepFailure(
+                "InvalidWorkspace",
+                f"no clone record in {ctx.state_dir}: the clone step has not run here",
+                retryable=True,
+            ),
+            step="publish",
+            redactor=ctx.redactor,
+            task_id=ctx.work_name,
+            attempt_id=ctx.attempt_id,
+        )
+    try:
+        return publish(ctx, record, now=now or datetime.now(UTC))
+    except Exception as error:
+        log.debug("publish failed", exc_info=True)
+        return failed_result(
+            error,
+            step="publish",
+            redactor=ctx.redactor,
+            task_id=ctx.work_name,
+            attempt_id=ctx.attempt_id,
+        )
+
+
+# ------------------------------------------------------------------------------- entry points
+
+
+def configure_logging(ctx: WorkerContext | None = None, *, verbose: bool = False) -> None:
+    """Progress to stderr, every record scrubbed of the secrets the context knows."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("backlog %(levelname)s %(message)s"))
+    if ctx is not None:
+        handler.addFilter(ctx.redactor.filter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("git", "github", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def emit(ctx: WorkerContext | None, result: WorkerResult) -> int:
+    """Write the result to the termination-message path and stdout; return the exit code."""
+    text = result.to_json()
+    if ctx is not None:
+        text = ctx.redactor(text)
+        if ctx.termination_log is not None:
+            try:
+                ctx.termination_log.parent.mkdir(parents=True, exist_ok=True)
+                ctx.termination_log.write_text(text, encoding="utf-8")
+            except OSError as error:
+                log.warning("cannot write %s: %s", ctx.termination_log, error.strerror)
+    print(text, flush=True)
+    return int(result.exit_code)
+
+
+def _context_or_result() -> WorkerContext | WorkerResult:
+    try:
+        return context_from_environment()
+    except Exception as error:
+        configure_logging()
+        return failed_result(error, step="clone", redactor=Redactor())
+
+
+def clone_main(args: argparse.Namespace) -> int:
+    """`backlogctl worker clone`: the Job's first init container."""
+    ctx = _context_or_result()
+    if isinstance(ctx, WorkerResult):
+        return emit(None, ctx)
+    configure_logging(ctx)
+    try:
+        clone(ctx)
+    except Exception as error:
+        return emit(
+            ctx,
+            failed_result(
+                error,
+                step="clone",
+                redactor=ctx.redactor,
+                task_id=ctx.work_name,
+                attempt_id=ctx.attempt_id,
+            ),
+        )
+    return 0
+
+
+def task_main(args: argparse.Namespace) -> int:
+    """`backlogctl worker task [-- COMMAND...]`: run the task when the image is ours."""
+    ctx = _context_or_result()
+    if isinstance(ctx, WorkerResult):
+        return emit(None, ctx)
+    configure_logging(ctx)
+    argv = [part for part in (args.argv or []) if part != "--"] or None
+    return run_task(ctx, CloneRecord.load(ctx.state_dir), argv)
+
+
+def publish_main(args: argparse.Namespace) -> int:
+    """`backlogctl worker publish`: the Job's main container."""
+    ctx = _context_or_result()
+    if isinstance(ctx, WorkerResult):
+        return emit(None, ctx)
+    configure_logging(ctx)
+    return emit(ctx, publish_attempt(ctx))
+
+
+def workspace_path(path: str | None) -> Path | None:
+    """A workspace path from the command line, made absolute."""
+    return Path(path).resolve() if path else None

@@ -1,0 +1,20 @@
+"""Shared test configuration: hermetic git, no stray credentials from the caller's shell."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run every test with no system or user git configuration and no forge token.
+
+    A developer's own `~/.gitconfig` (credential helpers, signing, hooks) or `GITHUB_TOKEN`
+    must neither help nor break a test, and must never be picked up by the code under test.
+    """
+    os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    os.environ["GIT_CONFIG_GLOBAL"] = os.devnull
+    os.environ["GIT_TERMINAL_PROMPT"] = "0"
+    for name in ("GITHUB_TOKEN", "BACKLOG_TOKEN_FILE", "GIT_ASKPASS", "SSH_ASKPASS", "KUBECONFIG"):
+        os.environ.pop(name, None)
