@@ -1,0 +1,122 @@
+"""Worker overhead: `backlogctl run` with an empty task against a plain git-CLI shell script.
+
+Both do the same on the same repository, alternating, in one run: a shallow single-branch
+clone, mark the task completed in the backlog, commit, push a new branch. The worker also
+validates the goal and the backlog and keeps every other byte of the file; the script edits
+with sed. Figures are medians; the ratio is worker / script (target ≤ 1.3).
+
+Run: .venv/bin/python benchmarks/bench_worker.py [--rounds N] [--files N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BACKLOG_HEAD = "# Team backlog\ntasks:\n"
+TASK = "  - id: task-{i:04d}\n    title: Task {i}\n    ready: true\n    status: pending\n    priority: {p}\n\n"
+
+SHELL_BASELINE = r"""
+set -euo pipefail
+remote=$1 work=$2 branch=$3
+git clone -q --depth 1 --single-branch --branch main "$remote" "$work"
+cd "$work"
+sed -i '/- id: task-0001$/,/^$/ s/status: pending/status: completed\n    last_attempt_id: a\n    branch_name: b/' .backlog/backlog.yaml
+git add -A
+git -c user.name=bench -c user.email=bench@example.invalid commit -q -m "task-0001"
+git push -q origin "HEAD:refs/heads/$branch"
+"""
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def make_remote(root: Path, files: int, tasks: int) -> Path:
+    """A bare remote with `files` source files over 20 commits, and a backlog."""
+    seed = root / "seed"
+    git("init", "-q", "-b", "main", str(seed))
+    (seed / ".backlog").mkdir()
+    backlog = BACKLOG_HEAD + "".join(TASK.format(i=i, p=i % 5) for i in range(tasks))
+    (seed / ".backlog" / "backlog.yaml").write_text(backlog)
+    for commit in range(20):
+        for i in range(commit, files, 20):
+            path = seed / "src" / f"pkg{i % 50:02d}" / f"module_{i:05d}.py"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"# module {i}, revision {commit}\n" + "x = 1\n" * 40)
+        git("add", "-A", cwd=seed)
+        git("-c", "user.name=b", "-c", "user.email=b@e", "commit", "-q", "-m", f"c{commit}", cwd=seed)
+    remote = root / "remote.git"
+    git("clone", "-q", "--bare", str(seed), str(remote))
+    return remote
+
+
+def goal_file(root: Path, remote: Path) -> Path:
+    goal = root / "goal.json"
+    goal.write_text(
+        json.dumps(
+            {
+                "apiVersion": "backlog.dev/v1alpha1",
+                "kind": "Goal",
+                "metadata": {"name": "bench"},
+                "spec": {
+                    "repository": {"url": str(remote)},
+                    "backlog": {"taskId": "task-0001"},
+                    "task": {"command": ["true"]},
+                    "pullRequest": {"provider": "none"},
+                },
+            }
+        )
+    )
+    return goal
+
+
+def timed(command: list[str]) -> float:
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    """Measure and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--tasks", type=int, default=200)
+    args = parser.parse_args()
+    backlogctl = str(Path(sys.executable).with_name("backlogctl"))
+    with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
+        root = Path(tmp)
+        remote = make_remote(root, args.files, args.tasks)
+        goal = goal_file(root, remote)
+        script = root / "baseline.sh"
+        script.write_text(SHELL_BASELINE)
+        worker_times, shell_times = [], []
+        for n in range(args.rounds):
+            worker_times.append(timed([backlogctl, "run", str(goal), "--attempt-id", f"attempt-task-0001-w{n:05d}"]))
+            shell_times.append(timed(["bash", str(script), str(remote), str(root / f"sh{n}"), f"shell/{n}"]))
+        # The interpreter's own start, for reading the figures: what no Python CLI can avoid.
+        startup = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(5))
+    worker, shell = statistics.median(worker_times), statistics.median(shell_times)
+    print(f"repository: {args.files} files in 20 commits, backlog of {args.tasks} tasks")
+    print(f"rounds: {args.rounds} (alternating), medians")
+    print(f"baseline git CLI script : {shell * 1000:8.1f} ms")
+    print(f"backlogctl run          : {worker * 1000:8.1f} ms")
+    print(f"python interpreter start: {startup * 1000:8.1f} ms (part of backlogctl run)")
+    print(f"ratio worker/baseline   : {worker / shell:8.2f}  (target <= 1.3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

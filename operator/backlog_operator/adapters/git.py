@@ -1,0 +1,693 @@
+"""Git through GitPython: clone, inspect, commit, push, with the token kept out of sight.
+
+Every function blocks (callers run them in threads) and raises `GitError` with a CamelCase
+`reason`, a `retryable` verdict and a sentence scrubbed of secrets.
+
+How a token reaches git: `GitCredentials.environment()` installs a credential helper through
+`GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`. The helper is a line of shell that
+reads the token file when git asks for a password and answers on its stdout, so the token never
+appears in a command line (GitPython prints those in logs and in `GitCommandError`), in a remote
+URL, in `.git/config`, or in the environment. Prompts are off (`GIT_TERMINAL_PROMPT=0`, empty
+askpass, ssh in batch mode): a missing or wrong credential fails at once instead of waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from backlog_operator.naming import url_has_credentials
+from backlog_operator.redact import Redactor
+
+log = logging.getLogger(__name__)
+
+#: Upper bound of a command that talks to a remote (clone, fetch, push, ls-remote).
+NETWORK_TIMEOUT_SECONDS = 600.0
+#: Upper bound of a local command (status, add, commit): only a sick file system takes this long.
+LOCAL_TIMEOUT_SECONDS = 300.0
+
+# Transports git may use, also for redirects and submodules; `ext::` and friends run commands.
+_ALLOWED_PROTOCOLS = ("file", "git", "http", "https", "ssh")
+_URL_SCHEMES = frozenset({*_ALLOWED_PROTOCOLS, "git+ssh", "ssh+git"})
+# `<transport>::<address>` asks git for a remote helper by name: never from a goal.
+_REMOTE_HELPER_SYNTAX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+# Environment variables the credential helper reads; the token itself is never in one.
+_TOKEN_FILE_VARIABLE = "BACKLOG_GIT_TOKEN_FILE"  # noqa: S105 (a variable name)
+_USERNAME_VARIABLE = "BACKLOG_GIT_USERNAME"
+# Answers only `get` (git also sends `store` and `erase`). `tr` reads the file on its stdin and
+# `printf` is a shell builtin, so the token is in no process's argv; whitespace is dropped
+# because a Secret's key often ends with a newline.
+_CREDENTIAL_HELPER = (
+    '!f() { test "$1" = get || exit 0; '
+    f'printf "username=%s\\n" "${_USERNAME_VARIABLE}"; '
+    f'printf "password=%s\\n" "$(tr -d \' \\t\\r\\n\' < "${_TOKEN_FILE_VARIABLE}")"; '
+    "}; f"
+)
+
+# Command-line scoped configuration for every command. Hooks are off because the operator's
+# commits are machine-made and a person's global hooks (core.hooksPath) must not change or block
+# them; the low-speed limit ends a stalled transfer long before the overall timeout.
+_BASE_CONFIG: tuple[tuple[str, str], ...] = (
+    ("core.hooksPath", os.devnull),
+    ("http.lowSpeedLimit", "1"),
+    ("http.lowSpeedTime", "60"),
+)
+
+
+class GitError(Exception):
+    """A git operation failed.
+
+    `reason` is a CamelCase word (RepositoryUnreachable, AuthenticationFailed, BranchNotFound,
+    PushRejected, NonFastForward, RefNotFound, NothingToCommit, CredentialsInUrl, UnsupportedUrl,
+    GitFailed, ...); `retryable` says whether a later attempt may succeed; `str()` is a sentence
+    for people that includes git's own words, scrubbed of secrets and URL credentials.
+    """
+
+    def __init__(self, reason: str, message: str, *, retryable: bool, detail: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retryable = retryable
+        self.message = message
+        #: What git printed (scrubbed, shortened); also part of `message`.
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """A token for git over HTTPS, held in a file (a mounted Secret key) and read only on use.
+
+    `token_file=None` means anonymous access: no helper at all is consulted, not even the user's.
+    """
+
+    token_file: Path | None
+    username: str = "x-access-token"
+
+    def __post_init__(self) -> None:
+        # The helper speaks a line-based protocol: a newline in the user name would forge a field.
+        if any(char in self.username for char in "\r\n\0") or not self.username:
+            raise ValueError("the git user name must be one non-empty line")
+
+    def environment(self) -> dict[str, str]:
+        """Environment for git processes: no prompts, no system config, only our helper.
+
+        Holds the token file's path, never the token. An empty `credential.helper` first resets
+        the list, so helpers from the user's or the system's configuration are never asked.
+        """
+        config: list[tuple[str, str]] = [("credential.helper", "")]
+        env = {"GIT_CONFIG_NOSYSTEM": "1"}
+        if self.token_file is not None:
+            config.append(("credential.helper", _CREDENTIAL_HELPER))
+            # Absolute: git runs the helper in the repository, not in our working directory.
+            env[_TOKEN_FILE_VARIABLE] = str(Path(self.token_file).absolute())
+            env[_USERNAME_VARIABLE] = self.username
+        return {**_environment(config), **env}
+
+    def read_token(self) -> str | None:
+        """The token, for scrubbing error texts; None when there is none or it cannot be read."""
+        if self.token_file is None:
+            return None
+        try:
+            return Path(self.token_file).read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+
+# ------------------------------------------------------------------------------------- network
+
+
+def clone(
+    url: str,
+    dest: Path,
+    branch: str,
+    *,
+    credentials: GitCredentials | None = None,
+    depth: int | None = 1,
+    timeout: float | None = NETWORK_TIMEOUT_SECONDS,
+) -> git.Repo:
+    """Clone only `branch` of `url` into `dest` (shallow unless `depth` is None).
+
+    `url` is an https://, ssh://, git://, file:// URL, an scp-like `user@host:path`, or a local
+    path (made absolute, so the clone's `origin` keeps working from anywhere).
+
+    Raises GitError: RepositoryUnreachable (network trouble or timeout: retryable; no such
+    repository: not retryable), AuthenticationFailed, BranchNotFound, CredentialsInUrl.
+    """
+    remote = _remote_url(url)
+    dest = Path(dest).absolute()
+    # --no-local: otherwise git copies a local repository whole and ignores --depth.
+    args = ["clone", "--no-tags", "--single-branch", "--no-local", f"--branch={branch}"]
+    if depth is not None:
+        args.append(f"--depth={_positive(depth)}")
+    args += ["--", remote, str(dest)]
+    redact = _redactor(credentials)
+    log.debug("cloning %s at %s into %s", redact(remote), branch, dest)
+    result = _git(None, args, env=_network_env(credentials), timeout=timeout)
+    if result.status != 0:
+        raise _network_error("clone", result, redact, branch=branch)
+    return git.Repo(dest)
+
+
+def push(
+    repo: git.Repo,
+    local_ref: str,
+    remote_branch: str,
+    *,
+    credentials: GitCredentials | None = None,
+    expect_remote_sha: str | None = None,
+    timeout: float | None = NETWORK_TIMEOUT_SECONDS,
+) -> None:
+    """Push `local_ref` (a branch, HEAD or a sha) to `refs/heads/<remote_branch>` on origin.
+
+    With `expect_remote_sha=None` the remote branch must be new or fast-forwarded; otherwise it
+    is replaced only while it still points at that sha (`--force-with-lease`).
+
+    Raises GitError: PushRejected (a hook, branch protection or missing permission: not
+    retryable), NonFastForward (the branch moved or the lease is stale: retryable),
+    RepositoryUnreachable, AuthenticationFailed.
+    """
+    _check_origin(repo)
+    target = f"refs/heads/{_strip_heads(remote_branch)}"
+    # --porcelain: one machine-readable status line per ref, instead of guessing from prose.
+    # --no-verify: a person's pre-push hooks have no say over the operator's pushes.
+    args = ["push", "--porcelain", "--no-verify"]
+    if expect_remote_sha is not None:
+        args.append(f"--force-with-lease={target}:{expect_remote_sha}")
+    args += ["origin", f"{local_ref}:{target}"]
+    redact = _redactor(credentials)
+    log.debug("pushing %s to %s", local_ref, target)
+    result = _git(repo, args, env=_network_env(credentials), timeout=timeout)
+    if result.status != 0:
+        raise _push_error(result, redact, target)
+
+
+def fetch_branch(
+    repo: git.Repo,
+    branch: str,
+    *,
+    credentials: GitCredentials | None = None,
+    depth: int | None = 1,
+    timeout: float | None = NETWORK_TIMEOUT_SECONDS,
+) -> str | None:
+    """Fetch one branch of origin into `refs/remotes/origin/<branch>`; its sha, None if absent."""
+    _check_origin(repo)
+    name = _strip_heads(branch)
+    tracking = f"refs/remotes/origin/{name}"
+    args = ["fetch", "--no-tags", "--no-write-fetch-head"]
+    if depth is not None:
+        args.append(f"--depth={_positive(depth)}")
+    # The explicit refspec matters: a single-branch clone's configured refspec names only the
+    # branch it was cloned at.
+    args += ["origin", f"+refs/heads/{name}:{tracking}"]
+    redact = _redactor(credentials)
+    result = _git(repo, args, env=_network_env(credentials), timeout=timeout)
+    if result.status != 0:
+        error = _network_error("fetch", result, redact, branch=name)
+        if error.reason != "BranchNotFound":
+            raise error
+        # Gone from the remote: forget a stale copy so nobody builds on it later.
+        _git(repo, ["update-ref", "-d", tracking], timeout=LOCAL_TIMEOUT_SECONDS)
+        return None
+    return _resolve(repo, tracking)
+
+
+def remote_branch_sha(
+    remote: str | Path | git.Repo,
+    branch: str,
+    *,
+    credentials: GitCredentials | None = None,
+    timeout: float | None = NETWORK_TIMEOUT_SECONDS,
+) -> str | None:
+    """The sha a remote branch points at, without fetching anything (`git ls-remote`).
+
+    `remote` is a URL or path, or a clone (its origin is asked). None when the branch is absent.
+    """
+    ref = f"refs/heads/{_strip_heads(branch)}"
+    if isinstance(remote, git.Repo):
+        _check_origin(remote)
+        where: git.Repo | None = remote
+        target = "origin"
+    else:
+        where = None
+        target = _remote_url(str(remote))
+    redact = _redactor(credentials)
+    result = _git(
+        where, ["ls-remote", "--", target, ref], env=_network_env(credentials), timeout=timeout
+    )
+    if result.status != 0:
+        raise _network_error("ls-remote", result, redact)
+    # ls-remote matches patterns by their tail (`x/refs/heads/main` matches too): compare exactly.
+    for line in result.text.splitlines():
+        sha, _, name = line.partition("\t")
+        if name == ref:
+            return sha
+    return None
+
+
+# --------------------------------------------------------------------------------------- local
+
+
+def head_commit(repo: git.Repo) -> str:
+    """The sha of HEAD."""
+    return _resolve(repo, "HEAD")
+
+
+def changed_paths(repo: git.Repo) -> list[str]:
+    """Every path `commit_all` would commit, relative to the repository root, sorted.
+
+    Modified, added (staged or untracked, not ignored), deleted, and both the old and the new
+    path of a rename.
+    """
+    # --no-renames reports a rename as its deletion and its addition: both paths, no pairing.
+    tracked = _checked(
+        repo, ["diff", "--name-only", "--no-renames", "--no-ext-diff", "-z", "HEAD", "--"]
+    )
+    untracked = _checked(repo, ["ls-files", "--others", "--exclude-standard", "-z", "--"])
+    paths = {path for path in (tracked.text + untracked.text).split("\0") if path}
+    return sorted(paths)
+
+
+def commit_all(repo: git.Repo, message: str, *, author_name: str, author_email: str) -> str:
+    """Stage everything (deletions too) and commit it as author and committer; the new sha.
+
+    Needs no git identity in any configuration. Raises GitError(NothingToCommit) when there is
+    nothing to commit.
+    """
+    _checked(repo, ["add", "--all", "--", "."])
+    staged = _git(
+        repo, ["diff", "--cached", "--quiet", "HEAD", "--"], timeout=LOCAL_TIMEOUT_SECONDS
+    )
+    if staged.status == 0:
+        raise GitError("NothingToCommit", "there are no changes to commit", retryable=False)
+    # --cleanup=whitespace keeps a message line starting with `#` (an issue number, say);
+    # signing is off because a person's commit.gpgSign would wait on a passphrase.
+    _checked(
+        repo,
+        [
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--no-gpg-sign",
+            "--cleanup=whitespace",
+            "-m",
+            message,
+        ],
+        env=_identity(author_name, author_email),
+    )
+    return head_commit(repo)
+
+
+def create_branch(repo: git.Repo, name: str, at: str = "HEAD", *, checkout: bool = False) -> None:
+    """Create local branch `name` at `at`; switch to it too when `checkout` is true."""
+    start = _resolve(repo, at, "commit")
+    if checkout:
+        _checked(repo, ["checkout", "--quiet", "--no-track", "-b", name, start, "--"])
+    else:
+        _checked(repo, ["branch", "--no-track", "--", name, start])
+
+
+def merge_commit(
+    repo: git.Repo,
+    *,
+    tree_from: str,
+    parents: Sequence[str],
+    message: str,
+    author_name: str,
+    author_email: str,
+) -> str:
+    """A new commit with `tree_from`'s tree and the given parents; its sha (no ref moves).
+
+    Used to supersede an open pull request's branch without a force push: with the branch's
+    head among the parents the push is a fast-forward, and the branch's history stays.
+    """
+    tree = _resolve(repo, tree_from, "tree")
+    args = ["commit-tree", "--no-gpg-sign", "-m", message]
+    for parent in parents:
+        args += ["-p", _resolve(repo, parent, "commit")]
+    args.append(tree)
+    return _checked(repo, args, env=_identity(author_name, author_email)).text.strip()
+
+
+def read_file_at(repo: git.Repo, ref: str, path: str) -> bytes | None:
+    """The bytes of `path` at commit `ref`, exactly; None when no file is there.
+
+    Raises GitError(RefNotFound) when `ref` names no commit.
+    """
+    commit = _resolve(repo, ref, "commit")
+    wanted = path.strip("/")
+    listing = _checked(repo, ["ls-tree", "-z", "--full-tree", commit, "--", wanted])
+    for entry in listing.text.split("\0"):
+        meta, _, name = entry.partition("\t")
+        fields = meta.split()
+        if name == wanted and len(fields) == 3 and fields[1] == "blob":
+            return _checked(repo, ["cat-file", "blob", fields[2]]).stdout
+    return None
+
+
+# ------------------------------------------------------------------------------------ internals
+
+
+@dataclass(frozen=True)
+class _Result:
+    status: int
+    stdout: bytes
+    stderr: str
+    timeout: float | None = None
+
+    @property
+    def text(self) -> str:
+        # surrogateescape: a path that is not UTF-8 survives the round trip to the file system.
+        return self.stdout.decode("utf-8", "surrogateescape")
+
+    @property
+    def timed_out(self) -> bool:
+        # GitPython kills the process with SIGKILL and replaces stderr with its own sentence.
+        return self.status < 0 or "did not complete in" in self.stderr
+
+
+def _git(
+    where: git.Repo | None,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None,
+) -> _Result:
+    """Run one git command; never raises for git's own failures (callers classify them)."""
+    runner = where.git if where is not None else git.Git()
+    command = [str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"), *args]
+    environment = {**_environment(()), **(env or {})}
+    try:
+        status, stdout, stderr = runner.execute(
+            command,
+            with_extended_output=True,
+            with_exceptions=False,
+            stdout_as_string=False,
+            strip_newline_in_stdout=False,
+            kill_after_timeout=timeout,
+            env=environment,
+        )
+    except git.GitCommandNotFound as error:
+        raise GitError(
+            "GitNotInstalled", "the git executable cannot be run", retryable=False
+        ) from error
+    return _Result(status=status, stdout=stdout, stderr=stderr, timeout=timeout)
+
+
+def _checked(
+    repo: git.Repo, args: Sequence[str], *, env: Mapping[str, str] | None = None
+) -> _Result:
+    """Run a local command; any failure is a GitError."""
+    result = _git(repo, args, env=env, timeout=LOCAL_TIMEOUT_SECONDS)
+    if result.status != 0:
+        detail = _excerpt(result.stderr, Redactor())
+        reason, sentence = _classify_local(args[0], result)
+        raise GitError(reason, _sentence(sentence, detail), retryable=False, detail=detail)
+    return result
+
+
+def _resolve(repo: git.Repo, revision: str, kind: str = "") -> str:
+    """The full sha of `revision` (peeled to `kind`: commit, tree); GitError(RefNotFound)."""
+    # A leading dash would be read as an option; no ref name starts with one.
+    result = None
+    if not revision.startswith("-"):
+        peeled = f"{revision}^{{{kind}}}" if kind else revision
+        result = _git(
+            repo, ["rev-parse", "--verify", "--quiet", peeled], timeout=LOCAL_TIMEOUT_SECONDS
+        )
+    sha = result.text.strip() if result is not None else ""
+    if result is None or result.status != 0 or not _FULL_SHA.match(sha):
+        what = f"a {kind}" if kind else "anything"
+        raise GitError("RefNotFound", f"{revision!r} does not name {what}", retryable=False)
+    return sha
+
+
+def _environment(config: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Variables every git command gets, with `config` appended to the base configuration."""
+    entries = [*_BASE_CONFIG, *config]
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        # An empty GIT_ASKPASS wins over core.askPass and SSH_ASKPASS, and is then skipped.
+        "GIT_ASKPASS": "",
+        "SSH_ASKPASS": "",
+        "GIT_ALLOW_PROTOCOL": ":".join(_ALLOWED_PROTOCOLS),
+        # Traces (GIT_TRACE_CURL, if a person set it) must mask Authorization headers.
+        "GIT_TRACE_REDACT": "1",
+        "GIT_CONFIG_COUNT": str(len(entries)),
+    }
+    for index, (key, value) in enumerate(entries):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    if not os.environ.get("GIT_SSH_COMMAND") and not os.environ.get("GIT_SSH"):
+        # BatchMode: a passphrase or an unknown host key fails instead of waiting on a terminal.
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes -o ConnectTimeout=30"
+    return env
+
+
+def _network_env(credentials: GitCredentials | None) -> dict[str, str]:
+    if credentials is None:
+        # Nothing given: the caller's own setup (a person's helper, an ssh agent) stays usable.
+        return _environment(())
+    token_file = credentials.token_file
+    if token_file is not None and not os.access(token_file, os.R_OK):
+        raise GitError(
+            "CredentialsUnavailable",
+            f"the token file {token_file} cannot be read",
+            retryable=False,
+        )
+    return credentials.environment()
+
+
+def _identity(name: str, email: str) -> dict[str, str]:
+    # Author and committer alike, from the goal: a machine without git identity can commit.
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+def _redactor(credentials: GitCredentials | None) -> Redactor:
+    redactor = Redactor()
+    if credentials is not None:
+        redactor.add(credentials.read_token())
+    return redactor
+
+
+def _remote_url(url: str) -> str:
+    """`url` checked and ready for git: no credentials, a known transport, local paths absolute."""
+    if url_has_credentials(url):
+        # The URL itself is not repeated: it holds the secret.
+        raise GitError(
+            "CredentialsInUrl",
+            "the repository URL carries credentials; give the token as a file instead",
+            retryable=False,
+        )
+    if _REMOTE_HELPER_SYNTAX.match(url):
+        raise GitError(
+            "UnsupportedUrl",
+            "remote helper URLs (<transport>::<address>) are not supported",
+            retryable=False,
+        )
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in _URL_SCHEMES:
+            raise GitError(
+                "UnsupportedUrl", f"the URL scheme {scheme!r} is not supported", retryable=False
+            )
+        return url
+    colon, slash = url.find(":"), url.find("/")
+    if colon > 0 and (slash == -1 or colon < slash):
+        return url  # scp-like `user@host:path`, git's own rule: a colon before any slash
+    return os.path.abspath(os.path.expanduser(url))
+
+
+def _check_origin(repo: git.Repo) -> None:
+    """Refuse to talk to an origin whose URL carries credentials (set up outside this module)."""
+    result = _git(repo, ["config", "--get", "remote.origin.url"], timeout=LOCAL_TIMEOUT_SECONDS)
+    if result.status == 0:
+        _remote_url(result.text.strip())
+
+
+def _strip_heads(branch: str) -> str:
+    return branch.removeprefix("refs/heads/")
+
+
+def _positive(depth: int) -> int:
+    if depth < 1:
+        raise ValueError("depth must be at least 1 (or None for the whole history)")
+    return depth
+
+
+# ------------------------------------------------------------------------------ classification
+
+# (pattern in git's stderr, reason, retryable, sentence), first match wins. git's messages are
+# English because GitPython runs git with LC_ALL=C.
+_Rule = tuple[re.Pattern[str], str, bool, str]
+
+
+def _rule(pattern: str, reason: str, retryable: bool, sentence: str) -> _Rule:
+    return re.compile(pattern, re.IGNORECASE), reason, retryable, sentence
+
+
+_AUTHENTICATION = "the remote refused the credentials (or none were given)"
+_NETWORK_RULES: tuple[_Rule, ...] = (
+    _rule(
+        r"already exists and is not an empty directory",
+        "DestinationNotEmpty",
+        False,
+        "the destination folder is not empty",
+    ),
+    _rule(
+        r"src refspec .* does not match any",
+        "RefNotFound",
+        False,
+        "there is no such local branch or commit to push",
+    ),
+    _rule(
+        r"authentication failed|could not read (username|password)|terminal prompts disabled"
+        r"|invalid username or password|HTTP Basic: Access denied|returned error: 401"
+        r"|permission denied \(publickey|permission denied, please try again",
+        "AuthenticationFailed",
+        False,
+        _AUTHENTICATION,
+    ),
+    _rule(
+        r"host key verification failed|no matching host key type",
+        "AuthenticationFailed",
+        False,
+        "the remote's ssh host key is not trusted",
+    ),
+    _rule(
+        r"remote branch \S+ not found in upstream|couldn't find remote ref",
+        "BranchNotFound",
+        False,
+        "the branch does not exist on the remote",
+    ),
+    _rule(
+        r"returned error: 403|permission to \S+ denied",
+        "AuthenticationFailed",
+        False,
+        "the credentials are not allowed to read this repository",
+    ),
+    _rule(
+        r"does not exist|does not appear to be a git repository|repository not found"
+        r"|not a git repository|returned error: 404|repository '.*' not found",
+        "RepositoryUnreachable",
+        False,
+        "the repository does not exist, or these credentials cannot see it",
+    ),
+    _rule(
+        r"could not resolve host|name or service not known|temporary failure in name resolution"
+        r"|failed to connect|couldn't connect|connection refused|connection timed out"
+        r"|connection reset|operation timed out|timed out|network is unreachable"
+        r"|no route to host|unable to access|remote end hung up|early EOF|RPC failed"
+        r"|returned error: 5\d\d|SSL|TLS|gnutls|could not read from remote repository",
+        "RepositoryUnreachable",
+        True,
+        "the remote cannot be reached",
+    ),
+)
+
+# `git push --porcelain`: `!<TAB>from:to<TAB>[rejected] (non-fast-forward)` for a refused ref.
+_PORCELAIN_REJECTION = re.compile(r"^!\t[^\t]*\t\[(?P<kind>[^\]]+)\]\s*(?:\((?P<why>.*)\))?")
+
+
+def _push_error(result: _Result, redact: Redactor, target: str) -> GitError:
+    detail = _excerpt(result.stderr + "\n" + result.text, redact)
+    for line in result.text.splitlines():
+        match = _PORCELAIN_REJECTION.match(line)
+        if not match:
+            continue
+        kind, why = match.group("kind"), (match.group("why") or "").lower()
+        if kind == "rejected" and any(
+            word in why for word in ("non-fast-forward", "fetch first", "stale info")
+        ):
+            sentence = f"{target} on the remote moved on; the push would lose its commits"
+            return GitError(
+                "NonFastForward", _sentence(sentence, detail), retryable=True, detail=detail
+            )
+        if kind == "remote rejected" and "shallow update not allowed" in why:
+            sentence = "the remote refused history that this shallow clone cannot complete"
+            return GitError("GitFailed", _sentence(sentence, detail), retryable=True, detail=detail)
+        if kind == "remote failure":
+            sentence = "the remote did not confirm the push"
+            return GitError(
+                "RepositoryUnreachable", _sentence(sentence, detail), retryable=True, detail=detail
+            )
+        sentence = (
+            f"the remote refused the push to {target} (a hook, branch protection or permission)"
+        )
+        return GitError("PushRejected", _sentence(sentence, detail), retryable=False, detail=detail)
+    if re.search(r"returned error: 403|permission to \S+ denied", result.stderr, re.IGNORECASE):
+        sentence = f"the credentials are not allowed to push to {target}"
+        return GitError("PushRejected", _sentence(sentence, detail), retryable=False, detail=detail)
+    return _network_error("push", result, redact)
+
+
+def _network_error(
+    command: str, result: _Result, redact: Redactor, *, branch: str | None = None
+) -> GitError:
+    detail = _excerpt(result.stderr, redact)
+    if result.timed_out:
+        sentence = f"git {command} timed out talking to the remote (after {result.timeout:g} s)"
+        return GitError("RepositoryUnreachable", _sentence(sentence, ""), retryable=True)
+    for pattern, reason, retryable, sentence in _NETWORK_RULES:
+        if pattern.search(result.stderr):
+            if reason == "BranchNotFound" and branch is not None:
+                sentence = f"the branch {branch!r} does not exist on the remote"
+            full = _sentence(f"git {command} failed: {sentence}", detail)
+            return GitError(reason, full, retryable=retryable, detail=detail)
+    # Unforeseen, after talking to a remote: as likely a passing fault as a lasting one.
+    return GitError(
+        "GitFailed", _sentence(f"git {command} failed", detail), retryable=True, detail=detail
+    )
+
+
+def _classify_local(command: str, result: _Result) -> tuple[str, str]:
+    stderr = result.stderr.lower()
+    if result.timed_out:
+        return "GitFailed", f"git {command} timed out"
+    if "a branch named" in stderr and "already exists" in stderr:
+        return "BranchExists", f"git {command} failed: the branch already exists"
+    if re.search(
+        r"not a valid object name|unknown revision|bad revision|invalid reference", stderr
+    ):
+        return "RefNotFound", f"git {command} failed: no such revision"
+    if re.search(r"is not a valid (branch )?name|not a valid ref", stderr):
+        return "InvalidBranchName", f"git {command} failed: not a valid branch name"
+    return "GitFailed", f"git {command} failed"
+
+
+# Lines that say nothing the rest of git's message does not: progress, advice, boilerplate.
+_NOISE = (
+    "hint:",
+    "Cloning into",
+    "To ",
+    "Done",
+    "error: failed to push some refs",
+    "Please make sure you have the correct access rights",
+    "and the repository exists.",
+)
+
+
+def _excerpt(text: str, redact: Redactor, limit: int = 800) -> str:
+    """git's meaningful lines, scrubbed and joined on one line."""
+    lines = []
+    for raw in text.splitlines():
+        line = " ".join(raw.split())  # porcelain output is tab-separated
+        if line and not line.startswith(_NOISE):
+            lines.append(redact(line))
+    joined = " | ".join(dict.fromkeys(lines))  # git repeats itself ("fatal: ..." twice)
+    return joined if len(joined) <= limit else joined[: limit - 1] + "…"
+
+
+def _sentence(summary: str, detail: str) -> str:
+    return f"{summary}: {detail}" if detail else summary
