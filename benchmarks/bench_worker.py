@@ -21,14 +21,18 @@ import time
 from pathlib import Path
 
 BACKLOG_HEAD = "# Team backlog\ntasks:\n"
-TASK = "  - id: task-{i:04d}\n    title: Task {i}\n    ready: true\n    status: pending\n    priority: {p}\n\n"
+TASK = (
+    "  - id: task-{i:04d}\n    title: Task {i}\n    ready: true\n"
+    "    status: pending\n    priority: {p}\n\n"
+)
 
 SHELL_BASELINE = r"""
 set -euo pipefail
 remote=$1 work=$2 branch=$3
 git clone -q --depth 1 --single-branch --branch main "$remote" "$work"
 cd "$work"
-sed -i '/- id: task-0001$/,/^$/ s/status: pending/status: completed\n    last_attempt_id: a\n    branch_name: b/' .backlog/backlog.yaml
+sed -i '/- id: task-0001$/,/^$/ s/status: pending/status: completed\n    branch_name: b/' \
+  .backlog/backlog.yaml
 git add -A
 git -c user.name=bench -c user.email=bench@example.invalid commit -q -m "task-0001"
 git push -q origin "HEAD:refs/heads/$branch"
@@ -55,7 +59,8 @@ def make_remote(root: Path, files: int, tasks: int) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"# module {i}, revision {commit}\n" + "x = 1\n" * 40)
         git("add", "-A", cwd=seed)
-        git("-c", "user.name=b", "-c", "user.email=b@e", "commit", "-q", "-m", f"c{commit}", cwd=seed)
+        identity = ("-c", "user.name=b", "-c", "user.email=b@e")
+        git(*identity, "commit", "-q", "-m", f"c{commit}", cwd=seed)
     remote = root / "remote.git"
     git("clone", "-q", "--bare", str(seed), str(remote))
     return remote
@@ -104,8 +109,10 @@ def main() -> int:
         script.write_text(SHELL_BASELINE)
         worker_times, shell_times = [], []
         for n in range(args.rounds):
-            worker_times.append(timed([backlogctl, "run", str(goal), "--attempt-id", f"attempt-task-0001-w{n:05d}"]))
-            shell_times.append(timed(["bash", str(script), str(remote), str(root / f"sh{n}"), f"shell/{n}"]))
+            attempt = f"attempt-task-0001-w{n:05d}"
+            worker_times.append(timed([backlogctl, "run", str(goal), "--attempt-id", attempt]))
+            work = str(root / f"sh{n}")
+            shell_times.append(timed(["bash", str(script), str(remote), work, f"shell/{n}"]))
         # The interpreter's own start, for reading the figures: what no Python CLI can avoid.
         startup = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(5))
     worker, shell = statistics.median(worker_times), statistics.median(shell_times)

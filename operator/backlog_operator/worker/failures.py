@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
 from backlog_operator.api.result import WorkerResult, failure
@@ -30,9 +31,7 @@ class StepFailure(Exception):  # noqa: N818 (a failure is the normal outcome it 
 
 def as_step_failure(error: Exception) -> StepFailure:
     """Classify an adapter's or the backlog's error; anything unknown is an internal error."""
-    # Imported here: each adapter is optional for a given step (clone never talks to the forge).
     from backlog_operator.adapters.git import GitError
-    from backlog_operator.adapters.github import ForgeError
     from backlog_operator.backlog.errors import BacklogError
     from backlog_operator.worker.context import InvalidGoalError
 
@@ -40,7 +39,9 @@ def as_step_failure(error: Exception) -> StepFailure:
         return error
     if isinstance(error, GitError):
         return StepFailure(error.reason, str(error), retryable=error.retryable)
-    if isinstance(error, ForgeError):
+    # Only a loaded forge adapter can have raised its error: do not import PyGithub to ask.
+    forge = sys.modules.get("backlog_operator.adapters.github")
+    if forge is not None and isinstance(error, forge.ForgeError):
         return StepFailure(
             error.reason,
             str(error),

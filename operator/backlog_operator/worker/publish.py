@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import git
+
 from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
-from backlog_operator.adapters.github import ForgeError, GitHubForge, PullRequestRef
 from backlog_operator.api.goal import PullRequestStatus
 from backlog_operator.api.result import Outcome, WorkerResult
 from backlog_operator.backlog.document import BacklogDocument
@@ -28,6 +29,9 @@ from backlog_operator.backlog.model import path_allowed
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext
 from backlog_operator.worker.failures import StepFailure
 from backlog_operator.worker.record import CloneRecord
+
+if TYPE_CHECKING:  # PyGithub costs a sixth of a second to import: only for provider github
+    from backlog_operator.adapters.github import GitHubForge, PullRequestRef
 
 log = logging.getLogger("backlog_operator.worker")
 
@@ -110,6 +114,8 @@ def _forge(ctx: WorkerContext) -> GitHubForge | None:
         raise InvalidGoalError(
             "cannot tell owner/name of the repository from its URL; set spec.pullRequest.repository"
         )
+    from backlog_operator.adapters.github import GitHubForge
+
     return GitHubForge(slug, ctx.read_token(), base_url=spec.api_base_url)
 
 
@@ -264,11 +270,10 @@ def _render(ctx: WorkerContext, record: CloneRecord, template: str) -> str:
 def _body(ctx: WorkerContext, record: CloneRecord) -> str:
     body = _render(ctx, record, ctx.goal.spec.pull_request.body)
     where = f"[{ctx.goal.label()}]({ctx.goal_url})" if ctx.goal_url else f"`{ctx.goal.label()}`"
-    return (
-        f"{body}\n\n---\nOpened by backlog-operator for Goal {where}, attempt `{ctx.attempt_id}`. "
-        f"This pull request also marks task `{ctx.work_name}` completed in "
-        f"`{record.backlog_path}`, so it is not picked again once merged."
-    )
-
-
-__all__ = ["ForgeError", "publish"]
+    footer = f"Opened by backlog-operator for Goal {where}, attempt `{ctx.attempt_id}`."
+    if record.task_found:
+        footer += (
+            f" It also marks task `{ctx.work_name}` completed in `{record.backlog_path}`,"
+            " so the task is not picked again once this is merged."
+        )
+    return f"{body}\n\n---\n{footer}"

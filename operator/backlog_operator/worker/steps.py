@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -111,7 +112,8 @@ def run_task(ctx: WorkerContext, record: CloneRecord, argv: list[str] | None = N
         return 0
     spec = ctx.goal.spec.task
     command = argv or [*spec.command, *spec.args]
-    log.info("running the task: %s", " ".join(command))
+    shown = shlex.join(command)
+    log.info("running the task: %s", shown if len(shown) <= 200 else shown[:199] + "…")
     try:
         completed = subprocess.run(
             command,

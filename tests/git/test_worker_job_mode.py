@@ -1,0 +1,160 @@
+"""The worker as a Job's containers run it: `worker clone`, the launcher, `worker publish`.
+
+Each step is a separate process with the environment the operator gives that container, so
+this checks the contract between the Job manifest and the worker: environment variables,
+the shared workspace, the termination message, the exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from backlog_operator.api.goal import Goal
+from backlog_operator.api.result import MAX_RESULT_BYTES, ExitCode
+from backlog_operator.worker.context import goal_to_environment
+from backlog_operator.worker.launcher import launcher_command
+from tests.git.conftest import BACKLOG
+from tests.support.gitrepos import make_remote, remote_branches, remote_sha, run_git
+
+
+def goal_for(url: str, task_id: str, script: str) -> Goal:
+    return Goal.model_validate(
+        {
+            "metadata": {"name": "g", "namespace": "team", "uid": "1234-5678"},
+            "spec": {
+                "repository": {"url": url},
+                "backlog": {"taskId": task_id},
+                "task": {
+                    "image": "busybox",
+                    "command": ["sh", "-c"],
+                    "args": [script],
+                    "env": [{"name": "GREETING", "value": "hi there"}],
+                },
+                "pullRequest": {"provider": "none"},
+            },
+        }
+    )
+
+
+class Pod:
+    """The three containers of one attempt, sharing a workspace folder."""
+
+    def __init__(self, tmp_path: Path, goal: Goal) -> None:
+        self.workspace = tmp_path / "workspace"
+        self.workspace.mkdir()
+        self.logs = tmp_path / "termination"
+        self.logs.mkdir()
+        self.goal = goal
+        self.base_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "BACKLOG_"))
+        }
+        self.base_env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+
+    def worker(self, step: str) -> subprocess.CompletedProcess[str]:
+        env = dict(self.base_env)
+        env.update(
+            BACKLOG_GOAL=goal_to_environment(self.goal),
+            BACKLOG_ATTEMPT_ID="attempt-t-0a0b0c",
+            BACKLOG_WORKSPACE=str(self.workspace),
+            BACKLOG_TERMINATION_LOG=str(self.logs / step),
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "backlog_operator.cli", "worker", step],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def task(self) -> subprocess.CompletedProcess[str]:
+        spec = self.goal.spec.task
+        env = {"PATH": os.environ["PATH"], "BACKLOG_WORKSPACE": str(self.workspace)}
+        env.update({item.name: item.value for item in spec.env})
+        return subprocess.run(
+            launcher_command(spec.command, spec.args),
+            env=env,
+            cwd=self.workspace,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def termination_message(self, step: str) -> str:
+        return (self.logs / step).read_text()
+
+
+def test_three_containers_publish_and_report_through_the_termination_message(
+    tmp_path: Path,
+) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG})
+    script = (
+        'mkdir -p docs && printf "%s|%s|%s\\n" '
+        '"$BACKLOG_TASK_ID" "$BACKLOG_TASK_TITLE" "$GREETING" > docs/who.txt'
+    )
+    pod = Pod(tmp_path, goal_for(str(remote), "docs-guide", script))
+
+    clone = pod.worker("clone")
+    assert clone.returncode == 0, clone.stderr
+    task = pod.task()
+    assert task.returncode == 0, task.stderr
+    publish = pod.worker("publish")
+    assert publish.returncode == 0, publish.stderr
+
+    message = pod.termination_message("publish")
+    assert len(message.encode()) <= MAX_RESULT_BYTES
+    assert json.loads(message) == json.loads(publish.stdout.strip().splitlines()[-1])
+    result = json.loads(message)
+    assert result["branch"] == "backlog/docs-guide-0a0b0c"
+    assert remote_sha(remote, result["branch"]) == result["commit"]
+    who = run_git("--git-dir", str(remote), "show", f"{result['commit']}:docs/who.txt")
+    assert who == "docs-guide|Write the guide|hi there\n"
+
+
+def test_already_completed_task_is_skipped_by_the_launcher(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG})
+    pod = Pod(tmp_path, goal_for(str(remote), "done-task", "touch ran && exit 9"))
+
+    assert pod.worker("clone").returncode == 0
+    task = pod.task()
+    publish = pod.worker("publish")
+
+    assert task.returncode == 0
+    assert "already completed" in task.stderr
+    assert not (pod.workspace / "repo" / "ran").exists()
+    assert publish.returncode == 0
+    assert json.loads(pod.termination_message("publish"))["outcome"] == "already_completed"
+    assert remote_branches(remote) == ["main"]
+
+
+def test_failed_clone_writes_its_result_and_a_mapped_exit_code(tmp_path: Path) -> None:
+    pod = Pod(tmp_path, goal_for(str(tmp_path / "no-such-remote.git"), "docs-guide", "true"))
+
+    clone = pod.worker("clone")
+
+    assert clone.returncode in (ExitCode.RETRYABLE, ExitCode.PERMANENT)
+    result = json.loads(pod.termination_message("clone"))
+    assert result["outcome"] == "failed"
+    assert result["step"] == "clone"
+    assert result["retryable"] == (clone.returncode == ExitCode.RETRYABLE)
+
+
+def test_missing_goal_is_a_permanent_failure(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKLOG_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "backlog_operator.cli", "worker", "publish"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == ExitCode.PERMANENT
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["reason"] == "InvalidGoal"
+    assert "BACKLOG_GOAL" in result["message"]
