@@ -70,6 +70,16 @@ class KubeCluster:
             if error.status != 404:
                 raise
 
+    async def job_names(self, namespace: str, selector: str) -> list[str]:
+        """Names of the Jobs matching a label selector."""
+        listing = await _call(
+            self._batch.list_namespaced_job,
+            namespace,
+            label_selector=selector,
+            _preload_content=False,
+        )
+        return [str(item["metadata"]["name"]) for item in listing.get("items") or []]
+
     async def find_pod(self, namespace: str, selector: str) -> dict[str, Any] | None:
         """The newest Pod matching a label selector (a Job with backoffLimit 0 has one)."""
         listing = await _call(

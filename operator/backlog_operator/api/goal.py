@@ -195,7 +195,8 @@ class GoalStatus(ApiModel):
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    attempts: int = 0
+    attempts: int = Field(default=0, description="Attempts of the current run.")
+    run: int = Field(default=1, description="Runs so far: 1, plus one per re-run request.")
     job_name: str | None = None
     attempt_id: str | None = None
     task_id: str | None = None

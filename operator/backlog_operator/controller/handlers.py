@@ -1,13 +1,18 @@
 """Thin kopf handlers: find the goal, call the reconciler, apply what it decided.
 
-Only event handlers, timers and a delete handler are used (no on.create/on.update), so kopf
-keeps no "last-handled configuration" annotation on Goals: GitOps tools see no drift, and the
-operator writes nothing but `status` (and kopf's finalizer, for the delete handler).
+Only event handlers are used (no on.create/on.update/on.delete, no kopf timers), so kopf keeps
+no "last-handled configuration" annotation and puts no finalizer on Goals: the operator writes
+nothing but `status`, GitOps tools see no drift, and deleting a Goal never hangs on a stopped
+operator. A deleted Goal's running Job is deleted (foreground) when the DELETED event arrives;
+its ownerReference lets the garbage collector do the same should the operator be down.
+Waiting goals are looked at again by one requeue loop (not a kopf timer per goal, which would
+need a finalizer and a task per goal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,9 +27,11 @@ from backlog_operator.controller import jobs
 from backlog_operator.controller.reconciler import GoalReconciler, entry_for
 from backlog_operator.controller.registry import Registry
 from backlog_operator.controller.settings import OperatorSettings
-from backlog_operator.controller.status import ACTIVE_PHASES
 
 log = logging.getLogger("backlog_operator.controller")
+
+_REQUEUE_CONCURRENCY = 16
+_FULL_PASS_EVERY = 12
 
 
 class Runtime:
@@ -36,9 +43,10 @@ class Runtime:
         self.registry = Registry()
         self.reconciler = GoalReconciler(cluster, self.registry, settings)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._requeuer: asyncio.Task[None] | None = None
 
     def lock(self, key: str) -> asyncio.Lock:
-        """One reconcile at a time per goal, whichever handler asks (goal, timer or Job)."""
+        """One reconcile at a time per goal, whoever asks (its events, its Jobs, the requeue)."""
         return self._locks.setdefault(key, asyncio.Lock())
 
     async def seed(self, namespaces: list[str]) -> None:
@@ -64,15 +72,50 @@ class Runtime:
             for event in result.events:
                 await self.cluster.post_event(body, event.kind, event.reason, event.message)
 
+    def start_requeuing(self) -> None:
+        """Start the loop that looks again at waiting goals (capacity, backoff, suspend)."""
+        self._requeuer = asyncio.create_task(self._requeue_forever(), name="backlog-requeue")
+
+    async def stop_requeuing(self) -> None:
+        """Stop the requeue loop (on operator exit)."""
+        if self._requeuer is not None:
+            self._requeuer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._requeuer
+            self._requeuer = None
+
+    async def _requeue_forever(self) -> None:
+        passes = 0
+        while True:
+            await asyncio.sleep(self.settings.requeue_seconds)
+            passes += 1
+            # Running goals hear from their Jobs' events; a slow full pass covers missed ones.
+            keys = self.registry.active_keys(include_running=passes % _FULL_PASS_EVERY == 0)
+            await self._apply_many(keys)
+
+    async def _apply_many(self, keys: list[str]) -> None:
+        limit = asyncio.Semaphore(_REQUEUE_CONCURRENCY)
+
+        async def one(key: str) -> None:
+            namespace, _, name = key.partition("/")
+            async with limit:
+                try:
+                    await self.apply(namespace, name)
+                except Exception:  # one goal's trouble must not stop the loop
+                    log.exception("requeued reconcile of %s failed", key)
+
+        await asyncio.gather(*(one(key) for key in keys))
+
     async def stop_attempt(self, body: Mapping[str, Any]) -> None:
-        """A deleted goal: stop its running Job (foreground), touch nothing in the repository."""
+        """A deleted goal: stop its unfinished Job (foreground), touch nothing in the repository."""
         metadata = body.get("metadata", {})
         key = f"{metadata.get('namespace')}/{metadata.get('name')}"
         async with self.lock(key):
             self.registry.remove(key)
-            job_name = (body.get("status") or {}).get("jobName")
-            if job_name:
-                await self.cluster.delete_job(str(metadata.get("namespace")), str(job_name))
+            # By label, not status.jobName: the last status seen may predate the newest Job.
+            selector = f"{jobs.LABEL_GOAL_UID}={metadata.get('uid')}"
+            for name in await self.cluster.job_names(str(metadata.get("namespace")), selector):
+                await self.cluster.delete_job(str(metadata.get("namespace")), name)
         self._locks.pop(key, None)
 
 
@@ -100,28 +143,21 @@ def build_registry(
         settings.watching.server_timeout = 300
         runtime["current"] = Runtime(KubeCluster(api_client_factory()), operator_settings)
         await runtime["current"].seed(operator_settings.namespaces)
+        runtime["current"].start_requeuing()
+
+    @kopf.on.cleanup(registry=registry)
+    async def _cleanup(**_: Any) -> None:
+        if "current" in runtime:
+            await runtime["current"].stop_requeuing()
 
     operator_settings = settings
-
-    def _active(status: Mapping[str, Any], **_: Any) -> bool:
-        return status.get("phase") in ACTIVE_PHASES or not status.get("phase")
 
     @kopf.on.event(GROUP, VERSION, "goals", registry=registry)
     async def _goal_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         if event.get("type") == "DELETED":
-            runtime["current"].registry.remove(f"{body.metadata.namespace}/{body.metadata.name}")
+            await runtime["current"].stop_attempt(body)
             return
         await runtime["current"].apply(str(body.metadata.namespace), str(body.metadata.name))
-
-    @kopf.timer(
-        GROUP, VERSION, "goals", interval=settings.requeue_seconds, when=_active, registry=registry
-    )
-    async def _goal_timer(body: kopf.Body, **_: Any) -> None:
-        await runtime["current"].apply(str(body.metadata.namespace), str(body.metadata.name))
-
-    @kopf.on.delete(GROUP, VERSION, "goals", registry=registry)
-    async def _goal_deleted(body: kopf.Body, **_: Any) -> None:
-        await runtime["current"].stop_attempt(body)
 
     @kopf.on.event(
         "batch", "v1", "jobs", labels={jobs.LABEL_MANAGED_BY: jobs.MANAGED_BY}, registry=registry

@@ -22,6 +22,7 @@ LABEL_GOAL = "backlog.dev/goal"
 LABEL_GOAL_UID = "backlog.dev/goal-uid"
 LABEL_TASK = "backlog.dev/task"
 LABEL_ATTEMPT = "backlog.dev/attempt"
+LABEL_RUN = "backlog.dev/run"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 
 WORKSPACE = "/workspace"
@@ -33,21 +34,23 @@ _WORKER_RESOURCES = {
 }
 
 
-def job_name(goal_name: str, goal_uid: str, attempt: int) -> str:
-    """Deterministic per goal and attempt, so a restarted operator adopts instead of duplicating.
+def job_name(goal_name: str, goal_uid: str, attempt: int, run: int = 1) -> str:
+    """Deterministic per goal, run and attempt: a restarted operator adopts, never duplicates.
 
-    The uid's prefix keeps a re-created goal of the same name from adopting an old goal's Job.
+    The uid's prefix keeps a re-created goal of the same name from adopting an old goal's Job;
+    the run (counted up by each re-run request) keeps a re-run from adopting a finished one.
     """
-    return naming.dns_label(f"{goal_name}-{goal_uid[:5]}-{attempt}", max_length=63)
+    suffix = str(attempt) if run == 1 else f"r{run}-{attempt}"
+    return naming.dns_label(f"{goal_name}-{goal_uid[:5]}-{suffix}", max_length=63)
 
 
-def attempt_id(goal: Goal, attempt: int) -> str:
+def attempt_id(goal: Goal, attempt: int, run: int = 1) -> str:
     """The attempt id the worker uses; deterministic too (the same Job has the same id)."""
-    nonce = hashlib.sha256(f"{goal.metadata.uid}/{attempt}".encode()).hexdigest()[:6]
+    nonce = hashlib.sha256(f"{goal.metadata.uid}/{run}/{attempt}".encode()).hexdigest()[:6]
     return naming.new_attempt_id(goal.spec.backlog.task_id or goal.metadata.name, nonce=nonce)
 
 
-def job_labels(goal: Goal, attempt: int) -> dict[str, str]:
+def job_labels(goal: Goal, attempt: int, run: int = 1) -> dict[str, str]:
     """Labels of the Job and its Pod: how the operator finds them again."""
     return {
         LABEL_MANAGED_BY: MANAGED_BY,
@@ -55,13 +58,16 @@ def job_labels(goal: Goal, attempt: int) -> dict[str, str]:
         LABEL_GOAL_UID: goal.metadata.uid or "",
         LABEL_TASK: naming.dns_label(goal.spec.backlog.task_id or goal.metadata.name),
         LABEL_ATTEMPT: str(attempt),
+        LABEL_RUN: str(run),
     }
 
 
-def build_job(goal: Goal, attempt: int, settings: OperatorSettings) -> dict[str, Any]:
-    """The Job manifest of `attempt` (1-based) of `goal`."""
-    name = job_name(goal.metadata.name, goal.metadata.uid or "", attempt)
-    labels = job_labels(goal, attempt)
+def build_job(
+    goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1
+) -> dict[str, Any]:
+    """The Job manifest of `attempt` (1-based) of `run` (1-based) of `goal`."""
+    name = job_name(goal.metadata.name, goal.metadata.uid or "", attempt, run)
+    labels = job_labels(goal, attempt, run)
     spec = goal.spec
     if spec.pull_request.branch_prefix is None:
         pull_request = spec.pull_request.model_copy(
@@ -70,7 +76,7 @@ def build_job(goal: Goal, attempt: int, settings: OperatorSettings) -> dict[str,
         goal = goal.model_copy(
             update={"spec": spec.model_copy(update={"pull_request": pull_request})}
         )
-    worker_env = _worker_env(goal, attempt, settings)
+    worker_env = _worker_env(goal, attempt, run, settings)
     has_token = spec.repository.credentials_secret is not None
     return {
         "apiVersion": "batch/v1",
@@ -122,10 +128,12 @@ def _owner_reference(goal: Goal) -> dict[str, Any]:
     }
 
 
-def _worker_env(goal: Goal, attempt: int, settings: OperatorSettings) -> list[dict[str, str]]:
+def _worker_env(
+    goal: Goal, attempt: int, run: int, settings: OperatorSettings
+) -> list[dict[str, str]]:
     env = [
         {"name": "BACKLOG_GOAL", "value": goal_to_environment(goal)},
-        {"name": "BACKLOG_ATTEMPT_ID", "value": attempt_id(goal, attempt)},
+        {"name": "BACKLOG_ATTEMPT_ID", "value": attempt_id(goal, attempt, run)},
         {"name": "BACKLOG_WORKSPACE", "value": WORKSPACE},
         {"name": "HOME", "value": "/tmp"},  # noqa: S108  # git writes nothing there, but wants a HOME
     ]

@@ -140,7 +140,7 @@ class GoalReconciler:
             return status, []  # running or waiting already: the request is satisfied
         for name in _RUN_FIELDS:
             status[name] = None
-        status.update(phase="Pending", attempts=0)
+        status.update(phase="Pending", attempts=0, run=int(status.get("run") or 1) + 1)
         return status, [Event("Normal", "RerunRequested", f"re-run requested ({token})")]
 
     # ------------------------------------------------------------------- 3. finished
@@ -174,9 +174,7 @@ class GoalReconciler:
             self.registry.put(self._entry(goal, status))
             return Reconciled(self._refresh_generation(goal, status))
         else:
-            pod = await self.cluster.find_pod(
-                namespace, _pod_selector(goal, int(status.get("attempts") or 1))
-            )
+            pod = await self.cluster.find_pod(namespace, _pod_selector(goal, status))
             found = attempt_result(
                 job, pod, permanent_exit_codes=goal.spec.retry.permanent_exit_codes
             )
@@ -294,7 +292,8 @@ class GoalReconciler:
     async def _run_attempt(self, goal: Goal, status: dict[str, Any], attempt: int) -> Reconciled:
         from backlog_operator.adapters.kube import AlreadyExistsError
 
-        manifest = jobs.build_job(goal, attempt, self.settings)
+        run = int(status.get("run") or 1)
+        manifest = jobs.build_job(goal, attempt, self.settings, run)
         name = manifest["metadata"]["name"]
         adopted = False
         try:
@@ -310,7 +309,8 @@ class GoalReconciler:
         new.update(
             attempts=attempt,
             jobName=name,
-            attemptId=jobs.attempt_id(goal, attempt),
+            attemptId=jobs.attempt_id(goal, attempt, run),
+            run=run,
             taskId=goal.spec.backlog.task_id or goal.metadata.name,
             startTime=status.get("startTime") or timestamp(self.clock()),
             queuePosition=None,
@@ -375,8 +375,12 @@ def _replace(entry: GoalEntry, **changes: Any) -> GoalEntry:
     return replace(entry, **changes)
 
 
-def _pod_selector(goal: Goal, attempt: int) -> str:
-    return f"{jobs.LABEL_GOAL_UID}={goal.metadata.uid},{jobs.LABEL_ATTEMPT}={attempt}"
+def _pod_selector(goal: Goal, status: Mapping[str, Any]) -> str:
+    return (
+        f"{jobs.LABEL_GOAL_UID}={goal.metadata.uid},"
+        f"{jobs.LABEL_RUN}={int(status.get('run') or 1)},"
+        f"{jobs.LABEL_ATTEMPT}={int(status.get('attempts') or 1)}"
+    )
 
 
 def _parse_time(value: object) -> datetime | None:

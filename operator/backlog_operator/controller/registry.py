@@ -63,6 +63,11 @@ class Registry:
             if other.task == entry.task and other.key != entry.key
         ]
 
+    def active_keys(self, *, include_running: bool) -> list[str]:
+        """Goals that are not finished (waiting ones; running ones too if asked)."""
+        phases = WAITING | {RUNNING} if include_running else WAITING
+        return [key for key, entry in self._goals.items() if entry.phase in phases]
+
     def running(self) -> list[GoalEntry]:
         """Goals whose Job is running."""
         return [entry for entry in self._goals.values() if entry.phase == RUNNING]

@@ -1,0 +1,374 @@
+"""The operator in-process (kopf) against the API emulator over HTTP: Goals → Jobs → status.
+
+No Job controller runs in the emulator: a test plays it, creating the Pod, terminating its
+containers with the worker's termination message and marking the Job finished, exactly as
+the Job controller and the kubelet report them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import kubernetes
+import pytest
+
+from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.controller.handlers import build_registry
+from backlog_operator.controller.jobs import LABEL_GOAL_UID
+from backlog_operator.controller.settings import OperatorSettings
+from tests.support.emulator import EmulatorServer, HardenedEmulator
+from tests.support.kopf_harness import KopfThread
+
+NS = "default"
+GOALS = "backlog.dev/v1alpha1/goals"
+JOBS = "batch/v1/jobs"
+PODS = "v1/pods"
+EVENTS = "v1/events"
+
+Json = dict[str, Any]
+
+
+def goal_manifest(
+    name: str, *, task: str | None = "docs-guide", repo: str = "o/r", **spec: Any
+) -> Json:
+    body: Json = {
+        "apiVersion": "backlog.dev/v1alpha1",
+        "kind": "Goal",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "repository": {"url": f"https://github.com/{repo}.git"},
+            "backlog": {"taskId": task} if task else {},
+            "task": {"image": "busybox:1.37", "command": ["true"]},
+            "retry": {"maxAttempts": 3, "backoffSeconds": 0, "maxBackoffSeconds": 0},
+            **spec,
+        },
+    }
+    return body
+
+
+class Cluster:
+    """The emulator plus the Job controller's part, played by the test."""
+
+    def __init__(self, server: EmulatorServer) -> None:
+        self.server = server
+        self.api: HardenedEmulator = server.emulator
+
+    def create(self, body: Json) -> Json:
+        return self.api.create_object(body)
+
+    def goal(self, name: str) -> Json:
+        found = self.api.get_object(GOALS, NS, name)
+        assert found is not None, f"goal {name} is gone"
+        return found
+
+    def status(self, name: str) -> Json:
+        return self.goal(name).get("status") or {}
+
+    def jobs_of(self, name: str) -> list[Json]:
+        uid = self.goal(name)["metadata"]["uid"]
+        return self.api.list_objects(JOBS, NS, label_selector=f"{LABEL_GOAL_UID}={uid}")
+
+    def wait_phase(
+        self, name: str, phase: str, *, reason: str | None = None, timeout: float = 10
+    ) -> Json:
+        def reached() -> Json | None:
+            status = self.status(name)
+            if status.get("phase") == phase and (reason is None or status.get("reason") == reason):
+                return status
+            return None
+
+        return self.api.wait_for(
+            reached, timeout=timeout, message=lambda: f"{name}: {self.status(name)}"
+        )
+
+    def wait_jobs(self, name: str, count: int) -> list[Json]:
+        return self.api.wait_for(
+            lambda: (jobs := self.jobs_of(name)) and len(jobs) >= count and jobs,
+            message=lambda: f"{name} has {len(self.jobs_of(name))} Jobs, wanted {count}",
+        )
+
+    def finish(
+        self,
+        job: Json,
+        result: WorkerResult | None = None,
+        *,
+        exit_codes: dict[str, int] | None = None,
+    ) -> None:
+        """Run the Job's Pod to its end; `result` is the termination message of its step."""
+        name = job["metadata"]["name"]
+        pod = self.api.start_job(NS, name)
+        messages = {result.step or "publish": result.to_json()} if result else {}
+        self.api.finish_pod(NS, pod["metadata"]["name"], exit_codes=exit_codes, messages=messages)
+        self.api.complete_job(NS, name, succeeded=not exit_codes)
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        items = self.api.list_objects(EVENTS, NS)
+        return [(e["type"], e["reason"]) for e in items if e["involvedObject"]["name"] == name]
+
+
+PUBLISHED = WorkerResult(
+    outcome=Outcome.PUBLISHED,
+    task_id="docs-guide",
+    branch="backlog/docs-guide-3f9c2a",
+    commit="0" * 40,
+    pull_request={"number": 707, "url": "https://github.com/o/r/pull/707"},  # type: ignore[arg-type]
+    changed_files=["docs/guide.md", ".backlog/backlog.yaml"],
+    backlog_updated=True,
+)
+
+
+@contextmanager
+def running_operator(server: EmulatorServer, **settings: Any) -> Iterator[None]:
+    options: dict[str, Any] = {"requeue_seconds": 0.1, "worker_image": "backlog-operator:test"}
+    options.update(settings)
+    registry = build_registry(
+        OperatorSettings(**options),
+        lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
+        login=False,
+    )
+    with KopfThread(server, registry=registry):
+        yield
+
+
+@pytest.fixture
+def cluster(emulator_server: EmulatorServer, project_crds: object) -> Iterator[Cluster]:
+    """The emulator with the project's CRDs, and the operator running against it."""
+    with running_operator(emulator_server):
+        yield Cluster(emulator_server)
+
+
+def test_goal_runs_as_a_job_and_reports_the_pull_request(cluster: Cluster) -> None:
+    cluster.create(goal_manifest("g1"))
+
+    [job] = cluster.wait_jobs("g1", 1)
+    running = cluster.wait_phase("g1", "Running")
+    assert running["attempts"] == 1 and running["jobName"] == job["metadata"]["name"]
+    pod_spec = job["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod_spec["initContainers"]] == ["clone", "task"]
+    assert job["metadata"]["ownerReferences"][0]["uid"] == cluster.goal("g1")["metadata"]["uid"]
+
+    cluster.finish(job, PUBLISHED)
+
+    status = cluster.wait_phase("g1", "Succeeded")
+    assert status["pullRequest"] == {"number": 707, "url": "https://github.com/o/r/pull/707"}
+    assert status["branch"] == "backlog/docs-guide-3f9c2a"
+    assert status["changedFiles"] == ["docs/guide.md", ".backlog/backlog.yaml"]
+    assert status["observedGeneration"] == cluster.goal("g1")["metadata"]["generation"]
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions == {
+        "Ready": ("True", "Published"),
+        "Reconciling": ("False", "Finished"),
+        "Stalled": ("False", "NotStalled"),
+    }
+    assert status["startTime"] and status["completionTime"]
+    events = cluster.api.wait_for(
+        lambda: ("Normal", "Published") in cluster.events("g1") and cluster.events("g1")
+    )
+    assert events.count(("Normal", "Started")) == 1
+    assert events.count(("Normal", "Published")) == 1
+
+
+def test_retryable_failure_backs_off_and_a_second_attempt_succeeds(cluster: Cluster) -> None:
+    cluster.create(goal_manifest("g2"))
+    [first] = cluster.wait_jobs("g2", 1)
+
+    cluster.finish(first, exit_codes={"task": 3})
+
+    jobs = cluster.wait_jobs("g2", 2)
+    second = next(j for j in jobs if j["metadata"]["name"] != first["metadata"]["name"])
+    cluster.wait_phase("g2", "Running")
+    cluster.finish(second, PUBLISHED)
+    status = cluster.wait_phase("g2", "Succeeded")
+    assert status["attempts"] == 2
+    cluster.api.wait_for(lambda: ("Warning", "AttemptFailed") in cluster.events("g2"))
+
+
+def test_permanent_failure_stalls_without_retry(cluster: Cluster) -> None:
+    cluster.create(goal_manifest("g3"))
+    [job] = cluster.wait_jobs("g3", 1)
+    refused = failure(
+        "PathViolation", "the task changed src/app.py", retryable=False, step="publish"
+    )
+
+    cluster.finish(job, refused, exit_codes={"publish": 65})
+
+    status = cluster.wait_phase("g3", "Failed")
+    assert status["reason"] == "PathViolation"
+    assert "src/app.py" in status["message"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    assert len(cluster.jobs_of("g3")) == 1
+
+
+def test_invalid_spec_fails_with_a_clear_message_and_no_secret(cluster: Cluster) -> None:
+    body = goal_manifest("g4")
+    body["spec"]["repository"]["url"] = "https://bot:ghp_leakme123@github.com/o/r.git"
+    cluster.create(body)
+
+    status = cluster.wait_phase("g4", "Failed", reason="InvalidSpec")
+
+    assert "credentials" in status["message"]
+    assert "ghp_leakme123" not in json.dumps(status)
+    assert cluster.jobs_of("g4") == []
+    cluster.api.wait_for(lambda: ("Warning", "InvalidSpec") in cluster.events("g4"))
+
+
+def test_two_goals_for_one_task_never_run_at_once(cluster: Cluster) -> None:
+    cluster.create(goal_manifest("first"))
+    [job] = cluster.wait_jobs("first", 1)
+    cluster.create(goal_manifest("second"))
+
+    waiting = cluster.wait_phase("second", "Queued", reason="WaitingForTask")
+    assert "default/first" in waiting["message"]
+    assert cluster.jobs_of("second") == []
+
+    cluster.finish(job, PUBLISHED)
+    cluster.wait_phase("first", "Succeeded")
+    skipped = cluster.wait_phase("second", "Skipped")
+    assert "default/first" in skipped["message"]
+    assert cluster.jobs_of("second") == []
+
+
+def test_suspended_goal_waits_until_resumed(cluster: Cluster) -> None:
+    cluster.create(goal_manifest("g5", suspend=True))
+    cluster.wait_phase("g5", "Queued", reason="Suspended")
+    assert cluster.jobs_of("g5") == []
+
+    cluster.api.patch_object(GOALS, NS, "g5", {"spec": {"suspend": False}})
+
+    cluster.wait_jobs("g5", 1)
+    cluster.wait_phase("g5", "Running")
+
+
+def test_deleting_a_goal_stops_its_job(cluster: Cluster) -> None:
+    cluster.create(goal_manifest("g6"))
+    [job] = cluster.wait_jobs("g6", 1)
+    cluster.wait_phase("g6", "Running")
+
+    cluster.api.delete_object(GOALS, NS, "g6")
+
+    cluster.api.wait_for(
+        lambda: (
+            cluster.api.get_object(JOBS, NS, job["metadata"]["name"]) is None
+            and cluster.api.get_object(GOALS, NS, "g6") is None
+        ),
+        message="the goal's Job (or the goal) is still there",
+    )
+
+
+def test_finished_goal_does_not_rerun_on_spec_change_but_on_request(cluster: Cluster) -> None:
+    cluster.create(goal_manifest("g7"))
+    [job] = cluster.wait_jobs("g7", 1)
+    cluster.finish(job, PUBLISHED)
+    cluster.wait_phase("g7", "Succeeded")
+
+    cluster.api.patch_object(GOALS, NS, "g7", {"spec": {"priority": 5}})
+    cluster.api.wait_for(lambda: ("Normal", "SpecChangedAfterFinish") in cluster.events("g7"))
+    generation = cluster.goal("g7")["metadata"]["generation"]
+    cluster.api.wait_for(lambda: cluster.status("g7").get("observedGeneration") == generation)
+    assert cluster.status("g7")["phase"] == "Succeeded"
+    assert len(cluster.jobs_of("g7")) == 1
+
+    annotation = {"metadata": {"annotations": {"backlog.dev/requested-at": "2026-11-21T10:00:00Z"}}}
+    cluster.api.patch_object(GOALS, NS, "g7", annotation)
+
+    jobs = cluster.wait_jobs("g7", 2)
+    assert len(jobs) == 2
+    status = cluster.wait_phase("g7", "Running")
+    assert status["lastHandledReconcileAt"] == "2026-11-21T10:00:00Z"
+
+
+def test_capacity_queues_by_priority_then_age(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    cluster = Cluster(emulator_server)
+    with running_operator(emulator_server, max_running_per_repository=1):
+        cluster.create(goal_manifest("a-running", task="t1"))
+        [job] = cluster.wait_jobs("a-running", 1)
+        cluster.create(goal_manifest("b-low", task="t2", priority=9))
+        cluster.create(goal_manifest("c-high", task="t3", priority=1))
+        cluster.wait_phase("b-low", "Queued", reason="WaitingForCapacity")
+        high = cluster.wait_phase("c-high", "Queued", reason="WaitingForCapacity")
+        cluster.api.wait_for(lambda: cluster.status("c-high").get("queuePosition") == 1)
+        cluster.api.wait_for(lambda: cluster.status("b-low").get("queuePosition") == 2)
+        assert high["message"].startswith("waiting for capacity")
+
+        cluster.finish(job, PUBLISHED)
+
+        cluster.wait_jobs("c-high", 1)
+        cluster.wait_phase("c-high", "Running")
+        assert cluster.status("b-low")["phase"] == "Queued"
+        assert cluster.jobs_of("b-low") == []
+
+
+def test_restarted_operator_adopts_the_running_job(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    cluster = Cluster(emulator_server)
+    with running_operator(emulator_server):
+        cluster.create(goal_manifest("g8"))
+        [job] = cluster.wait_jobs("g8", 1)
+        cluster.wait_phase("g8", "Running")
+
+    with running_operator(emulator_server):
+        cluster.finish(job, PUBLISHED)
+        cluster.wait_phase("g8", "Succeeded")
+    assert len(cluster.jobs_of("g8")) == 1
+
+
+def test_job_made_before_a_crash_is_adopted_not_duplicated(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    """The operator died after creating the Job but before writing the status."""
+    from backlog_operator.api.goal import Goal
+    from backlog_operator.controller.jobs import build_job
+
+    cluster = Cluster(emulator_server)
+    created = cluster.create(goal_manifest("g9"))
+    cluster.api.create_object(build_job(Goal.model_validate(created), 1, OperatorSettings()))
+
+    with running_operator(emulator_server):
+        status = cluster.wait_phase("g9", "Running")
+        assert status["attempts"] == 1
+        cluster.api.wait_for(lambda: ("Normal", "Adopted") in cluster.events("g9"))
+    assert len(cluster.jobs_of("g9")) == 1
+
+
+def test_kubectl_applies_and_lists_goals(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    import shutil
+
+    import yaml
+
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    cluster = Cluster(emulator_server)
+    manifest = yaml.safe_dump(goal_manifest("from-kubectl"))
+    with running_operator(emulator_server):
+        emulator_server.kubectl("apply", "--validate=false", "-f", "-", input=manifest)
+        cluster.wait_phase("from-kubectl", "Running")
+        again = emulator_server.kubectl("apply", "--validate=false", "-f", "-", input=manifest)
+        assert "unchanged" in again.stdout or "configured" in again.stdout
+        listing = emulator_server.kubectl("get", "goals", "-o", "json")
+        cluster.api.wait_for(lambda: len(cluster.jobs_of("from-kubectl")) == 1)
+    names = [item["metadata"]["name"] for item in json.loads(listing.stdout)["items"]]
+    assert names == ["from-kubectl"]
+    assert len(cluster.jobs_of("from-kubectl")) == 1  # re-applying started nothing new
+
+
+def test_operator_writes_only_status(cluster: Cluster) -> None:
+    """GitOps-safe: no spec edits, no annotations, no finalizers on a Goal, whatever happens."""
+    applied = cluster.create(goal_manifest("gitops"))
+    [job] = cluster.wait_jobs("gitops", 1)
+    cluster.finish(job, PUBLISHED)
+    cluster.wait_phase("gitops", "Succeeded")
+
+    final = cluster.goal("gitops")
+    assert final["spec"] == applied["spec"]
+    assert final["metadata"].get("finalizers") in (None, [])
+    assert final["metadata"].get("annotations") in (None, {})
+    assert final["metadata"]["generation"] == applied["metadata"]["generation"]
