@@ -186,7 +186,9 @@ def test_operator_runs_backlogctl_operator_with_a_liveness_probe() -> None:
     assert env[WORKER_IMAGE_ENV] == container["image"]
     # The probe must ask the health endpoint kopf serves in `backlogctl operator`. Imported
     # here so that only this test depends on the controller importing cleanly.
-    from backlog_operator.controller.main import LIVENESS_ENDPOINT
+    from backlog_operator.controller.settings import OperatorSettings
+
+    LIVENESS_ENDPOINT = OperatorSettings().liveness_endpoint
 
     endpoint = urlsplit(LIVENESS_ENDPOINT)
     probe = container["livenessProbe"]["httpGet"]

@@ -13,7 +13,6 @@ from kubernetes import config as k8s_config
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 
-LIVENESS_ENDPOINT = "http://0.0.0.0:8080/healthz"
 
 
 def api_client() -> k8s.ApiClient:
@@ -38,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
             registry=registry,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
-            liveness_endpoint=LIVENESS_ENDPOINT,
+            liveness_endpoint=settings.liveness_endpoint or None,
         )
     )
     return 0

@@ -11,6 +11,7 @@
 | `REQUEUE_SECONDS` | how often queued and backing-off goals are looked at | 5 |
 | `GOAL_URL_TEMPLATE` | link to a goal in pull requests (`{namespace}`, `{name}`) | none |
 | `WORKER_SERVICE_ACCOUNT` | service account of worker Pods (token not mounted) | `default` |
+| `LIVENESS_ENDPOINT` | kopf's health endpoint; empty = none | `http://0.0.0.0:8080/healthz` |
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class OperatorSettings(BaseSettings):
     requeue_seconds: float = Field(default=5.0, gt=0)
     goal_url_template: str | None = None
     worker_service_account: str = "default"
+    liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -1,0 +1,810 @@
+"""Tests of the hardened Kubernetes API emulator itself.
+
+Each test pins one API-server behaviour the operator tests rely on, so that when an operator
+test fails, these say whether the operator or the stand-in is wrong. They talk to the emulator
+the way the operator and people do: the official client, kubectl, raw HTTP, and kopf.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kmock
+import kopf
+import kubernetes.client
+import kubernetes.watch
+import pytest
+import yaml
+from kubernetes.client import ApiException, V1ObjectMeta
+
+from tests.support.emulator import EmulatorServer, HardenedEmulator, running_emulator
+from tests.support.kopf_harness import KopfThread, wait_for
+
+GROUP, VERSION = "example.dev", "v1"
+WIDGETS = f"{GROUP}/{VERSION}/widgets"
+GADGETS = f"{GROUP}/{VERSION}/gadgets"
+
+# A namespaced kind with a status subresource and a schema (required, enum, default).
+WIDGET_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.dev"},
+    "spec": {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "kind": "Widget",
+            "plural": "widgets",
+            "singular": "widget",
+            "shortNames": ["wd"],
+        },
+        "versions": [
+            {
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 0},
+                                    "color": {
+                                        "type": "string",
+                                        "enum": ["red", "blue"],
+                                        "default": "blue",
+                                    },
+                                    "note": {"type": "string", "nullable": True},
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+# A kind without a status subresource: status is an ordinary field of the object.
+GADGET_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "gadgets.example.dev"},
+    "spec": {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget"},
+        "versions": [
+            {
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def widget(name: str, size: int = 1, **labels: str) -> dict[str, Any]:
+    """A Widget manifest."""
+    metadata: dict[str, Any] = {"name": name}
+    if labels:
+        metadata["labels"] = labels
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Widget",
+        "metadata": metadata,
+        "spec": {"size": size},
+    }
+
+
+@pytest.fixture
+def server(emulator_server: EmulatorServer) -> EmulatorServer:
+    """The emulator server with the sample CRDs registered."""
+    emulator_server.emulator.register_crd(WIDGET_CRD)
+    emulator_server.emulator.register_crd(GADGET_CRD)
+    return emulator_server
+
+
+@pytest.fixture
+def custom(server: EmulatorServer, kube_client: kubernetes.client.ApiClient) -> Any:
+    """The official client's CustomObjectsApi."""
+    return kubernetes.client.CustomObjectsApi(kube_client)
+
+
+def http_request(
+    server: EmulatorServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    content_type: str = "application/json",
+) -> tuple[int, dict[str, str], Any]:
+    """A raw HTTP request; returns status, headers and the decoded JSON body."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    payload = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+    conn.request(method, path, body=payload, headers={"Content-Type": content_type})
+    response = conn.getresponse()
+    raw = response.read()
+    conn.close()
+    return response.status, dict(response.headers), json.loads(raw) if raw else None
+
+
+def error_status(error: ApiException) -> dict[str, Any]:
+    """The API server's `Status` object carried by a client error."""
+    status: dict[str, Any] = json.loads(error.body or "{}")
+    return status
+
+
+def watch_lines(server: EmulatorServer, path: str) -> Iterator[dict[str, Any]]:
+    """Stream a watch over raw HTTP, one decoded event per line, until the server ends it."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    try:
+        while line := response.readline():
+            if line.strip():
+                yield json.loads(line)
+    finally:
+        conn.close()
+
+
+class KubectlWatch:
+    """`kubectl get -w` in the background, its output lines in a queue."""
+
+    def __init__(self, server: EmulatorServer, *args: str) -> None:
+        command = ["kubectl", f"--kubeconfig={server.kubeconfig}", "get", "-w", *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.strip())
+
+    def next_line(self, timeout: float = 10.0) -> str:
+        return self.lines.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.pump.join(timeout=10)  # reads to the end of the output before it is closed
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+# --- Fix 1: create answers 201 with the object --------------------------------------------
+
+
+def test_create_answers_201_with_the_stored_object(
+    custom: Any, kube_client: kubernetes.client.ApiClient
+) -> None:
+    created = custom.create_namespaced_custom_object(
+        GROUP, VERSION, "default", "widgets", widget("w1")
+    )
+    assert created["metadata"]["name"] == "w1"
+    assert created["spec"] == {"size": 1, "color": "blue"}
+
+    core = kubernetes.client.CoreV1Api(kube_client)
+    body = kubernetes.client.V1ConfigMap(metadata=V1ObjectMeta(name="cm"), data={"a": "b"})
+    configmap, status, _ = core.create_namespaced_config_map_with_http_info("default", body)
+    assert status == 201
+    assert configmap.metadata is not None and configmap.metadata.uid
+    assert configmap.data == {"a": "b"}
+
+
+# --- Fix 2: server-set metadata, generation, generateName, namespace from the URL ----------
+
+
+def test_server_sets_metadata_generate_name_and_namespace(
+    custom: Any, kube_client: kubernetes.client.ApiClient, emulator: HardenedEmulator
+) -> None:
+    obj = custom.create_namespaced_custom_object(GROUP, VERSION, "default", "widgets", widget("w1"))
+    meta = obj["metadata"]
+    assert re.fullmatch(r"[0-9a-f-]{36}", meta["uid"])
+    assert meta["resourceVersion"].isdigit()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", meta["creationTimestamp"])
+    assert meta["generation"] == 1
+    assert meta["namespace"] == "default"  # from the URL: the manifest had none
+
+    generated = custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "default",
+        "widgets",
+        {**widget(""), "metadata": {"generateName": "attempt-"}},
+    )
+    assert re.fullmatch(r"attempt-[bcdfghjklmnpqrstvwxz2456789]{5}", generated["metadata"]["name"])
+
+    with pytest.raises(ApiException) as mismatch:
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "default",
+            "widgets",
+            {**widget("w2"), "metadata": {"name": "w2", "namespace": "other"}},
+        )
+    assert mismatch.value.status == 400
+
+    # An ownerReference built from the created object is accepted; one without uid is not.
+    batch = kubernetes.client.BatchV1Api(kube_client)
+    owner = kubernetes.client.V1OwnerReference(
+        api_version=obj["apiVersion"], kind=obj["kind"], name="w1", uid=meta["uid"], controller=True
+    )
+    job = kubernetes.client.V1Job(
+        metadata=V1ObjectMeta(name="w1-job", owner_references=[owner]),
+        spec=kubernetes.client.V1JobSpec(template=kubernetes.client.V1PodTemplateSpec()),
+    )
+    stored = batch.create_namespaced_job("default", job).metadata
+    assert stored is not None and stored.owner_references == [owner]
+    owner.uid = ""
+    job.metadata = V1ObjectMeta(name="w1-job2", owner_references=[owner])
+    with pytest.raises(ApiException) as invalid:
+        batch.create_namespaced_job("default", job)
+    assert invalid.value.status == 422
+
+    # Names are validated as DNS subdomains (a Job's as a 63-character label).
+    with pytest.raises(ApiException) as bad_name:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, "default", "widgets", widget("Bad_Name")
+        )
+    assert bad_name.value.status == 422
+    assert emulator.get_object(WIDGETS, "default", "Bad_Name") is None
+
+
+def test_generation_bumps_on_spec_changes_only(
+    emulator: HardenedEmulator, server: EmulatorServer
+) -> None:
+    first = emulator.create_object(widget("w1"))
+    rv = first["metadata"]["resourceVersion"]
+
+    labelled = emulator.patch_object(WIDGETS, "default", "w1", {"metadata": {"labels": {"a": "b"}}})
+    assert labelled["metadata"]["generation"] == 1
+    assert labelled["metadata"]["resourceVersion"] != rv
+
+    resized = emulator.patch_object(WIDGETS, "default", "w1", {"spec": {"size": 2}})
+    assert resized["metadata"]["generation"] == 2
+
+    with_status = emulator.patch_status(WIDGETS, "default", "w1", {"phase": "Ready"})
+    assert with_status["metadata"]["generation"] == 2
+
+    # A write that changes nothing keeps the resourceVersion and emits no event.
+    same = emulator.patch_object(WIDGETS, "default", "w1", {"spec": {"size": 2}})
+    assert same["metadata"]["resourceVersion"] == with_status["metadata"]["resourceVersion"]
+
+
+# --- Fix 3: namespaces are a resource -------------------------------------------------------
+
+
+def test_namespaces_are_a_cluster_scoped_resource(
+    emulator_server: EmulatorServer, kube_client: kubernetes.client.ApiClient
+) -> None:
+    core = kubernetes.client.CoreV1Api(kube_client)
+    assert [ns.metadata and ns.metadata.name for ns in core.list_namespace().items] == ["default"]
+
+    core.create_namespace(kubernetes.client.V1Namespace(metadata=V1ObjectMeta(name="tenant-a")))
+    status = core.read_namespace("tenant-a").status
+    assert status is not None and status.phase == "Active"
+    code, _, body = http_request(emulator_server, "GET", "/api/v1/namespaces/tenant-a/status")
+    assert code == 200 and body["kind"] == "Namespace"
+    assert "tenant-a" in emulator_server.kubectl("get", "namespaces", "-o", "name").stdout
+
+
+# --- Fix 4: kopf's JSON patch with a `test` on resourceVersion ------------------------------
+
+
+def test_json_patch_tests_the_resource_version(custom: Any, emulator: HardenedEmulator) -> None:
+    obj = emulator.create_object(widget("w1"))
+    rv = obj["metadata"]["resourceVersion"]
+    ops = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+        {"op": "add", "path": "/metadata/finalizers", "value": ["example.dev/cleanup"]},
+    ]
+    patched = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", "widgets", "w1", ops, _content_type="application/json-patch+json"
+    )
+    assert patched["metadata"]["finalizers"] == ["example.dev/cleanup"]
+
+    with pytest.raises(ApiException) as stale:  # the resourceVersion has moved on
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "default",
+            "widgets",
+            "w1",
+            ops,
+            _content_type="application/json-patch+json",
+        )
+    assert stale.value.status == 422
+
+
+def test_kopf_finalizer_and_delete_handler(server: EmulatorServer) -> None:
+    emulator = server.emulator
+    registry = kopf.OperatorRegistry()
+    deleted: list[str] = []
+
+    @kopf.on.create(GROUP, VERSION, "widgets", registry=registry)
+    def created(**_: Any) -> None:
+        pass
+
+    @kopf.on.delete(GROUP, VERSION, "widgets", registry=registry)
+    def removed(name: str, **_: Any) -> None:
+        deleted.append(name)
+
+    with KopfThread(server, registry=registry):
+        emulator.create_object(widget("w1"))
+        emulator.wait_for(
+            lambda: (emulator.get_object(WIDGETS, "default", "w1") or {})["metadata"].get(
+                "finalizers"
+            ),
+            message="kopf did not add its finalizer",
+        )
+        marked = emulator.delete_object(WIDGETS, "default", "w1")
+        assert marked["metadata"]["deletionTimestamp"]  # kept until the finalizer is removed
+        emulator.wait_for(lambda: emulator.get_object(WIDGETS, "default", "w1") is None)
+    assert deleted == ["w1"]
+
+
+# --- Fix 5: lists, watches, discovery, PUT, server-side apply, kubectl ----------------------
+
+
+def test_lists_carry_kind_api_version_and_resource_version(
+    server: EmulatorServer, kube_client: kubernetes.client.ApiClient
+) -> None:
+    server.emulator.create_object(widget("w1"))
+    status, _, body = http_request(server, "GET", "/apis/example.dev/v1/namespaces/default/widgets")
+    assert status == 200
+    assert (body["kind"], body["apiVersion"]) == ("WidgetList", "example.dev/v1")
+    assert body["metadata"]["resourceVersion"] == server.emulator.resource_version
+    assert [item["kind"] for item in body["items"]] == ["Widget"]
+
+    core = kubernetes.client.CoreV1Api(kube_client)
+    assert core.list_namespaced_config_map("default").items == []
+
+
+def test_kubectl_create_apply_get_and_watch(server: EmulatorServer) -> None:
+    manifest = yaml.safe_dump(widget("w1", size=3))
+    assert "created" in server.kubectl("create", "-f", "-", input=manifest).stdout
+    assert (
+        "configured"
+        in server.kubectl("apply", "-f", "-", input=manifest.replace("size: 3", "size: 4")).stdout
+    )
+    assert (
+        "configured"
+        in server.kubectl(
+            "apply", "--validate=false", "-f", "-", input=manifest.replace("size: 3", "size: 5")
+        ).stdout
+    )
+    ssa = server.kubectl("apply", "--server-side", "-f", "-", input=manifest.replace("w1", "w2"))
+    assert "serverside-applied" in ssa.stdout
+    assert server.kubectl("get", "wd", "-o", "name").stdout.split() == [
+        "widget.example.dev/w1",
+        "widget.example.dev/w2",
+    ]
+    assert server.kubectl("get", "widget", "w1", "-o", "jsonpath={.spec.size}").stdout == "5"
+
+    # kubectl validates on the server: an unknown field is refused, as with fieldValidation=Strict.
+    typo_manifest = manifest.replace("size: 3", "size: 3\n  sise: 4")
+    typo = server.kubectl("apply", "-f", "-", input=typo_manifest, check=False)
+    assert typo.returncode != 0 and 'unknown field "spec.sise"' in typo.stderr
+
+    watch = KubectlWatch(server, "widgets", "-o", "name")
+    try:
+        assert {watch.next_line(), watch.next_line()} == {
+            "widget.example.dev/w1",
+            "widget.example.dev/w2",
+        }
+        server.emulator.create_object(widget("w3"))
+        assert watch.next_line() == "widget.example.dev/w3"
+    finally:
+        watch.close()
+
+    # A CRD applied with kubectl is served at once.
+    gizmo = {**GADGET_CRD, "metadata": {"name": "gizmos.example.dev"}}
+    gizmo["spec"] = {**GADGET_CRD["spec"], "names": {"kind": "Gizmo", "plural": "gizmos"}}
+    server.kubectl("apply", "-f", "-", input=yaml.safe_dump(gizmo))
+    server.kubectl("wait", "--for=condition=Established", "crd/gizmos.example.dev", "--timeout=5s")
+    assert "No resources found" in server.kubectl("get", "gizmos").stderr
+
+
+def test_watch_streams_json_and_resumes_from_a_resource_version(server: EmulatorServer) -> None:
+    emulator = server.emulator
+    emulator.create_object(widget("before"))
+    listed_at = emulator.resource_version
+    emulator.create_object(widget("after-1"))
+    emulator.patch_object(WIDGETS, "default", "after-1", {"spec": {"size": 2}})
+    emulator.create_object(widget("after-2"))
+
+    base = "/apis/example.dev/v1/namespaces/default/widgets?watch=true&timeoutSeconds=0.2"
+    resumed = [
+        (e["type"], e["object"]["metadata"]["name"])
+        for e in watch_lines(server, f"{base}&resourceVersion={listed_at}")
+    ]
+    assert resumed == [("ADDED", "after-1"), ("MODIFIED", "after-1"), ("ADDED", "after-2")]
+
+    # Without a resourceVersion: the current objects as ADDED, then what happens next.
+    fresh = [(e["type"], e["object"]["metadata"]["name"]) for e in watch_lines(server, base)]
+    assert fresh == [("ADDED", "after-1"), ("ADDED", "after-2"), ("ADDED", "before")]
+
+
+def test_watch_from_an_expired_resource_version_is_410(emulator_server: EmulatorServer) -> None:
+    emulator = HardenedEmulator(event_history=2)
+    with EmulatorServer(emulator) as server:
+        for name in ("a", "b", "c", "d"):
+            emulator.create_object(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+            )
+        path = "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1&resourceVersion=1"
+        events = list(watch_lines(server, path))
+    assert [(e["type"], e["object"]["code"]) for e in events] == [("ERROR", 410)]
+
+
+def test_discovery_reports_groups_and_subresources(server: EmulatorServer) -> None:
+    _, _, core = http_request(server, "GET", "/api/v1")
+    assert core["groupVersion"] == "v1"
+    names = {r["name"]: r for r in core["resources"]}
+    assert names["pods"]["shortNames"] == ["po"]
+    assert "shortNames" not in names["pods/status"]
+    assert names["namespaces"]["namespaced"] is False
+
+    _, _, groups = http_request(server, "GET", "/apis")
+    example = next(g for g in groups["groups"] if g["name"] == GROUP)
+    assert example["preferredVersion"] == {"groupVersion": "example.dev/v1", "version": "v1"}
+
+    _, _, version = http_request(server, "GET", "/apis/example.dev/v1")
+    assert version["groupVersion"] == "example.dev/v1"
+    assert {r["name"] for r in version["resources"]} == {"widgets", "widgets/status", "gadgets"}
+    assert "namespaces" in server.kubectl("api-resources", "-o", "name").stdout.split()
+
+
+def test_put_replaces_and_server_side_apply_creates(custom: Any, server: EmulatorServer) -> None:
+    obj = server.emulator.create_object(widget("w1"))
+    obj["spec"]["size"] = 7
+    replaced = custom.replace_namespaced_custom_object(
+        GROUP, VERSION, "default", "widgets", "w1", obj
+    )
+    assert replaced["spec"]["size"] == 7
+    assert replaced["metadata"]["generation"] == 2
+
+    status, _, body = http_request(
+        server,
+        "PATCH",
+        "/apis/example.dev/v1/namespaces/default/widgets/w2?fieldManager=test",
+        yaml.safe_dump(widget("w2", size=2)),
+        content_type="application/apply-patch+yaml",
+    )
+    assert status == 201 and body["metadata"]["name"] == "w2"
+    status, _, _ = http_request(
+        server,
+        "PATCH",
+        "/apis/example.dev/v1/namespaces/default/widgets/w3",
+        widget("w3"),
+        content_type="application/apply-patch+yaml",
+    )
+    assert status == 400  # apply needs a fieldManager
+
+    # Custom resources do not take strategic merge patches (the API server says 415).
+    status, _, _ = http_request(
+        server,
+        "PATCH",
+        "/apis/example.dev/v1/namespaces/default/widgets/w1",
+        {"spec": {"size": 1}},
+        content_type="application/strategic-merge-patch+json",
+    )
+    assert status == 415
+
+
+# --- Fix 6: the watch race -------------------------------------------------------------------
+
+
+def start_kopf_while_creating(attempt: int, count: int = 20) -> None:
+    """Start a kopf operator while another thread creates widgets; all must be handled."""
+    registry = kopf.OperatorRegistry()
+    handled: set[str] = set()
+    names = [f"w{i}" for i in range(count)]
+
+    @kopf.on.create(GROUP, VERSION, "widgets", registry=registry)
+    def created(name: str, **_: Any) -> None:
+        handled.add(name)
+
+    with EmulatorServer() as server:
+        emulator = server.emulator
+        emulator.register_crd(WIDGET_CRD)
+
+        def create_all() -> None:
+            for name in names:
+                emulator.create_object(widget(name))
+                time.sleep(0.002)
+
+        creator = threading.Thread(target=create_all)
+        creator.start()  # objects appear before, during and after kopf's list and watch
+        with KopfThread(server, registry=registry):
+            creator.join()
+            emulator.wait_for(
+                lambda: handled >= set(names),
+                message=lambda: f"attempt {attempt}: missed {sorted(set(names) - handled)}",
+            )
+        watches = [r for r in emulator if r.action == kmock.action.WATCH]
+        assert any(r.params.get("resourceVersion") for r in watches)
+
+
+def test_kopf_sees_objects_created_while_it_starts() -> None:
+    for attempt in range(10):
+        start_kopf_while_creating(attempt)
+
+
+# --- Fix 7: status subresource, conflicts, selectors -----------------------------------------
+
+
+def test_status_is_a_real_subresource(custom: Any, server: EmulatorServer) -> None:
+    server.emulator.create_object(widget("w1"))
+    main = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", "widgets", "w1", {"spec": {"size": 2}, "status": {"phase": "X"}}
+    )
+    assert main["spec"]["size"] == 2 and "status" not in main
+
+    status = custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, "default", "widgets", "w1", {"spec": {"size": 9}, "status": {"phase": "Y"}}
+    )
+    assert status["spec"]["size"] == 2 and status["status"] == {"phase": "Y"}
+    assert status["metadata"]["generation"] == 2
+
+    # Without a status subresource, status is an ordinary field and /status does not exist.
+    server.emulator.create_object(
+        {"apiVersion": "example.dev/v1", "kind": "Gadget", "metadata": {"name": "g"}}
+    )
+    plain = custom.patch_namespaced_custom_object(
+        GROUP, VERSION, "default", "gadgets", "g", {"status": {"phase": "Z"}}
+    )
+    assert plain["status"] == {"phase": "Z"}
+    with pytest.raises(ApiException) as missing:
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, "default", "gadgets", "g", {})
+    assert missing.value.status == 404
+
+
+def test_stale_resource_version_is_a_conflict(custom: Any, server: EmulatorServer) -> None:
+    old = server.emulator.create_object(widget("w1"))
+    server.emulator.patch_object(WIDGETS, "default", "w1", {"spec": {"size": 2}})
+    stale = {
+        "metadata": {"resourceVersion": old["metadata"]["resourceVersion"]},
+        "spec": {"size": 3},
+    }
+
+    with pytest.raises(ApiException) as patched:
+        custom.patch_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "w1", stale)
+    assert patched.value.status == 409
+    assert error_status(patched.value)["reason"] == "Conflict"
+    with pytest.raises(ApiException) as replaced:
+        custom.replace_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "w1", old)
+    assert replaced.value.status == 409
+    with pytest.raises(ApiException) as deleted:
+        custom.delete_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "default",
+            "widgets",
+            "w1",
+            body={"preconditions": {"resourceVersion": old["metadata"]["resourceVersion"]}},
+        )
+    assert deleted.value.status == 409
+    assert server.emulator.get_object(WIDGETS, "default", "w1")["spec"]["size"] == 2  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("app=a", ["w-a1", "w-a2"]),
+        ("app==b", ["w-b"]),
+        ("app!=a", ["w-b", "w-none"]),
+        ("app in (a, b),tier=web", ["w-a1", "w-b"]),
+        ("app notin (a)", ["w-b", "w-none"]),
+        ("tier", ["w-a1", "w-b"]),
+        ("!tier", ["w-a2", "w-none"]),
+    ],
+)
+def test_label_selectors_filter_lists(
+    custom: Any, server: EmulatorServer, selector: str, expected: list[str]
+) -> None:
+    for manifest in (
+        widget("w-a1", app="a", tier="web"),
+        widget("w-a2", app="a"),
+        widget("w-b", app="b", tier="web"),
+        widget("w-none"),
+    ):
+        server.emulator.create_object(manifest)
+    found = custom.list_namespaced_custom_object(
+        GROUP, VERSION, "default", "widgets", label_selector=selector
+    )
+    assert [item["metadata"]["name"] for item in found["items"]] == expected
+
+
+def test_selectors_filter_watches(custom: Any, server: EmulatorServer) -> None:
+    emulator = server.emulator
+    since = emulator.resource_version
+    emulator.create_object(widget("other", app="b"))
+    emulator.create_object(widget("mine", app="a"))
+    emulator.patch_object(WIDGETS, "default", "mine", {"spec": {"size": 2}})
+    emulator.patch_object(WIDGETS, "default", "mine", {"metadata": {"labels": {"app": "b"}}})
+
+    watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+    events = []
+    for event in watch.stream(  # type: ignore[no-untyped-call]
+        custom.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        "default",
+        "widgets",
+        label_selector="app=a",
+        resource_version=since,
+        timeout_seconds=1,
+    ):
+        events.append((event["type"], event["object"]["metadata"]["name"]))
+        if len(events) == 3:
+            watch.stop()  # type: ignore[no-untyped-call]
+    # Leaving the selector is a DELETED event for this watcher, as the API server reports it.
+    assert events == [("ADDED", "mine"), ("MODIFIED", "mine"), ("DELETED", "mine")]
+
+    by_name = emulator.list_objects(WIDGETS, "default", field_selector="metadata.name=other")
+    assert [o["metadata"]["name"] for o in by_name] == ["other"]
+
+
+def test_custom_resources_are_validated_pruned_and_defaulted(custom: Any) -> None:
+    def create(spec: dict[str, Any]) -> Any:
+        body = {**widget("w1"), "spec": spec}
+        return custom.create_namespaced_custom_object(GROUP, VERSION, "default", "widgets", body)
+
+    invalid_specs: list[tuple[dict[str, Any], str]] = [
+        ({}, "spec.size"),
+        ({"size": "big"}, "spec.size"),
+        ({"size": -1}, "spec.size"),
+        ({"size": 1, "color": "green"}, "spec.color"),
+    ]
+    for spec, field in invalid_specs:
+        with pytest.raises(ApiException) as invalid:
+            create(spec)
+        status = error_status(invalid.value)
+        assert (invalid.value.status, status["reason"]) == (422, "Invalid")
+        assert [cause["field"] for cause in status["details"]["causes"]] == [field]
+
+    stored = create({"size": 1, "note": None, "unknown": True})
+    assert stored["spec"] == {"size": 1, "note": None, "color": "blue"}  # pruned and defaulted
+
+
+def test_register_crds_from_dir(tmp_path: Path) -> None:
+    documents = [WIDGET_CRD, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}]
+    (tmp_path / "widgets.yaml").write_text(yaml.safe_dump_all(documents))
+    (tmp_path / "gadgets.yml").write_text(yaml.safe_dump(GADGET_CRD))
+    (tmp_path / "README.md").write_text("not a manifest")
+
+    assert HardenedEmulator().register_crds_from_dir(tmp_path) == [
+        kmock.resource(GROUP, VERSION, "gadgets"),
+        kmock.resource(GROUP, VERSION, "widgets"),
+    ]
+    with running_emulator(crd_dir=tmp_path) as server:
+        crds = server.kubectl("get", "crds", "-o", "name").stdout.split()
+        assert "customresourcedefinition.apiextensions.k8s.io/widgets.example.dev" in crds
+        assert server.emulator.list_objects(GADGETS) == []
+
+
+def test_project_crds_register(project_crds: list[kmock.resource]) -> None:
+    assert kmock.resource("backlog.dev", "v1alpha1", "goals") in project_crds
+
+
+# --- Helpers for the missing controllers -----------------------------------------------------
+
+
+def test_job_and_pod_helpers(
+    emulator: HardenedEmulator, kube_client: kubernetes.client.ApiClient
+) -> None:
+    steps = [{"name": n, "image": "busybox"} for n in ("clone", "task")]
+    publish = {"name": "publish", "image": "busybox"}
+    template = {
+        "metadata": {"labels": {"app": "x"}},
+        "spec": {"initContainers": steps, "containers": [publish]},
+    }
+    emulator.create_object(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "j1"},
+            "spec": {"template": template},
+            "status": {"succeeded": 1},
+        }
+    )
+    assert "status" not in emulator.get_object("batch/v1/jobs", "default", "j1")  # type: ignore[operator]
+
+    pod = emulator.start_job("default", "j1")
+    assert pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "j1"
+    assert pod["metadata"]["ownerReferences"][0]["kind"] == "Job"
+    assert pod["status"]["phase"] == "Running"
+
+    done = emulator.finish_pod(
+        "default",
+        pod["metadata"]["name"],
+        exit_codes={"task": 3},
+        messages={"clone": '{"ok": true}'},
+    )
+    assert done["status"]["phase"] == "Failed"
+    clone, task = done["status"]["initContainerStatuses"]
+    assert clone["state"]["terminated"]["message"] == '{"ok": true}'
+    assert task["state"]["terminated"]["exitCode"] == 3
+    assert done["status"]["containerStatuses"][0]["state"] == {
+        "waiting": {"reason": "PodInitializing"}
+    }
+
+    emulator.complete_job("default", "j1", succeeded=False)
+    job = kubernetes.client.BatchV1Api(kube_client).read_namespaced_job_status("j1", "default")
+    assert job.status is not None
+    assert [(c.type, c.status) for c in job.status.conditions or []] == [
+        ("FailureTarget", "True"),
+        ("Failed", "True"),
+    ]
+
+    emulator.set_pod_log("default", pod["metadata"]["name"], "boom\n", container="task")
+    log = kubernetes.client.CoreV1Api(kube_client).read_namespaced_pod_log(
+        pod["metadata"]["name"], "default", container="task"
+    )
+    assert log == "boom\n"
+
+
+def test_injected_failures_leave_objects_untouched(custom: Any, server: EmulatorServer) -> None:
+    server.emulator[kmock.method.POST, kmock.resource(WIDGETS)] << 503
+    with pytest.raises(ApiException) as failed:
+        custom.create_namespaced_custom_object(GROUP, VERSION, "default", "widgets", widget("w1"))
+    assert failed.value.status == 503
+    assert server.emulator.get_object(WIDGETS, "default", "w1") is None
+
+
+# --- Smoke: kopf through the harness sees what kubectl creates -------------------------------
+
+
+def test_kopf_operator_sees_a_resource_created_by_kubectl(server: EmulatorServer) -> None:
+    registry = kopf.OperatorRegistry()
+    seen: list[tuple[str, int]] = []
+
+    @kopf.on.create(GROUP, VERSION, "widgets", id="created", registry=registry)
+    def created(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str]:
+        seen.append((name, spec["size"]))
+        return {"state": "handled"}
+
+    emulator = server.emulator
+    with KopfThread(server, registry=registry) as operator:
+        assert operator.ready.is_set()
+        emulator.wait_for(lambda: emulator.open_watches(WIDGETS), message="kopf is not watching")
+        server.kubectl("apply", "-f", "-", input=yaml.safe_dump(widget("from-kubectl", size=4)))
+        wait_for(lambda: seen, message="kopf did not handle the widget")
+        handled = server.emulator.wait_for(
+            lambda: (server.emulator.get_object(WIDGETS, "default", "from-kubectl") or {}).get(
+                "status"
+            )
+        )
+    assert seen == [("from-kubectl", 4)]
+    assert handled == {"created": {"state": "handled"}}
+    assert not operator.running
+    emulator.wait_for(lambda: emulator.open_watches(WIDGETS) == 0, message="a watch stayed open")
