@@ -43,7 +43,7 @@ fmt: $(STAMP) ## Format and autofix with ruff.
 
 .PHONY: crds
 crds: $(STAMP) ## Regenerate crds/ from the pydantic models.
-	$(BIN)/backlogctl crds --output crds
+	$(BIN)/backlogctl crds --output crds --reference docs/reference.md
 
 .PHONY: manifests
 manifests: crds ## Regenerate manifests/install.yaml from kustomize/default.

@@ -188,9 +188,9 @@ def test_operator_runs_backlogctl_operator_with_a_liveness_probe() -> None:
     # here so that only this test depends on the controller importing cleanly.
     from backlog_operator.controller.settings import OperatorSettings
 
-    LIVENESS_ENDPOINT = OperatorSettings().liveness_endpoint
+    liveness_endpoint = OperatorSettings().liveness_endpoint
 
-    endpoint = urlsplit(LIVENESS_ENDPOINT)
+    endpoint = urlsplit(liveness_endpoint)
     probe = container["livenessProbe"]["httpGet"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert probe["path"] == endpoint.path

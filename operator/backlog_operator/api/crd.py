@@ -466,4 +466,9 @@ def main(args: argparse.Namespace) -> int:
         return 0
     for path in write_crds(Path(output)):
         print(f"wrote {path}")
+    if args.reference:
+        from backlog_operator.api.reference import reference_markdown
+
+        Path(args.reference).write_text(reference_markdown() + "\n", encoding="utf-8")
+        print(f"wrote {args.reference}")
     return 0

@@ -180,38 +180,54 @@ Phase = Literal["Pending", "Queued", "Running", "Succeeded", "Failed", "Skipped"
 class PullRequestStatus(ApiModel):
     """The pull request a goal opened or reused."""
 
-    number: int
-    url: str
+    number: int = Field(description="The pull request's number.")
+    url: str = Field(description="Its web address.")
 
 
 class GoalStatus(ApiModel):
     """What the operator observed; written only by the operator."""
 
-    model_config = ApiModel.model_config | {"extra": "allow"}
-
-    observed_generation: int | None = None
-    phase: Phase | None = None
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the status was computed for."
+    )
+    phase: Phase | None = Field(
+        default=None,
+        description="Pending → Queued → Running → Succeeded | Failed, or Skipped.",
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
+        description="Ready, Reconciling and Stalled, as metav1.Condition.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     attempts: int = Field(default=0, description="Attempts of the current run.")
     run: int = Field(default=1, description="Runs so far: 1, plus one per re-run request.")
-    job_name: str | None = None
-    attempt_id: str | None = None
-    task_id: str | None = None
-    branch: str | None = None
-    commit: str | None = None
-    pull_request: PullRequestStatus | None = None
-    changed_files: list[str] = Field(default_factory=list)
-    outcome: str | None = None
-    reason: str | None = None
-    message: str | None = None
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
-    next_attempt_time: datetime | None = None
-    queue_position: int | None = None
-    last_handled_reconcile_at: str | None = None
+    job_name: str | None = Field(default=None, description="The Job of the latest attempt.")
+    attempt_id: str | None = Field(default=None, description="The latest attempt's id.")
+    task_id: str | None = Field(default=None, description="The task (or the goal's name).")
+    branch: str | None = Field(default=None, description="The branch that was pushed.")
+    commit: str | None = Field(default=None, description="The commit at the branch's head.")
+    pull_request: PullRequestStatus | None = Field(
+        default=None, description="The pull request opened or reused."
+    )
+    changed_files: list[str] = Field(
+        default_factory=list, description="Files the pull request changes."
+    )
+    outcome: str | None = Field(
+        default=None, description="The worker's outcome: published, already_completed, failed."
+    )
+    reason: str | None = Field(default=None, description="Why the goal is in its phase.")
+    message: str | None = Field(default=None, description="The same, for people.")
+    start_time: datetime | None = Field(default=None, description="When the run started.")
+    completion_time: datetime | None = Field(default=None, description="When the run ended.")
+    next_attempt_time: datetime | None = Field(
+        default=None, description="When a backing-off goal tries again."
+    )
+    queue_position: int | None = Field(
+        default=None, description="Place among goals waiting for capacity (1 = next)."
+    )
+    last_handled_reconcile_at: str | None = Field(
+        default=None, description="The last backlog.dev/requested-at value acted on."
+    )
 
 
 class GoalMetadata(ApiModel):

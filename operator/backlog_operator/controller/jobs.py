@@ -62,9 +62,7 @@ def job_labels(goal: Goal, attempt: int, run: int = 1) -> dict[str, str]:
     }
 
 
-def build_job(
-    goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1
-) -> dict[str, Any]:
+def build_job(goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1) -> dict[str, Any]:
     """The Job manifest of `attempt` (1-based) of `run` (1-based) of `goal`."""
     name = job_name(goal.metadata.name, goal.metadata.uid or "", attempt, run)
     labels = job_labels(goal, attempt, run)

@@ -14,7 +14,6 @@ from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 
 
-
 def api_client() -> k8s.ApiClient:
     """In a Pod: the service account; elsewhere: the kubeconfig."""
     try:
