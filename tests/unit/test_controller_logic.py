@@ -228,3 +228,15 @@ def test_settings_reject_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BACKLOG_OPERATOR_MAX_RUNNING", "0")
     with pytest.raises(ValueError, match="max_running"):
         OperatorSettings()
+
+
+def test_operator_refuses_bad_settings_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from backlog_operator.cli import main
+
+    monkeypatch.setenv("BACKLOG_OPERATOR_MAX_RUNNING", "zero")
+    assert main(["operator"]) == 64
+    err = capsys.readouterr().err
+    assert "invalid settings" in err
+    assert "max_running" in err

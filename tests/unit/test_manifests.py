@@ -262,10 +262,10 @@ def _allows(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -
 
 # What the operator and kopf do with the API, as (group, resource, verbs).
 NEEDED = [
-    ("backlog.dev", "goals", "get list watch patch"),
+    ("backlog.dev", "goals", "get list watch"),
     ("backlog.dev", "goals/status", "get patch"),
     ("backlog.dev", "goals/finalizers", "update"),
-    ("batch", "jobs", "create get list watch patch delete"),
+    ("batch", "jobs", "create get list watch delete"),
     ("", "pods", "get list watch"),
     ("", "events", "create"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list watch"),

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from pydantic import ValidationError
 
+from backlog_operator.api.common import describe_validation_error
+from backlog_operator.api.result import ExitCode
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 
@@ -25,7 +29,14 @@ def api_client() -> k8s.ApiClient:
 
 def main(args: argparse.Namespace) -> int:
     """Validate the settings, then run kopf until stopped."""
-    settings = OperatorSettings()
+    try:
+        settings = OperatorSettings()
+    except ValidationError as error:
+        print(
+            f"backlogctl operator: invalid settings: {describe_validation_error(error)}",
+            file=sys.stderr,
+        )
+        return int(ExitCode.USAGE)
     if args.namespace:
         settings = settings.model_copy(update={"namespaces": list(args.namespace)})
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
