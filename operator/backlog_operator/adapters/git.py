@@ -22,6 +22,7 @@ from pathlib import Path
 
 import git
 
+from backlog_operator.errors import ClassifiedError
 from backlog_operator.naming import url_has_credentials
 from backlog_operator.redact import Redactor
 
@@ -62,7 +63,7 @@ _BASE_CONFIG: tuple[tuple[str, str], ...] = (
 )
 
 
-class GitError(Exception):
+class GitError(ClassifiedError):
     """A git operation failed.
 
     `reason` is a CamelCase word (RepositoryUnreachable, AuthenticationFailed, BranchNotFound,
@@ -72,10 +73,7 @@ class GitError(Exception):
     """
 
     def __init__(self, reason: str, message: str, *, retryable: bool, detail: str = "") -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.retryable = retryable
-        self.message = message
+        super().__init__(reason, message, retryable=retryable)
         #: What git printed (scrubbed, shortened); also part of `message`.
         self.detail = detail
 

@@ -50,6 +50,7 @@ from github.Requester import Requester
 from urllib3.util.retry import Retry
 
 from backlog_operator import __version__
+from backlog_operator.errors import ClassifiedError
 from backlog_operator.redact import Redactor
 
 __all__ = ["DEFAULT_API_URL", "ForgeError", "GitHubForge", "PullRequestRef"]
@@ -76,7 +77,7 @@ class PullRequestRef:
     base_branch: str
 
 
-class ForgeError(Exception):
+class ForgeError(ClassifiedError):
     """A forge call that failed, classified so the caller can decide whether to retry.
 
     `reason` is a CamelCase word (`ForgeUnavailable`, `RateLimited`, `AuthenticationFailed`,
@@ -93,15 +94,10 @@ class ForgeError(Exception):
         retry_after_seconds: int | None = None,
         status: int | None = None,
     ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.retryable = retryable
-        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            reason, message, retryable=retryable, retry_after_seconds=retry_after_seconds
+        )
         self.status = status
-
-    def __str__(self) -> str:
-        return self.message
 
     def __repr__(self) -> str:
         return (

@@ -17,13 +17,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from backlog_operator.api.common import GROUP, VERSION
+from backlog_operator.errors import AlreadyExistsError
 
 GOAL_PLURAL = "goals"
 COMPONENT = "backlog-operator"
-
-
-class AlreadyExistsError(Exception):
-    """The object exists already (HTTP 409 on create)."""
 
 
 class KubeCluster:

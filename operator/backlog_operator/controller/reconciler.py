@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from backlog_operator.controller.policy import backoff_seconds, should_retry
 from backlog_operator.controller.registry import GoalEntry, Registry
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import FINAL_PHASES, conditions_for, timestamp
+from backlog_operator.errors import AlreadyExistsError
 
 RERUN_ANNOTATION = "backlog.dev/requested-at"
 
@@ -247,7 +248,7 @@ class GoalReconciler:
                 self.registry.put(self._entry(goal, new))
                 return Reconciled(new, [Event("Normal", "Skipped", message)])
             if other.phase == "Running":
-                self.registry.put(_replace(entry, blocked=True))
+                self.registry.put(replace(entry, blocked=True))
                 message = f"waiting for goal {other.key}, which runs the same task"
                 return self._wait(status, "WaitingForTask", message, generation)
         ready_at = _parse_time(status.get("nextAttemptTime"))
@@ -267,31 +268,30 @@ class GoalReconciler:
         if entry.key not in admitted:
             position = positions.get(entry.key)
             message = f"waiting for capacity (position {position} in the queue)"
-            reconciled = self._wait(status, "WaitingForCapacity", message, generation)
-            if reconciled.status is None and status.get("queuePosition") != position:
-                reconciled.status = dict(status, queuePosition=position)
-            elif reconciled.status is not None:
-                reconciled.status["queuePosition"] = position
-            return reconciled
+            return self._wait(
+                status, "WaitingForCapacity", message, generation, queuePosition=position
+            )
         return await self._run_attempt(goal, status, int(status.get("attempts") or 0) + 1)
 
     def _wait(
-        self, status: dict[str, Any], reason: str, message: str, generation: int | None
+        self,
+        status: dict[str, Any],
+        reason: str,
+        message: str,
+        generation: int | None,
+        **fields: Any,
     ) -> Reconciled:
+        """Queued for `reason`: an event when the reason is new, a status write when anything is."""
+        requeue = self.settings.requeue_seconds
         if status.get("phase") == "Queued" and status.get("reason") == reason:
-            if status.get("observedGeneration") == generation:
-                return Reconciled(requeue_after=self.settings.requeue_seconds)
-            return Reconciled(
-                dict(status, observedGeneration=generation),
-                requeue_after=self.settings.requeue_seconds,
-            )
-        new = self._status(status, "Queued", reason, message, generation)
-        event = Event("Normal", reason, message)
-        return Reconciled(new, [event], requeue_after=self.settings.requeue_seconds)
+            wanted = {"observedGeneration": generation, **fields}
+            if all(status.get(name) == value for name, value in wanted.items()):
+                return Reconciled(requeue_after=requeue)
+            return Reconciled(dict(status, **wanted), requeue_after=requeue)
+        new = self._status(status, "Queued", reason, message, generation, **fields)
+        return Reconciled(new, [Event("Normal", reason, message)], requeue_after=requeue)
 
     async def _run_attempt(self, goal: Goal, status: dict[str, Any], attempt: int) -> Reconciled:
-        from backlog_operator.adapters.kube import AlreadyExistsError
-
         run = int(status.get("run") or 1)
         manifest = jobs.build_job(goal, attempt, self.settings, run)
         name = manifest["metadata"]["name"]
@@ -367,12 +367,6 @@ def entry_for(goal: Goal, status: Mapping[str, Any]) -> GoalEntry:
         suspended=goal.spec.suspend,
         ready_at=_parse_time(status.get("nextAttemptTime")),
     )
-
-
-def _replace(entry: GoalEntry, **changes: Any) -> GoalEntry:
-    from dataclasses import replace
-
-    return replace(entry, **changes)
 
 
 def _pod_selector(goal: Goal, status: Mapping[str, Any]) -> str:

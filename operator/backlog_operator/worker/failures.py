@@ -2,52 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Literal
 
 from backlog_operator.api.result import WorkerResult, failure
+from backlog_operator.backlog.errors import BacklogError
+from backlog_operator.errors import ClassifiedError
 from backlog_operator.redact import Redactor
+from backlog_operator.worker.context import InvalidGoalError
 
 Step = Literal["clone", "task", "publish"]
 
 
-class StepFailure(Exception):  # noqa: N818 (a failure is the normal outcome it names)
-    """A step cannot go on; carries the result's reason and whether a retry may help."""
-
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        *,
-        retryable: bool,
-        retry_after_seconds: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.retryable = retryable
-        self.retry_after_seconds = retry_after_seconds
+class StepFailure(ClassifiedError):  # noqa: N818 (a failure is the normal outcome it names)
+    """A step cannot go on, for a reason of the worker's own (not an adapter's)."""
 
 
-def as_step_failure(error: Exception) -> StepFailure:
-    """Classify an adapter's or the backlog's error; anything unknown is an internal error."""
-    from backlog_operator.adapters.git import GitError
-    from backlog_operator.backlog.errors import BacklogError
-    from backlog_operator.worker.context import InvalidGoalError
-
-    if isinstance(error, StepFailure):
+def as_step_failure(error: Exception) -> ClassifiedError:
+    """Classify any error a step meets; anything unforeseen is an internal error."""
+    if isinstance(error, ClassifiedError):  # git, forge and the worker's own failures
         return error
-    if isinstance(error, GitError):
-        return StepFailure(error.reason, str(error), retryable=error.retryable)
-    # Only a loaded forge adapter can have raised its error: do not import PyGithub to ask.
-    forge = sys.modules.get("backlog_operator.adapters.github")
-    if forge is not None and isinstance(error, forge.ForgeError):
-        return StepFailure(
-            error.reason,
-            str(error),
-            retryable=error.retryable,
-            retry_after_seconds=error.retry_after_seconds,
-        )
     if isinstance(error, BacklogError):
         return StepFailure("InvalidBacklog", str(error), retryable=False)
     if isinstance(error, InvalidGoalError):

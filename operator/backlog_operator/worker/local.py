@@ -18,12 +18,12 @@ from pathlib import Path
 
 from backlog_operator import naming
 from backlog_operator.api.goal import Goal
-from backlog_operator.api.result import ExitCode
+from backlog_operator.api.result import ExitCode, WorkerResult
 from backlog_operator.redact import Redactor
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext, load_goal_file
 from backlog_operator.worker.failures import failed_result
 from backlog_operator.worker.steps import (
-    clone,
+    clone_attempt,
     configure_logging,
     emit,
     publish_attempt,
@@ -60,21 +60,9 @@ def main(args: argparse.Namespace) -> int:
 
 def run_locally(ctx: WorkerContext) -> int:
     """clone → task → publish in this process; returns the exit status."""
-    try:
-        if ctx.token_file is not None:
-            ctx.read_token()
-        record = clone(ctx)
-    except Exception as error:
-        return emit(
-            ctx,
-            failed_result(
-                error,
-                step="clone",
-                redactor=ctx.redactor,
-                task_id=ctx.work_name,
-                attempt_id=ctx.attempt_id,
-            ),
-        )
+    record = clone_attempt(ctx)
+    if isinstance(record, WorkerResult):
+        return emit(ctx, record)
     exit_code = run_task(ctx, record)
     if exit_code != 0:
         return emit(ctx, task_failed(ctx, exit_code))

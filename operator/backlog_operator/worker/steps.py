@@ -41,6 +41,7 @@ _TASK_ENV_ALLOWLIST = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ
 def clone(ctx: WorkerContext) -> CloneRecord:
     """Clone the base branch and check the backlog; raise StepFailure when that cannot be done."""
     spec = ctx.goal.spec
+    ctx.read_token()  # learn the secret before anything is printed, so it is always redacted
     credentials = gitops.GitCredentials(token_file=ctx.token_file) if ctx.token_file else None
     log.info("cloning %s at %s", spec.repository.url, spec.repository.base_branch)
     repo = gitops.clone(
@@ -81,6 +82,21 @@ def _check_backlog(ctx: WorkerContext, record: CloneRecord) -> CloneRecord:
             "allowed_paths": list(task.allowed_paths) if task.allowed_paths is not None else None,
         }
     )
+
+
+def clone_attempt(ctx: WorkerContext) -> CloneRecord | WorkerResult:
+    """Clone; every failure becomes a failed result, never an exception."""
+    try:
+        return clone(ctx)
+    except Exception as error:  # every failure must reach the result contract
+        log.debug("clone failed", exc_info=True)
+        return failed_result(
+            error,
+            step="clone",
+            redactor=ctx.redactor,
+            task_id=ctx.work_name,
+            attempt_id=ctx.attempt_id,
+        )
 
 
 # ----------------------------------------------------------------------------------------- task
@@ -220,20 +236,8 @@ def clone_main(args: argparse.Namespace) -> int:
     if isinstance(ctx, WorkerResult):
         return emit(None, ctx)
     configure_logging(ctx)
-    try:
-        clone(ctx)
-    except Exception as error:
-        return emit(
-            ctx,
-            failed_result(
-                error,
-                step="clone",
-                redactor=ctx.redactor,
-                task_id=ctx.work_name,
-                attempt_id=ctx.attempt_id,
-            ),
-        )
-    return 0
+    outcome = clone_attempt(ctx)
+    return emit(ctx, outcome) if isinstance(outcome, WorkerResult) else 0
 
 
 def task_main(args: argparse.Namespace) -> int:

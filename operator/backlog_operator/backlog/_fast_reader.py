@@ -1,0 +1,474 @@
+"""The fast reader: a line-based reader for the plain subset of YAML that backlog files use.
+
+Block mappings and sequences, plain and single-line quoted scalars, single-line flow
+collections, `|` and `>` block scalars, comments and `---`/`...` are read line by line, which
+takes a fraction of the time a full parser needs for a 5,000-task file. Anything else raises
+`_OutsideSubsetError`, and the caller reads the file with the full parser (`_full_reader`).
+Scalars get their meaning from ruamel.yaml's resolver (`_plain_value`), as on the full path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from backlog_operator.backlog._outline import (
+    _BLOCK,
+    _DOUBLE,
+    _EMPTY,
+    _FLOW,
+    _ODD_CHARACTERS,
+    _PLAIN,
+    _SINGLE,
+    _WORDS,
+    _Node,
+    _OutsideSubsetError,
+    _plain_value,
+)
+
+# A simple key, its colon, and the spaces after it.
+_KEY = re.compile(r"([A-Za-z_][\w.\-]*) *(:)(?: +|$)")
+_FLOW_KEY = re.compile(r"([A-Za-z_][\w.\-]*) *:(?=[ ,}])")
+_SINGLE_QUOTED = re.compile(r"'((?:[^'\t]|'')*)'")
+_DOUBLE_QUOTED = re.compile(r'"((?:[^"\\\t]|\\.)*)"')
+_FLOW_PLAIN = re.compile(r"[^\s,\[\]{}#&*!|>'\"%@`?:\-](?:[^\s,\[\]{}:]| +(?=[^\s,\[\]{}#:]))*")
+_TRAILER = re.compile(r"(?: +#.*)?")  # what may follow a value on its line: a comment
+_BLOCK_HEADER = re.compile(r"([|>])([+-]?)(?: +#.*)?")
+_DOC_START = re.compile(r"---(?: +#.*)?")
+_DOC_END = re.compile(r"\.\.\.(?: +#.*)?")
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)")
+_SIMPLE_ESCAPES = {
+    "0": "\0",
+    "a": "\a",
+    "b": "\b",
+    "t": "\t",
+    "n": "\n",
+    "v": "\v",
+    "f": "\f",
+    "r": "\r",
+    "e": "\x1b",
+    " ": " ",
+    '"': '"',
+    "/": "/",
+    "\\": "\\",
+    "N": "\x85",
+    "_": "\xa0",
+    "L": "\u2028",
+    "P": "\u2029",
+}
+_MAX_DEPTH = 64
+
+
+def _unescape(match: re.Match[str]) -> str:
+    code = match.group(1)
+    if code[0] in "xuU" and len(code) > 1:
+        number = int(code[1:], 16)
+        if 0xD800 <= number <= 0xDFFF:
+            raise _OutsideSubsetError("surrogate escape")
+        return chr(number)
+    if code in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[code]
+    raise _OutsideSubsetError("unknown escape")
+
+
+class _FastReader:
+    """Reads the plain subset of YAML that backlog files use, line by line.
+
+    Anything outside the subset raises `_OutsideSubsetError`; the caller then uses the full parser.
+    The subset keeps every construct on the lines it obviously belongs to (no multi-line plain
+    or quoted scalars, no multi-line flow collections, no anchors, tags, directives or tabs
+    outside comments), so reading a line never depends on more than the indentation above it.
+    """
+
+    def __init__(self, text: str) -> None:
+        if _ODD_CHARACTERS.search(text) or "\ufeff" in text:
+            raise _OutsideSubsetError("unusual characters")
+        crlf = "\r" in text
+        if crlf and not (text.count("\r") == text.count("\r\n") == text.count("\n")):
+            raise _OutsideSubsetError("mixed line endings")
+        self.text = text
+        self.final_break = text.endswith("\n")
+        raw = text.split("\n")
+        if self.final_break:
+            raw.pop()
+        lines: list[str] = []
+        starts: list[int] = []
+        indents: list[int] = []
+        content: list[bool] = []
+        offset = 0
+        for line in raw:
+            starts.append(offset)
+            offset += len(line) + 1
+            if crlf and line.endswith("\r"):
+                line = line[:-1]
+            stripped = line.lstrip(" ")
+            lines.append(line)
+            # A document marker ends every collection and block scalar: give it indentation -1.
+            marker = line.startswith(("---", "...")) and line[3:4] in ("", " ", "\t")
+            indents.append(-1 if marker else len(line) - len(stripped))
+            # Blank and comment-only lines are skipped between nodes; a tab-led line is kept as
+            # content, so that whatever meets it gives up.
+            content.append(bool(stripped) and stripped[0] != "#")
+        self.lines = lines
+        self.starts = starts
+        self.indents = indents
+        self.content = content
+        self.count = len(lines)
+        self.duplicates: list[_Node] = []
+
+    # The document ------------------------------------------------------------------------
+
+    def read(self) -> _Node | None:
+        """The document's root node, or None for a document without one."""
+        index = self._skip_to_content(0)
+        if index < self.count and self.lines[index].startswith("%"):
+            raise _OutsideSubsetError("directive")
+        if index < self.count and self.indents[index] < 0:
+            if not _DOC_START.fullmatch(self.lines[index]):
+                raise _OutsideSubsetError("content after ---, or ... first")
+            index = self._skip_to_content(index + 1)
+            if index >= self.count:
+                raise _OutsideSubsetError("an explicit empty document")
+        if index >= self.count:
+            return None
+        if self.indents[index] != 0:
+            raise _OutsideSubsetError("indented root")
+        node, index = self._block_node(index, -1, 0)
+        index = self._skip_to_content(index)
+        if index < self.count:
+            if not _DOC_END.fullmatch(self.lines[index]):
+                raise _OutsideSubsetError("more than one document, or content after the root")
+            if self._skip_to_content(index + 1) < self.count:
+                raise _OutsideSubsetError("content after ...")
+        return node
+
+    def _is_dash(self, index: int, column: int) -> bool:
+        line = self.lines[index]
+        return line.startswith("-", column) and (len(line) == column + 1 or line[column + 1] == " ")
+
+    # Block collections ---------------------------------------------------------------------
+
+    def _block_node(self, index: int, parent: int, depth: int) -> tuple[_Node, int]:
+        """A block mapping or sequence starting at content line `index`."""
+        if depth > _MAX_DEPTH:
+            raise _OutsideSubsetError("nested too deeply")
+        column = self.indents[index]
+        if self._is_dash(index, column):
+            return self._block_sequence(index, column, depth)
+        if _KEY.match(self.lines[index], column):
+            return self._block_mapping(index, column, depth)
+        raise _OutsideSubsetError("a scalar or flow collection on its own line")
+
+    def _skip_to_content(self, index: int) -> int:
+        """The first content line at or after `index` (blank and comment lines are skipped)."""
+        content = self.content
+        count = self.count
+        while index < count and not content[index]:
+            index += 1
+        return index
+
+    def _block_sequence(self, index: int, column: int, depth: int) -> tuple[_Node, int]:
+        """A block sequence whose dashes are at `column`, the first on line `index`."""
+        start = self.starts[index] + column
+        items: list[_Node] = []
+        spans: list[tuple[int, int]] = []
+        node = _Node(None, start, start, index + 1, _BLOCK, items=items, column=column)
+        indents = self.indents
+        count = self.count
+        while True:
+            begin = self.starts[index]
+            item, index = self._sequence_item(index, column, depth + 1)
+            items.append(item)
+            spans.append((begin, self.starts[index] if index < count else len(self.text)))
+            if index >= count or indents[index] < column:
+                break
+            if indents[index] > column:
+                raise _OutsideSubsetError("unexpected indentation")
+            if not self._is_dash(index, column):
+                break
+        node.value = [item.value for item in items]
+        node.end = items[-1].end
+        node.spans = spans
+        return node, index
+
+    def _sequence_item(self, index: int, column: int, depth: int) -> tuple[_Node, int]:
+        """The item whose dash is at (`index`, `column`), and the next content line's index.
+
+        What it reads depends only on the item's own lines and the first content line after
+        them, which is what lets an edit be checked by reading the edited item alone.
+        """
+        line = self.lines[index]
+        count = self.count
+        at = column + 1
+        while at < len(line) and line[at] == " ":
+            at += 1
+        if at == len(line) or line[at] == "#":
+            following = self._skip_to_content(index + 1)
+            if following < count and self.indents[following] > column:
+                return self._block_node(following, column, depth)
+            offset = self.starts[index] + column + 1
+            return _Node(None, offset, offset, index + 1, _EMPTY), following
+        if self._is_dash(index, at):
+            raise _OutsideSubsetError("compact nested sequence")
+        if _KEY.match(line, at):
+            return self._block_mapping(index, at, depth)
+        if line[at] in "|>":
+            raise _OutsideSubsetError("block scalar as a sequence item")
+        item = self._inline(index, at)
+        index = self._skip_to_content(index + 1)
+        if index < count and self.indents[index] > column:
+            raise _OutsideSubsetError("multi-line scalar")
+        return item, index
+
+    def _block_mapping(self, index: int, column: int, depth: int) -> tuple[_Node, int]:
+        """A block mapping whose first key is at (`index`, `column`); later keys line up."""
+        start = self.starts[index] + column
+        pairs: list[tuple[_Node, _Node]] = []
+        data: dict[str, Any] = {}
+        node = _Node(data, start, start, index + 1, _BLOCK, pairs=pairs, column=column)
+        lines = self.lines
+        starts = self.starts
+        indents = self.indents
+        content = self.content
+        count = self.count
+        match_key = _KEY.match
+        while True:
+            line = lines[index]
+            match = match_key(line, column)
+            if match is None:
+                raise _OutsideSubsetError("not a simple key")
+            name = match.group(1)
+            if name in _WORDS:
+                raise _OutsideSubsetError("key that is not a string")
+            line_start = starts[index]
+            key = _Node(name, line_start + column, line_start + match.end(1), index + 1, _PLAIN)
+            at = match.end()
+            if at == len(line) or line[at] == "#":
+                following = index + 1
+                while following < count and not content[following]:
+                    following += 1
+                if following < count and indents[following] > column:
+                    value, index = self._block_node(following, column, depth + 1)
+                elif (
+                    following < count
+                    and indents[following] == column
+                    and self._is_dash(following, column)
+                ):
+                    value, index = self._block_sequence(following, column, depth + 1)
+                else:
+                    colon = line_start + match.start(2)
+                    value = _Node(None, colon + 1, colon + 1, index + 1, _EMPTY)
+                    index = following
+            elif line[at] in "|>":
+                value, index = self._block_scalar(index, at, column)
+                index = self._skip_to_content(index)
+            else:
+                value = self._inline(index, at)
+                index += 1
+                while index < count and not content[index]:
+                    index += 1
+                if index < count and indents[index] > column:
+                    raise _OutsideSubsetError("multi-line scalar")
+            if name in data:
+                self.duplicates.append(node)
+            data[name] = value.value
+            pairs.append((key, value))
+            # `index` is now the next content line (or the end).
+            if index >= count or indents[index] < column:
+                break
+            if indents[index] > column:
+                raise _OutsideSubsetError("unexpected indentation")
+            if self._is_dash(index, column):
+                break  # the sequence that follows a non-indented sequence's owner key
+        node.end = pairs[-1][1].end
+        return node, index
+
+    # Block scalars ----------------------------------------------------------------------
+
+    def _block_scalar(self, index: int, at: int, parent: int) -> tuple[_Node, int]:
+        """A `|` or `>` scalar whose header is at (`index`, `at`), built as PyYAML does."""
+        header = _BLOCK_HEADER.fullmatch(self.lines[index], at)
+        if header is None:
+            raise _OutsideSubsetError("block scalar header")
+        folded = header.group(1) == ">"
+        chomping = header.group(2)
+        lines = self.lines
+        count = self.count
+        row = index + 1
+        leading = 0
+        while row < count and not lines[row].strip(" "):
+            # ruamel.yaml refuses some leading lines of spaces that PyYAML takes; take none.
+            if lines[row]:
+                raise _OutsideSubsetError("block scalar led by a line of spaces")
+            leading += 1
+            row += 1
+        if row >= count or self.indents[row] <= parent:
+            raise _OutsideSubsetError("empty block scalar")
+        indent = self.indents[row]
+        parts = ["\n" * leading]
+        last_content = row
+        last_line = row
+        previous_plain = False
+        gap = 0
+        first = True
+        while row < count:
+            line = lines[row]
+            if not line.strip(" "):
+                if len(line) >= indent:
+                    raise _OutsideSubsetError("whitespace-only line inside a block scalar")
+                gap += 1
+                last_line = row
+                row += 1
+                continue
+            if self.indents[row] < indent:
+                break
+            text = line[indent:]
+            if folded and "\t" in text:
+                raise _OutsideSubsetError("tab in a folded scalar")
+            plain_start = text[0] not in " \t"
+            if not first:
+                if folded and previous_plain and plain_start:
+                    parts.append(" " if gap == 0 else "\n" * gap)
+                else:
+                    parts.append("\n" * (gap + 1))
+            parts.append(text)
+            first = False
+            previous_plain = plain_start
+            gap = 0
+            last_content = last_line = row
+            row += 1
+        if last_line == count - 1 and not self.final_break:
+            raise _OutsideSubsetError(
+                "block scalar at the end of a file without a final line break"
+            )
+        if chomping != "-":
+            parts.append("\n")
+        if chomping == "+":
+            parts.append("\n" * gap)
+        else:
+            last_line = last_content
+        end = self.starts[last_line] + len(lines[last_line])
+        start = self.starts[index] + at
+        return _Node("".join(parts), start, end, index + 1, header.group(1)), row
+
+    # One-line values ----------------------------------------------------------------------
+
+    def _inline(self, index: int, at: int) -> _Node:
+        """The value that starts at column `at` and ends on the same line, then a comment."""
+        line = self.lines[index]
+        base = self.starts[index]
+        char = line[at]
+        if char in "'\"":
+            value, style, end = self._quoted(line, at)
+        elif char == "[":
+            items, end = self._flow_sequence(line, at, base, index)
+            node = _Node([item.value for item in items], base + at, base + end, index + 1, _FLOW)
+            node.items = items
+            self._trailer(line, end)
+            return node
+        elif char == "{":
+            return self._flow_mapping(line, at, base, index)
+        else:
+            if char in "?:,]}#&*!|>%@`" or (
+                char == "-" and (at + 1 == len(line) or line[at + 1] == " ")
+            ):
+                raise _OutsideSubsetError("indicator starting a value")
+            comment = line.find(" #", at)
+            text = (line[at:] if comment == -1 else line[at:comment]).rstrip(" ")
+            if ": " in text or text.endswith(":") or "\t" in text:
+                raise _OutsideSubsetError("plain scalar with ': ' or a tab")
+            # What follows is spaces and perhaps a comment: nothing to check.
+            return _Node(_plain_value(text), base + at, base + at + len(text), index + 1, _PLAIN)
+        self._trailer(line, end)
+        return _Node(value, base + at, base + end, index + 1, style)
+
+    @staticmethod
+    def _trailer(line: str, end: int) -> None:
+        if not _TRAILER.fullmatch(line, end):
+            raise _OutsideSubsetError("text after a value")
+
+    @staticmethod
+    def _quoted(line: str, at: int) -> tuple[str, str, int]:
+        """A single-line quoted scalar at `at`: its value, style and end column."""
+        if line[at] == "'":
+            match = _SINGLE_QUOTED.match(line, at)
+            if match is None:
+                raise _OutsideSubsetError("multi-line single-quoted scalar")
+            return match.group(1).replace("''", "'"), _SINGLE, match.end()
+        match = _DOUBLE_QUOTED.match(line, at)
+        if match is None:
+            raise _OutsideSubsetError("multi-line double-quoted scalar")
+        body = match.group(1)
+        if "\\" in body:
+            body = _ESCAPE.sub(_unescape, body)
+        return body, _DOUBLE, match.end()
+
+    def _flow_scalar(self, line: str, at: int, base: int, index: int) -> tuple[_Node, int]:
+        char = line[at : at + 1]
+        if char in ("'", '"'):
+            value, style, end = self._quoted(line, at)
+            return _Node(value, base + at, base + end, index + 1, style), end
+        match = _FLOW_PLAIN.match(line, at)
+        if match is None:
+            raise _OutsideSubsetError("flow item")
+        text = match.group(0)
+        node = _Node(_plain_value(text), base + at, base + match.end(), index + 1, _PLAIN)
+        return node, match.end()
+
+    @staticmethod
+    def _skip_spaces(line: str, at: int) -> int:
+        while at < len(line) and line[at] == " ":
+            at += 1
+        return at
+
+    def _flow_sequence(self, line: str, at: int, base: int, index: int) -> tuple[list[_Node], int]:
+        """`[a, 'b', "c"]` on one line, scalars only: its items and the column after `]`."""
+        items: list[_Node] = []
+        at = self._skip_spaces(line, at + 1)
+        if line.startswith("]", at):
+            return items, at + 1
+        while True:
+            item, at = self._flow_scalar(line, at, base, index)
+            items.append(item)
+            at = self._skip_spaces(line, at)
+            if line.startswith(",", at):
+                at = self._skip_spaces(line, at + 1)
+                if line.startswith("]", at):
+                    return items, at + 1
+            elif line.startswith("]", at):
+                return items, at + 1
+            else:
+                raise _OutsideSubsetError("flow sequence")
+
+    def _flow_mapping(self, line: str, at: int, base: int, index: int) -> _Node:
+        """`{id: a, status: pending}` on one line, scalar values only."""
+        pairs: list[tuple[_Node, _Node]] = []
+        data: dict[str, Any] = {}
+        node = _Node(data, base + at, base + at, index + 1, _FLOW, pairs=pairs)
+        at = self._skip_spaces(line, at + 1)
+        while not line.startswith("}", at):
+            match = _FLOW_KEY.match(line, at)
+            if match is None:
+                raise _OutsideSubsetError("flow mapping key")
+            name = match.group(1)
+            if name in _WORDS:
+                raise _OutsideSubsetError("key that is not a string")
+            key = _Node(name, base + at, base + at + len(name), index + 1, _PLAIN)
+            colon = match.end() - 1
+            at = self._skip_spaces(line, match.end())
+            if line.startswith((",", "}"), at):
+                value = _Node(None, base + colon + 1, base + colon + 1, index + 1, _EMPTY)
+            else:
+                value, at = self._flow_scalar(line, at, base, index)
+                at = self._skip_spaces(line, at)
+            if name in data:
+                self.duplicates.append(node)
+            data[name] = value.value
+            pairs.append((key, value))
+            if line.startswith(",", at):
+                at = self._skip_spaces(line, at + 1)
+            elif not line.startswith("}", at):
+                raise _OutsideSubsetError("flow mapping")
+        node.end = base + at + 1
+        self._trailer(line, at + 1)
+        return node

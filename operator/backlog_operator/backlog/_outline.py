@@ -1,0 +1,171 @@
+"""The outline of a backlog file, and the YAML facts that reading and writing it share.
+
+An outline is a tree of `_Node`s: each key and value of the file with its character offsets,
+style and, where known, its value. Both readers build it (`_fast_reader` for the plain subset,
+`_full_reader` through ruamel.yaml's composer), edits are planned on it (`_edits`), and the
+document finds its tasks in it. This module holds the node types, what a plain scalar means
+under YAML 1.2, which characters a YAML stream may hold, how to find the task list, and the
+duplicate-key check that both readers' outlines go through.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.nodes import ScalarNode
+
+from backlog_operator.backlog.errors import BacklogError
+
+# Node styles. Scalars: plain, quoted, block; collections: flow or block; "empty" is a key with
+# no value text at all (`pr_number:`), whose start and end sit just after the colon.
+_PLAIN, _SINGLE, _DOUBLE, _LITERAL, _FOLDED = "plain", "'", '"', "|", ">"
+_FLOW, _BLOCK, _EMPTY = "flow", "block", "empty"
+
+
+@dataclass(slots=True, eq=False)
+class _Node:
+    """One node of the outline: where it is in the text and, where known, its value.
+
+    `start` is the offset of its first character (for a value with an anchor or tag, of the
+    `&`/`!`), `end` the offset just after its last character of content: for a block scalar
+    the end of its last content line (for `|+`/`>+` of its last kept empty line), for a block
+    collection the end of its last item. Offsets count characters of the decoded text.
+    """
+
+    value: Any
+    start: int
+    end: int
+    line: int  # 1-based
+    style: str
+    pairs: list[tuple[_Node, _Node]] | None = None  # a mapping's keys and values, duplicates kept
+    items: list[_Node] | None = None  # a sequence's items
+    column: int = 0  # a block collection's key or dash column
+    shared: bool = False  # an anchored or aliased node: one text, several places in the data
+    # Fast reader, block sequences: for each item, the offset of its dash line and the offset of
+    # the line after it (the next content line, or the end of the text).
+    spans: list[tuple[int, int]] | None = None
+
+
+@dataclass(slots=True)
+class _Outline:
+    """A read file: its tree, its tasks' nodes, and which reader read it."""
+
+    root: _Node
+    items: list[_Node]
+    fast: bool
+
+
+class _OutsideSubsetError(Exception):
+    """The fast reader met YAML outside its subset; the full parser reads the file instead."""
+
+
+# ruamel.yaml resolves and constructs scalars on both paths, so both agree on what `1e3`,
+# `2026-01-30` or `NULL` mean. The instance is only used for those pure lookups.
+_SCALARS = YAML(typ="safe", pure=True)
+_STR_TAG = "tag:yaml.org,2002:str"
+_CONSTRUCTED_TAGS = frozenset(
+    {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
+)
+
+# Characters YAML does not allow in a stream (as ruamel.yaml's reader checks), and the
+# characters that some YAML readers take as line breaks: both send a file to the full parser.
+_ODD_CHARACTERS = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+    "\U00010000-\U0010ffff]"
+)
+
+# YAML 1.2 (core schema, as ruamel.yaml reads it) gives a meaning other than a string to a plain
+# scalar starting with a letter only for these words; the tests hold the table to ruamel.yaml's.
+_WORDS: dict[str, object] = {
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+    **dict.fromkeys(("null", "Null", "NULL", "~"), None),
+}
+# Plain scalars starting with one of these may be numbers, dates or merge keys: ask ruamel.yaml.
+_NUMERIC_FIRST = frozenset("-+.0123456789<=")
+
+
+def _plain_value(text: str) -> Any:
+    """What a plain scalar means under YAML 1.2 (ruamel.yaml's resolver and constructors)."""
+    if text[0] not in _NUMERIC_FIRST:
+        return _WORDS.get(text, text)
+    return _resolved_value(text)
+
+
+@lru_cache(maxsize=4096)
+def _resolved_value(text: str) -> Any:
+    resolved = _SCALARS.resolver.resolve(ScalarNode, text, (True, False))
+    tag = str(getattr(resolved, "value", resolved))  # a ruamel.yaml Tag, or a str in older ones
+    if tag == _STR_TAG:
+        return text
+    if tag in _CONSTRUCTED_TAGS:
+        constructor = _SCALARS.constructor
+        return constructor.yaml_constructors[tag](constructor, ScalarNode(tag, text))
+    raise _OutsideSubsetError(f"plain scalar resolving to {tag}")
+
+
+def _skip_spaces(text: str, at: int) -> int:
+    """The offset of the first character at or after `at` that is not a space."""
+    while at < len(text) and text[at] == " ":
+        at += 1
+    return at
+
+
+def _tasks_node(root: _Node) -> _Node | None:
+    """The node of the task list: the `tasks:` value, or the root when it is a list."""
+    if root.items is not None:
+        return root
+    for key, value in root.pairs or ():
+        if key.value == "tasks":
+            return value
+    return None
+
+
+def _task_items(root: _Node) -> list[_Node]:
+    node = _tasks_node(root)
+    return node.items if node is not None and node.items is not None else []
+
+
+def _entry_end(pair: tuple[_Node, _Node]) -> int:
+    key, value = pair
+    return value.end if value.end >= 0 else key.end
+
+
+def _check_duplicate_keys(root: _Node, source: str) -> None:
+    """Duplicate keys at the top or in a task: the later one would silently win."""
+    for number, node in [(0, root), *enumerate(_task_items(root), start=1)]:
+        seen: dict[Any, int] = {}
+        for key, _value in node.pairs or ():
+            if key.value == "<<":
+                continue
+            if key.value in seen:
+                first = f"(first at line {seen[key.value]})"
+                if number == 0:
+                    problem = f"duplicate top-level key {key.value!r} {first}"
+                else:
+                    label = _task_label(node, number)
+                    problem = f"{label}: duplicate key {key.value!r} {first}"
+                raise BacklogError(source, key.line, problem)
+            seen[key.value] = key.line
+
+
+def _task_label(item: _Node, number: int) -> str:
+    """`task 'the-id'` when the task has a usable id, else `task #3`."""
+    for key, value in item.pairs or ():
+        if key.value != "id":
+            continue
+        # Both readers' nodes hold the text of a plain scalar; only a string names the task.
+        text = value.value
+        if not isinstance(text, str) or not text.strip():
+            break
+        try:
+            if value.style == _PLAIN and _plain_value(text) != text:
+                break
+        except _OutsideSubsetError:
+            break
+        return f"task {text!r}"
+    return f"task #{number}"
