@@ -27,7 +27,7 @@ run: $(STAMP) ## Run an example goal locally: makes an example repository, then 
 	$(BIN)/backlogctl run $(EXAMPLE_DIR)/goal.yaml
 
 .PHONY: test
-test: $(STAMP) ## Run the tests (unit, git, operator; cluster tests skip without kind).
+test: $(STAMP) lint ## Lint, then the tests (unit, git, operator; cluster tests skip without kind).
 	$(BIN)/pytest
 
 .PHONY: lint
