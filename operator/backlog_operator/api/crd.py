@@ -21,8 +21,10 @@ from pydantic import BaseModel
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from backlog_operator.api.backlog import Backlog
 from backlog_operator.api.common import GROUP, VERSION
 from backlog_operator.api.goal import Goal
+from backlog_operator.api.schedule import GoalSchedule
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 
@@ -333,9 +335,51 @@ def goal_crd() -> dict[str, Any]:
     )
 
 
+def backlog_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of `Backlog` (`backlogs.backlog.dev`)."""
+    return crd_for(
+        Backlog,
+        kind="Backlog",
+        plural="backlogs",
+        singular="backlog",
+        short_names=["bl"],
+        categories=["backlog"],
+        description=(
+            "A Backlog is a repository's backlog file, synced on an interval: the operator "
+            "reports its tasks and creates one Goal per selected task, within limits."
+        ),
+        printer_columns=[
+            PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status', "string"),
+            PrinterColumn("Commit", ".status.lastSyncedCommit", "string", "Branch tip read last."),
+            PrinterColumn("Pending", ".status.counts.pending", "integer", "Pending tasks."),
+            PrinterColumn("Completed", ".status.counts.completed", "integer", "Completed tasks."),
+            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ],
+    )
+
+
+def goal_schedule_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of `GoalSchedule` (`goalschedules.backlog.dev`)."""
+    return crd_for(
+        GoalSchedule,
+        kind="GoalSchedule",
+        plural="goalschedules",
+        singular="goalschedule",
+        short_names=["gs"],
+        categories=["backlog"],
+        description="A GoalSchedule stamps a Goal from its template on a cron, as CronJob does.",
+        printer_columns=[
+            PrinterColumn("Schedule", ".spec.schedule", "string"),
+            PrinterColumn("Suspend", ".spec.suspend", "boolean"),
+            PrinterColumn("Last", ".status.lastScheduleTime", "date", "Last tick acted on."),
+            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+        ],
+    )
+
+
 def all_crds() -> list[dict[str, Any]]:
     """Every CustomResourceDefinition of the project, in a stable order."""
-    return [goal_crd()]
+    return [backlog_crd(), goal_crd(), goal_schedule_crd()]
 
 
 def crd_file_name(crd: Mapping[str, Any]) -> str:

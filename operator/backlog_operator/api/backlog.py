@@ -1,0 +1,104 @@
+"""The `Backlog` custom resource: a repository's backlog file, synced and worked through."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from backlog_operator.api.common import ApiModel, Condition
+from backlog_operator.api.goal import DEFAULT_BACKLOG_PATH, GoalMetadata, RepositorySpec
+from backlog_operator.api.templates import TaskGoalTemplate
+
+
+class BacklogLimits(ApiModel):
+    """How much the Backlog may have going on at once."""
+
+    max_open_pull_requests: int | None = Field(
+        default=5,
+        ge=0,
+        description="Open pull requests on this operator's branches; none = no limit.",
+    )
+    max_running_goals: int = Field(
+        default=1, ge=0, description="Goals of this Backlog running at once."
+    )
+    max_new_pull_requests_per_hour: int | None = Field(
+        default=None, ge=0, description="New pull requests in any hour; none = no limit."
+    )
+
+
+class FailureBudget(ApiModel):
+    """When a task that keeps failing stops being selected."""
+
+    max_failures: int = Field(default=3, ge=1, description="Failed Goals within the window.")
+    window_seconds: int = Field(default=86400, ge=60, description="How far back failures count.")
+
+
+class GoalHistory(ApiModel):
+    """How many finished Goals to keep, per outcome (older ones are deleted)."""
+
+    successful: int = Field(default=10, ge=0)
+    failed: int = Field(default=10, ge=0)
+
+
+class BacklogSpec(ApiModel):
+    """What a Backlog asks for."""
+
+    repository: RepositorySpec
+    path: str = Field(default=DEFAULT_BACKLOG_PATH, min_length=1, description="The backlog file.")
+    goal_template: TaskGoalTemplate = Field(description="Stamped onto each Goal it creates.")
+    sync_interval_seconds: int = Field(default=300, ge=10, description="How often to sync.")
+    limits: BacklogLimits = Field(default_factory=BacklogLimits)
+    failure_budget: FailureBudget = Field(default_factory=FailureBudget)
+    history: GoalHistory = Field(default_factory=GoalHistory)
+    suspend: bool = Field(default=False, description="Stop selecting; running goals go on.")
+
+
+class BlockedTask(ApiModel):
+    """A task that cannot be selected, and why."""
+
+    id: str
+    reason: Literal["Requires", "FailureBudget"]
+    requires: list[str] = Field(default_factory=list, description="Unfinished requirements.")
+    message: str = ""
+
+
+class TaskCounts(ApiModel):
+    """Tasks per state in the backlog file."""
+
+    pending: int = 0
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    blocked: int = 0
+
+
+class BacklogStatus(ApiModel):
+    """What the operator found at the last sync; written only by the operator."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    last_synced_commit: str | None = Field(default=None, description="Branch tip read last.")
+    last_sync_time: datetime | None = None
+    counts: TaskCounts | None = None
+    ready: list[str] = Field(default_factory=list, description="Selectable now (capped).")
+    blocked: list[BlockedTask] = Field(default_factory=list, description="Capped.")
+    in_progress: list[str] = Field(default_factory=list, description="Capped.")
+    started: list[str] = Field(default_factory=list, description="Goals created at the last sync.")
+    last_handled_reconcile_at: str | None = None
+
+
+class Backlog(ApiModel):
+    """A whole Backlog object."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["backlog.dev/v1alpha1"] = "backlog.dev/v1alpha1"
+    kind: Literal["Backlog"] = "Backlog"
+    metadata: GoalMetadata = Field(default_factory=GoalMetadata)
+    spec: BacklogSpec
+    status: BacklogStatus | None = None
