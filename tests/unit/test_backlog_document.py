@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from backlog_operator.backlog import _edits
 from backlog_operator.backlog import document as document_module
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogEditError
@@ -298,13 +299,13 @@ def test_an_edit_that_would_read_back_wrong_is_refused(
     monkeypatch: pytest.MonkeyPatch, data: bytes
 ) -> None:
     """The read-back check is the last line of defence: prove it catches a wrong edit."""
-    real_emit = document_module._emit
+    real_emit = _edits._emit
 
     def wrong_emit(value: object, style: str | None, *, quoted: bool = False) -> str:
         text = real_emit(value, style, quoted=quoted)
         return "in_progress" if text == "completed" else text
 
-    monkeypatch.setattr(document_module, "_emit", wrong_emit)
+    monkeypatch.setattr(_edits, "_emit", wrong_emit)
     document = _parse(data)
     with pytest.raises(BacklogEditError, match="cannot edit task 'bare'"):
         _mark(document, "bare")

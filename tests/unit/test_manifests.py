@@ -262,7 +262,9 @@ def _allows(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -
 
 # What the operator and kopf do with the API, as (group, resource, verbs).
 NEEDED = [
-    ("backlog.dev", "goals", "get list watch"),
+    ("backlog.dev", "goals", "get list watch create delete"),
+    ("backlog.dev", "goalschedules", "get list watch"),
+    ("backlog.dev", "goalschedules/status", "get patch"),
     ("backlog.dev", "goals/status", "get patch"),
     ("backlog.dev", "goals/finalizers", "update"),
     ("batch", "jobs", "create get list watch delete"),

@@ -96,25 +96,38 @@ class KubeCluster:
 
     async def get_goal(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Goal, or None when it is gone."""
+        return await self.get_custom(GOAL_PLURAL, namespace, name)
+
+    async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One of our custom objects (goals, goalschedules, backlogs), or None when gone."""
         return await _get_or_none(
             self._custom.get_namespaced_custom_object,
             GROUP,
             VERSION,
             namespace,
-            GOAL_PLURAL,
+            plural,
             name,
             _preload_content=False,
         )
 
-    async def list_goals(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Every Goal in one namespace, or in all of them."""
+    async def list_goals(
+        self, namespace: str | None = None, selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Goals in one namespace, or in all of them, optionally by label selector."""
+        return await self.list_custom(GOAL_PLURAL, namespace, selector)
+
+    async def list_custom(
+        self, plural: str, namespace: str | None = None, selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Custom objects of ours in one namespace, or in all of them."""
         if namespace:
             listing = await _call(
                 self._custom.list_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 namespace,
-                GOAL_PLURAL,
+                plural,
+                label_selector=selector,
                 _preload_content=False,
             )
         else:
@@ -122,20 +135,61 @@ class KubeCluster:
                 self._custom.list_cluster_custom_object,
                 GROUP,
                 VERSION,
-                GOAL_PLURAL,
+                plural,
+                label_selector=selector,
                 _preload_content=False,
             )
         return list(listing.get("items") or [])
 
+    async def create_goal(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Goal; AlreadyExistsError when one of that name exists."""
+        try:
+            created: dict[str, Any] = await _call(
+                self._custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                str(manifest["metadata"]["namespace"]),
+                GOAL_PLURAL,
+                manifest,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise AlreadyExistsError(manifest["metadata"]["name"]) from None
+            raise
+        return created
+
+    async def delete_goal(self, namespace: str, name: str) -> None:
+        """Delete a Goal (its Jobs follow: the operator stops them, the GC removes them)."""
+        try:
+            await _call(
+                self._custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                GOAL_PLURAL,
+                name,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     async def patch_goal_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the status subresource (the operator never writes `spec`)."""
+        """Merge-patch a Goal's status subresource (the operator never writes `spec`)."""
+        await self.patch_custom_status(GOAL_PLURAL, namespace, name, status)
+
+    async def patch_custom_status(
+        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        """Merge-patch the status subresource of one of our objects."""
         try:
             await _call(
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
                 namespace,
-                GOAL_PLURAL,
+                plural,
                 name,
                 {"status": dict(status)},
                 _preload_content=False,

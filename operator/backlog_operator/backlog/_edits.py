@@ -1,9 +1,10 @@
 """Surgical edits of one task: YAML text for new values, and the edits that put it in place.
 
 An edit replaces the text of one value, or inserts a missing `key: value` after the task's
-last key (block style, the task's own indentation and line ending; in a flow mapping,
-`, key: value` before the `}`), and leaves every other character of the file alone. Checking
-the result is the document's part (`BacklogDocument._edit`).
+last key or the writeback field it follows (a line in block style, with the task's own
+indentation and line ending; `, key: value` in a flow mapping), and leaves every other
+character of the file alone. Reading the result back to check it is the document's part
+(`BacklogDocument._edit`).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from backlog_operator.backlog._outline import (
     _Node,
     _OutsideSubsetError,
     _plain_value,
+    _skip_spaces,
 )
 
 # A simple key, its colon, and the spaces after it.
@@ -133,7 +134,7 @@ class _FastReader:
             return None
         if self.indents[index] != 0:
             raise _OutsideSubsetError("indented root")
-        node, index = self._block_node(index, -1, 0)
+        node, index = self._block_node(index, 0)
         index = self._skip_to_content(index)
         if index < self.count:
             if not _DOC_END.fullmatch(self.lines[index]):
@@ -148,7 +149,7 @@ class _FastReader:
 
     # Block collections ---------------------------------------------------------------------
 
-    def _block_node(self, index: int, parent: int, depth: int) -> tuple[_Node, int]:
+    def _block_node(self, index: int, depth: int) -> tuple[_Node, int]:
         """A block mapping or sequence starting at content line `index`."""
         if depth > _MAX_DEPTH:
             raise _OutsideSubsetError("nested too deeply")
@@ -199,13 +200,11 @@ class _FastReader:
         """
         line = self.lines[index]
         count = self.count
-        at = column + 1
-        while at < len(line) and line[at] == " ":
-            at += 1
+        at = _skip_spaces(line, column + 1)
         if at == len(line) or line[at] == "#":
             following = self._skip_to_content(index + 1)
             if following < count and self.indents[following] > column:
-                return self._block_node(following, column, depth)
+                return self._block_node(following, depth)
             offset = self.starts[index] + column + 1
             return _Node(None, offset, offset, index + 1, _EMPTY), following
         if self._is_dash(index, at):
@@ -248,7 +247,7 @@ class _FastReader:
                 while following < count and not content[following]:
                     following += 1
                 if following < count and indents[following] > column:
-                    value, index = self._block_node(following, column, depth + 1)
+                    value, index = self._block_node(following, depth + 1)
                 elif (
                     following < count
                     and indents[following] == column
@@ -415,24 +414,18 @@ class _FastReader:
         node = _Node(_plain_value(text), base + at, base + match.end(), index + 1, _PLAIN)
         return node, match.end()
 
-    @staticmethod
-    def _skip_spaces(line: str, at: int) -> int:
-        while at < len(line) and line[at] == " ":
-            at += 1
-        return at
-
     def _flow_sequence(self, line: str, at: int, base: int, index: int) -> tuple[list[_Node], int]:
         """`[a, 'b', "c"]` on one line, scalars only: its items and the column after `]`."""
         items: list[_Node] = []
-        at = self._skip_spaces(line, at + 1)
+        at = _skip_spaces(line, at + 1)
         if line.startswith("]", at):
             return items, at + 1
         while True:
             item, at = self._flow_scalar(line, at, base, index)
             items.append(item)
-            at = self._skip_spaces(line, at)
+            at = _skip_spaces(line, at)
             if line.startswith(",", at):
-                at = self._skip_spaces(line, at + 1)
+                at = _skip_spaces(line, at + 1)
                 if line.startswith("]", at):
                     return items, at + 1
             elif line.startswith("]", at):
@@ -445,7 +438,7 @@ class _FastReader:
         pairs: list[tuple[_Node, _Node]] = []
         data: dict[str, Any] = {}
         node = _Node(data, base + at, base + at, index + 1, _FLOW, pairs=pairs)
-        at = self._skip_spaces(line, at + 1)
+        at = _skip_spaces(line, at + 1)
         while not line.startswith("}", at):
             match = _FLOW_KEY.match(line, at)
             if match is None:
@@ -455,18 +448,18 @@ class _FastReader:
                 raise _OutsideSubsetError("key that is not a string")
             key = _Node(name, base + at, base + at + len(name), index + 1, _PLAIN)
             colon = match.end() - 1
-            at = self._skip_spaces(line, match.end())
+            at = _skip_spaces(line, match.end())
             if line.startswith((",", "}"), at):
                 value = _Node(None, base + colon + 1, base + colon + 1, index + 1, _EMPTY)
             else:
                 value, at = self._flow_scalar(line, at, base, index)
-                at = self._skip_spaces(line, at)
+                at = _skip_spaces(line, at)
             if name in data:
                 self.duplicates.append(node)
             data[name] = value.value
             pairs.append((key, value))
             if line.startswith(",", at):
-                at = self._skip_spaces(line, at + 1)
+                at = _skip_spaces(line, at + 1)
             elif not line.startswith("}", at):
                 raise _OutsideSubsetError("flow mapping")
         node.end = base + at + 1

@@ -27,11 +27,14 @@ from backlog_operator.backlog._outline import (
     _check_duplicate_keys,
     _entry_end,
     _Node,
+    _skip_spaces,
     _tasks_node,
 )
 from backlog_operator.backlog.errors import BacklogError
 
 _ANY_BLOCK_HEADER = re.compile(r"[|>](?:([1-9])([+-]?)|([+-]?)([1-9]?))")
+# ruamel.yaml's scalar styles as the outline's.
+_SCALAR_STYLES = {None: _PLAIN, "'": _SINGLE, '"': _DOUBLE, "|": _LITERAL, ">": _FOLDED}
 
 
 def _line_start(text: str, offset: int) -> int:
@@ -129,9 +132,7 @@ class _FullReader:
         line = node.start_mark.line + 1
         shared = self.uses.get(id(node), 0) > 1 or getattr(node, "anchor", None) is not None
         if isinstance(node, ScalarNode):
-            style = {None: _PLAIN, "'": _SINGLE, '"': _DOUBLE, "|": _LITERAL, ">": _FOLDED}.get(
-                node.style, _PLAIN
-            )
+            style = _SCALAR_STYLES.get(node.style, _PLAIN)
             end = node.end_mark.index
             if style in (_LITERAL, _FOLDED):
                 end = _block_scalar_end(text, start, parent) or end
@@ -140,6 +141,8 @@ class _FullReader:
             return _Node(node.value, start, end, line, style, shared=shared)
         column = start - _line_start(text, start)
         flow = bool(getattr(node, "flow_style", False))
+        pairs: list[tuple[_Node, _Node]] | None = None
+        items: list[_Node] | None = None
         if isinstance(node, MappingNode):
             pairs = []
             for key_node, value_node in node.value:
@@ -151,26 +154,19 @@ class _FullReader:
                     value.start = value.end = colon + 1 if colon is not None else -1
                     value.line = key.line
                 pairs.append((key, value))
-            end = node.end_mark.index if flow or not pairs else _entry_end(pairs[-1])
-            return _Node(
-                None,
-                start,
-                end,
-                line,
-                _FLOW if flow else _BLOCK,
-                pairs=pairs,
-                column=column,
-                shared=shared,
-            )
-        assert isinstance(node, SequenceNode)
-        items = [self._convert(item, column) for item in node.value]
-        end = node.end_mark.index if flow or not items else items[-1].end
+            last = _entry_end(pairs[-1]) if pairs else None
+        else:
+            assert isinstance(node, SequenceNode)
+            items = [self._convert(item, column) for item in node.value]
+            last = items[-1].end if items else None
+        end = node.end_mark.index if flow or last is None else last
         return _Node(
             None,
             start,
             end,
             line,
             _FLOW if flow else _BLOCK,
+            pairs=pairs,
             items=items,
             column=column,
             shared=shared,
@@ -179,8 +175,7 @@ class _FullReader:
 
 def _colon_after(text: str, offset: int) -> int | None:
     """The offset of the `:` that follows a key ending at `offset`, past spaces only."""
-    while offset < len(text) and text[offset] == " ":
-        offset += 1
+    offset = _skip_spaces(text, offset)
     return offset if text.startswith(":", offset) else None
 
 

@@ -20,6 +20,8 @@ from ruamel.yaml.nodes import ScalarNode
 
 from backlog_operator.backlog.errors import BacklogError
 
+# ------------------------------------------------------------------------------ the outline
+
 # Node styles. Scalars: plain, quoted, block; collections: flow or block; "empty" is a key with
 # no value text at all (`pr_number:`), whose start and end sit just after the colon.
 _PLAIN, _SINGLE, _DOUBLE, _LITERAL, _FOLDED = "plain", "'", '"', "|", ">"
@@ -57,6 +59,9 @@ class _Outline:
     root: _Node
     items: list[_Node]
     fast: bool
+
+
+# ------------------------------------------------------------------ YAML text and scalars
 
 
 class _OutsideSubsetError(Exception):
@@ -113,6 +118,9 @@ def _skip_spaces(text: str, at: int) -> int:
     while at < len(text) and text[at] == " ":
         at += 1
     return at
+
+
+# ------------------------------------------------------------------------------- the tasks
 
 
 def _tasks_node(root: _Node) -> _Node | None:

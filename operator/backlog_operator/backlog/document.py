@@ -8,19 +8,22 @@ replaces the text of one value, or inserts a missing `key: value` line after the
 key (block style, the task's own indentation and line ending), and leaves everything else
 alone. Each edit is checked by reading the result back: the data must be the old data plus
 exactly the intended change, or the edit is refused and the document is left as it was. (On
-the fast path below it is enough to read back the edited task's own lines, see
+the fast path it is enough to read back the edited task's own lines, see
 `BacklogDocument._verify_item`; ruamel.yaml reads them as well, as a second opinion.)
 
-Reading has two paths that build the same outline:
+Reading has two paths that build the same outline (`_outline`):
 
 - a fast reader for the plain YAML that backlog files are written in (block mappings and
   sequences, plain and single-line quoted scalars, single-line flow collections, `|` and `>`
   block scalars, comments, `---`/`...`), which reads a 5,000-task file in a fraction of the time
-  a full parser needs, and gives up on anything outside that subset;
-- ruamel.yaml's composer, which reads everything else (and finds the line of a syntax error).
+  a full parser needs, and gives up on anything outside that subset (`_fast_reader`);
+- ruamel.yaml's composer, which reads everything else (and finds the line of a syntax error)
+  (`_full_reader`).
 
 Scalars are resolved by ruamel.yaml's own YAML 1.2 rules on both paths, and the tests compare
-the two paths on generated documents.
+the two paths on generated documents. The edits themselves are planned in `_edits`; this
+module reads the file (fast reader first), checks its shape, validates its tasks, and checks
+and applies each edit.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from backlog_operator.backlog._outline import (
     _task_items,
     _tasks_node,
 )
-from backlog_operator.backlog._outline import _plain_value as _plain_value
+from backlog_operator.backlog._outline import _plain_value as _plain_value  # for the tests
 from backlog_operator.backlog.errors import (
     BacklogEditError,
     BacklogError,

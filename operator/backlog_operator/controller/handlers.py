@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -26,6 +27,7 @@ from backlog_operator.api.goal import Goal
 from backlog_operator.controller import jobs
 from backlog_operator.controller.reconciler import GoalReconciler, entry_for
 from backlog_operator.controller.registry import Registry
+from backlog_operator.controller.schedule_reconciler import LABEL_SCHEDULE, GoalScheduleReconciler
 from backlog_operator.controller.settings import OperatorSettings
 
 log = logging.getLogger("backlog_operator.controller")
@@ -37,11 +39,19 @@ _FULL_PASS_EVERY = 12
 class Runtime:
     """What the handlers share: the cluster adapter, the reconciler and per-goal locks."""
 
-    def __init__(self, cluster: KubeCluster, settings: OperatorSettings) -> None:
+    def __init__(
+        self,
+        cluster: KubeCluster,
+        settings: OperatorSettings,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.settings = settings
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.registry = Registry()
-        self.reconciler = GoalReconciler(cluster, self.registry, settings)
+        self.reconciler = GoalReconciler(cluster, self.registry, settings, clock=self.clock)
+        self.schedules = GoalScheduleReconciler(cluster, clock=self.clock)
+        self.schedule_wake: dict[str, datetime] = {}  # namespace/name -> next time to look
         self._locks: dict[str, asyncio.Lock] = {}
         self._requeuer: asyncio.Task[None] | None = None
 
@@ -92,6 +102,11 @@ class Runtime:
             # Running goals hear from their Jobs' events; a slow full pass covers missed ones.
             keys = self.registry.active_keys(include_running=passes % _FULL_PASS_EVERY == 0)
             await self._apply_many(keys)
+            now = self.clock()
+            for key, wake in list(self.schedule_wake.items()):
+                if wake <= now:
+                    namespace, _, name = key.partition("/")
+                    await self.apply_schedule(namespace, name)
 
     async def _apply_many(self, keys: list[str]) -> None:
         limit = asyncio.Semaphore(_REQUEUE_CONCURRENCY)
@@ -105,6 +120,24 @@ class Runtime:
                     log.exception("requeued reconcile of %s failed", key)
 
         await asyncio.gather(*(one(key) for key in keys))
+
+    async def apply_schedule(self, namespace: str, name: str) -> None:
+        """Reconcile one GoalSchedule from a fresh read; remember when to look again."""
+        key = f"{namespace}/{name}"
+        async with self.lock(f"schedule:{key}"):
+            body = await self.cluster.get_custom("goalschedules", namespace, name)
+            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+                self.schedule_wake.pop(key, None)
+                return
+            result = await self.schedules.reconcile(body)
+            if result.status is not None:
+                await self.cluster.patch_custom_status(
+                    "goalschedules", namespace, name, result.status
+                )
+            for event in result.events:
+                await self.cluster.post_event(body, event.kind, event.reason, event.message)
+            delay = result.requeue_after if result.requeue_after is not None else 3600.0
+            self.schedule_wake[key] = self.clock() + timedelta(seconds=max(0.0, delay))
 
     async def stop_attempt(self, body: Mapping[str, Any]) -> None:
         """A deleted goal: stop its unfinished Job (foreground), touch nothing in the repository."""
@@ -124,6 +157,7 @@ def build_registry(
     api_client_factory: Callable[[], k8s.ApiClient],
     *,
     login: bool = True,
+    clock: Callable[[], datetime] | None = None,
 ) -> kopf.OperatorRegistry:
     """A kopf registry with the operator's handlers (a fresh one each, so tests can run many)."""
     registry = kopf.OperatorRegistry()
@@ -141,7 +175,7 @@ def build_registry(
         settings.peering.name = "backlog-operator"
         settings.peering.mandatory = False
         settings.watching.server_timeout = 300
-        runtime["current"] = Runtime(KubeCluster(api_client_factory()), operator_settings)
+        runtime["current"] = Runtime(KubeCluster(api_client_factory()), operator_settings, clock)
         await runtime["current"].seed(operator_settings.namespaces)
         runtime["current"].start_requeuing()
 
@@ -158,6 +192,19 @@ def build_registry(
             await runtime["current"].stop_attempt(body)
             return
         await runtime["current"].apply(str(body.metadata.namespace), str(body.metadata.name))
+        schedule = body.metadata.labels.get(LABEL_SCHEDULE)
+        if schedule:  # its schedule's active list and history follow the goal's phase
+            await runtime["current"].apply_schedule(str(body.metadata.namespace), schedule)
+
+    @kopf.on.event(GROUP, VERSION, "goalschedules", registry=registry)
+    async def _schedule_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        key = f"{body.metadata.namespace}/{body.metadata.name}"
+        if event.get("type") == "DELETED":
+            runtime["current"].schedule_wake.pop(key, None)
+            return
+        await runtime["current"].apply_schedule(
+            str(body.metadata.namespace), str(body.metadata.name)
+        )
 
     @kopf.on.event(
         "batch", "v1", "jobs", labels={jobs.LABEL_MANAGED_BY: jobs.MANAGED_BY}, registry=registry

@@ -1,0 +1,245 @@
+"""The GoalSchedule reconciler: Goals stamped on a cron, as CronJob stamps Jobs. No kopf here.
+
+Ordered steps on each reconcile:
+1. validate the spec and the cron expression (a bad one: `Stalled`, an event, no crash loop);
+2. read the schedule's Goals (by label) and delete finished ones beyond the history limits;
+3. unless suspended: is a tick due (at most one catch-up, within startingDeadlineSeconds)?
+4. apply the concurrency policy (Allow, Forbid, Replace) and create the tick's Goal, named
+   after the tick so a repeated reconcile never makes two;
+5. report: last schedule and success times, active goals, next tick, conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from backlog_operator.api.common import API_VERSION, describe_validation_error
+from backlog_operator.api.schedule import GoalSchedule
+from backlog_operator.controller.reconciler import Event, Reconciled
+from backlog_operator.controller.schedule import (
+    ALREADY_STARTED,
+    MISSED_SCHEDULE,
+    TOO_MANY_MISSED,
+    FinishedGoal,
+    ScheduleError,
+    concurrency_decision,
+    due,
+    goal_name,
+    history_to_delete,
+    parse_schedule,
+)
+from backlog_operator.controller.status import FINAL_PHASES, conditions_for, timestamp
+from backlog_operator.errors import AlreadyExistsError
+
+LABEL_SCHEDULE = "backlog.dev/goal-schedule"
+LABEL_SCHEDULE_UID = "backlog.dev/goal-schedule-uid"
+ANNOTATION_SCHEDULED_AT = "backlog.dev/scheduled-at"
+
+
+class ScheduleCluster(Protocol):
+    """What the reconciler needs of the API (implemented by adapters.kube.KubeCluster)."""
+
+    async def list_goals(
+        self, namespace: str | None = None, selector: str = ""
+    ) -> list[dict[str, Any]]: ...
+    async def create_goal(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def delete_goal(self, namespace: str, name: str) -> None: ...
+
+
+class GoalScheduleReconciler:
+    """Reconciles one GoalSchedule at a time."""
+
+    def __init__(self, cluster: ScheduleCluster, *, clock: Callable[[], datetime] | None = None):
+        self.cluster = cluster
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    async def reconcile(self, body: Mapping[str, Any]) -> Reconciled:
+        """Compute and carry out the next step for the GoalSchedule in `body`."""
+        status: dict[str, Any] = dict(body.get("status") or {})
+        generation = body.get("metadata", {}).get("generation")
+        try:
+            schedule = GoalSchedule.model_validate(dict(body))
+            cron = parse_schedule(schedule.spec.schedule, schedule.spec.time_zone)
+        except (ValidationError, ScheduleError) as error:
+            problem = describe_validation_error(error)
+            return self._stalled(status, "InvalidSchedule", problem, generation)
+        now = self.clock()
+        namespace = schedule.metadata.namespace or "default"
+        goals = await self.cluster.list_goals(
+            namespace, f"{LABEL_SCHEDULE_UID}={schedule.metadata.uid}"
+        )
+        active = sorted(g["metadata"]["name"] for g in goals if _phase(g) not in FINAL_PHASES)
+        events = await self._trim_history(schedule, goals)
+        new = dict(status)
+        if schedule.spec.suspend:
+            due_now = None
+            next_time = None
+            reason, message = "Suspended", "suspended: spec.suspend is true"
+        else:
+            decision = due(
+                cron,
+                last_schedule_time=_time(status.get("lastScheduleTime")),
+                creation_time=schedule.metadata.creation_timestamp or now,
+                now=now,
+                starting_deadline_seconds=schedule.spec.starting_deadline_seconds,
+            )
+            next_time = decision.next_time
+            due_now = decision.run_for
+            reason, message = "Scheduled", f"next tick at {timestamp(next_time)}"
+            if decision.too_many_missed:
+                events.append(Event("Warning", TOO_MANY_MISSED, decision.message))
+            if decision.skipped_time is not None:
+                # Recorded as handled, so the miss is reported once, not on every reconcile.
+                new["lastScheduleTime"] = timestamp(decision.skipped_time)
+                events.append(Event("Warning", MISSED_SCHEDULE, decision.message))
+        if due_now is not None:
+            started, more = await self._tick(schedule, due_now, active)
+            events += more
+            if started is not None:
+                active = sorted({*active, started})
+            new["lastScheduleTime"] = timestamp(due_now)
+        succeeded = [_time(_completion(g)) for g in goals if _phase(g) == "Succeeded"]
+        latest_success = max((t for t in succeeded if t is not None), default=None)
+        new.update(
+            active=[{"name": name} for name in active],
+            nextScheduleTime=timestamp(next_time) if next_time else None,
+            lastSuccessfulTime=timestamp(latest_success) if latest_success else None,
+            observedGeneration=generation,
+        )
+        new["conditions"] = conditions_for(
+            "Succeeded",
+            reason,
+            message,
+            generation=generation,
+            previous=status.get("conditions") or [],
+            now=now,
+        )
+        requeue = (next_time - now).total_seconds() if next_time else None
+        return Reconciled(new if new != status else None, events, requeue_after=requeue)
+
+    async def _tick(
+        self, schedule: GoalSchedule, tick: datetime, active: list[str]
+    ) -> tuple[str | None, list[Event]]:
+        name = goal_name(schedule.metadata.name, tick)
+        decision = concurrency_decision(
+            schedule.spec.concurrency_policy, active, scheduled_goal=name
+        )
+        if not decision.start:
+            kind = "Normal" if decision.reason == ALREADY_STARTED else "Warning"
+            return None, [Event(kind, decision.reason or "NotStarted", decision.message)]
+        events = []
+        namespace = schedule.metadata.namespace or "default"
+        for old in decision.stop:
+            await self.cluster.delete_goal(namespace, old)
+            events.append(Event("Normal", "Replaced", f"deleted goal {old} (Replace)"))
+        try:
+            await self.cluster.create_goal(goal_for_tick(schedule, tick, name))
+        except AlreadyExistsError:
+            return name, events  # made by an earlier reconcile of the same tick
+        events.append(Event("Normal", "GoalCreated", f"created goal {name} for {timestamp(tick)}"))
+        return name, events
+
+    async def _trim_history(
+        self, schedule: GoalSchedule, goals: list[dict[str, Any]]
+    ) -> list[Event]:
+        finished = [
+            FinishedGoal(
+                name=g["metadata"]["name"],
+                succeeded=_phase(g) in ("Succeeded", "Skipped"),
+                start_time=_time((g.get("status") or {}).get("startTime")),
+            )
+            for g in goals
+            if _phase(g) in FINAL_PHASES
+        ]
+        doomed = history_to_delete(
+            finished,
+            schedule.spec.successful_goals_history_limit,
+            schedule.spec.failed_goals_history_limit,
+        )
+        namespace = schedule.metadata.namespace or "default"
+        for name in doomed:
+            await self.cluster.delete_goal(namespace, name)
+        if not doomed:
+            return []
+        return [Event("Normal", "HistoryTrimmed", f"deleted finished goals {', '.join(doomed)}")]
+
+    def _stalled(
+        self, status: dict[str, Any], reason: str, problem: str, generation: int | None
+    ) -> Reconciled:
+        if status.get("observedGeneration") == generation and _stalled_reason(status) == reason:
+            return Reconciled()  # said already: events only on transitions
+        new = dict(status, observedGeneration=generation)
+        new["conditions"] = conditions_for(
+            "Failed",
+            reason,
+            problem,
+            generation=generation,
+            previous=status.get("conditions") or [],
+            now=self.clock(),
+        )
+        return Reconciled(new, [Event("Warning", reason, problem)])
+
+
+def goal_for_tick(schedule: GoalSchedule, tick: datetime, name: str) -> dict[str, Any]:
+    """The Goal of one tick: the template, labelled and owned by the schedule."""
+    template = schedule.spec.goal_template
+    labels = dict(template.metadata.labels)
+    labels.update(
+        {
+            LABEL_SCHEDULE: schedule.metadata.name,
+            LABEL_SCHEDULE_UID: schedule.metadata.uid or "",
+        }
+    )
+    annotations = dict(template.metadata.annotations)
+    annotations[ANNOTATION_SCHEDULED_AT] = timestamp(tick)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Goal",
+        "metadata": {
+            "name": name,
+            "namespace": schedule.metadata.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "GoalSchedule",
+                    "name": schedule.metadata.name,
+                    "uid": schedule.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": template.spec.to_wire(),
+    }
+
+
+def _phase(goal: Mapping[str, Any]) -> str:
+    return str((goal.get("status") or {}).get("phase") or "Pending")
+
+
+def _completion(goal: Mapping[str, Any]) -> object:
+    return (goal.get("status") or {}).get("completionTime")
+
+
+def _stalled_reason(status: Mapping[str, Any]) -> str | None:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Stalled" and condition.get("status") == "True":
+            return str(condition.get("reason"))
+    return None
+
+
+def _time(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

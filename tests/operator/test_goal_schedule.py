@@ -1,0 +1,242 @@
+"""GoalSchedules in the operator against the API emulator, with the operator's clock in the
+test's hands: a cron tick is a clock advance, not a wait."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kubernetes
+import pytest
+
+from backlog_operator.controller.handlers import build_registry
+from backlog_operator.controller.schedule_reconciler import LABEL_SCHEDULE
+from backlog_operator.controller.settings import OperatorSettings
+from tests.support.emulator import EmulatorServer, HardenedEmulator
+from tests.support.kopf_harness import KopfThread
+
+NS = "default"
+GOALS = "backlog.dev/v1alpha1/goals"
+SCHEDULES = "backlog.dev/v1alpha1/goalschedules"
+
+
+class Clock:
+    """The operator's clock; starts at the real time (the emulator stamps real creation times)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def schedule(name: str, cron: str = "*/5 * * * *", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "backlog.dev/v1alpha1",
+        "kind": "GoalSchedule",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "schedule": cron,
+            "goalTemplate": {
+                "metadata": {"labels": {"team": "docs"}},
+                "spec": {
+                    "repository": {"url": "https://github.com/o/r.git"},
+                    "task": {"image": "busybox", "command": ["true"]},
+                    # Suspended: these tests are about stamping Goals, not running them.
+                    "suspend": True,
+                },
+            },
+            **spec,
+        },
+    }
+
+
+class Scheduled:
+    def __init__(self, server: EmulatorServer, clock: Clock) -> None:
+        self.api: HardenedEmulator = server.emulator
+        self.clock = clock
+
+    def goals(self, name: str) -> list[str]:
+        found = self.api.list_objects(GOALS, NS, label_selector=f"{LABEL_SCHEDULE}={name}")
+        return sorted(g["metadata"]["name"] for g in found)
+
+    def status(self, name: str) -> dict[str, Any]:
+        found = self.api.get_object(SCHEDULES, NS, name)
+        assert found is not None
+        return found.get("status") or {}
+
+    def events(self, name: str) -> list[str]:
+        return [
+            e["reason"]
+            for e in self.api.list_objects("v1/events", NS)
+            if e["involvedObject"]["name"] == name
+        ]
+
+    def wait_goals(self, name: str, count: int) -> list[str]:
+        return self.api.wait_for(
+            lambda: len(goals := self.goals(name)) == count and goals,
+            message=lambda: f"{name}: goals {self.goals(name)}, wanted {count}",
+        )
+
+    def finish(self, goal: str, phase: str, started: datetime) -> None:
+        self.api.patch_status(
+            GOALS, NS, goal, {"phase": phase, "startTime": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        )
+
+    def next_tick(self) -> None:
+        """Move the clock just past the next five-minute mark."""
+        now = self.clock.now
+        minutes = 5 - now.minute % 5
+        self.clock.now = now.replace(second=1) + timedelta(minutes=minutes)
+
+
+@contextmanager
+def operator(server: EmulatorServer, clock: Clock) -> Iterator[None]:
+    registry = build_registry(
+        OperatorSettings(requeue_seconds=0.05),
+        lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
+        login=False,
+        clock=clock,
+    )
+    with KopfThread(server, registry=registry):
+        yield
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def scheduled(
+    emulator_server: EmulatorServer, project_crds: object, clock: Clock
+) -> Iterator[Scheduled]:
+    with operator(emulator_server, clock):
+        yield Scheduled(emulator_server, clock)
+
+
+def test_a_tick_stamps_one_goal_from_the_template(scheduled: Scheduled) -> None:
+    scheduled.api.create_object(schedule("nightly"))
+    scheduled.api.wait_for(lambda: scheduled.status("nightly").get("nextScheduleTime"))
+    assert scheduled.goals("nightly") == []
+
+    scheduled.next_tick()
+
+    [name] = scheduled.wait_goals("nightly", 1)
+    goal = scheduled.api.get_object(GOALS, NS, name)
+    assert goal is not None
+    assert goal["metadata"]["labels"]["team"] == "docs"
+    assert goal["metadata"]["ownerReferences"][0]["kind"] == "GoalSchedule"
+    assert goal["spec"]["repository"]["url"] == "https://github.com/o/r.git"
+    status = scheduled.api.wait_for(lambda: (s := scheduled.status("nightly")).get("active") and s)
+    assert status["active"] == [{"name": name}]
+    assert status["lastScheduleTime"]
+    scheduled.api.wait_for(lambda: "GoalCreated" in scheduled.events("nightly") or None)
+
+
+def test_forbid_skips_a_tick_while_a_goal_is_active(scheduled: Scheduled) -> None:
+    scheduled.api.create_object(schedule("forbid", concurrencyPolicy="Forbid"))
+    scheduled.next_tick()
+    [first] = scheduled.wait_goals("forbid", 1)
+
+    scheduled.next_tick()
+
+    scheduled.api.wait_for(lambda: "GoalAlreadyActive" in scheduled.events("forbid") or None)
+    assert scheduled.goals("forbid") == [first]
+
+
+def test_replace_stops_the_active_goal_and_starts_the_new_one(scheduled: Scheduled) -> None:
+    scheduled.api.create_object(schedule("replace", concurrencyPolicy="Replace"))
+    scheduled.next_tick()
+    [first] = scheduled.wait_goals("replace", 1)
+
+    scheduled.next_tick()
+
+    [second] = scheduled.api.wait_for(
+        lambda: (goals := scheduled.goals("replace")) and first not in goals and goals
+    )
+    assert second != first
+
+
+def test_missed_ticks_after_an_outage_give_one_catch_up_not_a_burst(
+    emulator_server: EmulatorServer, project_crds: object, clock: Clock
+) -> None:
+    helper = Scheduled(emulator_server, clock)
+    with operator(emulator_server, clock):
+        helper.api.create_object(schedule("outage", startingDeadlineSeconds=600))
+        helper.api.wait_for(lambda: helper.status("outage").get("nextScheduleTime"))
+    clock.advance(hours=3, seconds=30)  # 36 ticks missed while the operator was down
+
+    with operator(emulator_server, clock):
+        helper.wait_goals("outage", 1)
+        helper.api.wait_for(lambda: helper.status("outage").get("lastScheduleTime"))
+        clock.advance(seconds=1)  # a later pass must not start more
+        helper.api.wait_for(lambda: helper.status("outage").get("observedGeneration"))
+    assert len(helper.goals("outage")) == 1
+
+
+def test_a_tick_too_late_for_the_deadline_is_skipped_and_said_once(
+    emulator_server: EmulatorServer, project_crds: object, clock: Clock
+) -> None:
+    helper = Scheduled(emulator_server, clock)
+    with operator(emulator_server, clock):
+        helper.api.create_object(schedule("late", startingDeadlineSeconds=10))
+        helper.api.wait_for(lambda: helper.status("late").get("nextScheduleTime"))
+    helper.next_tick()
+    clock.advance(minutes=2)  # two minutes after the tick: past the 10 s deadline
+
+    with operator(emulator_server, clock):
+        helper.api.wait_for(lambda: "MissSchedule" in helper.events("late") or None)
+    assert helper.goals("late") == []
+    assert helper.events("late").count("MissSchedule") == 1
+
+
+def test_invalid_cron_is_a_stalled_condition_not_a_crash(scheduled: Scheduled) -> None:
+    scheduled.api.create_object(schedule("broken", cron="61 * * * *"))
+
+    status = scheduled.api.wait_for(
+        lambda: (s := scheduled.status("broken")).get("conditions") and s
+    )
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    assert stalled["reason"] == "InvalidSchedule"
+    assert "61" in stalled["message"]
+    scheduled.api.wait_for(lambda: "InvalidSchedule" in scheduled.events("broken") or None)
+    assert scheduled.goals("broken") == []
+
+
+def test_suspended_schedule_stamps_nothing(scheduled: Scheduled) -> None:
+    scheduled.api.create_object(schedule("held", suspend=True))
+    scheduled.api.wait_for(lambda: scheduled.status("held").get("conditions"))
+
+    scheduled.next_tick()
+    scheduled.next_tick()
+
+    scheduled.api.wait_for(lambda: scheduled.status("held").get("observedGeneration") == 1)
+    assert scheduled.goals("held") == []
+
+
+def test_history_keeps_the_newest_finished_goals_per_outcome(scheduled: Scheduled) -> None:
+    scheduled.api.create_object(
+        schedule("history", successfulGoalsHistoryLimit=1, failedGoalsHistoryLimit=1)
+    )
+    names = []
+    for _ in range(4):
+        scheduled.next_tick()
+        names = scheduled.wait_goals("history", len(names) + 1)
+    started = scheduled.clock.now - timedelta(hours=1)
+    for offset, (name, phase) in enumerate(
+        zip(sorted(names), ["Succeeded", "Succeeded", "Failed", "Failed"], strict=True)
+    ):
+        scheduled.finish(name, phase, started + timedelta(minutes=offset))
+
+    kept = scheduled.api.wait_for(
+        lambda: len(goals := scheduled.goals("history")) == 2 and goals,
+        message=lambda: f"goals left: {scheduled.goals('history')}",
+    )
+    assert kept == [sorted(names)[1], sorted(names)[3]]
