@@ -264,6 +264,9 @@ def _allows(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -
 NEEDED = [
     ("backlog.dev", "goals", "get list watch create delete"),
     ("backlog.dev", "goalschedules", "get list watch"),
+    ("backlog.dev", "backlogs", "get list watch"),
+    ("backlog.dev", "backlogs/status", "get patch"),
+    ("", "secrets", "get"),
     ("backlog.dev", "goalschedules/status", "get patch"),
     ("backlog.dev", "goals/status", "get patch"),
     ("backlog.dev", "goals/finalizers", "update"),
@@ -296,7 +299,9 @@ def test_manager_role_grants_nothing_more() -> None:
                     assert (group, resource, verb) in needed, (
                         f"unexpected {verb} {group}/{resource}"
                     )
-    assert not _allows(_manager_rules(), "", "secrets", "get"), "worker Pods mount secrets"
+    # A Backlog's token is read by name; never listed or watched (which would expose them all).
+    assert not _allows(_manager_rules(), "", "secrets", "list")
+    assert not _allows(_manager_rules(), "", "secrets", "watch")
 
 
 def test_goal_roles_aggregate_into_the_built_in_roles() -> None:

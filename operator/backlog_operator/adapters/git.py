@@ -349,6 +349,136 @@ def read_file_at(repo: git.Repo, ref: str, path: str) -> bytes | None:
     return None
 
 
+# ------------------------------------------------------------------- fetching without a work tree
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """What a path is in a commit's tree, told without reading a file's contents.
+
+    `mode` as git writes it (100644 a file, 100755 an executable file, 120000 a symbolic link,
+    040000 a folder, 160000 a submodule), `kind` (blob, tree, commit), the object's `sha`, and
+    `size` in bytes for a blob (None for anything else).
+    """
+
+    mode: str
+    kind: str
+    sha: str
+    size: int | None
+
+    @property
+    def is_file(self) -> bool:
+        """True for a regular file (executable or not); a symbolic link is not one."""
+        return self.kind == "blob" and self.mode in ("100644", "100755")
+
+
+def remote_url(url: str) -> str:
+    """`url` as git is given it: checked, local paths made absolute (the key of one remote).
+
+    Raises GitError: CredentialsInUrl, UnsupportedUrl.
+    """
+    return _remote_url(url)
+
+
+def init_bare(dest: Path, url: str, *, lazy_blobs: bool = False) -> git.Repo:
+    """A new bare repository at `dest` (which must not hold one) whose origin is `url`.
+
+    `remote.origin.url` is written last, so a repository left half made (a crash) has none.
+
+    For fetching into with `fetch_branch` and reading with `entry_at` and `read_blob`; nothing is
+    checked out. With `lazy_blobs` it is a partial clone of origin: fetches bring commits and
+    folders but no file contents (`blob:none`), and `entry_at` fetches the one blob it is asked
+    about. A server that does not filter sends everything, which costs time and nothing else.
+
+    Raises GitError: CredentialsInUrl, UnsupportedUrl, GitFailed.
+    """
+    remote = _remote_url(url)
+    dest = Path(dest).absolute()
+    # An empty template: no sample hooks or other files from the machine's git installation.
+    result = _git(
+        None, ["init", "--quiet", "--bare", "--template=", str(dest)], timeout=LOCAL_TIMEOUT_SECONDS
+    )
+    if result.status != 0:
+        detail = _excerpt(result.stderr, Redactor())
+        reason, sentence = _classify_local("init", result)
+        raise GitError(reason, _sentence(sentence, detail), retryable=False, detail=detail)
+    repo = git.Repo(dest)
+    # A background gc would outlive the fetch that started it, and race with whoever removes or
+    # replaces this folder next.
+    settings = [("gc.autoDetach", "false")]
+    if lazy_blobs:
+        # What `git clone --filter=blob:none` writes; fetches from origin then use the filter.
+        settings += [
+            ("core.repositoryFormatVersion", "1"),
+            ("extensions.partialClone", "origin"),
+            ("remote.origin.promisor", "true"),
+            ("remote.origin.partialCloneFilter", "blob:none"),
+        ]
+    # The origin last: a repository that has one was made to the end.
+    settings.append(("remote.origin.url", remote))
+    for key, value in settings:
+        # `--`: a value is never read as an option.
+        _checked(repo, ["config", "--", key, value])
+    return repo
+
+
+def entry_at(
+    repo: git.Repo,
+    ref: str,
+    path: str,
+    *,
+    credentials: GitCredentials | None = None,
+    timeout: float | None = NETWORK_TIMEOUT_SECONDS,
+) -> TreeEntry | None:
+    """What `path` is at commit `ref` (None when nothing is there), without reading a file.
+
+    In a partial clone (`init_bare(lazy_blobs=True)`) a blob's size is only known once the blob
+    is here, so git fetches that one blob from origin: hence `credentials` and the network
+    errors (RepositoryUnreachable, AuthenticationFailed, ...) besides GitError(RefNotFound) when
+    `ref` names no commit.
+    """
+    commit = _resolve(repo, ref, "commit")
+    wanted = path.strip("/")
+    # --literal-pathspecs: a path such as `:(glob)*` is a name, not pathspec magic.
+    args = ["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", commit, "--", wanted]
+    result = _git(repo, args, env=_network_env(credentials), timeout=timeout)
+    if result.status != 0:
+        raise _network_error("ls-tree", result, _redactor(credentials))
+    for entry in result.text.split("\0"):
+        meta, _, name = entry.partition("\t")
+        fields = meta.split()
+        if name == wanted and len(fields) == 4:
+            mode, kind, sha, size = fields
+            return TreeEntry(mode, kind, sha, int(size) if size.isdigit() else None)
+    return None
+
+
+def read_blob(
+    repo: git.Repo,
+    sha: str,
+    *,
+    credentials: GitCredentials | None = None,
+    timeout: float | None = NETWORK_TIMEOUT_SECONDS,
+) -> bytes:
+    """The bytes of blob `sha`; in a partial clone that lacks it, fetched from origin first.
+
+    Raises GitError: RefNotFound when `sha` is no blob here (nor, in a partial clone, at origin),
+    and the network errors of a fetch.
+    """
+    if not _FULL_SHA.match(sha):
+        raise GitError("RefNotFound", f"{sha!r} is not a full object name", retryable=False)
+    result = _git(repo, ["cat-file", "blob", sha], env=_network_env(credentials), timeout=timeout)
+    if result.status != 0:
+        error = _network_error("cat-file", result, _redactor(credentials))
+        # A failed fetch of the blob says why in its own words (classified above); otherwise
+        # git's only complaint is that the object is not there.
+        missing = re.search(r"bad file|not a valid object|unable to read", result.stderr, re.I)
+        if error.reason == "GitFailed" and missing:
+            raise GitError("RefNotFound", f"there is no blob {sha} here", retryable=False)
+        raise error
+    return result.stdout
+
+
 # ------------------------------------------------------------------------------------ internals
 
 

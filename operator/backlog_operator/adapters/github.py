@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -184,11 +185,18 @@ class GitHubForge:
     def count_open_pull_requests(self, head_prefix: str) -> int:
         """How many open pull requests, into any base, come from this repository's branches
         starting with `head_prefix` (all pages)."""
+        return len(self.open_pull_requests(head_prefix))
+
+    def open_pull_requests(self, head_prefix: str) -> list[tuple[PullRequestRef, datetime]]:
+        """The open pull requests from this repository's branches starting with `head_prefix`
+        (all pages, any base), each with when it was opened."""
         _require_prefix(head_prefix)
-        with self._translate("counting open pull requests"):
-            return sum(
-                1 for pr in self._repo.get_pulls(state="open") if self._is_ours(pr, head_prefix)
-            )
+        with self._translate("listing open pull requests"):
+            return [
+                (_ref(pr), pr.created_at)
+                for pr in self._repo.get_pulls(state="open")
+                if self._is_ours(pr, head_prefix)
+            ]
 
     def open_pull_request(
         self,

@@ -8,6 +8,7 @@ it is faster, and the controller works on dicts anyway.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -197,6 +198,16 @@ class KubeCluster:
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
+
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret a Backlog names (for reading a private backlog), or None."""
+        secret = await _get_or_none(
+            self._core.read_namespaced_secret, name, namespace, _preload_content=False
+        )
+        encoded = ((secret or {}).get("data") or {}).get(key)
+        if encoded is None:
+            return None
+        return base64.b64decode(encoded).decode("utf-8").strip()
 
     # ---------------------------------------------------------------------------- events
 

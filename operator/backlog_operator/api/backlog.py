@@ -59,7 +59,7 @@ class BlockedTask(ApiModel):
     """A task that cannot be selected, and why."""
 
     id: str
-    reason: Literal["Requires", "FailureBudget"]
+    reason: Literal["Requires", "FailureBudget", "MarkedBlocked"]
     requires: list[str] = Field(default_factory=list, description="Unfinished requirements.")
     message: str = ""
 

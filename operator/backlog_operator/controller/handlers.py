@@ -16,15 +16,25 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import kopf
 from kubernetes import client as k8s
 
+from backlog_operator.adapters.backlog_source import BacklogSource
 from backlog_operator.adapters.kube import KubeCluster
 from backlog_operator.api.common import GROUP, VERSION
 from backlog_operator.api.goal import Goal
 from backlog_operator.controller import jobs
+from backlog_operator.controller.backlog_reconciler import (
+    CLEAR_FAILURES_ANNOTATION,
+    LABEL_BACKLOG,
+    SYNC_ANNOTATION,
+    BacklogReconciler,
+    ForgeFactory,
+    github_forge,
+)
 from backlog_operator.controller.reconciler import GoalReconciler, entry_for
 from backlog_operator.controller.registry import Registry
 from backlog_operator.controller.schedule_reconciler import LABEL_SCHEDULE, GoalScheduleReconciler
@@ -44,6 +54,7 @@ class Runtime:
         cluster: KubeCluster,
         settings: OperatorSettings,
         clock: Callable[[], datetime] | None = None,
+        forge_factory: ForgeFactory = github_forge,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
@@ -51,7 +62,16 @@ class Runtime:
         self.registry = Registry()
         self.reconciler = GoalReconciler(cluster, self.registry, settings, clock=self.clock)
         self.schedules = GoalScheduleReconciler(cluster, clock=self.clock)
-        self.schedule_wake: dict[str, datetime] = {}  # namespace/name -> next time to look
+        self.backlogs = BacklogReconciler(
+            cluster,
+            BacklogSource(Path(settings.cache_dir)),
+            forge_factory=forge_factory,
+            clock=self.clock,
+        )
+        # namespace/name -> the next time to look at that GoalSchedule or Backlog
+        self.schedule_wake: dict[str, datetime] = {}
+        self.backlog_wake: dict[str, datetime] = {}
+        self.backlog_seen: dict[str, tuple[object, ...]] = {}  # what the last sync answered
         self._locks: dict[str, asyncio.Lock] = {}
         self._requeuer: asyncio.Task[None] | None = None
 
@@ -107,6 +127,10 @@ class Runtime:
                 if wake <= now:
                     namespace, _, name = key.partition("/")
                     await self.apply_schedule(namespace, name)
+            for key, wake in list(self.backlog_wake.items()):
+                if wake <= now:
+                    namespace, _, name = key.partition("/")
+                    await self.apply_backlog(namespace, name)
 
     async def _apply_many(self, keys: list[str]) -> None:
         limit = asyncio.Semaphore(_REQUEUE_CONCURRENCY)
@@ -139,6 +163,22 @@ class Runtime:
             delay = result.requeue_after if result.requeue_after is not None else 3600.0
             self.schedule_wake[key] = self.clock() + timedelta(seconds=max(0.0, delay))
 
+    async def apply_backlog(self, namespace: str, name: str) -> None:
+        """Sync one Backlog from a fresh read; remember when to sync again."""
+        key = f"{namespace}/{name}"
+        async with self.lock(f"backlog:{key}"):
+            body = await self.cluster.get_custom("backlogs", namespace, name)
+            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+                self.backlog_wake.pop(key, None)
+                return
+            result = await self.backlogs.reconcile(body)
+            if result.status is not None:
+                await self.cluster.patch_custom_status("backlogs", namespace, name, result.status)
+            for event in result.events:
+                await self.cluster.post_event(body, event.kind, event.reason, event.message)
+            delay = result.requeue_after if result.requeue_after is not None else 300.0
+            self.backlog_wake[key] = self.clock() + timedelta(seconds=max(0.0, delay))
+
     async def stop_attempt(self, body: Mapping[str, Any]) -> None:
         """A deleted goal: stop its unfinished Job (foreground), touch nothing in the repository."""
         metadata = body.get("metadata", {})
@@ -158,6 +198,7 @@ def build_registry(
     *,
     login: bool = True,
     clock: Callable[[], datetime] | None = None,
+    forge_factory: ForgeFactory = github_forge,
 ) -> kopf.OperatorRegistry:
     """A kopf registry with the operator's handlers (a fresh one each, so tests can run many)."""
     registry = kopf.OperatorRegistry()
@@ -175,7 +216,9 @@ def build_registry(
         settings.peering.name = "backlog-operator"
         settings.peering.mandatory = False
         settings.watching.server_timeout = 300
-        runtime["current"] = Runtime(KubeCluster(api_client_factory()), operator_settings, clock)
+        runtime["current"] = Runtime(
+            KubeCluster(api_client_factory()), operator_settings, clock, forge_factory
+        )
         await runtime["current"].seed(operator_settings.namespaces)
         runtime["current"].start_requeuing()
 
@@ -195,6 +238,32 @@ def build_registry(
         schedule = body.metadata.labels.get(LABEL_SCHEDULE)
         if schedule:  # its schedule's active list and history follow the goal's phase
             await runtime["current"].apply_schedule(str(body.metadata.namespace), schedule)
+        backlog = body.metadata.labels.get(LABEL_BACKLOG)
+        if backlog and _phase_of(body) in ("Succeeded", "Failed", "Skipped"):
+            # A finished goal frees a slot: the Backlog may start its next task now.
+            await runtime["current"].apply_backlog(str(body.metadata.namespace), backlog)
+
+    @kopf.on.event(GROUP, VERSION, "backlogs", registry=registry)
+    async def _backlog_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        key = f"{body.metadata.namespace}/{body.metadata.name}"
+        if event.get("type") == "DELETED":
+            runtime["current"].backlog_wake.pop(key, None)
+            runtime["current"].backlog_seen.pop(key, None)
+            return
+        # Each sync writes its status (lastSyncTime): act on what a person changed only (the
+        # spec, or a sync/clear request), not on our own writes; the interval does the rest.
+        annotations = body.metadata.annotations
+        seen = (
+            body.metadata.get("generation"),
+            annotations.get(SYNC_ANNOTATION),
+            annotations.get(CLEAR_FAILURES_ANNOTATION),
+        )
+        if runtime["current"].backlog_seen.get(key) == seen:
+            return
+        runtime["current"].backlog_seen[key] = seen
+        await runtime["current"].apply_backlog(
+            str(body.metadata.namespace), str(body.metadata.name)
+        )
 
     @kopf.on.event(GROUP, VERSION, "goalschedules", registry=registry)
     async def _schedule_event(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
@@ -215,3 +284,7 @@ def build_registry(
                 await runtime["current"].apply(str(body.metadata.namespace), str(owner.get("name")))
 
     return registry
+
+
+def _phase_of(body: Mapping[str, Any]) -> str:
+    return str((body.get("status") or {}).get("phase") or "")

@@ -12,10 +12,13 @@
 | `GOAL_URL_TEMPLATE` | link to a goal in pull requests (`{namespace}`, `{name}`) | none |
 | `WORKER_SERVICE_ACCOUNT` | service account of worker Pods (token not mounted) | `default` |
 | `LIVENESS_ENDPOINT` | kopf's health endpoint; empty = none | `http://0.0.0.0:8080/healthz` |
+| `CACHE_DIR` | where Backlog syncs keep small per-repository git caches | a temporary folder |
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -37,6 +40,9 @@ class OperatorSettings(BaseSettings):
     goal_url_template: str | None = None
     worker_service_account: str = "default"
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    cache_dir: str = Field(
+        default_factory=lambda: str(Path(tempfile.gettempdir()) / "backlog-operator"),
+    )
 
     @field_validator("namespaces", mode="before")
     @classmethod

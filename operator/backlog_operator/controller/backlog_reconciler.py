@@ -1,0 +1,505 @@
+"""The Backlog reconciler: sync the backlog file, report it, start Goals for selected tasks.
+
+Ordered steps on each reconcile (no kopf here):
+1. validate the spec;
+2. read the backlog file at the base branch's tip (no fetch when the tip has not moved);
+3. parse and validate it (a bad file: a condition and an event naming file and line; nothing
+   is selected from a backlog that does not validate);
+4. see what runs: this Backlog's Goals (by label) and, through the forge, its open pull
+   requests — when the forge cannot be asked, nothing starts (fail closed);
+5. select tasks within the limits and the failure budget, and create one Goal per task, named
+   from the task id so two syncs never create two Goals for one task;
+6. delete finished Goals beyond the history limits, oldest first;
+7. report counts, ready, blocked and in-progress tasks, and conditions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from backlog_operator import naming
+from backlog_operator.adapters.backlog_source import BacklogSource
+from backlog_operator.adapters.git import GitCredentials
+from backlog_operator.api.backlog import Backlog
+from backlog_operator.api.common import API_VERSION, describe_validation_error
+from backlog_operator.api.goal import DEFAULT_BRANCH_PREFIX
+from backlog_operator.backlog.document import BacklogDocument
+from backlog_operator.backlog.errors import BacklogError
+from backlog_operator.backlog.model import Task
+from backlog_operator.backlog.selection import (
+    Failure,
+    Limits,
+    Selection,
+    SelectionInput,
+    goal_name,
+    select_tasks,
+)
+from backlog_operator.controller.reconciler import Event, Reconciled
+from backlog_operator.controller.schedule import FinishedGoal, history_to_delete
+from backlog_operator.controller.status import FINAL_PHASES, conditions_for, timestamp
+from backlog_operator.errors import AlreadyExistsError, ClassifiedError
+
+log = logging.getLogger("backlog_operator.controller")
+
+LABEL_BACKLOG = "backlog.dev/backlog"
+LABEL_BACKLOG_UID = "backlog.dev/backlog-uid"
+LABEL_TASK = "backlog.dev/task"
+SYNC_ANNOTATION = "backlog.dev/requested-at"
+CLEAR_FAILURES_ANNOTATION = "backlog.dev/failures-cleared-at"
+_LISTED = 50  # ids per status list: the status stays small whatever the backlog's size
+
+
+class BacklogCluster(Protocol):
+    """What the reconciler needs of the API (implemented by adapters.kube.KubeCluster)."""
+
+    async def list_goals(
+        self, namespace: str | None = None, selector: str = ""
+    ) -> list[dict[str, Any]]: ...
+    async def create_goal(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def delete_goal(self, namespace: str, name: str) -> None: ...
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None: ...
+
+
+class Forge(Protocol):
+    """The forge calls a sync makes (adapters.github.GitHubForge)."""
+
+    def open_pull_requests(self, head_prefix: str) -> list[tuple[Any, datetime]]: ...
+
+
+ForgeFactory = Callable[[str, str | None, str | None], Forge]
+
+
+def github_forge(repository: str, token: str | None, base_url: str | None) -> Forge:
+    """The default forge: GitHub (imported on first use: PyGithub is slow to import)."""
+    from backlog_operator.adapters.github import GitHubForge
+
+    return GitHubForge(repository, token, base_url=base_url)
+
+
+@dataclass
+class _Parsed:
+    commit: str
+    tasks: list[Task]
+
+
+class BacklogReconciler:
+    """Reconciles one Backlog at a time."""
+
+    def __init__(
+        self,
+        cluster: BacklogCluster,
+        source: BacklogSource,
+        *,
+        forge_factory: ForgeFactory = github_forge,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.source = source
+        self.forge_factory = forge_factory
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._parsed: dict[str, _Parsed] = {}  # uid -> the last commit's tasks
+
+    async def reconcile(self, body: Mapping[str, Any]) -> Reconciled:
+        """Sync the Backlog in `body` and start what may start."""
+        status: dict[str, Any] = dict(body.get("status") or {})
+        generation = body.get("metadata", {}).get("generation")
+        try:
+            backlog = Backlog.model_validate(dict(body))
+        except ValidationError as error:
+            return self._not_ready(
+                status, "InvalidSpec", describe_validation_error(error), generation, stalled=True
+            )
+        interval = float(backlog.spec.sync_interval_seconds)
+        try:
+            token = await self._token(backlog)
+            parsed = await self._read(backlog, token)
+            forge_error, open_prs = await self._open_pull_requests(backlog, token)
+        except BacklogError as error:
+            return self._not_ready(
+                status, "InvalidBacklog", str(error), generation, stalled=True, requeue=interval
+            )
+        except ClassifiedError as error:
+            return self._not_ready(status, error.reason, str(error), generation, requeue=interval)
+        goals = await self.cluster.list_goals(
+            backlog.metadata.namespace, f"{LABEL_BACKLOG_UID}={backlog.metadata.uid}"
+        )
+        given = self._selection_input(backlog, goals, open_prs, forge_error)
+        try:
+            selection = select_tasks(parsed.tasks, given, source=backlog.spec.path)
+        except BacklogError as error:
+            return self._not_ready(
+                status, "InvalidBacklog", str(error), generation, stalled=True, requeue=interval
+            )
+        started, events = await self._start(backlog, selection, goals)
+        events += await self._trim_history(backlog, goals)
+        new = self._report(backlog, status, parsed, selection, started, generation)
+        if forge_error is not None:
+            new["conditions"] = self._conditions(
+                status, "ForgeUnavailable", forge_error, generation, ready=False
+            )
+            if _ready_reason(status) != "ForgeUnavailable":
+                events.append(
+                    Event("Warning", "ForgeUnavailable", f"nothing started: {forge_error}")
+                )
+        if status.get("lastSyncedCommit") != parsed.commit:
+            events.append(
+                Event("Normal", "Synced", f"read {backlog.spec.path} at {parsed.commit[:12]}")
+            )
+        return Reconciled(new, events, requeue_after=interval)
+
+    # ------------------------------------------------------------------- reading
+
+    async def _token(self, backlog: Backlog) -> str | None:
+        secret = backlog.spec.repository.credentials_secret
+        if secret is None:
+            return None
+        token = await self.cluster.read_secret_key(
+            backlog.metadata.namespace or "default", secret.name, secret.key
+        )
+        if token is None:
+            raise ClassifiedError(
+                "SecretNotFound",
+                f"secret {secret.name!r} has no key {secret.key!r} (or does not exist)",
+                retryable=True,
+            )
+        return token
+
+    async def _read(self, backlog: Backlog, token: str | None) -> _Parsed:
+        uid = backlog.metadata.uid or ""
+        cached = self._parsed.get(uid)
+        repository = backlog.spec.repository
+        with _token_file(token) as token_file:
+            credentials = GitCredentials(token_file=token_file) if token_file else None
+            snapshot = await asyncio.to_thread(
+                self.source.read,
+                repository.url,
+                repository.base_branch,
+                backlog.spec.path,
+                credentials=credentials,
+                known_commit=cached.commit if cached else None,
+            )
+        if not snapshot.changed and cached is not None:
+            return cached
+        if snapshot.data is None:
+            raise BacklogError(backlog.spec.path, None, f"no such file at {snapshot.commit[:12]}")
+        document = await asyncio.to_thread(
+            BacklogDocument.parse, snapshot.data, source=backlog.spec.path
+        )
+        parsed = _Parsed(snapshot.commit, document.tasks)
+        self._parsed[uid] = parsed
+        return parsed
+
+    async def _open_pull_requests(
+        self, backlog: Backlog, token: str | None
+    ) -> tuple[str | None, list[tuple[str, datetime]]]:
+        """(why the forge could not be asked, or None; open pull requests as (branch, opened))."""
+        spec = backlog.spec.goal_template.spec.pull_request
+        if spec.provider == "none":
+            return None, []
+        slug = spec.repository or naming.forge_repository(backlog.spec.repository.url)
+        if slug is None:
+            return "cannot tell owner/name of the repository; set pullRequest.repository", []
+        prefix = spec.branch_prefix_or_default()
+        try:
+            forge = self.forge_factory(slug, token, spec.api_base_url)
+            pulls = await asyncio.to_thread(
+                forge.open_pull_requests, prefix or DEFAULT_BRANCH_PREFIX
+            )
+        except ClassifiedError as error:
+            return str(error), []
+        return None, [(str(ref.head_branch), opened) for ref, opened in pulls]
+
+    # ---------------------------------------------------------------- selection
+
+    def _selection_input(
+        self,
+        backlog: Backlog,
+        goals: list[dict[str, Any]],
+        open_prs: list[tuple[str, datetime]],
+        forge_error: str | None,
+    ) -> SelectionInput:
+        now = self.clock()
+        spec = backlog.spec
+        prefix = spec.goal_template.spec.pull_request.branch_prefix_or_default()
+        running = {_task(g) for g in goals if _phase(g) not in FINAL_PHASES} - {""}
+        # A Goal that succeeded pushed its work; main's backlog says `completed` only once that
+        # is merged. Until then the task counts as having an open pull request (held, and
+        # counted against the limit) even where the forge is not asked (`provider: none`).
+        awaiting_merge = {_task(g) for g in goals if _phase(g) in ("Succeeded", "Skipped")}
+        failures: dict[str, list[Failure]] = {}
+        for goal in goals:
+            if _phase(goal) == "Failed":
+                when = _time((goal.get("status") or {}).get("completionTime")) or now
+                reason = str((goal.get("status") or {}).get("reason") or "Failed")
+                failures.setdefault(_task(goal), []).append(Failure(at=when, reason=reason))
+        cleared_at = _time(backlog.metadata.annotations.get(CLEAR_FAILURES_ANNOTATION))
+        return SelectionInput(
+            now=now,
+            limits=Limits(
+                max_open_pull_requests=spec.limits.max_open_pull_requests,
+                max_running_goals=spec.limits.max_running_goals,
+                max_new_pull_requests_per_hour=spec.limits.max_new_pull_requests_per_hour,
+                failure_budget=spec.failure_budget.max_failures,
+                failure_window=timedelta(seconds=spec.failure_budget.window_seconds),
+            ),
+            active_goals=frozenset(running),
+            open_pull_requests=frozenset(
+                _tasks_of_branches([b for b, _ in open_prs], prefix) | (awaiting_merge - {""})
+            ),
+            open_pull_request_count=len(open_prs),
+            pull_requests_opened=[opened for _, opened in open_prs],
+            failures=failures,
+            cleared=dict.fromkeys(failures, cleared_at) if cleared_at else frozenset(),
+            suspended=spec.suspend,
+            forge_error=forge_error,
+            max_listed=_LISTED,
+        )
+
+    async def _start(
+        self, backlog: Backlog, selection: Selection, goals: list[dict[str, Any]]
+    ) -> tuple[list[str], list[Event]]:
+        started, events = [], []
+        for task in selection.start:
+            earlier = sum(1 for goal in goals if _task(goal) == task.id)
+            manifest = goal_for_task(backlog, task, number=earlier + 1)
+            try:
+                await self.cluster.create_goal(manifest)
+            except AlreadyExistsError:
+                # An earlier sync made it (one Goal per task and try), unless the name is taken
+                # by something else: then say so rather than start anything twice.
+                events += await self._name_taken(backlog, manifest, task)
+                continue
+            started.append(manifest["metadata"]["name"])
+            events.append(
+                Event(
+                    "Normal",
+                    "GoalCreated",
+                    f"created goal {manifest['metadata']['name']} for task {task.id}",
+                )
+            )
+        return started, events
+
+    async def _name_taken(
+        self, backlog: Backlog, manifest: Mapping[str, Any], task: Task
+    ) -> list[Event]:
+        name = manifest["metadata"]["name"]
+        mine = await self.cluster.list_goals(
+            backlog.metadata.namespace, f"{LABEL_BACKLOG_UID}={backlog.metadata.uid}"
+        )
+        if any(g["metadata"]["name"] == name and _task(g) == task.id for g in mine):
+            return []
+        message = f"cannot create goal {name} for task {task.id}: the name is taken"
+        return [Event("Warning", "GoalNameTaken", message)]
+
+    async def _trim_history(self, backlog: Backlog, goals: list[dict[str, Any]]) -> list[Event]:
+        finished = [
+            FinishedGoal(
+                name=g["metadata"]["name"],
+                succeeded=_phase(g) in ("Succeeded", "Skipped"),
+                start_time=_time((g.get("status") or {}).get("startTime")),
+            )
+            for g in goals
+            if _phase(g) in FINAL_PHASES
+        ]
+        doomed = history_to_delete(
+            finished, backlog.spec.history.successful, backlog.spec.history.failed
+        )
+        for name in doomed:
+            await self.cluster.delete_goal(backlog.metadata.namespace or "default", name)
+        return (
+            [Event("Normal", "HistoryTrimmed", f"deleted finished goals {', '.join(doomed)}")]
+            if doomed
+            else []
+        )
+
+    # ------------------------------------------------------------------- status
+
+    def _report(
+        self,
+        backlog: Backlog,
+        status: dict[str, Any],
+        parsed: _Parsed,
+        selection: Selection,
+        started: list[str],
+        generation: int | None,
+    ) -> dict[str, Any]:
+        report = selection.report
+        counts = report.counts
+        blocked = [
+            {
+                "id": item.id,
+                "reason": "FailureBudget"
+                if item.failures
+                else "Requires"
+                if item.requires
+                else "MarkedBlocked",
+                "requires": list(item.requires),
+                "message": "; ".join(item.last_failures),
+            }
+            for item in report.blocked
+        ]
+        if selection.limit is not None:
+            reason, message = "LimitReached", selection.limit.message
+        else:
+            reason, message = "Synced", f"{len(started)} goal(s) started at {parsed.commit[:12]}"
+        new = dict(status)
+        new.update(
+            observedGeneration=generation,
+            lastSyncedCommit=parsed.commit,
+            lastSyncTime=timestamp(self.clock()),
+            counts={
+                "pending": counts.pending,
+                "inProgress": counts.in_progress,
+                "completed": counts.completed,
+                "failed": counts.failed,
+                "blocked": counts.blocked,
+            },
+            ready=list(report.ready.ids),
+            blocked=blocked,
+            inProgress=list(report.in_progress.ids),
+            started=started,
+            lastHandledReconcileAt=backlog.metadata.annotations.get(SYNC_ANNOTATION),
+        )
+        new["conditions"] = self._conditions(status, reason, message, generation, ready=True)
+        return new
+
+    def _conditions(
+        self,
+        status: Mapping[str, Any],
+        reason: str,
+        message: str,
+        generation: int | None,
+        *,
+        ready: bool,
+        stalled: bool = False,
+    ) -> list[dict[str, Any]]:
+        phase = "Succeeded" if ready else "Failed" if stalled else "Running"
+        return conditions_for(
+            phase,
+            reason,
+            message,
+            generation=generation,
+            previous=status.get("conditions") or [],
+            now=self.clock(),
+        )
+
+    def _not_ready(
+        self,
+        status: dict[str, Any],
+        reason: str,
+        message: str,
+        generation: int | None,
+        *,
+        stalled: bool = False,
+        requeue: float | None = None,
+    ) -> Reconciled:
+        new = dict(status, observedGeneration=generation)
+        new["conditions"] = self._conditions(
+            status, reason, message, generation, ready=False, stalled=stalled
+        )
+        events = [] if _ready_reason(status) == reason else [Event("Warning", reason, message)]
+        return Reconciled(new if new != status else None, events, requeue_after=requeue)
+
+
+def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str, Any]:
+    """The `number`th Goal of one task: the template, the Backlog's repository and file, the
+    task's id. The first is named `<backlog>-<task>`, later ones (after a failure) `...-<n>`."""
+    template = backlog.spec.goal_template
+    spec: dict[str, Any] = template.spec.to_wire()
+    spec["repository"] = backlog.spec.repository.to_wire()
+    spec["backlog"] = {"path": backlog.spec.path, "taskId": task.id}
+    if task.priority_rank is not None:
+        spec["priority"] = task.priority_rank
+    labels = dict(template.metadata.labels)
+    labels.update(
+        {
+            LABEL_BACKLOG: backlog.metadata.name,
+            LABEL_BACKLOG_UID: backlog.metadata.uid or "",
+            LABEL_TASK: naming.dns_label(task.id),
+        }
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Goal",
+        "metadata": {
+            "name": _numbered(goal_name(backlog.metadata.name, task.id), number),
+            "namespace": backlog.metadata.namespace,
+            "labels": labels,
+            "annotations": dict(template.metadata.annotations),
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "Backlog",
+                    "name": backlog.metadata.name,
+                    "uid": backlog.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+
+
+def _numbered(name: str, number: int) -> str:
+    return name if number == 1 else naming.dns_label(f"{name}-{number}")
+
+
+def _tasks_of_branches(branches: list[str], prefix: str) -> set[str]:
+    """Task ids of `<prefix><task>-<attempt>` branches (the attempt suffix has no dash)."""
+    found = set()
+    for branch in branches:
+        if branch.startswith(prefix) and "-" in branch[len(prefix) :]:
+            found.add(branch[len(prefix) :].rsplit("-", 1)[0])
+    return found
+
+
+@contextlib.contextmanager
+def _token_file(token: str | None) -> Iterator[Path | None]:
+    """The token in a private temporary file for git's credential helper, removed after use."""
+    if token is None:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="backlog-sync-"))  # mode 0700
+    path = folder / "token"
+    path.touch(mode=0o600)
+    path.write_text(token, encoding="utf-8")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _phase(goal: Mapping[str, Any]) -> str:
+    return str((goal.get("status") or {}).get("phase") or "Pending")
+
+
+def _task(goal: Mapping[str, Any]) -> str:
+    return str(((goal.get("spec") or {}).get("backlog") or {}).get("taskId") or "")
+
+
+def _ready_reason(status: Mapping[str, Any]) -> str | None:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason"))
+    return None
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,335 @@
+"""Backlogs in the operator against the API emulator: a real bare repository as the remote,
+the forge stand-in where pull requests matter, and the operator's clock in the test's hands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+
+from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.controller.backlog_reconciler import LABEL_BACKLOG
+from backlog_operator.controller.jobs import LABEL_GOAL_UID
+from backlog_operator.controller.handlers import build_registry
+from backlog_operator.controller.settings import OperatorSettings
+from tests.support.emulator import EmulatorServer, HardenedEmulator
+from tests.support.github_standin import GitHubStandIn
+from tests.support.gitrepos import commit_to_remote, make_remote
+from tests.support.kopf_harness import KopfThread
+
+NS = "default"
+GOALS = "backlog.dev/v1alpha1/goals"
+BACKLOGS = "backlog.dev/v1alpha1/backlogs"
+
+LEVIATHAN = """\
+# Leviathan-style backlog: `dependencies`, word priorities, comments.
+tasks:
+  - id: docs-intro
+    title: Introduction
+    ready: true
+    priority: low
+  - id: ci-cache          # runs first: highest priority
+    title: Cache CI
+    ready: true
+    priority: critical
+  - id: api-docs
+    title: API docs
+    ready: true
+    priority: high
+    dependencies: [ci-cache]
+  - id: done-already
+    title: Done
+    ready: true
+    status: completed
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def backlog(name: str, url: str, **spec: Any) -> dict[str, Any]:
+    template_spec: dict[str, Any] = {
+        "task": {"image": "busybox", "command": ["true"]},
+        "pullRequest": {"provider": "none"},
+        "retry": {"maxAttempts": 1},  # a failed task fails its Goal at once
+    }
+    template_spec.update(spec.pop("template", {}))
+    return {
+        "apiVersion": "backlog.dev/v1alpha1",
+        "kind": "Backlog",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "repository": {"url": url},
+            "goalTemplate": {"spec": template_spec},
+            "syncIntervalSeconds": 60,
+            **spec,
+        },
+    }
+
+
+class Synced:
+    def __init__(self, server: EmulatorServer, clock: Clock) -> None:
+        self.api: HardenedEmulator = server.emulator
+        self.clock = clock
+
+    def status(self, name: str) -> dict[str, Any]:
+        found = self.api.get_object(BACKLOGS, NS, name)
+        assert found is not None
+        return found.get("status") or {}
+
+    def goals(self, name: str) -> dict[str, dict[str, Any]]:
+        found = self.api.list_objects(GOALS, NS, label_selector=f"{LABEL_BACKLOG}={name}")
+        return {g["spec"]["backlog"]["taskId"] + f"#{g['metadata']['name']}": g for g in found}
+
+    def tasks_with_goals(self, name: str) -> list[str]:
+        return sorted(key.split("#")[0] for key in self.goals(name))
+
+    def wait_synced(self, name: str, commit: str | None = None) -> dict[str, Any]:
+        return self.api.wait_for(
+            lambda: (
+                (s := self.status(name)).get("lastSyncedCommit")
+                and (commit is None or s["lastSyncedCommit"] == commit)
+                and s
+            ),
+            message=lambda: f"{name}: {self.status(name)}",
+        )
+
+    def finish(self, name: str, task: str, phase: str) -> None:
+        """Run the task's unfinished Goal to `phase` through its Job, as the Job controller and
+        the worker would report it (the Goal controller writes the Goal's status itself)."""
+        [goal] = [
+            g
+            for key, g in self.goals(name).items()
+            if key.startswith(f"{task}#") and (g.get("status") or {}).get("phase") != phase
+        ]
+        uid = goal["metadata"]["uid"]
+        [job] = self.api.wait_for(
+            lambda: self.api.list_objects(
+                "batch/v1/jobs", NS, label_selector=f"{LABEL_GOAL_UID}={uid}"
+            )
+        )
+        pod = self.api.start_job(NS, job["metadata"]["name"])
+        if phase == "Succeeded":
+            result = WorkerResult(
+                outcome=Outcome.PUBLISHED, task_id=task, branch=f"backlog/{task}-1"
+            )
+            self.api.finish_pod(NS, pod["metadata"]["name"], messages={"publish": result.to_json()})
+        else:
+            self.api.finish_pod(NS, pod["metadata"]["name"], exit_codes={"task": 3})
+        self.api.complete_job(NS, job["metadata"]["name"], succeeded=phase == "Succeeded")
+        self.api.wait_for(
+            lambda: (
+                (self.api.get_object(GOALS, NS, goal["metadata"]["name"]) or {})
+                .get("status", {})
+                .get("phase")
+                == phase
+            )
+        )
+
+    def next_sync(self) -> None:
+        self.clock.now += timedelta(seconds=61)
+
+    def events(self, name: str) -> list[str]:
+        return [
+            e["reason"]
+            for e in self.api.list_objects("v1/events", NS)
+            if e["involvedObject"]["name"] == name
+        ]
+
+
+@contextmanager
+def operator(server: EmulatorServer, clock: Clock, tmp_path: Path) -> Iterator[None]:
+    registry = build_registry(
+        OperatorSettings(requeue_seconds=0.05, cache_dir=str(tmp_path / "cache")),
+        lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
+        login=False,
+        clock=clock,
+    )
+    with KopfThread(server, registry=registry):
+        yield
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    return make_remote(tmp_path, {".backlog/backlog.yaml": LEVIATHAN})
+
+
+@pytest.fixture
+def synced(
+    emulator_server: EmulatorServer, project_crds: object, tmp_path: Path
+) -> Iterator[Synced]:
+    clock = Clock()
+    with operator(emulator_server, clock, tmp_path):
+        yield Synced(emulator_server, clock)
+
+
+def test_sync_reports_the_backlog_and_starts_the_top_task(synced: Synced, remote: Path) -> None:
+    synced.api.create_object(backlog("team", str(remote)))
+
+    status = synced.wait_synced("team")
+    assert status["counts"] == {
+        "pending": 3,
+        "inProgress": 0,
+        "completed": 1,
+        "failed": 0,
+        "blocked": 0,
+    }
+    assert status["blocked"][0]["id"] == "api-docs"
+    assert status["blocked"][0]["requires"] == ["ci-cache"]
+    assert synced.tasks_with_goals("team") == ["ci-cache"]  # critical first, one at a time
+    [goal] = synced.goals("team").values()
+    assert goal["metadata"]["ownerReferences"][0]["kind"] == "Backlog"
+    assert goal["spec"]["repository"]["url"] == str(remote)
+    assert goal["spec"]["backlog"] == {"path": ".backlog/backlog.yaml", "taskId": "ci-cache"}
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+def test_merged_task_is_never_selected_again_and_unblocks_the_next(
+    synced: Synced, remote: Path
+) -> None:
+    synced.api.create_object(backlog("team", str(remote)))
+    synced.wait_synced("team")
+
+    synced.finish("team", "ci-cache", "Succeeded")
+    # Its work awaits review: ci-cache is not picked again, api-docs still waits for it, and
+    # the free slot goes to the only ready task.
+    assert synced.api.wait_for(lambda: len(t := synced.tasks_with_goals("team")) == 2 and t) == [
+        "ci-cache",
+        "docs-intro",
+    ]
+
+    # The pull request merges: main's backlog now says ci-cache is completed.
+    merged = commit_to_remote(
+        remote,
+        "main",
+        {
+            ".backlog/backlog.yaml": LEVIATHAN.replace(
+                "    priority: critical\n", "    priority: critical\n    status: completed\n"
+            )
+        },
+    )
+    synced.finish("team", "docs-intro", "Succeeded")
+    synced.next_sync()
+
+    status = synced.wait_synced("team", merged)
+    assert status["counts"]["completed"] == 2
+    assert synced.api.wait_for(lambda: len(t := synced.tasks_with_goals("team")) == 3 and t) == [
+        "api-docs",
+        "ci-cache",
+        "docs-intro",
+    ]
+    synced.next_sync()
+    synced.api.wait_for(lambda: synced.status("team")["lastSyncTime"] > status["lastSyncTime"])
+    assert len(synced.tasks_with_goals("team")) == 3  # never a second ci-cache
+
+
+def test_malformed_backlog_selects_nothing_and_names_file_and_line(
+    synced: Synced, tmp_path: Path
+) -> None:
+    broken = make_remote(
+        tmp_path, {".backlog/backlog.yaml": "tasks:\n  - id: a\n  - id: a\n"}, name="broken.git"
+    )
+    synced.api.create_object(backlog("broken", str(broken)))
+
+    status = synced.api.wait_for(lambda: (s := synced.status("broken")).get("conditions") and s)
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidBacklog")
+    assert ".backlog/backlog.yaml:3" in stalled["message"]
+    assert "duplicate" in stalled["message"]
+    synced.api.wait_for(lambda: "InvalidBacklog" in synced.events("broken") or None)
+    assert synced.goals("broken") == {}
+
+
+def test_failure_budget_blocks_a_task_until_cleared(synced: Synced, remote: Path) -> None:
+    synced.api.create_object(
+        backlog(
+            "team", str(remote), failureBudget={"maxFailures": 1}, limits={"maxRunningGoals": 5}
+        )
+    )
+    synced.wait_synced("team")
+    synced.finish("team", "ci-cache", "Failed")
+
+    synced.next_sync()
+
+    status = synced.api.wait_for(
+        lambda: (
+            any(b["id"] == "ci-cache" for b in synced.status("team").get("blocked", []))
+            and synced.status("team")
+        )
+    )
+    blocked = next(b for b in status["blocked"] if b["id"] == "ci-cache")
+    assert blocked["reason"] == "FailureBudget"
+    assert "TaskFailed" in blocked["message"]
+    # ci-cache is held back; the next ready task (api-docs still requires ci-cache) starts.
+    assert synced.tasks_with_goals("team") == ["ci-cache", "docs-intro"]
+
+    cleared = (synced.clock.now + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    synced.clock.now += timedelta(seconds=2)
+    synced.api.patch_object(
+        BACKLOGS,
+        NS,
+        "team",
+        {"metadata": {"annotations": {"backlog.dev/failures-cleared-at": cleared}}},
+    )
+
+    retried = synced.api.wait_for(lambda: len(t := synced.tasks_with_goals("team")) == 3 and t)
+    assert retried == ["ci-cache", "ci-cache", "docs-intro"]  # a second Goal, a new name
+
+
+def test_forge_failure_starts_nothing(synced: Synced, remote: Path) -> None:
+    with GitHubStandIn("octo/project", token=None) as github:
+        github.fail_next(503, times=1000)
+        template = {
+            "pullRequest": {
+                "provider": "github",
+                "apiBaseUrl": github.base_url,
+                "repository": "octo/project",
+            }
+        }
+        synced.api.create_object(backlog("closed", str(remote), template=template))
+
+        status = synced.api.wait_for(lambda: (s := synced.status("closed")).get("conditions") and s)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ForgeUnavailable")
+    assert synced.goals("closed") == {}
+
+
+def test_open_pull_request_of_a_task_keeps_it_from_being_selected(
+    synced: Synced, remote: Path
+) -> None:
+    with GitHubStandIn("octo/project", token=None) as github:
+        github.add_pull("backlog/ci-cache-abc123", "main")
+        template = {
+            "pullRequest": {
+                "provider": "github",
+                "apiBaseUrl": github.base_url,
+                "repository": "octo/project",
+            }
+        }
+        synced.api.create_object(
+            backlog("prs", str(remote), template=template, limits={"maxOpenPullRequests": 2})
+        )
+        status = synced.wait_synced("prs")
+        goals = synced.api.wait_for(lambda: synced.tasks_with_goals("prs"))
+    assert "ci-cache" in status["inProgress"]
+    assert goals == ["docs-intro"]  # ci-cache has its pull request; api-docs waits for it
+
+
+def test_suspended_backlog_reports_but_starts_nothing(synced: Synced, remote: Path) -> None:
+    synced.api.create_object(backlog("held", str(remote), suspend=True))
+
+    status = synced.wait_synced("held")
+
+    assert status["counts"]["pending"] == 3
+    assert synced.goals("held") == {}
