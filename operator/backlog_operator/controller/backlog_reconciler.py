@@ -156,6 +156,14 @@ class BacklogReconciler:
             events.append(
                 Event("Normal", "Synced", f"read {backlog.spec.path} at {parsed.commit[:12]}")
             )
+            completed = selection.report.completed
+            log.info(
+                "backlog %s at %s: %d completed task(s) are not selected again: %s",
+                f"{backlog.metadata.namespace}/{backlog.metadata.name}",
+                parsed.commit[:12],
+                completed.total,
+                ", ".join(completed.ids),
+            )
         return Reconciled(new, events, requeue_after=interval)
 
     # ------------------------------------------------------------------- reading
