@@ -106,7 +106,8 @@ def blob_sha(remote: Path, path: str) -> str:
 def commit_entry(remote: Path, path: str, mode: str, sha: str) -> str:
     """Commit one tree entry of any mode onto main (mode 0 removes the path); the new sha.
 
-    Symbolic links, submodules and deletions, which `commit_to_remote` does not make.
+    For symbolic links and submodules, and for deletions (`commit_to_remote` deletes through
+    `update-index --force-remove`, which git refuses without a work tree).
     """
     index = remote / "test-index"
     env = {"GIT_INDEX_FILE": str(index)}

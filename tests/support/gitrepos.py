@@ -98,7 +98,9 @@ def commit_to_remote(
             _plumb(remote, env_index, "read-tree", "--empty")
         for path, content in files.items():
             if content is None:
-                _plumb(remote, env_index, "update-index", "--force-remove", "--", path)
+                # `--force-remove` wants a work tree; mode 0 through --index-info does not.
+                removal = f"0 {'0' * 40}\t{path}\n".encode()
+                _plumb(remote, env_index, "update-index", "--index-info", input=removal)
                 continue
             data = content.encode() if isinstance(content, str) else content
             blob = _plumb(remote, {}, "hash-object", "-w", "--stdin", input=data).strip()

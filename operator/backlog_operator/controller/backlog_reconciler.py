@@ -108,7 +108,7 @@ class BacklogReconciler:
         self.source = source
         self.forge_factory = forge_factory
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._parsed: dict[str, _Parsed] = {}  # uid -> the last commit's tasks
+        self._parsed: dict[str, _Parsed] = {}  # what was read -> that commit's tasks
 
     async def reconcile(self, body: Mapping[str, Any]) -> Reconciled:
         """Sync the Backlog in `body` and start what may start."""
@@ -184,9 +184,12 @@ class BacklogReconciler:
         return token
 
     async def _read(self, backlog: Backlog, token: str | None) -> _Parsed:
-        uid = backlog.metadata.uid or ""
-        cached = self._parsed.get(uid)
         repository = backlog.spec.repository
+        # Keyed by what is read: a changed URL, branch or path must not serve the old parse.
+        uid = (
+            f"{backlog.metadata.uid}|{repository.url}|{repository.base_branch}|{backlog.spec.path}"
+        )
+        cached = self._parsed.get(uid)
         with _token_file(token) as token_file:
             credentials = GitCredentials(token_file=token_file) if token_file else None
             snapshot = await asyncio.to_thread(
