@@ -29,7 +29,8 @@ TASK = (
 SHELL_BASELINE = r"""
 set -euo pipefail
 remote=$1 work=$2 branch=$3
-git clone -q --depth 1 --single-branch --branch main "$remote" "$work"
+# file:// as the worker does: a local path would ignore --depth and hardlink the objects
+git clone -q --depth 1 --single-branch --branch main "file://$remote" "$work"
 cd "$work"
 sed -i '/- id: task-0001$/,/^$/ s/status: pending/status: completed\n    branch_name: b/' \
   .backlog/backlog.yaml
