@@ -781,6 +781,142 @@ def test_injected_failures_leave_objects_untouched(custom: Any, server: Emulator
     assert server.emulator.get_object(WIDGETS, "default", "w1") is None
 
 
+def test_fault_injection_dsl_slices_records_and_groups(custom: Any, server: EmulatorServer) -> None:
+    emulator = server.emulator
+    emulator.create_object(widget("w1"))
+    widgets = kmock.resource(WIDGETS)
+
+    # A slice counts the matching requests: only the first GET of a widget fails.
+    emulator["get", widgets][:1] << 503
+    with pytest.raises(ApiException) as first:
+        custom.get_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "w1")
+    assert first.value.status == 503
+    assert custom.get_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "w1")
+
+    # A reaction records the requests it intercepted; they change nothing.
+    failing = emulator[kmock.method.PATCH, widgets] << 500
+    for size in (2, 3):
+        with pytest.raises(ApiException):
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, "default", "widgets", "w1", {"spec": {"size": size}}
+            )
+    assert [request.method for request in failing] == [kmock.method.PATCH] * 2
+    assert server.emulator.get_object(WIDGETS, "default", "w1")["spec"]["size"] == 1
+
+    # Groups and exclusions: deletes of widgets other than "keep" are refused.
+    (emulator[kmock.method.DELETE] | emulator[kmock.method.PUT]) - emulator[
+        kmock.name("keep")
+    ] << 403
+    emulator.create_object(widget("keep"))
+    with pytest.raises(ApiException) as refused:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "w1")
+    assert refused.value.status == 403
+    custom.delete_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "keep")
+    assert emulator.get_object(WIDGETS, "default", "keep") is None
+    assert emulator.get_object(WIDGETS, "default", "w1") is not None
+
+
+# --- Cost per request: independent of past requests and of stored objects --------------------
+
+
+class CostCounter:
+    """Counts what serving requests costs, in operations that grow if a request scans history
+    or storage: kmock criteria evaluated (matching a request to reactions) and stored objects
+    read (kmock's `Object.raw`, and entries iterated in its `ObjectsArray`)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.criteria = 0
+        self.objects = 0
+        classes, pending = set(), [kmock.Criteria]
+        while pending:  # every kind of criteria, however deep
+            cls = pending.pop()
+            classes.add(cls)
+            pending += cls.__subclasses__()
+        for cls in classes:
+            if "__call__" in vars(cls):
+                monkeypatch.setattr(cls, "__call__", self._counting_criteria(vars(cls)["__call__"]))
+        raw = kmock.Object.raw
+
+        def counting_raw(obj: kmock.Object) -> Any:
+            self.objects += 1
+            return raw.fget(obj)
+
+        monkeypatch.setattr(kmock.Object, "raw", property(counting_raw))
+        for name in ("__iter__", "keys", "values", "items"):
+            monkeypatch.setattr(
+                kmock.ObjectsArray, name, self._counting_iteration(vars(kmock.ObjectsArray)[name])
+            )
+
+    def _counting_criteria(self, call: Any) -> Any:
+        def counting(criteria: Any, request: Any) -> Any:
+            self.criteria += 1
+            return call(criteria, request)
+
+        return counting
+
+    def _counting_iteration(self, method: Any) -> Any:
+        def counting(array: Any) -> Iterator[Any]:
+            for item in method(array):
+                self.objects += 1
+                yield item
+
+        return counting
+
+    def measure(self, action: Any) -> tuple[int, int]:
+        self.criteria = self.objects = 0
+        action()
+        return self.criteria, self.objects
+
+
+def probe_requests(server: EmulatorServer) -> None:
+    """One of each request kopf and the operator make on a kind, on a Widget named "probe"."""
+    base = "/apis/example.dev/v1/namespaces/default/widgets"
+    assert http_request(server, "POST", base, widget("probe", color="red"))[0] == 201
+    assert http_request(server, "GET", f"{base}/probe")[0] == 200
+    status_patch = {"status": {"phase": "Seen"}}
+    merge = "application/merge-patch+json"
+    assert http_request(server, "PATCH", f"{base}/probe/status", status_patch, merge)[0] == 200
+    assert http_request(server, "PATCH", f"{base}/probe", {"spec": {"size": 2}}, merge)[0] == 200
+    assert len(http_request(server, "GET", base)[2]["items"]) == 4
+    assert len(http_request(server, "GET", f"{base}?labelSelector=color%3Dred")[2]["items"]) == 1
+    assert http_request(server, "GET", "/api/v1/namespaces/default/configmaps")[0] == 200
+    assert len(list(watch_lines(server, f"{base}?watch=true&timeoutSeconds=0.01"))) == 4
+    assert http_request(server, "DELETE", f"{base}/probe")[0] == 200
+
+
+def test_request_cost_does_not_grow_with_past_requests_or_stored_objects(
+    server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = server.emulator
+    for name in ("w1", "w2", "w3"):
+        emulator.create_object(widget(name))
+    counter = CostCounter(monkeypatch)
+    first = counter.measure(lambda: probe_requests(server))
+    assert first[0] > 0 and first[1] > 0  # the counters see the requests being served
+
+    # 2,000 more objects (of another kind, in the same namespace) and 500 more requests.
+    for i in range(2000):
+        emulator.create_object(
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Gadget", "metadata": {"name": f"g{i}"}}
+        )
+    gadget = "/apis/example.dev/v1/namespaces/default/gadgets"
+    for i in range(500):
+        assert http_request(server, "GET", f"{gadget}/g{i}")[0] == 200
+
+    # The same requests cost exactly the same: nothing scans the request history or storage.
+    assert counter.measure(lambda: probe_requests(server)) == first
+
+
+def test_request_history_is_bounded() -> None:
+    emulator = HardenedEmulator(request_history=10)
+    with EmulatorServer(emulator) as small:
+        for _ in range(200):
+            assert http_request(small, "GET", "/version")[0] == 200
+        kept = list(emulator)
+    assert 10 <= len(kept) < 100
+    assert [request.id for request in kept[-10:]] == list(range(190, 200))
+
+
 # --- Smoke: kopf through the harness sees what kubectl creates -------------------------------
 
 

@@ -23,7 +23,9 @@ Also: custom resources are pruned, defaulted and validated against their CRD's
 openAPIV3Schema (422 Invalid; 400 for unknown fields with `fieldValidation=Strict`), names,
 labels and ownerReferences are validated, a CRD stored through the API (`kubectl apply -f
 crd.yaml`) is served at once, and a minimal OpenAPI v3 index lets kubectl validate on the
-server, so `kubectl create -f`/`apply` work without `--validate=false`.
+server, so `kubectl create -f`/`apply` work without `--validate=false`. Serving a request costs
+the same however many objects are stored and requests were served before it (kmock's own
+matching re-scans every past request; see `HardenedEmulator`).
 
 `EmulatorServer` runs it on 127.0.0.1 in a background thread with its own event loop, usable
 from synchronous tests, and writes a kubeconfig for kubectl and the official client::
@@ -73,7 +75,7 @@ import jsonpointer
 import jsonschema
 import kmock
 import yaml
-from kmock._internal import apps, enums, parsing, rendering
+from kmock._internal import enums, parsing, rendering
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -565,10 +567,18 @@ class HardenedEmulator(kmock.KubernetesEmulator):
     reason. kmock's request DSL still works for fault injection, e.g.
     ``emulator[kmock.method.POST, kmock.resource("batch/v1/jobs")] << 500``; an intercepted
     request changes nothing, as a failed request would not.
+
+    The cost of a request does not grow with the number of stored objects or of requests
+    served before it: a request is matched against each reaction once (kmock re-scans its
+    whole request history for every reaction), objects are indexed by resource and namespace,
+    and a watch wakes only for its own resource's events. Iterating the emulator
+    (``for request in emulator``) yields the last ``request_history`` requests or more; a
+    reaction on a slice (``emulator["post"][:1]``) counts within those.
     """
 
     builtins: bool = True  # register `BUILTIN_RESOURCES`, kopf's peering CRDs and "default"
     event_history: int = 100_000  # watch events kept for `?resourceVersion=` resumption
+    request_history: int | None = 1_000  # requests kept for assertions (None: all)
 
     _meta: dict[kmock.resource, _ResourceMeta] = attrs.field(factory=dict, init=False)
     _kinds: dict[tuple[str, str], kmock.resource] = attrs.field(factory=dict, init=False)
@@ -577,11 +587,24 @@ class HardenedEmulator(kmock.KubernetesEmulator):
     _changes: int = attrs.field(default=0, init=False)
     _rv: int = attrs.field(default=1, init=False)
     _log: list[_Event] = attrs.field(factory=list, init=False)
+    # The live objects by resource, namespace and name (the same `Object`s as in `objects`):
+    # lists and watch snapshots look at one resource's objects, not at everything ever stored.
+    _live: dict[kmock.resource, dict[str | None, dict[str, kmock.Object]]] = attrs.field(
+        factory=dict, init=False
+    )
     _pod_logs: dict[tuple[str, str, str | None], str] = attrs.field(factory=dict, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
-    _wake: asyncio.Event | None = attrs.field(default=None, init=False)
+    # One wake-up per watched resource: every watcher of it awaits the current one.
+    _wakes: dict[kmock.resource, asyncio.Event] = attrs.field(factory=dict, init=False)
     _closing: bool = attrs.field(default=False, init=False)
     _watching: dict[kmock.resource, int] = attrs.field(factory=dict, init=False)
+    _served_requests: int = attrs.field(default=0, init=False)
+    # The emulator's own reactions (installed at construction; kept, so their ids stay unique),
+    # and all reactions in the order kmock tries them, recomputed when a test adds one.
+    _own_reactions: tuple[kmock.Reaction, ...] = attrs.field(default=(), init=False)
+    _own_ids: frozenset[int] = attrs.field(factory=frozenset, init=False)
+    _order_key: tuple[int, ...] = attrs.field(default=(), init=False)
+    _order: list[kmock.Reaction] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -590,6 +613,8 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         self.fallback[self._is_delete_collection] << self._serve_delete_collection
         self.fallback["get /openapi/v3"] << self._serve_openapi_root
         self.fallback["get", re.compile(r"/openapi/v3/.+")] << self._serve_openapi_group_version
+        self._own_reactions = tuple(self._payloads)
+        self._own_ids = frozenset(map(id, self._own_reactions))
         if self.builtins:
             for api_version, plural, kind, namespaced, short, subs, cats in BUILTIN_RESOURCES:
                 self.register_resource(
@@ -759,7 +784,9 @@ class HardenedEmulator(kmock.KubernetesEmulator):
 
     def _emit(self, event: _Event) -> None:
         self._log.append(event)
-        if len(self._log) > self.event_history:
+        # Trimmed in batches (a list's head deletion moves the whole list); the history a watch
+        # can resume from is still exactly the last `event_history` events (`_log_start`).
+        if len(self._log) > 2 * self.event_history + 64:
             del self._log[: len(self._log) - self.event_history]
         self._notify_waiters()
         loop = self._loop
@@ -769,11 +796,15 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             except RuntimeError:
                 running = None
             if running is loop:
-                self._wake_watchers()
+                self._wake_watchers(event.res)
             else:
                 # A loop closed in between has nobody watching.
                 with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._wake_watchers)
+                    loop.call_soon_threadsafe(self._wake_watchers, event.res)
+
+    def _log_start(self) -> int:
+        # Where the resumable history starts in `_log` (the last `event_history` events).
+        return max(0, len(self._log) - self.event_history)
 
     def _notify_waiters(self) -> None:
         # Wake `wait_for` callers in other threads to re-check their conditions.
@@ -781,11 +812,13 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             self._changes += 1
             self._changed.notify_all()
 
-    def _wake_watchers(self) -> None:
-        # Every watcher awaits the current event; set it and hand out a fresh one.
-        if self._wake is not None:
-            wake, self._wake = self._wake, asyncio.Event()
-            wake.set()
+    def _wake_watchers(self, res: kmock.resource | None = None) -> None:
+        # The watchers of a resource (of all, if none is given) await its current wake-up; set
+        # it, and the next watcher to wait takes a fresh one. Runs in the server's loop.
+        for key in list(self._wakes) if res is None else [res]:
+            wake = self._wakes.pop(key, None)
+            if wake is not None:
+                wake.set()
 
     def _store(self, res: kmock.resource, namespace: str | None, name: str, obj: Json) -> None:
         key = (res, namespace, name)
@@ -793,6 +826,14 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             self.objects[key].history.append(obj)
         else:
             self.objects[key] = obj
+        self._live.setdefault(res, {}).setdefault(namespace, {})[name] = self.objects[key]
+
+    def _unindex(self, res: kmock.resource, namespace: str | None, name: str) -> None:
+        names = self._live.get(res, {}).get(namespace)
+        if names is not None:
+            names.pop(name, None)
+            if not names:
+                del self._live[res][namespace]
 
     def _finalize_delete(self, meta: _ResourceMeta, obj: Json) -> Json:
         # The object leaves storage; its DELETED event carries a new resourceVersion.
@@ -801,6 +842,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         namespace, name = obj["metadata"].get("namespace"), obj["metadata"]["name"]
         self._store(meta.res, namespace, name, obj)
         self.objects[meta.res, namespace, name].delete()
+        self._unindex(meta.res, namespace, name)
         self._emit(_Event(self._rv, meta.res, "DELETED", obj))
         if meta.res.plural == "customresourcedefinitions":
             self._deactivate_crd(obj)
@@ -1018,15 +1060,28 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             return [copy.deepcopy(obj) for obj in self._select(res, flt)]
 
     def _select(self, res: kmock.resource, flt: _Filter) -> list[Json]:
-        # The API server lists in key order: namespace, then name.
-        found = [
-            obj.raw
-            for (r, _, _), obj in self.objects.items()
-            if r == res and not obj.deleted and flt.matches(obj.raw)
-        ]
-        return sorted(
-            found, key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"])
-        )
+        # The API server lists in key order: namespace, then name. Only the resource's live
+        # objects in the namespace (or in all of them) are looked at.
+        spaces = self._live.get(res, {})
+        namespaces: list[str | None]
+        if flt.namespace is not None:
+            namespaces = [flt.namespace] if flt.namespace in spaces else []
+        else:
+            namespaces = sorted(spaces, key=lambda ns: "" if ns is None else ns)
+        found: list[Json] = []
+        for ns in namespaces:
+            objects = spaces[ns]
+            if flt.name is not None:
+                names = [flt.name] if flt.name in objects else []
+            else:
+                names = sorted(objects)
+            for name in names:
+                obj = objects[name]
+                if not obj.deleted:
+                    raw = obj.raw
+                    if flt.matches(raw):
+                        found.append(raw)
+        return found
 
     def _update(
         self,
@@ -1467,12 +1522,14 @@ class HardenedEmulator(kmock.KubernetesEmulator):
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         """Serve one HTTP request (kmock's entry point, with the namespace-aware parser)."""
-        # Same as kmock's RawHandler.__call__, except for `_parse_request` (fix 3).
+        # Same as kmock's RawHandler.__call__, except for `_parse_request` (fix 3) and the
+        # bounded request history.
         await raw_request.read()
         raw_response: aiohttp.web.StreamResponse | None = None
         try:
-            request = await self._parse_request(raw_request, id=len(self._requests))
-            self._requests.append(request)
+            request = await self._parse_request(raw_request, id=self._served_requests)
+            self._served_requests += 1
+            self._remember(request)
             try:
                 return await self._handle(request)
             except rendering.StreamingError as e:
@@ -1530,12 +1587,81 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             subresource=k8s.subresource,
         )
 
+    def _remember(self, request: rendering.Request) -> None:
+        # The requests kept for assertions: the last `request_history` (trimmed in batches, as
+        # deleting a list's head moves all of it).
+        self._requests.append(request)
+        limit = self.request_history
+        if limit is not None and len(self._requests) > 2 * limit + 64:
+            del self._requests[: len(self._requests) - limit]
+
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        # Bypass kmock's own state-tracking in KubernetesEmulator._handle: the state changes in
-        # the fallback handlers below, so a test's reaction intercepting a request (e.g. a 500
-        # injected with `emulator[...] << 500`) leaves the objects untouched, as a failed
-        # request does on a real API server.
-        return await apps.RawHandler._handle(self, request)
+        # kmock's RawHandler._handle, except for how a request is matched to reactions.
+        # It bypasses kmock's own state-tracking in KubernetesEmulator._handle: the state
+        # changes in the fallback handlers below, so a test's reaction intercepting a request
+        # (e.g. a 500 injected with `emulator[...] << 500`) leaves the objects untouched, as a
+        # failed request does on a real API server.
+        #
+        # kmock asks `request in reaction's view`, which iterates every request the view has
+        # ever seen through its filters: each request costs O(requests so far x reactions).
+        # Here the request itself is checked against each view's criteria (`_sees`), with the
+        # same answer. The emulator's own reactions serve without recording the request again
+        # (nothing can read their records); a test's reactions record it, as in kmock.
+        for reaction in self._reactions_in_order():
+            if self._sees(reaction._source, request) and not reaction._disabled.is_set():
+                try:
+                    if id(reaction) in self._own_ids:
+                        return await reaction.response(request)
+                    return await reaction(request)
+                except rendering.ReactionMismatchError:  # either mismatch or depletion
+                    reaction._disabled.set()
+                except NotImplementedError:  # matched, but nothing to respond with
+                    pass
+        raise NotImplementedError(
+            "Undefined server behaviour: no reaction matching the request is defined."
+        )
+
+    def _reactions_in_order(self) -> list[kmock.Reaction]:
+        # kmock's order: by priority, highest first (padded with zeroes to the same depth), then
+        # in the order of definition. Recomputed only when the reactions change.
+        key = tuple(map(id, self._payloads))
+        if key != self._order_key:
+            reactions = list(self._payloads)
+            priorities = [tuple(-p for p in r.priorities) for r in reactions]
+            depth = max((len(p) for p in priorities), default=0)
+            padded = [p + (0,) * (depth - len(p)) for p in priorities]
+            indexes = sorted(range(len(reactions)), key=lambda i: padded[i])
+            self._order = [reactions[i] for i in indexes]  # keeps them alive: ids stay unique
+            self._order_key = key
+        return self._order
+
+    def _sees(self, view: kmock.View, request: rendering.Request) -> bool:
+        """Whether a just-received request is among a DSL view's requests (kmock's
+        ``request in view``), without iterating the requests the view saw before."""
+        kind = type(view)  # exactly kmock's views: a subclass may see requests differently
+        match view:
+            case kmock.Filter() if kind is kmock.Filter:
+                return self._sees(view._source, request) and bool(view.criteria(request))
+            case kmock.Priority() if kind is kmock.Priority:
+                return self._sees(view._source, request)
+            case _ if view is self:
+                return True  # every request reaches the handler that received it
+            case kmock.OrGroup() if kind is kmock.OrGroup:
+                return any(self._sees(source, request) for source in view._sources)
+            case kmock.AndGroup() if kind is kmock.AndGroup:
+                return all(self._sees(source, request) for source in view._sources)
+            case kmock.Exclusion() if kind is kmock.Exclusion:
+                return self._sees(view._source, request) and not any(
+                    self._sees(excluded, request) for excluded in view._exclusions
+                )
+            case _:
+                # Slices, streams, other handlers, reactions' records: kmock's own check.
+                return request in view
+
+    def _get_resources(self) -> list[kmock.resource]:
+        # kmock adds the resource of every stored object, scanning them all; every stored
+        # object's resource is registered already.
+        return kmock.KubernetesScaffold._get_resources(self)
 
     @staticmethod
     def _is_resource_request(request: rendering.Request) -> bool:
@@ -1749,7 +1875,8 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                 snapshot, position = self._select(meta.res, flt), self._rv
             else:
                 position = int(since)
-            oldest = self._log[0].rv - 1 if self._log else self._rv
+            start = self._log_start()
+            oldest = self._log[start].rv - 1 if start < len(self._log) else self._rv
         if since not in (None, "0") and position < oldest:
             # Versions older than the kept history are gone: 410 Expired, so the client lists
             # again, as with the API server's compacted watch cache.
@@ -1803,7 +1930,10 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                 },
             }
         while not self._closing:
-            wake = self._wake
+            attached = self._loop is not None
+            wake = self._wakes.get(meta.res)
+            if wake is None:
+                wake = self._wakes[meta.res] = asyncio.Event()
             with self._store_lock:
                 start = bisect.bisect_right(self._log, position, key=lambda e: e.rv)
                 events = [e for e in self._log[start:] if e.res == meta.res]
@@ -1812,7 +1942,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                 translated = self._translate(event, flt)
                 if translated is not None:
                     yield translated
-            if wake is None:
+            if not attached:
                 return
             if events:
                 continue
@@ -1995,7 +2125,8 @@ class HardenedEmulator(kmock.KubernetesEmulator):
     # ----------------------------------------------------------------------------------------
 
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop, self._wake, self._closing = loop, asyncio.Event(), False
+        self._loop, self._closing = loop, False
+        self._wakes.clear()
 
     def _detach(self) -> None:
         # End every open watch stream so the server can shut down at once.
