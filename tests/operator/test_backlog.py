@@ -224,6 +224,7 @@ def test_merged_task_is_never_selected_again_and_unblocks_the_next(
 
     status = synced.wait_synced("team", merged)
     assert status["counts"]["completed"] == 2
+    assert status["completed"] == ["ci-cache", "done-already"]
     assert synced.api.wait_for(lambda: len(t := synced.tasks_with_goals("team")) == 3 and t) == [
         "api-docs",
         "ci-cache",
@@ -333,3 +334,19 @@ def test_suspended_backlog_reports_but_starts_nothing(synced: Synced, remote: Pa
 
     assert status["counts"]["pending"] == 3
     assert synced.goals("held") == {}
+
+
+def test_requested_sync_reads_a_new_commit_before_the_interval(
+    synced: Synced, remote: Path
+) -> None:
+    synced.api.create_object(backlog("team", str(remote), syncIntervalSeconds=3600))
+    first = synced.wait_synced("team")["lastSyncedCommit"]
+    moved = commit_to_remote(remote, "main", {"NOTES.md": "new\n"})
+
+    synced.api.patch_object(
+        BACKLOGS, NS, "team", {"metadata": {"annotations": {"backlog.dev/requested-at": "now-1"}}}
+    )
+
+    status = synced.wait_synced("team", moved)
+    assert status["lastSyncedCommit"] != first
+    assert status["lastHandledReconcileAt"] == "now-1"

@@ -88,6 +88,9 @@ class BacklogStatus(ApiModel):
     ready: list[str] = Field(default_factory=list, description="Selectable now (capped).")
     blocked: list[BlockedTask] = Field(default_factory=list, description="Capped.")
     in_progress: list[str] = Field(default_factory=list, description="Capped.")
+    completed: list[str] = Field(
+        default_factory=list, description="Completed in the file: never selected again (capped)."
+    )
     started: list[str] = Field(default_factory=list, description="Goals created at the last sync.")
     last_handled_reconcile_at: str | None = None
 

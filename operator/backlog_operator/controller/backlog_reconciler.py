@@ -379,6 +379,7 @@ class BacklogReconciler:
             ready=list(report.ready.ids),
             blocked=blocked,
             inProgress=list(report.in_progress.ids),
+            completed=list(report.completed.ids),
             started=started,
             lastHandledReconcileAt=backlog.metadata.annotations.get(SYNC_ANNOTATION),
         )
