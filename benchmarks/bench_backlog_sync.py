@@ -12,9 +12,9 @@ times in the same run, alternating:
 each as milliseconds and as a ratio to the baseline. The remote filters (`blob:none`) as the
 big forges do; `--no-server-filter` turns that off. When the selection module is there, parsing
 (`BacklogDocument.parse`) and `select_tasks` are timed on the bytes read, and the end-to-end
-figure of a sync is printed: read + parse + select. Creating the Goals is the operator's part
-(API calls) and is not in this script. Figures are medians. Exits non-zero when a read does
-not return the clone's bytes.
+figure of a sync is printed: read + parse + select; and last the operator's whole sync
+(read, parse, select, create the Goals) as one reconcile over HTTP against the emulator.
+Figures are medians. Exits non-zero when a read does not return the clone's bytes.
 
 Run: .venv/bin/python benchmarks/bench_backlog_sync.py [--tasks N] [--files N] [--rounds N]
 """
@@ -174,6 +174,7 @@ def main() -> int:
             shutil.rmtree(work)
         data = (seed / PATH).read_bytes()
         end_to_end = selection_figures(data, args.rounds)
+        operator_sync = operator_sync_figures(url, root / "operator-cache")
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = medians["clone"]
@@ -204,10 +205,55 @@ def main() -> int:
         print(f"  {'tip unchanged (nothing to parse)':<40} {medians['same']:8.1f} ms")
     else:
         print("the selection module is not there: no parse + select or end-to-end figures")
-    print("not measured here: creating the Goals (the operator's API calls)")
+    sync_ms, created = operator_sync
+    print("the operator's whole sync, over HTTP against the API emulator (one reconcile):")
+    print(f"  {f'read + parse + select + create {created} Goals':<40} {sync_ms:8.1f} ms")
     for failure in failures:
         print(f"FAILED: {failure}")
     return 1 if failures else 0
+
+
+def operator_sync_figures(url: str, cache: Path) -> tuple[float, int]:
+    """One BacklogReconciler sync against the emulator: (milliseconds, Goals created)."""
+    import asyncio
+
+    import kubernetes
+
+    from backlog_operator.adapters.kube import KubeCluster
+    from backlog_operator.controller.backlog_reconciler import BacklogReconciler
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.emulator import EmulatorServer
+
+    manifest = {
+        "apiVersion": "backlog.dev/v1alpha1",
+        "kind": "Backlog",
+        "metadata": {"name": "bench", "namespace": "default"},
+        "spec": {
+            "repository": {"url": url},
+            "path": PATH,
+            # No limit on running Goals: the sync creates one per selectable task.
+            "limits": {"maxRunningGoals": 100000, "maxOpenPullRequests": 100000},
+            "goalTemplate": {
+                "spec": {
+                    "task": {"image": "busybox", "command": ["true"]},
+                    "pullRequest": {"provider": "none"},
+                }
+            },
+        },
+    }
+    crds = Path(__file__).resolve().parents[1] / "crds"
+    with EmulatorServer() as server:
+        server.emulator.register_crds_from_dir(crds)
+        body = server.emulator.create_object(manifest)
+        client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+        reconciler = BacklogReconciler(KubeCluster(client), BacklogSource(cache))
+        start = time.perf_counter()
+        asyncio.run(reconciler.reconcile(body))
+        elapsed = (time.perf_counter() - start) * 1000
+        created = len(server.emulator.list_objects("backlog.dev/v1alpha1/goals", "default"))
+        client.close()
+    return elapsed, created
 
 
 def selection_figures(data: bytes, rounds: int) -> tuple[float, float, int] | None:

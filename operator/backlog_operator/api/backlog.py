@@ -15,10 +15,8 @@ from backlog_operator.api.templates import TaskGoalTemplate
 class BacklogLimits(ApiModel):
     """How much the Backlog may have going on at once."""
 
-    max_open_pull_requests: int | None = Field(
-        default=5,
-        ge=0,
-        description="Open pull requests on this operator's branches; none = no limit.",
+    max_open_pull_requests: int = Field(
+        default=5, ge=0, description="Open pull requests on this operator's branches, at most."
     )
     max_running_goals: int = Field(
         default=1, ge=0, description="Goals of this Backlog running at once."
