@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Iterable
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 REDACTED = "***"
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
@@ -54,3 +58,22 @@ def _mask_userinfo(match: re.Match[str]) -> str:
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """One-off redaction of `text`."""
     return Redactor(secrets)(text)
+
+
+@contextlib.contextmanager
+def private_token_file(token: str | None) -> Iterator[Path | None]:
+    """`token` in a file only this user can read (for git's credential helper), removed after.
+
+    Yields None when there is no token.
+    """
+    if token is None:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="backlog-token-"))  # mode 0700
+    path = folder / "token"
+    path.touch(mode=0o600)
+    path.write_text(token, encoding="utf-8")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

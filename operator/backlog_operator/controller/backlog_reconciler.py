@@ -16,14 +16,10 @@ Ordered steps on each reconcile (no kopf here):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -45,10 +41,11 @@ from backlog_operator.backlog.selection import (
     goal_name,
     select_tasks,
 )
+from backlog_operator.controller.owned_goals import phase_of, trim_history
 from backlog_operator.controller.reconciler import Event, Reconciled
-from backlog_operator.controller.schedule import FinishedGoal, history_to_delete
-from backlog_operator.controller.status import FINAL_PHASES, conditions_for, timestamp
+from backlog_operator.controller.status import FINAL_PHASES, conditions_for, parse_time, timestamp
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
+from backlog_operator.redact import private_token_file
 
 log = logging.getLogger("backlog_operator.controller")
 
@@ -142,7 +139,13 @@ class BacklogReconciler:
                 status, "InvalidBacklog", str(error), generation, stalled=True, requeue=interval
             )
         started, events = await self._start(backlog, selection, goals)
-        events += await self._trim_history(backlog, goals)
+        events += await trim_history(
+            self.cluster,
+            backlog.metadata.namespace or "default",
+            goals,
+            successful=backlog.spec.history.successful,
+            failed=backlog.spec.history.failed,
+        )
         new = self._report(backlog, status, parsed, selection, started, generation)
         if forge_error is not None:
             new["conditions"] = self._conditions(
@@ -190,7 +193,7 @@ class BacklogReconciler:
             f"{backlog.metadata.uid}|{repository.url}|{repository.base_branch}|{backlog.spec.path}"
         )
         cached = self._parsed.get(uid)
-        with _token_file(token) as token_file:
+        with private_token_file(token) as token_file:
             credentials = GitCredentials(token_file=token_file) if token_file else None
             snapshot = await asyncio.to_thread(
                 self.source.read,
@@ -243,18 +246,18 @@ class BacklogReconciler:
         now = self.clock()
         spec = backlog.spec
         prefix = spec.goal_template.spec.pull_request.branch_prefix_or_default()
-        running = {_task(g) for g in goals if _phase(g) not in FINAL_PHASES} - {""}
+        running = {_task(g) for g in goals if phase_of(g) not in FINAL_PHASES} - {""}
         # A Goal that succeeded pushed its work; main's backlog says `completed` only once that
         # is merged. Until then the task counts as having an open pull request (held, and
         # counted against the limit) even where the forge is not asked (`provider: none`).
-        awaiting_merge = {_task(g) for g in goals if _phase(g) in ("Succeeded", "Skipped")}
+        awaiting_merge = {_task(g) for g in goals if phase_of(g) in ("Succeeded", "Skipped")}
         failures: dict[str, list[Failure]] = {}
         for goal in goals:
-            if _phase(goal) == "Failed":
-                when = _time((goal.get("status") or {}).get("completionTime")) or now
+            if phase_of(goal) == "Failed":
+                when = parse_time((goal.get("status") or {}).get("completionTime")) or now
                 reason = str((goal.get("status") or {}).get("reason") or "Failed")
                 failures.setdefault(_task(goal), []).append(Failure(at=when, reason=reason))
-        cleared_at = _time(backlog.metadata.annotations.get(CLEAR_FAILURES_ANNOTATION))
+        cleared_at = parse_time(backlog.metadata.annotations.get(CLEAR_FAILURES_ANNOTATION))
         return SelectionInput(
             now=now,
             limits=Limits(
@@ -312,27 +315,6 @@ class BacklogReconciler:
             return []
         message = f"cannot create goal {name} for task {task.id}: the name is taken"
         return [Event("Warning", "GoalNameTaken", message)]
-
-    async def _trim_history(self, backlog: Backlog, goals: list[dict[str, Any]]) -> list[Event]:
-        finished = [
-            FinishedGoal(
-                name=g["metadata"]["name"],
-                succeeded=_phase(g) in ("Succeeded", "Skipped"),
-                start_time=_time((g.get("status") or {}).get("startTime")),
-            )
-            for g in goals
-            if _phase(g) in FINAL_PHASES
-        ]
-        doomed = history_to_delete(
-            finished, backlog.spec.history.successful, backlog.spec.history.failed
-        )
-        for name in doomed:
-            await self.cluster.delete_goal(backlog.metadata.namespace or "default", name)
-        return (
-            [Event("Normal", "HistoryTrimmed", f"deleted finished goals {', '.join(doomed)}")]
-            if doomed
-            else []
-        )
 
     # ------------------------------------------------------------------- status
 
@@ -477,26 +459,6 @@ def _tasks_of_branches(branches: list[str], prefix: str) -> set[str]:
     return found
 
 
-@contextlib.contextmanager
-def _token_file(token: str | None) -> Iterator[Path | None]:
-    """The token in a private temporary file for git's credential helper, removed after use."""
-    if token is None:
-        yield None
-        return
-    folder = Path(tempfile.mkdtemp(prefix="backlog-sync-"))  # mode 0700
-    path = folder / "token"
-    path.touch(mode=0o600)
-    path.write_text(token, encoding="utf-8")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _phase(goal: Mapping[str, Any]) -> str:
-    return str((goal.get("status") or {}).get("phase") or "Pending")
-
-
 def _task(goal: Mapping[str, Any]) -> str:
     return str(((goal.get("spec") or {}).get("backlog") or {}).get("taskId") or "")
 
@@ -506,12 +468,3 @@ def _ready_reason(status: Mapping[str, Any]) -> str | None:
         if condition.get("type") == "Ready":
             return str(condition.get("reason"))
     return None
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

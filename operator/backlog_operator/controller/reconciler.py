@@ -27,7 +27,12 @@ from backlog_operator.controller.outcome import attempt_result, job_finished
 from backlog_operator.controller.policy import backoff_seconds, should_retry
 from backlog_operator.controller.registry import GoalEntry, Registry
 from backlog_operator.controller.settings import OperatorSettings
-from backlog_operator.controller.status import FINAL_PHASES, conditions_for, timestamp
+from backlog_operator.controller.status import (
+    FINAL_PHASES,
+    conditions_for,
+    parse_time,
+    timestamp,
+)
 from backlog_operator.errors import AlreadyExistsError
 
 RERUN_ANNOTATION = "backlog.dev/requested-at"
@@ -251,7 +256,7 @@ class GoalReconciler:
                 self.registry.put(replace(entry, blocked=True))
                 message = f"waiting for goal {other.key}, which runs the same task"
                 return self._wait(status, "WaitingForTask", message, generation)
-        ready_at = _parse_time(status.get("nextAttemptTime"))
+        ready_at = parse_time(status.get("nextAttemptTime"))
         if ready_at is not None and ready_at > now:
             self.registry.put(entry)
             reconciled = self._wait(
@@ -365,7 +370,7 @@ def entry_for(goal: Goal, status: Mapping[str, Any]) -> GoalEntry:
         priority=goal.spec.priority,
         created=goal.metadata.creation_timestamp or datetime.min.replace(tzinfo=UTC),
         suspended=goal.spec.suspend,
-        ready_at=_parse_time(status.get("nextAttemptTime")),
+        ready_at=parse_time(status.get("nextAttemptTime")),
     )
 
 
@@ -375,15 +380,6 @@ def _pod_selector(goal: Goal, status: Mapping[str, Any]) -> str:
         f"{jobs.LABEL_RUN}={int(status.get('run') or 1)},"
         f"{jobs.LABEL_ATTEMPT}={int(status.get('attempts') or 1)}"
     )
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _result_fields(result: WorkerResult) -> dict[str, Any]:

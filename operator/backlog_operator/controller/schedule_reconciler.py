@@ -19,20 +19,19 @@ from pydantic import ValidationError
 
 from backlog_operator.api.common import API_VERSION, describe_validation_error
 from backlog_operator.api.schedule import GoalSchedule
+from backlog_operator.controller.owned_goals import phase_of, trim_history
 from backlog_operator.controller.reconciler import Event, Reconciled
 from backlog_operator.controller.schedule import (
     ALREADY_STARTED,
     MISSED_SCHEDULE,
     TOO_MANY_MISSED,
-    FinishedGoal,
     ScheduleError,
     concurrency_decision,
     due,
     goal_name,
-    history_to_delete,
     parse_schedule,
 )
-from backlog_operator.controller.status import FINAL_PHASES, conditions_for, timestamp
+from backlog_operator.controller.status import FINAL_PHASES, conditions_for, parse_time, timestamp
 from backlog_operator.errors import AlreadyExistsError
 
 LABEL_SCHEDULE = "backlog.dev/goal-schedule"
@@ -72,8 +71,14 @@ class GoalScheduleReconciler:
         goals = await self.cluster.list_goals(
             namespace, f"{LABEL_SCHEDULE_UID}={schedule.metadata.uid}"
         )
-        active = sorted(g["metadata"]["name"] for g in goals if _phase(g) not in FINAL_PHASES)
-        events = await self._trim_history(schedule, goals)
+        active = sorted(g["metadata"]["name"] for g in goals if phase_of(g) not in FINAL_PHASES)
+        events = await trim_history(
+            self.cluster,
+            namespace,
+            goals,
+            successful=schedule.spec.successful_goals_history_limit,
+            failed=schedule.spec.failed_goals_history_limit,
+        )
         new = dict(status)
         if schedule.spec.suspend:
             due_now = None
@@ -82,7 +87,7 @@ class GoalScheduleReconciler:
         else:
             decision = due(
                 cron,
-                last_schedule_time=_time(status.get("lastScheduleTime")),
+                last_schedule_time=parse_time(status.get("lastScheduleTime")),
                 creation_time=schedule.metadata.creation_timestamp or now,
                 now=now,
                 starting_deadline_seconds=schedule.spec.starting_deadline_seconds,
@@ -102,7 +107,7 @@ class GoalScheduleReconciler:
             if started is not None:
                 active = sorted({*active, started})
             new["lastScheduleTime"] = timestamp(due_now)
-        succeeded = [_time(_completion(g)) for g in goals if _phase(g) == "Succeeded"]
+        succeeded = [parse_time(_completion(g)) for g in goals if phase_of(g) == "Succeeded"]
         latest_success = max((t for t in succeeded if t is not None), default=None)
         new.update(
             active=[{"name": name} for name in active],
@@ -142,30 +147,6 @@ class GoalScheduleReconciler:
             return name, events  # made by an earlier reconcile of the same tick
         events.append(Event("Normal", "GoalCreated", f"created goal {name} for {timestamp(tick)}"))
         return name, events
-
-    async def _trim_history(
-        self, schedule: GoalSchedule, goals: list[dict[str, Any]]
-    ) -> list[Event]:
-        finished = [
-            FinishedGoal(
-                name=g["metadata"]["name"],
-                succeeded=_phase(g) in ("Succeeded", "Skipped"),
-                start_time=_time((g.get("status") or {}).get("startTime")),
-            )
-            for g in goals
-            if _phase(g) in FINAL_PHASES
-        ]
-        doomed = history_to_delete(
-            finished,
-            schedule.spec.successful_goals_history_limit,
-            schedule.spec.failed_goals_history_limit,
-        )
-        namespace = schedule.metadata.namespace or "default"
-        for name in doomed:
-            await self.cluster.delete_goal(namespace, name)
-        if not doomed:
-            return []
-        return [Event("Normal", "HistoryTrimmed", f"deleted finished goals {', '.join(doomed)}")]
 
     def _stalled(
         self, status: dict[str, Any], reason: str, problem: str, generation: int | None
@@ -219,10 +200,6 @@ def goal_for_tick(schedule: GoalSchedule, tick: datetime, name: str) -> dict[str
     }
 
 
-def _phase(goal: Mapping[str, Any]) -> str:
-    return str((goal.get("status") or {}).get("phase") or "Pending")
-
-
 def _completion(goal: Mapping[str, Any]) -> object:
     return (goal.get("status") or {}).get("completionTime")
 
@@ -232,14 +209,3 @@ def _stalled_reason(status: Mapping[str, Any]) -> str | None:
         if condition.get("type") == "Stalled" and condition.get("status") == "True":
             return str(condition.get("reason"))
     return None
-
-
-def _time(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

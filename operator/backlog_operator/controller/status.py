@@ -73,3 +73,15 @@ def conditions_for(
             }
         )
     return conditions
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time from a status or an annotation, or None."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -19,7 +19,7 @@ from pathlib import Path
 from backlog_operator import naming
 from backlog_operator.api.goal import Goal
 from backlog_operator.api.result import ExitCode, WorkerResult
-from backlog_operator.redact import Redactor
+from backlog_operator.redact import Redactor, private_token_file
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext, load_goal_file
 from backlog_operator.worker.failures import failed_result
 from backlog_operator.worker.steps import (
@@ -108,15 +108,5 @@ def _token_file(path: str | None) -> Iterator[Path | None]:
     if given:
         yield Path(given).resolve()
         return
-    token = os.environ.get("GITHUB_TOKEN")
-    if not token:
-        yield None
-        return
-    folder = Path(tempfile.mkdtemp(prefix="backlog-token-"))  # mode 0700
-    token_path = folder / "token"
-    token_path.touch(mode=0o600)
-    token_path.write_text(token, encoding="utf-8")
-    try:
+    with private_token_file(os.environ.get("GITHUB_TOKEN") or None) as token_path:
         yield token_path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
