@@ -350,3 +350,54 @@ def test_requested_sync_reads_a_new_commit_before_the_interval(
     status = synced.wait_synced("team", moved)
     assert status["lastSyncedCommit"] != first
     assert status["lastHandledReconcileAt"] == "now-1"
+
+
+def test_open_pull_request_limit_reached_and_freed(synced: Synced, remote: Path) -> None:
+    with GitHubStandIn("octo/project", token=None) as github:
+        other = github.add_pull("backlog/someone-else-abc123", "main")
+        template = {
+            "pullRequest": {
+                "provider": "github",
+                "apiBaseUrl": github.base_url,
+                "repository": "octo/project",
+            }
+        }
+        synced.api.create_object(
+            backlog("capped", str(remote), template=template, limits={"maxOpenPullRequests": 1})
+        )
+        status = synced.wait_synced("capped")
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "LimitReached"
+        assert "at most 1" in ready["message"]
+        assert synced.goals("capped") == {}
+
+        github.close(other.number)  # reviewed and closed: the slot is free
+        synced.next_sync()
+
+        started = synced.api.wait_for(lambda: synced.tasks_with_goals("capped"))
+    assert started == ["ci-cache"]
+
+
+def test_history_keeps_the_newest_finished_goals(synced: Synced, tmp_path: Path) -> None:
+    three = "tasks:\n" + "".join(
+        f"  - id: t{i}\n    title: T{i}\n    ready: true\n    priority: {i}\n" for i in range(3)
+    )
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": three}, name="three.git")
+    synced.api.create_object(
+        backlog(
+            "hist",
+            str(remote),
+            limits={"maxRunningGoals": 1},
+            history={"successful": 1, "failed": 1},
+        )
+    )
+    for task in ("t0", "t1"):
+        synced.api.wait_for(lambda task=task: task in synced.tasks_with_goals("hist"))
+        synced.clock.now += timedelta(seconds=1)  # distinct start times order the history
+        synced.finish("hist", task, "Succeeded")
+
+    kept = synced.api.wait_for(
+        lambda: "t2" in (t := synced.tasks_with_goals("hist")) and "t0" not in t and t
+    )
+    assert kept == ["t1", "t2"]  # t0's Goal, the older success, was deleted
+    synced.api.wait_for(lambda: "HistoryTrimmed" in synced.events("hist") or None)

@@ -240,3 +240,18 @@ def test_history_keeps_the_newest_finished_goals_per_outcome(scheduled: Schedule
         message=lambda: f"goals left: {scheduled.goals('history')}",
     )
     assert kept == [sorted(names)[1], sorted(names)[3]]
+
+
+def test_allow_runs_ticks_side_by_side(scheduled: Scheduled) -> None:
+    scheduled.api.create_object(schedule("allow", concurrencyPolicy="Allow"))
+    scheduled.next_tick()
+    [first] = scheduled.wait_goals("allow", 1)
+
+    scheduled.next_tick()
+
+    both = scheduled.wait_goals("allow", 2)
+    assert first in both
+    status = scheduled.api.wait_for(
+        lambda: len((s := scheduled.status("allow")).get("active", [])) == 2 and s
+    )
+    assert sorted(a["name"] for a in status["active"]) == both

@@ -123,14 +123,18 @@ class Runtime:
             keys = self.registry.active_keys(include_running=passes % _FULL_PASS_EVERY == 0)
             await self._apply_many(keys)
             now = self.clock()
-            for key, wake in list(self.schedule_wake.items()):
-                if wake <= now:
+            for wakes, apply in (
+                (self.schedule_wake, self.apply_schedule),
+                (self.backlog_wake, self.apply_backlog),
+            ):
+                for key, wake in list(wakes.items()):
+                    if wake > now:
+                        continue
                     namespace, _, name = key.partition("/")
-                    await self.apply_schedule(namespace, name)
-            for key, wake in list(self.backlog_wake.items()):
-                if wake <= now:
-                    namespace, _, name = key.partition("/")
-                    await self.apply_backlog(namespace, name)
+                    try:
+                        await apply(namespace, name)
+                    except Exception:  # one object's trouble must not stop the loop
+                        log.exception("requeued reconcile of %s failed", key)
 
     async def _apply_many(self, keys: list[str]) -> None:
         limit = asyncio.Semaphore(_REQUEUE_CONCURRENCY)
@@ -149,6 +153,7 @@ class Runtime:
         """Reconcile one GoalSchedule from a fresh read; remember when to look again."""
         key = f"{namespace}/{name}"
         async with self.lock(f"schedule:{key}"):
+            started = self.clock()  # the next look is due relative to this one's start
             body = await self.cluster.get_custom("goalschedules", namespace, name)
             if body is None or body.get("metadata", {}).get("deletionTimestamp"):
                 self.schedule_wake.pop(key, None)
@@ -161,12 +166,13 @@ class Runtime:
             for event in result.events:
                 await self.cluster.post_event(body, event.kind, event.reason, event.message)
             delay = result.requeue_after if result.requeue_after is not None else 3600.0
-            self.schedule_wake[key] = self.clock() + timedelta(seconds=max(0.0, delay))
+            self.schedule_wake[key] = started + timedelta(seconds=max(0.0, delay))
 
     async def apply_backlog(self, namespace: str, name: str) -> None:
         """Sync one Backlog from a fresh read; remember when to sync again."""
         key = f"{namespace}/{name}"
         async with self.lock(f"backlog:{key}"):
+            started = self.clock()  # the next look is due relative to this one's start
             body = await self.cluster.get_custom("backlogs", namespace, name)
             if body is None or body.get("metadata", {}).get("deletionTimestamp"):
                 self.backlog_wake.pop(key, None)
@@ -177,7 +183,7 @@ class Runtime:
             for event in result.events:
                 await self.cluster.post_event(body, event.kind, event.reason, event.message)
             delay = result.requeue_after if result.requeue_after is not None else 300.0
-            self.backlog_wake[key] = self.clock() + timedelta(seconds=max(0.0, delay))
+            self.backlog_wake[key] = started + timedelta(seconds=max(0.0, delay))
 
     async def stop_attempt(self, body: Mapping[str, Any]) -> None:
         """A deleted goal: stop its unfinished Job (foreground), touch nothing in the repository."""
