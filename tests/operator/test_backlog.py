@@ -401,3 +401,30 @@ def test_history_keeps_the_newest_finished_goals(synced: Synced, tmp_path: Path)
     )
     assert kept == ["t1", "t2"]  # t0's Goal, the older success, was deleted
     synced.api.wait_for(lambda: "HistoryTrimmed" in synced.events("hist") or None)
+
+
+def test_editing_the_task_gives_it_a_fresh_failure_budget(synced: Synced, remote: Path) -> None:
+    synced.api.create_object(
+        backlog(
+            "edit", str(remote), failureBudget={"maxFailures": 1}, limits={"maxRunningGoals": 5}
+        )
+    )
+    synced.wait_synced("edit")
+    synced.finish("edit", "ci-cache", "Failed")
+    synced.api.wait_for(
+        lambda: any(b["id"] == "ci-cache" for b in synced.status("edit").get("blocked", []))
+    )
+    moved = commit_to_remote(  # a person rewrites the task after reading why it failed
+        remote,
+        "main",
+        {".backlog/backlog.yaml": LEVIATHAN.replace("title: Cache CI", "title: Cache CI deps")},
+    )
+
+    synced.next_sync()
+
+    synced.wait_synced("edit", moved)
+    retried = synced.api.wait_for(
+        lambda: synced.tasks_with_goals("edit").count("ci-cache") == 2 or None
+    )
+    assert retried
+    assert all(b["id"] != "ci-cache" for b in synced.status("edit").get("blocked", []))

@@ -16,6 +16,8 @@ Ordered steps on each reconcile (no kopf here):
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ LABEL_BACKLOG_UID = "backlog.dev/backlog-uid"
 LABEL_TASK = "backlog.dev/task"
 SYNC_ANNOTATION = "backlog.dev/requested-at"
 CLEAR_FAILURES_ANNOTATION = "backlog.dev/failures-cleared-at"
+TASK_DIGEST_ANNOTATION = "backlog.dev/task-digest"
 _LISTED = 50  # ids per status list: the status stays small whatever the backlog's size
 
 
@@ -131,7 +134,7 @@ class BacklogReconciler:
         goals = await self.cluster.list_goals(
             backlog.metadata.namespace, f"{LABEL_BACKLOG_UID}={backlog.metadata.uid}"
         )
-        given = self._selection_input(backlog, goals, open_prs, forge_error)
+        given = self._selection_input(backlog, goals, open_prs, forge_error, parsed.tasks)
         try:
             selection = select_tasks(parsed.tasks, given, source=backlog.spec.path)
         except BacklogError as error:
@@ -242,6 +245,7 @@ class BacklogReconciler:
         goals: list[dict[str, Any]],
         open_prs: list[tuple[str, datetime]],
         forge_error: str | None,
+        tasks: list[Task],
     ) -> SelectionInput:
         now = self.clock()
         spec = backlog.spec
@@ -251,8 +255,14 @@ class BacklogReconciler:
         # is merged. Until then the task counts as having an open pull request (held, and
         # counted against the limit) even where the forge is not asked (`provider: none`).
         awaiting_merge = {_task(g) for g in goals if phase_of(g) in ("Succeeded", "Skipped")}
+        # Failures count against the budget only while the task's entry is the one they ran:
+        # editing the task in the backlog (a new description, say) gives it a fresh budget.
+        digests = {task.id: task_digest(task) for task in tasks}
         failures: dict[str, list[Failure]] = {}
         for goal in goals:
+            annotations = goal.get("metadata", {}).get("annotations") or {}
+            if annotations.get(TASK_DIGEST_ANNOTATION) != digests.get(_task(goal)):
+                continue
             if phase_of(goal) == "Failed":
                 when = parse_time((goal.get("status") or {}).get("completionTime")) or now
                 reason = str((goal.get("status") or {}).get("reason") or "Failed")
@@ -430,7 +440,10 @@ def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str,
             "name": _numbered(goal_name(backlog.metadata.name, task.id), number),
             "namespace": backlog.metadata.namespace,
             "labels": labels,
-            "annotations": dict(template.metadata.annotations),
+            "annotations": {
+                **template.metadata.annotations,
+                TASK_DIGEST_ANNOTATION: task_digest(task),
+            },
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,
@@ -444,6 +457,13 @@ def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str,
         },
         "spec": spec,
     }
+
+
+def task_digest(task: Task) -> str:
+    """A short digest of a task's entry in the file (every field but where it stands)."""
+    fields = task.model_dump(mode="json", exclude={"line"})
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _numbered(name: str, number: int) -> str:
