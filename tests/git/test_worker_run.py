@@ -388,3 +388,38 @@ def test_non_empty_workspace_is_refused(
     assert status == ExitCode.USAGE
     assert (workspace / "precious.txt").read_text() == "keep me"
     assert "not empty" in capfd.readouterr().err
+
+
+def test_leviathan_backlog_path_works_unchanged(
+    tmp_path: Path, write_goal: WriteGoal, run_goal: RunGoal
+) -> None:
+    from tests.support.gitrepos import make_remote
+
+    leviathan = (
+        "# Leviathan backlog\n"
+        "tasks:\n"
+        "  - id: lev-001\n"
+        "    title: First\n"
+        "    ready: true\n"
+        "    priority: critical\n"
+        "    dependencies: []\n"
+    )
+    remote = make_remote(tmp_path, {".leviathan/backlog.yaml": leviathan}, name="lev.git")
+
+    run = run_goal(
+        write_goal(
+            task_id="lev-001",
+            url=str(remote),
+            backlog={"path": ".leviathan/backlog.yaml", "taskId": "lev-001"},
+        )
+    )
+
+    assert run.status == 0, run.stderr
+    assert run.result["changedFiles"] == [".leviathan/backlog.yaml", "docs/guide.md"]
+    written = show(remote, run.result["branch"], ".leviathan/backlog.yaml")
+    # The file keeps its comment, order and `dependencies`; only the task's fields change.
+    assert written.startswith(
+        "# Leviathan backlog\ntasks:\n  - id: lev-001\n    title: First\n    ready: false\n"
+        "    priority: critical\n    dependencies: []\n"
+    )
+    assert "    status: completed\n" in written
