@@ -158,3 +158,39 @@ def test_missing_goal_is_a_permanent_failure(tmp_path: Path) -> None:
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["reason"] == "InvalidGoal"
     assert "BACKLOG_GOAL" in result["message"]
+
+
+def test_bad_goal_in_publish_reports_its_own_step_and_termination_message(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "termination"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKLOG_")}
+    env.update(BACKLOG_GOAL='{"spec": {}}', BACKLOG_TERMINATION_LOG=str(log))
+    completed = subprocess.run(
+        [sys.executable, "-m", "backlog_operator.cli", "worker", "publish"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == ExitCode.PERMANENT
+    result = json.loads(log.read_text())
+    assert (result["reason"], result["step"]) == ("InvalidGoal", "publish")
+
+
+def test_task_step_without_a_clone_says_what_to_do(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG})
+    pod = Pod(tmp_path, goal_for(str(remote), "docs-guide", "true"))
+    env = dict(pod.base_env)
+    env.update(BACKLOG_GOAL=goal_to_environment(pod.goal), BACKLOG_WORKSPACE=str(pod.workspace))
+    completed = subprocess.run(
+        [sys.executable, "-m", "backlog_operator.cli", "worker", "task", "--", "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == ExitCode.USAGE
+    assert "run `backlogctl worker clone` first" in completed.stderr

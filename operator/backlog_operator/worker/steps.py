@@ -9,6 +9,7 @@ exits with the code the operator maps (see ExitCode).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
@@ -18,13 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from backlog_operator.adapters import git as gitops
-from backlog_operator.api.result import WorkerResult
+from backlog_operator.api.result import ExitCode, WorkerResult
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogNotFoundError
 from backlog_operator.redact import Redactor
 from backlog_operator.worker import launcher
-from backlog_operator.worker.context import WorkerContext, context_from_environment
-from backlog_operator.worker.failures import StepFailure, failed_result
+from backlog_operator.worker.context import (
+    DEFAULT_TERMINATION_LOG,
+    WorkerContext,
+    context_from_environment,
+)
+from backlog_operator.worker.failures import Step, StepFailure, failed_result
 from backlog_operator.worker.publish import publish
 from backlog_operator.worker.record import CloneRecord
 
@@ -222,19 +227,28 @@ def emit(ctx: WorkerContext | None, result: WorkerResult) -> int:
     return int(result.exit_code)
 
 
-def _context_or_result() -> WorkerContext | WorkerResult:
+def _context_or_result(step: Step) -> WorkerContext | WorkerResult:
+    """The step's context, or (a bad goal or environment) its failed result."""
     try:
         return context_from_environment()
-    except Exception as error:
+    except Exception as error:  # a bad goal is a result, not a traceback
         configure_logging()
-        return failed_result(error, step="clone", redactor=Redactor())
+        return failed_result(error, step=step, redactor=Redactor())
+
+
+def _setup_failed(result: WorkerResult) -> int:
+    """Report a step that could not even read its goal, termination message included."""
+    path = Path(os.environ.get("BACKLOG_TERMINATION_LOG", DEFAULT_TERMINATION_LOG))
+    with contextlib.suppress(OSError):
+        path.write_text(result.to_json(), encoding="utf-8")
+    return emit(None, result)
 
 
 def clone_main(args: argparse.Namespace) -> int:
     """`backlogctl worker clone`: the Job's first init container."""
-    ctx = _context_or_result()
+    ctx = _context_or_result("clone")
     if isinstance(ctx, WorkerResult):
-        return emit(None, ctx)
+        return _setup_failed(ctx)
     configure_logging(ctx)
     outcome = clone_attempt(ctx)
     return emit(ctx, outcome) if isinstance(outcome, WorkerResult) else 0
@@ -242,23 +256,23 @@ def clone_main(args: argparse.Namespace) -> int:
 
 def task_main(args: argparse.Namespace) -> int:
     """`backlogctl worker task [-- COMMAND...]`: run the task when the image is ours."""
-    ctx = _context_or_result()
+    ctx = _context_or_result("task")
     if isinstance(ctx, WorkerResult):
-        return emit(None, ctx)
+        return _setup_failed(ctx)
     configure_logging(ctx)
+    try:
+        record = CloneRecord.load(ctx.state_dir)
+    except FileNotFoundError:
+        log.error("no clone record in %s: run `backlogctl worker clone` first", ctx.state_dir)
+        return int(ExitCode.USAGE)
     argv = [part for part in (args.argv or []) if part != "--"] or None
-    return run_task(ctx, CloneRecord.load(ctx.state_dir), argv)
+    return run_task(ctx, record, argv)
 
 
 def publish_main(args: argparse.Namespace) -> int:
     """`backlogctl worker publish`: the Job's main container."""
-    ctx = _context_or_result()
+    ctx = _context_or_result("publish")
     if isinstance(ctx, WorkerResult):
-        return emit(None, ctx)
+        return _setup_failed(ctx)
     configure_logging(ctx)
     return emit(ctx, publish_attempt(ctx))
-
-
-def workspace_path(path: str | None) -> Path | None:
-    """A workspace path from the command line, made absolute."""
-    return Path(path).resolve() if path else None
