@@ -150,7 +150,14 @@ class Synced:
 @contextmanager
 def operator(server: EmulatorServer, clock: Clock, tmp_path: Path) -> Iterator[None]:
     registry = build_registry(
-        OperatorSettings(requeue_seconds=0.05, cache_dir=str(tmp_path / "cache")),
+        # Room for every Goal a Backlog starts to run at once: Goal capacity (one per repository
+        # by default, tested in test_goal_operator) would otherwise decide which Job exists.
+        OperatorSettings(
+            requeue_seconds=0.05,
+            cache_dir=str(tmp_path / "cache"),
+            max_running_per_repository=100,
+            max_running=100,
+        ),
         lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
         login=False,
         clock=clock,
