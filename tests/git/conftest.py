@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,24 @@ tasks:
 """
 
 TOKEN = "ghp_s3cr3tT0kenValue1234567890"
+
+
+@pytest.fixture
+def no_machine_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HOME and no system config: no identity, helper or hook from this machine.
+
+    Also drops the suite-wide GIT_TERMINAL_PROMPT & co: the adapters must set what they rely on.
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in list(os.environ):
+        if name.startswith("GIT_") and name != "GIT_CONFIG_NOSYSTEM":
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("EMAIL", raising=False)
+    return home
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Every test runs with HOME pointed at an empty folder and no system configuration
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -36,18 +35,7 @@ BACKLOG = "tasks:\n  - id: first\n    title: First\n    ready: true\n"
 TOKEN = "tok-7d1e5b-Backlog-Source-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def no_machine_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HOME and no system config: no helper or setting from this machine."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in list(os.environ):
-        if name.startswith("GIT_") and name != "GIT_CONFIG_NOSYSTEM":
-            monkeypatch.delenv(name)
-    return home
+pytestmark = pytest.mark.usefixtures("no_machine_config")
 
 
 @pytest.fixture

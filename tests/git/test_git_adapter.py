@@ -7,7 +7,6 @@ Every test runs with HOME pointed at an empty folder and no system configuration
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import time
 import traceback
@@ -35,20 +34,7 @@ AUTHOR = {"author_name": "Backlog Bot", "author_email": "bot@example.com"}
 TOKEN = "tok-3f9c2a-Secret-Value-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def no_machine_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HOME and no system config: no identity, helper or hook from this machine."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    # Also drop the suite-wide GIT_TERMINAL_PROMPT & co: the adapter must set what it relies on.
-    for name in list(os.environ):
-        if name.startswith("GIT_") and name != "GIT_CONFIG_NOSYSTEM":
-            monkeypatch.delenv(name)
-    monkeypatch.delenv("EMAIL", raising=False)
-    return home
+pytestmark = pytest.mark.usefixtures("no_machine_config")
 
 
 @pytest.fixture

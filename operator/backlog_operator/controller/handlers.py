@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 from kubernetes import client as k8s
@@ -35,7 +35,7 @@ from backlog_operator.controller.backlog_reconciler import (
     ForgeFactory,
     github_forge,
 )
-from backlog_operator.controller.reconciler import GoalReconciler, entry_for
+from backlog_operator.controller.reconciler import GoalReconciler, Reconciled, entry_for
 from backlog_operator.controller.registry import Registry
 from backlog_operator.controller.schedule_reconciler import LABEL_SCHEDULE, GoalScheduleReconciler
 from backlog_operator.controller.settings import OperatorSettings
@@ -44,6 +44,10 @@ log = logging.getLogger("backlog_operator.controller")
 
 _REQUEUE_CONCURRENCY = 16
 _FULL_PASS_EVERY = 12
+
+
+class _Reconciler(Protocol):
+    async def reconcile(self, body: Mapping[str, Any]) -> Reconciled: ...
 
 
 class Runtime:
@@ -151,39 +155,40 @@ class Runtime:
 
     async def apply_schedule(self, namespace: str, name: str) -> None:
         """Reconcile one GoalSchedule from a fresh read; remember when to look again."""
-        key = f"{namespace}/{name}"
-        async with self.lock(f"schedule:{key}"):
-            started = self.clock()  # the next look is due relative to this one's start
-            body = await self.cluster.get_custom("goalschedules", namespace, name)
-            if body is None or body.get("metadata", {}).get("deletionTimestamp"):
-                self.schedule_wake.pop(key, None)
-                return
-            result = await self.schedules.reconcile(body)
-            if result.status is not None:
-                await self.cluster.patch_custom_status(
-                    "goalschedules", namespace, name, result.status
-                )
-            for event in result.events:
-                await self.cluster.post_event(body, event.kind, event.reason, event.message)
-            delay = result.requeue_after if result.requeue_after is not None else 3600.0
-            self.schedule_wake[key] = started + timedelta(seconds=max(0.0, delay))
+        await self._apply_owner(
+            "goalschedules", namespace, name, self.schedules, self.schedule_wake, 3600.0
+        )
 
     async def apply_backlog(self, namespace: str, name: str) -> None:
         """Sync one Backlog from a fresh read; remember when to sync again."""
+        await self._apply_owner(
+            "backlogs", namespace, name, self.backlogs, self.backlog_wake, 300.0
+        )
+
+    async def _apply_owner(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        reconciler: _Reconciler,
+        wakes: dict[str, datetime],
+        default_delay: float,
+    ) -> None:
+        """The shared cycle of the kinds that own Goals: read, reconcile, write, plan the next."""
         key = f"{namespace}/{name}"
-        async with self.lock(f"backlog:{key}"):
+        async with self.lock(f"{plural}:{key}"):
             started = self.clock()  # the next look is due relative to this one's start
-            body = await self.cluster.get_custom("backlogs", namespace, name)
+            body = await self.cluster.get_custom(plural, namespace, name)
             if body is None or body.get("metadata", {}).get("deletionTimestamp"):
-                self.backlog_wake.pop(key, None)
+                wakes.pop(key, None)
                 return
-            result = await self.backlogs.reconcile(body)
+            result = await reconciler.reconcile(body)
             if result.status is not None:
-                await self.cluster.patch_custom_status("backlogs", namespace, name, result.status)
+                await self.cluster.patch_custom_status(plural, namespace, name, result.status)
             for event in result.events:
                 await self.cluster.post_event(body, event.kind, event.reason, event.message)
-            delay = result.requeue_after if result.requeue_after is not None else 300.0
-            self.backlog_wake[key] = started + timedelta(seconds=max(0.0, delay))
+            delay = result.requeue_after if result.requeue_after is not None else default_delay
+            wakes[key] = started + timedelta(seconds=max(0.0, delay))
 
     async def stop_attempt(self, body: Mapping[str, Any]) -> None:
         """A deleted goal: stop its unfinished Job (foreground), touch nothing in the repository."""
