@@ -21,6 +21,18 @@ from tests.git.conftest import BACKLOG
 from tests.support.gitrepos import make_remote, remote_branches, remote_sha, run_git
 
 
+def backlogctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`backlogctl ARGS` as its own process, as a container runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "backlog_operator.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def goal_for(url: str, task_id: str, script: str) -> Goal:
     return Goal.model_validate(
         {
@@ -62,14 +74,7 @@ class Pod:
             BACKLOG_WORKSPACE=str(self.workspace),
             BACKLOG_TERMINATION_LOG=str(self.logs / step),
         )
-        return subprocess.run(
-            [sys.executable, "-m", "backlog_operator.cli", "worker", step],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return backlogctl("worker", step, env=env)
 
     def task(self) -> subprocess.CompletedProcess[str]:
         spec = self.goal.spec.task
@@ -146,14 +151,7 @@ def test_failed_clone_writes_its_result_and_a_mapped_exit_code(tmp_path: Path) -
 
 def test_missing_goal_is_a_permanent_failure(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKLOG_")}
-    completed = subprocess.run(
-        [sys.executable, "-m", "backlog_operator.cli", "worker", "publish"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = backlogctl("worker", "publish", env=env)
     assert completed.returncode == ExitCode.PERMANENT
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["reason"] == "InvalidGoal"
@@ -166,14 +164,7 @@ def test_bad_goal_in_publish_reports_its_own_step_and_termination_message(
     log = tmp_path / "termination"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKLOG_")}
     env.update(BACKLOG_GOAL='{"spec": {}}', BACKLOG_TERMINATION_LOG=str(log))
-    completed = subprocess.run(
-        [sys.executable, "-m", "backlog_operator.cli", "worker", "publish"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = backlogctl("worker", "publish", env=env)
     assert completed.returncode == ExitCode.PERMANENT
     result = json.loads(log.read_text())
     assert (result["reason"], result["step"]) == ("InvalidGoal", "publish")
@@ -184,13 +175,6 @@ def test_task_step_without_a_clone_says_what_to_do(tmp_path: Path) -> None:
     pod = Pod(tmp_path, goal_for(str(remote), "docs-guide", "true"))
     env = dict(pod.base_env)
     env.update(BACKLOG_GOAL=goal_to_environment(pod.goal), BACKLOG_WORKSPACE=str(pod.workspace))
-    completed = subprocess.run(
-        [sys.executable, "-m", "backlog_operator.cli", "worker", "task", "--", "true"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = backlogctl("worker", "task", "--", "true", env=env)
     assert completed.returncode == ExitCode.USAGE
     assert "run `backlogctl worker clone` first" in completed.stderr
