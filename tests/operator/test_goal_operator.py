@@ -216,6 +216,40 @@ def test_invalid_spec_fails_with_a_clear_message_and_no_secret(cluster: Cluster)
     cluster.api.wait_for(lambda: ("Warning", "InvalidSpec") in cluster.events("g4"))
 
 
+def test_resources_the_api_server_would_refuse_fail_the_goal_not_the_job(cluster: Cluster) -> None:
+    body = goal_manifest("g4r")
+    body["spec"]["task"]["resources"] = {
+        "requests": {"memory": "8Gi"},
+        "limits": {"memory": "4Gi"},
+    }
+    cluster.create(body)
+
+    status = cluster.wait_phase("g4r", "Failed", reason="InvalidSpec")
+
+    assert status["message"].startswith("invalid spec: spec.task.resources: ")
+    assert "requests.memory must not be above limits.memory" in status["message"]
+    assert cluster.jobs_of("g4r") == []
+
+
+def test_job_carries_the_goal_size_limit_and_default_task_resources(cluster: Cluster) -> None:
+    body = goal_manifest("g4s")
+    body["spec"]["task"]["workspaceSizeLimit"] = "12Gi"
+    cluster.create(body)
+
+    [job] = cluster.wait_jobs("g4s", 1)
+
+    pod_spec = job["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    assert volumes["workspace"]["emptyDir"] == {"sizeLimit": "12Gi"}
+    assert volumes["private"]["emptyDir"] == {"sizeLimit": "12Gi"}
+    task = next(c for c in pod_spec["initContainers"] if c["name"] == "task")
+    assert task["resources"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"memory": "4Gi"},
+    }
+    assert all(m["name"] != "private" for m in task["volumeMounts"])
+
+
 def test_two_goals_for_one_task_never_run_at_once(cluster: Cluster) -> None:
     cluster.create(goal_manifest("first"))
     [job] = cluster.wait_jobs("first", 1)

@@ -7,14 +7,18 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import kubernetes_validate
 import pytest
+from pydantic import ValidationError
 
+from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.goal import Goal, RetrySpec
+from backlog_operator.api.quantity import ResourceRequirements, parse_quantity
 from backlog_operator.api.result import Outcome, WorkerResult
 from backlog_operator.controller import jobs
 from backlog_operator.controller.outcome import attempt_result
 from backlog_operator.controller.policy import QueueEntry, admit, backoff_seconds, should_retry
-from backlog_operator.controller.settings import OperatorSettings
+from backlog_operator.controller.settings import DEFAULT_TASK_RESOURCES, OperatorSettings
 from backlog_operator.controller.status import conditions_for
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -182,7 +186,10 @@ class TestJob:
             assert containers[name]["securityContext"]["readOnlyRootFilesystem"] is True
         task = containers["task"]
         assert all(m["name"] != "credentials" for m in task["volumeMounts"])
-        assert all(not e["name"].startswith(("BACKLOG_TOKEN", "BACKLOG_GOAL")) for e in task["env"])
+        assert all(
+            not e["name"].startswith(("BACKLOG_TOKEN", "BACKLOG_GOAL", "BACKLOG_PRIVATE"))
+            for e in task["env"]
+        )
         assert task["image"] == "busybox:1.37"
         assert task["command"][:2] == ["/bin/sh", "-c"] and task["command"][-3:] == [
             "sh",
@@ -216,6 +223,243 @@ class TestJob:
         assert env["BACKLOG_TOKEN_FILE"].endswith("/token")
 
 
+def pod_spec_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = manifest["spec"]["template"]["spec"]
+    return spec
+
+
+def containers_of(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    pod_spec = pod_spec_of(manifest)
+    return {c["name"]: c for c in [*pod_spec["initContainers"], *pod_spec["containers"]]}
+
+
+def volumes_of(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in pod_spec_of(manifest)["volumes"]}
+
+
+def task_spec(**task: Any) -> dict[str, Any]:
+    return {"image": "busybox:1.37", "command": ["sh", "-c", "true"], **task}
+
+
+class TestJobHardening:
+    """What keeps the untrusted task step away from the worker's state and the node's disk."""
+
+    def test_private_volume_is_mounted_only_into_clone_and_publish(self) -> None:
+        manifest = jobs.build_job(goal(), 1, OperatorSettings())
+        containers = containers_of(manifest)
+        for name in ("clone", "publish"):
+            mounts = {m["name"]: m for m in containers[name]["volumeMounts"]}
+            assert mounts["private"]["mountPath"] == jobs.PRIVATE_DIR == "/private"
+            assert mounts["workspace"]["mountPath"] == jobs.WORKSPACE
+            assert not mounts["private"].get("readOnly")
+            env = {e["name"]: e["value"] for e in containers[name]["env"]}
+            assert env["BACKLOG_PRIVATE_DIR"] == "/private"
+        task = containers["task"]
+        assert [m["name"] for m in task["volumeMounts"]] == ["workspace"]
+        assert all(m["mountPath"] != "/private" for m in task["volumeMounts"])
+        assert "BACKLOG_PRIVATE_DIR" not in {e["name"] for e in task["env"]}
+        assert "private" in volumes_of(manifest)
+
+    def test_task_gets_neither_private_dir_nor_credentials_even_with_env_of_its_own(self) -> None:
+        manifest = jobs.build_job(
+            goal(task=task_spec(env=[{"name": "LOG_LEVEL", "value": "info"}])),
+            1,
+            OperatorSettings(),
+        )
+        task = containers_of(manifest)["task"]
+        assert {e["name"] for e in task["env"]} == {"LOG_LEVEL", "BACKLOG_WORKSPACE"}
+        assert {m["name"] for m in task["volumeMounts"]} == {"workspace"}
+
+    def test_without_a_token_the_private_volume_is_still_there(self) -> None:
+        body = {"url": "https://github.com/o/r.git"}
+        manifest = jobs.build_job(goal(repository=body), 1, OperatorSettings())
+        assert set(volumes_of(manifest)) == {"workspace", "private", "tmp"}
+        for name in ("clone", "publish"):
+            assert {m["name"] for m in containers_of(manifest)[name]["volumeMounts"]} == {
+                "workspace",
+                "private",
+                "tmp",
+            }
+
+    def test_workspace_and_private_volumes_carry_the_default_size_limit(self) -> None:
+        volumes = volumes_of(jobs.build_job(goal(), 1, OperatorSettings()))
+        assert volumes["workspace"] == {"name": "workspace", "emptyDir": {"sizeLimit": "4Gi"}}
+        assert volumes["private"] == {"name": "private", "emptyDir": {"sizeLimit": "4Gi"}}
+        assert volumes["tmp"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
+
+    def test_operator_setting_and_goal_override_the_size_limit(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("BACKLOG_OPERATOR_WORKSPACE_SIZE_LIMIT", "10Gi")
+        settings = OperatorSettings()
+        assert settings.workspace_size_limit == "10Gi"
+        volumes = volumes_of(jobs.build_job(goal(), 1, settings))
+        assert volumes["workspace"]["emptyDir"]["sizeLimit"] == "10Gi"
+        assert volumes["private"]["emptyDir"]["sizeLimit"] == "10Gi"
+        big = goal(task=task_spec(workspaceSizeLimit="20Gi"))
+        assert big.spec.task.workspace_size_limit == "20Gi"
+        volumes = volumes_of(jobs.build_job(big, 1, settings))
+        assert volumes["workspace"]["emptyDir"]["sizeLimit"] == "20Gi"
+        assert volumes["private"]["emptyDir"]["sizeLimit"] == "20Gi"
+
+    def test_task_gets_default_resources(self) -> None:
+        task = containers_of(jobs.build_job(goal(), 1, OperatorSettings()))["task"]
+        assert task["resources"] == {
+            "requests": {"cpu": "250m", "memory": "512Mi"},
+            "limits": {"memory": "4Gi"},
+        }
+        assert "cpu" not in task["resources"]["limits"], "a CPU limit would throttle the agent"
+        assert DEFAULT_TASK_RESOURCES.to_container() == task["resources"]
+
+    def test_goal_resources_replace_the_default_as_a_whole(self) -> None:
+        own = {"requests": {"cpu": "2"}, "limits": {"cpu": 4}}
+        task = containers_of(
+            jobs.build_job(goal(task=task_spec(resources=own)), 1, OperatorSettings())
+        )["task"]
+        assert task["resources"] == own  # no default memory request or limit mixed in
+        bare = containers_of(
+            jobs.build_job(goal(task=task_spec(resources={})), 1, OperatorSettings())
+        )["task"]
+        assert "resources" not in bare
+
+    def test_operator_setting_overrides_the_default_resources(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(
+            "BACKLOG_OPERATOR_TASK_RESOURCES",
+            '{"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "8Gi"}}',
+        )
+        settings = OperatorSettings()
+        task = containers_of(jobs.build_job(goal(), 1, settings))["task"]
+        assert task["resources"] == {
+            "requests": {"cpu": "1", "memory": "2Gi"},
+            "limits": {"memory": "8Gi"},
+        }
+        own = {"limits": {"memory": "1Gi"}}
+        task = containers_of(jobs.build_job(goal(task=task_spec(resources=own)), 1, settings))[
+            "task"
+        ]
+        assert task["resources"] == own
+        monkeypatch.setenv("BACKLOG_OPERATOR_TASK_RESOURCES", "{}")
+        task = containers_of(jobs.build_job(goal(), 1, OperatorSettings()))["task"]
+        assert "resources" not in task
+
+    def test_worker_steps_keep_their_own_resources(self) -> None:
+        own = {"limits": {"memory": "16Gi"}}
+        containers = containers_of(
+            jobs.build_job(goal(task=task_spec(resources=own)), 1, OperatorSettings())
+        )
+        for name in ("clone", "publish"):
+            assert containers[name]["resources"]["limits"] == {"memory": "512Mi"}
+
+    @pytest.mark.parametrize(
+        "task",
+        [
+            {},
+            {"resources": {"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"memory": 2**31}}},
+            {"resources": {}, "workspaceSizeLimit": "500M"},
+            {"workspaceSizeLimit": "1.5Gi"},
+        ],
+        ids=["defaults", "own-resources", "no-resources", "fractional-size"],
+    )
+    def test_rendered_job_is_a_valid_kubernetes_job(self, task: dict[str, Any]) -> None:
+        manifest = jobs.build_job(goal(task=task_spec(**task)), 3, OperatorSettings(), run=2)
+        try:
+            kubernetes_validate.validate(manifest, "1.32", strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"the Job does not validate: {error.message}")
+
+
+def invalid_goal(**task: Any) -> str:
+    """The InvalidSpec message of a goal with this task, as the reconciler writes it."""
+    with pytest.raises(ValidationError) as caught:
+        goal(task=task_spec(**task))
+    return describe_validation_error(caught.value)
+
+
+class TestGoalQuantities:
+    """A real API server answers 422 to these; the model refuses them first, naming the field."""
+
+    @pytest.mark.parametrize("size", ["4GB", "4 Gi", "-1Gi", "Gi", "", "1e", "0", "0Gi"])
+    def test_bad_workspace_size_limit(self, size: str) -> None:
+        message = invalid_goal(workspaceSizeLimit=size)
+        assert message.startswith("spec.task.workspaceSizeLimit: ")
+        assert message.endswith(
+            (
+                "the size limit is not a Kubernetes quantity (such as 4Gi, 512Mi, 250m or 2)",
+                "the size limit must be greater than zero",
+            )
+        )
+
+    @pytest.mark.parametrize(
+        ("resources", "expected"),
+        [
+            ({"requests": {"memory": "512MB"}}, "requests.memory is not a Kubernetes quantity"),
+            ({"limits": {"cpu": "one"}}, "limits.cpu is not a Kubernetes quantity"),
+            ({"limits": {"memory": -1}}, "limits.memory is negative"),
+            (
+                {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}},
+                "requests.memory must not be above limits.memory",
+            ),
+            (
+                {"requests": {"cpu": "1500m"}, "limits": {"cpu": "1.2"}},
+                "requests.cpu must not be above limits.cpu",
+            ),
+            ({"requests": {"gpu": 1}}, "requests.gpu is not a resource a container can ask for"),
+            (
+                {"requests": {"example.com/gpu": 1}},
+                "limits.example.com/gpu is required",
+            ),
+            (
+                {"limits": {"example.com/gpu": "500m"}},
+                "limits.example.com/gpu must be a whole number",
+            ),
+            ({"claims": [{"name": "x"}]}, "spec.task.resources.claims"),
+        ],
+    )
+    def test_bad_resources(self, resources: dict[str, Any], expected: str) -> None:
+        message = invalid_goal(resources=resources)
+        assert message.startswith("spec.task.resources")
+        assert expected in message
+
+    @pytest.mark.parametrize(
+        "resources",
+        [
+            {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "4Gi"}},
+            {"requests": {"cpu": "1"}, "limits": {"cpu": "1000m"}},
+            {"requests": {"memory": "1G"}, "limits": {"memory": "1Gi"}},
+            {
+                "requests": {"memory": "1e9"},
+                "limits": {"memory": "1Gi", "ephemeral-storage": "10Gi"},
+            },
+            {"limits": {"example.com/gpu": 1, "hugepages-2Mi": "1Gi", "memory": "2Gi"}},
+        ],
+    )
+    def test_good_resources(self, resources: dict[str, Any]) -> None:
+        parsed = goal(task=task_spec(resources=resources)).spec.task.resources
+        assert parsed is not None and parsed.to_container() == resources
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("4Gi", 4 * 2**30),
+        ("512Mi", 512 * 2**20),
+        ("250m", "0.25"),
+        ("1.5", "1.5"),
+        ("1e3", 1000),
+        ("1E3", 1000),
+        ("2E", 2 * 10**18),
+        (".5k", 500),
+        (7, 7),
+    ],
+)
+def test_quantities_parse_to_their_amount(text: str | int, amount: int | str) -> None:
+    from decimal import Decimal
+
+    assert parse_quantity(text) == Decimal(amount)
+
+
 @pytest.mark.parametrize(("raw", "expected"), [("a, b,,c", ["a", "b", "c"]), ("", [])])
 def test_settings_read_namespaces_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, raw: str, expected: list[str]
@@ -240,3 +484,60 @@ def test_operator_refuses_bad_settings_with_a_clear_message(
     err = capsys.readouterr().err
     assert "invalid settings" in err
     assert "max_running" in err
+
+
+def test_settings_default_the_workspace_size_limit_and_task_resources() -> None:
+    settings = OperatorSettings()
+    assert settings.workspace_size_limit == "4Gi"
+    assert settings.task_resources == DEFAULT_TASK_RESOURCES
+    assert settings.task_resources == ResourceRequirements(
+        requests={"cpu": "250m", "memory": "512Mi"}, limits={"memory": "4Gi"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("WORKSPACE_SIZE_LIMIT", "4GB", "is not a Kubernetes quantity"),
+        ("WORKSPACE_SIZE_LIMIT", "0", "must be greater than zero"),
+        ("TASK_RESOURCES", "cpu=1", "is not JSON"),
+        ("TASK_RESOURCES", '["requests"]', "a JSON object with only requests and limits"),
+        ("TASK_RESOURCES", '{"claims": []}', "a JSON object with only requests and limits"),
+        ("TASK_RESOURCES", '{"requests": {"cpu": "1 core"}}', "requests.cpu is not a Kubernetes"),
+        (
+            "TASK_RESOURCES",
+            '{"requests": {"memory": "8Gi"}, "limits": {"memory": "4Gi"}}',
+            "requests.memory must not be above limits.memory",
+        ),
+        ("TASK_RESOURCES", '{"limits": {"mem": "4Gi"}}', "limits.mem is not a resource"),
+    ],
+)
+def test_settings_refuse_bad_quantities_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(f"BACKLOG_OPERATOR_{variable}", value)
+    with pytest.raises(ValidationError) as caught:
+        OperatorSettings()
+    message = describe_validation_error(caught.value)
+    assert f"BACKLOG_OPERATOR_{variable}" in message
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("WORKSPACE_SIZE_LIMIT", "lots"), ("TASK_RESOURCES", "{not json")],
+)
+def test_operator_refuses_bad_quantity_settings_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+) -> None:
+    from backlog_operator.cli import main
+
+    monkeypatch.setenv(f"BACKLOG_OPERATOR_{variable}", value)
+    assert main(["operator"]) == 64
+    err = capsys.readouterr().err
+    assert "invalid settings" in err
+    assert f"BACKLOG_OPERATOR_{variable}" in err
+    assert "Traceback" not in err

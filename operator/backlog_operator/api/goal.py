@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from backlog_operator.api.common import ApiModel, Condition, SecretKeyReference
+from backlog_operator.api.quantity import QUANTITY_PATTERN, ResourceRequirements, positive_quantity
 
 DEFAULT_BACKLOG_PATH = ".backlog/backlog.yaml"
 DEFAULT_BRANCH_PREFIX = "backlog/"
@@ -38,6 +39,13 @@ class RepositorySpec(ApiModel):
     credentials_secret: SecretKeyReference | None = Field(
         default=None,
         description="Secret key holding a token used for git over HTTPS and for the forge API.",
+    )
+    insecure: bool = Field(
+        default=False,
+        description=(
+            "Allow sending the token over plain http:// to a host that is not loopback. "
+            "Off by default: such a goal fails with reason InsecureUrl."
+        ),
     )
 
 
@@ -73,9 +81,23 @@ class TaskSpec(ApiModel):
     command: list[str] = Field(min_length=1, description="Command (entrypoint) of the task step.")
     args: list[str] = Field(default_factory=list, description="Arguments of the command.")
     env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
-    resources: dict[str, dict[str, int | str]] | None = Field(
+    resources: ResourceRequirements | None = Field(
         default=None,
-        description="Container resources (requests/limits) for the task step.",
+        description=(
+            "Container resources (requests/limits) of the task step. Replaces the operator's "
+            "default (BACKLOG_OPERATOR_TASK_RESOURCES; out of the box requests cpu 250m and "
+            "memory 512Mi, limits memory 4Gi) as a whole; `{}` sets none."
+        ),
+    )
+    workspace_size_limit: str | None = Field(
+        default=None,
+        description=(
+            "Size limit of the workspace volume (the clone and whatever the task writes there) "
+            "and of the worker's private volume, a quantity such as 8Gi. The kubelet evicts a "
+            "Pod that goes over it. Default: the operator's BACKLOG_OPERATOR_WORKSPACE_SIZE_LIMIT "
+            "(4Gi out of the box)."
+        ),
+        json_schema_extra={"pattern": QUANTITY_PATTERN},
     )
     timeout_seconds: int = Field(
         default=3600,
@@ -83,6 +105,11 @@ class TaskSpec(ApiModel):
         le=7 * 24 * 3600,
         description="Deadline of the whole attempt (the Job's activeDeadlineSeconds).",
     )
+
+    @field_validator("workspace_size_limit")
+    @classmethod
+    def _size_is_a_quantity(cls, value: str | None) -> str | None:
+        return None if value is None else positive_quantity(value, "the size limit")
 
 
 class PullRequestSpec(ApiModel):

@@ -1,8 +1,11 @@
 """The worker Job of one attempt, built from a Goal. Pure: a dict in, a manifest out.
 
 One Pod: init containers `clone` and `task`, main container `publish`, a shared workspace.
-The credentials Secret is mounted only into `clone` and `publish`; the task gets no token and
-no service-account token. Everything runs as non-root with all capabilities dropped.
+The credentials Secret and the `private` volume (the clone step's record and a copy of the git
+metadata that `publish` uses) are mounted only into `clone` and `publish`: the task, which runs
+untrusted code, gets no token, no service-account token and nothing it could tamper with to
+steer `publish`. Both emptyDirs have a size limit, so one task cannot fill a node's disk.
+Everything runs as non-root with all capabilities dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ LABEL_RUN = "backlog.dev/run"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 
 WORKSPACE = "/workspace"
+PRIVATE_DIR = "/private"  # the worker steps' own volume, out of the task's reach
 TOKEN_DIR = "/var/run/secrets/backlog"  # noqa: S105 (a mount path, not a secret)
 RUN_AS = 65532
 _WORKER_RESOURCES = {
@@ -105,10 +109,10 @@ def build_job(goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1
                     },
                     "initContainers": [
                         _worker_container("clone", settings, worker_env, has_token),
-                        _task_container(goal, attempt),
+                        _task_container(goal, settings),
                     ],
                     "containers": [_worker_container("publish", settings, worker_env, has_token)],
-                    "volumes": _volumes(goal),
+                    "volumes": _volumes(goal, settings),
                 },
             },
         },
@@ -133,6 +137,7 @@ def _worker_env(
         {"name": "BACKLOG_GOAL", "value": goal_to_environment(goal)},
         {"name": "BACKLOG_ATTEMPT_ID", "value": attempt_id(goal, attempt, run)},
         {"name": "BACKLOG_WORKSPACE", "value": WORKSPACE},
+        {"name": "BACKLOG_PRIVATE_DIR", "value": PRIVATE_DIR},
         {"name": "HOME", "value": "/tmp"},  # noqa: S108  # git writes nothing there, but wants a HOME
     ]
     if goal.spec.repository.credentials_secret is not None:
@@ -158,6 +163,7 @@ def _worker_container(
 ) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [
         {"name": "workspace", "mountPath": WORKSPACE},
+        {"name": "private", "mountPath": PRIVATE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (an emptyDir, for a read-only root)
     ]
     if has_token:
@@ -174,7 +180,7 @@ def _worker_container(
     }
 
 
-def _task_container(goal: Goal, attempt: int) -> dict[str, Any]:
+def _task_container(goal: Goal, settings: OperatorSettings) -> dict[str, Any]:
     task = goal.spec.task
     env = [{"name": item.name, "value": item.value} for item in task.env]
     env.append({"name": "BACKLOG_WORKSPACE", "value": WORKSPACE})
@@ -188,14 +194,25 @@ def _task_container(goal: Goal, attempt: int) -> dict[str, Any]:
         # Task images often write outside the workspace (caches, tools): root stays writable.
         "securityContext": _restricted(read_only_root=False),
     }
-    if task.resources:
-        container["resources"] = task.resources
+    # The goal's resources replace the operator's default as a whole (`{}`: none at all).
+    resources = settings.task_resources if task.resources is None else task.resources
+    if resources.requests or resources.limits:
+        container["resources"] = resources.to_container()
     return container
 
 
-def _volumes(goal: Goal) -> list[dict[str, Any]]:
+def workspace_size_limit(goal: Goal, settings: OperatorSettings) -> str:
+    """The `sizeLimit` of the workspace and private volumes: the goal's, else the operator's."""
+    return goal.spec.task.workspace_size_limit or settings.workspace_size_limit
+
+
+def _volumes(goal: Goal, settings: OperatorSettings) -> list[dict[str, Any]]:
+    size_limit = workspace_size_limit(goal, settings)
     volumes: list[dict[str, Any]] = [
-        {"name": "workspace", "emptyDir": {}},
+        # The clone and whatever the task writes: on the node's disk, limited.
+        {"name": "workspace", "emptyDir": {"sizeLimit": size_limit}},
+        # The clone step's record and a copy of the clone's .git, never larger than the workspace.
+        {"name": "private", "emptyDir": {"sizeLimit": size_limit}},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
     ]
     secret = goal.spec.repository.credentials_secret

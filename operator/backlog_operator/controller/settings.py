@@ -13,22 +13,43 @@
 | `WORKER_SERVICE_ACCOUNT` | service account of worker Pods (token not mounted) | `default` |
 | `LIVENESS_ENDPOINT` | kopf's health endpoint; empty = none | `http://0.0.0.0:8080/healthz` |
 | `CACHE_DIR` | where Backlog syncs keep small per-repository git caches | a temporary folder |
+| `WORKSPACE_SIZE_LIMIT` | `sizeLimit` of the workspace and private volumes (1) | `4Gi` |
+| `TASK_RESOURCES` | JSON resources of the task step (2) | `DEFAULT_TASK_RESOURCES` |
+
+(1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
+(2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
+resources replace these as a whole); `{}` = none.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from backlog_operator.api.quantity import ResourceRequirements, positive_quantity
+
+ENV_PREFIX = "BACKLOG_OPERATOR_"
+
+# The task step's resources when neither the goal nor the operator's setting says otherwise. A
+# coding agent (a language runtime, an editor's language servers, a test suite) easily needs a few
+# GiB of memory: it asks for 512Mi and may grow to 4Gi before being OOM-killed, which is retried.
+# No CPU limit: a limit throttles the task for its whole run (slow builds, timeouts), while the
+# request already gives it its fair share of a busy node.
+DEFAULT_TASK_RESOURCES = ResourceRequirements(
+    requests={"cpu": "250m", "memory": "512Mi"},
+    limits={"memory": "4Gi"},
+)
 
 
 class OperatorSettings(BaseSettings):
     """What an operator deployment is configured with."""
 
-    model_config = SettingsConfigDict(env_prefix="BACKLOG_OPERATOR_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
 
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
     worker_image: str = Field(default="backlog-operator:0.1.0", min_length=1)
@@ -43,6 +64,8 @@ class OperatorSettings(BaseSettings):
     cache_dir: str = Field(
         default_factory=lambda: str(Path(tempfile.gettempdir()) / "backlog-operator"),
     )
+    workspace_size_limit: str = "4Gi"
+    task_resources: Annotated[ResourceRequirements, NoDecode] = DEFAULT_TASK_RESOURCES
 
     @field_validator("namespaces", mode="before")
     @classmethod
@@ -50,3 +73,39 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("workspace_size_limit")
+    @classmethod
+    def _size_is_a_quantity(cls, value: str) -> str:
+        return positive_quantity(value.strip(), f"{ENV_PREFIX}WORKSPACE_SIZE_LIMIT")
+
+    @field_validator("task_resources", mode="before")
+    @classmethod
+    def _parse_task_resources(cls, value: object) -> object:
+        variable = f"{ENV_PREFIX}TASK_RESOURCES"
+        if isinstance(value, ResourceRequirements):
+            return value
+        if isinstance(value, str | bytes):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError(
+                    f'{variable} is not JSON: write {{"requests": {{"cpu": "250m"}}, '
+                    '"limits": {"memory": "4Gi"}}'
+                ) from None
+        if not isinstance(value, dict) or not set(value) <= {"requests", "limits"}:
+            raise ValueError(f"{variable} must be a JSON object with only requests and limits")
+        try:
+            return ResourceRequirements.model_validate(value)
+        except ValidationError as error:
+            raise ValueError(f"{variable}: {_problems(error)}") from None
+
+
+def _problems(error: ValidationError) -> str:
+    """The problems of a nested model's error, without pydantic's "Value error," noise."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
