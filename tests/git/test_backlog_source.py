@@ -410,10 +410,11 @@ def test_plain_cache_when_lazy_blobs_are_off(remote: Path, tmp_path: Path) -> No
 
 
 def test_server_that_filters_but_refuses_single_blobs_is_still_read(
-    remote: Path, source: BacklogSource, no_machine_config: Path
+    remote: Path, source: BacklogSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Protocol v0 without uploadpack.allowAnySHA1InWant: a blob cannot be asked for by name.
-    (no_machine_config / ".gitconfig").write_text("[protocol]\n\tversion = 0\n")
+    # (Command-line scope: the adapter reads no user or system configuration.)
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'protocol.version'='0'")
     allow_filters(remote)
 
     snapshot = source.read(remote.as_uri(), "main", PATH)

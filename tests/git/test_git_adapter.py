@@ -381,7 +381,7 @@ def test_fetch_branch_and_remote_branch_sha(clone: git.Repo, remote: Path) -> No
     assert gitops.remote_branch_sha(remote.as_uri(), "no-such-branch") is None
 
 
-def test_merge_commit_supersedes_a_branch_without_force(clone: git.Repo, remote: Path) -> None:
+def test_commit_tree_supersedes_a_branch_without_force(clone: git.Repo, remote: Path) -> None:
     earlier = commit_to_remote(
         remote, "backlog/x-1", {"a.txt": "earlier attempt\n"}, "Earlier", start="main"
     )
@@ -390,8 +390,8 @@ def test_merge_commit_supersedes_a_branch_without_force(clone: git.Repo, remote:
     head = gitops.fetch_branch(clone, "backlog/x-1")
     assert head == earlier
 
-    merge = gitops.merge_commit(
-        clone, tree_from=ours, parents=[earlier, ours], message="Supersede", **AUTHOR
+    merge = gitops.commit_tree(
+        clone, tree=ours, parents=[earlier, ours], message="Supersede", **AUTHOR
     )
     gitops.push(clone, merge, "backlog/x-1")  # no lease: must be a fast-forward
 
@@ -439,7 +439,7 @@ def test_clone_and_push_over_http_with_a_token_file(
     for path in git_dir.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
-    assert TOKEN not in repr(credentials.environment())
+    assert TOKEN not in repr(credentials.environment(url))
 
 
 def test_token_is_read_when_git_asks_for_it(
@@ -525,10 +525,12 @@ def test_callers_own_helper_and_askpass_are_never_asked(
     assert anonymous.value.reason == "AuthenticationFailed"
     assert not asked.exists()
 
-    # Without GitCredentials a person's own helper stays usable (`backlogctl run` on a laptop);
-    # askpass, a prompt, still is not.
-    gitops.clone(url, tmp_path / "w2", "main")
-    assert set(asked.read_text().split()) == {"helper"}  # asked (get, then store); askpass not
+    # Without GitCredentials too: a user's configuration is never read (a task running as the
+    # same user could have written it), and askpass, a prompt, is never run.
+    with pytest.raises(GitError) as without:
+        gitops.clone(url, tmp_path / "w2", "main")
+    assert without.value.reason == "AuthenticationFailed"
+    assert not asked.exists()
 
 
 def test_unreadable_token_file_is_a_permanent_error(

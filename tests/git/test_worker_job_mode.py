@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from backlog_operator.api.goal import Goal
 from backlog_operator.api.result import MAX_RESULT_BYTES, ExitCode
 from backlog_operator.worker.context import goal_to_environment
-from backlog_operator.worker.launcher import launcher_command
 from tests.git.conftest import BACKLOG
 from tests.support.gitrepos import make_remote, remote_branches, remote_sha, run_git
-
-
-def backlogctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`backlogctl ARGS` as its own process, as a container runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "backlog_operator.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.support.pod import Pod, backlogctl
 
 
 def goal_for(url: str, task_id: str, script: str) -> Goal:
@@ -50,48 +36,6 @@ def goal_for(url: str, task_id: str, script: str) -> Goal:
             },
         }
     )
-
-
-class Pod:
-    """The three containers of one attempt, sharing a workspace folder."""
-
-    def __init__(self, tmp_path: Path, goal: Goal) -> None:
-        self.workspace = tmp_path / "workspace"
-        self.workspace.mkdir()
-        self.logs = tmp_path / "termination"
-        self.logs.mkdir()
-        self.goal = goal
-        self.base_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "BACKLOG_"))
-        }
-        self.base_env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
-
-    def worker(self, step: str) -> subprocess.CompletedProcess[str]:
-        env = dict(self.base_env)
-        env.update(
-            BACKLOG_GOAL=goal_to_environment(self.goal),
-            BACKLOG_ATTEMPT_ID="attempt-t-0a0b0c",
-            BACKLOG_WORKSPACE=str(self.workspace),
-            BACKLOG_TERMINATION_LOG=str(self.logs / step),
-        )
-        return backlogctl("worker", step, env=env)
-
-    def task(self) -> subprocess.CompletedProcess[str]:
-        spec = self.goal.spec.task
-        env = {"PATH": os.environ["PATH"], "BACKLOG_WORKSPACE": str(self.workspace)}
-        env.update({item.name: item.value for item in spec.env})
-        return subprocess.run(
-            launcher_command(spec.command, spec.args),
-            env=env,
-            cwd=self.workspace,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    def termination_message(self, step: str) -> str:
-        return (self.logs / step).read_text()
 
 
 def test_three_containers_publish_and_report_through_the_termination_message(

@@ -9,16 +9,30 @@ reads the token file when git asks for a password and answers on its stdout, so 
 appears in a command line (GitPython prints those in logs and in `GitCommandError`), in a remote
 URL, in `.git/config`, or in the environment. Prompts are off (`GIT_TERMINAL_PROMPT=0`, empty
 askpass, ssh in batch mode): a missing or wrong credential fails at once instead of waiting.
+The helper is scoped to the scheme, host and port of the one URL a command talks to, so git
+never offers the token to another server (a redirect, a rewritten URL, a proxy).
+
+No configuration but our own: every command runs with `GIT_CONFIG_NOSYSTEM` and
+`GIT_CONFIG_GLOBAL=/dev/null`, so neither the machine's nor a user's git configuration (which a
+task running as the same user could write) reaches these commands.
+
+`seal` and `open_sealed` give the `publish` step its own git metadata, out of the task's
+reach, over the work tree the task leaves; see docs/worker.md for that trust boundary.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
+import shutil
+import stat
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import git
 
@@ -83,30 +97,47 @@ class GitCredentials:
     """A token for git over HTTPS, held in a file (a mounted Secret key) and read only on use.
 
     `token_file=None` means anonymous access: no helper at all is consulted, not even the user's.
+    `insecure` allows the token over plain http:// to a host that is not loopback.
     """
 
     token_file: Path | None
     username: str = "x-access-token"
+    insecure: bool = False
 
     def __post_init__(self) -> None:
         # The helper speaks a line-based protocol: a newline in the user name would forge a field.
         if any(char in self.username for char in "\r\n\0") or not self.username:
             raise ValueError("the git user name must be one non-empty line")
 
-    def environment(self) -> dict[str, str]:
-        """Environment for git processes: no prompts, no system config, only our helper.
+    def environment(self, url: str) -> dict[str, str]:
+        """Environment for git processes talking to `url`: no prompts, only our helper.
 
         Holds the token file's path, never the token. An empty `credential.helper` first resets
-        the list, so helpers from the user's or the system's configuration are never asked.
+        the list; our helper is then configured for `url`'s scheme, host and port alone, so git
+        asks it for no other server. Raises GitError(InsecureUrl) for a token over plain http to
+        a host that is not loopback, unless `insecure`.
         """
         config: list[tuple[str, str]] = [("credential.helper", "")]
-        env = {"GIT_CONFIG_NOSYSTEM": "1"}
-        if self.token_file is not None:
-            config.append(("credential.helper", _CREDENTIAL_HELPER))
+        env: dict[str, str] = {}
+        scope = credential_scope(url)
+        if self.token_file is not None and scope is not None:
+            self._refuse_plain_http(scope)
+            config.append((f"credential.{scope}.helper", _CREDENTIAL_HELPER))
             # Absolute: git runs the helper in the repository, not in our working directory.
             env[_TOKEN_FILE_VARIABLE] = str(Path(self.token_file).absolute())
             env[_USERNAME_VARIABLE] = self.username
         return {**_environment(config), **env}
+
+    def _refuse_plain_http(self, scope: str) -> None:
+        parts = urlsplit(scope)
+        if parts.scheme != "http" or self.insecure or _is_loopback(parts.hostname or ""):
+            return
+        raise GitError(
+            "InsecureUrl",
+            f"refusing to send the token over plain http to {parts.hostname}; use https, or "
+            "set spec.repository.insecure to true if this network is trusted",
+            retryable=False,
+        )
 
     def read_token(self) -> str | None:
         """The token, for scrubbing error texts; None when there is none or it cannot be read."""
@@ -147,7 +178,7 @@ def clone(
     args += ["--", remote, str(dest)]
     redact = _redactor(credentials)
     log.debug("cloning %s at %s into %s", redact(remote), branch, dest)
-    result = _git(None, args, env=_network_env(credentials), timeout=timeout)
+    result = _git(None, args, env=_network_env(credentials, remote), timeout=timeout)
     if result.status != 0:
         raise _network_error("clone", result, redact, branch=branch)
     return git.Repo(dest)
@@ -158,11 +189,15 @@ def push(
     local_ref: str,
     remote_branch: str,
     *,
+    url: str | None = None,
     credentials: GitCredentials | None = None,
     expect_remote_sha: str | None = None,
     timeout: float | None = NETWORK_TIMEOUT_SECONDS,
 ) -> None:
-    """Push `local_ref` (a branch, HEAD or a sha) to `refs/heads/<remote_branch>` on origin.
+    """Push `local_ref` (a branch, HEAD or a sha) to `refs/heads/<remote_branch>` at `url`.
+
+    Without `url`, origin's URL as configured (and checked); the push names the URL itself, so a
+    `pushurl` never redirects it.
 
     With `expect_remote_sha=None` the remote branch must be new or fast-forwarded; otherwise it
     is replaced only while it still points at that sha (`--force-with-lease`).
@@ -171,17 +206,17 @@ def push(
     retryable), NonFastForward (the branch moved or the lease is stale: retryable),
     RepositoryUnreachable, AuthenticationFailed.
     """
-    _check_origin(repo)
+    remote, scope = _remote_and_scope(repo, url)
     target = f"refs/heads/{_strip_heads(remote_branch)}"
     # --porcelain: one machine-readable status line per ref, instead of guessing from prose.
     # --no-verify: a person's pre-push hooks have no say over the operator's pushes.
     args = ["push", "--porcelain", "--no-verify"]
     if expect_remote_sha is not None:
         args.append(f"--force-with-lease={target}:{expect_remote_sha}")
-    args += ["origin", f"{local_ref}:{target}"]
+    args += ["--", remote, f"{local_ref}:{target}"]
     redact = _redactor(credentials)
     log.debug("pushing %s to %s", local_ref, target)
-    result = _git(repo, args, env=_network_env(credentials), timeout=timeout)
+    result = _git(repo, args, env=_network_env(credentials, scope), timeout=timeout)
     if result.status != 0:
         raise _push_error(result, redact, target)
 
@@ -190,12 +225,16 @@ def fetch_branch(
     repo: git.Repo,
     branch: str,
     *,
+    url: str | None = None,
     credentials: GitCredentials | None = None,
     depth: int | None = 1,
     timeout: float | None = NETWORK_TIMEOUT_SECONDS,
 ) -> str | None:
-    """Fetch one branch of origin into `refs/remotes/origin/<branch>`; its sha, None if absent."""
-    _check_origin(repo)
+    """Fetch one branch of `url` (default: origin's) into `refs/remotes/origin/<branch>`.
+
+    Its sha, or None when the remote has no such branch.
+    """
+    remote, scope = _remote_and_scope(repo, url)
     name = _strip_heads(branch)
     tracking = f"refs/remotes/origin/{name}"
     args = ["fetch", "--no-tags", "--no-write-fetch-head"]
@@ -203,9 +242,9 @@ def fetch_branch(
         args.append(f"--depth={_positive(depth)}")
     # The explicit refspec matters: a single-branch clone's configured refspec names only the
     # branch it was cloned at.
-    args += ["origin", f"+refs/heads/{name}:{tracking}"]
+    args += ["--", remote, f"+refs/heads/{name}:{tracking}"]
     redact = _redactor(credentials)
-    result = _git(repo, args, env=_network_env(credentials), timeout=timeout)
+    result = _git(repo, args, env=_network_env(credentials, scope), timeout=timeout)
     if result.status != 0:
         error = _network_error("fetch", result, redact, branch=name)
         if error.reason != "BranchNotFound":
@@ -229,15 +268,17 @@ def remote_branch_sha(
     """
     ref = f"refs/heads/{_strip_heads(branch)}"
     if isinstance(remote, git.Repo):
-        _check_origin(remote)
         where: git.Repo | None = remote
-        target = "origin"
+        target = _origin_url(remote)
     else:
         where = None
         target = _remote_url(str(remote))
     redact = _redactor(credentials)
     result = _git(
-        where, ["ls-remote", "--", target, ref], env=_network_env(credentials), timeout=timeout
+        where,
+        ["ls-remote", "--", target, ref],
+        env=_network_env(credentials, target),
+        timeout=timeout,
     )
     if result.status != 0:
         raise _network_error("ls-remote", result, redact)
@@ -311,28 +352,6 @@ def create_branch(repo: git.Repo, name: str, at: str = "HEAD", *, checkout: bool
         _checked(repo, ["branch", "--no-track", "--", name, start])
 
 
-def merge_commit(
-    repo: git.Repo,
-    *,
-    tree_from: str,
-    parents: Sequence[str],
-    message: str,
-    author_name: str,
-    author_email: str,
-) -> str:
-    """A new commit with `tree_from`'s tree and the given parents; its sha (no ref moves).
-
-    Used to supersede an open pull request's branch without a force push: with the branch's
-    head among the parents the push is a fast-forward, and the branch's history stays.
-    """
-    tree = _resolve(repo, tree_from, "tree")
-    args = ["commit-tree", "--no-gpg-sign", "-m", message]
-    for parent in parents:
-        args += ["-p", _resolve(repo, parent, "commit")]
-    args.append(tree)
-    return _checked(repo, args, env=_identity(author_name, author_email)).text.strip()
-
-
 def read_file_at(repo: git.Repo, ref: str, path: str) -> bytes | None:
     """The bytes of `path` at commit `ref`, exactly; None when no file is there.
 
@@ -347,6 +366,172 @@ def read_file_at(repo: git.Repo, ref: str, path: str) -> bytes | None:
         if name == wanted and len(fields) == 3 and fields[1] == "blob":
             return _checked(repo, ["cat-file", "blob", fields[2]]).stdout
     return None
+
+
+# --------------------------------------------------------------------------- the sealed clone
+
+#: The sealed clone's git metadata and index, inside the private folder.
+SEALED_GIT_DIR = "git"
+# Attributes for every path, in the sealed metadata's `info/attributes`, which wins over any
+# `.gitattributes` in the work tree: content is committed byte for byte, with no filter,
+# end-of-line or encoding conversion chosen by whoever wrote the work tree.
+_SEALED_ATTRIBUTES = "* -text !eol -filter -ident -working-tree-encoding -diff -merge\n"
+_GITLINK = "160000"
+
+
+@dataclass(frozen=True)
+class TreeChange:
+    """One path that differs between two trees, with its mode on each side ("000000": absent)."""
+
+    path: str
+    old_mode: str
+    new_mode: str
+
+    @property
+    def is_gitlink(self) -> bool:
+        """A submodule entry on either side."""
+        return _GITLINK in (self.old_mode, self.new_mode)
+
+
+def seal(clone: git.Repo, private_dir: Path) -> Path:
+    """Copy a fresh clone's git metadata into `private_dir`; the copy's path.
+
+    Call it before anything untrusted runs in the clone: the copy (configuration, objects,
+    refs, index) is then what `open_sealed` works from, whatever happens to the clone's own
+    `.git` afterwards. Hooks are left behind and content attributes are pinned (see above).
+    """
+    target = Path(private_dir).absolute() / SEALED_GIT_DIR
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = Path(clone.git_dir)
+    shutil.copytree(
+        source,
+        target,
+        symlinks=True,
+        ignore=lambda folder, names: ["hooks"] if Path(folder) == source else [],
+    )
+    (target / "info").mkdir(exist_ok=True)
+    (target / "info" / "attributes").write_text(_SEALED_ATTRIBUTES, encoding="utf-8")
+    sealed = git.Repo(target)
+    sealed.git.update_environment(GIT_DIR=str(target))
+    # A background gc would outlive the step that started it.
+    _checked(sealed, ["config", "--", "gc.auto", "0"])
+    return target
+
+
+def open_sealed(private_dir: Path, work_tree: Path) -> git.Repo:
+    """The metadata `seal` kept, over `work_tree`: nothing of the work tree's `.git` is read.
+
+    Every command on the returned repository names its git folder, work tree and index
+    explicitly, so git neither discovers nor reads another. Raises GitError(InvalidWorkspace)
+    when `work_tree` is not a real folder (a symbolic link would point the snapshot at any
+    files of this container) or nothing was sealed.
+    """
+    git_dir = Path(private_dir).absolute() / SEALED_GIT_DIR
+    work_tree = Path(work_tree).absolute()
+    try:
+        is_folder = stat.S_ISDIR(os.lstat(work_tree).st_mode)
+    except OSError:
+        is_folder = False
+    if not is_folder:
+        raise GitError(
+            "InvalidWorkspace",
+            f"{work_tree} is not a folder (the task replaced or removed it)",
+            retryable=False,
+        )
+    if not (git_dir / "HEAD").is_file():
+        raise GitError("InvalidWorkspace", f"nothing was sealed in {private_dir}", retryable=False)
+    repo = git.Repo(git_dir)
+    repo.git.update_environment(
+        GIT_DIR=str(git_dir),
+        GIT_WORK_TREE=str(work_tree),
+        GIT_INDEX_FILE=str(git_dir / "index"),
+        GIT_OBJECT_DIRECTORY=str(git_dir / "objects"),
+        GIT_ALTERNATE_OBJECT_DIRECTORIES="",
+        GIT_COMMON_DIR=str(git_dir),
+    )
+    return repo
+
+
+def snapshot(repo: git.Repo) -> str:
+    """Stage the whole work tree (additions, changes, deletions) and return its tree's sha.
+
+    Files are taken as they are, symbolic links as links (never followed); a nested
+    repository becomes a submodule entry (callers decide about those); other file types
+    (fifos, sockets, devices) are left out, unless one stands where a tracked file was:
+    GitError(UnsupportedFile).
+    """
+    added = _git(repo, ["add", "--all"], timeout=LOCAL_TIMEOUT_SECONDS)
+    unsupported = re.findall(r"error: (.+): can only add regular files", added.stderr)
+    if added.status != 0 and unsupported:
+        raise GitError(
+            "UnsupportedFile",
+            f"{', '.join(unsupported[:10])}: neither a file, a link nor a folder (a fifo, "
+            "socket or device where a tracked file was); git cannot commit it",
+            retryable=False,
+        )
+    if added.status != 0:
+        raise _local_error(["add", "--all"], added)
+    return _checked(repo, ["write-tree"]).text.strip()
+
+
+def tree_changes(repo: git.Repo, old: str, new: str) -> list[TreeChange]:
+    """Every path that differs between the trees of `old` and `new` (commits or trees)."""
+    args = ["diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-ext-diff"]
+    listing = _checked(repo, [*args, _resolve(repo, old, "tree"), _resolve(repo, new, "tree")])
+    fields = listing.text.split("\0")
+    changes = []
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        if not meta.startswith(":"):
+            continue
+        old_mode, new_mode = meta[1:].split()[:2]
+        changes.append(TreeChange(path, old_mode, new_mode))
+    return changes
+
+
+def tree_paths(repo: git.Repo, tree: str) -> list[str]:
+    """Every path of a file, link or submodule in `tree` (a commit or a tree)."""
+    listing = _checked(
+        repo, ["ls-tree", "-r", "-z", "--name-only", "--full-tree", _resolve(repo, tree, "tree")]
+    )
+    return [path for path in listing.text.split("\0") if path]
+
+
+def write_blob(repo: git.Repo, data: bytes) -> str:
+    """Store `data` as a blob, exactly (no filters); its sha."""
+    with tempfile.NamedTemporaryFile(dir=repo.git_dir, prefix="blob-", delete=False) as handle:
+        handle.write(data)
+    try:
+        return _checked(repo, ["hash-object", "-w", "--no-filters", "--", handle.name]).text.strip()
+    finally:
+        os.unlink(handle.name)
+
+
+def put_file(repo: git.Repo, path: str, blob: str, mode: str = "100644") -> str:
+    """Set `path` to `blob` in the index (nothing is written to the work tree); the new tree."""
+    _checked(repo, ["update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}"])
+    return _checked(repo, ["write-tree"]).text.strip()
+
+
+def commit_tree(
+    repo: git.Repo,
+    *,
+    tree: str,
+    parents: Sequence[str],
+    message: str,
+    author_name: str,
+    author_email: str,
+) -> str:
+    """A new commit of `tree` (a tree, or a commit whose tree is taken) with these parents.
+
+    Its sha; no ref moves. With a branch's head among the parents, pushing it onto that branch
+    is a fast-forward: how an open pull request's branch is superseded without a force push.
+    """
+    tree_sha = _resolve(repo, tree, "tree")
+    args = ["commit-tree", "--no-gpg-sign", "-m", message]
+    for parent in parents:
+        args += ["-p", _resolve(repo, parent, "commit")]
+    args.append(tree_sha)
+    return _checked(repo, args, env=_identity(author_name, author_email)).text.strip()
 
 
 # ------------------------------------------------------------------- fetching without a work tree
@@ -430,18 +615,19 @@ def entry_at(
     credentials: GitCredentials | None = None,
     timeout: float | None = NETWORK_TIMEOUT_SECONDS,
 ) -> TreeEntry | None:
-    """What `path` is at commit `ref` (None when nothing is there), without reading a file.
+    """What `path` is in `ref`, a commit or a tree (None when nothing is there); reads no file.
 
     In a partial clone (`init_bare(lazy_blobs=True)`) a blob's size is only known once the blob
     is here, so git fetches that one blob from origin: hence `credentials` and the network
     errors (RepositoryUnreachable, AuthenticationFailed, ...) besides GitError(RefNotFound) when
     `ref` names no commit.
     """
-    commit = _resolve(repo, ref, "commit")
+    tree = _resolve(repo, ref, "tree")
     wanted = path.strip("/")
     # --literal-pathspecs: a path such as `:(glob)*` is a name, not pathspec magic.
-    args = ["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", commit, "--", wanted]
-    result = _git(repo, args, env=_network_env(credentials), timeout=timeout)
+    args = ["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", tree, "--", wanted]
+    env = _network_env(credentials, _origin_url(repo, required=False))
+    result = _git(repo, args, env=env, timeout=timeout)
     if result.status != 0:
         raise _network_error("ls-tree", result, _redactor(credentials))
     for entry in result.text.split("\0"):
@@ -467,7 +653,8 @@ def read_blob(
     """
     if not _FULL_SHA.match(sha):
         raise GitError("RefNotFound", f"{sha!r} is not a full object name", retryable=False)
-    result = _git(repo, ["cat-file", "blob", sha], env=_network_env(credentials), timeout=timeout)
+    env = _network_env(credentials, _origin_url(repo, required=False))
+    result = _git(repo, ["cat-file", "blob", sha], env=env, timeout=timeout)
     if result.status != 0:
         error = _network_error("cat-file", result, _redactor(credentials))
         # A failed fetch of the blob says why in its own words (classified above); otherwise
@@ -534,10 +721,14 @@ def _checked(
     """Run a local command; any failure is a GitError."""
     result = _git(repo, args, env=env, timeout=LOCAL_TIMEOUT_SECONDS)
     if result.status != 0:
-        detail = _excerpt(result.stderr, Redactor())
-        reason, sentence = _classify_local(args[0], result)
-        raise GitError(reason, _sentence(sentence, detail), retryable=False, detail=detail)
+        raise _local_error(args, result)
     return result
+
+
+def _local_error(args: Sequence[str], result: _Result) -> GitError:
+    detail = _excerpt(result.stderr, Redactor())
+    reason, sentence = _classify_local(args[0], result)
+    return GitError(reason, _sentence(sentence, detail), retryable=False, detail=detail)
 
 
 def _resolve(repo: git.Repo, revision: str, kind: str = "") -> str:
@@ -567,6 +758,9 @@ def _environment(config: Sequence[tuple[str, str]]) -> dict[str, str]:
         "GIT_ALLOW_PROTOCOL": ":".join(_ALLOWED_PROTOCOLS),
         # Traces (GIT_TRACE_CURL, if a person set it) must mask Authorization headers.
         "GIT_TRACE_REDACT": "1",
+        # Only the configuration we pass (and the repository's own): see the module docstring.
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CONFIG_COUNT": str(len(entries)),
     }
     for index, (key, value) in enumerate(entries):
@@ -578,9 +772,9 @@ def _environment(config: Sequence[tuple[str, str]]) -> dict[str, str]:
     return env
 
 
-def _network_env(credentials: GitCredentials | None) -> dict[str, str]:
+def _network_env(credentials: GitCredentials | None, url: str) -> dict[str, str]:
+    """The environment of a command that talks to `url` (the token's helper scoped to it)."""
     if credentials is None:
-        # Nothing given: the caller's own setup (a person's helper, an ssh agent) stays usable.
         return _environment(())
     token_file = credentials.token_file
     if token_file is not None and not os.access(token_file, os.R_OK):
@@ -589,7 +783,31 @@ def _network_env(credentials: GitCredentials | None) -> dict[str, str]:
             f"the token file {token_file} cannot be read",
             retryable=False,
         )
-    return credentials.environment()
+    return credentials.environment(url)
+
+
+def credential_scope(url: str) -> str | None:
+    """`scheme://host[:port]` of an http(s) URL, the only server its token is offered to.
+
+    None for any other transport (ssh, git, file, a local path), which never asks for a token.
+    """
+    if "://" not in url:
+        return None
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.netloc.rpartition("@")[2]  # userinfo is refused elsewhere; never part of a key
+    return f"{scheme}://{host.lower()}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _identity(name: str, email: str) -> dict[str, str]:
@@ -637,11 +855,29 @@ def _remote_url(url: str) -> str:
     return os.path.abspath(os.path.expanduser(url))
 
 
-def _check_origin(repo: git.Repo) -> None:
-    """Refuse to talk to an origin whose URL carries credentials (set up outside this module)."""
+def _remote_and_scope(repo: git.Repo, url: str | None) -> tuple[str, str]:
+    """What to name on git's command line, and the URL the token is scoped to.
+
+    A given URL is named itself. Without one, `origin` is named (so its configured partial
+    clone filter applies) and its checked URL scopes the token.
+    """
+    if url is not None:
+        remote = _remote_url(url)
+        return remote, remote
+    return "origin", _origin_url(repo)
+
+
+def _origin_url(repo: git.Repo, *, required: bool = True) -> str:
+    """Origin's URL as configured, checked like any URL we are given (no credentials in it).
+
+    Raises GitError(RepositoryUnreachable) when there is none and `required`; else "".
+    """
     result = _git(repo, ["config", "--get", "remote.origin.url"], timeout=LOCAL_TIMEOUT_SECONDS)
-    if result.status == 0:
-        _remote_url(result.text.strip())
+    if result.status == 0 and result.text.strip():
+        return _remote_url(result.text.strip())
+    if required:
+        raise GitError("RepositoryUnreachable", "the clone has no origin", retryable=False)
+    return ""
 
 
 def _strip_heads(branch: str) -> str:

@@ -200,7 +200,11 @@ class BacklogReconciler:
         )
         cached = self._parsed.get(uid)
         with private_token_file(token) as token_file:
-            credentials = GitCredentials(token_file=token_file) if token_file else None
+            credentials = (
+                GitCredentials(token_file=token_file, insecure=repository.insecure)
+                if token_file
+                else None
+            )
             snapshot = await asyncio.to_thread(
                 self.source.read,
                 repository.url,

@@ -7,7 +7,8 @@ In a Job every step reads the same environment (set by the operator on each cont
 | `BACKLOG_GOAL` | the Goal as JSON (`metadata` and `spec`) | required unless `BACKLOG_GOAL_FILE` |
 | `BACKLOG_GOAL_FILE` | a file holding the Goal (YAML or JSON) | |
 | `BACKLOG_ATTEMPT_ID` | this attempt's id | a new one |
-| `BACKLOG_WORKSPACE` | the shared workspace volume | `/workspace` |
+| `BACKLOG_WORKSPACE` | the shared workspace volume (the task's too) | `/workspace` |
+| `BACKLOG_PRIVATE_DIR` | a volume of `clone` and `publish` only, not of `task` | `/private` |
 | `BACKLOG_TOKEN_FILE` | a mounted Secret key holding the forge token | none (no credentials) |
 | `BACKLOG_TERMINATION_LOG` | where the result JSON goes | `/dev/termination-log` |
 | `BACKLOG_GOAL_URL` | a link to the goal, put in the pull request body | none |
@@ -25,11 +26,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from backlog_operator import naming
+from backlog_operator.adapters.git import GitCredentials
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.goal import Goal
 from backlog_operator.redact import Redactor
 
 DEFAULT_WORKSPACE = "/workspace"
+DEFAULT_PRIVATE_DIR = "/private"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 REPO_DIR = "repo"
 STATE_DIR = ".backlog-state"
@@ -46,6 +49,7 @@ class WorkerContext:
     goal: Goal
     attempt_id: str
     workspace: Path
+    private_dir: Path
     token_file: Path | None = None
     termination_log: Path | None = None
     goal_url: str | None = None
@@ -58,8 +62,20 @@ class WorkerContext:
 
     @property
     def state_dir(self) -> Path:
-        """Records passed between steps, outside the clone so they are never committed."""
+        """What `clone` tells the task (its variables, the skip marker), outside the clone.
+
+        The task can write here: `publish` reads nothing from it. What `publish` relies on is
+        in `private_dir`, which the task never sees.
+        """
         return self.workspace / STATE_DIR
+
+    def git_credentials(self) -> GitCredentials | None:
+        """The token for git, offered only to the spec's repository host (see the adapter)."""
+        if self.token_file is None:
+            return None
+        return GitCredentials(
+            token_file=self.token_file, insecure=self.goal.spec.repository.insecure
+        )
 
     @property
     def task_id(self) -> str | None:
@@ -130,6 +146,7 @@ def context_from_environment(environ: Mapping[str, str] | None = None) -> Worker
         goal=goal,
         attempt_id=attempt_id,
         workspace=Path(env.get("BACKLOG_WORKSPACE", DEFAULT_WORKSPACE)),
+        private_dir=Path(env.get("BACKLOG_PRIVATE_DIR", DEFAULT_PRIVATE_DIR)),
         token_file=Path(token_file) if token_file else None,
         termination_log=Path(env.get("BACKLOG_TERMINATION_LOG", DEFAULT_TERMINATION_LOG)),
         goal_url=env.get("BACKLOG_GOAL_URL") or None,

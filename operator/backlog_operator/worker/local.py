@@ -46,12 +46,17 @@ def main(args: argparse.Namespace) -> int:
     if args.workspace and _not_empty(Path(args.workspace)):
         log.error("workspace %s is not empty; give an empty or new folder", args.workspace)
         return int(ExitCode.USAGE)
-    with _token_file(args.token_file) as token_file, _workspace(args.workspace) as workspace:
+    with (
+        _token_file(args.token_file) as token_file,
+        _workspace(args.workspace) as workspace,
+        _private_dir() as private_dir,
+    ):
         ctx = WorkerContext(
             goal=goal,
             attempt_id=args.attempt_id
             or naming.new_attempt_id(goal.spec.backlog.task_id or goal.metadata.name),
             workspace=workspace,
+            private_dir=private_dir,
             token_file=token_file,
         )
         configure_logging(ctx)
@@ -99,6 +104,20 @@ def _workspace(path: str | None) -> Iterator[Path]:
         yield workspace
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+@contextmanager
+def _private_dir() -> Iterator[Path]:
+    """Where `clone` leaves what `publish` relies on: a new folder (mode 0700), not the task's.
+
+    The task is not told about it. Locally the task runs as your user and could still find
+    it: only a Job (a volume the task container does not mount) keeps it out of reach.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="backlog-private-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager

@@ -1,9 +1,18 @@
-"""The `publish` step, as ordered small steps.
+"""The `publish` step, as ordered small steps, over a work tree it does not trust.
 
-1. refuse changes outside the task's `allowed_paths` (permanent; nothing is pushed);
+Whatever ran in `task` could write anything into the workspace, its clone's `.git` included.
+So `publish` takes from the workspace only the content of the work tree (files, their modes,
+symbolic links as links), through the git metadata that `clone` sealed in the private folder
+before the task ran; the clone record and `allowed_paths` come from there too, and it pushes
+to the spec's URL alone. It never writes into the work tree: the writeback is made on the
+snapshot's tree.
+
+1. snapshot the work tree onto the base commit (`TaskTree`), refusing submodule changes,
+   paths outside the task's `allowed_paths` and paths that differ only in case (permanent;
+   nothing is pushed);
 2. find the open pull request of this task, if the forge has one (to reuse it);
-3. mark the task completed in the backlog file;
-4. commit the task's changes and the backlog change together;
+3. mark the task completed in the snapshot's backlog file;
+4. commit the task's changes and the backlog change together, on the base commit;
 5. push: a new branch `<prefix><task>-<attempt>`, or, when reusing an open pull request, a
    commit on its branch whose parents are the branch's head and ours (a fast-forward: the
    earlier attempt's history stays, and the pull request's diff is exactly this attempt's);
@@ -24,11 +33,12 @@ from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
 from backlog_operator.api.goal import PullRequestStatus
 from backlog_operator.api.result import Outcome, WorkerResult
-from backlog_operator.backlog.document import BacklogDocument
+from backlog_operator.backlog.document import DEFAULT_MAX_BYTES, BacklogDocument
 from backlog_operator.backlog.model import path_allowed
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext
 from backlog_operator.worker.failures import StepFailure
 from backlog_operator.worker.record import CloneRecord
+from backlog_operator.worker.workspace_rules import case_collisions
 
 if TYPE_CHECKING:  # PyGithub costs a sixth of a second to import: only for provider github
     from backlog_operator.adapters.github import GitHubForge, PullRequestRef
@@ -41,6 +51,7 @@ class _Publication:
     """What publishing has done so far (for the result)."""
 
     branch: str
+    tree: str
     commit: str = ""
     pull_request: PullRequestRef | None = None
     backlog_updated: bool = False
@@ -58,17 +69,17 @@ def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> Worker
             message=f"task {ctx.work_name} is already completed at {record.base_commit[:12]}",
             step="publish",
         )
-    repo = git.Repo(ctx.repo_dir)
-    task_changes = gitops.changed_paths(repo)
-    _refuse_paths_outside(task_changes, record.allowed_paths)
+    repo = gitops.open_sealed(ctx.private_dir, ctx.repo_dir)
+    tree, task_changes = _task_tree(repo, record)
     forge = _forge(ctx)
     existing = _open_pull_request(ctx, forge)
     state = _Publication(
         branch=existing.head_branch if existing else _new_branch(ctx),
+        tree=tree,
         pull_request=existing,
         warnings=list(record.warnings),
     )
-    state.backlog_updated = _mark_completed(ctx, record, state, now)
+    state.backlog_updated = _mark_completed(ctx, repo, record, state, now)
     state.changed_files = sorted(
         set(task_changes) | ({record.backlog_path} if state.backlog_updated else set())
     )
@@ -78,8 +89,12 @@ def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> Worker
             "the task changed nothing and there is no backlog task to mark completed",
             retryable=False,
         )
-    state.commit = gitops.commit_all(
-        repo, _render(ctx, record, ctx.goal.spec.commit.message), **_author(ctx)
+    state.commit = gitops.commit_tree(
+        repo,
+        tree=state.tree,
+        parents=[record.base_commit],
+        message=_render(ctx, record, ctx.goal.spec.commit.message),
+        **_author(ctx),
     )
     if existing is not None:
         _push_onto_open_pull_request(ctx, repo, state, existing)
@@ -90,17 +105,56 @@ def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> Worker
     return _result(ctx, state)
 
 
+def _task_tree(repo: git.Repo, record: CloneRecord) -> tuple[str, list[str]]:
+    """The tree the task left (on the base commit) and the paths it changed, once checked."""
+    tree = gitops.snapshot(repo)
+    changes = gitops.tree_changes(repo, record.base_commit, tree)
+    _refuse_submodule_changes(changes)
+    paths = [change.path for change in changes]
+    _refuse_paths_outside(paths, record.allowed_paths)
+    added = [change.path for change in changes if change.old_mode == "000000"]
+    if added:
+        _refuse_case_collisions(gitops.tree_paths(repo, tree), added)
+    return tree, paths
+
+
+def _refuse_submodule_changes(changes: list[gitops.TreeChange]) -> None:
+    submodules = [change.path for change in changes if change.is_gitlink]
+    if submodules:
+        raise StepFailure(
+            "SubmoduleChange",
+            "the task added or changed submodules (a nested git repository), which publish "
+            f"does not commit: {_shown(submodules)}; nothing was pushed",
+            retryable=False,
+        )
+
+
+def _refuse_case_collisions(tree_paths: list[str], added: list[str]) -> None:
+    collisions = case_collisions(tree_paths, added)
+    if collisions:
+        raise StepFailure(
+            "CaseCollision",
+            "the task added paths that differ from others only in letter case, which "
+            f"case-insensitive file systems cannot check out: {_shown(collisions)}; "
+            "nothing was pushed",
+            retryable=False,
+        )
+
+
+def _shown(paths: list[str]) -> str:
+    more = f" and {len(paths) - 10} more" if len(paths) > 10 else ""
+    return ", ".join(paths[:10]) + more
+
+
 def _refuse_paths_outside(changed: list[str], allowed: list[str] | None) -> None:
     if allowed is None:
         return
     outside = [path for path in changed if not path_allowed(path, allowed)]
     if outside:
-        shown = ", ".join(outside[:10]) + (
-            f" and {len(outside) - 10} more" if len(outside) > 10 else ""
-        )
         raise StepFailure(
             "PathViolation",
-            f"the task changed paths outside allowed_paths {allowed}: {shown}; nothing was pushed",
+            f"the task changed paths outside allowed_paths {allowed}: {_shown(outside)}; "
+            "nothing was pushed",
             retryable=False,
         )
 
@@ -138,11 +192,12 @@ def _new_branch(ctx: WorkerContext) -> str:
 
 
 def _mark_completed(
-    ctx: WorkerContext, record: CloneRecord, state: _Publication, now: datetime
+    ctx: WorkerContext, repo: git.Repo, record: CloneRecord, state: _Publication, now: datetime
 ) -> bool:
+    """Mark the task completed in the backlog of `state.tree`; whether it was."""
     if not record.task_found or ctx.task_id is None:
         return False
-    document = BacklogDocument.load(ctx.repo_dir, record.backlog_path)
+    document, mode = _task_backlog(repo, state.tree, record.backlog_path)
     if document.find(ctx.task_id) is None:
         # The task removed its own entry: keep its change, say so, do not resurrect the entry.
         state.warnings.append(f"the task removed {ctx.task_id!r} from the backlog; not marked")
@@ -154,35 +209,76 @@ def _mark_completed(
         completed_at=now,
         pr_number=state.pull_request.number if state.pull_request else None,
     )
-    document.save(ctx.repo_dir / record.backlog_path)
+    state.tree = _with_file(repo, record.backlog_path, document, mode)
     return True
+
+
+def _task_backlog(repo: git.Repo, tree: str, path: str) -> tuple[BacklogDocument, str]:
+    """The backlog file as the task left it, and its mode; InvalidBacklog if it is no file.
+
+    Read from the snapshot's tree, never from the work tree: a link there is a link here,
+    and is refused rather than followed.
+    """
+    entry = gitops.entry_at(repo, tree, path)
+    problem = None
+    if entry is None:
+        problem = "the task removed the backlog file (or a folder on its path)"
+    elif entry.mode == "120000":
+        problem = "the task replaced the backlog file with a symbolic link"
+    elif entry.kind == "tree":
+        problem = "the task replaced the backlog file with a folder"
+    elif not entry.is_file:
+        problem = "the task replaced the backlog file with something that is not a file"
+    elif entry.size is not None and entry.size > DEFAULT_MAX_BYTES:
+        problem = (
+            f"the task grew the backlog file to {entry.size} bytes, over the limit of "
+            f"{DEFAULT_MAX_BYTES}"
+        )
+    if problem is not None or entry is None:
+        raise StepFailure(
+            "InvalidBacklog", f"{path}: {problem}; nothing was pushed", retryable=False
+        )
+    document = BacklogDocument.parse(gitops.read_blob(repo, entry.sha), source=path)
+    return document, entry.mode
+
+
+def _with_file(repo: git.Repo, path: str, document: BacklogDocument, mode: str) -> str:
+    """The sealed index's tree with `path` holding the document's bytes."""
+    return gitops.put_file(repo, path, gitops.write_blob(repo, document.render()), mode)
 
 
 def _push_new_branch(ctx: WorkerContext, repo: git.Repo, state: _Publication) -> None:
     log.info("pushing %s (%s)", state.branch, state.commit[:12])
-    gitops.push(repo, state.commit, state.branch, credentials=_credentials(ctx))
+    gitops.push(
+        repo,
+        state.commit,
+        state.branch,
+        url=ctx.goal.spec.repository.url,
+        credentials=ctx.git_credentials(),
+    )
 
 
 def _push_onto_open_pull_request(
     ctx: WorkerContext, repo: git.Repo, state: _Publication, existing: PullRequestRef
 ) -> None:
-    credentials = _credentials(ctx)
-    head = gitops.fetch_branch(repo, existing.head_branch, credentials=credentials)
+    url = ctx.goal.spec.repository.url
+    credentials = ctx.git_credentials()
+    head = gitops.fetch_branch(repo, existing.head_branch, url=url, credentials=credentials)
     if head is None:
         raise StepFailure(
             "NonFastForward",
             f"the branch {existing.head_branch} of pull request #{existing.number} disappeared",
             retryable=True,
         )
-    state.commit = gitops.merge_commit(
+    state.commit = gitops.commit_tree(
         repo,
-        tree_from=state.commit,
+        tree=state.commit,
         parents=[head, state.commit],
         message=f"Supersede earlier attempt with {ctx.attempt_id}",
         **_author(ctx),
     )
     log.info("updating pull request #%d on %s", existing.number, existing.head_branch)
-    gitops.push(repo, state.commit, existing.head_branch, credentials=credentials)
+    gitops.push(repo, state.commit, existing.head_branch, url=url, credentials=credentials)
 
 
 def _open_and_record(
@@ -206,14 +302,23 @@ def _open_and_record(
     log.info("%s pull request #%d", "opened" if created else "reused", pull_request.number)
     if not state.backlog_updated or ctx.task_id is None:
         return
-    document = BacklogDocument.load(ctx.repo_dir, record.backlog_path)
+    document, mode = _task_backlog(repo, state.tree, record.backlog_path)
     document.set_pr_number(ctx.task_id, pull_request.number)
-    document.save(ctx.repo_dir / record.backlog_path)
-    follow_up = gitops.commit_all(
-        repo, f"Record pull request #{pull_request.number} for {ctx.task_id}", **_author(ctx)
+    follow_up = gitops.commit_tree(
+        repo,
+        tree=_with_file(repo, record.backlog_path, document, mode),
+        parents=[state.commit],
+        message=f"Record pull request #{pull_request.number} for {ctx.task_id}",
+        **_author(ctx),
     )
     try:
-        gitops.push(repo, follow_up, state.branch, credentials=_credentials(ctx))
+        gitops.push(
+            repo,
+            follow_up,
+            state.branch,
+            url=ctx.goal.spec.repository.url,
+            credentials=ctx.git_credentials(),
+        )
     except gitops.GitError as error:
         # The pull request exists and carries the work; only the number is missing from it.
         state.warnings.append(
@@ -241,10 +346,6 @@ def _result(ctx: WorkerContext, state: _Publication) -> WorkerResult:
         warnings=[ctx.redactor(warning) for warning in state.warnings],
         step="publish",
     )
-
-
-def _credentials(ctx: WorkerContext) -> gitops.GitCredentials | None:
-    return gitops.GitCredentials(token_file=ctx.token_file) if ctx.token_file else None
 
 
 def _author(ctx: WorkerContext) -> dict[str, str]:

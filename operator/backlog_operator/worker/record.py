@@ -1,7 +1,8 @@
-"""The record the `clone` step leaves for the `task` and `publish` steps in the workspace.
+"""The record the `clone` step leaves for `publish`, in the private folder.
 
-It is read from the pristine clone, before the task runs, so a task cannot widen its own
-`allowed_paths` or un-complete itself by editing the backlog file.
+It is read from the backlog at the base commit, before the task runs, and kept where the task
+cannot write (a volume not mounted into the task container), so a task can neither widen its
+own `allowed_paths` nor skip the writeback by editing the backlog file or the record.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ class CloneRecord(BaseModel):
     allowed_paths: list[str] | None = None
     warnings: list[str] = []
 
-    def save(self, state_dir: Path) -> None:
-        """Write the record into the workspace's state folder."""
-        state_dir.mkdir(parents=True, exist_ok=True)
-        (state_dir / RECORD_FILE).write_text(self.model_dump_json(indent=2), encoding="utf-8")
+    def save(self, private_dir: Path) -> None:
+        """Write the record into the private folder."""
+        private_dir.mkdir(parents=True, exist_ok=True)
+        (private_dir / RECORD_FILE).write_text(self.model_dump_json(indent=2), encoding="utf-8")
 
     @classmethod
-    def load(cls, state_dir: Path) -> CloneRecord:
-        """Read the record; FileNotFoundError when `clone` has not run in this workspace."""
-        return cls.model_validate_json((state_dir / RECORD_FILE).read_text(encoding="utf-8"))
+    def load(cls, private_dir: Path) -> CloneRecord:
+        """Read the record; FileNotFoundError when `clone` has not run with this folder."""
+        return cls.model_validate_json((private_dir / RECORD_FILE).read_text(encoding="utf-8"))

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from backlog_operator.redact import Redactor
 from backlog_operator.worker import launcher
 from backlog_operator.worker.context import (
     DEFAULT_TERMINATION_LOG,
+    DEFAULT_WORKSPACE,
+    STATE_DIR,
     WorkerContext,
     context_from_environment,
 )
@@ -47,15 +50,19 @@ def clone(ctx: WorkerContext) -> CloneRecord:
     """Clone the base branch and check the backlog; raise StepFailure when that cannot be done."""
     spec = ctx.goal.spec
     ctx.read_token()  # learn the secret before anything is printed, so it is always redacted
-    credentials = gitops.GitCredentials(token_file=ctx.token_file) if ctx.token_file else None
     log.info("cloning %s at %s", spec.repository.url, spec.repository.base_branch)
     repo = gitops.clone(
-        spec.repository.url, ctx.repo_dir, spec.repository.base_branch, credentials=credentials
+        spec.repository.url,
+        ctx.repo_dir,
+        spec.repository.base_branch,
+        credentials=ctx.git_credentials(),
     )
+    # Before anything untrusted runs: publish works from this copy, never from the clone's .git.
+    gitops.seal(repo, ctx.private_dir)
     record = CloneRecord(base_commit=gitops.head_commit(repo), backlog_path=spec.backlog.path)
     if ctx.task_id is not None:
         record = _check_backlog(ctx, record)
-    record.save(ctx.state_dir)
+    record.save(ctx.private_dir)
     if record.already_completed:
         launcher.write_skip_marker(ctx.state_dir)
     launcher.write_task_environment(ctx.state_dir, task_variables(ctx, record))
@@ -136,21 +143,35 @@ def run_task(ctx: WorkerContext, record: CloneRecord, argv: list[str] | None = N
     shown = shlex.join(command)
     log.info("running the task: %s", shown if len(shown) <= 200 else shown[:199] + "…")
     try:
-        completed = subprocess.run(
+        process = subprocess.Popen(
             command,
             cwd=ctx.repo_dir,
             env=task_environment(ctx, record),
-            timeout=spec.timeout_seconds,
-            check=False,
             stdin=subprocess.DEVNULL,
+            # Its own process group, so whatever it leaves running is ended with it (below).
+            start_new_session=True,
         )
     except FileNotFoundError:
         log.error("task command not found: %s", command[0])
         return 127
+    try:
+        return process.wait(timeout=spec.timeout_seconds)
     except subprocess.TimeoutExpired:
         log.error("task exceeded its timeout of %ss", spec.timeout_seconds)
         return 124
-    return completed.returncode
+    finally:
+        _end_process_group(process)
+
+
+def _end_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the task's process group: nothing it started may go on beside `publish`.
+
+    As a container's end does in a Job. A process that made a session of its own escapes
+    this; locally the task runs as your user anyway (see docs/worker.md).
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def task_failed(ctx: WorkerContext, exit_code: int) -> WorkerResult:
@@ -170,12 +191,12 @@ def task_failed(ctx: WorkerContext, exit_code: int) -> WorkerResult:
 def publish_attempt(ctx: WorkerContext, *, now: datetime | None = None) -> WorkerResult:
     """Publish the task's changes; every failure becomes a failed result, never an exception."""
     try:
-        record = CloneRecord.load(ctx.state_dir)
+        record = CloneRecord.load(ctx.private_dir)
     except FileNotFoundError:
         return failed_result(
             StepFailure(
                 "InvalidWorkspace",
-                f"no clone record in {ctx.state_dir}: the clone step has not run here",
+                f"no clone record in {ctx.private_dir}: the clone step has not run here",
                 retryable=True,
             ),
             step="publish",
@@ -255,18 +276,23 @@ def clone_main(args: argparse.Namespace) -> int:
 
 
 def task_main(args: argparse.Namespace) -> int:
-    """`backlogctl worker task [-- COMMAND...]`: run the task when the image is ours."""
-    ctx = _context_or_result("task")
-    if isinstance(ctx, WorkerResult):
-        return _setup_failed(ctx)
-    configure_logging(ctx)
-    try:
-        record = CloneRecord.load(ctx.state_dir)
-    except FileNotFoundError:
-        log.error("no clone record in %s: run `backlogctl worker clone` first", ctx.state_dir)
+    """`backlogctl worker task [-- COMMAND...]`: the task step, when the task image is ours.
+
+    Runs the same launcher as the Job's task container, so it sees what a task sees there:
+    the workspace and the variables `clone` wrote for it, nothing of the private folder.
+    """
+    configure_logging()
+    workspace = Path(os.environ.get("BACKLOG_WORKSPACE", DEFAULT_WORKSPACE))
+    if not (workspace / STATE_DIR / launcher.TASK_ENV_FILE).exists():
+        log.error("no task variables in %s: run `backlogctl worker clone` first", workspace)
         return int(ExitCode.USAGE)
-    argv = [part for part in (args.argv or []) if part != "--"] or None
-    return run_task(ctx, record, argv)
+    argv = [part for part in (args.argv or []) if part != "--"]
+    if not argv:
+        ctx = _context_or_result("task")
+        if isinstance(ctx, WorkerResult):
+            return _setup_failed(ctx)
+        argv = [*ctx.goal.spec.task.command, *ctx.goal.spec.task.args]
+    return subprocess.run(launcher.launcher_command(argv, []), check=False).returncode
 
 
 def publish_main(args: argparse.Namespace) -> int:
