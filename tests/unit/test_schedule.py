@@ -6,6 +6,7 @@ Time is only ever a value here: nothing sleeps and nothing reads a clock.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import re
@@ -277,6 +278,74 @@ class TestNextScheduleTime:
         found = times(parse_schedule("@hourly", "Europe/Berlin"), start, 12)
         assert [b - a for a, b in itertools.pairwise(found)] == [timedelta(hours=1)] * 11
 
+    # Europe/Berlin, Sunday 2010-10-31: at 01:00 UTC 03:00 CEST becomes 02:00 CET, so 02:00-02:59
+    # comes twice (00:00-00:59 UTC, then 01:00-01:59 UTC). Sunday 2013-03-31: at 01:00 UTC 02:00
+    # CET becomes 03:00 CEST, so 02:00-02:59 never comes. `31 3,10` picks exactly those nights.
+
+    def test_fall_back_a_rare_time_in_the_repeated_hour_runs_at_both_passes(self) -> None:
+        # croniter, asked in the zone, went from the first 02:00 straight to the next March.
+        schedule = parse_schedule("0 2 31 3,10 *", "Europe/Berlin")
+        assert times(schedule, utc(2010, 10, 30), 4) == [
+            utc(2010, 10, 31, 0, 0),  # 02:00 CEST
+            utc(2010, 10, 31, 1, 0),  # 02:00 CET
+            utc(2011, 3, 31, 0, 0),  # 02:00 CEST
+            utc(2011, 10, 31, 1, 0),  # 02:00 CET (DST ended on the 30th)
+        ]
+        for after in (
+            utc(2010, 10, 31, 0, 0),
+            utc(2010, 10, 31, 0, 59, 59),
+            utc(2010, 10, 31, 1) - timedelta(microseconds=1),
+        ):
+            assert next_schedule_time(schedule, after) == utc(2010, 10, 31, 1, 0)
+        assert next_schedule_time(schedule, utc(2010, 10, 31, 1, 0)) == utc(2011, 3, 31, 0, 0)
+
+    def test_fall_back_every_time_of_the_repeated_hour_runs_twice_in_order(self) -> None:
+        schedule = parse_schedule("*/15 2 31 3,10 *", "Europe/Berlin")
+        first_pass = [utc(2010, 10, 31, 0, m) for m in (0, 15, 30, 45)]  # 02:xx CEST
+        second_pass = [utc(2010, 10, 31, 1, m) for m in (0, 15, 30, 45)]  # 02:xx CET
+        assert times(schedule, utc(2010, 10, 30), 9) == [
+            *first_pass,
+            *second_pass,
+            utc(2011, 3, 31, 0, 0),
+        ]
+        # From inside either pass: the wall clock reads 02:40 both times.
+        assert next_schedule_time(schedule, utc(2010, 10, 31, 0, 40)) == utc(2010, 10, 31, 0, 45)
+        assert next_schedule_time(schedule, utc(2010, 10, 31, 1, 40)) == utc(2010, 10, 31, 1, 45)
+        assert next_schedule_time(schedule, utc(2010, 10, 31, 0, 50)) == utc(2010, 10, 31, 1, 0)
+
+    def test_fall_back_every_minute_of_the_repeated_hour(self) -> None:
+        schedule = parse_schedule("* 2 31 3,10 *", "Europe/Berlin")
+        found = times(schedule, utc(2010, 10, 30), 121)
+        assert found[:120] == [utc(2010, 10, 31) + timedelta(minutes=m) for m in range(120)]
+        assert found[120] == utc(2011, 3, 31, 0, 0)
+
+    def test_spring_forward_the_missing_times_run_once_at_the_end_of_the_gap(self) -> None:
+        for expression in ("0 2 31 3,10 *", "*/15 2 31 3,10 *", "* 2 31 3,10 *"):
+            schedule = parse_schedule(expression, "Europe/Berlin")
+            assert times(schedule, utc(2013, 3, 30), 2) == [
+                utc(2013, 3, 31, 1, 0),  # 03:00 CEST, once for the whole missing hour
+                utc(2013, 10, 31, 1, 0),  # 02:00 CET
+            ], expression
+            just_before = utc(2013, 3, 31, 1) - timedelta(microseconds=1)
+            assert next_schedule_time(schedule, just_before) == utc(2013, 3, 31, 1, 0)
+
+    def test_spring_forward_a_missing_time_and_the_end_of_the_gap_make_one_run(self) -> None:
+        schedule = parse_schedule("0 2,3 * * *", "Europe/Berlin")
+        assert times(schedule, utc(2013, 3, 30, 12), 3) == [
+            utc(2013, 3, 31, 1, 0),  # 02:00 does not exist, 03:00 CEST does: one run
+            utc(2013, 4, 1, 0, 0),  # 02:00 CEST
+            utc(2013, 4, 1, 1, 0),  # 03:00 CEST
+        ]
+
+    def test_a_skipped_day_runs_its_times_when_the_day_after_begins(self) -> None:
+        # Pacific/Apia went from 2011-12-29 23:59:59 (UTC-10) to 2011-12-31 00:00 (UTC+14).
+        schedule = parse_schedule("0 9 * * *", "Pacific/Apia")
+        assert times(schedule, utc(2011, 12, 29), 3) == [
+            utc(2011, 12, 29, 19, 0),  # 09:00 on the 29th, UTC-10
+            utc(2011, 12, 30, 10, 0),  # the 30th's 09:00: 00:00 on the 31st, UTC+14
+            utc(2011, 12, 30, 19, 0),  # 09:00 on the 31st
+        ]
+
 
 class TestDue:
     hourly = parse_schedule("0 * * * *", None)
@@ -530,6 +599,79 @@ class TestDue:
         assert runs == [utc(2024, 10, 27, 0, 30), utc(2024, 10, 27, 1, 30)]
         assert goal_name("nightly", runs[0]) != goal_name("nightly", runs[1])
 
+    def test_berlin_fall_back_2010_the_second_pass_is_the_most_recent(self) -> None:
+        # The property test's falsifying example: created at 00:59:59 UTC, between the first
+        # 02:00 (00:00 UTC) and the second (01:00 UTC), and looked at a day later.
+        result = due(
+            parse_schedule("0 2 31 3,10 *", "Europe/Berlin"),
+            last_schedule_time=None,
+            creation_time=utc(2010, 10, 31, 0, 59, 59),
+            now=utc(2010, 11, 1),
+            starting_deadline_seconds=None,
+        )
+        assert result.run_for == utc(2010, 10, 31, 1, 0)  # 02:00 CET
+        assert (result.missed, result.next_time) == (1, utc(2011, 3, 31, 0, 0))
+
+    def test_berlin_fall_back_2010_every_minute_of_both_passes_counts(self) -> None:
+        schedule = parse_schedule("* 2 31 3,10 *", "Europe/Berlin")
+        for created, missed in ((utc(2010, 10, 31, 0, 59, 59), 60), (utc(2010, 10, 31, 1, 0), 59)):
+            result = due(
+                schedule,
+                last_schedule_time=None,
+                creation_time=created,
+                now=utc(2010, 11, 1),
+                starting_deadline_seconds=None,
+            )
+            assert result.run_for == utc(2010, 10, 31, 1, 59)  # 02:59 CET
+            assert result.missed == missed
+
+    def test_berlin_fall_back_2010_runs_through_both_passes_one_time_each(self) -> None:
+        schedule = parse_schedule("0,30 2 31 3,10 *", "Europe/Berlin")
+        last = utc(2010, 3, 31, 0, 30)
+        runs = []
+        for minute in range(0, 150, 5):
+            now = utc(2010, 10, 30, 23, 30) + timedelta(minutes=minute)
+            result = due(
+                schedule,
+                last_schedule_time=last,
+                creation_time=self.long_ago,
+                now=now,
+                starting_deadline_seconds=60,
+            )
+            assert result.next_time > now
+            if result.run_for is not None:
+                runs.append(result.run_for)
+                last = result.run_for
+            else:
+                assert result.skipped_time is None
+        assert runs == [
+            utc(2010, 10, 31, 0, 0),  # 02:00 CEST
+            utc(2010, 10, 31, 0, 30),  # 02:30 CEST
+            utc(2010, 10, 31, 1, 0),  # 02:00 CET
+            utc(2010, 10, 31, 1, 30),  # 02:30 CET
+        ]
+        assert len({goal_name("s", run) for run in runs}) == 4
+
+    def test_berlin_spring_forward_2013_the_missing_hour_is_one_run(self) -> None:
+        schedule = parse_schedule("* 2 31 3,10 *", "Europe/Berlin")
+        result = due(
+            schedule,
+            last_schedule_time=utc(2012, 10, 31, 1, 59),
+            creation_time=self.long_ago,
+            now=utc(2013, 3, 31, 1, 0, 30),  # 03:00:30 CEST
+            starting_deadline_seconds=60,
+        )
+        assert (result.run_for, result.missed) == (utc(2013, 3, 31, 1, 0), 1)
+        assert result.next_time == utc(2013, 10, 31, 1, 0)
+        before = due(
+            schedule,
+            last_schedule_time=utc(2012, 10, 31, 1, 59),
+            creation_time=self.long_ago,
+            now=utc(2013, 3, 31, 0, 59, 59),  # 01:59:59 CET
+            starting_deadline_seconds=60,
+        )
+        assert before.run_for is None and before.next_time == utc(2013, 3, 31, 1, 0)
+
     def test_bad_arguments_are_refused(self) -> None:
         with pytest.raises(ValueError, match="now must be a timezone-aware"):
             due(
@@ -776,3 +918,149 @@ def test_due_never_runs_a_future_time_or_more_than_one(
     )
     assert again.run_for is None and again.skipped_time is None
     assert goal_name("s", chosen) == goal_name("s", chosen.astimezone(BERLIN))
+
+
+@functools.lru_cache
+def _offset_changes(zone: ZoneInfo, year: int) -> list[datetime]:
+    """The instants in `year` at which `zone`'s UTC offset changes, to the second."""
+    changes = []
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    while moment.year == year:
+        step = moment + timedelta(hours=6)
+        if moment.astimezone(zone).utcoffset() != step.astimezone(zone).utcoffset():
+            low, high = moment, step
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                if middle.astimezone(zone).utcoffset() == low.astimezone(zone).utcoffset():
+                    low = middle
+                else:
+                    high = middle
+            changes.append(high)
+        moment = step
+    return changes
+
+
+def _wall_matches(schedule: CronSchedule, wall: datetime) -> bool:
+    """Whether a wall-clock time matches the schedule's fields: a matcher apart from croniter."""
+    minute, hour, day, month, weekday = (
+        None if part == "*" else {int(value) for value in part.split(",")}
+        for part in schedule.normalized.split()
+    )
+    day_ok = day is None or wall.day in day
+    weekday_ok = weekday is None or (wall.weekday() + 1) % 7 in weekday
+    if schedule.day_or and day is not None and weekday is not None:
+        days = day_ok or weekday_ok
+    else:
+        days = day_ok and weekday_ok
+    return (
+        (minute is None or wall.minute in minute)
+        and (hour is None or wall.hour in hour)
+        and (month is None or wall.month in month)
+        and days
+    )
+
+
+def _expected_times(schedule: CronSchedule, start: datetime, end: datetime) -> list[datetime]:
+    """The schedule times in (start, end] (whole minutes), minute by minute: every UTC minute
+    whose wall clock matches (both passes of a repeated hour), and the end of a gap in the wall
+    clock when a minute in the gap matches."""
+    found = []
+    moment = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    previous = (moment - timedelta(minutes=1)).astimezone(schedule.zone).replace(tzinfo=None)
+    while moment <= end:
+        wall = moment.astimezone(schedule.zone).replace(tzinfo=None, fold=0)
+        gap = previous + timedelta(minutes=1)
+        missing = []
+        while gap < wall:
+            missing.append(gap)
+            gap += timedelta(minutes=1)
+        if _wall_matches(schedule, wall) or any(_wall_matches(schedule, m) for m in missing):
+            found.append(moment)
+        previous = wall
+        moment += timedelta(minutes=1)
+    return found
+
+
+DST_ZONES = [
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Australia/Lord_Howe",
+    "Pacific/Apia",
+]
+NEAR_DST_EXPRESSIONS = st.tuples(
+    st.sampled_from(["*", "0", "30", "*/15", "5,35", "59", "*/7"]),
+    st.sampled_from(["*", "0", "1", "2", "3", "1-3", "0,2", "23", "*/2"]),
+    st.sampled_from(["*", "?", "1-7", "*/2", "25-31", "30,31"]),
+    st.sampled_from(["*", "3,10", "JAN-JUN", "*/2"]),
+    st.sampled_from(["*", "SUN", "MON-FRI", "*/3"]),
+).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    expression=NEAR_DST_EXPRESSIONS,
+    time_zone=st.sampled_from(DST_ZONES),
+    year=st.integers(2010, 2030),
+    which=st.integers(0, 3),
+    shift=st.integers(-4 * 3600, 4 * 3600),
+    data=st.data(),
+)
+def test_times_around_a_dst_change_are_the_wall_clock_rule(
+    expression: str,
+    time_zone: str,
+    year: int,
+    which: int,
+    shift: int,
+    data: st.DataObject,
+) -> None:
+    # Around a change of the zone's offset: every schedule time, in order, each once, as the
+    # rule reads (`_expected_times`), whether walked forward (`next_schedule_time`) or found
+    # as the most recent from any moment (`due`).
+    try:
+        schedule = parse_schedule(expression, time_zone)
+    except ScheduleError:
+        assume(False)
+        raise
+    changes = _offset_changes(schedule.zone, year)
+    assume(changes)
+    centre = changes[which % len(changes)] + timedelta(seconds=shift)
+    start, end = centre - timedelta(hours=3), centre + timedelta(hours=3)
+    expected = _expected_times(schedule, start, end)
+    walked = []
+    moment = start
+    while (moment := next_schedule_time(schedule, moment)) <= end:
+        walked.append(moment)
+    assert walked == expected
+    now = data.draw(
+        st.datetimes(
+            min_value=start.replace(tzinfo=None),
+            max_value=end.replace(tzinfo=None),
+            timezones=st.just(UTC),
+        ),
+        label="now",
+    )
+    result = due(
+        schedule,
+        last_schedule_time=start,
+        creation_time=start,
+        now=now,
+        starting_deadline_seconds=None,
+    )
+    passed = [t for t in expected if t <= now]
+    assert result.run_for == (passed[-1] if passed else None)
+    assert result.missed == min(len(passed), MISSED_LIMIT + 1)
+    assert result.next_time == next(
+        (t for t in expected if t > now), next_schedule_time(schedule, end)
+    )
+    # At a schedule time itself (a few of them, both passes of a repeated hour among them).
+    for moment in expected[:: max(1, len(expected) // 12)]:
+        assert next_schedule_time(schedule, moment - timedelta(microseconds=1)) == moment
+        at = due(
+            schedule,
+            last_schedule_time=start,
+            creation_time=start,
+            now=moment,
+            starting_deadline_seconds=None,
+        )
+        assert at.run_for == moment

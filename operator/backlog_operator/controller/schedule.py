@@ -30,12 +30,17 @@ Deliberate differences from CronJob:
   GoalSchedule then fires at the same instants wherever the operator runs.
 - `TZ=`/`CRON_TZ=` prefixes are always refused, with or without `timeZone` (CronJob refuses them
   in new objects too and keeps them only in objects created before `timeZone` existed).
-- Daylight saving time follows croniter. Spring forward (Europe/Berlin, last Sunday of March,
-  02:00 becomes 03:00): a daily `30 2 * * *` runs at 03:00 local time that day (01:00 UTC), the
-  first instant after the gap, so a daily schedule still runs daily; CronJob's parser skips that
-  day instead. Fall back (03:00 becomes 02:00 again): `30 2 * * *` runs twice that night, at
-  02:30 summer time and at 02:30 winter time, an hour apart, as it does under CronJob. Each run
-  is its own UTC instant, so the two get two distinct Goal names.
+- Daylight saving time: a schedule is read on the wall clock of its zone, and a wall-clock time
+  runs at every instant the zone's clock shows it, or at the end of the gap when it shows it at
+  none. Spring forward (Europe/Berlin, last Sunday of March, 02:00 becomes 03:00): a daily
+  `30 2 * * *` runs at 03:00 local time that day (01:00 UTC), the first instant after the gap,
+  so a daily schedule still runs daily; however many times fall in the gap (`*/15 2 * * *`, or
+  `0 2,3 * * *` with 03:00 itself), they make one run then. CronJob's parser skips them
+  instead. Fall back (03:00 becomes 02:00 again): every time in the repeated hour runs twice,
+  once in each pass, in the order they come, as under CronJob: `30 2 * * *` runs at 02:30
+  summer time and at 02:30 winter time, an hour apart, and `*/15 2 * * *` at 02:00, 02:15,
+  02:30, 02:45 summer time and then again winter time. Each run is its own UTC instant, so
+  each gets its own Goal name.
 - A time missed by more than `startingDeadlineSeconds` is reported (`skipped_time`, reason
   `MissSchedule`, CronJob's event reason for it). CronJob's controller narrows its search window
   to the deadline before looking, so in practice it passes over such a time without a word.
@@ -47,7 +52,9 @@ Deliberate differences from CronJob:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+from bisect import insort
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -541,37 +548,112 @@ def _value(expression: str, text: str, spec: _Field) -> int:
 
 
 def _times_after(schedule: CronSchedule, after: datetime) -> Iterator[datetime]:
-    """Schedule times strictly after `after`, in UTC, one croniter walking forward."""
-    _aware(after, "after")
-    walker = croniter(schedule.normalized, after.astimezone(schedule.zone), day_or=schedule.day_or)
-    while True:
-        try:
-            found: datetime = walker.get_next(datetime)
-        except CroniterBadDateError:
-            # croniter looks 50 years ahead; parse_schedule refuses what never fires at all.
-            raise _invalid(schedule.expression, "no time matches within 50 years") from None
-        yield found.astimezone(UTC)
+    """Schedule times strictly after `after`, in UTC, increasing: see `_walk`."""
+    return _walk(schedule, after, forward=True)
 
 
 def _latest_at_or_before(schedule: CronSchedule, moment: datetime) -> datetime | None:
     """The last schedule time not after `moment`, or None when there is none within 50 years."""
-    # croniter's backward step is strictly before its start: start just after `moment`. The
-    # arithmetic is in UTC, where adding a microsecond cannot land in a DST gap or fold.
-    start = (moment + timedelta(microseconds=1)).astimezone(schedule.zone)
-    try:
-        found: datetime = croniter(schedule.normalized, start, day_or=schedule.day_or).get_prev(
-            datetime
-        )
-    except CroniterBadDateError:
-        return None
-    latest = found.astimezone(UTC)
-    # The forward walk is the reference (it is what `next_time` promises): should croniter's
-    # backward walk ever stop short around a DST change, move up to the true latest time.
-    for following in _times_after(schedule, latest):
-        if following > moment:
-            break
-        latest = following
-    return latest
+    return next(_walk(schedule, moment, forward=False), None)
+
+
+def _walk(schedule: CronSchedule, moment: datetime, *, forward: bool) -> Iterator[datetime]:
+    """Schedule times strictly after `moment` going forward, or at or before it going backward,
+    in UTC and in order, each once. The daylight-saving rule is `_instants`'.
+
+    croniter only matches wall-clock times: it walks the zone's wall clock as if it were UTC,
+    where no hour repeats or goes missing (asked in the zone itself, it loses the second pass of
+    a repeated hour: `0 2 31 3,10 *` from 02:00 summer time on 31 October 2010 jumps to March).
+    `_instants` turns each wall-clock time it finds into the instants it runs at. Those do not come
+    in wall-clock order (a repeated hour's 02:30 runs before its second 02:10), so they wait,
+    sorted, until no wall-clock time still to come can give one beyond them: going forward the
+    earliest instant of a wall-clock time never decreases as the wall clock advances, nor going
+    backward the latest as it goes back, and cron times are whole minutes, so the minute after
+    (before) the one found bounds everything still to come.
+    """
+    _aware(moment, "after" if forward else "moment")
+    moment = moment.astimezone(UTC)
+    zone = schedule.zone
+    wall = moment.astimezone(zone).replace(tzinfo=None, fold=0)
+    minute = timedelta(minutes=1)
+    # In a repeated hour the wall clock of `moment` is not the bound: going forward from its
+    # first pass the minutes before it come round again, and going backward from its second
+    # pass the minutes after it went by once already. Widen the walk by the repeat; what
+    # lands on the wrong side of `moment` is dropped below.
+    if forward:
+        repeat = wall.replace(tzinfo=zone, fold=1).astimezone(UTC) - moment
+        start = wall - max(repeat, timedelta(0)) - minute
+    else:
+        repeat = moment - wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        start = wall + max(repeat, timedelta(0)) + minute
+    walker = croniter(schedule.normalized, start.replace(tzinfo=UTC), day_or=schedule.day_or)
+    step = walker.get_next if forward else walker.get_prev
+    pending: list[datetime] = []  # sorted
+    # The last one given (or the bound): each is strictly beyond it, so none comes twice.
+    last = moment if forward else moment + timedelta(microseconds=1)
+    exhausted = False
+    while not exhausted:
+        try:
+            found: datetime = step(datetime)
+        except CroniterBadDateError:
+            # croniter looks 50 years ahead (or back): what is waiting is all there is.
+            exhausted = True
+        else:
+            found = found.replace(tzinfo=None)
+            for instant in _instants(zone, found):
+                insort(pending, instant)
+        while pending:
+            if forward:
+                if not exhausted and pending[0] >= _instants(zone, found + minute)[0]:
+                    break
+                instant = pending.pop(0)
+                beyond = instant > last
+            else:
+                if not exhausted and pending[-1] <= _instants(zone, found - minute)[-1]:
+                    break
+                instant = pending.pop()
+                beyond = instant < last
+            if beyond:
+                last = instant
+                yield instant
+    if forward:
+        # parse_schedule refuses what never fires at all.
+        raise _invalid(schedule.expression, "no time matches within 50 years")
+
+
+def _instants(zone: ZoneInfo, wall: datetime) -> tuple[datetime, ...]:
+    """The UTC instants at which the wall-clock time `wall` (naive) in `zone` runs, in order.
+
+    A time that occurs once runs then. A time that occurs twice (the hour repeated when the
+    clocks go back) runs at both occurrences, as robfig/cron, CronJob's parser, runs it. A time
+    that never occurs (the hour skipped when the clocks go forward) runs at the first instant
+    after the gap, the moment of the change: every time in the gap runs there, so they make one
+    run between them (and with the time at the end of the gap, when that is a schedule time too).
+    """
+    # PEP 495: fold=0 reads a wall-clock time with the offset in force before a change, fold=1
+    # with the one after. Only around a change do the two differ.
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if first == second:
+        return (first,)
+    if first < second:  # the clocks went back: it occurs at both
+        return (first, second)
+    # The clocks went forward: it does not occur, and the change lies in (second, first].
+    return (_change_between(zone, second, first),)
+
+
+def _change_between(zone: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The instant `zone`'s UTC offset changes, given an instant before the change and one at or
+    after it (whole seconds, as tz database changes are)."""
+    low, high = int(before.timestamp()), math.ceil(after.timestamp())
+    offset = datetime.fromtimestamp(low, zone).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return datetime.fromtimestamp(high, UTC)
 
 
 def _count_between(schedule: CronSchedule, start: datetime, end: datetime) -> int:
