@@ -42,7 +42,7 @@ fmt: $(STAMP) ## Format and autofix with ruff.
 	$(BIN)/ruff check --fix operator tests benchmarks
 
 .PHONY: crds
-crds: $(STAMP) ## Regenerate crds/ from the pydantic models.
+crds: $(STAMP) ## Regenerate crds/ and docs/reference.md from the pydantic models.
 	$(BIN)/backlogctl crds --output crds --reference docs/reference.md
 
 .PHONY: manifests

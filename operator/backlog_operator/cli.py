@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("--output", default="-", help="folder to write into, or - for stdout")
     crds.add_argument("--reference", help="also write the Markdown API reference to this file")
-    crds.set_defaults(handler="backlog_operator.api.crd:main")
+    crds.set_defaults(handler="backlog_operator.tooling.crds:main")
 
     operator = commands.add_parser("operator", help="run the operator (kopf) in this process")
     operator.add_argument("--namespace", action="append", default=None, help="watch only these")

@@ -55,11 +55,6 @@ def _mask_userinfo(match: re.Match[str]) -> str:
     return f"{match.group('scheme')}{shown}@"
 
 
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """One-off redaction of `text`."""
-    return Redactor(secrets)(text)
-
-
 @contextlib.contextmanager
 def private_token_file(token: str | None) -> Iterator[Path | None]:
     """`token` in a file only this user can read (for git's credential helper), removed after.

@@ -12,7 +12,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from backlog_operator.backlog import _edits
-from backlog_operator.backlog import document as document_module
+from backlog_operator.backlog._fast_reader import FastReader
+from backlog_operator.backlog._full_reader import FullReader
+from backlog_operator.backlog._outline import OutsideSubsetError, plain_value, task_items
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogEditError
 from backlog_operator.backlog.model import PRIORITY_WORDS, Task, TaskStatus, path_allowed
@@ -327,7 +329,7 @@ def test_a_task_from_a_merge_key_gets_its_own_fields() -> None:
 
 def _outline_shape(root: Any) -> list[Any]:
     shape = []
-    for item in document_module._task_items(root):
+    for item in task_items(root):
         pairs = [
             (key.value, key.start, key.end, key.line, value.start, value.end, value.style)
             for key, value in item.pairs or ()
@@ -343,10 +345,10 @@ def test_fast_reader_agrees_with_the_full_parser(case: Path) -> None:
     for name in ("original", "expected"):
         text = (case / name).read_bytes().decode("utf-8").removeprefix("\ufeff")
         try:
-            fast = document_module._FastReader(text).read()
-        except document_module._OutsideSubsetError:
+            fast = FastReader(text).read()
+        except OutsideSubsetError:
             continue
-        full = document_module._FullReader(text, "x").read()
+        full = FullReader(text, "x").read()
         assert fast is not None
         assert full is not None
         assert fast.value == full.value
@@ -365,7 +367,7 @@ def test_plain_word_table_matches_ruamel() -> None:
     for word in ("true", "false", "null"):
         words += [word, word.title(), word.upper(), word[:1].upper() + word[1:-1] + "E"]
     for word in words:
-        assert document_module._plain_value(word) == _load_yaml(f"{word}\n".encode()), word
+        assert plain_value(word) == _load_yaml(f"{word}\n".encode()), word
 
 
 # Saving ---------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from backlog_operator.backlog import document as document_module
+from backlog_operator.backlog._fast_reader import FastReader
+from backlog_operator.backlog._full_reader import FullReader
+from backlog_operator.backlog._outline import OutsideSubsetError, check_duplicate_keys, task_items
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.backlog.model import path_allowed
@@ -268,9 +270,9 @@ def test_mark_completed_on_the_full_parser_path(backlog: Generated, data: st.Dat
     """The same with the fast reader declining every file, as it does for unusual YAML."""
 
     def decline(self: object) -> None:
-        raise document_module._OutsideSubsetError("declined by the test")
+        raise OutsideSubsetError("declined by the test")
 
-    with mock.patch.object(document_module._FastReader, "read", decline):
+    with mock.patch.object(FastReader, "read", decline):
         _check_mark_completed(backlog, data)
 
 
@@ -461,12 +463,12 @@ def _soup(rng: random.Random) -> str:
 def _read_fast(text: str) -> Any:
     """The fast reader's outline as `_read` would accept it, or None where it gives up."""
     try:
-        reader = document_module._FastReader(text)
+        reader = FastReader(text)
         root = reader.read()
-    except document_module._OutsideSubsetError:
+    except OutsideSubsetError:
         return None
     if root is not None:
-        allowed = {id(root)} | {id(item) for item in document_module._task_items(root)}
+        allowed = {id(root)} | {id(item) for item in task_items(root)}
         if any(id(node) not in allowed for node in reader.duplicates):
             return None
     return root
@@ -474,7 +476,7 @@ def _read_fast(text: str) -> Any:
 
 def _shape(root: Any) -> list[Any]:
     shape = []
-    for item in document_module._task_items(root):
+    for item in task_items(root):
         pairs = [
             (key.value, key.start, key.end, key.line, value.start, value.end, value.line, style)
             for key, value in item.pairs or ()
@@ -494,11 +496,11 @@ def test_fast_reader_reads_as_the_full_parser_does(rng: random.Random) -> None:
         return  # outside the fast reader's subset: the full parser alone reads it
     fast_error = full_error = None
     try:
-        document_module._check_duplicate_keys(fast, "x")
+        check_duplicate_keys(fast, "x")
     except BacklogError as error:
         fast_error = str(error)
     try:
-        full = document_module._FullReader(text, "x").read()
+        full = FullReader(text, "x").read()
     except BacklogError as error:
         full_error = str(error)
     assert fast_error == full_error
@@ -515,7 +517,7 @@ def test_fast_reader_reads_as_the_full_parser_does(rng: random.Random) -> None:
 def test_fast_reader_reads_generated_backlogs_as_the_full_parser_does(backlog: Generated) -> None:
     text = backlog.data.decode("utf-8-sig")
     fast = _read_fast(text)
-    full = document_module._FullReader(text, "x").read()
+    full = FullReader(text, "x").read()
     assert full is not None
     if fast is not None:
         assert repr(fast.value) == repr(full.value)

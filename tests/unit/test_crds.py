@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backlog_operator import cli
-from backlog_operator.api.crd import (
+from backlog_operator.api.goal import Goal, RepositorySpec, RetrySpec
+from backlog_operator.tooling.crds import (
     SchemaError,
     all_crds,
     crd_file_name,
@@ -31,7 +32,6 @@ from backlog_operator.api.crd import (
     render_kustomization,
     structural_schema,
 )
-from backlog_operator.api.goal import Goal, RepositorySpec, RetrySpec
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from backlog_operator.api.crd import all_crds, openapi_to_json_schema
+from backlog_operator.tooling.crds import all_crds, openapi_to_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / "kustomize"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backlog_operator.api.reference import reference_markdown
+from backlog_operator.tooling.reference import reference_markdown
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 

@@ -15,20 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from backlog_operator.backlog._outline import (
-    _BLOCK,
-    _DOUBLE,
-    _EMPTY,
-    _FLOW,
-    _ODD_CHARACTERS,
-    _SINGLE,
-    _entry_end,
-    _Node,
-    _OutsideSubsetError,
-    _plain_value,
+    BLOCK,
+    DOUBLE,
+    EMPTY,
+    FLOW,
+    ODD_CHARACTERS,
+    SINGLE,
+    OutlineNode,
+    OutsideSubsetError,
+    entry_end,
+    plain_value,
 )
 from backlog_operator.backlog.errors import BacklogEditError
 
-# Writeback fields in the order the design shows them; a missing one is inserted after the
+# Writeback fields in the order the README lists them; a missing one is inserted after the
 # nearest earlier one the task already has, so a later set_pr_number lands before completed_at.
 _WRITEBACK_KEYS = ("last_attempt_id", "branch_name", "pr_number", "completed_at")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -47,14 +47,14 @@ def _emit(value: object, style: str | None, *, quoted: bool = False) -> str:
     if isinstance(value, int):
         return str(value)
     text = str(value)
-    printable = not _ODD_CHARACTERS.search(text) and not any(c in text for c in "\t\n\r\ufeff")
-    if style == _SINGLE and printable:
+    printable = not ODD_CHARACTERS.search(text) and not any(c in text for c in "\t\n\r\ufeff")
+    if style == SINGLE and printable:
         return "'" + text.replace("'", "''") + "'"
-    if style != _DOUBLE and not quoted and _SAFE_PLAIN.fullmatch(text):
+    if style != DOUBLE and not quoted and _SAFE_PLAIN.fullmatch(text):
         try:
-            if _plain_value(text) == text:
+            if plain_value(text) == text:
                 return text
-        except _OutsideSubsetError:
+        except OutsideSubsetError:
             pass
     return _double_quoted(text)
 
@@ -68,7 +68,7 @@ def _double_quoted(text: str) -> str:
             out.append("\\n")
         elif char == "\t":
             out.append("\\t")
-        elif _ODD_CHARACTERS.match(char) or char in "\r\ufeff":
+        elif ODD_CHARACTERS.match(char) or char in "\r\ufeff":
             code = ord(char)
             if code < 0x100:
                 out.append(f"\\x{code:02x}")
@@ -97,9 +97,11 @@ class _Edit:
 _MISSING = object()
 
 
-def _plan_edits(text: str, item: _Node, changes: Mapping[str, object], source: str) -> list[_Edit]:
+def plan_edits(
+    text: str, item: OutlineNode, changes: Mapping[str, object], source: str
+) -> list[_Edit]:
     """The text edits that give `item` the values in `changes` and touch nothing else."""
-    own: dict[str, tuple[_Node, _Node]] = {}
+    own: dict[str, tuple[OutlineNode, OutlineNode]] = {}
     for key, value in item.pairs or ():
         own.setdefault(key.value, (key, value))
     data: dict[str, Any] = item.value
@@ -110,7 +112,7 @@ def _plan_edits(text: str, item: _Node, changes: Mapping[str, object], source: s
             f"cannot edit task {data.get('id')!r}: it is a YAML anchor used elsewhere through an"
             " alias; edit it by hand",
         )
-    flow = item.style == _FLOW
+    flow = item.style == FLOW
     edits: list[_Edit] = []
     missing: list[str] = []
     for name, new in changes.items():
@@ -132,13 +134,13 @@ def _plan_edits(text: str, item: _Node, changes: Mapping[str, object], source: s
                 f"cannot set `{name}` of task {data.get('id')!r}: its value uses a YAML anchor,"
                 " alias or tag; edit that line by hand",
             )
-        if value.style in (_FLOW, _BLOCK):
+        if value.style in (FLOW, BLOCK):
             raise BacklogEditError(
                 source, key.line, f"cannot set `{name}`: it holds a list or mapping"
             )
-        hint = value.style if value.style in (_SINGLE, _DOUBLE) else None
+        hint = value.style if value.style in (SINGLE, DOUBLE) else None
         replacement = _emit(new, hint, quoted=name == "completed_at")
-        if value.style == _EMPTY:
+        if value.style == EMPTY:
             replacement = " " + replacement
         edits.append(_Edit(value.start, value.end, replacement, len(edits)))
     if not missing:
@@ -154,7 +156,7 @@ def _plan_edits(text: str, item: _Node, changes: Mapping[str, object], source: s
         groups.setdefault(anchor, []).append(name)
     for anchor, names in groups.items():
         pair = own[anchor] if anchor is not None else item.pairs[-1]
-        after = _entry_end(pair)
+        after = entry_end(pair)
         entries = [
             f"{name}: {_emit(changes[name], None, quoted=name == 'completed_at')}" for name in names
         ]
@@ -177,7 +179,8 @@ def _plan_edits(text: str, item: _Node, changes: Mapping[str, object], source: s
     return edits
 
 
-def _apply_edits(text: str, edits: list[_Edit]) -> str:
+def apply_edits(text: str, edits: list[_Edit]) -> str:
+    """`text` with `edits` (from `plan_edits`) in place; edits at one offset keep their order."""
     pieces = []
     position = 0
     for edit in sorted(edits, key=lambda edit: (edit.start, edit.order)):

@@ -3,8 +3,8 @@
 Block mappings and sequences, plain and single-line quoted scalars, single-line flow
 collections, `|` and `>` block scalars, comments and `---`/`...` are read line by line, which
 takes a fraction of the time a full parser needs for a 5,000-task file. Anything else raises
-`_OutsideSubsetError`, and the caller reads the file with the full parser (`_full_reader`).
-Scalars get their meaning from ruamel.yaml's resolver (`_plain_value`), as on the full path.
+`OutsideSubsetError`, and the caller reads the file with the full parser (`_full_reader`).
+Scalars get their meaning from ruamel.yaml's resolver (`plain_value`), as on the full path.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ import re
 from typing import Any
 
 from backlog_operator.backlog._outline import (
-    _BLOCK,
-    _DOUBLE,
-    _EMPTY,
-    _FLOW,
-    _ODD_CHARACTERS,
-    _PLAIN,
-    _SINGLE,
-    _WORDS,
-    _Node,
-    _OutsideSubsetError,
-    _plain_value,
-    _skip_spaces,
+    BLOCK,
+    DOUBLE,
+    EMPTY,
+    FLOW,
+    ODD_CHARACTERS,
+    PLAIN,
+    SINGLE,
+    WORDS,
+    OutlineNode,
+    OutsideSubsetError,
+    plain_value,
+    skip_spaces,
 )
 
 # A simple key, its colon, and the spaces after it.
@@ -65,28 +65,28 @@ def _unescape(match: re.Match[str]) -> str:
     if code[0] in "xuU" and len(code) > 1:
         number = int(code[1:], 16)
         if 0xD800 <= number <= 0xDFFF:
-            raise _OutsideSubsetError("surrogate escape")
+            raise OutsideSubsetError("surrogate escape")
         return chr(number)
     if code in _SIMPLE_ESCAPES:
         return _SIMPLE_ESCAPES[code]
-    raise _OutsideSubsetError("unknown escape")
+    raise OutsideSubsetError("unknown escape")
 
 
-class _FastReader:
+class FastReader:
     """Reads the plain subset of YAML that backlog files use, line by line.
 
-    Anything outside the subset raises `_OutsideSubsetError`; the caller then uses the full parser.
+    Anything outside the subset raises `OutsideSubsetError`; the caller then uses the full parser.
     The subset keeps every construct on the lines it obviously belongs to (no multi-line plain
     or quoted scalars, no multi-line flow collections, no anchors, tags, directives or tabs
     outside comments), so reading a line never depends on more than the indentation above it.
     """
 
     def __init__(self, text: str) -> None:
-        if _ODD_CHARACTERS.search(text) or "\ufeff" in text:
-            raise _OutsideSubsetError("unusual characters")
+        if ODD_CHARACTERS.search(text) or "\ufeff" in text:
+            raise OutsideSubsetError("unusual characters")
         crlf = "\r" in text
         if crlf and not (text.count("\r") == text.count("\r\n") == text.count("\n")):
-            raise _OutsideSubsetError("mixed line endings")
+            raise OutsideSubsetError("mixed line endings")
         self.text = text
         self.final_break = text.endswith("\n")
         raw = text.split("\n")
@@ -115,32 +115,32 @@ class _FastReader:
         self.indents = indents
         self.content = content
         self.count = len(lines)
-        self.duplicates: list[_Node] = []
+        self.duplicates: list[OutlineNode] = []
 
     # The document ------------------------------------------------------------------------
 
-    def read(self) -> _Node | None:
+    def read(self) -> OutlineNode | None:
         """The document's root node, or None for a document without one."""
         index = self._skip_to_content(0)
         if index < self.count and self.lines[index].startswith("%"):
-            raise _OutsideSubsetError("directive")
+            raise OutsideSubsetError("directive")
         if index < self.count and self.indents[index] < 0:
             if not _DOC_START.fullmatch(self.lines[index]):
-                raise _OutsideSubsetError("content after ---, or ... first")
+                raise OutsideSubsetError("content after ---, or ... first")
             index = self._skip_to_content(index + 1)
             if index >= self.count:
-                raise _OutsideSubsetError("an explicit empty document")
+                raise OutsideSubsetError("an explicit empty document")
         if index >= self.count:
             return None
         if self.indents[index] != 0:
-            raise _OutsideSubsetError("indented root")
+            raise OutsideSubsetError("indented root")
         node, index = self._block_node(index, 0)
         index = self._skip_to_content(index)
         if index < self.count:
             if not _DOC_END.fullmatch(self.lines[index]):
-                raise _OutsideSubsetError("more than one document, or content after the root")
+                raise OutsideSubsetError("more than one document, or content after the root")
             if self._skip_to_content(index + 1) < self.count:
-                raise _OutsideSubsetError("content after ...")
+                raise OutsideSubsetError("content after ...")
         return node
 
     def _is_dash(self, index: int, column: int) -> bool:
@@ -149,16 +149,16 @@ class _FastReader:
 
     # Block collections ---------------------------------------------------------------------
 
-    def _block_node(self, index: int, depth: int) -> tuple[_Node, int]:
+    def _block_node(self, index: int, depth: int) -> tuple[OutlineNode, int]:
         """A block mapping or sequence starting at content line `index`."""
         if depth > _MAX_DEPTH:
-            raise _OutsideSubsetError("nested too deeply")
+            raise OutsideSubsetError("nested too deeply")
         column = self.indents[index]
         if self._is_dash(index, column):
             return self._block_sequence(index, column, depth)
         if _KEY.match(self.lines[index], column):
             return self._block_mapping(index, column, depth)
-        raise _OutsideSubsetError("a scalar or flow collection on its own line")
+        raise OutsideSubsetError("a scalar or flow collection on its own line")
 
     def _skip_to_content(self, index: int) -> int:
         """The first content line at or after `index` (blank and comment lines are skipped)."""
@@ -168,23 +168,23 @@ class _FastReader:
             index += 1
         return index
 
-    def _block_sequence(self, index: int, column: int, depth: int) -> tuple[_Node, int]:
+    def _block_sequence(self, index: int, column: int, depth: int) -> tuple[OutlineNode, int]:
         """A block sequence whose dashes are at `column`, the first on line `index`."""
         start = self.starts[index] + column
-        items: list[_Node] = []
+        items: list[OutlineNode] = []
         spans: list[tuple[int, int]] = []
-        node = _Node(None, start, start, index + 1, _BLOCK, items=items, column=column)
+        node = OutlineNode(None, start, start, index + 1, BLOCK, items=items, column=column)
         indents = self.indents
         count = self.count
         while True:
             begin = self.starts[index]
-            item, index = self._sequence_item(index, column, depth + 1)
+            item, index = self.sequence_item(index, column, depth + 1)
             items.append(item)
             spans.append((begin, self.starts[index] if index < count else len(self.text)))
             if index >= count or indents[index] < column:
                 break
             if indents[index] > column:
-                raise _OutsideSubsetError("unexpected indentation")
+                raise OutsideSubsetError("unexpected indentation")
             if not self._is_dash(index, column):
                 break
         node.value = [item.value for item in items]
@@ -192,7 +192,7 @@ class _FastReader:
         node.spans = spans
         return node, index
 
-    def _sequence_item(self, index: int, column: int, depth: int) -> tuple[_Node, int]:
+    def sequence_item(self, index: int, column: int, depth: int) -> tuple[OutlineNode, int]:
         """The item whose dash is at (`index`, `column`), and the next content line's index.
 
         What it reads depends only on the item's own lines and the first content line after
@@ -200,31 +200,31 @@ class _FastReader:
         """
         line = self.lines[index]
         count = self.count
-        at = _skip_spaces(line, column + 1)
+        at = skip_spaces(line, column + 1)
         if at == len(line) or line[at] == "#":
             following = self._skip_to_content(index + 1)
             if following < count and self.indents[following] > column:
                 return self._block_node(following, depth)
             offset = self.starts[index] + column + 1
-            return _Node(None, offset, offset, index + 1, _EMPTY), following
+            return OutlineNode(None, offset, offset, index + 1, EMPTY), following
         if self._is_dash(index, at):
-            raise _OutsideSubsetError("compact nested sequence")
+            raise OutsideSubsetError("compact nested sequence")
         if _KEY.match(line, at):
             return self._block_mapping(index, at, depth)
         if line[at] in "|>":
-            raise _OutsideSubsetError("block scalar as a sequence item")
+            raise OutsideSubsetError("block scalar as a sequence item")
         item = self._inline(index, at)
         index = self._skip_to_content(index + 1)
         if index < count and self.indents[index] > column:
-            raise _OutsideSubsetError("multi-line scalar")
+            raise OutsideSubsetError("multi-line scalar")
         return item, index
 
-    def _block_mapping(self, index: int, column: int, depth: int) -> tuple[_Node, int]:
+    def _block_mapping(self, index: int, column: int, depth: int) -> tuple[OutlineNode, int]:
         """A block mapping whose first key is at (`index`, `column`); later keys line up."""
         start = self.starts[index] + column
-        pairs: list[tuple[_Node, _Node]] = []
+        pairs: list[tuple[OutlineNode, OutlineNode]] = []
         data: dict[str, Any] = {}
-        node = _Node(data, start, start, index + 1, _BLOCK, pairs=pairs, column=column)
+        node = OutlineNode(data, start, start, index + 1, BLOCK, pairs=pairs, column=column)
         lines = self.lines
         starts = self.starts
         indents = self.indents
@@ -235,12 +235,14 @@ class _FastReader:
             line = lines[index]
             match = match_key(line, column)
             if match is None:
-                raise _OutsideSubsetError("not a simple key")
+                raise OutsideSubsetError("not a simple key")
             name = match.group(1)
-            if name in _WORDS:
-                raise _OutsideSubsetError("key that is not a string")
+            if name in WORDS:
+                raise OutsideSubsetError("key that is not a string")
             line_start = starts[index]
-            key = _Node(name, line_start + column, line_start + match.end(1), index + 1, _PLAIN)
+            key = OutlineNode(
+                name, line_start + column, line_start + match.end(1), index + 1, PLAIN
+            )
             at = match.end()
             if at == len(line) or line[at] == "#":
                 following = index + 1
@@ -256,7 +258,7 @@ class _FastReader:
                     value, index = self._block_sequence(following, column, depth + 1)
                 else:
                     colon = line_start + match.start(2)
-                    value = _Node(None, colon + 1, colon + 1, index + 1, _EMPTY)
+                    value = OutlineNode(None, colon + 1, colon + 1, index + 1, EMPTY)
                     index = following
             elif line[at] in "|>":
                 value, index = self._block_scalar(index, at, column)
@@ -267,7 +269,7 @@ class _FastReader:
                 while index < count and not content[index]:
                     index += 1
                 if index < count and indents[index] > column:
-                    raise _OutsideSubsetError("multi-line scalar")
+                    raise OutsideSubsetError("multi-line scalar")
             if name in data:
                 self.duplicates.append(node)
             data[name] = value.value
@@ -276,7 +278,7 @@ class _FastReader:
             if index >= count or indents[index] < column:
                 break
             if indents[index] > column:
-                raise _OutsideSubsetError("unexpected indentation")
+                raise OutsideSubsetError("unexpected indentation")
             if self._is_dash(index, column):
                 break  # the sequence that follows a non-indented sequence's owner key
         node.end = pairs[-1][1].end
@@ -284,11 +286,11 @@ class _FastReader:
 
     # Block scalars ----------------------------------------------------------------------
 
-    def _block_scalar(self, index: int, at: int, parent: int) -> tuple[_Node, int]:
+    def _block_scalar(self, index: int, at: int, parent: int) -> tuple[OutlineNode, int]:
         """A `|` or `>` scalar whose header is at (`index`, `at`), built as PyYAML does."""
         header = _BLOCK_HEADER.fullmatch(self.lines[index], at)
         if header is None:
-            raise _OutsideSubsetError("block scalar header")
+            raise OutsideSubsetError("block scalar header")
         folded = header.group(1) == ">"
         chomping = header.group(2)
         lines = self.lines
@@ -298,11 +300,11 @@ class _FastReader:
         while row < count and not lines[row].strip(" "):
             # ruamel.yaml refuses some leading lines of spaces that PyYAML takes; take none.
             if lines[row]:
-                raise _OutsideSubsetError("block scalar led by a line of spaces")
+                raise OutsideSubsetError("block scalar led by a line of spaces")
             leading += 1
             row += 1
         if row >= count or self.indents[row] <= parent:
-            raise _OutsideSubsetError("empty block scalar")
+            raise OutsideSubsetError("empty block scalar")
         indent = self.indents[row]
         parts = ["\n" * leading]
         last_content = row
@@ -314,7 +316,7 @@ class _FastReader:
             line = lines[row]
             if not line.strip(" "):
                 if len(line) >= indent:
-                    raise _OutsideSubsetError("whitespace-only line inside a block scalar")
+                    raise OutsideSubsetError("whitespace-only line inside a block scalar")
                 gap += 1
                 last_line = row
                 row += 1
@@ -323,7 +325,7 @@ class _FastReader:
                 break
             text = line[indent:]
             if folded and "\t" in text:
-                raise _OutsideSubsetError("tab in a folded scalar")
+                raise OutsideSubsetError("tab in a folded scalar")
             plain_start = text[0] not in " \t"
             if not first:
                 if folded and previous_plain and plain_start:
@@ -337,9 +339,7 @@ class _FastReader:
             last_content = last_line = row
             row += 1
         if last_line == count - 1 and not self.final_break:
-            raise _OutsideSubsetError(
-                "block scalar at the end of a file without a final line break"
-            )
+            raise OutsideSubsetError("block scalar at the end of a file without a final line break")
         if chomping != "-":
             parts.append("\n")
         if chomping == "+":
@@ -348,11 +348,11 @@ class _FastReader:
             last_line = last_content
         end = self.starts[last_line] + len(lines[last_line])
         start = self.starts[index] + at
-        return _Node("".join(parts), start, end, index + 1, header.group(1)), row
+        return OutlineNode("".join(parts), start, end, index + 1, header.group(1)), row
 
     # One-line values ----------------------------------------------------------------------
 
-    def _inline(self, index: int, at: int) -> _Node:
+    def _inline(self, index: int, at: int) -> OutlineNode:
         """The value that starts at column `at` and ends on the same line, then a comment."""
         line = self.lines[index]
         base = self.starts[index]
@@ -361,7 +361,9 @@ class _FastReader:
             value, style, end = self._quoted(line, at)
         elif char == "[":
             items, end = self._flow_sequence(line, at, base, index)
-            node = _Node([item.value for item in items], base + at, base + end, index + 1, _FLOW)
+            node = OutlineNode(
+                [item.value for item in items], base + at, base + end, index + 1, FLOW
+            )
             node.items = items
             self._trailer(line, end)
             return node
@@ -371,20 +373,22 @@ class _FastReader:
             if char in "?:,]}#&*!|>%@`" or (
                 char == "-" and (at + 1 == len(line) or line[at + 1] == " ")
             ):
-                raise _OutsideSubsetError("indicator starting a value")
+                raise OutsideSubsetError("indicator starting a value")
             comment = line.find(" #", at)
             text = (line[at:] if comment == -1 else line[at:comment]).rstrip(" ")
             if ": " in text or text.endswith(":") or "\t" in text:
-                raise _OutsideSubsetError("plain scalar with ': ' or a tab")
+                raise OutsideSubsetError("plain scalar with ': ' or a tab")
             # What follows is spaces and perhaps a comment: nothing to check.
-            return _Node(_plain_value(text), base + at, base + at + len(text), index + 1, _PLAIN)
+            return OutlineNode(
+                plain_value(text), base + at, base + at + len(text), index + 1, PLAIN
+            )
         self._trailer(line, end)
-        return _Node(value, base + at, base + end, index + 1, style)
+        return OutlineNode(value, base + at, base + end, index + 1, style)
 
     @staticmethod
     def _trailer(line: str, end: int) -> None:
         if not _TRAILER.fullmatch(line, end):
-            raise _OutsideSubsetError("text after a value")
+            raise OutsideSubsetError("text after a value")
 
     @staticmethod
     def _quoted(line: str, at: int) -> tuple[str, str, int]:
@@ -392,76 +396,78 @@ class _FastReader:
         if line[at] == "'":
             match = _SINGLE_QUOTED.match(line, at)
             if match is None:
-                raise _OutsideSubsetError("multi-line single-quoted scalar")
-            return match.group(1).replace("''", "'"), _SINGLE, match.end()
+                raise OutsideSubsetError("multi-line single-quoted scalar")
+            return match.group(1).replace("''", "'"), SINGLE, match.end()
         match = _DOUBLE_QUOTED.match(line, at)
         if match is None:
-            raise _OutsideSubsetError("multi-line double-quoted scalar")
+            raise OutsideSubsetError("multi-line double-quoted scalar")
         body = match.group(1)
         if "\\" in body:
             body = _ESCAPE.sub(_unescape, body)
-        return body, _DOUBLE, match.end()
+        return body, DOUBLE, match.end()
 
-    def _flow_scalar(self, line: str, at: int, base: int, index: int) -> tuple[_Node, int]:
+    def _flow_scalar(self, line: str, at: int, base: int, index: int) -> tuple[OutlineNode, int]:
         char = line[at : at + 1]
         if char in ("'", '"'):
             value, style, end = self._quoted(line, at)
-            return _Node(value, base + at, base + end, index + 1, style), end
+            return OutlineNode(value, base + at, base + end, index + 1, style), end
         match = _FLOW_PLAIN.match(line, at)
         if match is None:
-            raise _OutsideSubsetError("flow item")
+            raise OutsideSubsetError("flow item")
         text = match.group(0)
-        node = _Node(_plain_value(text), base + at, base + match.end(), index + 1, _PLAIN)
+        node = OutlineNode(plain_value(text), base + at, base + match.end(), index + 1, PLAIN)
         return node, match.end()
 
-    def _flow_sequence(self, line: str, at: int, base: int, index: int) -> tuple[list[_Node], int]:
+    def _flow_sequence(
+        self, line: str, at: int, base: int, index: int
+    ) -> tuple[list[OutlineNode], int]:
         """`[a, 'b', "c"]` on one line, scalars only: its items and the column after `]`."""
-        items: list[_Node] = []
-        at = _skip_spaces(line, at + 1)
+        items: list[OutlineNode] = []
+        at = skip_spaces(line, at + 1)
         if line.startswith("]", at):
             return items, at + 1
         while True:
             item, at = self._flow_scalar(line, at, base, index)
             items.append(item)
-            at = _skip_spaces(line, at)
+            at = skip_spaces(line, at)
             if line.startswith(",", at):
-                at = _skip_spaces(line, at + 1)
+                at = skip_spaces(line, at + 1)
                 if line.startswith("]", at):
                     return items, at + 1
             elif line.startswith("]", at):
                 return items, at + 1
             else:
-                raise _OutsideSubsetError("flow sequence")
+                raise OutsideSubsetError("flow sequence")
 
-    def _flow_mapping(self, line: str, at: int, base: int, index: int) -> _Node:
+    def _flow_mapping(self, line: str, at: int, base: int, index: int) -> OutlineNode:
         """`{id: a, status: pending}` on one line, scalar values only."""
-        pairs: list[tuple[_Node, _Node]] = []
+        pairs: list[tuple[OutlineNode, OutlineNode]] = []
         data: dict[str, Any] = {}
-        node = _Node(data, base + at, base + at, index + 1, _FLOW, pairs=pairs)
-        at = _skip_spaces(line, at + 1)
+        node = OutlineNode(data, base + at, base + at, index + 1, FLOW, pairs=pairs)
+        at = skip_spaces(line, at + 1)
         while not line.startswith("}", at):
             match = _FLOW_KEY.match(line, at)
             if match is None:
-                raise _OutsideSubsetError("flow mapping key")
+                raise OutsideSubsetError("flow mapping key")
             name = match.group(1)
-            if name in _WORDS:
-                raise _OutsideSubsetError("key that is not a string")
-            key = _Node(name, base + at, base + at + len(name), index + 1, _PLAIN)
+            if name in WORDS:
+                raise OutsideSubsetError("key that is not a string")
+            key = OutlineNode(name, base + at, base + at + len(name), index + 1, PLAIN)
             colon = match.end() - 1
-            at = _skip_spaces(line, match.end())
+            at = skip_spaces(line, match.end())
             if line.startswith((",", "}"), at):
-                value = _Node(None, base + colon + 1, base + colon + 1, index + 1, _EMPTY)
+                value = OutlineNode(None, base + colon + 1, base + colon + 1, index + 1, EMPTY)
             else:
                 value, at = self._flow_scalar(line, at, base, index)
-                at = _skip_spaces(line, at)
+                at = skip_spaces(line, at)
             if name in data:
                 self.duplicates.append(node)
             data[name] = value.value
             pairs.append((key, value))
             if line.startswith(",", at):
-                at = _skip_spaces(line, at + 1)
+                at = skip_spaces(line, at + 1)
             elif not line.startswith("}", at):
-                raise _OutsideSubsetError("flow mapping")
+                raise OutsideSubsetError("flow mapping")
         node.end = base + at + 1
         self._trailer(line, at + 1)
         return node

@@ -16,25 +16,25 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from backlog_operator.backlog._outline import (
-    _BLOCK,
-    _DOUBLE,
-    _EMPTY,
-    _FLOW,
-    _FOLDED,
-    _LITERAL,
-    _PLAIN,
-    _SINGLE,
-    _check_duplicate_keys,
-    _entry_end,
-    _Node,
-    _skip_spaces,
-    _tasks_node,
+    BLOCK,
+    DOUBLE,
+    EMPTY,
+    FLOW,
+    FOLDED,
+    LITERAL,
+    PLAIN,
+    SINGLE,
+    OutlineNode,
+    check_duplicate_keys,
+    entry_end,
+    skip_spaces,
+    tasks_node,
 )
 from backlog_operator.backlog.errors import BacklogError
 
 _ANY_BLOCK_HEADER = re.compile(r"[|>](?:([1-9])([+-]?)|([+-]?)([1-9]?))")
 # ruamel.yaml's scalar styles as the outline's.
-_SCALAR_STYLES = {None: _PLAIN, "'": _SINGLE, '"': _DOUBLE, "|": _LITERAL, ">": _FOLDED}
+_SCALAR_STYLES = {None: PLAIN, "'": SINGLE, '"': DOUBLE, "|": LITERAL, ">": FOLDED}
 
 
 def _line_start(text: str, offset: int) -> int:
@@ -42,7 +42,7 @@ def _line_start(text: str, offset: int) -> int:
 
 
 def _block_scalar_end(text: str, start: int, parent: int) -> int | None:
-    """Where the content of the block scalar whose header is at `start` ends (see `_Node`).
+    """Where the content of the block scalar whose header is at `start` ends (see `OutlineNode`).
 
     Follows PyYAML's scanner: the indentation is the explicit indicator's or that of the first
     non-blank line; a line of spaces only is empty when shorter than the indentation, content
@@ -85,7 +85,7 @@ def _block_scalar_end(text: str, start: int, parent: int) -> int | None:
     return last_line if keep and last_line is not None else last_content
 
 
-class _FullReader:
+class FullReader:
     """Builds the outline with ruamel.yaml's composer, for files the fast reader declines."""
 
     def __init__(self, text: str, source: str) -> None:
@@ -93,7 +93,8 @@ class _FullReader:
         self.source = source
         self.uses: dict[int, int] = {}
 
-    def read(self) -> _Node | None:
+    def read(self) -> OutlineNode | None:
+        """The document's root node, or None for an empty document; BacklogError if invalid."""
         yaml = YAML(typ="safe", pure=True)
         try:
             composed = yaml.compose(self.text)
@@ -101,7 +102,7 @@ class _FullReader:
                 return None
             self._count_uses(composed)
             root = self._convert(composed, -1)
-            _check_duplicate_keys(root, self.source)
+            check_duplicate_keys(root, self.source)
             data = yaml.constructor.construct_document(composed)
         except MarkedYAMLError as error:
             raise _yaml_error(error, self.source) from None
@@ -126,46 +127,46 @@ class _FullReader:
             elif isinstance(current, SequenceNode):
                 stack.extend(current.value)
 
-    def _convert(self, node: Node, parent: int) -> _Node:
+    def _convert(self, node: Node, parent: int) -> OutlineNode:
         text = self.text
         start = node.start_mark.index
         line = node.start_mark.line + 1
         shared = self.uses.get(id(node), 0) > 1 or getattr(node, "anchor", None) is not None
         if isinstance(node, ScalarNode):
-            style = _SCALAR_STYLES.get(node.style, _PLAIN)
+            style = _SCALAR_STYLES.get(node.style, PLAIN)
             end = node.end_mark.index
-            if style in (_LITERAL, _FOLDED):
+            if style in (LITERAL, FOLDED):
                 end = _block_scalar_end(text, start, parent) or end
-            elif style == _PLAIN and node.value == "" and start == end:
-                style = _EMPTY
-            return _Node(node.value, start, end, line, style, shared=shared)
+            elif style == PLAIN and node.value == "" and start == end:
+                style = EMPTY
+            return OutlineNode(node.value, start, end, line, style, shared=shared)
         column = start - _line_start(text, start)
         flow = bool(getattr(node, "flow_style", False))
-        pairs: list[tuple[_Node, _Node]] | None = None
-        items: list[_Node] | None = None
+        pairs: list[tuple[OutlineNode, OutlineNode]] | None = None
+        items: list[OutlineNode] | None = None
         if isinstance(node, MappingNode):
             pairs = []
             for key_node, value_node in node.value:
                 key = self._convert(key_node, column)
                 value = self._convert(value_node, column)
-                if value.style == _EMPTY:
+                if value.style == EMPTY:
                     # An empty value's marks point at whatever follows; anchor it to the colon.
                     colon = _colon_after(text, key.end)
                     value.start = value.end = colon + 1 if colon is not None else -1
                     value.line = key.line
                 pairs.append((key, value))
-            last = _entry_end(pairs[-1]) if pairs else None
+            last = entry_end(pairs[-1]) if pairs else None
         else:
             assert isinstance(node, SequenceNode)
             items = [self._convert(item, column) for item in node.value]
             last = items[-1].end if items else None
         end = node.end_mark.index if flow or last is None else last
-        return _Node(
+        return OutlineNode(
             None,
             start,
             end,
             line,
-            _FLOW if flow else _BLOCK,
+            FLOW if flow else BLOCK,
             pairs=pairs,
             items=items,
             column=column,
@@ -175,20 +176,20 @@ class _FullReader:
 
 def _colon_after(text: str, offset: int) -> int | None:
     """The offset of the `:` that follows a key ending at `offset`, past spaces only."""
-    offset = _skip_spaces(text, offset)
+    offset = skip_spaces(text, offset)
     return offset if text.startswith(":", offset) else None
 
 
-def _attach_values(root: _Node, data: Any) -> None:
+def _attach_values(root: OutlineNode, data: Any) -> None:
     """Give the outline's root, task list and tasks the values ruamel.yaml constructed."""
     root.value = data
-    tasks_node = _tasks_node(root)
-    if tasks_node is None or not isinstance(data, dict | list):
+    task_list = tasks_node(root)
+    if task_list is None or not isinstance(data, dict | list):
         return
     tasks = data.get("tasks") if isinstance(data, dict) else data
-    tasks_node.value = tasks
-    if tasks_node.items is not None and isinstance(tasks, list):
-        for item, value in zip(tasks_node.items, tasks, strict=False):
+    task_list.value = tasks
+    if task_list.items is not None and isinstance(tasks, list):
+        for item, value in zip(task_list.items, tasks, strict=False):
             item.value = value
 
 

@@ -1,9 +1,9 @@
 """The outline of a backlog file, and the YAML facts that reading and writing it share.
 
-An outline is a tree of `_Node`s: each key and value of the file with its character offsets,
-style and, where known, its value. Both readers build it (`_fast_reader` for the plain subset,
-`_full_reader` through ruamel.yaml's composer), edits are planned on it (`_edits`), and the
-document finds its tasks in it. This module holds the node types, what a plain scalar means
+An outline is a tree of `OutlineNode`s: each key and value of the file with its character
+offsets, style and, where known, its value. Both readers build it (`_fast_reader` for the plain
+subset, `_full_reader` through ruamel.yaml's composer), edits are planned on it (`_edits`), and
+the document finds its tasks in it. This module holds the node types, what a plain scalar means
 under YAML 1.2, which characters a YAML stream may hold, how to find the task list, and the
 duplicate-key check that both readers' outlines go through.
 """
@@ -24,12 +24,12 @@ from backlog_operator.backlog.errors import BacklogError
 
 # Node styles. Scalars: plain, quoted, block; collections: flow or block; "empty" is a key with
 # no value text at all (`pr_number:`), whose start and end sit just after the colon.
-_PLAIN, _SINGLE, _DOUBLE, _LITERAL, _FOLDED = "plain", "'", '"', "|", ">"
-_FLOW, _BLOCK, _EMPTY = "flow", "block", "empty"
+PLAIN, SINGLE, DOUBLE, LITERAL, FOLDED = "plain", "'", '"', "|", ">"
+FLOW, BLOCK, EMPTY = "flow", "block", "empty"
 
 
 @dataclass(slots=True, eq=False)
-class _Node:
+class OutlineNode:
     """One node of the outline: where it is in the text and, where known, its value.
 
     `start` is the offset of its first character (for a value with an anchor or tag, of the
@@ -43,8 +43,9 @@ class _Node:
     end: int
     line: int  # 1-based
     style: str
-    pairs: list[tuple[_Node, _Node]] | None = None  # a mapping's keys and values, duplicates kept
-    items: list[_Node] | None = None  # a sequence's items
+    # A mapping's keys and values, duplicates kept.
+    pairs: list[tuple[OutlineNode, OutlineNode]] | None = None
+    items: list[OutlineNode] | None = None  # a sequence's items
     column: int = 0  # a block collection's key or dash column
     shared: bool = False  # an anchored or aliased node: one text, several places in the data
     # Fast reader, block sequences: for each item, the offset of its dash line and the offset of
@@ -53,18 +54,18 @@ class _Node:
 
 
 @dataclass(slots=True)
-class _Outline:
+class Outline:
     """A read file: its tree, its tasks' nodes, and which reader read it."""
 
-    root: _Node
-    items: list[_Node]
+    root: OutlineNode
+    items: list[OutlineNode]
     fast: bool
 
 
 # ------------------------------------------------------------------ YAML text and scalars
 
 
-class _OutsideSubsetError(Exception):
+class OutsideSubsetError(Exception):
     """The fast reader met YAML outside its subset; the full parser reads the file instead."""
 
 
@@ -78,14 +79,14 @@ _CONSTRUCTED_TAGS = frozenset(
 
 # Characters YAML does not allow in a stream (as ruamel.yaml's reader checks), and the
 # characters that some YAML readers take as line breaks: both send a file to the full parser.
-_ODD_CHARACTERS = re.compile(
+ODD_CHARACTERS = re.compile(
     "[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
     "\U00010000-\U0010ffff]"
 )
 
 # YAML 1.2 (core schema, as ruamel.yaml reads it) gives a meaning other than a string to a plain
 # scalar starting with a letter only for these words; the tests hold the table to ruamel.yaml's.
-_WORDS: dict[str, object] = {
+WORDS: dict[str, object] = {
     **dict.fromkeys(("true", "True", "TRUE"), True),
     **dict.fromkeys(("false", "False", "FALSE"), False),
     **dict.fromkeys(("null", "Null", "NULL", "~"), None),
@@ -94,10 +95,10 @@ _WORDS: dict[str, object] = {
 _NUMERIC_FIRST = frozenset("-+.0123456789<=")
 
 
-def _plain_value(text: str) -> Any:
+def plain_value(text: str) -> Any:
     """What a plain scalar means under YAML 1.2 (ruamel.yaml's resolver and constructors)."""
     if text[0] not in _NUMERIC_FIRST:
-        return _WORDS.get(text, text)
+        return WORDS.get(text, text)
     return _resolved_value(text)
 
 
@@ -110,10 +111,10 @@ def _resolved_value(text: str) -> Any:
     if tag in _CONSTRUCTED_TAGS:
         constructor = _SCALARS.constructor
         return constructor.yaml_constructors[tag](constructor, ScalarNode(tag, text))
-    raise _OutsideSubsetError(f"plain scalar resolving to {tag}")
+    raise OutsideSubsetError(f"plain scalar resolving to {tag}")
 
 
-def _skip_spaces(text: str, at: int) -> int:
+def skip_spaces(text: str, at: int) -> int:
     """The offset of the first character at or after `at` that is not a space."""
     while at < len(text) and text[at] == " ":
         at += 1
@@ -123,7 +124,7 @@ def _skip_spaces(text: str, at: int) -> int:
 # ------------------------------------------------------------------------------- the tasks
 
 
-def _tasks_node(root: _Node) -> _Node | None:
+def tasks_node(root: OutlineNode) -> OutlineNode | None:
     """The node of the task list: the `tasks:` value, or the root when it is a list."""
     if root.items is not None:
         return root
@@ -133,19 +134,21 @@ def _tasks_node(root: _Node) -> _Node | None:
     return None
 
 
-def _task_items(root: _Node) -> list[_Node]:
-    node = _tasks_node(root)
+def task_items(root: OutlineNode) -> list[OutlineNode]:
+    """The nodes of the tasks, in file order; empty when there is no task list."""
+    node = tasks_node(root)
     return node.items if node is not None and node.items is not None else []
 
 
-def _entry_end(pair: tuple[_Node, _Node]) -> int:
+def entry_end(pair: tuple[OutlineNode, OutlineNode]) -> int:
+    """The offset just after a mapping entry: its value's end, or its key's for no value."""
     key, value = pair
     return value.end if value.end >= 0 else key.end
 
 
-def _check_duplicate_keys(root: _Node, source: str) -> None:
+def check_duplicate_keys(root: OutlineNode, source: str) -> None:
     """Duplicate keys at the top or in a task: the later one would silently win."""
-    for number, node in [(0, root), *enumerate(_task_items(root), start=1)]:
+    for number, node in [(0, root), *enumerate(task_items(root), start=1)]:
         seen: dict[Any, int] = {}
         for key, _value in node.pairs or ():
             if key.value == "<<":
@@ -161,7 +164,7 @@ def _check_duplicate_keys(root: _Node, source: str) -> None:
             seen[key.value] = key.line
 
 
-def _task_label(item: _Node, number: int) -> str:
+def _task_label(item: OutlineNode, number: int) -> str:
     """`task 'the-id'` when the task has a usable id, else `task #3`."""
     for key, value in item.pairs or ():
         if key.value != "id":
@@ -171,9 +174,9 @@ def _task_label(item: _Node, number: int) -> str:
         if not isinstance(text, str) or not text.strip():
             break
         try:
-            if value.style == _PLAIN and _plain_value(text) != text:
+            if value.style == PLAIN and plain_value(text) != text:
                 break
-        except _OutsideSubsetError:
+        except OutsideSubsetError:
             break
         return f"task {text!r}"
     return f"task #{number}"

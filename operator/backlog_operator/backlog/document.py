@@ -42,18 +42,17 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from backlog_operator.backlog._edits import _apply_edits, _plan_edits
-from backlog_operator.backlog._fast_reader import _FastReader
-from backlog_operator.backlog._full_reader import _FullReader
+from backlog_operator.backlog._edits import apply_edits, plan_edits
+from backlog_operator.backlog._fast_reader import FastReader
+from backlog_operator.backlog._full_reader import FullReader
 from backlog_operator.backlog._outline import (
-    _check_duplicate_keys,
-    _Node,
-    _Outline,
-    _OutsideSubsetError,
-    _task_items,
-    _tasks_node,
+    Outline,
+    OutlineNode,
+    OutsideSubsetError,
+    check_duplicate_keys,
+    task_items,
+    tasks_node,
 )
-from backlog_operator.backlog._outline import _plain_value as _plain_value  # for the tests
 from backlog_operator.backlog.errors import (
     BacklogEditError,
     BacklogError,
@@ -88,30 +87,30 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read(text: str, source: str) -> _Outline:
+def _read(text: str, source: str) -> Outline:
     """Read `text` (fast reader first) and check its shape; BacklogError when it is wrong."""
-    root: _Node | None
+    root: OutlineNode | None
     fast = True
     try:
-        reader = _FastReader(text)
+        reader = FastReader(text)
         root = reader.read()
         if root is not None:
-            allowed = {id(root)} | {id(item) for item in _task_items(root)}
+            allowed = {id(root)} | {id(item) for item in task_items(root)}
             if any(id(node) not in allowed for node in reader.duplicates):
-                raise _OutsideSubsetError("duplicate keys below the tasks")  # the parser reports it
-    except _OutsideSubsetError:
+                raise OutsideSubsetError("duplicate keys below the tasks")  # the parser reports it
+    except OutsideSubsetError:
         fast = False
-        root = _FullReader(text, source).read()
+        root = FullReader(text, source).read()
     if root is None:
         raise BacklogError(source, None, f"the file holds no YAML document; {_EXPECTED_SHAPE}")
-    _check_duplicate_keys(root, source)
-    return _Outline(root, _task_items_checked(root, source), fast)
+    check_duplicate_keys(root, source)
+    return Outline(root, _task_items_checked(root, source), fast)
 
 
-def _task_items_checked(root: _Node, source: str) -> list[_Node]:
+def _task_items_checked(root: OutlineNode, source: str) -> list[OutlineNode]:
     if root.pairs is None and root.items is None:
         raise BacklogError(source, root.line, f"{_EXPECTED_SHAPE}; found {value_kind(root.value)}")
-    node = _tasks_node(root)
+    node = tasks_node(root)
     if node is None:
         raise BacklogError(source, root.line, f"no `tasks:` key; {_EXPECTED_SHAPE}")
     if node.items is None:
@@ -127,7 +126,7 @@ def _task_items_checked(root: _Node, source: str) -> list[_Node]:
 # ------------------------------------------------------------------------ validating the tasks
 
 
-def _build_tasks(outline: _Outline, source: str) -> tuple[list[Task], dict[str, int]]:
+def _build_tasks(outline: Outline, source: str) -> tuple[list[Task], dict[str, int]]:
     """Validate every task; the tasks and the index of each id."""
     tasks: list[Task] = []
     index: dict[str, int] = {}
@@ -152,14 +151,14 @@ def _build_tasks(outline: _Outline, source: str) -> tuple[list[Task], dict[str, 
     return tasks, index
 
 
-def _key_line(item: _Node, key: str) -> int:
+def _key_line(item: OutlineNode, key: str) -> int:
     for key_node, _value in item.pairs or ():
         if key_node.value == key:
             return key_node.line
     return item.line
 
 
-def _validate_task(item: _Node, number: int, source: str) -> Task:
+def _validate_task(item: OutlineNode, number: int, source: str) -> Task:
     data: dict[Any, Any] = item.value
     raw_id = data.get("id")
     label = f"task {raw_id!r}" if isinstance(raw_id, str) and raw_id.strip() else f"task #{number}"
@@ -206,7 +205,7 @@ class BacklogDocument:
         source: str,
         text: str,
         bom: bool,
-        outline: _Outline,
+        outline: Outline,
         tasks: list[Task],
         index: dict[str, int],
         path: Path | None = None,
@@ -346,10 +345,10 @@ class BacklogDocument:
                 self._outline = _read(self._text, self.source)
             self._stale = False
         item = self._outline.items[position]
-        edits = _plan_edits(self._text, item, changes, self.source)
+        edits = plan_edits(self._text, item, changes, self.source)
         if not edits:
             return
-        text = _apply_edits(self._text, edits)
+        text = apply_edits(self._text, edits)
         expected = {**item.value, **changes}
         outline = None
         if not (self._outline.fast and self._verify_item(text, position, expected)):
@@ -386,7 +385,7 @@ class BacklogDocument:
         for that item. False when the item cannot be read this way (then read the whole file).
         """
         old_text = self._text
-        tasks = _tasks_node(self._outline.root)
+        tasks = tasks_node(self._outline.root)
         if tasks is None or tasks.spans is None:
             return False
         begin, end = tasks.spans[position]
@@ -397,16 +396,16 @@ class BacklogDocument:
         window = text[begin : len(text) if newline == -1 else newline + 1]
         depth = 1 if tasks is self._outline.root else 2
         try:
-            reader = _FastReader(window)
-            item, next_index = reader._sequence_item(0, tasks.column, depth)
-        except _OutsideSubsetError:
+            reader = FastReader(window)
+            item, next_index = reader.sequence_item(0, tasks.column, depth)
+        except OutsideSubsetError:
             return False
         ends_at = reader.count if new_end == len(text) else reader.count - 1
         if next_index != ends_at or reader.duplicates or not _same(item.value, expected):
             raise self._refuse(self._outline.items[position], "the edited task reads back wrong")
         return True
 
-    def _verify_whole(self, text: str, position: int, expected: dict[str, Any]) -> _Outline:
+    def _verify_whole(self, text: str, position: int, expected: dict[str, Any]) -> Outline:
         """Read the whole edited text back: the old data plus the change only."""
         old = self._outline
         item = old.items[position]
@@ -421,7 +420,7 @@ class BacklogDocument:
             raise self._refuse(item, "the edited file reads back with a different task count")
         if not _same(outline.items[position].value, expected):
             raise self._refuse(item, "the edited task reads back with different data")
-        tasks_before = _tasks_node(old.root)
+        tasks_before = tasks_node(old.root)
         assert tasks_before is not None
         expected_tasks = list(tasks_before.value)
         expected_tasks[position] = expected
@@ -440,7 +439,7 @@ class BacklogDocument:
         The fast reader's result is what the edit is checked against; this second opinion on
         the one task that changed guards against the two readers ever disagreeing there.
         """
-        tasks = _tasks_node(self._outline.root)
+        tasks = tasks_node(self._outline.root)
         if tasks is None or tasks.spans is None:
             raise self._refuse(self._outline.items[position], "the task list is not a block list")
         begin, end = tasks.spans[position]
@@ -454,7 +453,7 @@ class BacklogDocument:
                 self._outline.items[position], "the edited task does not read back the same"
             )
 
-    def _refuse(self, item: _Node, why: str) -> BacklogEditError:
+    def _refuse(self, item: OutlineNode, why: str) -> BacklogEditError:
         task_id = item.value.get("id") if isinstance(item.value, dict) else None
         return BacklogEditError(self.source, item.line, f"cannot edit task {task_id!r}: {why}")
 

@@ -1,6 +1,6 @@
 """The backlog's tasks as pydantic models, and the `allowed_paths` glob matching.
 
-A task in the backlog file (see DESIGN.md, "The backlog file"):
+A task in the backlog file (see the README, "The backlog file"):
 
     - id: docs-backlog-guide        # required, a non-empty string, unique within the file
       title: Write the backlog guide
@@ -15,7 +15,7 @@ A task in the backlog file (see DESIGN.md, "The backlog file"):
       pr_number: 707
       completed_at: "2026-01-30T23:15:00Z"
 
-Choices made where the design is silent, so that a mistake never makes a task run by accident:
+Choices made where the README is silent, so that a mistake never makes a task run by accident:
 
 - `ready` absent (or null) is false. Besides YAML booleans, the YAML 1.1 words `yes`/`no`/`on`/
   `off` (any case, also quoted) are accepted: files written for YAML 1.1 parsers use them.

@@ -1,6 +1,6 @@
 """The CRD reference in Markdown, made from the generated CRDs (so it cannot drift from them).
 
-`backlogctl crds --output crds` writes it next to the CRDs as `docs/reference.md`'s source;
+`backlogctl crds --output crds --reference docs/reference.md` writes it next to the CRDs;
 `make crds` refreshes both, and a test fails when the committed file is stale.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from backlog_operator.api.crd import all_crds
+from backlog_operator.tooling.crds import all_crds
 
 
 def reference_markdown() -> str:

@@ -511,7 +511,8 @@ def main(args: argparse.Namespace) -> int:
     for path in write_crds(Path(output)):
         print(f"wrote {path}")
     if args.reference:
-        from backlog_operator.api.reference import reference_markdown
+        # Imported here: the reference is made from the CRDs, so it imports this module.
+        from backlog_operator.tooling.reference import reference_markdown
 
         Path(args.reference).write_text(reference_markdown() + "\n", encoding="utf-8")
         print(f"wrote {args.reference}")
