@@ -6,7 +6,10 @@ Every test runs with HOME pointed at an empty folder and no system configuration
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import shutil
 import subprocess
 import time
 import traceback
@@ -71,6 +74,17 @@ def write(repo: git.Repo, path: str, text: str) -> None:
     target = Path(str(repo.working_tree_dir)) / path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
+
+
+def commit_everything(repo: git.Repo, message: str) -> str:
+    """Commit the whole work tree of the clone with the fixtures' git; the new sha.
+
+    For tests of pushing and fetching, which need a commit to move and nothing more.
+    """
+    in_repo(repo, "add", "--all")
+    identity = ("-c", "user.name=Fixture Committer", "-c", "user.email=fixture@example.com")
+    in_repo(repo, *identity, "commit", "--quiet", "--no-verify", "-m", message)
+    return in_repo(repo, "rev-parse", "HEAD")
 
 
 # ----------------------------------------------------------------------------------- clone
@@ -182,97 +196,482 @@ def test_remote_helper_url_is_refused(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-# ----------------------------------------------------------------------------- inspecting
+# ------------------------------------------------------------------------------ the sealed clone
+
+SECRET = "outside-Secret-7d1e0c"
 
 
-def test_changed_paths_lists_every_kind_of_change(clone: git.Repo) -> None:
-    root = Path(str(clone.working_tree_dir))
-    assert gitops.changed_paths(clone) == []
+@pytest.fixture
+def private(clone: git.Repo, tmp_path: Path) -> Path:
+    """The private folder the clone's git metadata was sealed into, before any tampering."""
+    folder = tmp_path / "private"
+    gitops.seal(clone, folder)
+    return folder
+
+
+@pytest.fixture
+def sealed(private: Path, clone: git.Repo) -> git.Repo:
+    """The sealed metadata over the clone's work tree, as `publish` opens it."""
+    return gitops.open_sealed(private, work_tree(clone))
+
+
+def work_tree(repo: git.Repo) -> Path:
+    return Path(str(repo.working_tree_dir))
+
+
+def sealed_git(private: Path, *args: str, check: bool = True) -> str:
+    """A command of the fixtures' git on the sealed metadata alone (no work tree)."""
+    return run_git("--git-dir", str(private / gitops.SEALED_GIT_DIR), *args, check=check)
+
+
+def changes(repo: git.Repo, old: str, new: str) -> list[tuple[str, str, str]]:
+    return [(c.path, c.old_mode, c.new_mode) for c in gitops.tree_changes(repo, old, new)]
+
+
+def all_objects(git_dir: Path) -> str:
+    """Every object of a repository, contents included (objects on disk are compressed)."""
+    return run_git("--git-dir", str(git_dir), "cat-file", "--batch-all-objects", "--batch")
+
+
+def decoy_repository(tmp_path: Path) -> Path:
+    """A repository that, were it read instead of the sealed one, would ignore every file."""
+    fake = tmp_path / "fake"
+    run_git("init", "--quiet", str(fake))
+    (fake / ".git" / "info").mkdir(exist_ok=True)
+    (fake / ".git" / "info" / "exclude").write_text("*\n")
+    return fake
+
+
+def blob_sha(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 (git's name)
+
+
+def test_seal_copies_the_metadata_without_hooks_and_pins_attributes(
+    clone: git.Repo, tmp_path: Path
+) -> None:
+    hook = Path(clone.git_dir) / "hooks" / "pre-commit"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+
+    private = tmp_path / "private"
+    sealed_dir = gitops.seal(clone, private)
+
+    assert sealed_dir == private / gitops.SEALED_GIT_DIR
+    assert not (sealed_dir / "hooks").exists()
+    assert hook.exists()  # the clone keeps its own
+    assert (sealed_dir / "info" / "attributes").read_text().splitlines() == [
+        "* -text !eol -filter -ident -working-tree-encoding -diff -merge"
+    ]
+    assert sealed_git(private, "config", "gc.auto").strip() == "0"
+    assert sealed_git(private, "rev-parse", "HEAD").strip() == gitops.head_commit(clone)
+    assert (sealed_dir / "index").read_bytes() == (Path(clone.git_dir) / "index").read_bytes()
+
+
+@pytest.mark.parametrize("tampering", ["gitdir file", "symlink", "deleted", "rewritten"])
+def test_a_replaced_git_folder_changes_nothing_for_snapshot(
+    clone: git.Repo, private: Path, tmp_path: Path, tampering: str
+) -> None:
+    base = gitops.head_commit(clone)
+    root = work_tree(clone)
+    fake = decoy_repository(tmp_path)
+    if tampering == "rewritten":
+        (root / ".git" / "info").mkdir(exist_ok=True)
+        (root / ".git" / "info" / "exclude").write_text("*\n")
+        (root / ".git" / "index").unlink()
+    else:
+        shutil.rmtree(root / ".git")
+    if tampering == "gitdir file":
+        (root / ".git").write_text(f"gitdir: {fake / '.git'}\n")
+    elif tampering == "symlink":
+        (root / ".git").symlink_to(fake / ".git")
+    write(clone, "task.txt", "task\n")
+
+    repo = gitops.open_sealed(private, root)
+    tree = gitops.snapshot(repo)
+
+    assert changes(repo, base, tree) == [("task.txt", "000000", "100644")]
+    assert gitops.head_commit(repo) == base
+    assert all_objects(fake / ".git") == ""  # nothing was written there either
+
+
+def test_sealed_commands_ignore_git_variables_they_inherit(
+    clone: git.Repo, private: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = gitops.head_commit(clone)
+    fake = decoy_repository(tmp_path)
+    # What a surrounding git hook or alias would leave in the environment of `backlogctl run`.
+    for name, value in {
+        "GIT_DIR": fake / ".git",
+        "GIT_WORK_TREE": fake,
+        "GIT_INDEX_FILE": fake / ".git" / "index",
+        "GIT_OBJECT_DIRECTORY": fake / ".git" / "objects",
+        "GIT_COMMON_DIR": fake / ".git",
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    write(clone, "task.txt", "task\n")
+
+    repo = gitops.open_sealed(private, work_tree(clone))
+    tree = gitops.snapshot(repo)
+
+    assert changes(repo, base, tree) == [("task.txt", "000000", "100644")]
+    assert all_objects(fake / ".git") == ""
+    assert not (fake / ".git" / "index").exists()
+
+
+def test_open_sealed_refuses_a_work_tree_that_is_no_folder(
+    clone: git.Repo, private: Path, tmp_path: Path
+) -> None:
+    root = work_tree(clone)
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    for kind in ("missing", "symlink", "file"):
+        if kind == "symlink":
+            root.symlink_to(moved, target_is_directory=True)
+        elif kind == "file":
+            root.unlink()
+            root.write_text("not a folder\n")
+        with pytest.raises(GitError) as caught:
+            gitops.open_sealed(private, root)
+        assert (caught.value.reason, caught.value.retryable) == ("InvalidWorkspace", False), kind
+        assert str(root) in str(caught.value)
+
+    assert gitops.open_sealed(private, moved).working_tree_dir is not None  # a folder is fine
+
+
+def test_open_sealed_refuses_a_folder_where_nothing_was_sealed(
+    clone: git.Repo, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    with pytest.raises(GitError) as caught:
+        gitops.open_sealed(empty, work_tree(clone))
+
+    assert (caught.value.reason, caught.value.retryable) == ("InvalidWorkspace", False)
+    assert "nothing was sealed" in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------ snapshot
+
+
+def test_snapshot_takes_every_kind_of_change(clone: git.Repo, sealed: git.Repo) -> None:
+    base = gitops.head_commit(clone)
+    root = work_tree(clone)
     write(clone, "README.md", "# demo, edited\n")
     write(clone, "new/deeper/file.txt", "new\n")
-    write(clone, "staged.txt", "staged\n")
-    in_repo(clone, "add", "staged.txt")
     (root / "doomed.txt").unlink()
     (root / "old-name.txt").rename(root / "new-name.txt")
-    in_repo(clone, "mv", "docs/guide.md", "docs/handbook.md")  # a rename git knows about
-    write(clone, "build.log", "ignored\n")
-    write(clone, "logs/run.log", "ignored too\n")
+    (root / "docs" / "guide.md").chmod(0o755)
 
-    assert gitops.changed_paths(clone) == [
-        "README.md",
-        "docs/guide.md",
-        "docs/handbook.md",
-        "doomed.txt",
-        "new-name.txt",
-        "new/deeper/file.txt",
-        "old-name.txt",
-        "staged.txt",
+    tree = gitops.snapshot(sealed)
+
+    assert changes(sealed, base, tree) == [
+        ("README.md", "100644", "100644"),
+        ("docs/guide.md", "100644", "100755"),
+        ("doomed.txt", "100644", "000000"),
+        ("new-name.txt", "000000", "100644"),
+        ("new/deeper/file.txt", "000000", "100644"),
+        ("old-name.txt", "100644", "000000"),
+    ]
+    renamed = gitops.entry_at(sealed, tree, "new-name.txt")
+    assert renamed is not None
+    assert gitops.read_blob(sealed, renamed.sha) == b"to be renamed\n"
+    assert gitops.head_commit(sealed) == base  # a snapshot moves no ref
+    assert gitops.snapshot(sealed) == tree  # and is the same tree when taken again
+
+
+def test_snapshot_stores_a_link_as_a_link_never_followed(
+    clone: git.Repo, sealed: git.Repo, private: Path, tmp_path: Path
+) -> None:
+    base = gitops.head_commit(clone)
+    root = work_tree(clone)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(SECRET + "\n")
+    (root / "README.md").unlink()
+    (root / "README.md").symlink_to(outside / "secret.txt")  # a tracked file became a link
+    (root / "leak.txt").symlink_to(outside / "secret.txt")
+    (root / "leak-dir").symlink_to(outside, target_is_directory=True)
+
+    tree = gitops.snapshot(sealed)
+
+    assert changes(sealed, base, tree) == [
+        ("README.md", "100644", "120000"),
+        ("leak-dir", "000000", "120000"),
+        ("leak.txt", "000000", "120000"),
+    ]
+    link = gitops.entry_at(sealed, tree, "leak.txt")
+    assert link is not None
+    assert (link.mode, link.is_file) == ("120000", False)
+    assert gitops.read_blob(sealed, link.sha) == str(outside / "secret.txt").encode()
+    assert "leak-dir/secret.txt" not in gitops.tree_paths(sealed, tree)
+    assert SECRET not in all_objects(private / gitops.SEALED_GIT_DIR)
+
+
+def test_snapshot_leaves_out_new_ignored_files_but_not_tracked_ones(
+    clone: git.Repo, sealed: git.Repo
+) -> None:
+    base = gitops.head_commit(clone)
+    write(clone, ".gitignore", "*.log\ndocs/\ndoomed.txt\n")
+    write(clone, "docs/guide.md", "tracked, now ignored, changed\n")
+    write(clone, "docs/new.md", "new and ignored\n")
+    write(clone, "build.log", "new and ignored\n")
+    write(clone, "keep.txt", "new\n")
+    (work_tree(clone) / "doomed.txt").unlink()
+
+    tree = gitops.snapshot(sealed)
+
+    assert changes(sealed, base, tree) == [
+        (".gitignore", "100644", "100644"),
+        ("docs/guide.md", "100644", "100644"),
+        ("doomed.txt", "100644", "000000"),
+        ("keep.txt", "000000", "100644"),
     ]
 
 
-def test_read_file_at_returns_exact_bytes_or_none(clone: git.Repo) -> None:
-    head = gitops.head_commit(clone)
+def test_snapshot_ignores_the_users_own_ignore_file(
+    clone: git.Repo, sealed: git.Repo, no_machine_config: Path
+) -> None:
+    base = gitops.head_commit(clone)
+    ignore = no_machine_config / ".config" / "git" / "ignore"  # git reads it unasked
+    ignore.parent.mkdir(parents=True)
+    ignore.write_text("*.md\n")
+    write(clone, "notes.md", "new\n")
 
-    assert gitops.read_file_at(clone, head, "CHANGELOG.md") == b"one\ntwo\n"
-    assert gitops.read_file_at(clone, "HEAD", "docs/guide.md") == b"guide\n"
-    assert gitops.read_file_at(clone, "HEAD", "docs") is None  # a folder is not a file
-    assert gitops.read_file_at(clone, "HEAD", "missing.txt") is None
+    tree = gitops.snapshot(sealed)
+
+    assert changes(sealed, base, tree) == [("notes.md", "000000", "100644")]
+
+
+def test_snapshot_leaves_out_a_new_fifo(clone: git.Repo, sealed: git.Repo) -> None:
+    base = gitops.head_commit(clone)
+    os.mkfifo(work_tree(clone) / "pipe")
+    write(clone, "keep.txt", "new\n")
+
+    tree = gitops.snapshot(sealed)
+
+    assert changes(sealed, base, tree) == [("keep.txt", "000000", "100644")]
+
+
+def test_snapshot_refuses_a_fifo_where_a_tracked_file_was(
+    clone: git.Repo, sealed: git.Repo
+) -> None:
+    readme = work_tree(clone) / "README.md"
+    readme.unlink()
+    os.mkfifo(readme)
+
     with pytest.raises(GitError) as caught:
-        gitops.read_file_at(clone, "no-such-ref", "README.md")
+        gitops.snapshot(sealed)
+
+    assert (caught.value.reason, caught.value.retryable) == ("UnsupportedFile", False)
+    assert str(caught.value).startswith("README.md: ")
+
+
+def test_snapshot_makes_a_nested_repository_a_gitlink(clone: git.Repo, sealed: git.Repo) -> None:
+    base = gitops.head_commit(clone)
+    nested = work_tree(clone) / "vendor" / "lib"
+    nested.mkdir(parents=True)
+    run_git("init", "--quiet", str(nested))
+    (nested / "lib.c").write_text("int x;\n")
+    run_git("add", "lib.c", cwd=nested)
+    run_git("commit", "--quiet", "-m", "nested", cwd=nested)
+    nested_head = run_git("rev-parse", "HEAD", cwd=nested).strip()
+    write(clone, "README.md", "changed\n")
+
+    tree = gitops.snapshot(sealed)
+
+    found = gitops.tree_changes(sealed, base, tree)
+    assert [(c.path, c.old_mode, c.new_mode, c.is_gitlink) for c in found] == [
+        ("README.md", "100644", "100644", False),
+        ("vendor/lib", "000000", "160000", True),
+    ]
+    assert gitops.entry_at(sealed, tree, "vendor/lib") == gitops.TreeEntry(
+        "160000", "commit", nested_head, None
+    )
+    assert "vendor/lib/lib.c" not in gitops.tree_paths(sealed, tree)
+
+
+def test_snapshot_refuses_a_nested_repository_without_a_commit(
+    clone: git.Repo, sealed: git.Repo
+) -> None:
+    run_git("init", "--quiet", str(work_tree(clone) / "scratch"))
+
+    with pytest.raises(GitError) as caught:
+        gitops.snapshot(sealed)
+
+    assert (caught.value.reason, caught.value.retryable) == ("SubmoduleChange", False)
+    assert str(caught.value).startswith("scratch: ")
+
+
+# ------------------------------------------------------------------------ trees and commits
+
+
+def test_tree_changes_between_commits_and_trees(clone: git.Repo, sealed: git.Repo) -> None:
+    base = gitops.head_commit(clone)
+    base_tree = in_repo(clone, "rev-parse", "HEAD^{tree}")
+    write(clone, "README.md", "changed\n")
+    write(clone, "added.txt", "added\n")
+    (work_tree(clone) / "doomed.txt").unlink()
+
+    tree = gitops.snapshot(sealed)
+
+    assert gitops.tree_changes(sealed, base, tree) == [
+        gitops.TreeChange("README.md", "100644", "100644"),
+        gitops.TreeChange("added.txt", "000000", "100644"),
+        gitops.TreeChange("doomed.txt", "100644", "000000"),
+    ]
+    assert changes(sealed, tree, base_tree) == [
+        ("README.md", "100644", "100644"),
+        ("added.txt", "100644", "000000"),
+        ("doomed.txt", "000000", "100644"),
+    ]
+    assert gitops.tree_changes(sealed, "HEAD", base_tree) == []
+    with pytest.raises(GitError) as caught:
+        gitops.tree_changes(sealed, "no-such-ref", tree)
     assert caught.value.reason == "RefNotFound"
 
 
-# ----------------------------------------------------------------------------- committing
+def test_tree_paths_lists_files_and_links_but_no_folders(sealed: git.Repo) -> None:
+    base_files = [".gitignore", "CHANGELOG.md", "README.md", "docs/guide.md", "doomed.txt"]
+    base_files.append("old-name.txt")
+    link = gitops.put_file(
+        sealed, "deep/er/link", gitops.write_blob(sealed, b"../README.md"), "120000"
+    )
+
+    assert gitops.tree_paths(sealed, "HEAD") == base_files
+    assert gitops.tree_paths(sealed, link) == sorted([*base_files, "deep/er/link"])
 
 
-def test_commit_all_needs_no_git_identity(clone: git.Repo, no_machine_config: Path) -> None:
-    # The premise: no configuration here names anybody.
-    lookup = subprocess.run(["git", "config", "user.email"], capture_output=True, check=False)
-    assert lookup.returncode == 1
-    assert not any(no_machine_config.iterdir())
+def test_write_blob_stores_bytes_exactly_whatever_the_attributes_say(
+    clone: git.Repo, sealed: git.Repo, private: Path
+) -> None:
+    data = b"line one\r\nNUL \x00 in the middle\r\nlowercase\n" + bytes(range(256))
+    write(clone, ".gitattributes", "* text eol=crlf filter=x\n")
+    sealed_git(private, "config", "filter.x.clean", "tr a-z A-Z")
+    sealed_git(private, "config", "filter.x.required", "true")
+    (work_tree(clone) / "crlf.txt").write_bytes(data)
+
+    sha = gitops.write_blob(sealed, data)
+    tree = gitops.snapshot(sealed)
+    # Even in the task's own clone, where nothing pins the attributes and the filter is set.
+    in_repo(clone, "config", "filter.x.clean", "tr a-z A-Z")
+    unsealed = gitops.write_blob(clone, data)
+
+    assert sha == unsealed == blob_sha(data)
+    assert gitops.read_blob(sealed, sha) == data
+    assert gitops.entry_at(sealed, tree, "crlf.txt") == gitops.TreeEntry(
+        "100644", "blob", sha, len(data)
+    )
+    assert list(Path(sealed.git_dir).glob("blob-*")) == []  # the scratch file is gone
+
+
+def test_put_file_changes_only_the_index(clone: git.Repo, sealed: git.Repo) -> None:
+    base = gitops.head_commit(clone)
+    readme = work_tree(clone) / "README.md"
+    before = readme.stat()
+    blob = gitops.write_blob(sealed, b"#!/bin/sh\necho new\n")
+
+    gitops.put_file(sealed, "README.md", blob, "100755")
+    tree = gitops.put_file(sealed, "new/dir/file.txt", blob)
+
+    assert gitops.entry_at(sealed, tree, "README.md") == gitops.TreeEntry(
+        "100755", "blob", blob, 19
+    )
+    assert gitops.entry_at(sealed, tree, "new/dir/file.txt") == gitops.TreeEntry(
+        "100644", "blob", blob, 19
+    )
+    assert changes(sealed, base, tree) == [
+        ("README.md", "100644", "100755"),
+        ("new/dir/file.txt", "000000", "100644"),
+    ]
+    assert readme.read_text() == "# demo\n"
+    assert (readme.stat().st_mode, readme.stat().st_mtime_ns) == (
+        before.st_mode,
+        before.st_mtime_ns,
+    )
+    assert not (work_tree(clone) / "new").exists()
+
+
+def test_commit_tree_needs_no_git_identity(
+    clone: git.Repo, sealed: git.Repo, private: Path, no_machine_config: Path
+) -> None:
+    # The premise: no configuration names anybody, and git may not guess (useConfigOnly).
+    sealed_git(private, "config", "user.useConfigOnly", "true")
+    assert sealed_git(private, "config", "user.email", check=False) == ""
+    bare_env = {"PATH": os.environ["PATH"], "HOME": str(no_machine_config)}
+    guess = subprocess.run(
+        [
+            "git",
+            "--git-dir",
+            str(private / gitops.SEALED_GIT_DIR),
+            "commit-tree",
+            "-m",
+            "x",
+            "HEAD^{tree}",
+        ],
+        capture_output=True,
+        env={**bare_env, "GIT_CONFIG_NOSYSTEM": "1"},
+        check=False,
+    )
+    assert guess.returncode != 0
     base = gitops.head_commit(clone)
     write(clone, "docs/new.md", "new\n")
-    (Path(str(clone.working_tree_dir)) / "doomed.txt").unlink()
+    tree = gitops.snapshot(sealed)
+    message = "#42: add docs\n\n# not a comment\n  indented\nbody"
 
-    sha = gitops.commit_all(clone, "#42: add docs\n\nbody", **AUTHOR)
+    sha = gitops.commit_tree(sealed, tree=tree, parents=[base], message=message, **AUTHOR)
 
-    assert sha == gitops.head_commit(clone) != base
-    who = in_repo(clone, "log", "-1", "--format=%an|%ae|%cn|%ce|%P", sha)
-    assert who == f"Backlog Bot|bot@example.com|Backlog Bot|bot@example.com|{base}"
-    assert in_repo(clone, "log", "-1", "--format=%B", sha) == "#42: add docs\n\nbody"
-    changed = in_repo(clone, "diff-tree", "--no-commit-id", "--name-status", "-r", sha)
-    assert changed.splitlines() == ["A\tdocs/new.md", "D\tdoomed.txt"]
-    assert gitops.changed_paths(clone) == []
-
-
-def test_commit_all_with_a_single_changed_file(clone: git.Repo) -> None:
-    write(clone, "README.md", "only this\n")
-
-    sha = gitops.commit_all(clone, "one file", **AUTHOR)
-
-    assert in_repo(clone, "diff-tree", "--no-commit-id", "--name-only", "-r", sha) == "README.md"
+    raw = sealed_git(private, "cat-file", "commit", sha)
+    headers, _, body = raw.partition("\n\n")
+    assert body == message + "\n"
+    fields = dict(line.split(" ", 1) for line in headers.splitlines())
+    assert fields["tree"] == tree
+    assert fields["parent"] == base
+    assert fields["author"].startswith("Backlog Bot <bot@example.com> ")
+    assert fields["committer"].startswith("Backlog Bot <bot@example.com> ")
+    assert gitops.head_commit(sealed) == base  # no ref moved
 
 
-def test_commit_all_with_nothing_to_commit(clone: git.Repo) -> None:
-    write(clone, "scratch.log", "ignored\n")
-
-    with pytest.raises(GitError) as caught:
-        gitops.commit_all(clone, "nothing", **AUTHOR)
-
-    assert caught.value.reason == "NothingToCommit"
-
-
-def test_create_branch_with_and_without_checkout(clone: git.Repo) -> None:
+def test_commit_tree_takes_a_tree_or_a_commit(
+    clone: git.Repo, sealed: git.Repo, private: Path
+) -> None:
     base = gitops.head_commit(clone)
+    base_tree = in_repo(clone, "rev-parse", "HEAD^{tree}")
+    other = gitops.put_file(sealed, "x.txt", gitops.write_blob(sealed, b"x\n"))
 
-    gitops.create_branch(clone, "backlog/side")
-    gitops.create_branch(clone, "backlog/work", checkout=True)
+    from_commit = gitops.commit_tree(sealed, tree=base, parents=[], message="m", **AUTHOR)
+    merge = gitops.commit_tree(
+        sealed, tree=other, parents=[base, from_commit], message="m", **AUTHOR
+    )
 
-    assert in_repo(clone, "rev-parse", "backlog/side", "backlog/work") == f"{base}\n{base}"
-    assert in_repo(clone, "symbolic-ref", "HEAD") == "refs/heads/backlog/work"
+    assert in_repo(clone, "rev-parse", "HEAD") == base  # the clone saw nothing of this
+    shown = sealed_git(private, "log", "--no-walk=unsorted", "--format=%T|%P", merge, from_commit)
+    assert shown.splitlines() == [f"{other}|{base} {from_commit}", f"{base_tree}|"]
     with pytest.raises(GitError) as caught:
-        gitops.create_branch(clone, "backlog/side")
-    assert caught.value.reason == "BranchExists"
+        gitops.commit_tree(sealed, tree="no-such-tree", parents=[], message="m", **AUTHOR)
+    assert caught.value.reason == "RefNotFound"
+
+
+def test_entry_at_takes_a_tree_as_well_as_a_commit(clone: git.Repo, sealed: git.Repo) -> None:
+    base = gitops.head_commit(clone)
+    base_tree = in_repo(clone, "rev-parse", "HEAD^{tree}")
+    guide = gitops.TreeEntry("100644", "blob", in_repo(clone, "rev-parse", "HEAD:docs/guide.md"), 6)
+    blob = gitops.write_blob(sealed, b"changed\n")
+    tree = gitops.put_file(sealed, "docs/guide.md", blob)
+
+    assert gitops.entry_at(sealed, base, "docs/guide.md") == guide
+    assert gitops.entry_at(sealed, base_tree, "docs/guide.md") == guide
+    assert gitops.entry_at(sealed, tree, "docs/guide.md") == gitops.TreeEntry(
+        "100644", "blob", blob, 8
+    )
+    folder = gitops.entry_at(sealed, tree, "docs")
+    assert folder is not None
+    assert (folder.mode, folder.kind, folder.size) == ("040000", "tree", None)
+    assert gitops.entry_at(sealed, tree, "missing.txt") is None
+    with pytest.raises(GitError) as caught:
+        gitops.entry_at(sealed, blob, "docs/guide.md")  # a blob is neither
+    assert caught.value.reason == "RefNotFound"
 
 
 def test_mistakes_about_local_state_are_permanent(
@@ -281,20 +680,19 @@ def test_mistakes_about_local_state_are_permanent(
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "file").write_text("x")
-    attempts: dict[str, Callable[[], object]] = {
-        "DestinationNotEmpty": lambda: gitops.clone(str(remote), busy, "main"),
-        "RefNotFound": lambda: gitops.push(clone, "no-such-branch", "backlog/x"),
-        "InvalidBranchName": lambda: gitops.create_branch(clone, "bad..name"),
-    }
+    attempts: list[tuple[str, Callable[[], object]]] = [
+        ("DestinationNotEmpty", lambda: gitops.clone(str(remote), busy, "main")),
+        ("RefNotFound", lambda: gitops.push(clone, "no-such-branch", "backlog/x")),
+        ("InvalidBranchName", lambda: gitops.push(clone, "HEAD", "bad..name")),
+        ("InvalidBranchName", lambda: gitops.fetch_branch(clone, "bad..name")),
+        ("RefNotFound", lambda: gitops.tree_paths(clone, "no-such-commit")),
+    ]
 
-    for reason, attempt in attempts.items():
+    for reason, attempt in attempts:
         with pytest.raises(GitError) as caught:
             attempt()
         assert (caught.value.reason, caught.value.retryable) == (reason, False)
-    with pytest.raises(GitError) as caught:
-        gitops.create_branch(clone, "backlog/y", at="no-such-commit")
-    assert caught.value.reason == "RefNotFound"
-    assert "backlog/x" not in remote_branches(remote)
+    assert remote_branches(remote) == ["main", "other"]
 
 
 # ------------------------------------------------------------------------------- pushing
@@ -303,7 +701,7 @@ def test_mistakes_about_local_state_are_permanent(
 def test_push_new_branch(clone: git.Repo, remote: Path) -> None:
     main_before = remote_sha(remote, "main")
     write(clone, "docs/new.md", "new\n")
-    sha = gitops.commit_all(clone, "add docs", **AUTHOR)
+    sha = commit_everything(clone, "add docs")
 
     gitops.push(clone, sha, "backlog/docs-3f9c2a")
 
@@ -315,7 +713,7 @@ def test_push_new_branch(clone: git.Repo, remote: Path) -> None:
 def test_push_that_is_not_a_fast_forward(clone: git.Repo, remote: Path) -> None:
     moved = commit_to_remote(remote, "main", {"elsewhere.txt": "x\n"}, "Someone else")
     write(clone, "mine.txt", "mine\n")
-    gitops.commit_all(clone, "mine", **AUTHOR)
+    commit_everything(clone, "mine")
 
     with pytest.raises(GitError) as caught:
         gitops.push(clone, "HEAD", "main")
@@ -329,7 +727,7 @@ def test_push_with_lease(clone: git.Repo, remote: Path) -> None:
     base = gitops.head_commit(clone)
     old = commit_to_remote(remote, "backlog/x", {"a.txt": "earlier\n"}, "Earlier", start="main")
     write(clone, "a.txt", "later\n")
-    sha = gitops.commit_all(clone, "later", **AUTHOR)
+    sha = commit_everything(clone, "later")
 
     with pytest.raises(GitError) as stale:
         gitops.push(clone, sha, "backlog/x", expect_remote_sha=base)
@@ -344,7 +742,7 @@ def test_push_to_a_protected_branch_is_rejected(clone: git.Repo, remote: Path) -
     protect_refs(remote, "refs/heads/main", "refs/heads/release/*")
     before = remote_sha(remote, "main")
     write(clone, "mine.txt", "mine\n")
-    gitops.commit_all(clone, "mine", **AUTHOR)
+    commit_everything(clone, "mine")
 
     with pytest.raises(GitError) as caught:
         gitops.push(clone, "HEAD", "main")
@@ -362,7 +760,7 @@ def test_push_to_a_protected_branch_is_rejected(clone: git.Repo, remote: Path) -
 def test_push_to_a_remote_that_does_not_exist(clone: git.Repo, tmp_path: Path) -> None:
     in_repo(clone, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
     write(clone, "mine.txt", "mine\n")
-    gitops.commit_all(clone, "mine", **AUTHOR)
+    commit_everything(clone, "mine")
 
     with pytest.raises(GitError) as caught:
         gitops.push(clone, "HEAD", "backlog/x")
@@ -381,12 +779,61 @@ def test_fetch_branch_and_remote_branch_sha(clone: git.Repo, remote: Path) -> No
     assert gitops.remote_branch_sha(remote.as_uri(), "no-such-branch") is None
 
 
+def test_push_and_fetch_go_to_the_given_url_whatever_origin_says(
+    clone: git.Repo, remote: Path, tmp_path: Path
+) -> None:
+    elsewhere = make_remote(tmp_path, {"z.txt": "elsewhere\n"}, name="elsewhere.git")
+    commit_to_remote(elsewhere, "other", {"y.txt": "y\n"}, "Elsewhere's other", start="main")
+    elsewhere_before = refs_of(elsewhere)
+    private = tmp_path / "private"
+    sealed_dir = gitops.seal(clone, private)
+    for config in (["-C", str(work_tree(clone))], ["--git-dir", str(sealed_dir)]):
+        run_git(*config, "config", "remote.origin.url", str(elsewhere))
+        run_git(*config, "config", "remote.origin.pushurl", str(elsewhere))
+    repo = gitops.open_sealed(private, work_tree(clone))
+    write(clone, "docs/new.md", "new\n")
+    base = gitops.head_commit(repo)
+    commit = gitops.commit_tree(
+        repo, tree=gitops.snapshot(repo), parents=[base], message="mine", **AUTHOR
+    )
+
+    gitops.push(repo, commit, "backlog/x", url=str(remote))
+    fetched = gitops.fetch_branch(repo, "other", url=remote.as_uri())
+    missing = gitops.fetch_branch(repo, "z-only-elsewhere", url=str(remote))
+
+    assert remote_sha(remote, "backlog/x") == commit
+    assert fetched == remote_sha(remote, "other") != remote_sha(elsewhere, "other")
+    assert missing is None
+    assert refs_of(elsewhere) == elsewhere_before
+    with pytest.raises(RuntimeError):  # not a single object of ours reached it
+        run_git("--git-dir", str(elsewhere), "cat-file", "-e", commit)
+
+
+def test_push_without_url_goes_to_origins_url_not_its_pushurl(
+    clone: git.Repo, remote: Path, tmp_path: Path
+) -> None:
+    elsewhere = make_remote(tmp_path, {"z.txt": "elsewhere\n"}, name="elsewhere.git")
+    elsewhere_before = refs_of(elsewhere)
+    in_repo(clone, "config", "remote.origin.pushurl", str(elsewhere))
+    write(clone, "docs/new.md", "new\n")
+    sha = commit_everything(clone, "add docs")
+
+    gitops.push(clone, sha, "backlog/x")
+
+    assert remote_sha(remote, "backlog/x") == sha
+    assert refs_of(elsewhere) == elsewhere_before
+
+
+def refs_of(bare: Path) -> str:
+    return run_git("--git-dir", str(bare), "for-each-ref", "--format=%(objectname) %(refname)")
+
+
 def test_commit_tree_supersedes_a_branch_without_force(clone: git.Repo, remote: Path) -> None:
     earlier = commit_to_remote(
         remote, "backlog/x-1", {"a.txt": "earlier attempt\n"}, "Earlier", start="main"
     )
     write(clone, "a.txt", "this attempt\n")
-    ours = gitops.commit_all(clone, "this attempt", **AUTHOR)
+    ours = commit_everything(clone, "this attempt")
     head = gitops.fetch_branch(clone, "backlog/x-1")
     assert head == earlier
 
@@ -428,7 +875,7 @@ def test_clone_and_push_over_http_with_a_token_file(
 
     repo = gitops.clone(url, tmp_path / "work", "main", credentials=credentials)
     write(repo, "docs/new.md", "new\n")
-    sha = gitops.commit_all(repo, "add docs", **AUTHOR)
+    sha = commit_everything(repo, "add docs")
     gitops.push(repo, sha, "backlog/http", credentials=credentials)
 
     assert remote_sha(remote, "backlog/http") == sha
@@ -562,7 +1009,7 @@ def test_token_appears_in_no_error_log_or_output(
 
     repo = gitops.clone(url, tmp_path / "work", "main", credentials=credentials)
     write(repo, "mine.txt", "mine\n")
-    gitops.commit_all(repo, "mine", **AUTHOR)
+    commit_everything(repo, "mine")
     gitops.push(repo, "HEAD", "backlog/ok", credentials=credentials)
     attempts: list[Callable[[], object]] = [
         lambda: gitops.push(repo, "HEAD", "main", credentials=credentials),  # hook refuses

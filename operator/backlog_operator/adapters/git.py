@@ -1,4 +1,4 @@
-"""Git through GitPython: clone, inspect, commit, push, with the token kept out of sight.
+"""Git through GitPython: clone, fetch, commit a work tree's snapshot, push; the token unseen.
 
 Every function blocks (callers run them in threads) and raises `GitError` with a CamelCase
 `reason`, a `retryable` verdict and a sentence scrubbed of secrets.
@@ -13,8 +13,10 @@ The helper is scoped to the scheme, host and port of the one URL a command talks
 never offers the token to another server (a redirect, a rewritten URL, a proxy).
 
 No configuration but our own: every command runs with `GIT_CONFIG_NOSYSTEM` and
-`GIT_CONFIG_GLOBAL=/dev/null`, so neither the machine's nor a user's git configuration (which a
-task running as the same user could write) reaches these commands.
+`GIT_CONFIG_GLOBAL=/dev/null`, and with `core.excludesFile` and `core.attributesFile` pointed at
+/dev/null (git otherwise reads `~/.config/git/ignore` and `~/.config/git/attributes` without
+any configuration naming them), so neither the machine's nor a user's git configuration (which
+a task running as the same user could write) reaches these commands.
 
 `seal` and `open_sealed` give the `publish` step its own git metadata, out of the task's
 reach, over the work tree the task leaves; see docs/worker.md for that trust boundary.
@@ -44,7 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Upper bound of a command that talks to a remote (clone, fetch, push, ls-remote).
 NETWORK_TIMEOUT_SECONDS = 600.0
-#: Upper bound of a local command (status, add, commit): only a sick file system takes this long.
+#: Upper bound of a local command (add, write-tree, commit-tree): only a sick file system takes
+#: this long.
 LOCAL_TIMEOUT_SECONDS = 300.0
 
 # Transports git may use, also for redirects and submodules; `ext::` and friends run commands.
@@ -67,11 +70,15 @@ _CREDENTIAL_HELPER = (
     "}; f"
 )
 
-# Command-line scoped configuration for every command. Hooks are off because the operator's
-# commits are machine-made and a person's global hooks (core.hooksPath) must not change or block
-# them; the low-speed limit ends a stalled transfer long before the overall timeout.
+# Command-line scoped configuration for every command. Hooks are off because a person's hooks
+# (core.hooksPath: post-checkout on clone, pre-push) must not change or block the operator's
+# commands; the per-user ignore and attributes files, which git reads by default, are off for
+# the same reason as the global configuration (see the module docstring); the low-speed limit
+# ends a stalled transfer long before the overall timeout.
 _BASE_CONFIG: tuple[tuple[str, str], ...] = (
     ("core.hooksPath", os.devnull),
+    ("core.excludesFile", os.devnull),
+    ("core.attributesFile", os.devnull),
     ("http.lowSpeedLimit", "1"),
     ("http.lowSpeedTime", "60"),
 )
@@ -81,9 +88,10 @@ class GitError(ClassifiedError):
     """A git operation failed.
 
     `reason` is a CamelCase word (RepositoryUnreachable, AuthenticationFailed, BranchNotFound,
-    PushRejected, NonFastForward, RefNotFound, NothingToCommit, CredentialsInUrl, UnsupportedUrl,
-    GitFailed, ...); `retryable` says whether a later attempt may succeed; `str()` is a sentence
-    for people that includes git's own words, scrubbed of secrets and URL credentials.
+    PushRejected, NonFastForward, RefNotFound, InvalidBranchName, CredentialsInUrl, UnsupportedUrl,
+    InvalidWorkspace, UnsupportedFile, SubmoduleChange, GitFailed, ...); `retryable` says
+    whether a later attempt may succeed; `str()` is a sentence for people that includes git's
+    own words, scrubbed of secrets and URL credentials.
     """
 
     def __init__(self, reason: str, message: str, *, retryable: bool, detail: str = "") -> None:
@@ -204,9 +212,10 @@ def push(
 
     Raises GitError: PushRejected (a hook, branch protection or missing permission: not
     retryable), NonFastForward (the branch moved or the lease is stale: retryable),
-    RepositoryUnreachable, AuthenticationFailed.
+    InvalidBranchName, RepositoryUnreachable, AuthenticationFailed.
     """
-    remote, scope = _remote_and_scope(repo, url)
+    # The URL itself, configured or given: naming `origin` would let its pushurl redirect the push.
+    remote, scope = _remote_and_scope(repo, url if url is not None else _origin_url(repo))
     target = f"refs/heads/{_strip_heads(remote_branch)}"
     # --porcelain: one machine-readable status line per ref, instead of guessing from prose.
     # --no-verify: a person's pre-push hooks have no say over the operator's pushes.
@@ -296,76 +305,6 @@ def remote_branch_sha(
 def head_commit(repo: git.Repo) -> str:
     """The sha of HEAD."""
     return _resolve(repo, "HEAD")
-
-
-def changed_paths(repo: git.Repo) -> list[str]:
-    """Every path `commit_all` would commit, relative to the repository root, sorted.
-
-    Modified, added (staged or untracked, not ignored), deleted, and both the old and the new
-    path of a rename.
-    """
-    # --no-renames reports a rename as its deletion and its addition: both paths, no pairing.
-    tracked = _checked(
-        repo, ["diff", "--name-only", "--no-renames", "--no-ext-diff", "-z", "HEAD", "--"]
-    )
-    untracked = _checked(repo, ["ls-files", "--others", "--exclude-standard", "-z", "--"])
-    paths = {path for path in (tracked.text + untracked.text).split("\0") if path}
-    return sorted(paths)
-
-
-def commit_all(repo: git.Repo, message: str, *, author_name: str, author_email: str) -> str:
-    """Stage everything (deletions too) and commit it as author and committer; the new sha.
-
-    Needs no git identity in any configuration. Raises GitError(NothingToCommit) when there is
-    nothing to commit.
-    """
-    _checked(repo, ["add", "--all", "--", "."])
-    staged = _git(
-        repo, ["diff", "--cached", "--quiet", "HEAD", "--"], timeout=LOCAL_TIMEOUT_SECONDS
-    )
-    if staged.status == 0:
-        raise GitError("NothingToCommit", "there are no changes to commit", retryable=False)
-    # --cleanup=whitespace keeps a message line starting with `#` (an issue number, say);
-    # signing is off because a person's commit.gpgSign would wait on a passphrase.
-    _checked(
-        repo,
-        [
-            "commit",
-            "--quiet",
-            "--no-verify",
-            "--no-gpg-sign",
-            "--cleanup=whitespace",
-            "-m",
-            message,
-        ],
-        env=_identity(author_name, author_email),
-    )
-    return head_commit(repo)
-
-
-def create_branch(repo: git.Repo, name: str, at: str = "HEAD", *, checkout: bool = False) -> None:
-    """Create local branch `name` at `at`; switch to it too when `checkout` is true."""
-    start = _resolve(repo, at, "commit")
-    if checkout:
-        _checked(repo, ["checkout", "--quiet", "--no-track", "-b", name, start, "--"])
-    else:
-        _checked(repo, ["branch", "--no-track", "--", name, start])
-
-
-def read_file_at(repo: git.Repo, ref: str, path: str) -> bytes | None:
-    """The bytes of `path` at commit `ref`, exactly; None when no file is there.
-
-    Raises GitError(RefNotFound) when `ref` names no commit.
-    """
-    commit = _resolve(repo, ref, "commit")
-    wanted = path.strip("/")
-    listing = _checked(repo, ["ls-tree", "-z", "--full-tree", commit, "--", wanted])
-    for entry in listing.text.split("\0"):
-        meta, _, name = entry.partition("\t")
-        fields = meta.split()
-        if name == wanted and len(fields) == 3 and fields[1] == "blob":
-            return _checked(repo, ["cat-file", "blob", fields[2]]).stdout
-    return None
 
 
 # --------------------------------------------------------------------------- the sealed clone
@@ -458,7 +397,8 @@ def snapshot(repo: git.Repo) -> str:
     Files are taken as they are, symbolic links as links (never followed); a nested
     repository becomes a submodule entry (callers decide about those); other file types
     (fifos, sockets, devices) are left out, unless one stands where a tracked file was:
-    GitError(UnsupportedFile).
+    GitError(UnsupportedFile). A nested repository without a commit cannot be an entry at all:
+    GitError(SubmoduleChange).
     """
     added = _git(repo, ["add", "--all"], timeout=LOCAL_TIMEOUT_SECONDS)
     unsupported = re.findall(r"error: (.+): can only add regular files", added.stderr)
@@ -467,6 +407,14 @@ def snapshot(repo: git.Repo) -> str:
             "UnsupportedFile",
             f"{', '.join(unsupported[:10])}: neither a file, a link nor a folder (a fifo, "
             "socket or device where a tracked file was); git cannot commit it",
+            retryable=False,
+        )
+    uncommitted = re.findall(r"error: '(.+?)/?' does not have a commit checked out", added.stderr)
+    if added.status != 0 and uncommitted:
+        raise GitError(
+            "SubmoduleChange",
+            f"{', '.join(uncommitted[:10])}: a nested git repository (without a commit), "
+            "which cannot be committed",
             retryable=False,
         )
     if added.status != 0:
@@ -620,7 +568,7 @@ def entry_at(
     In a partial clone (`init_bare(lazy_blobs=True)`) a blob's size is only known once the blob
     is here, so git fetches that one blob from origin: hence `credentials` and the network
     errors (RepositoryUnreachable, AuthenticationFailed, ...) besides GitError(RefNotFound) when
-    `ref` names no commit.
+    `ref` names neither a commit nor a tree.
     """
     tree = _resolve(repo, ref, "tree")
     wanted = path.strip("/")
@@ -904,6 +852,12 @@ def _rule(pattern: str, reason: str, retryable: bool, sentence: str) -> _Rule:
 _AUTHENTICATION = "the remote refused the credentials (or none were given)"
 _NETWORK_RULES: tuple[_Rule, ...] = (
     _rule(
+        r"invalid refspec",
+        "InvalidBranchName",
+        False,
+        "the branch (or the commit to push) is not a valid git name",
+    ),
+    _rule(
         r"already exists and is not an empty directory",
         "DestinationNotEmpty",
         False,
@@ -1019,14 +973,10 @@ def _classify_local(command: str, result: _Result) -> tuple[str, str]:
     stderr = result.stderr.lower()
     if result.timed_out:
         return "GitFailed", f"git {command} timed out"
-    if "a branch named" in stderr and "already exists" in stderr:
-        return "BranchExists", f"git {command} failed: the branch already exists"
     if re.search(
         r"not a valid object name|unknown revision|bad revision|invalid reference", stderr
     ):
         return "RefNotFound", f"git {command} failed: no such revision"
-    if re.search(r"is not a valid (branch )?name|not a valid ref", stderr):
-        return "InvalidBranchName", f"git {command} failed: not a valid branch name"
     return "GitFailed", f"git {command} failed"
 
 
