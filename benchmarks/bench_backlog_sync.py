@@ -220,7 +220,7 @@ def operator_sync_figures(url: str, cache: Path) -> tuple[float, int]:
     import kubernetes
 
     from backlog_operator.adapters.kube import KubeCluster
-    from backlog_operator.controller.backlog_reconciler import BacklogReconciler
+    from backlog_operator.controller.backlogs.reconciler import BacklogReconciler
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.support.emulator import EmulatorServer

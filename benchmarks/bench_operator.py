@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 import kubernetes  # noqa: E402
 
 from backlog_operator.api.goal import Goal  # noqa: E402
-from backlog_operator.controller.jobs import LABEL_GOAL, build_job  # noqa: E402
+from backlog_operator.api.labels import LABEL_GOAL  # noqa: E402
+from backlog_operator.controller.goals.job import build_job  # noqa: E402
 from backlog_operator.controller.settings import OperatorSettings  # noqa: E402
 from tests.support.emulator import EmulatorServer, HardenedEmulator  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from backlog_operator.api.goal import Goal
 from backlog_operator.api.result import MAX_RESULT_BYTES, ExitCode
-from backlog_operator.worker.context import goal_to_environment
+from backlog_operator.api.worker_contract import goal_to_environment
 from tests.git.conftest import BACKLOG
 from tests.support.gitrepos import make_remote, remote_branches, remote_sha, run_git
 from tests.support.pod import Pod, backlogctl

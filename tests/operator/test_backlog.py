@@ -12,10 +12,9 @@ from typing import Any
 import kubernetes
 import pytest
 
+from backlog_operator.api.labels import LABEL_BACKLOG, LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, WorkerResult
-from backlog_operator.controller.backlog_reconciler import LABEL_BACKLOG
 from backlog_operator.controller.handlers import build_registry
-from backlog_operator.controller.jobs import LABEL_GOAL_UID
 from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.github_standin import GitHubStandIn

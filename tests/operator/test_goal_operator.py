@@ -15,9 +15,9 @@ from typing import Any
 import kubernetes
 import pytest
 
+from backlog_operator.api.labels import LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, WorkerResult, failure
 from backlog_operator.controller.handlers import build_registry
-from backlog_operator.controller.jobs import LABEL_GOAL_UID
 from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.kopf_harness import KopfThread
@@ -358,7 +358,7 @@ def test_job_made_before_a_crash_is_adopted_not_duplicated(
 ) -> None:
     """The operator died after creating the Job but before writing the status."""
     from backlog_operator.api.goal import Goal
-    from backlog_operator.controller.jobs import build_job
+    from backlog_operator.controller.goals.job import build_job
 
     cluster = Cluster(emulator_server)
     created = cluster.create(goal_manifest("g9"))

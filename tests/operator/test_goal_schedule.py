@@ -11,8 +11,8 @@ from typing import Any
 import kubernetes
 import pytest
 
+from backlog_operator.api.labels import LABEL_SCHEDULE
 from backlog_operator.controller.handlers import build_registry
-from backlog_operator.controller.schedule_reconciler import LABEL_SCHEDULE
 from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.kopf_harness import KopfThread

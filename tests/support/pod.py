@@ -1,7 +1,7 @@
 """One attempt's Pod on this machine: the three steps as separate processes, with the Job's mounts.
 
 The operator's Job gives each container its own environment and volumes (see
-`controller/jobs.py`): `clone` and `publish` get the goal, the token file and the private
+`controller/goals/job.py`): `clone` and `publish` get the goal, the token file and the private
 folder; `task` gets the workspace and its own variables, nothing else. `Pod` runs
 `backlogctl worker clone`, the task launcher and `backlogctl worker publish` the same way, so
 tests check the contract between the manifest and the worker, and what a task can reach.
@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from backlog_operator.api.goal import Goal
-from backlog_operator.worker.context import goal_to_environment
-from backlog_operator.worker.launcher import launcher_command
+from backlog_operator.api.worker_contract import goal_to_environment, launcher_command
 
 ATTEMPT_ID = "attempt-t-0a0b0c"
 

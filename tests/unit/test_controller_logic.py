@@ -11,17 +11,42 @@ import kubernetes_validate
 import pytest
 from pydantic import ValidationError
 
-from backlog_operator.api.common import describe_validation_error
-from backlog_operator.api.goal import Goal, RetrySpec
+from backlog_operator.api.common import Condition, describe_validation_error
+from backlog_operator.api.goal import Goal, GoalStatus, Phase, RetrySpec
+from backlog_operator.api.labels import LABEL_ATTEMPT
 from backlog_operator.api.quantity import ResourceRequirements, parse_quantity
 from backlog_operator.api.result import Outcome, WorkerResult
-from backlog_operator.controller import jobs
-from backlog_operator.controller.outcome import attempt_result
-from backlog_operator.controller.policy import QueueEntry, admit, backoff_seconds, should_retry
+from backlog_operator.controller.conditions import mark_ready, mark_reconciling, mark_stalled
+from backlog_operator.controller.goals import job as jobs
+from backlog_operator.controller.goals import reconciler
+from backlog_operator.controller.goals.capacity import QueueEntry, admit
+from backlog_operator.controller.goals.outcome import attempt_result
+from backlog_operator.controller.goals.retry import backoff_seconds, should_retry
 from backlog_operator.controller.settings import DEFAULT_TASK_RESOURCES, OperatorSettings
-from backlog_operator.controller.status import conditions_for
+from backlog_operator.controller.status import evolve, read_status, status_patch, to_wire
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def conditions_for(
+    phase: str,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    previous: list[dict[str, Any]] | None = None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The Goal's conditions for `phase`, as written into the status."""
+    conditions = reconciler.conditions_for(
+        Phase(phase),
+        reason,
+        message,
+        generation=generation,
+        previous=[Condition.model_validate(item) for item in previous or []],
+        now=now,
+    )
+    return [condition.to_wire() for condition in conditions]
 
 
 def job(condition: str | None, reason: str = "") -> dict[str, Any]:
@@ -140,6 +165,67 @@ class TestConditions:
             "Ready"
         ] == "2026-01-01T00:01:00Z"
 
+    def test_every_kind_marks_the_same_three_conditions(self) -> None:
+        def summary(conditions: list[Condition]) -> list[tuple[str, str, str, str]]:
+            return [(c.type, c.status, c.reason, c.message) for c in conditions]
+
+        ready = mark_ready([], "Synced", "ok", generation=4, now=T0)
+        assert summary(ready) == [
+            ("Ready", "True", "Synced", "ok"),
+            ("Reconciling", "False", "Finished", ""),
+            ("Stalled", "False", "NotStalled", ""),
+        ]
+        assert {c.observed_generation for c in ready} == {4}
+        later = T0 + timedelta(minutes=1)
+        busy = mark_reconciling(ready, "ForgeUnavailable", "down", generation=4, now=later)
+        assert summary(busy)[:2] == [
+            ("Ready", "False", "ForgeUnavailable", "down"),
+            ("Reconciling", "True", "ForgeUnavailable", "down"),
+        ]
+        stalled = mark_stalled(busy, "InvalidBacklog", "bad", generation=5, now=later)
+        assert summary(stalled)[2] == ("Stalled", "True", "InvalidBacklog", "bad")
+        times = {c.type: c.last_transition_time for c in stalled}
+        assert times == {"Ready": later, "Reconciling": later, "Stalled": later}
+        assert {c.type: c.last_transition_time for c in busy}["Stalled"] == T0
+
+
+class TestStatusWriter:
+    def test_a_field_set_to_none_or_unset_is_written_as_null(self) -> None:
+        previous = {"phase": "Failed", "jobName": "j", "queuePosition": 2, "attempts": 3}
+        status = evolve(
+            read_status(GoalStatus, previous),
+            unset=("job_name",),
+            queue_position=None,
+            phase=Phase.PENDING,
+        )
+        assert status_patch(previous, status) == {
+            "phase": "Pending",
+            "jobName": None,
+            "queuePosition": None,
+        }
+
+    def test_only_what_changed_is_written_and_nothing_when_nothing_did(self) -> None:
+        previous = {"phase": "Queued", "startTime": "2026-01-01T00:00:00Z", "foreign": 1}
+        status = read_status(GoalStatus, previous)
+        assert status_patch(previous, status) is None
+        moved = evolve(status, start_time=T0 + timedelta(seconds=1, microseconds=5))
+        assert status_patch(previous, moved) == {"startTime": "2026-01-01T00:00:01Z"}
+
+    def test_defaults_never_set_are_not_written(self) -> None:
+        status = evolve(GoalStatus(), phase=Phase.QUEUED)
+        assert to_wire(status) == {"phase": "Queued"}
+        assert status_patch(None, status) == {"phase": "Queued"}
+
+    def test_a_misspelt_field_is_an_error(self) -> None:
+        with pytest.raises(ValidationError):
+            evolve(GoalStatus(), jobname="j")
+        with pytest.raises(ValueError, match="no field"):
+            evolve(GoalStatus(), unset=("jobname",))
+
+    def test_a_status_field_that_does_not_validate_is_left_out(self) -> None:
+        status = read_status(GoalStatus, {"phase": "Sleeping", "attempts": 2})
+        assert (status.phase, status.attempts) == (None, 2)
+
 
 def goal(**spec: Any) -> Goal:
     body = {
@@ -176,7 +262,7 @@ class TestJob:
         assert pod_spec["securityContext"]["runAsNonRoot"] is True
         owner = manifest["metadata"]["ownerReferences"][0]
         assert (owner["kind"], owner["uid"], owner["controller"]) == ("Goal", "abcdef12-3456", True)
-        assert manifest["metadata"]["labels"][jobs.LABEL_ATTEMPT] == "2"
+        assert manifest["metadata"]["labels"][LABEL_ATTEMPT] == "2"
 
     def test_only_clone_and_publish_see_the_credentials(self) -> None:
         pod_spec = jobs.build_job(goal(), 1, OperatorSettings())["spec"]["template"]["spec"]

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from backlog_operator.controller.schedule import (
+from backlog_operator.controller.owned_goals import FinishedGoal, history_to_delete
+from backlog_operator.controller.schedules.cron import (
     ALREADY_STARTED,
     GOAL_ALREADY_ACTIVE,
     INVALID_SCHEDULE,
@@ -25,12 +26,10 @@ from backlog_operator.controller.schedule import (
     MISSED_SCHEDULE,
     ConcurrencyPolicy,
     CronSchedule,
-    FinishedGoal,
     ScheduleError,
     concurrency_decision,
     due,
     goal_name,
-    history_to_delete,
     next_schedule_time,
     parse_schedule,
 )

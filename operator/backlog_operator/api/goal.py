@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -16,8 +17,17 @@ DEFAULT_PR_TITLE = "{taskId}: {title}"
 DEFAULT_PR_BODY = "{description}"
 DEFAULT_COMMIT_MESSAGE = "{taskId}: {title}"
 
-# Task ids name branches, Jobs and labels: a conservative character set keeps them valid everywhere.
-TASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# The task-id rule, one for every place a task id comes from (a Goal's spec.backlog.taskId here,
+# a backlog file's `id` in backlog/selection.py). Task ids name branches
+# (`<prefix><task-id>-<attempt>`), attempt ids, Job and Goal labels and a Backlog's Goals: a
+# conservative character set keeps them valid everywhere, starting with a letter or digit.
+TASK_ID_CHARACTERS = "A-Za-z0-9._-"
+# The most a task id may have anywhere. It bounds branch names (a ref component stays far below
+# git's 255 bytes even with the attempt suffix); label values and names made from an id are
+# shortened with a hash by `naming.dns_label`, so they need no tighter limit. Tasks a Backlog
+# selects from its file are held to a DNS label's 63 (see MAX_TASK_ID_LENGTH in selection.py).
+TASK_ID_MAX_LENGTH = 128
+TASK_ID_PATTERN = rf"^[A-Za-z0-9][{TASK_ID_CHARACTERS}]{{0,{TASK_ID_MAX_LENGTH - 1}}}$"
 
 
 class RepositorySpec(ApiModel):
@@ -201,7 +211,22 @@ class GoalSpec(ApiModel):
         return repository
 
 
-Phase = Literal["Pending", "Queued", "Running", "Succeeded", "Failed", "Skipped"]
+class Phase(StrEnum):
+    """Where a Goal is in its life (`status.phase`); the values are the strings on the wire."""
+
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+# A goal that has not finished (its Reconciling condition is True) and one that has.
+ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.RUNNING})
+FINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED})
+# Finished with the task done: Skipped means another goal completed it.
+SUCCESSFUL_PHASES = frozenset({Phase.SUCCEEDED, Phase.SKIPPED})
 
 
 class PullRequestStatus(ApiModel):
@@ -289,6 +314,8 @@ class Goal(ApiModel):
             else self.metadata.name
         )
 
-    def raw_status(self) -> dict[str, Any]:
-        """The status as a plain dict (empty when absent)."""
-        return self.status.to_wire() if self.status else {}
+    @property
+    def work_name(self) -> str:
+        """What the work is named after: the task id, or the goal's name for a free-form goal
+        (attempt ids, branches, the Job's task label, `status.taskId`)."""
+        return self.spec.backlog.task_id or self.metadata.name

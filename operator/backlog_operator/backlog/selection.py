@@ -40,11 +40,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
+from backlog_operator.api.goal import TASK_ID_CHARACTERS
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.backlog.model import Task, TaskStatus
 from backlog_operator.naming import dns_label
 
-# A DNS label's length: an id that fits one keeps its label readable and unhashed.
+# The characters are the Goal's task-id rule (api.goal.TASK_ID_CHARACTERS); the length is
+# tighter than a Goal's TASK_ID_MAX_LENGTH (128) on purpose. A Backlog labels each Goal it makes
+# (and the Goal's Jobs) `backlog.dev/task=<dns_label(id)>`: an id within a DNS label's length
+# keeps that label the id itself, readable and unhashed (`kubectl get goals -l
+# backlog.dev/task=<id>` finds them), and the duplicate check below compares exactly those labels.
 MAX_TASK_ID_LENGTH = 63
 # Status lists are cut to this many ids (their `total` still counts all of them).
 DEFAULT_MAX_LISTED = 50
@@ -56,7 +61,7 @@ MAX_REASON_LENGTH = 200
 MAX_CYCLE_SHOWN = 10
 PULL_REQUEST_WINDOW = timedelta(hours=1)
 
-_ID_CHARACTERS = re.compile(r"[A-Za-z0-9._-]+")
+_ID_CHARACTERS = re.compile(rf"[{TASK_ID_CHARACTERS}]+")
 _ID_ENDS = re.compile(r"[A-Za-z0-9](?:.*[A-Za-z0-9])?", re.DOTALL)
 
 

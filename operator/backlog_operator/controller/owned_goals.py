@@ -1,14 +1,27 @@
-"""What the Backlog and GoalSchedule controllers read of the Goals they own. Pure helpers,
-plus the one shared step both take: deleting finished Goals beyond the history limits."""
+"""What the Backlog and GoalSchedule controllers share about the Goals they own. Pure helpers,
+plus the one shared step both take: deleting finished Goals beyond the history limits.
+
+- `owned_goal`: the manifest of a Goal they create, controlled by its owner (the garbage
+  collector deletes it with the owner);
+- `phase_of`: a listed Goal's phase;
+- history, as CronJob's: finished Goals beyond the limit per outcome are deleted oldest first
+  (by start time, then name; a Goal that never started counts as newest); Skipped counts as
+  success, the task was done (`history_to_delete`, `trim_history`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
 
-from backlog_operator.controller.reconciler import Event
-from backlog_operator.controller.schedule import FinishedGoal, history_to_delete
-from backlog_operator.controller.status import FINAL_PHASES, parse_time
+import kopf
+
+from backlog_operator.api.common import API_VERSION, ApiModel
+from backlog_operator.api.goal import FINAL_PHASES, SUCCESSFUL_PHASES, Phase
+from backlog_operator.controller.results import Event
+from backlog_operator.controller.status import parse_time
 
 
 class GoalDeleter(Protocol):
@@ -17,9 +30,75 @@ class GoalDeleter(Protocol):
     async def delete_goal(self, namespace: str, name: str) -> None: ...
 
 
-def phase_of(goal: Mapping[str, Any]) -> str:
+def owned_goal(
+    owner: ApiModel,
+    *,
+    name: str,
+    namespace: str | None,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    spec: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A Goal's manifest, controlled by `owner` (a Backlog or a GoalSchedule)."""
+    manifest: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "Goal",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "annotations": dict(annotations),
+        },
+        "spec": dict(spec),
+    }
+    reference = owner.model_dump(
+        by_alias=True, mode="json", include={"api_version", "kind", "metadata"}
+    )
+    kopf.append_owner_reference(manifest, owner=kopf.Body(cast(kopf.RawBody, reference)))
+    return manifest
+
+
+def phase_of(goal: Mapping[str, Any]) -> Phase:
     """A Goal's phase (Pending until the operator has written one)."""
-    return str((goal.get("status") or {}).get("phase") or "Pending")
+    value = (goal.get("status") or {}).get("phase") or Phase.PENDING
+    try:
+        return Phase(value)
+    except ValueError:  # not a phase the operator writes: not finished, as it reads
+        return Phase.PENDING
+
+
+@dataclass(frozen=True)
+class FinishedGoal:
+    """An owned Goal that has finished.
+
+    `succeeded` is its outcome as the history limits count it: True for Succeeded (and Skipped:
+    the task was already done), False for Failed. `start_time` is its status.startTime, None
+    when it never started.
+    """
+
+    name: str
+    succeeded: bool
+    start_time: datetime | None
+
+
+def history_to_delete(
+    finished: Sequence[FinishedGoal], successful_limit: int, failed_limit: int
+) -> list[str]:
+    """Names of the finished Goals to delete: beyond each limit, the oldest, oldest first.
+
+    Age is CronJob's: start time, ties broken by name, a Goal with no start time counting as the
+    newest. A limit of 0 keeps none of that outcome.
+    """
+    if successful_limit < 0 or failed_limit < 0:
+        raise ValueError("history limits must not be negative")
+    for goal in finished:
+        if goal.start_time is not None:
+            _aware(goal.start_time, f"start_time of {goal.name}")
+    doomed: list[FinishedGoal] = []
+    for succeeded, limit in ((True, successful_limit), (False, failed_limit)):
+        goals = sorted((g for g in finished if g.succeeded is succeeded), key=_age)
+        doomed.extend(goals[: max(0, len(goals) - limit)])
+    return [goal.name for goal in sorted(doomed, key=_age)]
 
 
 async def trim_history(
@@ -37,7 +116,7 @@ async def trim_history(
     finished = [
         FinishedGoal(
             name=g["metadata"]["name"],
-            succeeded=phase_of(g) in ("Succeeded", "Skipped"),
+            succeeded=phase_of(g) in SUCCESSFUL_PHASES,
             start_time=parse_time((g.get("status") or {}).get("startTime")),
         )
         for g in goals
@@ -49,3 +128,16 @@ async def trim_history(
     if not doomed:
         return []
     return [Event("Normal", "HistoryTrimmed", f"deleted finished goals {', '.join(doomed)}")]
+
+
+def _age(goal: FinishedGoal) -> tuple[bool, datetime, str]:
+    # CronJob's byJobStartTime: by start time, a Job with none after all others, then by name.
+    started = (
+        goal.start_time.astimezone(UTC) if goal.start_time else datetime.max.replace(tzinfo=UTC)
+    )
+    return (goal.start_time is None, started, goal.name)
+
+
+def _aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")

@@ -1,78 +1,37 @@
-"""The Goal's status: phases and the conditions that go with them. Pure.
+"""Status as typed models, and the one place a model becomes a status write. Pure.
 
-| phase | Ready | Reconciling | Stalled |
-|---|---|---|---|
-| Pending, Queued, Running | False | True (reason: the phase, or Backoff) | False |
-| Succeeded | True (Published / AlreadyCompleted) | False | False |
-| Skipped | True (Skipped) | False | False |
-| Failed | False (the failure's reason) | False | True (the failure's reason) |
+Reconcilers build `GoalStatus`, `BacklogStatus` and `GoalScheduleStatus` from the status they
+read (`read_status`), changing fields with `evolve` (validated: a misspelt field is an error, not
+a key the API server prunes silently). `status_patch` is the only writer: it turns the model into
+the JSON merge patch of the status subresource, against the status read.
 
-`lastTransitionTime` changes only when a condition's status changes, as Kubernetes expects.
+Merge-patch semantics matter: a field the model no longer has (a re-run clears the last run's
+fields with `evolve(..., unset=...)`, a field set to None) must be written as `null`, or the API
+server keeps the old value. Only fields set on the model are written (`exclude_unset`): a
+default the operator never set (`attempts: 0` before the first attempt) stays absent, as before.
+Fields the model does not know are left alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
-ACTIVE_PHASES = frozenset({"Pending", "Queued", "Running"})
-FINAL_PHASES = frozenset({"Succeeded", "Failed", "Skipped"})
+from pydantic import ValidationError
+
+from backlog_operator.api.common import ApiModel
+
+log = logging.getLogger("backlog_operator.controller")
+
+ModelT = TypeVar("ModelT", bound=ApiModel)
 
 
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with seconds, as the API server writes times."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def conditions_for(
-    phase: str,
-    reason: str,
-    message: str,
-    *,
-    generation: int | None,
-    previous: Sequence[Mapping[str, Any]] = (),
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """The three conditions for a goal in `phase`, carrying over unchanged transition times."""
-    ready = "True" if phase in ("Succeeded", "Skipped") else "False"
-    reconciling = "True" if phase in ACTIVE_PHASES else "False"
-    stalled = "True" if phase == "Failed" else "False"
-    wanted = [
-        ("Ready", ready, reason, message),
-        (
-            "Reconciling",
-            reconciling,
-            reason if reconciling == "True" else "Finished",
-            message if reconciling == "True" else "",
-        ),
-        (
-            "Stalled",
-            stalled,
-            reason if stalled == "True" else "NotStalled",
-            message if stalled == "True" else "",
-        ),
-    ]
-    before = {str(item.get("type")): item for item in previous}
-    conditions = []
-    for kind, status, why, text in wanted:
-        old = before.get(kind)
-        changed = old is None or old.get("status") != status
-        conditions.append(
-            {
-                "type": kind,
-                "status": status,
-                "reason": why,
-                "message": text,
-                "observedGeneration": generation,
-                "lastTransitionTime": timestamp(now)
-                if changed
-                else old.get("lastTransitionTime")
-                if old
-                else timestamp(now),
-            }
-        )
-    return conditions
 
 
 def parse_time(value: object) -> datetime | None:
@@ -85,3 +44,99 @@ def parse_time(value: object) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def instant(moment: datetime) -> datetime:
+    """`moment` as a status holds it: whole seconds in UTC (what `timestamp` writes)."""
+    parsed = parse_time(timestamp(moment))
+    assert parsed is not None
+    return parsed
+
+
+def read_status(model: type[ModelT], raw: Mapping[str, Any] | None) -> ModelT:
+    """The status read from an object, as `model`; fields that do not validate are left out.
+
+    The operator writes every status itself, so all of it validates in practice; should a
+    person have edited it, the fields that still make sense are kept rather than all lost.
+    """
+    data = dict(raw or {})
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        pass
+    kept = {}
+    for key, value in data.items():
+        try:
+            model.model_validate({key: value})
+        except ValidationError:
+            log.warning("ignoring status.%s of a %s: it does not validate", key, model.__name__)
+            continue
+        kept[key] = value
+    return model.model_validate(kept)
+
+
+def evolve(status: ModelT, /, *, unset: Iterable[str] = (), **changes: Any) -> ModelT:
+    """A validated copy of `status` with `changes` (by field name) and the fields in `unset`
+    back to unset, which the writer removes from the object."""
+    cleared = set(unset)
+    unknown = cleared - type(status).model_fields.keys()
+    if unknown:
+        raise ValueError(f"{type(status).__name__} has no field {', '.join(sorted(unknown))}")
+    data = {
+        name: getattr(status, name)
+        for name in status.model_fields_set
+        if name not in cleared and name not in changes
+    }
+    data.update(changes)
+    return type(status).model_validate(data)
+
+
+def to_wire(status: ApiModel) -> dict[str, Any]:
+    """The fields set on `status`, camelCase, times as `timestamp` writes them."""
+    data = status.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
+    wire: dict[str, Any] = _plain(data)
+    return wire
+
+
+def status_patch(previous: Mapping[str, Any] | None, status: ApiModel) -> dict[str, Any] | None:
+    """The merge patch that turns the status read (`previous`) into `status`, or None when
+    there is nothing to write.
+
+    A field of the model that `previous` has and `status` has not becomes `null` (removed);
+    keys the model does not know are not touched.
+    """
+    before = dict(previous or {})
+    after = to_wire(status)
+    known = {field.alias or name for name, field in type(status).model_fields.items()}
+    patch = _diff({key: value for key, value in before.items() if key in known}, after)
+    return patch or None
+
+
+def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386: the merge patch from `before` to `after` (objects merge, the rest replaces).
+
+    A null in `before` is a field that is absent (merge patches store no nulls).
+    """
+    before = {key: value for key, value in before.items() if value is not None}
+    patch: dict[str, Any] = {key: None for key in before if key not in after}
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            nested = _diff(old, value)
+            if nested:
+                patch[key] = nested
+        elif key not in before or old != value:
+            patch[key] = value
+    return patch
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

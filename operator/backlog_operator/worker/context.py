@@ -1,6 +1,7 @@
 """What a worker step knows: the goal, the attempt, the workspace, where secrets and results go.
 
-In a Job every step reads the same environment (set by the operator on each container):
+In a Job every step reads the same environment (set by the operator on each container; the
+contract between the two is `api.worker_contract`):
 
 | variable | meaning | default |
 |---|---|---|
@@ -16,7 +17,6 @@ In a Job every step reads the same environment (set by the operator on each cont
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,13 +29,37 @@ from backlog_operator import naming
 from backlog_operator.adapters.git import GitCredentials
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.goal import Goal
+from backlog_operator.api.worker_contract import (
+    ATTEMPT_ID_VARIABLE,
+    GOAL_FILE_VARIABLE,
+    GOAL_URL_VARIABLE,
+    GOAL_VARIABLE,
+    PRIVATE_DIR_VARIABLE,
+    REPO_DIR,
+    STATE_DIR,
+    TERMINATION_LOG_VARIABLE,
+    TOKEN_FILE_VARIABLE,
+    WORKSPACE_VARIABLE,
+    goal_to_environment,
+)
+from backlog_operator.api.worker_contract import PRIVATE_DIR as DEFAULT_PRIVATE_DIR
+from backlog_operator.api.worker_contract import TERMINATION_LOG as DEFAULT_TERMINATION_LOG
+from backlog_operator.api.worker_contract import WORKSPACE as DEFAULT_WORKSPACE
 from backlog_operator.redact import Redactor
 
-DEFAULT_WORKSPACE = "/workspace"
-DEFAULT_PRIVATE_DIR = "/private"
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
-REPO_DIR = "repo"
-STATE_DIR = ".backlog-state"
+__all__ = [
+    "DEFAULT_PRIVATE_DIR",
+    "DEFAULT_TERMINATION_LOG",
+    "DEFAULT_WORKSPACE",
+    "REPO_DIR",
+    "STATE_DIR",
+    "InvalidGoalError",
+    "WorkerContext",
+    "context_from_environment",
+    "goal_to_environment",
+    "load_goal_file",
+    "parse_goal",
+]
 
 
 class InvalidGoalError(ValueError):
@@ -85,7 +109,7 @@ class WorkerContext:
     @property
     def work_name(self) -> str:
         """What branches are named after: the task id, or the goal's name for a free-form goal."""
-        return self.task_id or self.goal.metadata.name
+        return self.goal.work_name
 
     def read_token(self) -> str | None:
         """The forge token from the mounted file (and remember it, to redact it everywhere)."""
@@ -132,38 +156,23 @@ def load_goal_file(path: Path) -> Goal:
 def context_from_environment(environ: Mapping[str, str] | None = None) -> WorkerContext:
     """Build the context of a step running in a Job container (see the module docstring)."""
     env = os.environ if environ is None else environ
-    if env.get("BACKLOG_GOAL"):
-        goal = parse_goal(env["BACKLOG_GOAL"], source="$BACKLOG_GOAL")
-    elif env.get("BACKLOG_GOAL_FILE"):
-        goal = load_goal_file(Path(env["BACKLOG_GOAL_FILE"]))
+    if env.get(GOAL_VARIABLE):
+        goal = parse_goal(env[GOAL_VARIABLE], source=f"${GOAL_VARIABLE}")
+    elif env.get(GOAL_FILE_VARIABLE):
+        goal = load_goal_file(Path(env[GOAL_FILE_VARIABLE]))
     else:
-        raise InvalidGoalError("neither BACKLOG_GOAL nor BACKLOG_GOAL_FILE is set")
-    attempt_id = env.get("BACKLOG_ATTEMPT_ID") or naming.new_attempt_id(
-        goal.spec.backlog.task_id or goal.metadata.name
-    )
-    token_file = env.get("BACKLOG_TOKEN_FILE")
+        raise InvalidGoalError(f"neither {GOAL_VARIABLE} nor {GOAL_FILE_VARIABLE} is set")
+    attempt_id = env.get(ATTEMPT_ID_VARIABLE) or naming.new_attempt_id(goal.work_name)
+    token_file = env.get(TOKEN_FILE_VARIABLE)
     context = WorkerContext(
         goal=goal,
         attempt_id=attempt_id,
-        workspace=Path(env.get("BACKLOG_WORKSPACE", DEFAULT_WORKSPACE)),
-        private_dir=Path(env.get("BACKLOG_PRIVATE_DIR", DEFAULT_PRIVATE_DIR)),
+        workspace=Path(env.get(WORKSPACE_VARIABLE, DEFAULT_WORKSPACE)),
+        private_dir=Path(env.get(PRIVATE_DIR_VARIABLE, DEFAULT_PRIVATE_DIR)),
         token_file=Path(token_file) if token_file else None,
-        termination_log=Path(env.get("BACKLOG_TERMINATION_LOG", DEFAULT_TERMINATION_LOG)),
-        goal_url=env.get("BACKLOG_GOAL_URL") or None,
+        termination_log=Path(env.get(TERMINATION_LOG_VARIABLE, DEFAULT_TERMINATION_LOG)),
+        goal_url=env.get(GOAL_URL_VARIABLE) or None,
     )
     if context.token_file is not None and context.token_file.exists():
         context.read_token()  # learn the secret early so every later message is redacted
     return context
-
-
-def goal_to_environment(goal: Goal) -> str:
-    """The JSON the operator puts in `BACKLOG_GOAL` (metadata and spec only)."""
-    payload = {
-        "apiVersion": goal.api_version,
-        "kind": goal.kind,
-        "metadata": goal.metadata.model_dump(
-            by_alias=True, exclude_none=True, mode="json", include={"name", "namespace", "uid"}
-        ),
-        "spec": goal.spec.to_wire(),
-    }
-    return json.dumps(payload, separators=(",", ":"))

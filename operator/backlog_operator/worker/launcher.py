@@ -3,6 +3,9 @@
 The task runs in the goal's own image, which has no `backlogctl`; this launcher gives it the
 two things the `clone` step decided: skip when the task is already completed, and the task's
 id, title and description as environment variables. It needs only `/bin/sh`.
+
+The launcher itself (`launcher_command`) is part of the Job's contract and lives in
+`api.worker_contract`; this module writes what it reads.
 """
 
 from __future__ import annotations
@@ -11,21 +14,21 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-SKIP_MARKER = "skip"
-TASK_ENV_FILE = "task.env"
+from backlog_operator.api.worker_contract import (
+    SKIP_MARKER,
+    TASK_ENV_FILE,
+    TASK_LAUNCHER,
+    launcher_command,
+)
 
-TASK_LAUNCHER = """\
-state="${BACKLOG_WORKSPACE:-/workspace}/.backlog-state"
-if [ -e "$state/skip" ]; then echo "backlog: task already completed; nothing to run" >&2; exit 0; fi
-if [ -r "$state/task.env" ]; then . "$state/task.env"; fi
-cd "${BACKLOG_WORKSPACE:-/workspace}/repo" || exit 70
-exec "$@"
-"""
-
-
-def launcher_command(command: list[str], args: list[str]) -> list[str]:
-    """The task container's command: the launcher, then the goal's command and arguments."""
-    return ["/bin/sh", "-c", TASK_LAUNCHER, "backlog-task", *command, *args]
+__all__ = [
+    "SKIP_MARKER",
+    "TASK_ENV_FILE",
+    "TASK_LAUNCHER",
+    "launcher_command",
+    "write_skip_marker",
+    "write_task_environment",
+]
 
 
 def write_task_environment(state_dir: Path, variables: Mapping[str, str]) -> None:

@@ -11,25 +11,35 @@ Everything runs as non-root with all capabilities dropped.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
+
+import kopf
 
 from backlog_operator import naming
-from backlog_operator.api.common import API_VERSION
 from backlog_operator.api.goal import Goal
+from backlog_operator.api.labels import (
+    LABEL_ATTEMPT,
+    LABEL_GOAL,
+    LABEL_GOAL_UID,
+    LABEL_MANAGED_BY,
+    LABEL_RUN,
+    LABEL_TASK,
+    MANAGED_BY,
+)
+from backlog_operator.api.worker_contract import (
+    ATTEMPT_ID_VARIABLE,
+    GOAL_URL_VARIABLE,
+    GOAL_VARIABLE,
+    PRIVATE_DIR,
+    PRIVATE_DIR_VARIABLE,
+    TOKEN_FILE_VARIABLE,
+    WORKSPACE,
+    WORKSPACE_VARIABLE,
+    goal_to_environment,
+    launcher_command,
+)
 from backlog_operator.controller.settings import OperatorSettings
-from backlog_operator.worker.context import goal_to_environment
-from backlog_operator.worker.launcher import launcher_command
 
-MANAGED_BY = "backlog-operator"
-LABEL_GOAL = "backlog.dev/goal"
-LABEL_GOAL_UID = "backlog.dev/goal-uid"
-LABEL_TASK = "backlog.dev/task"
-LABEL_ATTEMPT = "backlog.dev/attempt"
-LABEL_RUN = "backlog.dev/run"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-
-WORKSPACE = "/workspace"
-PRIVATE_DIR = "/private"  # the worker steps' own volume, out of the task's reach
 TOKEN_DIR = "/var/run/secrets/backlog"  # noqa: S105 (a mount path, not a secret)
 RUN_AS = 65532
 _WORKER_RESOURCES = {
@@ -51,7 +61,7 @@ def job_name(goal_name: str, goal_uid: str, attempt: int, run: int = 1) -> str:
 def attempt_id(goal: Goal, attempt: int, run: int = 1) -> str:
     """The attempt id the worker uses; deterministic too (the same Job has the same id)."""
     nonce = hashlib.sha256(f"{goal.metadata.uid}/{run}/{attempt}".encode()).hexdigest()[:6]
-    return naming.new_attempt_id(goal.spec.backlog.task_id or goal.metadata.name, nonce=nonce)
+    return naming.new_attempt_id(goal.work_name, nonce=nonce)
 
 
 def job_labels(goal: Goal, attempt: int, run: int = 1) -> dict[str, str]:
@@ -60,7 +70,7 @@ def job_labels(goal: Goal, attempt: int, run: int = 1) -> dict[str, str]:
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_GOAL: naming.dns_label(goal.metadata.name),
         LABEL_GOAL_UID: goal.metadata.uid or "",
-        LABEL_TASK: naming.dns_label(goal.spec.backlog.task_id or goal.metadata.name),
+        LABEL_TASK: naming.dns_label(goal.work_name),
         LABEL_ATTEMPT: str(attempt),
         LABEL_RUN: str(run),
     }
@@ -80,15 +90,10 @@ def build_job(goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1
         )
     worker_env = _worker_env(goal, attempt, run, settings)
     has_token = spec.repository.credentials_secret is not None
-    return {
+    manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": goal.metadata.namespace,
-            "labels": labels,
-            "ownerReferences": [_owner_reference(goal)],
-        },
+        "metadata": {"name": name, "namespace": goal.metadata.namespace, "labels": labels},
         "spec": {
             "backoffLimit": 0,  # the operator owns retries (backoff, permanent vs retryable)
             "activeDeadlineSeconds": spec.task.timeout_seconds,
@@ -117,36 +122,30 @@ def build_job(goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1
             },
         },
     }
-
-
-def _owner_reference(goal: Goal) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Goal",
-        "name": goal.metadata.name,
-        "uid": goal.metadata.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    # The Goal controls its Jobs: the garbage collector deletes them with it, even when the
+    # operator is not running (blockOwnerDeletion: foreground deletion waits for them).
+    owner = goal.model_dump(by_alias=True, mode="json", include={"api_version", "kind", "metadata"})
+    kopf.append_owner_reference(manifest, owner=kopf.Body(cast(kopf.RawBody, owner)))
+    return manifest
 
 
 def _worker_env(
     goal: Goal, attempt: int, run: int, settings: OperatorSettings
 ) -> list[dict[str, str]]:
     env = [
-        {"name": "BACKLOG_GOAL", "value": goal_to_environment(goal)},
-        {"name": "BACKLOG_ATTEMPT_ID", "value": attempt_id(goal, attempt, run)},
-        {"name": "BACKLOG_WORKSPACE", "value": WORKSPACE},
-        {"name": "BACKLOG_PRIVATE_DIR", "value": PRIVATE_DIR},
+        {"name": GOAL_VARIABLE, "value": goal_to_environment(goal)},
+        {"name": ATTEMPT_ID_VARIABLE, "value": attempt_id(goal, attempt, run)},
+        {"name": WORKSPACE_VARIABLE, "value": WORKSPACE},
+        {"name": PRIVATE_DIR_VARIABLE, "value": PRIVATE_DIR},
         {"name": "HOME", "value": "/tmp"},  # noqa: S108  # git writes nothing there, but wants a HOME
     ]
     if goal.spec.repository.credentials_secret is not None:
-        env.append({"name": "BACKLOG_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"})
+        env.append({"name": TOKEN_FILE_VARIABLE, "value": f"{TOKEN_DIR}/token"})
     if settings.goal_url_template:
         url = settings.goal_url_template.format(
             namespace=goal.metadata.namespace or "", name=goal.metadata.name
         )
-        env.append({"name": "BACKLOG_GOAL_URL", "value": url})
+        env.append({"name": GOAL_URL_VARIABLE, "value": url})
     return env
 
 
@@ -183,7 +182,7 @@ def _worker_container(
 def _task_container(goal: Goal, settings: OperatorSettings) -> dict[str, Any]:
     task = goal.spec.task
     env = [{"name": item.name, "value": item.value} for item in task.env]
-    env.append({"name": "BACKLOG_WORKSPACE", "value": WORKSPACE})
+    env.append({"name": WORKSPACE_VARIABLE, "value": WORKSPACE})
     container: dict[str, Any] = {
         "name": "task",
         "image": task.image,

@@ -21,6 +21,7 @@ CronJob knows what a GoalSchedule does:
   (stop the active Goals, then start).
 - History: finished Goals beyond `successfulGoalsHistoryLimit`/`failedGoalsHistoryLimit` are
   deleted oldest first (by start time, then name; a Goal that never started counts as newest).
+  That rule is shared with the Backlog's history: `controller/owned_goals.py`.
 - Names: `<schedule>-<minutes since the epoch>` per scheduled time, so a retried reconcile can
   never create two Goals for one time.
 
@@ -75,10 +76,6 @@ ALREADY_STARTED = "AlreadyStarted"
 
 # CronJob's threshold for "too many missed start times" ("more than 80, but less than lots").
 MISSED_LIMIT = 100
-
-# Kubernetes' defaults for successfulJobsHistoryLimit and failedJobsHistoryLimit.
-DEFAULT_SUCCESSFUL_HISTORY_LIMIT = 3
-DEFAULT_FAILED_HISTORY_LIMIT = 1
 
 # Goal names end up in Job names and label values: an RFC 1123 label.
 MAX_NAME_LENGTH = 63
@@ -194,20 +191,6 @@ class Decision:
     stop: tuple[str, ...] = ()
     reason: str | None = None
     message: str = ""
-
-
-@dataclass(frozen=True)
-class FinishedGoal:
-    """A Goal of the schedule that has finished.
-
-    `succeeded` is its outcome as the history limits count it: True for Succeeded (and Skipped:
-    the task was already done), False for Failed. `start_time` is its status.startTime, None
-    when it never started.
-    """
-
-    name: str
-    succeeded: bool
-    start_time: datetime | None
 
 
 @dataclass(frozen=True)
@@ -414,26 +397,6 @@ def concurrency_decision(
     return Decision(
         start=True, stop=active, message=f"replacing {names} (concurrencyPolicy Replace)"
     )
-
-
-def history_to_delete(
-    finished: Sequence[FinishedGoal], successful_limit: int, failed_limit: int
-) -> list[str]:
-    """Names of the finished Goals to delete: beyond each limit, the oldest, oldest first.
-
-    Age is CronJob's: start time, ties broken by name, a Goal with no start time counting as the
-    newest. A limit of 0 keeps none of that outcome.
-    """
-    if successful_limit < 0 or failed_limit < 0:
-        raise ValueError("history limits must not be negative")
-    for goal in finished:
-        if goal.start_time is not None:
-            _aware(goal.start_time, f"start_time of {goal.name}")
-    doomed: list[FinishedGoal] = []
-    for succeeded, limit in ((True, successful_limit), (False, failed_limit)):
-        goals = sorted((g for g in finished if g.succeeded is succeeded), key=_age)
-        doomed.extend(goals[: max(0, len(goals) - limit)])
-    return [goal.name for goal in sorted(doomed, key=_age)]
 
 
 def goal_name(schedule_name: str, scheduled_time: datetime) -> str:
@@ -664,14 +627,6 @@ def _count_between(schedule: CronSchedule, start: datetime, end: datetime) -> in
             break
         count += 1
     return count
-
-
-def _age(goal: FinishedGoal) -> tuple[bool, datetime, str]:
-    # CronJob's byJobStartTime: by start time, a Job with none after all others, then by name.
-    started = (
-        goal.start_time.astimezone(UTC) if goal.start_time else datetime.max.replace(tzinfo=UTC)
-    )
-    return (goal.start_time is None, started, goal.name)
 
 
 def _aware(moment: datetime, name: str) -> None:

@@ -6,7 +6,8 @@ Ordered steps on each reconcile:
 3. unless suspended: is a tick due (at most one catch-up, within startingDeadlineSeconds)?
 4. apply the concurrency policy (Allow, Forbid, Replace) and create the tick's Goal, named
    after the tick so a repeated reconcile never makes two;
-5. report: last schedule and success times, active goals, next tick, conditions.
+5. report: last schedule and success times, active goals, next tick, conditions (a
+   `GoalScheduleStatus`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from backlog_operator.api.common import API_VERSION, describe_validation_error
-from backlog_operator.api.schedule import GoalSchedule
-from backlog_operator.controller.owned_goals import phase_of, trim_history
-from backlog_operator.controller.reconciler import Event, Reconciled
-from backlog_operator.controller.schedule import (
+from backlog_operator.api.common import describe_validation_error
+from backlog_operator.api.goal import FINAL_PHASES, Phase
+from backlog_operator.api.labels import ANNOTATION_SCHEDULED_AT, LABEL_SCHEDULE, LABEL_SCHEDULE_UID
+from backlog_operator.api.schedule import ActiveGoal, GoalSchedule, GoalScheduleStatus
+from backlog_operator.controller.conditions import STALLED, mark_ready, mark_stalled, reason_of
+from backlog_operator.controller.owned_goals import owned_goal, phase_of, trim_history
+from backlog_operator.controller.results import Event, Reconciled
+from backlog_operator.controller.schedules.cron import (
     ALREADY_STARTED,
     MISSED_SCHEDULE,
     TOO_MANY_MISSED,
@@ -31,16 +35,18 @@ from backlog_operator.controller.schedule import (
     goal_name,
     parse_schedule,
 )
-from backlog_operator.controller.status import FINAL_PHASES, conditions_for, parse_time, timestamp
+from backlog_operator.controller.status import (
+    evolve,
+    instant,
+    parse_time,
+    read_status,
+    timestamp,
+)
 from backlog_operator.errors import AlreadyExistsError
-
-LABEL_SCHEDULE = "backlog.dev/goal-schedule"
-LABEL_SCHEDULE_UID = "backlog.dev/goal-schedule-uid"
-ANNOTATION_SCHEDULED_AT = "backlog.dev/scheduled-at"
 
 
 class ScheduleCluster(Protocol):
-    """What the reconciler needs of the API (implemented by adapters.kube.KubeCluster)."""
+    """What the GoalSchedule reconciler needs of the API (adapters.kube.KubeCluster)."""
 
     async def list_goals(
         self, namespace: str | None = None, selector: str = ""
@@ -56,9 +62,9 @@ class GoalScheduleReconciler:
         self.cluster = cluster
         self.clock = clock or (lambda: datetime.now(UTC))
 
-    async def reconcile(self, body: Mapping[str, Any]) -> Reconciled:
+    async def reconcile(self, body: Mapping[str, Any]) -> Reconciled[GoalScheduleStatus]:
         """Compute and carry out the next step for the GoalSchedule in `body`."""
-        status: dict[str, Any] = dict(body.get("status") or {})
+        status = read_status(GoalScheduleStatus, body.get("status"))
         generation = body.get("metadata", {}).get("generation")
         try:
             schedule = GoalSchedule.model_validate(dict(body))
@@ -79,7 +85,7 @@ class GoalScheduleReconciler:
             successful=schedule.spec.successful_goals_history_limit,
             failed=schedule.spec.failed_goals_history_limit,
         )
-        new = dict(status)
+        new = status
         if schedule.spec.suspend:
             due_now = None
             next_time = None
@@ -87,7 +93,7 @@ class GoalScheduleReconciler:
         else:
             decision = due(
                 cron,
-                last_schedule_time=parse_time(status.get("lastScheduleTime")),
+                last_schedule_time=status.last_schedule_time,
                 creation_time=schedule.metadata.creation_timestamp or now,
                 now=now,
                 starting_deadline_seconds=schedule.spec.starting_deadline_seconds,
@@ -99,32 +105,28 @@ class GoalScheduleReconciler:
                 events.append(Event("Warning", TOO_MANY_MISSED, decision.message))
             if decision.skipped_time is not None:
                 # Recorded as handled, so the miss is reported once, not on every reconcile.
-                new["lastScheduleTime"] = timestamp(decision.skipped_time)
+                new = evolve(new, last_schedule_time=instant(decision.skipped_time))
                 events.append(Event("Warning", MISSED_SCHEDULE, decision.message))
         if due_now is not None:
             started, more = await self._tick(schedule, due_now, active)
             events += more
             if started is not None:
                 active = sorted({*active, started})
-            new["lastScheduleTime"] = timestamp(due_now)
-        succeeded = [parse_time(_completion(g)) for g in goals if phase_of(g) == "Succeeded"]
+            new = evolve(new, last_schedule_time=instant(due_now))
+        succeeded = [parse_time(_completion(g)) for g in goals if phase_of(g) is Phase.SUCCEEDED]
         latest_success = max((t for t in succeeded if t is not None), default=None)
-        new.update(
-            active=[{"name": name} for name in active],
-            nextScheduleTime=timestamp(next_time) if next_time else None,
-            lastSuccessfulTime=timestamp(latest_success) if latest_success else None,
-            observedGeneration=generation,
-        )
-        new["conditions"] = conditions_for(
-            "Succeeded",
-            reason,
-            message,
-            generation=generation,
-            previous=status.get("conditions") or [],
-            now=now,
+        new = evolve(
+            new,
+            active=[ActiveGoal(name=name) for name in active],
+            next_schedule_time=instant(next_time) if next_time else None,
+            last_successful_time=instant(latest_success) if latest_success else None,
+            observed_generation=generation,
+            conditions=mark_ready(
+                status.conditions, reason, message, generation=generation, now=now
+            ),
         )
         requeue = (next_time - now).total_seconds() if next_time else None
-        return Reconciled(new if new != status else None, events, requeue_after=requeue)
+        return Reconciled(new, events, requeue_after=requeue)
 
     async def _tick(
         self, schedule: GoalSchedule, tick: datetime, active: list[str]
@@ -149,19 +151,15 @@ class GoalScheduleReconciler:
         return name, events
 
     def _stalled(
-        self, status: dict[str, Any], reason: str, problem: str, generation: int | None
-    ) -> Reconciled:
-        if status.get("observedGeneration") == generation and _stalled_reason(status) == reason:
+        self, status: GoalScheduleStatus, reason: str, problem: str, generation: int | None
+    ) -> Reconciled[GoalScheduleStatus]:
+        said = reason_of(status.conditions, STALLED, "True") == reason
+        if status.observed_generation == generation and said:
             return Reconciled()  # said already: events only on transitions
-        new = dict(status, observedGeneration=generation)
-        new["conditions"] = conditions_for(
-            "Failed",
-            reason,
-            problem,
-            generation=generation,
-            previous=status.get("conditions") or [],
-            now=self.clock(),
+        conditions = mark_stalled(
+            status.conditions, reason, problem, generation=generation, now=self.clock()
         )
+        new = evolve(status, observed_generation=generation, conditions=conditions)
         return Reconciled(new, [Event("Warning", reason, problem)])
 
 
@@ -177,35 +175,15 @@ def goal_for_tick(schedule: GoalSchedule, tick: datetime, name: str) -> dict[str
     )
     annotations = dict(template.metadata.annotations)
     annotations[ANNOTATION_SCHEDULED_AT] = timestamp(tick)
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Goal",
-        "metadata": {
-            "name": name,
-            "namespace": schedule.metadata.namespace,
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "GoalSchedule",
-                    "name": schedule.metadata.name,
-                    "uid": schedule.metadata.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": template.spec.to_wire(),
-    }
+    return owned_goal(
+        schedule,
+        name=name,
+        namespace=schedule.metadata.namespace,
+        labels=labels,
+        annotations=annotations,
+        spec=template.spec.to_wire(),
+    )
 
 
 def _completion(goal: Mapping[str, Any]) -> object:
     return (goal.get("status") or {}).get("completionTime")
-
-
-def _stalled_reason(status: Mapping[str, Any]) -> str | None:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Stalled" and condition.get("status") == "True":
-            return str(condition.get("reason"))
-    return None

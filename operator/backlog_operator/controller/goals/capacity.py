@@ -1,32 +1,33 @@
-"""What the operator knows of every goal's phase, for capacity and for one-run-per-task.
+"""The capacity table: what the operator knows of every goal's phase, for capacity and for
+one-run-per-task, and the queue admission that decides which waiting goals start.
 
 The watch stream updates the API's view later than the operator acts, so two goals reconciled
-at the same moment could both see a free slot. The registry is updated synchronously, under
-one lock, the moment the operator decides to start a goal; it is seeded from a full listing
-at start-up, so a restarted operator does not over-admit.
+at the same moment could both see a free slot. The table is updated synchronously, under one
+lock, the moment the operator decides to start a goal; it is seeded from a full listing at
+start-up, so a restarted operator does not over-admit. `admit` is pure: numbers and lists in,
+decisions out.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from backlog_operator.controller.policy import QueueEntry, admit
+from backlog_operator.api.goal import Goal, GoalStatus, Phase
 
-RUNNING = "Running"
-WAITING = frozenset({"Pending", "Queued"})
+WAITING = frozenset({Phase.PENDING, Phase.QUEUED})
 
 
 @dataclass(frozen=True)
 class GoalEntry:
-    """One goal as the registry sees it."""
+    """One goal as the capacity table sees it."""
 
     key: str  # namespace/name
     repository: str
     task: str | None  # repository + backlog path + task id; None for a free-form goal
-    phase: str
+    phase: Phase
     priority: int
     created: datetime
     suspended: bool = False
@@ -34,7 +35,23 @@ class GoalEntry:
     ready_at: datetime | None = None  # backing off until then
 
 
-class Registry:
+def entry_for(goal: Goal, status: GoalStatus) -> GoalEntry:
+    """The capacity table's view of a goal with `status`."""
+    repository = goal.spec.repository.url.rstrip("/").removesuffix(".git")
+    task = goal.spec.backlog.task_id
+    return GoalEntry(
+        key=f"{goal.metadata.namespace}/{goal.metadata.name}",
+        repository=repository,
+        task=f"{repository}|{goal.spec.backlog.path}|{task}" if task else None,
+        phase=status.phase or Phase.PENDING,
+        priority=goal.spec.priority,
+        created=goal.metadata.creation_timestamp or datetime.min.replace(tzinfo=UTC),
+        suspended=goal.spec.suspend,
+        ready_at=status.next_attempt_time,
+    )
+
+
+class CapacityTable:
     """Goals by key; all decisions that compare goals are taken under `lock`."""
 
     def __init__(self) -> None:
@@ -65,12 +82,12 @@ class Registry:
 
     def active_keys(self, *, include_running: bool) -> list[str]:
         """Goals that are not finished (waiting ones; running ones too if asked)."""
-        phases = WAITING | {RUNNING} if include_running else WAITING
+        phases = WAITING | {Phase.RUNNING} if include_running else WAITING
         return [key for key, entry in self._goals.items() if entry.phase in phases]
 
     def running(self) -> list[GoalEntry]:
         """Goals whose Job is running."""
-        return [entry for entry in self._goals.values() if entry.phase == RUNNING]
+        return [entry for entry in self._goals.values() if entry.phase is Phase.RUNNING]
 
     def waiting(self, now: datetime) -> list[GoalEntry]:
         """Goals that could start now but for capacity (not suspended, blocked or backing off)."""
@@ -100,6 +117,49 @@ class Registry:
     def keys(self) -> Iterable[str]:
         """Every known goal's key."""
         return self._goals.keys()
+
+
+# ---------------------------------------------------------------------- queue admission
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A goal waiting for capacity."""
+
+    key: str  # namespace/name
+    repository: str
+    priority: int
+    created: datetime
+
+
+def admit(
+    waiting: Sequence[QueueEntry],
+    running_repositories: Iterable[str],
+    *,
+    max_per_repository: int,
+    max_total: int,
+) -> tuple[list[str], dict[str, int]]:
+    """Which waiting goals may start now, and the queue position (1-based) of the rest.
+
+    Order: priority (smaller first), then age (older first), then name. A goal whose
+    repository is full does not block goals of other repositories.
+    """
+    running = list(running_repositories)
+    per_repository: dict[str, int] = {}
+    for repository in running:
+        per_repository[repository] = per_repository.get(repository, 0) + 1
+    total = len(running)
+    admitted: list[str] = []
+    positions: dict[str, int] = {}
+    for entry in sorted(waiting, key=lambda e: (e.priority, e.created, e.key)):
+        in_repository = per_repository.get(entry.repository, 0)
+        if total < max_total and in_repository < max_per_repository:
+            admitted.append(entry.key)
+            per_repository[entry.repository] = in_repository + 1
+            total += 1
+        else:
+            positions[entry.key] = len(positions) + 1
+    return admitted, positions
 
 
 def _queue_entry(entry: GoalEntry) -> QueueEntry:

@@ -10,7 +10,7 @@ Ordered steps on each reconcile (no kopf here):
 5. select tasks within the limits and the failure budget, and create one Goal per task, named
    from the task id so two syncs never create two Goals for one task;
 6. delete finished Goals beyond the history limits, oldest first;
-7. report counts, ready, blocked and in-progress tasks, and conditions.
+7. report counts, ready, blocked and in-progress tasks, and conditions (a `BacklogStatus`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,17 @@ from pydantic import ValidationError
 from backlog_operator import naming
 from backlog_operator.adapters.backlog_source import BacklogSource
 from backlog_operator.adapters.git import GitCredentials
-from backlog_operator.api.backlog import Backlog
-from backlog_operator.api.common import API_VERSION, describe_validation_error
-from backlog_operator.api.goal import DEFAULT_BRANCH_PREFIX
+from backlog_operator.api.backlog import Backlog, BacklogStatus, BlockedTask, TaskCounts
+from backlog_operator.api.common import describe_validation_error
+from backlog_operator.api.goal import DEFAULT_BRANCH_PREFIX, FINAL_PHASES, SUCCESSFUL_PHASES, Phase
+from backlog_operator.api.labels import (
+    ANNOTATION_FAILURES_CLEARED_AT,
+    ANNOTATION_REQUESTED_AT,
+    ANNOTATION_TASK_DIGEST,
+    LABEL_BACKLOG,
+    LABEL_BACKLOG_UID,
+    LABEL_TASK,
+)
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.backlog.model import Task
@@ -43,25 +51,26 @@ from backlog_operator.backlog.selection import (
     goal_name,
     select_tasks,
 )
-from backlog_operator.controller.owned_goals import phase_of, trim_history
-from backlog_operator.controller.reconciler import Event, Reconciled
-from backlog_operator.controller.status import FINAL_PHASES, conditions_for, parse_time, timestamp
+from backlog_operator.controller.conditions import (
+    READY,
+    mark_ready,
+    mark_reconciling,
+    mark_stalled,
+    reason_of,
+)
+from backlog_operator.controller.owned_goals import owned_goal, phase_of, trim_history
+from backlog_operator.controller.results import Event, Reconciled
+from backlog_operator.controller.status import evolve, instant, parse_time, read_status
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
 from backlog_operator.redact import private_token_file
 
 log = logging.getLogger("backlog_operator.controller")
 
-LABEL_BACKLOG = "backlog.dev/backlog"
-LABEL_BACKLOG_UID = "backlog.dev/backlog-uid"
-LABEL_TASK = "backlog.dev/task"
-SYNC_ANNOTATION = "backlog.dev/requested-at"
-CLEAR_FAILURES_ANNOTATION = "backlog.dev/failures-cleared-at"
-TASK_DIGEST_ANNOTATION = "backlog.dev/task-digest"
 _LISTED = 50  # ids per status list: the status stays small whatever the backlog's size
 
 
 class BacklogCluster(Protocol):
-    """What the reconciler needs of the API (implemented by adapters.kube.KubeCluster)."""
+    """What the Backlog reconciler needs of the API (implemented by adapters.kube.KubeCluster)."""
 
     async def list_goals(
         self, namespace: str | None = None, selector: str = ""
@@ -110,9 +119,9 @@ class BacklogReconciler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._parsed: dict[str, _Parsed] = {}  # what was read -> that commit's tasks
 
-    async def reconcile(self, body: Mapping[str, Any]) -> Reconciled:
+    async def reconcile(self, body: Mapping[str, Any]) -> Reconciled[BacklogStatus]:
         """Sync the Backlog in `body` and start what may start."""
-        status: dict[str, Any] = dict(body.get("status") or {})
+        status = read_status(BacklogStatus, body.get("status"))
         generation = body.get("metadata", {}).get("generation")
         try:
             backlog = Backlog.model_validate(dict(body))
@@ -154,14 +163,19 @@ class BacklogReconciler:
         )
         new = self._report(backlog, status, parsed, selection, started, generation)
         if forge_error is not None:
-            new["conditions"] = self._conditions(
-                status, "ForgeUnavailable", forge_error, generation, ready=False
+            conditions = mark_reconciling(
+                status.conditions,
+                "ForgeUnavailable",
+                forge_error,
+                generation=generation,
+                now=self.clock(),
             )
-            if _ready_reason(status) != "ForgeUnavailable":
+            new = evolve(new, conditions=conditions)
+            if reason_of(status.conditions, READY) != "ForgeUnavailable":
                 events.append(
                     Event("Warning", "ForgeUnavailable", f"nothing started: {forge_error}")
                 )
-        if status.get("lastSyncedCommit") != parsed.commit:
+        if status.last_synced_commit != parsed.commit:
             events.append(
                 Event("Normal", "Synced", f"read {backlog.spec.path} at {parsed.commit[:12]}")
             )
@@ -261,20 +275,20 @@ class BacklogReconciler:
         # A Goal that succeeded pushed its work; main's backlog says `completed` only once that
         # is merged. Until then the task counts as having an open pull request (held, and
         # counted against the limit) even where the forge is not asked (`provider: none`).
-        awaiting_merge = {_task(g) for g in goals if phase_of(g) in ("Succeeded", "Skipped")}
+        awaiting_merge = {_task(g) for g in goals if phase_of(g) in SUCCESSFUL_PHASES}
         # Failures count against the budget only while the task's entry is the one they ran:
         # editing the task in the backlog (a new description, say) gives it a fresh budget.
         digests = {task.id: task_digest(task) for task in tasks}
         failures: dict[str, list[Failure]] = {}
         for goal in goals:
             annotations = goal.get("metadata", {}).get("annotations") or {}
-            if annotations.get(TASK_DIGEST_ANNOTATION) != digests.get(_task(goal)):
+            if annotations.get(ANNOTATION_TASK_DIGEST) != digests.get(_task(goal)):
                 continue
-            if phase_of(goal) == "Failed":
+            if phase_of(goal) is Phase.FAILED:
                 when = parse_time((goal.get("status") or {}).get("completionTime")) or now
                 reason = str((goal.get("status") or {}).get("reason") or "Failed")
                 failures.setdefault(_task(goal), []).append(Failure(at=when, reason=reason))
-        cleared_at = parse_time(backlog.metadata.annotations.get(CLEAR_FAILURES_ANNOTATION))
+        cleared_at = parse_time(backlog.metadata.annotations.get(ANNOTATION_FAILURES_CLEARED_AT))
         return SelectionInput(
             now=now,
             limits=Limits(
@@ -338,89 +352,72 @@ class BacklogReconciler:
     def _report(
         self,
         backlog: Backlog,
-        status: dict[str, Any],
+        status: BacklogStatus,
         parsed: _Parsed,
         selection: Selection,
         started: list[str],
         generation: int | None,
-    ) -> dict[str, Any]:
+    ) -> BacklogStatus:
         report = selection.report
         counts = report.counts
         blocked = [
-            {
-                "id": item.id,
-                "reason": "FailureBudget"
+            BlockedTask(
+                id=item.id,
+                reason="FailureBudget"
                 if item.failures
                 else "Requires"
                 if item.requires
                 else "MarkedBlocked",
-                "requires": list(item.requires),
-                "message": "; ".join(item.last_failures),
-            }
+                requires=list(item.requires),
+                message="; ".join(item.last_failures),
+            )
             for item in report.blocked
         ]
         if selection.limit is not None:
             reason, message = "LimitReached", selection.limit.message
         else:
             reason, message = "Synced", f"{len(started)} goal(s) started at {parsed.commit[:12]}"
-        new = dict(status)
-        new.update(
-            observedGeneration=generation,
-            lastSyncedCommit=parsed.commit,
-            lastSyncTime=timestamp(self.clock()),
-            counts={
-                "pending": counts.pending,
-                "inProgress": counts.in_progress,
-                "completed": counts.completed,
-                "failed": counts.failed,
-                "blocked": counts.blocked,
-            },
+        return evolve(
+            status,
+            observed_generation=generation,
+            last_synced_commit=parsed.commit,
+            last_sync_time=instant(self.clock()),
+            counts=TaskCounts(
+                pending=counts.pending,
+                in_progress=counts.in_progress,
+                completed=counts.completed,
+                failed=counts.failed,
+                blocked=counts.blocked,
+            ),
             ready=list(report.ready.ids),
             blocked=blocked,
-            inProgress=list(report.in_progress.ids),
+            in_progress=list(report.in_progress.ids),
             completed=list(report.completed.ids),
             started=started,
-            lastHandledReconcileAt=backlog.metadata.annotations.get(SYNC_ANNOTATION),
-        )
-        new["conditions"] = self._conditions(status, reason, message, generation, ready=True)
-        return new
-
-    def _conditions(
-        self,
-        status: Mapping[str, Any],
-        reason: str,
-        message: str,
-        generation: int | None,
-        *,
-        ready: bool,
-        stalled: bool = False,
-    ) -> list[dict[str, Any]]:
-        phase = "Succeeded" if ready else "Failed" if stalled else "Running"
-        return conditions_for(
-            phase,
-            reason,
-            message,
-            generation=generation,
-            previous=status.get("conditions") or [],
-            now=self.clock(),
+            last_handled_reconcile_at=backlog.metadata.annotations.get(ANNOTATION_REQUESTED_AT),
+            conditions=mark_ready(
+                status.conditions, reason, message, generation=generation, now=self.clock()
+            ),
         )
 
     def _not_ready(
         self,
-        status: dict[str, Any],
+        status: BacklogStatus,
         reason: str,
         message: str,
         generation: int | None,
         *,
         stalled: bool = False,
         requeue: float | None = None,
-    ) -> Reconciled:
-        new = dict(status, observedGeneration=generation)
-        new["conditions"] = self._conditions(
-            status, reason, message, generation, ready=False, stalled=stalled
+    ) -> Reconciled[BacklogStatus]:
+        mark = mark_stalled if stalled else mark_reconciling
+        conditions = mark(
+            status.conditions, reason, message, generation=generation, now=self.clock()
         )
-        events = [] if _ready_reason(status) == reason else [Event("Warning", reason, message)]
-        return Reconciled(new if new != status else None, events, requeue_after=requeue)
+        new = evolve(status, observed_generation=generation, conditions=conditions)
+        said = reason_of(status.conditions, READY) == reason
+        events = [] if said else [Event("Warning", reason, message)]
+        return Reconciled(new, events, requeue_after=requeue)
 
 
 def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str, Any]:
@@ -440,30 +437,17 @@ def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str,
             LABEL_TASK: naming.dns_label(task.id),
         }
     )
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Goal",
-        "metadata": {
-            "name": _numbered(goal_name(backlog.metadata.name, task.id), number),
-            "namespace": backlog.metadata.namespace,
-            "labels": labels,
-            "annotations": {
-                **template.metadata.annotations,
-                TASK_DIGEST_ANNOTATION: task_digest(task),
-            },
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "Backlog",
-                    "name": backlog.metadata.name,
-                    "uid": backlog.metadata.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+    return owned_goal(
+        backlog,
+        name=_numbered(goal_name(backlog.metadata.name, task.id), number),
+        namespace=backlog.metadata.namespace,
+        labels=labels,
+        annotations={
+            **template.metadata.annotations,
+            ANNOTATION_TASK_DIGEST: task_digest(task),
         },
-        "spec": spec,
-    }
+        spec=spec,
+    )
 
 
 def task_digest(task: Task) -> str:
@@ -488,10 +472,3 @@ def _tasks_of_branches(branches: list[str], prefix: str) -> set[str]:
 
 def _task(goal: Mapping[str, Any]) -> str:
     return str(((goal.get("spec") or {}).get("backlog") or {}).get("taskId") or "")
-
-
-def _ready_reason(status: Mapping[str, Any]) -> str | None:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return str(condition.get("reason"))
-    return None

@@ -1,0 +1,59 @@
+"""Every label and annotation the operator reads or writes, in one place.
+
+Labels are how the operator finds what it made (label selectors); annotations are how people
+ask it for something or how it remembers a fact about an object it created. Each constant says
+who sets it, on what, and what it means. The `backlog.dev/` prefix is the API group's.
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------- worker Jobs
+
+# Set by the operator on every worker Job and its Pod template; the value is MANAGED_BY. The
+# Job watch is limited to Jobs carrying it, so the operator never hears of anyone else's Jobs.
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "backlog-operator"
+# Set by the operator on a worker Job and its Pod: the Goal's name (as a DNS label), for people.
+LABEL_GOAL = "backlog.dev/goal"
+# Set by the operator on a worker Job and its Pod: the Goal's uid. How a deleted Goal's Jobs are
+# found, and how a restarted operator tells its own Job (adopt it) from a foreign one.
+LABEL_GOAL_UID = "backlog.dev/goal-uid"
+# Set by the operator on a worker Job and its Pod, and by a Backlog on each Goal it creates: the
+# task id (or, on a Job of a free-form goal, the goal's name) as a DNS label.
+LABEL_TASK = "backlog.dev/task"
+# Set by the operator on a worker Job and its Pod: the run (1, plus one per re-run request) and
+# the attempt within it; with LABEL_GOAL_UID they select the Pod of one attempt.
+LABEL_RUN = "backlog.dev/run"
+LABEL_ATTEMPT = "backlog.dev/attempt"
+
+# ------------------------------------------------------------------ Goals a Backlog owns
+
+# Set by a Backlog on each Goal it creates: the Backlog's name. A finished Goal with it makes
+# the operator sync that Backlog at once (a slot is free).
+LABEL_BACKLOG = "backlog.dev/backlog"
+# Set by a Backlog on each Goal it creates: the Backlog's uid. How a sync lists its own Goals
+# (not those of an earlier Backlog of the same name).
+LABEL_BACKLOG_UID = "backlog.dev/backlog-uid"
+# Set by a Backlog on each Goal it creates: a digest of the task's entry in the backlog file.
+# Only failures of the entry as it is now count against the failure budget.
+ANNOTATION_TASK_DIGEST = "backlog.dev/task-digest"
+
+# ------------------------------------------------------------ Goals a GoalSchedule owns
+
+# Set by a GoalSchedule on each Goal it creates: the schedule's name. A Goal with it makes the
+# operator reconcile that schedule when the Goal changes (its active list and history).
+LABEL_SCHEDULE = "backlog.dev/goal-schedule"
+# Set by a GoalSchedule on each Goal it creates: the schedule's uid; how it lists its own Goals.
+LABEL_SCHEDULE_UID = "backlog.dev/goal-schedule-uid"
+# Set by a GoalSchedule on each Goal it creates: the tick (RFC 3339, UTC) the Goal is for.
+ANNOTATION_SCHEDULED_AT = "backlog.dev/scheduled-at"
+
+# --------------------------------------------------------------------- set by people
+
+# Set by a person (any new value, a timestamp by habit; as Flux's reconcile.fluxcd.io/requestedAt):
+# on a finished Goal, run it again; on a Backlog, sync now. The value acted on is recorded in
+# `status.lastHandledReconcileAt`.
+ANNOTATION_REQUESTED_AT = "backlog.dev/requested-at"
+# Set by a person on a Backlog (an RFC 3339 time): failures of its tasks up to that time no
+# longer count against the failure budget.
+ANNOTATION_FAILURES_CLEARED_AT = "backlog.dev/failures-cleared-at"

@@ -1,0 +1,76 @@
+"""The contract between the worker Job the operator builds and the worker steps that run in it.
+
+The controller (`controller/goals/job.py`) writes it and the worker (`worker/context.py`,
+`worker/launcher.py`, `worker/steps.py`) reads it; both import it from here, so neither imports
+the other. Every step's container gets the same environment:
+
+| variable | meaning | default |
+|---|---|---|
+| `BACKLOG_GOAL` | the Goal as JSON (`metadata` and `spec`) | required unless `BACKLOG_GOAL_FILE` |
+| `BACKLOG_GOAL_FILE` | a file holding the Goal (YAML or JSON) | |
+| `BACKLOG_ATTEMPT_ID` | this attempt's id | a new one |
+| `BACKLOG_WORKSPACE` | the shared workspace volume (the task's too) | `/workspace` |
+| `BACKLOG_PRIVATE_DIR` | a volume of `clone` and `publish` only, not of `task` | `/private` |
+| `BACKLOG_TOKEN_FILE` | a mounted Secret key holding the forge token | none (no credentials) |
+| `BACKLOG_TERMINATION_LOG` | where the result JSON goes | `/dev/termination-log` |
+| `BACKLOG_GOAL_URL` | a link to the goal, put in the pull request body | none |
+
+The `task` step runs in the goal's own image, which has no `backlogctl`: its command is
+`launcher_command`, a few lines of POSIX shell that skip the task when `clone` left the skip
+marker and source the task's variables `clone` wrote, both in the workspace's state folder.
+"""
+
+from __future__ import annotations
+
+import json
+
+from backlog_operator.api.goal import Goal
+
+# The environment of every worker step (see the table above).
+GOAL_VARIABLE = "BACKLOG_GOAL"
+GOAL_FILE_VARIABLE = "BACKLOG_GOAL_FILE"
+ATTEMPT_ID_VARIABLE = "BACKLOG_ATTEMPT_ID"
+WORKSPACE_VARIABLE = "BACKLOG_WORKSPACE"
+PRIVATE_DIR_VARIABLE = "BACKLOG_PRIVATE_DIR"
+TOKEN_FILE_VARIABLE = "BACKLOG_TOKEN_FILE"  # noqa: S105 (a variable's name, not a secret)
+TERMINATION_LOG_VARIABLE = "BACKLOG_TERMINATION_LOG"
+GOAL_URL_VARIABLE = "BACKLOG_GOAL_URL"
+
+# Where the Job mounts its volumes, and what the worker assumes when it is not told.
+WORKSPACE = "/workspace"
+PRIVATE_DIR = "/private"  # the worker steps' own volume, out of the task's reach
+TERMINATION_LOG = "/dev/termination-log"
+
+# Inside the workspace: the clone (where the task runs) and what `clone` tells the task.
+REPO_DIR = "repo"
+STATE_DIR = ".backlog-state"
+SKIP_MARKER = "skip"  # in STATE_DIR: the task is already completed, run nothing
+TASK_ENV_FILE = "task.env"  # in STATE_DIR: `export NAME='value'` lines the launcher sources
+
+# The launcher spells out the names above: BACKLOG_WORKSPACE, WORKSPACE, STATE_DIR, SKIP_MARKER,
+# TASK_ENV_FILE and REPO_DIR.
+TASK_LAUNCHER = """\
+state="${BACKLOG_WORKSPACE:-/workspace}/.backlog-state"
+if [ -e "$state/skip" ]; then echo "backlog: task already completed; nothing to run" >&2; exit 0; fi
+if [ -r "$state/task.env" ]; then . "$state/task.env"; fi
+cd "${BACKLOG_WORKSPACE:-/workspace}/repo" || exit 70
+exec "$@"
+"""
+
+
+def launcher_command(command: list[str], args: list[str]) -> list[str]:
+    """The task container's command: the launcher, then the goal's command and arguments."""
+    return ["/bin/sh", "-c", TASK_LAUNCHER, "backlog-task", *command, *args]
+
+
+def goal_to_environment(goal: Goal) -> str:
+    """The JSON the operator puts in `BACKLOG_GOAL` (metadata and spec only)."""
+    payload = {
+        "apiVersion": goal.api_version,
+        "kind": goal.kind,
+        "metadata": goal.metadata.model_dump(
+            by_alias=True, exclude_none=True, mode="json", include={"name", "namespace", "uid"}
+        ),
+        "spec": goal.spec.to_wire(),
+    }
+    return json.dumps(payload, separators=(",", ":"))

@@ -1,0 +1,1 @@
+"""The Backlog controller: a repository's backlog file, synced and worked through."""

@@ -1,0 +1,407 @@
+"""The Goal reconciler: ordered small steps from a Goal's body to its next status. No kopf here.
+
+1. validate the spec (a bad spec fails the goal with `Stalled`, never a crash loop);
+2. honour a re-run request (the `backlog.dev/requested-at` annotation, as Flux's requestedAt);
+3. a finished goal stays finished (a changed spec is noted, not re-run);
+4. a running goal: read its Job and Pod; on completion write the result, retry or stall;
+5. a waiting goal: suspend, one run per task, backoff, capacity — then start the attempt's Job.
+
+The reconciler returns the `GoalStatus` to write and the events to say; the runtime applies it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from backlog_operator.api.common import Condition, describe_validation_error
+from backlog_operator.api.goal import (
+    ACTIVE_PHASES,
+    FINAL_PHASES,
+    SUCCESSFUL_PHASES,
+    Goal,
+    GoalStatus,
+    Phase,
+)
+from backlog_operator.api.labels import (
+    ANNOTATION_REQUESTED_AT,
+    LABEL_ATTEMPT,
+    LABEL_GOAL_UID,
+    LABEL_RUN,
+)
+from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.controller.conditions import mark_ready, mark_reconciling, mark_stalled
+from backlog_operator.controller.conditions import observe_generation as _observe_generation
+from backlog_operator.controller.goals import job
+from backlog_operator.controller.goals.capacity import CapacityTable, entry_for
+from backlog_operator.controller.goals.outcome import attempt_result, job_finished
+from backlog_operator.controller.goals.retry import backoff_seconds, should_retry
+from backlog_operator.controller.results import Event, Reconciled
+from backlog_operator.controller.settings import OperatorSettings
+from backlog_operator.controller.status import evolve, instant, read_status
+from backlog_operator.errors import AlreadyExistsError
+
+# Status fields that describe one run; cleared when a re-run starts.
+_RUN_FIELDS = (
+    "job_name",
+    "attempt_id",
+    "branch",
+    "commit",
+    "pull_request",
+    "changed_files",
+    "outcome",
+    "reason",
+    "message",
+    "start_time",
+    "completion_time",
+    "next_attempt_time",
+    "queue_position",
+)
+
+
+class GoalCluster(Protocol):
+    """What the Goal reconciler needs of the API (implemented by adapters.kube.KubeCluster)."""
+
+    async def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def find_pod(self, namespace: str, selector: str) -> dict[str, Any] | None: ...
+
+
+def conditions_for(
+    phase: Phase,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    previous: Sequence[Condition] = (),
+    now: datetime,
+) -> list[Condition]:
+    """The three conditions of a goal in `phase` (docs/operator.md, "Conditions").
+
+    | phase | Ready | Reconciling | Stalled |
+    |---|---|---|---|
+    | Pending, Queued, Running | False | True (the phase's reason) | False |
+    | Succeeded, Skipped | True (Published, AlreadyCompleted, AlreadySucceeded) | False | False |
+    | Failed | False (the failure's reason) | False | True (the failure's reason) |
+    """
+    if phase in SUCCESSFUL_PHASES:
+        mark = mark_ready
+    elif phase in ACTIVE_PHASES:
+        mark = mark_reconciling
+    else:
+        mark = mark_stalled
+    return mark(previous, reason, message, generation=generation, now=now)
+
+
+class GoalReconciler:
+    """Reconciles one Goal at a time; decisions that compare goals are taken under one lock."""
+
+    def __init__(
+        self,
+        cluster: GoalCluster,
+        capacity: CapacityTable,
+        settings: OperatorSettings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.capacity = capacity
+        self.settings = settings
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.rng = rng or random.Random()  # noqa: S311 (jitter)
+
+    async def reconcile(self, body: Mapping[str, Any]) -> Reconciled[GoalStatus]:
+        """Compute and carry out the next step for the goal in `body`."""
+        try:
+            goal = Goal.model_validate(dict(body))
+        except ValidationError as error:
+            status = read_status(GoalStatus, body.get("status"))
+            return self._invalid(body, status, describe_validation_error(error))
+        status = goal.status or GoalStatus()
+        if goal.spec.task.image is None:
+            return self._invalid(body, status, "spec.task.image: required on a cluster")
+        status, rerun_events = self._rerun_requested(body, status)
+        if status.phase in FINAL_PHASES:
+            return self._finished(goal, status, rerun_events)
+        if status.phase is Phase.RUNNING and status.job_name:
+            result = await self._observe(goal, status)
+        else:
+            async with self.capacity.lock:  # admission compares goals: one decision at a time
+                result = await self._start(goal, status)
+        result.events[:0] = rerun_events
+        return result
+
+    # ------------------------------------------------------------------ 1. validation
+
+    def _invalid(
+        self, body: Mapping[str, Any], status: GoalStatus, problem: str
+    ) -> Reconciled[GoalStatus]:
+        generation = body.get("metadata", {}).get("generation")
+        if (
+            status.phase is Phase.FAILED
+            and status.reason == "InvalidSpec"
+            and status.observed_generation == generation
+        ):
+            return Reconciled()  # already said; events only on transitions
+        message = f"invalid spec: {problem}"
+        new = self._status(status, Phase.FAILED, "InvalidSpec", message, generation)
+        new = evolve(new, completion_time=instant(self.clock()))
+        return Reconciled(new, [Event("Warning", "InvalidSpec", message)])
+
+    # ---------------------------------------------------------------- 2. re-run request
+
+    def _rerun_requested(
+        self, body: Mapping[str, Any], status: GoalStatus
+    ) -> tuple[GoalStatus, list[Event]]:
+        token = (body.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REQUESTED_AT)
+        if not token or token == status.last_handled_reconcile_at:
+            return status, []
+        status = evolve(status, last_handled_reconcile_at=token)
+        if status.phase not in FINAL_PHASES:
+            return status, []  # running or waiting already: the request is satisfied
+        status = evolve(
+            status, unset=_RUN_FIELDS, phase=Phase.PENDING, attempts=0, run=(status.run or 1) + 1
+        )
+        return status, [Event("Normal", "RerunRequested", f"re-run requested ({token})")]
+
+    # ------------------------------------------------------------------- 3. finished
+
+    def _finished(
+        self, goal: Goal, status: GoalStatus, events: list[Event]
+    ) -> Reconciled[GoalStatus]:
+        self.capacity.put(entry_for(goal, status))
+        generation = goal.metadata.generation
+        if status.observed_generation == generation:
+            return Reconciled(None, events)
+        message = (
+            f"the spec changed after the goal finished ({status.phase}); it does not re-run "
+            f"by itself: set the annotation {ANNOTATION_REQUESTED_AT} to a new value to run it "
+            "again"
+        )
+        return Reconciled(
+            self._observed(status, generation),
+            [*events, Event("Normal", "SpecChangedAfterFinish", message)],
+        )
+
+    # -------------------------------------------------------------------- 4. running
+
+    async def _observe(self, goal: Goal, status: GoalStatus) -> Reconciled[GoalStatus]:
+        namespace = goal.metadata.namespace or "default"
+        job_name = status.job_name or ""
+        found_job = await self.cluster.get_job(namespace, job_name)
+        if found_job is None:
+            result = failure("JobMissing", f"the worker Job {job_name} disappeared", retryable=True)
+        elif job_finished(found_job) is None:
+            self.capacity.put(entry_for(goal, status))
+            if status.observed_generation == goal.metadata.generation:
+                return Reconciled()
+            # A spec edited while running applies to later attempts; say we have seen it.
+            return Reconciled(self._observed(status, goal.metadata.generation))
+        else:
+            pod = await self.cluster.find_pod(namespace, _pod_selector(goal, status))
+            found = attempt_result(
+                found_job, pod, permanent_exit_codes=goal.spec.retry.permanent_exit_codes
+            )
+            result = found or failure(
+                "JobFailed", "the worker Job ended without a result", retryable=True
+            )
+        return self._attempt_done(goal, status, result)
+
+    def _attempt_done(
+        self, goal: Goal, status: GoalStatus, result: WorkerResult
+    ) -> Reconciled[GoalStatus]:
+        now = self.clock()
+        attempts = status.attempts or 1
+        generation = goal.metadata.generation
+        fields = _result_fields(result)
+        if result.outcome is not Outcome.FAILED:
+            reason = "Published" if result.outcome is Outcome.PUBLISHED else "AlreadyCompleted"
+            message = _success_message(result)
+            new = self._status(status, Phase.SUCCEEDED, reason, message, generation, **fields)
+            new = evolve(new, completion_time=instant(now))
+            self.capacity.put(entry_for(goal, new))
+            return Reconciled(new, [Event("Normal", reason, message)])
+        reason = result.reason or "Failed"
+        message = f"attempt {attempts} failed: {result.message or reason}"
+        if should_retry(goal.spec.retry, attempts, bool(result.retryable)):
+            delay = backoff_seconds(goal.spec.retry, attempts, self.rng)
+            delay = max(delay, float(result.retry_after_seconds or 0))
+            next_time = now + timedelta(seconds=delay)
+            limit = goal.spec.retry.max_attempts
+            text = f"{message}; attempt {attempts + 1} of {limit} in {delay:.0f}s"
+            new = self._status(status, Phase.QUEUED, "Backoff", text, generation, **fields)
+            new = evolve(new, next_attempt_time=instant(next_time))
+            self.capacity.put(entry_for(goal, new))
+            return Reconciled(new, [Event("Warning", "AttemptFailed", text)], requeue_after=delay)
+        why = "retries exhausted" if result.retryable else "not retryable"
+        text = f"{message} ({why})"
+        new = self._status(status, Phase.FAILED, reason, text, generation, **fields)
+        new = evolve(new, completion_time=instant(now))
+        self.capacity.put(entry_for(goal, new))
+        return Reconciled(new, [Event("Warning", "Failed", text)])
+
+    # -------------------------------------------------------------------- 5. waiting
+
+    async def _start(self, goal: Goal, status: GoalStatus) -> Reconciled[GoalStatus]:
+        now = self.clock()
+        entry = entry_for(goal, status)
+        generation = goal.metadata.generation
+        if goal.spec.suspend:
+            self.capacity.put(entry)
+            return self._wait(status, "Suspended", "suspended: spec.suspend is true", generation)
+        for other in self.capacity.same_task(entry):
+            if other.phase is Phase.SUCCEEDED:
+                message = f"goal {other.key} already completed this task"
+                new = self._status(status, Phase.SKIPPED, "AlreadySucceeded", message, generation)
+                new = evolve(new, completion_time=instant(now))
+                self.capacity.put(entry_for(goal, new))
+                return Reconciled(new, [Event("Normal", "Skipped", message)])
+            if other.phase is Phase.RUNNING:
+                self.capacity.put(replace(entry, blocked=True))
+                message = f"waiting for goal {other.key}, which runs the same task"
+                return self._wait(status, "WaitingForTask", message, generation)
+        ready_at = status.next_attempt_time
+        if ready_at is not None and ready_at > now:
+            self.capacity.put(entry)
+            reconciled = self._wait(status, "Backoff", status.message or "backing off", generation)
+            reconciled.requeue_after = (ready_at - now).total_seconds()
+            return reconciled
+        self.capacity.put(entry)
+        admitted, positions = self.capacity.admission(
+            now,
+            max_per_repository=self.settings.max_running_per_repository,
+            max_total=self.settings.max_running,
+        )
+        if entry.key not in admitted:
+            position = positions.get(entry.key)
+            message = f"waiting for capacity (position {position} in the queue)"
+            return self._wait(
+                status, "WaitingForCapacity", message, generation, queue_position=position
+            )
+        return await self._run_attempt(goal, status, status.attempts + 1)
+
+    def _wait(
+        self,
+        status: GoalStatus,
+        reason: str,
+        message: str,
+        generation: int | None,
+        **fields: Any,
+    ) -> Reconciled[GoalStatus]:
+        """Queued for `reason`: an event when the reason is new, a status write when anything is."""
+        requeue = self.settings.requeue_seconds
+        if status.phase is Phase.QUEUED and status.reason == reason:
+            wanted = {"observed_generation": generation, **fields}
+            if all(getattr(status, name) == value for name, value in wanted.items()):
+                return Reconciled(requeue_after=requeue)
+            return Reconciled(evolve(status, **wanted), requeue_after=requeue)
+        new = self._status(status, Phase.QUEUED, reason, message, generation, **fields)
+        return Reconciled(new, [Event("Normal", reason, message)], requeue_after=requeue)
+
+    async def _run_attempt(
+        self, goal: Goal, status: GoalStatus, attempt: int
+    ) -> Reconciled[GoalStatus]:
+        run = status.run or 1
+        manifest = job.build_job(goal, attempt, self.settings, run)
+        name = manifest["metadata"]["name"]
+        adopted = False
+        try:
+            await self.cluster.create_job(manifest)
+        except AlreadyExistsError:
+            existing = await self.cluster.get_job(manifest["metadata"]["namespace"], name)
+            labels = (existing or {}).get("metadata", {}).get("labels") or {}
+            if labels.get(LABEL_GOAL_UID) != goal.metadata.uid:
+                return self._job_conflict(goal, status, name)
+            adopted = True  # made by us before a restart: adopt it rather than make a second
+        message = f"attempt {attempt} {'adopted' if adopted else 'started'}: Job {name}"
+        new = self._status(status, Phase.RUNNING, "Running", message, goal.metadata.generation)
+        new = evolve(
+            new,
+            unset=("queue_position", "next_attempt_time"),
+            attempts=attempt,
+            job_name=name,
+            attempt_id=job.attempt_id(goal, attempt, run),
+            run=run,
+            task_id=goal.work_name,
+            start_time=status.start_time or instant(self.clock()),
+        )
+        self.capacity.put(entry_for(goal, new))
+        return Reconciled(new, [Event("Normal", "Started" if not adopted else "Adopted", message)])
+
+    def _job_conflict(self, goal: Goal, status: GoalStatus, name: str) -> Reconciled[GoalStatus]:
+        message = f"a Job named {name} exists and does not belong to this goal"
+        new = self._status(status, Phase.FAILED, "JobConflict", message, goal.metadata.generation)
+        self.capacity.put(entry_for(goal, new))
+        return Reconciled(new, [Event("Warning", "JobConflict", message)])
+
+    # ---------------------------------------------------------------------- helpers
+
+    def _status(
+        self,
+        status: GoalStatus,
+        phase: Phase,
+        reason: str,
+        message: str,
+        generation: int | None,
+        **fields: Any,
+    ) -> GoalStatus:
+        """`status` in `phase` for `reason`, with its conditions, and `fields` changed."""
+        conditions = conditions_for(
+            phase,
+            reason,
+            message,
+            generation=generation,
+            previous=status.conditions,
+            now=self.clock(),
+        )
+        return evolve(
+            status,
+            **fields,
+            phase=phase,
+            reason=reason,
+            message=message,
+            observed_generation=generation,
+            conditions=conditions,
+        )
+
+    @staticmethod
+    def _observed(status: GoalStatus, generation: int | None) -> GoalStatus:
+        """`status` computed for `generation`, nothing else changed."""
+        return evolve(
+            status,
+            observed_generation=generation,
+            conditions=_observe_generation(status.conditions, generation),
+        )
+
+
+def _pod_selector(goal: Goal, status: GoalStatus) -> str:
+    return (
+        f"{LABEL_GOAL_UID}={goal.metadata.uid},"
+        f"{LABEL_RUN}={status.run or 1},"
+        f"{LABEL_ATTEMPT}={status.attempts or 1}"
+    )
+
+
+def _result_fields(result: WorkerResult) -> dict[str, Any]:
+    return {
+        "outcome": result.outcome.value,
+        "branch": result.branch,
+        "commit": result.commit,
+        "pull_request": result.pull_request,
+        "changed_files": list(result.changed_files),
+    }
+
+
+def _success_message(result: WorkerResult) -> str:
+    if result.outcome is Outcome.ALREADY_COMPLETED:
+        return result.message or "the task is already completed in the backlog"
+    if result.pull_request is not None:
+        pull_request = result.pull_request
+        return f"pull request #{pull_request.number} on {result.branch}: {pull_request.url}"
+    return f"pushed {result.branch} ({(result.commit or '')[:12]})"

@@ -1,0 +1,1 @@
+"""The GoalSchedule controller: Goals stamped on a cron, as CronJob stamps Jobs."""
