@@ -53,8 +53,7 @@ def main(args: argparse.Namespace) -> int:
     ):
         ctx = WorkerContext(
             goal=goal,
-            attempt_id=args.attempt_id
-            or naming.new_attempt_id(goal.spec.backlog.task_id or goal.metadata.name),
+            attempt_id=args.attempt_id or naming.new_attempt_id(goal.work_name),
             workspace=workspace,
             private_dir=private_dir,
             token_file=token_file,

@@ -21,6 +21,12 @@ from pathlib import Path
 
 from backlog_operator.adapters import git as gitops
 from backlog_operator.api.result import ExitCode, WorkerResult
+from backlog_operator.api.worker_contract import (
+    TASK_ENV_FILE,
+    TERMINATION_LOG_VARIABLE,
+    WORKSPACE_VARIABLE,
+    launcher_command,
+)
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogNotFoundError
 from backlog_operator.redact import Redactor
@@ -259,7 +265,7 @@ def _context_or_result(step: Step) -> WorkerContext | WorkerResult:
 
 def _setup_failed(result: WorkerResult) -> int:
     """Report a step that could not even read its goal, termination message included."""
-    path = Path(os.environ.get("BACKLOG_TERMINATION_LOG", DEFAULT_TERMINATION_LOG))
+    path = Path(os.environ.get(TERMINATION_LOG_VARIABLE, DEFAULT_TERMINATION_LOG))
     with contextlib.suppress(OSError):
         path.write_text(result.to_json(), encoding="utf-8")
     return emit(None, result)
@@ -282,8 +288,8 @@ def task_main(args: argparse.Namespace) -> int:
     the workspace and the variables `clone` wrote for it, nothing of the private folder.
     """
     configure_logging()
-    workspace = Path(os.environ.get("BACKLOG_WORKSPACE", DEFAULT_WORKSPACE))
-    if not (workspace / STATE_DIR / launcher.TASK_ENV_FILE).exists():
+    workspace = Path(os.environ.get(WORKSPACE_VARIABLE, DEFAULT_WORKSPACE))
+    if not (workspace / STATE_DIR / TASK_ENV_FILE).exists():
         log.error("no task variables in %s: run `backlogctl worker clone` first", workspace)
         return int(ExitCode.USAGE)
     argv = [part for part in (args.argv or []) if part != "--"]
@@ -292,7 +298,7 @@ def task_main(args: argparse.Namespace) -> int:
         if isinstance(ctx, WorkerResult):
             return _setup_failed(ctx)
         argv = [*ctx.goal.spec.task.command, *ctx.goal.spec.task.args]
-    return subprocess.run(launcher.launcher_command(argv, []), check=False).returncode
+    return subprocess.run(launcher_command(argv, []), check=False).returncode
 
 
 def publish_main(args: argparse.Namespace) -> int:
