@@ -31,10 +31,12 @@ test: $(STAMP) lint ## Lint, then the tests (unit, git, operator; cluster tests 
 	$(BIN)/pytest
 
 .PHONY: lint
-lint: $(STAMP) ## ruff and mypy.
+lint: $(STAMP) ## ruff, mypy, the import contracts and the function-length check.
 	$(BIN)/ruff check operator tests benchmarks
 	$(BIN)/ruff format --check operator tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python -m backlog_operator.tooling.shape operator/backlog_operator
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and autofix with ruff.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from email.utils import formatdate
 
 import pytest
@@ -142,7 +143,7 @@ def test_a_post_that_failed_with_5xx_is_not_repeated(gh: GitHubStandIn, forge: G
     assert not gh.pulls
 
 
-# -- finding and counting -----------------------------------------------------------------------
+# -- finding and listing ------------------------------------------------------------------------
 
 
 def test_find_walks_every_page_and_picks_the_newest(gh: GitHubStandIn, forge: GitHubForge) -> None:
@@ -179,29 +180,27 @@ def test_find_ignores_closed_forks_other_prefixes_and_other_bases(
     assert found.number == ours.number
 
 
-def test_count_walks_every_page(gh: GitHubStandIn, forge: GitHubForge) -> None:
-    for i in range(130):
+def test_listing_walks_every_page_into_any_base(gh: GitHubStandIn, forge: GitHubForge) -> None:
+    ours = [
         gh.add_pull(f"backlog/task-{i}-aaaaaa", base="main" if i % 2 else "develop")
+        for i in range(130)
+    ]
     for i in range(5):
         gh.add_pull(f"backlog/done-{i}-aaaaaa", state="closed")
     gh.add_pull("backlog/forked-aaaaaa", fork="someone/octo-repo")
     gh.add_pull("feature/not-ours")
 
-    assert forge.count_open_pull_requests("backlog/") == 130
+    listed = forge.open_pull_requests("backlog/")
+
+    assert sorted(ref.number for ref, _ in listed) == sorted(pr.number for pr in ours)
+    assert {ref.base_branch for ref, _ in listed} == {"main", "develop"}
+    assert all(isinstance(opened, datetime) and opened.tzinfo for _, opened in listed)
     assert len(gh.requests_to("GET", "/pulls")) == 2
 
 
 def test_an_empty_prefix_is_refused(forge: GitHubForge) -> None:
     with pytest.raises(ValueError, match="head_prefix"):
-        forge.count_open_pull_requests("")
-
-
-def test_comment_reaches_the_pull_request(gh: GitHubStandIn, forge: GitHubForge) -> None:
-    pr = gh.add_pull(f"{PREFIX}aaaaaa")
-
-    forge.comment(pr.number, "Attempt 2 failed: the task exited with 1.")
-
-    assert pr.comments == ["Attempt 2 failed: the task exited with 1."]
+        forge.open_pull_requests("")
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -225,7 +224,7 @@ def test_secondary_rate_limit_429_uses_retry_after(gh: GitHubStandIn, forge: Git
     gh.secondary_rate_limit_next(retry_after=42, status=429)
 
     started = time.monotonic()
-    error = _raises(forge.count_open_pull_requests, PREFIX)
+    error = _raises(forge.open_pull_requests, PREFIX)
 
     assert (error.reason, error.retryable, error.retry_after_seconds) == ("RateLimited", True, 42)
     assert error.status == 429
@@ -295,7 +294,7 @@ def test_server_errors_are_retryable(
 def test_a_wrong_token_is_a_permanent_authentication_failure(gh: GitHubStandIn) -> None:
     forge = GitHubForge(REPO, "ghp_wrongToken", base_url=gh.base_url)
 
-    error = _raises(forge.count_open_pull_requests, PREFIX)
+    error = _raises(forge.open_pull_requests, PREFIX)
 
     assert (error.reason, error.retryable, error.status) == ("AuthenticationFailed", False, 401)
     assert "Bad credentials" in str(error)
@@ -320,16 +319,10 @@ def test_unknown_repository_is_not_found(gh: GitHubStandIn) -> None:
     assert "lacks access" in str(error)
 
 
-def test_comment_on_a_missing_pull_request_is_not_found(forge: GitHubForge) -> None:
-    error = _raises(forge.comment, 99, "hello")
-
-    assert (error.reason, error.retryable) == ("NotFound", False)
-
-
 def test_connection_refused_is_unavailable() -> None:
     forge = GitHubForge(REPO, TOKEN, base_url=f"http://127.0.0.1:{free_port()}")
 
-    error = _raises(forge.count_open_pull_requests, PREFIX)
+    error = _raises(forge.open_pull_requests, PREFIX)
 
     assert (error.reason, error.retryable, error.status) == ("ForgeUnavailable", True, None)
     assert "connection refused" in str(error)
@@ -340,7 +333,7 @@ def test_no_answer_within_the_timeout_is_unavailable(gh: GitHubStandIn) -> None:
     forge = GitHubForge(REPO, TOKEN, base_url=gh.base_url, timeout=1)
 
     started = time.monotonic()
-    error = _raises(forge.count_open_pull_requests, PREFIX)
+    error = _raises(forge.open_pull_requests, PREFIX)
 
     assert (error.reason, error.retryable) == ("ForgeUnavailable", True)
     assert "no answer within 1 s" in str(error)
@@ -367,7 +360,7 @@ def test_enterprise_base_url_with_api_prefix() -> None:
 
         # Without the prefix nothing is there, as on a real Enterprise server.
         bare = GitHubForge(REPO, TOKEN, base_url=ghe.origin)
-        assert _raises(bare.count_open_pull_requests, PREFIX).reason == "NotFound"
+        assert _raises(bare.open_pull_requests, PREFIX).reason == "NotFound"
 
 
 def test_anonymous_access_sends_no_authorization() -> None:
@@ -375,7 +368,7 @@ def test_anonymous_access_sends_no_authorization() -> None:
         public.add_pull(f"{PREFIX}aaaaaa")
         forge = GitHubForge(REPO, None, base_url=public.base_url)
 
-        assert forge.count_open_pull_requests(PREFIX) == 1
+        assert len(forge.open_pull_requests(PREFIX)) == 1
         assert "authorization" not in public.requests[0].headers
 
 
@@ -398,7 +391,6 @@ def test_the_token_appears_in_no_error_log_or_repr(
 
     _open(forge)
     _open(forge)  # the duplicate path too
-    forge.comment(1, "done")
     gh.fail_next(403)
     gh.rate_limit_next()
     gh.secondary_rate_limit_next(status=429)
@@ -406,11 +398,11 @@ def test_the_token_appears_in_no_error_log_or_repr(
     gh.fail_next(422)
     for _ in range(5):
         errors.append(_raises(forge.find_open_pull_request, PREFIX, "main"))
-    errors.append(_raises(forge.comment, 404, "missing"))
     elsewhere = GitHubForge("octo-org/missing", TOKEN, base_url=gh.base_url)
-    errors.append(_raises(elsewhere.comment, 1, "x"))
+    errors.append(_raises(elsewhere.open_pull_requests, PREFIX))
+    errors.append(_raises(_open, elsewhere))
     nowhere = GitHubForge(REPO, TOKEN, base_url=f"http://127.0.0.1:{free_port()}")
-    errors.append(_raises(nowhere.comment, 1, "x"))
+    errors.append(_raises(_open, nowhere))
 
     # The token did travel, in the header only: this test would see it if it leaked.
     assert all(r.headers.get("authorization") == f"token {TOKEN}" for r in gh.requests)
@@ -443,7 +435,7 @@ def test_a_token_echoed_by_the_server_is_masked_in_errors(
     gh.fail_next(403, body={"message": f"token {TOKEN} may not do this"})
     gh.fail_next(422, body={"message": "Validation Failed", "errors": [{"message": TOKEN}]})
 
-    errors = [_raises(forge.count_open_pull_requests, PREFIX) for _ in range(2)]
+    errors = [_raises(forge.open_pull_requests, PREFIX) for _ in range(2)]
 
     assert [e.reason for e in errors] == ["AccessDenied", "Rejected"]
     for error in errors:

@@ -109,7 +109,7 @@ class ForgeError(ClassifiedError):
 
 
 class GitHubForge:
-    """Finds, opens and comments on pull requests of one repository.
+    """Finds and opens pull requests of one repository.
 
     `repository` is `owner/name`; `base_url` is the REST API root, e.g.
     `https://ghe.example.com/api/v3` for GitHub Enterprise. `token` may be None for anonymous
@@ -182,11 +182,6 @@ class GitHubForge:
             # Numbers only grow, so the highest number is the newest pull request.
             return _ref(max(matches, key=lambda pr: pr.number))
 
-    def count_open_pull_requests(self, head_prefix: str) -> int:
-        """How many open pull requests, into any base, come from this repository's branches
-        starting with `head_prefix` (all pages)."""
-        return len(self.open_pull_requests(head_prefix))
-
     def open_pull_requests(self, head_prefix: str) -> list[tuple[PullRequestRef, datetime]]:
         """The open pull requests from this repository's branches starting with `head_prefix`
         (all pages, any base), each with when it was opened."""
@@ -247,11 +242,6 @@ class GitHubForge:
             self.repository,
         )
         return ref, created
-
-    def comment(self, number: int, body: str) -> None:
-        """Add a comment to pull request (or issue) `number`."""
-        with self._translate(f"commenting on #{number}"):
-            self._repo.get_issue(number).create_comment(body)
 
     def _open_pull_from(self, head: str, base: str) -> PullRequest | None:
         # GitHub's `head` filter wants `owner:branch`; the branch check below guards against a

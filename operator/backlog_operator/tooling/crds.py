@@ -159,37 +159,49 @@ def _convert(
     if node.get("default", ...) is None:
         # `X | None = None`: the model's "absent", which the pruned null already says.
         del node["default"]
-
     for key, value in node.items():
-        if key in _KEPT:
-            result[key] = value
-        elif key in _DROPPED or key in {"properties", "additionalProperties", "items"}:
-            continue
-        elif key.startswith("x-kubernetes-"):
-            result[key] = value
-        elif key == "anyOf" and node.get("x-kubernetes-int-or-string"):
-            # The one junctor a structural schema may type inside (see _resolve).
-            result[key] = value
-        elif key == "const":
-            result["enum"] = [value]
-        elif key == "examples":
-            if value:
-                result["example"] = value[0]
-        elif key in {"exclusiveMinimum", "exclusiveMaximum"}:
-            if isinstance(value, bool):
-                result[key] = value
-            else:
-                result["minimum" if key == "exclusiveMinimum" else "maximum"] = value
-                result[key] = True
-        elif key == "uniqueItems":
-            if value:
-                items = node.get("items", {})
-                if items.get("type") not in _SCALAR_TYPES:
-                    raise SchemaError(f"{where}: only a set of scalars has a structural schema")
-                result["x-kubernetes-list-type"] = "set"
-        else:
-            raise SchemaError(f"{where}: JSON-schema keyword {key!r} has no structural equivalent")
+        result.update(_convert_keyword(key, value, node, where))
+    _convert_children(node, result, definitions, path, expanding)
+    return result
 
+
+def _convert_keyword(key: str, value: Any, node: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """What one keyword of `node` becomes in the structural schema: nothing when it is dropped,
+    or its children, which `_convert_children` converts."""
+    if key in _KEPT or key.startswith("x-kubernetes-"):
+        return {key: value}
+    if key in _DROPPED or key in {"properties", "additionalProperties", "items"}:
+        return {}
+    if key == "anyOf" and node.get("x-kubernetes-int-or-string"):
+        # The one junctor a structural schema may type inside (see _resolve).
+        return {key: value}
+    if key == "const":
+        return {"enum": [value]}
+    if key == "examples":
+        return {"example": value[0]} if value else {}
+    if key in {"exclusiveMinimum", "exclusiveMaximum"}:
+        if isinstance(value, bool):
+            return {key: value}
+        return {"minimum" if key == "exclusiveMinimum" else "maximum": value, key: True}
+    if key == "uniqueItems":
+        if not value:
+            return {}
+        if node.get("items", {}).get("type") not in _SCALAR_TYPES:
+            raise SchemaError(f"{where}: only a set of scalars has a structural schema")
+        return {"x-kubernetes-list-type": "set"}
+    raise SchemaError(f"{where}: JSON-schema keyword {key!r} has no structural equivalent")
+
+
+def _convert_children(
+    node: Mapping[str, Any],
+    result: dict[str, Any],
+    definitions: Mapping[str, Any],
+    path: str,
+    expanding: frozenset[str],
+) -> None:
+    """Fill `result` by the node's type: an object's properties, an array's items, or, with no
+    type, any value."""
+    where = path or "(root)"
     kind = node.get("type")
     if isinstance(kind, list):
         raise SchemaError(f"{where}: a list of types {kind!r} has no structural schema")
@@ -204,7 +216,6 @@ def _convert(
     elif kind is None and not result.get("x-kubernetes-int-or-string"):
         # `Any`: any JSON value, which only preserve-unknown-fields allows without a type.
         result["x-kubernetes-preserve-unknown-fields"] = True
-    return result
 
 
 def _convert_object(
@@ -264,35 +275,9 @@ def crd_for(
     }
     if "spec" not in fields:
         raise SchemaError(f"{model.__name__} has no spec field")
-    properties: dict[str, Any] = {
-        "apiVersion": {
-            "description": "The versioned schema of this representation of an object.",
-            "type": "string",
-        },
-        "kind": {"description": "The REST resource this object represents.", "type": "string"},
-        "metadata": {"type": "object"},
-    }
-    for name, field_schema in fields.items():
-        properties[name] = structural_schema({**field_schema, "$defs": source.get("$defs", {})})
-    schema: dict[str, Any] = {
-        "description": description or (model.__doc__ or kind).strip(),
-        "type": "object",
-        "properties": properties,
-    }
-    required = [name for name in source.get("required", []) if name in fields]
-    if required:
-        schema["required"] = required
-
-    names: dict[str, Any] = {
-        "kind": kind,
-        "listKind": f"{kind}List",
-        "plural": plural,
-        "singular": singular,
-    }
-    if short_names:
-        names["shortNames"] = list(short_names)
-    if categories:
-        names["categories"] = list(categories)
+    schema = _object_schema(
+        source, fields, description=description or (model.__doc__ or kind).strip()
+    )
     served: dict[str, Any] = {
         "name": version,
         "served": True,
@@ -307,8 +292,60 @@ def crd_for(
         "apiVersion": CRD_API_VERSION,
         "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{plural}.{group}"},
-        "spec": {"group": group, "names": names, "scope": scope, "versions": [served]},
+        "spec": {
+            "group": group,
+            "names": _names(kind, plural, singular, short_names, categories),
+            "scope": scope,
+            "versions": [served],
+        },
     }
+
+
+def _object_schema(
+    source: Mapping[str, Any], fields: Mapping[str, Any], *, description: str
+) -> dict[str, Any]:
+    """The `openAPIV3Schema` of a whole object: the standard `apiVersion`, `kind` and
+    `metadata`, then `fields` (the model's own, from its JSON schema `source`) converted."""
+    properties: dict[str, Any] = {
+        "apiVersion": {
+            "description": "The versioned schema of this representation of an object.",
+            "type": "string",
+        },
+        "kind": {"description": "The REST resource this object represents.", "type": "string"},
+        "metadata": {"type": "object"},
+    }
+    for name, field_schema in fields.items():
+        properties[name] = structural_schema({**field_schema, "$defs": source.get("$defs", {})})
+    schema: dict[str, Any] = {
+        "description": description,
+        "type": "object",
+        "properties": properties,
+    }
+    required = [name for name in source.get("required", []) if name in fields]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _names(
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: Sequence[str],
+    categories: Sequence[str],
+) -> dict[str, Any]:
+    """The CRD's `spec.names`."""
+    names: dict[str, Any] = {
+        "kind": kind,
+        "listKind": f"{kind}List",
+        "plural": plural,
+        "singular": singular,
+    }
+    if short_names:
+        names["shortNames"] = list(short_names)
+    if categories:
+        names["categories"] = list(categories)
+    return names
 
 
 def goal_crd() -> dict[str, Any]:

@@ -163,30 +163,9 @@ class BacklogReconciler:
         )
         new = self._report(backlog, status, parsed, selection, started, generation)
         if forge_error is not None:
-            conditions = mark_reconciling(
-                status.conditions,
-                "ForgeUnavailable",
-                forge_error,
-                generation=generation,
-                now=self.clock(),
-            )
-            new = evolve(new, conditions=conditions)
-            if reason_of(status.conditions, READY) != "ForgeUnavailable":
-                events.append(
-                    Event("Warning", "ForgeUnavailable", f"nothing started: {forge_error}")
-                )
+            new = self._forge_unavailable(new, status, forge_error, generation, events)
         if status.last_synced_commit != parsed.commit:
-            events.append(
-                Event("Normal", "Synced", f"read {backlog.spec.path} at {parsed.commit[:12]}")
-            )
-            completed = selection.report.completed
-            log.info(
-                "backlog %s at %s: %d completed task(s) are not selected again: %s",
-                f"{backlog.metadata.namespace}/{backlog.metadata.name}",
-                parsed.commit[:12],
-                completed.total,
-                ", ".join(completed.ids),
-            )
+            events.append(_synced(backlog, parsed, selection))
         return Reconciled(new, events, requeue_after=interval)
 
     # ------------------------------------------------------------------- reading
@@ -400,6 +379,27 @@ class BacklogReconciler:
             ),
         )
 
+    def _forge_unavailable(
+        self,
+        new: BacklogStatus,
+        status: BacklogStatus,
+        forge_error: str,
+        generation: int | None,
+        events: list[Event],
+    ) -> BacklogStatus:
+        """`new` saying that nothing started because the forge could not be asked; a warning
+        in `events` unless `status`, the status before, said so already."""
+        conditions = mark_reconciling(
+            status.conditions,
+            "ForgeUnavailable",
+            forge_error,
+            generation=generation,
+            now=self.clock(),
+        )
+        if reason_of(status.conditions, READY) != "ForgeUnavailable":
+            events.append(Event("Warning", "ForgeUnavailable", f"nothing started: {forge_error}"))
+        return evolve(new, conditions=conditions)
+
     def _not_ready(
         self,
         status: BacklogStatus,
@@ -448,6 +448,19 @@ def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str,
         },
         spec=spec,
     )
+
+
+def _synced(backlog: Backlog, parsed: _Parsed, selection: Selection) -> Event:
+    """The event of a sync that read a new commit (and the log line of what stays completed)."""
+    completed = selection.report.completed
+    log.info(
+        "backlog %s at %s: %d completed task(s) are not selected again: %s",
+        f"{backlog.metadata.namespace}/{backlog.metadata.name}",
+        parsed.commit[:12],
+        completed.total,
+        ", ".join(completed.ids),
+    )
+    return Event("Normal", "Synced", f"read {backlog.spec.path} at {parsed.commit[:12]}")
 
 
 def task_digest(task: Task) -> str:

@@ -292,12 +292,7 @@ def due(
     the same answer: record a skipped time (or the run) to move on, as CronJob records
     lastScheduleTime.
     """
-    _aware(now, "now")
-    _aware(creation_time, "creation_time")
-    if last_schedule_time is not None:
-        _aware(last_schedule_time, "last_schedule_time")
-    if starting_deadline_seconds is not None and starting_deadline_seconds < 0:
-        raise ValueError("starting_deadline_seconds must not be negative")
+    _check_due_arguments(now, creation_time, last_schedule_time, starting_deadline_seconds)
     now = now.astimezone(UTC)
     earliest = (last_schedule_time if last_schedule_time is not None else creation_time).astimezone(
         UTC
@@ -308,16 +303,48 @@ def due(
         # for the first time after it, so the same time is never run twice.
         following = next_schedule_time(schedule, max(now, earliest))
         return Due(run_for=None, next_time=following, message=f"next at {timestamp(following)}")
+    return _due_for_latest(
+        schedule,
+        latest,
+        earliest=earliest,
+        now=now,
+        starting_deadline_seconds=starting_deadline_seconds,
+    )
 
+
+def _check_due_arguments(
+    now: datetime,
+    creation_time: datetime,
+    last_schedule_time: datetime | None,
+    starting_deadline_seconds: int | None,
+) -> None:
+    _aware(now, "now")
+    _aware(creation_time, "creation_time")
+    if last_schedule_time is not None:
+        _aware(last_schedule_time, "last_schedule_time")
+    if starting_deadline_seconds is not None and starting_deadline_seconds < 0:
+        raise ValueError("starting_deadline_seconds must not be negative")
+
+
+def _due_for_latest(
+    schedule: CronSchedule,
+    latest: datetime,
+    *,
+    earliest: datetime,
+    now: datetime,
+    starting_deadline_seconds: int | None,
+) -> Due:
+    """`due` once times were missed: `latest` (in `(earliest, now]`) is run for, unless it is
+    more than `starting_deadline_seconds` late. All times in UTC."""
     following = next_schedule_time(schedule, now)
     missed = _count_between(schedule, earliest, now)
-    # CronJob counts from the later of the last run and `now - startingDeadlineSeconds`: what a
-    # deadline puts out of reach is not "too many missed".
-    window_start = earliest
-    if starting_deadline_seconds is not None:
-        window_start = max(earliest, now - timedelta(seconds=starting_deadline_seconds))
-    in_window = missed if window_start == earliest else _count_between(schedule, window_start, now)
-    too_many = in_window > MISSED_LIMIT
+    too_many = _too_many_missed(
+        schedule,
+        missed,
+        earliest=earliest,
+        now=now,
+        starting_deadline_seconds=starting_deadline_seconds,
+    )
     warning = (
         "; too many missed start times: set or decrease startingDeadlineSeconds, "
         "or check for clock skew"
@@ -342,21 +369,42 @@ def due(
                 f"next at {timestamp(following)}{warning}"
             ),
         )
-    if missed > 1:
-        count = f"more than {MISSED_LIMIT}" if missed > MISSED_LIMIT else str(missed)
-        message = (
-            f"due for {timestamp(latest)}, the most recent of {count} missed schedule times "
-            f"(the older ones are not run){warning}"
-        )
-    else:
-        message = f"due for {timestamp(latest)}"
     return Due(
         run_for=latest,
         next_time=following,
         missed=missed,
         too_many_missed=too_many,
-        message=message,
+        message=_due_message(latest, missed, warning),
     )
+
+
+def _too_many_missed(
+    schedule: CronSchedule,
+    missed: int,
+    *,
+    earliest: datetime,
+    now: datetime,
+    starting_deadline_seconds: int | None,
+) -> bool:
+    """CronJob's `TooManyMissedTimes`: more than `MISSED_LIMIT` of the `missed` times since
+    `earliest` lie in the window it looks at."""
+    # CronJob counts from the later of the last run and `now - startingDeadlineSeconds`: what a
+    # deadline puts out of reach is not "too many missed".
+    window_start = earliest
+    if starting_deadline_seconds is not None:
+        window_start = max(earliest, now - timedelta(seconds=starting_deadline_seconds))
+    in_window = missed if window_start == earliest else _count_between(schedule, window_start, now)
+    return in_window > MISSED_LIMIT
+
+
+def _due_message(latest: datetime, missed: int, warning: str) -> str:
+    if missed > 1:
+        count = f"more than {MISSED_LIMIT}" if missed > MISSED_LIMIT else str(missed)
+        return (
+            f"due for {timestamp(latest)}, the most recent of {count} missed schedule times "
+            f"(the older ones are not run){warning}"
+        )
+    return f"due for {timestamp(latest)}"
 
 
 def concurrency_decision(
@@ -537,18 +585,8 @@ def _walk(schedule: CronSchedule, moment: datetime, *, forward: bool) -> Iterato
     _aware(moment, "after" if forward else "moment")
     moment = moment.astimezone(UTC)
     zone = schedule.zone
-    wall = moment.astimezone(zone).replace(tzinfo=None, fold=0)
     minute = timedelta(minutes=1)
-    # In a repeated hour the wall clock of `moment` is not the bound: going forward from its
-    # first pass the minutes before it come round again, and going backward from its second
-    # pass the minutes after it went by once already. Widen the walk by the repeat; what
-    # lands on the wrong side of `moment` is dropped below.
-    if forward:
-        repeat = wall.replace(tzinfo=zone, fold=1).astimezone(UTC) - moment
-        start = wall - max(repeat, timedelta(0)) - minute
-    else:
-        repeat = moment - wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
-        start = wall + max(repeat, timedelta(0)) + minute
+    start = _walk_start(zone, moment, forward=forward)
     walker = croniter(schedule.normalized, start.replace(tzinfo=UTC), day_or=schedule.day_or)
     step = walker.get_next if forward else walker.get_prev
     pending: list[datetime] = []  # sorted
@@ -556,6 +594,7 @@ def _walk(schedule: CronSchedule, moment: datetime, *, forward: bool) -> Iterato
     last = moment if forward else moment + timedelta(microseconds=1)
     exhausted = False
     while not exhausted:
+        bound: datetime | None = None
         try:
             found: datetime = step(datetime)
         except CroniterBadDateError:
@@ -565,23 +604,52 @@ def _walk(schedule: CronSchedule, moment: datetime, *, forward: bool) -> Iterato
             found = found.replace(tzinfo=None)
             for instant in _instants(zone, found):
                 insort(pending, instant)
-        while pending:
-            if forward:
-                if not exhausted and pending[0] >= _instants(zone, found + minute)[0]:
-                    break
-                instant = pending.pop(0)
-                beyond = instant > last
-            else:
-                if not exhausted and pending[-1] <= _instants(zone, found - minute)[-1]:
-                    break
-                instant = pending.pop()
-                beyond = instant < last
-            if beyond:
+            # No wall-clock time still to come runs before (going backward: after) this.
+            bound = (
+                _instants(zone, found + minute)[0]
+                if forward
+                else _instants(zone, found - minute)[-1]
+            )
+        for instant in _settled(pending, bound, forward=forward):
+            if instant > last if forward else instant < last:
                 last = instant
                 yield instant
     if forward:
         # parse_schedule refuses what never fires at all.
         raise _invalid(schedule.expression, "no time matches within 50 years")
+
+
+def _walk_start(zone: ZoneInfo, moment: datetime, *, forward: bool) -> datetime:
+    """The naive wall-clock time in `zone` for `_walk` to start croniter from, `moment` (UTC)
+    being where the walk starts."""
+    wall = moment.astimezone(zone).replace(tzinfo=None, fold=0)
+    minute = timedelta(minutes=1)
+    # In a repeated hour the wall clock of `moment` is not the bound: going forward from its
+    # first pass the minutes before it come round again, and going backward from its second
+    # pass the minutes after it went by once already. Widen the walk by the repeat; what
+    # lands on the wrong side of `moment` is dropped by `_walk`.
+    if forward:
+        repeat = wall.replace(tzinfo=zone, fold=1).astimezone(UTC) - moment
+        return wall - max(repeat, timedelta(0)) - minute
+    repeat = moment - wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    return wall + max(repeat, timedelta(0)) + minute
+
+
+def _settled(
+    pending: list[datetime], bound: datetime | None, *, forward: bool
+) -> Iterator[datetime]:
+    """Take from `pending` (sorted), nearest first, the instants no time still to come can
+    precede: going forward those before `bound`, going backward those after it; all of them
+    when `bound` is None (the walk is over)."""
+    while pending:
+        if forward:
+            if bound is not None and pending[0] >= bound:
+                return
+            yield pending.pop(0)
+        else:
+            if bound is not None and pending[-1] <= bound:
+                return
+            yield pending.pop()
 
 
 def _instants(zone: ZoneInfo, wall: datetime) -> tuple[datetime, ...]:

@@ -13,6 +13,7 @@ Ordered steps on each reconcile:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from backlog_operator.controller.schedules.cron import (
     ALREADY_STARTED,
     MISSED_SCHEDULE,
     TOO_MANY_MISSED,
+    CronSchedule,
     ScheduleError,
     concurrency_decision,
     due,
@@ -85,36 +87,20 @@ class GoalScheduleReconciler:
             successful=schedule.spec.successful_goals_history_limit,
             failed=schedule.spec.failed_goals_history_limit,
         )
+        plan = _plan(schedule, cron, status, now)
+        events += plan.events
         new = status
-        if schedule.spec.suspend:
-            due_now = None
-            next_time = None
-            reason, message = "Suspended", "suspended: spec.suspend is true"
-        else:
-            decision = due(
-                cron,
-                last_schedule_time=status.last_schedule_time,
-                creation_time=schedule.metadata.creation_timestamp or now,
-                now=now,
-                starting_deadline_seconds=schedule.spec.starting_deadline_seconds,
-            )
-            next_time = decision.next_time
-            due_now = decision.run_for
-            reason, message = "Scheduled", f"next tick at {timestamp(next_time)}"
-            if decision.too_many_missed:
-                events.append(Event("Warning", TOO_MANY_MISSED, decision.message))
-            if decision.skipped_time is not None:
-                # Recorded as handled, so the miss is reported once, not on every reconcile.
-                new = evolve(new, last_schedule_time=instant(decision.skipped_time))
-                events.append(Event("Warning", MISSED_SCHEDULE, decision.message))
-        if due_now is not None:
-            started, more = await self._tick(schedule, due_now, active)
+        if plan.skipped_time is not None:
+            # Recorded as handled, so the miss is reported once, not on every reconcile.
+            new = evolve(new, last_schedule_time=instant(plan.skipped_time))
+        if plan.run_for is not None:
+            started, more = await self._tick(schedule, plan.run_for, active)
             events += more
             if started is not None:
                 active = sorted({*active, started})
-            new = evolve(new, last_schedule_time=instant(due_now))
-        succeeded = [parse_time(_completion(g)) for g in goals if phase_of(g) is Phase.SUCCEEDED]
-        latest_success = max((t for t in succeeded if t is not None), default=None)
+            new = evolve(new, last_schedule_time=instant(plan.run_for))
+        next_time = plan.next_time
+        latest_success = _latest_success(goals)
         new = evolve(
             new,
             active=[ActiveGoal(name=name) for name in active],
@@ -122,7 +108,7 @@ class GoalScheduleReconciler:
             last_successful_time=instant(latest_success) if latest_success else None,
             observed_generation=generation,
             conditions=mark_ready(
-                status.conditions, reason, message, generation=generation, now=now
+                status.conditions, plan.reason, plan.message, generation=generation, now=now
             ),
         )
         requeue = (next_time - now).total_seconds() if next_time else None
@@ -161,6 +147,53 @@ class GoalScheduleReconciler:
         )
         new = evolve(status, observed_generation=generation, conditions=conditions)
         return Reconciled(new, [Event("Warning", reason, problem)])
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the cron says on this reconcile: the time to start a Goal for (if any), the time
+    skipped as too late (if any), the next time, the Ready reason and message, the warnings."""
+
+    run_for: datetime | None
+    skipped_time: datetime | None
+    next_time: datetime | None
+    reason: str
+    message: str
+    events: tuple[Event, ...] = ()
+
+
+def _plan(
+    schedule: GoalSchedule, cron: CronSchedule, status: GoalScheduleStatus, now: datetime
+) -> _Plan:
+    """Step 3 of the reconcile: unless suspended, whether a tick is due (`cron.due`)."""
+    if schedule.spec.suspend:
+        return _Plan(None, None, None, "Suspended", "suspended: spec.suspend is true")
+    decision = due(
+        cron,
+        last_schedule_time=status.last_schedule_time,
+        creation_time=schedule.metadata.creation_timestamp or now,
+        now=now,
+        starting_deadline_seconds=schedule.spec.starting_deadline_seconds,
+    )
+    events: list[Event] = []
+    if decision.too_many_missed:
+        events.append(Event("Warning", TOO_MANY_MISSED, decision.message))
+    if decision.skipped_time is not None:
+        events.append(Event("Warning", MISSED_SCHEDULE, decision.message))
+    return _Plan(
+        run_for=decision.run_for,
+        skipped_time=decision.skipped_time,
+        next_time=decision.next_time,
+        reason="Scheduled",
+        message=f"next tick at {timestamp(decision.next_time)}",
+        events=tuple(events),
+    )
+
+
+def _latest_success(goals: list[dict[str, Any]]) -> datetime | None:
+    """When the last of `goals` that succeeded completed, or None."""
+    succeeded = [parse_time(_completion(g)) for g in goals if phase_of(g) is Phase.SUCCEEDED]
+    return max((t for t in succeeded if t is not None), default=None)
 
 
 def goal_for_tick(schedule: GoalSchedule, tick: datetime, name: str) -> dict[str, Any]:
