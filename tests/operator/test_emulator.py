@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,16 @@ import pytest
 import yaml
 from kubernetes.client import ApiException, V1ObjectMeta
 
-from tests.support.emulator import EmulatorServer, HardenedEmulator, running_emulator
+from tests.support.emulator import (
+    EmulatorServer,
+    HardenedEmulator,
+    canonical_quantity,
+    parse_quantity,
+    running_emulator,
+)
+from tests.support.faults import FaultInjector
 from tests.support.kopf_harness import KopfThread, wait_for
+from tests.support.rbac import PolicyRule, RbacPolicy, request_attributes
 
 GROUP, VERSION = "example.dev", "v1"
 WIDGETS = f"{GROUP}/{VERSION}/widgets"
@@ -944,3 +953,730 @@ def test_kopf_operator_sees_a_resource_created_by_kubectl(server: EmulatorServer
     assert handled == {"created": {"state": "handled"}}
     assert not operator.running
     emulator.wait_for(lambda: emulator.open_watches(WIDGETS) == 0, message="a watch stayed open")
+
+
+# --- Opt-in strict validation of built-in kinds ----------------------------------------------
+
+KUSTOMIZE_RBAC = Path(__file__).resolve().parents[2] / "kustomize" / "rbac"
+JOBS_PATH = "/apis/batch/v1/namespaces/default/jobs"
+
+
+def job_manifest(name: str = "j1", **container: Any) -> dict[str, Any]:
+    """A valid Job (one container, restartPolicy Never) with container fields overridden."""
+    main = {"name": "main", "image": "busybox:1.37", "command": ["true"], **container}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {"containers": [main], "restartPolicy": "Never"}}},
+    }
+
+
+@pytest.fixture
+def strict(emulator_server: EmulatorServer) -> EmulatorServer:
+    """The emulator server with strict validation of built-in kinds switched on."""
+    emulator_server.emulator.strict_validation = True
+    return emulator_server
+
+
+def test_strict_validation_is_off_by_default(emulator_server: EmulatorServer) -> None:
+    # The API server refuses this Job (empty image, restartPolicy Always); the default emulator
+    # does not, so tests written before strict mode keep passing.
+    body = job_manifest(image="")
+    body["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    assert http_request(emulator_server, "POST", JOBS_PATH, body)[0] == 201
+
+
+def with_resources(limits: dict[str, Any], requests: dict[str, Any]) -> dict[str, Any]:
+    return job_manifest(resources={"limits": limits, "requests": requests})
+
+
+def with_pod_spec(**spec: Any) -> dict[str, Any]:
+    body = job_manifest()
+    body["spec"]["template"]["spec"].update(spec)
+    return body
+
+
+def with_metadata(**metadata: Any) -> dict[str, Any]:
+    body = job_manifest()
+    body["metadata"].update(metadata)
+    return body
+
+
+ONE_CONTAINER = [{"name": "main", "image": "busybox"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (job_manifest(image=""), "spec.template.spec.containers[0].image", "Required value"),
+        (
+            with_resources({"cpu": "1"}, {"cpu": "1500m"}),
+            "spec.template.spec.containers[0].resources.requests",
+            'Invalid value: "1500m": must be less than or equal to cpu limit of 1',
+        ),
+        (
+            with_resources({"memory": "1Gi"}, {"memory": "2Gi"}),
+            "spec.template.spec.containers[0].resources.requests",
+            "must be less than or equal to memory limit of 1Gi",
+        ),
+        (
+            with_resources({}, {"cpu": "-1"}),
+            "spec.template.spec.containers[0].resources.requests[cpu]",
+            "must be greater than or equal to 0",
+        ),
+        (
+            with_resources({"example.com/gpu": "2"}, {"example.com/gpu": "1"}),
+            "spec.template.spec.containers[0].resources.requests",
+            "must be equal to example.com/gpu limit of 2",
+        ),
+        (
+            with_pod_spec(restartPolicy="Always"),
+            "spec.template.spec.restartPolicy",
+            'Unsupported value: "Always": supported values: "OnFailure", "Never"',
+        ),
+        (
+            with_pod_spec(containers=ONE_CONTAINER * 2),
+            "spec.template.spec.containers[1].name",
+            'Duplicate value: "main"',
+        ),
+        (
+            job_manifest(volumeMounts=[{"name": "work", "mountPath": "/work"}]),
+            "spec.template.spec.containers[0].volumeMounts[0].name",
+            'Not found: "work"',
+        ),
+        (
+            with_metadata(labels={"goal": "x" * 64}),
+            "metadata.labels",
+            "a valid label must be 63 characters or less",
+        ),
+        (
+            with_metadata(labels={"/no-prefix": "x"}),
+            "metadata.labels",
+            "prefix part must be non-empty",
+        ),
+        (
+            with_metadata(annotations={"big": "x" * (256 * 1024)}),
+            "metadata.annotations",
+            "Too long: may not be more than 262144 bytes",
+        ),
+        (with_metadata(name="j" * 64), "metadata.name", "at most 63 characters"),
+        (
+            {**job_manifest(), "spec": {**job_manifest()["spec"], "backoffLimit": -1}},
+            "spec.backoffLimit",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+    ],
+    ids=[
+        "empty-image",
+        "cpu-request-above-limit",
+        "memory-request-above-limit",
+        "negative-request",
+        "extended-resource-not-equal",
+        "restart-always",
+        "duplicate-container",
+        "mount-without-volume",
+        "label-value-too-long",
+        "label-key-empty-prefix",
+        "annotations-too-large",
+        "job-name-too-long",
+        "negative-backoff",
+    ],
+)
+def test_strict_validation_refuses_what_the_api_server_refuses(
+    strict: EmulatorServer,
+    kube_client: kubernetes.client.ApiClient,
+    body: dict[str, Any],
+    field: str,
+    message: str,
+) -> None:
+    batch = kubernetes.client.BatchV1Api(kube_client)
+    with pytest.raises(ApiException) as refused:
+        batch.create_namespaced_job("default", body)
+    status = error_status(refused.value)
+    assert (refused.value.status, status["kind"], status["reason"]) == (422, "Status", "Invalid")
+    assert status["message"].startswith(f'Job.batch "{body["metadata"]["name"]}" is invalid: ')
+    causes = status["details"]["causes"]
+    assert [cause["field"] for cause in causes] == [field]
+    assert message in causes[0]["message"]
+    assert strict.emulator.list_objects("batch/v1/jobs") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            with_resources({"cpu": "one"}, {}),
+            "quantities must match the regular expression "
+            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+        ),
+        (with_resources({"memory": "32MMi"}, {}), "unable to parse quantity's suffix"),
+        (
+            {**job_manifest(), "spec": {**job_manifest()["spec"], "backoffLimit": "six"}},
+            "json: cannot unmarshal string into Go struct field Job.spec.backoffLimit",
+        ),
+    ],
+    ids=["malformed-quantity", "quantity-suffix", "wrong-type"],
+)
+def test_strict_validation_answers_400_to_what_cannot_be_decoded(
+    strict: EmulatorServer, body: dict[str, Any], message: str
+) -> None:
+    # The API server decodes the body into its Go type before validating: a malformed quantity
+    # or a wrongly typed field is a 400 BadRequest ("cannot be handled as a Job"), not a 422.
+    code, _, status = http_request(strict, "POST", JOBS_PATH, body)
+    assert (code, status["reason"]) == (400, "BadRequest")
+    assert status["message"].startswith('Job in version "v1" cannot be handled as a Job: ')
+    assert message in status["message"]
+
+
+def test_strict_validation_accepts_valid_objects_and_drops_unknown_fields(
+    strict: EmulatorServer, kube_client: kubernetes.client.ApiClient
+) -> None:
+    # Quantities may be JSON numbers on the wire; requests equal to limits are fine.
+    body = with_resources({"cpu": 1, "memory": "512Mi"}, {"cpu": 0.5, "memory": "512Mi"})
+    body["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"  # a typo
+    code, headers, created = http_request(strict, "POST", JOBS_PATH, body)
+    assert code == 201
+    container = created["spec"]["template"]["spec"]["containers"][0]
+    assert "imagePullPolice" not in container
+    # Quantities come back as the API server writes them: canonical strings.
+    assert container["resources"] == {
+        "limits": {"cpu": "1", "memory": "512Mi"},
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+    }
+    warning = 'unknown field \\"spec.template.spec.containers[0].imagePullPolice\\"'
+    assert headers["Warning"] == f'299 - "{warning}"'
+
+    # With fieldValidation=Strict (as kubectl sends), an unknown field is refused.
+    body["metadata"]["name"] = "j2"
+    code, _, status = http_request(strict, "POST", f"{JOBS_PATH}?fieldValidation=Strict", body)
+    assert (code, status["reason"]) == (400, "BadRequest")
+    assert 'unknown field "spec.template.spec.containers[0].imagePullPolice"' in status["message"]
+    result = strict.kubectl("create", "-f", "-", input=yaml.safe_dump(body), check=False)
+    assert result.returncode != 0 and "imagePullPolice" in result.stderr
+
+    # The Job controller's and kubelet's stand-ins write valid Pods and statuses.
+    emulator = strict.emulator
+    pod = emulator.start_job("default", "j1")
+    emulator.finish_pod("default", pod["metadata"]["name"], exit_codes={"main": 1})
+    emulator.complete_job("default", "j1", succeeded=False)
+    job = kubernetes.client.BatchV1Api(kube_client).read_namespaced_job("j1", "default")
+    assert job.status is not None and job.status.failed == 1
+
+
+def test_strict_validation_of_updates_pods_and_events(strict: EmulatorServer) -> None:
+    emulator = strict.emulator
+    emulator.create_object(job_manifest())
+    merge = "application/merge-patch+json"
+
+    # A Job's pod template is immutable once created (unless suspended and not started).
+    change = {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "x"}]}}}}
+    code, _, status = http_request(strict, "PATCH", f"{JOBS_PATH}/j1", change, merge)
+    assert code == 422
+    assert [c["field"] for c in status["details"]["causes"]] == ["spec.template"]
+    code, _, _ = http_request(
+        strict, "PATCH", f"{JOBS_PATH}/j1", {"metadata": {"labels": {"a": "b"}}}, merge
+    )
+    assert code == 200
+
+    # A Pod's spec is immutable but for images (and a few scheduling fields).
+    pods = "/api/v1/namespaces/default/pods"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p1"},
+        "spec": {"containers": ONE_CONTAINER},
+    }
+    assert http_request(strict, "POST", pods, pod)[0] == 201
+    image = {"spec": {"containers": [{"name": "main", "image": "busybox:2"}]}}
+    assert http_request(strict, "PATCH", f"{pods}/p1", image, merge)[0] == 200
+    command = {"spec": {"containers": [{"name": "main", "image": "busybox:2", "command": ["x"]}]}}
+    code, _, status = http_request(strict, "PATCH", f"{pods}/p1", command, merge)
+    assert code == 422 and status["details"]["causes"][0]["field"] == "spec"
+    assert "pod updates may not change fields" in status["message"]
+
+    # Core v1 Events: the involved object's namespace must be the Event's.
+    events = "/api/v1/namespaces/default/events"
+    event = {
+        "metadata": {"generateName": "g1."},
+        "involvedObject": {"kind": "Goal", "name": "g1", "namespace": "default"},
+        "reason": "Started",
+        "message": "attempt 1",
+        "type": "Normal",
+    }
+    assert http_request(strict, "POST", events, event)[0] == 201
+    event["involvedObject"]["namespace"] = "elsewhere"
+    code, _, status = http_request(strict, "POST", events, event)
+    assert code == 422
+    assert status["details"]["causes"][0]["field"] == "involvedObject.namespace"
+    # events.k8s.io/v1 Events are validated strictly: eventTime and reporting fields required.
+    code, _, status = http_request(
+        strict,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        {"metadata": {"name": "e1"}, "regarding": {"kind": "Goal", "name": "g1"}, "type": "Normal"},
+    )
+    assert code == 422
+    fields = {c["field"] for c in status["details"]["causes"]}
+    assert {"eventTime", "reportingController", "reportingInstance", "action", "reason"} <= fields
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "canonical"),
+    [
+        ("100m", "0.1", "100m"),
+        ("1000m", "1", "1"),
+        ("1.5Gi", str(3 * 2**29), "1536Mi"),
+        ("2e3", "2000", "2e3"),
+        ("1000", "1000", "1k"),
+        (" 7 ", "7", "7"),
+    ],
+)
+def test_quantities_parse_and_print_as_the_api_server_does(
+    text: str, value: str, canonical: str
+) -> None:
+    assert parse_quantity(text) == Decimal(value)
+    assert canonical_quantity(text) == canonical
+
+
+# --- No-op writes ------------------------------------------------------------------------------
+
+
+def test_noop_writes_keep_the_resource_version_and_send_no_event(
+    server: EmulatorServer, custom: Any
+) -> None:
+    emulator = server.emulator
+    emulator.create_object(widget("w1", app="a"))
+    emulator.create_object(job_manifest())
+    widget_path = "/apis/example.dev/v1/namespaces/default/widgets/w1"
+    job_path = f"{JOBS_PATH}/j1"
+    merge, json_patch = "application/merge-patch+json", "application/json-patch+json"
+    since = emulator.resource_version
+
+    noops: list[tuple[str, Any, str]] = [
+        (widget_path, {"spec": {"size": 1}}, merge),
+        (widget_path, {"metadata": {"annotations": {"kopf.zalando.org/x": None}}}, merge),
+        (widget_path, {"metadata": {"labels": {"app": "a"}, "finalizers": []}}, merge),
+        (widget_path, [{"op": "replace", "path": "/spec/size", "value": 1}], json_patch),
+        (
+            job_path,
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "$setElementOrder/containers": [{"name": "main"}],
+                            "containers": [{"name": "main", "image": "busybox:1.37"}],
+                        }
+                    }
+                }
+            },
+            "application/strategic-merge-patch+json",
+        ),
+    ]
+    for path, patch, content_type in noops:
+        code, _, body = http_request(server, "PATCH", path, patch, content_type)
+        assert code == 200, body
+        assert int(body["metadata"]["resourceVersion"]) <= int(since), (patch, body)
+    stored = emulator.get_object(WIDGETS, "default", "w1")
+    assert stored is not None
+    assert (
+        custom.replace_namespaced_custom_object(GROUP, VERSION, "default", "widgets", "w1", stored)[
+            "metadata"
+        ]["resourceVersion"]
+        == stored["metadata"]["resourceVersion"]
+    )
+    assert emulator.resource_version == since
+    job = emulator.get_object("batch/v1/jobs", "default", "j1")
+    assert job is not None and "$setElementOrder/containers" not in job["spec"]["template"]["spec"]
+
+    # Only the real change is seen by a watch resuming from before the no-ops.
+    http_request(server, "PATCH", widget_path, {"spec": {"size": 2}}, merge)
+    base = "/apis/example.dev/v1/namespaces/default/widgets?watch=true&timeoutSeconds=0.2"
+    events = [
+        (e["type"], e["object"]["spec"]["size"])
+        for e in watch_lines(server, f"{base}&resourceVersion={since}")
+    ]
+    assert events == [("MODIFIED", 2)]
+
+
+# --- Content type after pods/log ---------------------------------------------------------------
+
+
+def test_object_gets_answer_json_after_a_pod_log(
+    emulator_server: EmulatorServer, kube_client: kubernetes.client.ApiClient
+) -> None:
+    emulator = emulator_server.emulator
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p1"},
+        "spec": {"containers": ONE_CONTAINER},
+    }
+    emulator.create_object(pod)
+    emulator.set_pod_log("default", "p1", "done\n")
+    core = kubernetes.client.CoreV1Api(kube_client)
+    for _ in range(2):
+        assert core.read_namespaced_pod_log("p1", "default") == "done\n"
+        for path in ("/api/v1/namespaces/default/pods/p1", "/api/v1/namespaces/default/pods"):
+            conn = http.client.HTTPConnection("127.0.0.1", emulator_server.port, timeout=10)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            assert response.headers["Content-Type"].startswith("application/json"), path
+            json.loads(response.read())
+            conn.close()
+        read = core.read_namespaced_pod("p1", "default")
+        assert read.metadata is not None and read.metadata.name == "p1"
+
+
+# --- Opt-in RBAC -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "verb", "resource", "name", "namespace"),
+    [
+        ("GET", "/api/v1/namespaces/ns/pods", "list", "pods", "", "ns"),
+        ("GET", "/api/v1/namespaces/ns/pods?watch=true", "watch", "pods", "", "ns"),
+        ("GET", "/api/v1/namespaces/ns/pods?watch=1", "watch", "pods", "", "ns"),
+        ("GET", "/api/v1/namespaces/ns/pods?watch=false", "list", "pods", "", "ns"),
+        ("GET", "/api/v1/watch/namespaces/ns/pods", "watch", "pods", "", "ns"),
+        ("GET", "/api/v1/pods?fieldSelector=metadata.name%3Dp1", "list", "pods", "p1", ""),
+        ("GET", "/api/v1/namespaces/ns/pods/p1", "get", "pods", "p1", "ns"),
+        ("GET", "/api/v1/namespaces/ns/pods/p1/log", "get", "pods/log", "p1", "ns"),
+        ("POST", "/apis/batch/v1/namespaces/ns/jobs", "create", "jobs", "", "ns"),
+        ("PUT", "/apis/batch/v1/namespaces/ns/jobs/j/status", "update", "jobs/status", "j", "ns"),
+        ("PATCH", "/apis/batch/v1/namespaces/ns/jobs/j", "patch", "jobs", "j", "ns"),
+        ("DELETE", "/apis/batch/v1/namespaces/ns/jobs/j", "delete", "jobs", "j", "ns"),
+        ("DELETE", "/apis/batch/v1/namespaces/ns/jobs", "deletecollection", "jobs", "", "ns"),
+        ("GET", "/api/v1/namespaces", "list", "namespaces", "", ""),
+        ("GET", "/api/v1/namespaces/ns", "get", "namespaces", "ns", "ns"),
+        ("PUT", "/api/v1/namespaces/ns/finalize", "update", "namespaces/finalize", "ns", "ns"),
+    ],
+)
+def test_rbac_request_attributes(
+    method: str, path: str, verb: str, resource: str, name: str, namespace: str
+) -> None:
+    route, _, query = path.partition("?")
+    params = dict(part.split("=", 1) for part in query.split("&") if part)
+    params = {k: v.replace("%3D", "=") for k, v in params.items()}
+    attributes = request_attributes(method, route, params)
+    assert attributes.resource_request
+    assert (attributes.verb, attributes.combined_resource) == (verb, resource)
+    assert (attributes.name, attributes.namespace) == (name, namespace)
+    assert not request_attributes("GET", "/apis/batch/v1", {}).resource_request
+
+
+def test_rbac_rules_match_as_the_rbac_authorizer_does() -> None:
+    def allowed(rule: PolicyRule, method: str, path: str, **query: str) -> bool:
+        return rule.allows(request_attributes(method, path, query))
+
+    pods = "/api/v1/namespaces/ns/pods"
+    assert allowed(
+        PolicyRule(verbs=("*",), api_groups=("",), resources=("*",)), "GET", f"{pods}/p/log"
+    )
+    subresources = PolicyRule(verbs=("get",), api_groups=("",), resources=("*/log",))
+    assert allowed(subresources, "GET", f"{pods}/p/log")
+    assert not allowed(subresources, "GET", f"{pods}/p")
+    named = PolicyRule(
+        verbs=("get", "list"), api_groups=("",), resources=("pods",), resource_names=("p",)
+    )
+    assert allowed(named, "GET", f"{pods}/p")
+    assert not allowed(named, "GET", f"{pods}/q")
+    assert not allowed(named, "GET", pods)  # a list names nothing...
+    assert allowed(named, "GET", pods, fieldSelector="metadata.name=p")  # ...unless selected
+    urls = PolicyRule(verbs=("get",), non_resource_urls=("/healthz", "/metrics/*"))
+    assert allowed(urls, "GET", "/metrics/cadvisor") and not allowed(urls, "GET", "/version")
+
+
+@pytest.fixture
+def operator_rbac(emulator_server: EmulatorServer) -> RbacPolicy:
+    """RBAC on, with the operator's ClusterRole read from kustomize/rbac/role.yaml."""
+    policy = RbacPolicy.from_kustomize(KUSTOMIZE_RBAC, role="backlog-operator-manager")
+    emulator_server.emulator.enable_rbac(policy)
+    return policy
+
+
+def test_rbac_is_off_by_default(
+    emulator_server: EmulatorServer, kube_client: kubernetes.client.ApiClient
+) -> None:
+    core = kubernetes.client.CoreV1Api(kube_client)
+    assert core.list_namespaced_secret("default").items == []
+    assert emulator_server.emulator.rbac is None
+
+
+def test_rbac_forbids_what_the_operator_role_does_not_grant(
+    emulator_server: EmulatorServer,
+    kube_client: kubernetes.client.ApiClient,
+    operator_rbac: RbacPolicy,
+) -> None:
+    assert operator_rbac.user == "system:serviceaccount:backlog-operator-system:backlog-operator"
+    emulator = emulator_server.emulator
+    emulator.create_object(job_manifest())
+    emulator.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p1"},
+            "spec": {"containers": ONE_CONTAINER},
+        }
+    )
+    core = kubernetes.client.CoreV1Api(kube_client)
+    batch = kubernetes.client.BatchV1Api(kube_client)
+
+    # Granted: reading pods, reading one secret (get only), listing and deleting jobs.
+    assert [p.metadata.name for p in core.list_namespaced_pod("default").items if p.metadata] == [
+        "p1"
+    ]
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_secret("token", "default")
+    assert missing.value.status == 404  # authorized, then not found
+
+    # Not granted: list secrets (only get is), delete a pod (only read), read pod logs.
+    with pytest.raises(ApiException) as listing:
+        core.list_namespaced_secret("default")
+    assert listing.value.status == 403
+    assert error_status(listing.value) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'secrets is forbidden: User "system:serviceaccount:backlog-operator-system:'
+        'backlog-operator" cannot list resource "secrets" in API group "" in the namespace '
+        '"default"',
+        "reason": "Forbidden",
+        "details": {"kind": "secrets"},
+        "code": 403,
+    }
+    with pytest.raises(ApiException) as deleting:
+        core.delete_namespaced_pod("p1", "default")
+    status = error_status(deleting.value)
+    assert (deleting.value.status, status["reason"]) == (403, "Forbidden")
+    assert status["message"].startswith('pods "p1" is forbidden: User ')
+    assert 'cannot delete resource "pods" in API group ""' in status["message"]
+    assert status["details"] == {"name": "p1", "kind": "pods"}
+    assert emulator.get_object("v1/pods", "default", "p1") is not None
+    with pytest.raises(ApiException) as logs:
+        core.read_namespaced_pod_log("p1", "default")
+    assert 'cannot get resource "pods/log"' in error_status(logs.value)["message"]
+
+    # Jobs: deletecollection and cluster-wide watch of configmaps are not granted either.
+    code, _, status = http_request(emulator_server, "DELETE", JOBS_PATH)
+    assert code == 403 and "cannot deletecollection resource" in status["message"]
+    code, _, status = http_request(emulator_server, "GET", "/api/v1/configmaps?watch=true")
+    assert code == 403 and status["message"].endswith("at the cluster scope")
+    assert [j.metadata.name for j in batch.list_namespaced_job("default").items if j.metadata] == [
+        "j1"
+    ]
+    batch.delete_namespaced_job("j1", "default")
+    assert emulator.get_object("batch/v1/jobs", "default", "j1") is None
+
+    # Discovery is every authenticated user's; the admin endpoint is not authorized at all.
+    assert "pods" in emulator_server.kubectl("api-resources", "-o", "name").stdout.split()
+    denied = emulator_server.kubectl("get", "secrets", check=False)
+    assert denied.returncode != 0 and "Forbidden" in denied.stderr
+    assert emulator_server.kubectl("delete", "pod", "p1", admin=True).returncode == 0
+
+    emulator.enable_rbac(None)
+    assert core.list_namespaced_secret("default").items == []
+
+
+def test_rbac_apply_that_creates_needs_create(emulator_server: EmulatorServer) -> None:
+    role = {
+        "kind": "ClusterRole",
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]}],
+    }
+    emulator = emulator_server.emulator
+    emulator.enable_rbac(RbacPolicy.from_roles([role], user="alice"))
+    path = "/api/v1/namespaces/default/configmaps/cm?fieldManager=test"
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}
+    apply = "application/apply-patch+yaml"
+    code, _, status = http_request(emulator_server, "PATCH", path, body, apply)
+    assert code == 403
+    assert status["message"] == (
+        'configmaps "cm" is forbidden: User "alice" cannot create resource "configmaps" in API '
+        'group "" in the namespace "default"'
+    )
+    role["rules"][0]["verbs"].append("create")
+    emulator.enable_rbac(RbacPolicy.from_roles([role], user="alice"))
+    assert http_request(emulator_server, "PATCH", path, body, apply)[0] == 201
+    assert http_request(emulator_server, "PATCH", path, body, apply)[0] == 200
+
+
+def test_rbac_owner_references_permission_enforcement(server: EmulatorServer) -> None:
+    # OpenShift's OwnerReferencesPermissionEnforcement: blockOwnerDeletion on an ownerReference
+    # needs `update` on the owner's finalizers subresource.
+    emulator = server.emulator
+    owner = emulator.create_object(widget("w1"))
+    reads = {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "patch"]}
+    finalizers = {"apiGroups": [GROUP], "resources": ["widgets/finalizers"], "verbs": ["update"]}
+
+    def create_owned(name: str, rules: list[dict[str, Any]], block: bool = True) -> tuple[int, Any]:
+        emulator.enable_rbac(
+            RbacPolicy.from_roles(
+                [{"kind": "ClusterRole", "rules": rules}],
+                user="operator",
+                owner_references_enforcement=True,
+            )
+        )
+        body = job_manifest(name)
+        body["metadata"]["ownerReferences"] = [
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Widget",
+                "name": "w1",
+                "uid": owner["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": block,
+            }
+        ]
+        code, _, status = http_request(server, "POST", JOBS_PATH, body)
+        return code, status
+
+    code, status = create_owned("j1", [reads])
+    assert code == 403
+    assert status["message"] == (
+        'jobs.batch "j1" is forbidden: cannot set blockOwnerDeletion if an ownerReference refers '
+        "to a resource you can't set finalizers on: , <nil>"
+    )
+    assert create_owned("j2", [reads], block=False)[0] == 201
+    assert create_owned("j3", [reads, finalizers])[0] == 201
+    # Changing the ownerReferences of an existing object needs `delete` on it.
+    code, _, status = http_request(
+        server,
+        "PATCH",
+        f"{JOBS_PATH}/j2",
+        {"metadata": {"ownerReferences": None}},
+        "application/merge-patch+json",
+    )
+    assert code == 403 and "can't delete" in status["message"]
+
+
+# --- Fault injection ---------------------------------------------------------------------------
+
+
+def test_faults_answer_status_codes_and_change_nothing(
+    emulator_server: EmulatorServer, kube_client: kubernetes.client.ApiClient
+) -> None:
+    emulator = emulator_server.emulator
+    batch = kubernetes.client.BatchV1Api(kube_client)
+    fault = emulator.faults.add(verb="create", resource="jobs", status=500, times=1)
+    with pytest.raises(ApiException) as failed:
+        batch.create_namespaced_job("default", job_manifest())
+    status = error_status(failed.value)
+    assert (failed.value.status, status["reason"]) == (500, "InternalError")
+    assert emulator.get_object("batch/v1/jobs", "default", "j1") is None
+    batch.create_namespaced_job("default", job_manifest())  # `times=1`: the next one passes
+    assert fault.hits == 1
+
+    emulator.faults.add(verb="patch", resource="jobs/status", status=409, times=1)
+    emulator.faults.add(verb="list", resource="jobs", status=429, retry_after=3, times=1)
+    emulator.faults.add(verb="get", resource="jobs", name="j1", status=503)
+    merge = "application/merge-patch+json"
+    code, _, status = http_request(
+        emulator_server, "PATCH", f"{JOBS_PATH}/j1/status", {"status": {"active": 1}}, merge
+    )
+    assert (code, status["reason"]) == (409, "Conflict")
+    conn = http.client.HTTPConnection("127.0.0.1", emulator_server.port, timeout=10)
+    conn.request("GET", JOBS_PATH)
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    conn.close()
+    assert (response.status, response.headers["Retry-After"]) == (429, "3")
+    assert (body["reason"], body["details"]["retryAfterSeconds"]) == ("TooManyRequests", 3)
+    assert http_request(emulator_server, "GET", JOBS_PATH)[0] == 200
+    assert http_request(emulator_server, "GET", f"{JOBS_PATH}/j1")[0] == 503
+    assert http_request(emulator_server, "GET", "/api/v1/namespaces/default/configmaps")[0] == 200
+    emulator.faults.clear()
+    assert http_request(emulator_server, "GET", f"{JOBS_PATH}/j1")[0] == 200
+    assert (emulator.get_object("batch/v1/jobs", "default", "j1") or {}).get("status") is None
+
+
+def test_faults_drop_connections_and_lose_answers(emulator_server: EmulatorServer) -> None:
+    emulator = emulator_server.emulator
+    emulator.faults.add(verb="create", resource="jobs", drop=True, times=1)
+    with pytest.raises(http.client.RemoteDisconnected):
+        http_request(emulator_server, "POST", JOBS_PATH, job_manifest())
+    assert emulator.get_object("batch/v1/jobs", "default", "j1") is None
+
+    # commit=True: the write happens, then the connection drops (a lost answer); a client that
+    # retries meets AlreadyExists, as after a timeout on a real cluster.
+    emulator.faults.add(verb="create", resource="jobs", drop=True, commit=True, times=1)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        http_request(emulator_server, "POST", JOBS_PATH, job_manifest())
+    assert emulator.get_object("batch/v1/jobs", "default", "j1") is not None
+    code, _, status = http_request(emulator_server, "POST", JOBS_PATH, job_manifest())
+    assert (code, status["reason"]) == (409, "AlreadyExists")
+    emulator.faults.add(verb="delete", resource="jobs", status=504, commit=True, times=1)
+    assert http_request(emulator_server, "DELETE", f"{JOBS_PATH}/j1")[0] == 504
+    assert emulator.get_object("batch/v1/jobs", "default", "j1") is None
+
+
+def test_faults_with_a_probability_are_reproducible(emulator_server: EmulatorServer) -> None:
+    def pattern(seed: int) -> list[int]:
+        emulator_server.emulator.faults.clear()
+        emulator_server.emulator.faults.add(verb="list", status=503, probability=0.3, seed=seed)
+        return [http_request(emulator_server, "GET", JOBS_PATH)[0] for _ in range(40)]
+
+    first = pattern(7)
+    assert first == pattern(7)
+    assert 4 <= first.count(503) <= 20 and first.count(200) + first.count(503) == 40
+    assert first != pattern(8)
+
+
+def test_faults_delay_and_stop_with_the_emulator() -> None:
+    with EmulatorServer() as server:
+        server.emulator.faults.add(verb="get", resource="namespaces", delay=0.3, times=1)
+        started = time.monotonic()
+        assert http_request(server, "GET", "/api/v1/namespaces/default")[0] == 200
+        assert 0.3 <= time.monotonic() - started < 2
+        server.emulator.faults.add(verb="list", resource="namespaces", delay=30)
+        results: list[Any] = []
+
+        def slow() -> None:
+            try:
+                results.append(http_request(server, "GET", "/api/v1/namespaces")[0])
+            except (OSError, http.client.HTTPException) as error:
+                results.append(error)
+
+        waiting = threading.Thread(target=slow)
+        waiting.start()
+        time.sleep(0.2)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 5  # the delayed request did not hold the server up
+    waiting.join(timeout=10)
+    assert not waiting.is_alive() and len(results) == 1
+
+
+def test_fault_arguments_are_checked() -> None:
+    faults = FaultInjector()
+    for bad in (
+        {"verb": "get"},  # nothing to do
+        {"verb": "fetch", "status": 500},
+        {"status": 200},
+        {"status": 500, "drop": True},
+        {"status": 500, "times": 0},
+        {"status": 500, "probability": 0},
+        {"verb": "get", "status": 500, "commit": True},
+        {"delay": 120},
+    ):
+        with pytest.raises(ValueError, match=r"."):
+            faults.add(**bad)
+    assert len(faults) == 0
+
+
+def test_kopf_rides_out_watch_faults(server: EmulatorServer) -> None:
+    # Injected 503s and 429s on kopf's list and watch: kopf retries, and still handles the object.
+    registry = kopf.OperatorRegistry()
+    seen: list[str] = []
+
+    @kopf.on.create(GROUP, VERSION, "widgets", registry=registry)
+    def created(name: str, **_: Any) -> None:
+        seen.append(name)
+
+    emulator = server.emulator
+    watches = emulator.faults.add(verb="watch", resource="widgets", status=503, times=2)
+    emulator.faults.add(verb="list", resource="widgets", status=429, retry_after=0, times=1)
+    with KopfThread(server, registry=registry):
+        emulator.create_object(widget("w1"))
+        wait_for(lambda: seen, message="kopf did not handle the widget")
+        wait_for(lambda: watches.hits == 2, message="kopf did not retry its watch")
+    assert seen == ["w1"]

@@ -25,7 +25,29 @@ labels and ownerReferences are validated, a CRD stored through the API (`kubectl
 crd.yaml`) is served at once, and a minimal OpenAPI v3 index lets kubectl validate on the
 server, so `kubectl create -f`/`apply` work without `--validate=false`. Serving a request costs
 the same however many objects are stored and requests were served before it (kmock's own
-matching re-scans every past request; see `HardenedEmulator`).
+matching re-scans every past request; see `HardenedEmulator`). A write that changes nothing
+(empty metadata maps are not stored, as ObjectMeta's are `omitempty`) keeps the resourceVersion
+and sends no event; a strategic-merge patch of a built-in merges lists by the official schema's
+merge keys and applies its directives; every response has its own content type (kmock kept a
+`pods/log` answer's text/plain for later object GETs).
+
+Opt-in strictness, off by default (switch it on per test; see each for details):
+
+- ``HardenedEmulator(strict_validation=True)`` (or set the attribute): built-in kinds are
+  decoded and validated as the API server does: the official schemas of the advertised
+  version (`SERVER_VERSION`) from `kubernetes-validate` (wrong types, malformed quantities or
+  times: 400 "cannot be handled as a Job"; unknown fields dropped with a ``Warning`` header, or
+  400 with ``fieldValidation=Strict``; quantities stored canonically), then the API server's
+  own rules for Jobs, Pods and Events (`_BUILTIN_CHECKS`: images, container and volume names,
+  requests within limits, restartPolicy, immutable Job templates and Pod specs, event
+  namespaces) and ObjectMeta's annotation size and label-key prefixes: 422 Invalid with
+  ``details.causes[].field``.
+- ``emulator.enable_rbac(RbacPolicy.from_kustomize("kustomize/rbac", role=...))``: every HTTP
+  request not sent to `EmulatorServer.admin_url` (kubectl ``admin=True``, the kubeconfig's
+  "emulator-admin" context) is authorized against the role, 403 Forbidden as the API server
+  words it (`tests.support.rbac`); optionally with OwnerReferencesPermissionEnforcement.
+- ``emulator.faults.add(verb="create", resource="jobs", status=500, times=1)``: chosen HTTP
+  requests answer an error status, wait, or lose their connection (`tests.support.faults`).
 
 `EmulatorServer` runs it on 127.0.0.1 in a background thread with its own event loop, usable
 from synchronous tests, and writes a kubeconfig for kubectl and the official client::
@@ -36,13 +58,15 @@ from synchronous tests, and writes a kubeconfig for kubectl and the official cli
         goal = server.emulator.get_object("backlog.dev/v1alpha1/goals", "default", "g1")
 
 Never emulated (assert around them instead): garbage collection by ownerReferences,
-namespace deletion cascading to its content, strategic-merge patch of built-ins (a JSON merge
-patch, so lists are replaced), server-side apply field ownership (an apply to an existing
-object is a merge patch), `dryRun`, managedFields, periodic watch bookmarks, admission, RBAC,
-authentication, OpenAPI schemas (`kubectl explain`), protobuf (typed kubectl commands such as
-`kubectl create namespace` get 415), table output for printer columns, CEL validation rules,
-pagination (`limit` is ignored), deleting a CRD's objects with it, and controllers: Jobs never
-run; tests move Job and Pod status themselves with `start_job`, `finish_pod`, `complete_job` or
+namespace deletion cascading to its content, server-side apply field ownership (an apply to an
+existing object is a merge patch), `dryRun`, managedFields, periodic watch bookmarks, admission
+(but OwnerReferencesPermissionEnforcement with RBAC), defaulting of built-ins (a Job gets no
+generated selector, backoffLimit or template labels), the API server's validation beyond
+`_BUILTIN_CHECKS` (e.g. probes, security contexts, affinity), authentication (identity is by
+port), OpenAPI schemas (`kubectl explain`), protobuf (typed kubectl commands such as `kubectl
+create namespace` get 415), table output for printer columns, CEL validation rules, pagination
+(`limit` is ignored), deleting a CRD's objects with it, and controllers: Jobs never run; tests
+move Job and Pod status themselves with `start_job`, `finish_pod`, `complete_job` or
 `patch_status`.
 """
 
@@ -51,9 +75,12 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import contextvars
 import copy
 import dataclasses
 import datetime
+import decimal
+import functools
 import hashlib
 import json
 import random
@@ -74,8 +101,19 @@ import jsonpatch
 import jsonpointer
 import jsonschema
 import kmock
+import kubernetes_validate
+import referencing
 import yaml
 from kmock._internal import enums, parsing, rendering
+
+from tests.support.faults import Fault, FaultInjector
+from tests.support.rbac import (
+    ADMIN_TOKEN,
+    RbacPolicy,
+    RequestAttributes,
+    forbidden_error,
+    request_attributes,
+)
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -94,7 +132,7 @@ Json = dict[str, Any]
 _T = TypeVar("_T")
 
 # (apiVersion, plural, kind, namespaced, short names, subresources, categories): the built-in
-# kinds the operator and kopf touch. Discovery only; built-ins are not schema-validated.
+# kinds the operator and kopf touch (validated against official schemas: `strict_validation`).
 BUILTIN_RESOURCES: tuple[
     tuple[str, str, str, bool, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...
 ] = (
@@ -498,6 +536,714 @@ def _schema_causes(
 
 
 # --------------------------------------------------------------------------------------------
+# Built-in kinds: the official schemas plus the API server's own validation (strict mode).
+# --------------------------------------------------------------------------------------------
+
+# The version the emulator reports (`/version`, OpenAPI); built-in schemas are chosen for it.
+SERVER_VERSION = (1, 32)
+
+_QUANTITY_PATTERN = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+_BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_DECIMAL_SUFFIXES = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15}
+_DECIMAL_SUFFIXES["E"] = 18
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+_STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_TOTAL_ANNOTATION_SIZE = 256 * 1024  # TotalAnnotationSizeLimitB
+
+
+class QuantityError(ValueError):
+    """A string the API server's `resource.ParseQuantity` refuses (message as it words it)."""
+
+
+def parse_quantity(text: str) -> decimal.Decimal:
+    """The value of a Kubernetes quantity ("100m", "1.5Gi", "2e3"), parsed as the API server's
+    ``resource.ParseQuantity`` does; `QuantityError` with its message when it is malformed."""
+    wrong = QuantityError(f"quantities must match the regular expression '{_QUANTITY_PATTERN}'")
+    text = text.strip()
+    if not text:
+        raise wrong
+    pos, end, sign = 0, len(text), 1
+    if text[0] in "+-":
+        sign = -1 if text[0] == "-" else 1
+        pos = 1
+    start = pos
+    while pos < end and text[pos].isdigit():
+        pos += 1
+    number = text[start:pos] or "0"
+    fraction = ""
+    if pos < end and text[pos] == ".":
+        pos += 1
+        start = pos
+        while pos < end and text[pos].isdigit():
+            pos += 1
+        fraction = text[start:pos]
+    suffix_start = pos
+    while pos < end and text[pos] in "eEinumkKMGTP":
+        pos += 1
+    if pos < end and text[pos] in "+-":
+        pos += 1
+    while pos < end and text[pos].isdigit():
+        pos += 1
+    if pos < end:
+        raise wrong
+    suffix = text[suffix_start:]
+    value = decimal.Decimal(f"{number}.{fraction or '0'}") * sign
+    if suffix in _BINARY_SUFFIXES:
+        return value * decimal.Decimal(2) ** _BINARY_SUFFIXES[suffix]
+    if suffix in _DECIMAL_SUFFIXES:
+        return value.scaleb(_DECIMAL_SUFFIXES[suffix])
+    if len(suffix) > 1 and suffix[0] in "eE" and re.fullmatch(r"[+-]?\d+", suffix[1:]):
+        return value.scaleb(int(suffix[1:]))
+    raise QuantityError("unable to parse quantity's suffix")
+
+
+def canonical_quantity(raw: Any) -> str:
+    """A quantity as the API server writes it back (``Quantity.String()``): "1000m" is "1",
+    0.5 is "500m", "1.5Gi" is "1536Mi", 1000 is "1k"."""
+    text = str(raw).strip() if isinstance(raw, str) else format(decimal.Decimal(str(raw)), "f")
+    value = parse_quantity(text)
+    if value == 0:
+        return "0"
+    suffix = text.lstrip("+-0123456789.")
+    sign, magnitude = ("-" if value < 0 else ""), abs(value)
+    if suffix in _BINARY_SUFFIXES and magnitude == magnitude.to_integral_value():
+        for name, power in sorted(_BINARY_SUFFIXES.items(), key=lambda item: -item[1]):
+            if magnitude % (2**power) == 0:
+                return f"{sign}{int(magnitude / 2**power)}{name}"
+        return f"{sign}{int(magnitude)}"
+    exponent = suffix[:1] in ("e", "E")
+    names = {v: k for k, v in _DECIMAL_SUFFIXES.items()}
+    for power in range(18, -12, -3):
+        scaled = magnitude.scaleb(-power)
+        if scaled == scaled.to_integral_value():
+            unit = (f"e{power}" if power else "") if exponent else names[power]
+            return f"{sign}{int(scaled)}{unit}"
+    nanos = magnitude.scaleb(9).to_integral_value(rounding=decimal.ROUND_CEILING)
+    return f"{sign}{int(nanos)}n"
+
+
+def _canonical_quantities(value: Any, schema: Any) -> Any:
+    # Every Quantity in a decoded object, as the API server serializes it (always a string).
+    resolved = _resolve_schema(schema)
+    if resolved is None:
+        return value
+    if resolved.get("format") == "k8s-quantity" and value is not None:
+        return canonical_quantity(value)
+    if isinstance(value, dict):
+        props = resolved.get("properties") or {}
+        additional = resolved.get("additionalProperties")
+        return {
+            key: _canonical_quantities(
+                item, props.get(key, additional if isinstance(additional, Mapping) else None)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list) and isinstance(resolved.get("items"), Mapping):
+        return [_canonical_quantities(item, resolved["items"]) for item in value]
+    return value
+
+
+def _quantity_value(value: Any) -> decimal.Decimal:
+    if isinstance(value, bool):
+        raise QuantityError("quantities must be strings or numbers")
+    if isinstance(value, int | float):
+        return decimal.Decimal(str(value))
+    return parse_quantity(str(value))
+
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+def _check_quantity(value: Any) -> bool:
+    if isinstance(value, str):
+        parse_quantity(value)
+    return True
+
+
+def _check_time(value: Any) -> bool:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError(
+            f'parsing time "{value}" as "2006-01-02T15:04:05Z07:00": cannot parse '
+            f'"{value}" as "2006"'
+        )
+    return True
+
+
+_FORMATS.checks("k8s-quantity", raises=QuantityError)(_check_quantity)
+_FORMATS.checks("date-time", raises=ValueError)(_check_time)
+
+
+def _builtin_schema_dir() -> Path:
+    # The newest schemas not newer than the advertised server version (else the newest).
+    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    found = []
+    for path in root.iterdir():
+        if m := re.fullmatch(r"v(\d+)\.(\d+)\.\d+-local-strict", path.name):
+            found.append(((int(m.group(1)), int(m.group(2))), path))
+    found.sort()
+    eligible = [path for version, path in found if version <= SERVER_VERSION]
+    return eligible[-1] if eligible else found[-1][1]
+
+
+@functools.cache
+def _builtin_definitions() -> Json:
+    path = _builtin_schema_dir() / "_definitions.json"
+    definitions: Json = json.loads(path.read_text(encoding="utf-8"))
+    defs = definitions["$defs"]
+    # A Quantity is a string or a number the API server parses when decoding (a malformed one
+    # is a decoding error, 400); times likewise.
+    defs["io.k8s.apimachinery.pkg.api.resource.Quantity"] = {
+        "type": ["string", "number", "null"],
+        "format": "k8s-quantity",
+    }
+    # Fields the schemas list as required only because their Go fields lack `omitempty`: the
+    # API server decodes a missing one as its zero value and its validation accepts that.
+    for name in (
+        "io.k8s.api.core.v1.ContainerStatus",
+        "io.k8s.api.core.v1.ContainerStateTerminated",
+    ):
+        defs[name].pop("required", None)
+    return definitions
+
+
+@functools.cache
+def _builtin_schema(api_version: str, kind: str) -> Json | None:
+    """The official (strict) schema of a built-in kind, or None for a kind without one."""
+    group, _, version = api_version.rpartition("/")
+    prefix = f"{group.split('.')[0]}-" if group else ""
+    path = _builtin_schema_dir() / f"{kind.lower()}-{prefix}{version}.json"
+    if not path.exists():
+        return None
+    schema: Json = json.loads(path.read_text(encoding="utf-8"))
+    return schema
+
+
+@functools.cache
+def _builtin_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    """The official schema of a built-in kind (strict: unknown fields are reported), or None."""
+    group = api_version.rpartition("/")[0]
+    found = _builtin_schema(api_version, kind)
+    if found is None:
+        return None
+    schema = copy.deepcopy(found)
+    if kind == "Event" and not group:
+        # A core Event without involvedObject decodes to an empty reference; the legacy event
+        # validation decides about it (its namespace), not a required-field check.
+        schema["required"] = ["metadata"]
+    definitions = _builtin_definitions()
+    registry: referencing.Registry[Any] = referencing.Registry().with_resources(
+        [
+            (schema["$id"], referencing.Resource.from_contents(schema)),
+            (definitions["$id"], referencing.Resource.from_contents(definitions)),
+        ]
+    )
+    return jsonschema.Draft202012Validator(schema, registry=registry, format_checker=_FORMATS)
+
+
+def _path(parts: Iterable[Any], base: str = "") -> str:
+    field = base
+    for part in parts:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return field
+
+
+def _go_type(schema_type: Any) -> str:
+    types = [
+        t for t in (schema_type if isinstance(schema_type, list) else [schema_type]) if t != "null"
+    ]
+    return {"integer": "int64", "number": "float64", "object": "map", "array": "slice"}.get(
+        types[0] if types else "", types[0] if types else "value"
+    )
+
+
+def _decode_builtin(
+    meta: _ResourceMeta, obj: Json, *, strict: bool
+) -> tuple[Json, list[_Cause], list[str]]:
+    """What decoding a built-in object into its Go type does: a wrongly typed field or a
+    malformed quantity or time is 400 BadRequest ("cannot be handled as a Job"); an unknown
+    field is dropped (``fieldValidation=Strict``: 400). Returns the object with unknown fields
+    dropped, the schema's other findings (422 causes: required fields, enums) and the names of
+    the dropped fields (warnings)."""
+    validator = _builtin_validator(meta.api_version, meta.kind)
+    if validator is None:
+        return obj, [], []
+    unknown: list[tuple[tuple[Any, ...], str]] = []
+    causes: list[_Cause] = []
+    undecodable: list[str] = []
+    errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+    for err in errors:
+        where = tuple(err.absolute_path)
+        field = _path(where)
+        if err.validator == "additionalProperties" and err.validator_value is False:
+            declared = err.schema.get("properties") or {}
+            unknown += [(where, key) for key in err.instance if key not in declared]
+        elif err.validator == "format":
+            undecodable.append(str(err.cause) if err.cause else err.message)
+        elif err.validator in ("type", "oneOf", "anyOf"):
+            actual = _JSON_TYPES.get(type(err.instance), "object")
+            expected = _go_type(err.validator_value) if err.validator == "type" else "IntOrString"
+            undecodable.append(
+                f"json: cannot unmarshal {actual} into Go struct field {meta.kind}.{field} of "
+                f"type {expected}"
+            )
+        elif err.validator == "required":
+            missing = re.findall(r"'([^']+)' is a required property", err.message)
+            name = missing[0] if missing else "?"
+            causes.append(
+                _Cause(f"{field}.{name}" if field else name, "FieldValueRequired", "Required value")
+            )
+        elif err.validator == "enum" and field not in ("apiVersion", "kind"):
+            allowed = ", ".join(json.dumps(v) for v in err.validator_value)
+            message = f"Unsupported value: {json.dumps(err.instance)}: supported values: {allowed}"
+            causes.append(_Cause(field, "FieldValueNotSupported", message))
+        elif err.validator != "enum":
+            causes.append(
+                _Cause(field, "FieldValueInvalid", f"Invalid value: {json.dumps(err.instance)}")
+            )
+    if undecodable:
+        raise _bad_request(
+            f'{meta.kind} in version "{meta.res.version}" cannot be handled as a {meta.kind}: '
+            f"{undecodable[0]}"
+        )
+    names = [_path((*where, key)) for where, key in unknown]
+    if names and strict:
+        raise _bad_request(
+            "strict decoding error: " + ", ".join(f'unknown field "{name}"' for name in names)
+        )
+    if names:
+        obj = copy.deepcopy(obj)
+        for where, key in unknown:
+            parent: Any = obj
+            for part in where:
+                parent = parent[part]
+            parent.pop(key, None)
+    obj = _canonical_quantities(obj, _builtin_schema(meta.api_version, meta.kind))
+    return obj, causes, [f'unknown field "{name}"' for name in names]
+
+
+def _strict_metadata_causes(obj: Json) -> list[_Cause]:
+    # ObjectMeta rules beyond the ones always checked: a `/` needs a non-empty prefix, and all
+    # annotations together are at most 256 KiB (ValidateAnnotations).
+    causes = []
+    md = obj.get("metadata") or {}
+    for field in ("labels", "annotations"):
+        for key in md.get(field) or {}:
+            if key.startswith("/"):
+                causes.append(
+                    _Cause(
+                        f"metadata.{field}",
+                        "FieldValueInvalid",
+                        f"Invalid value: {json.dumps(key)}: prefix part must be non-empty",
+                    )
+                )
+    annotations = md.get("annotations") or {}
+    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+    if size > _TOTAL_ANNOTATION_SIZE:
+        causes.append(
+            _Cause(
+                "metadata.annotations",
+                "FieldValueTooLong",
+                f"Too long: may not be more than {_TOTAL_ANNOTATION_SIZE} bytes",
+            )
+        )
+    return causes
+
+
+def _label_name_causes(value: str, field: str) -> list[_Cause]:
+    if not value:
+        return [_Cause(field, "FieldValueRequired", "Required value")]
+    if not _DNS_LABEL.fullmatch(value) or len(value) > 63:
+        return [
+            _Cause(
+                field,
+                "FieldValueInvalid",
+                f"Invalid value: {json.dumps(value)}: a lowercase RFC 1123 label must consist "
+                "of lower case alphanumeric characters or '-', and must start and end with an "
+                "alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+                "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+            )
+        ]
+    return []
+
+
+def _nonnegative(obj: Mapping[str, Any], key: str, base: str) -> list[_Cause]:
+    value = obj.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        return [
+            _Cause(
+                f"{base}.{key}",
+                "FieldValueInvalid",
+                f"Invalid value: {value}: must be greater than or equal to 0",
+            )
+        ]
+    return []
+
+
+def _resources_causes(resources: Mapping[str, Any], base: str) -> list[_Cause]:
+    # ValidateResourceRequirements: resource names, non-negative (and for extended resources
+    # integer) quantities, requests not above limits (equal to them where overcommit is not
+    # allowed: extended resources and hugepages).
+    causes: list[_Cause] = []
+    limits = resources.get("limits") or {}
+    requests = resources.get("requests") or {}
+    parsed: dict[tuple[str, str], decimal.Decimal] = {}
+    for part, values in (("limits", limits), ("requests", requests)):
+        for name, raw in values.items():
+            where = f"{base}.{part}[{name}]"
+            standard = name in _STANDARD_CONTAINER_RESOURCES or name.startswith("hugepages-")
+            prefix, _, short = name.rpartition("/")
+            extended = (
+                bool(prefix)
+                and prefix != "kubernetes.io"
+                and not prefix.endswith(".kubernetes.io")
+                and bool(_DNS_SUBDOMAIN.fullmatch(prefix))
+                and bool(_LABEL_NAME.fullmatch(short))
+            )
+            if not standard and not extended:
+                causes.append(
+                    _Cause(
+                        where,
+                        "FieldValueInvalid",
+                        f"Invalid value: {json.dumps(name)}: must be a standard resource for "
+                        "containers",
+                    )
+                )
+                continue
+            try:
+                value = _quantity_value(raw)
+            except QuantityError:
+                continue  # refused when decoding already
+            parsed[(part, name)] = value
+            if value < 0:
+                causes.append(
+                    _Cause(
+                        where,
+                        "FieldValueInvalid",
+                        f"Invalid value: {json.dumps(str(raw))}: must be greater than or "
+                        "equal to 0",
+                    )
+                )
+            elif extended and value != value.to_integral_value():
+                causes.append(
+                    _Cause(
+                        where,
+                        "FieldValueInvalid",
+                        f"Invalid value: {json.dumps(str(raw))}: must be an integer",
+                    )
+                )
+    for name, raw in requests.items():
+        request, limit = parsed.get(("requests", name)), parsed.get(("limits", name))
+        overcommit = name in _STANDARD_CONTAINER_RESOURCES
+        if request is None:
+            continue
+        if limit is not None:
+            if not overcommit and request != limit:
+                causes.append(
+                    _Cause(
+                        f"{base}.requests",
+                        "FieldValueInvalid",
+                        f"Invalid value: {json.dumps(str(raw))}: must be equal to {name} limit "
+                        f"of {limits[name]}",
+                    )
+                )
+            elif request > limit:
+                causes.append(
+                    _Cause(
+                        f"{base}.requests",
+                        "FieldValueInvalid",
+                        f"Invalid value: {json.dumps(str(raw))}: must be less than or equal to "
+                        f"{name} limit of {limits[name]}",
+                    )
+                )
+        elif not overcommit:
+            causes.append(
+                _Cause(
+                    f"{base}.limits",
+                    "FieldValueRequired",
+                    "Required value: Limit must be set for non overcommitable resources",
+                )
+            )
+    return causes
+
+
+def _pod_spec_causes(spec: Mapping[str, Any], base: str) -> list[_Cause]:
+    """The part of ValidatePodSpec an operator building Pods and Job templates runs into."""
+    causes: list[_Cause] = []
+    volumes: set[str] = set()
+    for i, volume in enumerate(spec.get("volumes") or []):
+        name = str(volume.get("name") or "")
+        where = f"{base}.volumes[{i}].name"
+        found = _label_name_causes(name, where)
+        if not found and name in volumes:
+            found = [_Cause(where, "FieldValueDuplicate", f"Duplicate value: {json.dumps(name)}")]
+        causes += found
+        volumes.add(name)
+    if not spec.get("containers"):
+        causes.append(_Cause(f"{base}.containers", "FieldValueRequired", "Required value"))
+    names: set[str] = set()
+    for field in ("initContainers", "containers"):
+        for i, container in enumerate(spec.get(field) or []):
+            where = f"{base}.{field}[{i}]"
+            name = str(container.get("name") or "")
+            found = _label_name_causes(name, f"{where}.name")
+            if not found and name in names:
+                found = [
+                    _Cause(
+                        f"{where}.name",
+                        "FieldValueDuplicate",
+                        f"Duplicate value: {json.dumps(name)}",
+                    )
+                ]
+            causes += found
+            names.add(name)
+            if not container.get("image"):
+                causes.append(_Cause(f"{where}.image", "FieldValueRequired", "Required value"))
+            for j, env in enumerate(container.get("env") or []):
+                env_name = str(env.get("name") or "")
+                # RelaxedEnvironmentVariableValidation (on by default since 1.32).
+                if env_name and ("=" in env_name or not all(32 <= ord(c) <= 126 for c in env_name)):
+                    causes.append(
+                        _Cause(
+                            f"{where}.env[{j}].name",
+                            "FieldValueInvalid",
+                            f"Invalid value: {json.dumps(env_name)}: a valid environment "
+                            "variable name must consist only of printable ASCII characters "
+                            "other than '='",
+                        )
+                    )
+            paths: set[str] = set()
+            for j, mount in enumerate(container.get("volumeMounts") or []):
+                mount_name = str(mount.get("name") or "")
+                if mount_name and mount_name not in volumes:
+                    causes.append(
+                        _Cause(
+                            f"{where}.volumeMounts[{j}].name",
+                            "FieldValueNotFound",
+                            f"Not found: {json.dumps(mount_name)}",
+                        )
+                    )
+                mount_path = str(mount.get("mountPath") or "")
+                if mount_path and mount_path in paths:
+                    causes.append(
+                        _Cause(
+                            f"{where}.volumeMounts[{j}].mountPath",
+                            "FieldValueInvalid",
+                            f"Invalid value: {json.dumps(mount_path)}: must be unique",
+                        )
+                    )
+                paths.add(mount_path)
+            causes += _resources_causes(container.get("resources") or {}, f"{where}.resources")
+    policy = spec.get("restartPolicy")
+    if policy is not None and policy not in ("Always", "OnFailure", "Never"):
+        causes.append(
+            _Cause(
+                f"{base}.restartPolicy",
+                "FieldValueNotSupported",
+                f'Unsupported value: {json.dumps(policy)}: supported values: "Always", '
+                '"OnFailure", "Never"',
+            )
+        )
+    causes += _nonnegative(spec, "terminationGracePeriodSeconds", base)
+    active = spec.get("activeDeadlineSeconds")
+    if isinstance(active, int) and active <= 0:
+        causes.append(
+            _Cause(
+                f"{base}.activeDeadlineSeconds",
+                "FieldValueInvalid",
+                f"Invalid value: {active}: must be between 1 and 2147483647, inclusive",
+            )
+        )
+    return causes
+
+
+def _job_causes(obj: Json, old: Json | None) -> list[_Cause]:
+    spec = obj.get("spec") or {}
+    template = spec.get("template") or {}
+    pod_spec = template.get("spec") or {}
+    causes = _pod_spec_causes(pod_spec, "spec.template.spec")
+    # The pod template's restartPolicy defaults to Always, which a Job refuses.
+    policy = pod_spec.get("restartPolicy") or "Always"
+    if policy not in ("OnFailure", "Never"):
+        causes.append(
+            _Cause(
+                "spec.template.spec.restartPolicy",
+                "FieldValueNotSupported",
+                f'Unsupported value: {json.dumps(policy)}: supported values: "OnFailure", "Never"',
+            )
+        )
+    for key in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit"):
+        causes += _nonnegative(spec, key, "spec")
+    causes += _nonnegative(spec, "ttlSecondsAfterFinished", "spec")
+    if old is not None:
+        old_spec = old.get("spec") or {}
+        for key in (
+            "completions",
+            "selector",
+            "completionMode",
+            "podFailurePolicy",
+            "successPolicy",
+            "managedBy",
+            "backoffLimitPerIndex",
+        ):
+            if spec.get(key) != old_spec.get(key):
+                causes.append(
+                    _Cause(
+                        f"spec.{key}",
+                        "FieldValueInvalid",
+                        f"Invalid value: {json.dumps(spec.get(key))}: field is immutable",
+                    )
+                )
+        old_template = old_spec.get("template") or {}
+        if template != old_template:
+            # A suspended Job that never started may change its scheduling directives.
+            mutable = (
+                ("labels", "annotations"),
+                ("nodeSelector", "affinity", "tolerations", "schedulingGates"),
+            )
+
+            def fixed(t: Mapping[str, Any]) -> tuple[Json, Json]:
+                md = {k: v for k, v in (t.get("metadata") or {}).items() if k not in mutable[0]}
+                sp = {k: v for k, v in (t.get("spec") or {}).items() if k not in mutable[1]}
+                return md, sp
+
+            suspended = bool(old_spec.get("suspend")) and not (old.get("status") or {}).get(
+                "startTime"
+            )
+            if not suspended or fixed(template) != fixed(old_template):
+                causes.append(
+                    _Cause(
+                        "spec.template",
+                        "FieldValueInvalid",
+                        "Invalid value: core.PodTemplateSpec{...}: field is immutable",
+                    )
+                )
+    return causes
+
+
+_POD_MUTABLE_MESSAGE = (
+    "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only "
+    "additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set "
+    "to 1 if it was previously negative)"
+)
+
+
+def _pod_causes(obj: Json, old: Json | None) -> list[_Cause]:
+    spec = obj.get("spec") or {}
+    causes = _pod_spec_causes(spec, "spec")
+    if old is not None:
+        old_spec = old.get("spec") or {}
+
+        def fixed(s: Mapping[str, Any]) -> Json:
+            result = {
+                k: v
+                for k, v in s.items()
+                if k
+                not in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
+            }
+            for field in ("containers", "initContainers"):
+                if field in result:
+                    result[field] = [
+                        {k: v for k, v in c.items() if k != "image"} for c in result[field]
+                    ]
+            return result
+
+        if fixed(spec) != fixed(old_spec):
+            causes.append(_Cause("spec", "FieldValueForbidden", _POD_MUTABLE_MESSAGE))
+    return causes
+
+
+def _length_causes(obj: Mapping[str, Any], key: str, field: str, limit: int) -> list[_Cause]:
+    value = obj.get(key) or ""
+    if len(str(value)) > limit:
+        return [
+            _Cause(
+                field,
+                "FieldValueInvalid",
+                f'Invalid value: "": can have at most {limit} characters',
+            )
+        ]
+    return []
+
+
+def _event_causes(obj: Json, old: Json | None) -> list[_Cause]:
+    # ValidateEventCreate for core/v1 (the legacy rules: the involved object's namespace must be
+    # the event's, and a "new" event with eventTime needs the reporting fields).
+    causes: list[_Cause] = []
+    namespace = (obj.get("metadata") or {}).get("namespace") or ""
+    involved = obj.get("involvedObject") or {}
+    involved_ns = involved.get("namespace") or ""
+    mismatch = _Cause(
+        "involvedObject.namespace",
+        "FieldValueInvalid",
+        f"Invalid value: {json.dumps(involved_ns)}: does not match event.namespace",
+    )
+    if not obj.get("eventTime"):
+        if (not involved_ns and namespace not in ("", "default")) or (
+            involved_ns and involved_ns != namespace
+        ):
+            causes.append(mismatch)
+        return causes
+    if not involved_ns and namespace not in ("default", "kube-system"):
+        causes.append(mismatch)
+    for key, field in (
+        ("reportingComponent", "source"),
+        ("reportingInstance", "reportingInstance"),
+        ("action", "action"),
+        ("reason", "reason"),
+    ):
+        if not obj.get(key):
+            causes.append(_Cause(field, "FieldValueRequired", "Required value"))
+    for key in ("reportingInstance", "action", "reason"):
+        causes += _length_causes(obj, key, key, 128)
+    causes += _length_causes(obj, "message", "message", 1024)
+    return causes
+
+
+def _events_v1_causes(obj: Json, old: Json | None) -> list[_Cause]:
+    # events.k8s.io/v1 events are validated strictly (ValidateEventCreate).
+    causes: list[_Cause] = []
+    if obj.get("type") not in ("Normal", "Warning"):
+        causes.append(
+            _Cause(
+                "type",
+                "FieldValueInvalid",
+                f'Invalid value: "": has invalid value: {obj.get("type") or ""}',
+            )
+        )
+    if obj.get("deprecatedFirstTimestamp"):
+        causes.append(
+            _Cause("firstTimestamp", "FieldValueInvalid", 'Invalid value: "": needs to be unset')
+        )
+    for key in ("reportingController", "reportingInstance", "action", "reason"):
+        if not obj.get(key):
+            causes.append(_Cause(key, "FieldValueRequired", "Required value"))
+    for key in ("reportingInstance", "action", "reason"):
+        causes += _length_causes(obj, key, key, 128)
+    causes += _length_causes(obj, "note", "note", 1024)
+    namespace = (obj.get("metadata") or {}).get("namespace") or ""
+    regarding_ns = (obj.get("regarding") or {}).get("namespace") or ""
+    if not regarding_ns and namespace not in ("default", "kube-system"):
+        causes.append(
+            _Cause(
+                "involvedObject.namespace",
+                "FieldValueInvalid",
+                f"Invalid value: {json.dumps(regarding_ns)}: does not match event.namespace",
+            )
+        )
+    return causes
+
+
+# The API server's own validation of the built-in kinds the operator writes, by (group, plural).
+_BUILTIN_CHECKS: dict[tuple[str, str], Callable[[Json, Json | None], list[_Cause]]] = {
+    ("batch", "jobs"): _job_causes,
+    ("", "pods"): _pod_causes,
+    ("", "events"): _event_causes,
+    ("events.k8s.io", "events"): _events_v1_causes,
+}
+
+
+# --------------------------------------------------------------------------------------------
 # The emulator.
 # --------------------------------------------------------------------------------------------
 
@@ -527,6 +1273,135 @@ class _Event:
     type: str  # ADDED, MODIFIED, DELETED
     obj: Json
     old: Json | None = None
+
+
+# The warnings (`Warning: 299 - "..."` headers) and the RBAC attributes of the HTTP request being
+# served, for the synchronous API it calls (None outside a request).
+_WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "emulator_warnings", default=None
+)
+_AUTHORIZING: contextvars.ContextVar[RequestAttributes | None] = contextvars.ContextVar(
+    "emulator_authorizing", default=None
+)
+
+
+def _warn(messages: Iterable[str]) -> None:
+    collected = _WARNINGS.get()
+    if collected is not None:
+        collected.extend(messages)
+
+
+def _normalize_metadata(obj: Json) -> None:
+    # ObjectMeta's collections are `omitempty` and it is stored through its Go type for every
+    # kind (custom resources' metadata too): an empty or null labels, annotations, finalizers
+    # or ownerReferences (e.g. left by a merge patch that removed the last key, or a patch
+    # `{"metadata": {"annotations": {"x": null}}}` on an object without annotations) is not
+    # stored, so such a write is a no-op (no new resourceVersion, no MODIFIED event).
+    md = obj.get("metadata")
+    if isinstance(md, dict):
+        for key in ("labels", "annotations", "finalizers", "ownerReferences", "managedFields"):
+            if key in md and md[key] in (None, {}, []):
+                del md[key]
+        if md.get("generateName") in (None, ""):
+            md.pop("generateName", None)
+
+
+_SMP_DIRECTIVES = ("$setElementOrder/", "$deleteFromPrimitiveList/", "$retainKeys", "$patch")
+
+
+def strategic_merge_patch(target: Any, patch: Any, schema: Any = None) -> Any:
+    """A strategic-merge patch as the API server applies it to built-ins, following the official
+    schema's ``x-kubernetes-patch-strategy`` and ``-merge-key`` when ``schema`` is given: lists
+    of maps merge by key (``containers`` by ``name``), lists of primitives with the merge
+    strategy are unions, other lists are replaced; directives are applied, never stored:
+    ``$patch: replace|delete`` (maps and list items), ``$retainKeys``,
+    ``$deleteFromPrimitiveList/<field>``, and ``$setElementOrder/<field>`` (order only,
+    ignored)."""
+    schema = _resolve_schema(schema)
+    if not isinstance(patch, Mapping):
+        return _strip_directives(patch)
+    directive = patch.get("$patch")
+    if directive == "replace":
+        return _strip_directives(patch)
+    if directive == "delete":
+        return None
+    props = (schema or {}).get("properties") or {}
+    additional = (schema or {}).get("additionalProperties")
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        sub = props.get(key, additional if isinstance(additional, Mapping) else None)
+        if key.startswith("$deleteFromPrimitiveList/"):
+            field = key.split("/", 1)[1]
+            if isinstance(result.get(field), list):
+                result[field] = [v for v in result[field] if v not in (value or [])]
+        elif key.startswith(_SMP_DIRECTIVES):
+            continue
+        elif value is None:
+            result.pop(key, None)
+        elif isinstance(value, list) and isinstance(result.get(key), list):
+            result[key] = _merge_list(result[key], value, _resolve_schema(sub))
+        else:
+            merged = strategic_merge_patch(result.get(key), value, sub)
+            if merged is None and isinstance(value, Mapping):
+                result.pop(key, None)  # `$patch: delete`
+            else:
+                result[key] = merged
+    retain = patch.get("$retainKeys")
+    if isinstance(retain, list):
+        result = {k: v for k, v in result.items() if k in retain or k in patch}
+    return result
+
+
+def _resolve_schema(schema: Any) -> Mapping[str, Any] | None:
+    while isinstance(schema, Mapping) and "$ref" in schema:
+        schema = _builtin_definitions()["$defs"].get(str(schema["$ref"]).rsplit("/", 1)[-1])
+    return schema if isinstance(schema, Mapping) else None
+
+
+def _merge_list(target: list[Any], patch: list[Any], schema: Mapping[str, Any] | None) -> Any:
+    strategy = str((schema or {}).get("x-kubernetes-patch-strategy") or "").split(",")
+    key = (schema or {}).get("x-kubernetes-patch-merge-key")
+    replace = any(isinstance(i, Mapping) and i.get("$patch") == "replace" for i in patch)
+    if schema is None or "merge" not in strategy or replace:
+        return _strip_directives(patch)
+    result = copy.deepcopy(target)
+    if key is None:  # a set of primitives (e.g. finalizers): a union
+        return result + [v for v in patch if v not in result]
+    for item in patch:
+        if not isinstance(item, Mapping):
+            continue
+        found = next(
+            (
+                i
+                for i, t in enumerate(result)
+                if isinstance(t, Mapping) and t.get(key) == item.get(key)
+            ),
+            None,
+        )
+        if item.get("$patch") == "delete":
+            if found is not None:
+                del result[found]
+        elif found is not None:
+            result[found] = strategic_merge_patch(result[found], item, schema.get("items"))
+        else:
+            result.append(_strip_directives(item))
+    return result
+
+
+def _strip_directives(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            k: _strip_directives(v)
+            for k, v in value.items()
+            if not k.startswith(_SMP_DIRECTIVES) and v is not None
+        }
+    if isinstance(value, list):
+        return [
+            _strip_directives(item)
+            for item in value
+            if not (isinstance(item, Mapping) and item.get("$patch") in ("delete", "replace"))
+        ]
+    return copy.deepcopy(value)
 
 
 def _parse_path(path: str) -> parsing.ParsedPath:
@@ -564,7 +1439,8 @@ class HardenedEmulator(kmock.KubernetesEmulator):
     `patch_status`, `register_crd`, the Job/Pod helpers, `wait_for`) is safe from any thread,
     including while the server runs in its own loop, and emits the same watch events as HTTP
     requests do. Errors are raised as `kmock.KubernetesError` with the API server's status and
-    reason. kmock's request DSL still works for fault injection, e.g.
+    reason. Faults are injected by verb and resource with ``emulator.faults.add(...)``
+    (`tests.support.faults`); kmock's request DSL still works too, e.g.
     ``emulator[kmock.method.POST, kmock.resource("batch/v1/jobs")] << 500``; an intercepted
     request changes nothing, as a failed request would not.
 
@@ -579,6 +1455,16 @@ class HardenedEmulator(kmock.KubernetesEmulator):
     builtins: bool = True  # register `BUILTIN_RESOURCES`, kopf's peering CRDs and "default"
     event_history: int = 100_000  # watch events kept for `?resourceVersion=` resumption
     request_history: int | None = 1_000  # requests kept for assertions (None: all)
+    # Opt-in strictness (off by default; may be switched on or off at any time):
+    # built-in kinds decoded and validated as the API server does (`_admit_builtin`), plus the
+    # ObjectMeta rules not always checked (annotation size, empty label-key prefix).
+    strict_validation: bool = False
+    # RBAC: requests not made as the admin are authorized against this policy (`enable_rbac`).
+    rbac: RbacPolicy | None = None
+    # Faults injected into chosen HTTP requests (`tests.support.faults`); none by default.
+    faults: FaultInjector = attrs.field(factory=FaultInjector)
+    # Local ports whose requests are the admin's (`EmulatorServer.admin_url`).
+    admin_ports: set[int] = attrs.field(factory=set)
 
     _meta: dict[kmock.resource, _ResourceMeta] = attrs.field(factory=dict, init=False)
     _kinds: dict[tuple[str, str], kmock.resource] = attrs.field(factory=dict, init=False)
@@ -906,9 +1792,27 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                     )
         return causes
 
-    def _admit(self, meta: _ResourceMeta, obj: Json, *, strict: bool = False) -> Json:
-        """Prune, default and validate an object as the API server does before storing it."""
+    def _admit(
+        self, meta: _ResourceMeta, obj: Json, *, strict: bool = False, old: Json | None = None
+    ) -> Json:
+        """Prune, default and validate an object as the API server does before storing it
+        (``old`` is the stored object an update replaces)."""
+        _normalize_metadata(obj)
+        builtin = self.strict_validation and not meta.custom
+        decoded: list[_Cause] = []
+        if builtin:
+            # Strict mode: decode as into the Go type (400 on wrong types, malformed quantities
+            # or times; unknown fields dropped with a warning, or 400 when Strict).
+            obj, decoded, warnings = _decode_builtin(meta, obj, strict=strict)
+            _warn(warnings)
         causes = self._check_metadata(meta, obj)
+        if self.strict_validation:
+            causes += _strict_metadata_causes(obj)
+        causes += decoded
+        if builtin:
+            check = _BUILTIN_CHECKS.get((str(meta.res.group), str(meta.res.plural)))
+            if check is not None:
+                causes += check(obj, old)
         if meta.custom and meta.schema:
             pruned = _prune_and_default(obj, meta.schema, root=True)
             if strict:
@@ -1027,6 +1931,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                 if initial is not None:
                     obj["status"] = copy.deepcopy(initial)
             obj = self._admit(meta, obj, strict=strict)
+            self._enforce_owner_references(meta, obj, None)
             if res.plural == "customresourcedefinitions":
                 self._activate_crd(obj)
             obj["metadata"]["resourceVersion"] = str(self._next_rv())
@@ -1158,8 +2063,9 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                             )
                         ],
                     )
-            new = self._admit(meta, new, strict=strict)
+            new = self._admit(meta, new, strict=strict, old=old)
             new_md = new["metadata"]
+            self._enforce_owner_references(meta, new, old)
 
             # A no-op write changes nothing: same resourceVersion, no watch event.
             if new == old:
@@ -1196,8 +2102,9 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         subresource: str | None = None,
         strict: bool = False,
     ) -> Json:
-        """Patch an object: ``patch_type`` is "merge" (RFC 7386; also used for strategic merge
-        and apply to an existing object) or "json" (RFC 6902). Returns the stored object."""
+        """Patch an object: ``patch_type`` is "merge" (RFC 7386; also used for apply to an
+        existing object), "strategic" (`strategic_merge_patch`) or "json" (RFC 6902). Returns
+        the stored object."""
         res = _as_resource(resource)
         if patch_type == "json":
             if not isinstance(patch, list):
@@ -1216,6 +2123,11 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                 raise _bad_request("a merge patch must be a JSON object")
 
             def change(obj: Json) -> Json:
+                if patch_type == "strategic":
+                    meta = self._meta_for(res)
+                    schema = _builtin_schema(meta.api_version, meta.kind)
+                    merged: Json = strategic_merge_patch(obj, patch, schema)
+                    return merged
                 result: Json = merge_patch(obj, patch)
                 return result
 
@@ -1285,6 +2197,91 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             self._store(res, ns, name, new)
             self._emit(_Event(self._rv, res, "MODIFIED", new, obj))
             return copy.deepcopy(new)
+
+    # ----------------------------------------------------------------------------------------
+    # RBAC (opt-in).
+    # ----------------------------------------------------------------------------------------
+
+    @property
+    def admin_token(self) -> str:
+        """The bearer token of the admin user (the kubeconfig's "emulator-admin" context)."""
+        return self.rbac.admin_token if self.rbac is not None else ADMIN_TOKEN
+
+    def enable_rbac(self, policy: RbacPolicy | None) -> None:
+        """Authorize every HTTP request not made as the admin against ``policy`` (None: turn
+        RBAC off). The synchronous API used by tests is never authorized."""
+        self.rbac = policy
+
+    def _authorize_also(self, verb: str) -> None:
+        # A request that needs a second permission (an apply that creates: `create` too).
+        request, policy = _AUTHORIZING.get(), self.rbac
+        if request is None or policy is None:
+            return
+        needed = dataclasses.replace(request, verb=verb)
+        if not policy.allows(needed):
+            status = policy.forbidden(needed)
+            raise _error(403, "Forbidden", status["message"], **status.get("details", {}))
+
+    def _enforce_owner_references(self, meta: _ResourceMeta, obj: Json, old: Json | None) -> None:
+        # The OwnerReferencesPermissionEnforcement admission plugin (gc_admission.go), when the
+        # policy turns it on: changing an existing object's ownerReferences needs `delete` on it;
+        # a new `blockOwnerDeletion: true` needs `update` on the owner's `finalizers`.
+        request, policy = _AUTHORIZING.get(), self.rbac
+        if request is None or policy is None or not policy.owner_references_enforcement:
+            return
+        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+        old_refs = ((old or {}).get("metadata") or {}).get("ownerReferences") or []
+        if (old is None and not refs) or (old is not None and refs == old_refs):
+            return
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        group, plural = str(meta.res.group or ""), str(meta.res.plural)
+
+        def refuse(text: str) -> kmock.KubernetesError:
+            status = forbidden_error(group, plural, name, text)
+            return _error(403, "Forbidden", status["message"], **status.get("details", {}))
+
+        if old is not None and not policy.allows(dataclasses.replace(request, verb="delete")):
+            raise refuse("cannot set an ownerRef on a resource you can't delete: , <nil>")
+        blocking_before = {r.get("uid") for r in old_refs if r.get("blockOwnerDeletion")}
+        new_blocking = [
+            r for r in refs if r.get("blockOwnerDeletion") and r.get("uid") not in blocking_before
+        ]
+        if not new_blocking:
+            return
+        anything = RequestAttributes(
+            verb="update",
+            path=request.path,
+            resource_request=True,
+            api_group="*",
+            resource="*",
+            subresource="finalizers",
+        )
+        if policy.allows(anything):
+            return
+        for ref in new_blocking:
+            owner = self._kinds.get((str(ref.get("apiVersion")), str(ref.get("kind"))))
+            if owner is None:
+                raise refuse(
+                    "cannot set blockOwnerDeletion in this case because cannot find RESTMapping "
+                    f"for APIVersion {ref.get('apiVersion')} Kind {ref.get('kind')}: no matches "
+                    f'for kind "{ref.get("kind")}" in version "{ref.get("apiVersion")}"'
+                )
+            finalizers = RequestAttributes(
+                verb="update",
+                path=request.path,
+                resource_request=True,
+                api_group=str(owner.group or ""),
+                api_version=str(owner.version),
+                resource=str(owner.plural),
+                subresource="finalizers",
+                namespace=request.namespace,
+                name=str(ref.get("name") or ""),
+            )
+            if not policy.allows(finalizers):
+                raise refuse(
+                    "cannot set blockOwnerDeletion if an ownerReference refers to a resource "
+                    "you can't set finalizers on: , <nil>"
+                )
 
     # ----------------------------------------------------------------------------------------
     # Helpers for tests: status changes the missing controllers would make.
@@ -1522,21 +2519,50 @@ class HardenedEmulator(kmock.KubernetesEmulator):
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         """Serve one HTTP request (kmock's entry point, with the namespace-aware parser)."""
-        # Same as kmock's RawHandler.__call__, except for `_parse_request` (fix 3) and the
-        # bounded request history.
+        # Same as kmock's RawHandler.__call__, except for `_parse_request` (fix 3), the
+        # bounded request history, and the opt-in faults and RBAC in front of the handlers.
         await raw_request.read()
         raw_response: aiohttp.web.StreamResponse | None = None
         try:
             request = await self._parse_request(raw_request, id=self._served_requests)
             self._served_requests += 1
             self._remember(request)
+            info = request_attributes(raw_request.method, raw_request.path, raw_request.query)
+            fault = self.faults.select(info)
+            if fault is not None:
+                if fault.delay:
+                    await self._pause(fault.delay)
+                if not fault.commit and (fault.drop or fault.status is not None):
+                    return self._fail(raw_request, fault, info)
+            # RBAC as the API server's authorization filter: before any handler, a Status 403.
+            authorizing = None
+            if self.rbac is not None and not self._is_admin(raw_request):
+                if not self.rbac.allows(info):
+                    return aiohttp.web.json_response(self.rbac.forbidden(info), status=403)
+                authorizing = _AUTHORIZING.set(info)
+            warnings: list[str] = []
+            collecting = _WARNINGS.set(warnings)
             try:
-                return await self._handle(request)
+                response = await self._handle(request)
             except rendering.StreamingError as e:
                 raw_response = e.args[0]
                 if e.__cause__ is not None:
                     raise e.__cause__ from None
                 raise
+            finally:
+                # Requests on one keep-alive connection share a task (and its context).
+                _WARNINGS.reset(collecting)
+                if authorizing is not None:
+                    _AUTHORIZING.reset(authorizing)
+            if warnings and not response.prepared:
+                # The API server's warnings (e.g. dropped unknown fields), as client-go reads them.
+                response.headers["Warning"] = ", ".join(
+                    '299 - "{}"'.format(w.replace("\\", "\\\\").replace('"', '\\"'))
+                    for w in warnings
+                )
+            if fault is not None and fault.commit:
+                return self._fail(raw_request, fault, info)  # done, but the answer is lost
+            return response
         except Exception as e:
             if not self._errors:
                 raise
@@ -1546,6 +2572,36 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             await self._stream_error(e, raw_response)
             await raw_response.write_eof()
             return raw_response
+
+    def _is_admin(self, raw_request: aiohttp.web.BaseRequest) -> bool:
+        # The admin endpoint's requests, or those with the admin's bearer token.
+        transport = raw_request.transport
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        if local and local[1] in self.admin_ports:
+            return True
+        return self.rbac is not None and self.rbac.is_admin(raw_request.headers)
+
+    async def _pause(self, seconds: float) -> None:
+        # An injected delay, cut short when the emulator stops.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._closing and (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(left, 0.05))
+
+    @staticmethod
+    def _fail(
+        raw_request: aiohttp.web.BaseRequest, fault: Fault, info: RequestAttributes
+    ) -> aiohttp.web.StreamResponse:
+        # An injected failure: a Status answer, or the connection closed without one.
+        if fault.drop:
+            transport = raw_request.transport
+            if transport is not None:
+                transport.abort()
+            raise asyncio.CancelledError  # aiohttp closes the connection; nothing is written
+        assert fault.status is not None
+        return aiohttp.web.json_response(
+            fault.status_body(info), status=fault.status, headers=fault.headers()
+        )
 
     @staticmethod
     async def _parse_request(raw_request: aiohttp.web.BaseRequest, *, id: int) -> rendering.Request:
@@ -1610,9 +2666,14 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         for reaction in self._reactions_in_order():
             if self._sees(reaction._source, request) and not reaction._disabled.is_set():
                 try:
-                    if id(reaction) in self._own_ids:
-                        return await reaction.response(request)
-                    return await reaction(request)
+                    # kmock's Response keeps the status and headers of a `Response` a handler
+                    # returned (it sets them on itself), so after `pods/log` answered text/plain
+                    # every later object GET did too. Each request renders a fresh copy: a
+                    # response's content type and status are its own, as on the API server.
+                    fresh = attrs.evolve(reaction.response)
+                    if id(reaction) not in self._own_ids:
+                        reaction._requests.append(request)  # what `reaction(request)` records
+                    return await fresh(request)
                 except rendering.ReactionMismatchError:  # either mismatch or depletion
                     reaction._disabled.set()
                 except NotImplementedError:  # matched, but nothing to respond with
@@ -1770,7 +2831,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             obj = self.patch_object(meta.res, ns, request.name, body, **kwargs)
         elif content_type == "application/strategic-merge-patch+json":
             # Custom resources do not support strategic merge: the API server answers 415.
-            # For built-ins it is approximated by a merge patch (lists are replaced).
+            # For built-ins it follows the official schema's patch strategies and merge keys.
             if meta.custom:
                 raise _error(
                     415,
@@ -1779,7 +2840,9 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                     "include: application/json-patch+json, application/merge-patch+json, "
                     "application/apply-patch+yaml",
                 )
-            obj = self.patch_object(meta.res, ns, request.name, body, **kwargs)
+            obj = self.patch_object(
+                meta.res, ns, request.name, body, patch_type="strategic", **kwargs
+            )
         elif content_type == "application/apply-patch+yaml":
             # Fix 5: server-side apply creates a missing object (201 Created); an apply to an
             # existing object is approximated by a merge patch (no field ownership).
@@ -1789,6 +2852,8 @@ class HardenedEmulator(kmock.KubernetesEmulator):
                 raise _bad_request("the apply configuration is not an object")
             with self._store_lock:
                 if self._current(meta.res, ns, request.name) is None:
+                    # An apply that creates the object is authorized as a create too.
+                    self._authorize_also("create")
                     body = merge_patch(body, {"metadata": {"name": request.name}})
                     created = self.create_object(
                         body, resource=meta.res, namespace=ns, strict=strict
@@ -1978,10 +3043,11 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             return list(self._meta.values())
 
     async def _serve_server_version(self, request: rendering.Request) -> rendering.Payload:
+        major, minor = SERVER_VERSION
         return {
-            "major": "1",
-            "minor": "32",
-            "gitVersion": "v1.32.0",
+            "major": str(major),
+            "minor": str(minor),
+            "gitVersion": f"v{major}.{minor}.0",
             "gitCommit": "0000000000000000000000000000000000000000",
             "gitTreeState": "clean",
             "buildDate": "2024-12-11T00:00:00Z",
@@ -2115,7 +3181,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             }
         return {
             "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "info": {"title": "Kubernetes", "version": "v{}.{}.0".format(*SERVER_VERSION)},
             "paths": paths,
             "components": {"schemas": {}},
         }
@@ -2172,6 +3238,15 @@ class EmulatorServer:
         self._failure: BaseException | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.port: int | None = None
+        self.admin_port: int | None = None
+
+    @property
+    def admin_url(self) -> str:
+        """The admin endpoint's base URL: what comes in there is the admin's, whom RBAC lets
+        through (kubectl sends no bearer token over plain HTTP, so identity is by port)."""
+        if self.admin_port is None:
+            raise RuntimeError("The emulator server is not running.")
+        return f"http://{self._host}:{self.admin_port}"
 
     @property
     def url(self) -> str:
@@ -2211,7 +3286,7 @@ class EmulatorServer:
         if self._thread.is_alive():
             raise RuntimeError("The emulator server did not stop in time.")
         self._thread = None
-        self.port = None
+        self.port = self.admin_port = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -2251,6 +3326,10 @@ class EmulatorServer:
             site = aiohttp.web.TCPSite(runner, self._host, self._port)
             await site.start()
             self.port = runner.addresses[0][1]
+            admin_site = aiohttp.web.TCPSite(runner, self._host, 0)
+            await admin_site.start()
+            self.admin_port = runner.addresses[1][1]
+            self.emulator.admin_ports = {self.admin_port}
             self._started.set()
             try:
                 await self._stop.wait()
@@ -2259,18 +3338,28 @@ class EmulatorServer:
                 await runner.cleanup()
 
     def write_kubeconfig(self, path: str | Path, *, namespace: str = "default") -> Path:
-        """Write a kubeconfig for this server (no credentials: the emulator has no auth)."""
+        """Write a kubeconfig for this server. Its current context "emulator" has no
+        credentials (with RBAC on, its requests are the policy's user's, as the operator's);
+        the "emulator-admin" context talks to the admin endpoint (`admin_url`), which RBAC
+        lets through."""
         path = Path(path)
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "emulator", "user": {}}],
+            "clusters": [
+                {"name": "emulator", "cluster": {"server": self.url}},
+                {"name": "emulator-admin", "cluster": {"server": self.admin_url}},
+            ],
+            "users": [
+                {"name": "emulator", "user": {}},
+                {"name": "emulator-admin", "user": {"token": self.emulator.admin_token}},
+            ],
             "contexts": [
                 {
-                    "name": "emulator",
-                    "context": {"cluster": "emulator", "user": "emulator", "namespace": namespace},
+                    "name": name,
+                    "context": {"cluster": name, "user": name, "namespace": namespace},
                 }
+                for name in ("emulator", "emulator-admin")
             ],
             "current-context": "emulator",
         }
@@ -2283,13 +3372,16 @@ class EmulatorServer:
         input: str | None = None,
         check: bool = True,
         timeout: float = 30.0,
+        admin: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """Run kubectl against this server (its own kubeconfig and discovery cache)."""
+        """Run kubectl against this server (its own kubeconfig and discovery cache); with
+        ``admin=True`` as the admin, whom RBAC lets through."""
         assert self._tmp is not None, "The emulator server is not running."
         command = [
             "kubectl",
             f"--kubeconfig={self.kubeconfig}",
             f"--cache-dir={Path(self._tmp.name) / 'kubectl-cache'}",
+            *(["--context=emulator-admin"] if admin else []),
             *args,
         ]
         result = subprocess.run(
