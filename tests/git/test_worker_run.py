@@ -251,6 +251,24 @@ def test_reuses_the_open_pull_request_of_the_task_without_losing_history(
     assert merge_base == remote_sha(remote, "main")  # the pull request's diff is this attempt's
 
 
+def test_labels_lost_after_opening_are_put_on_by_the_next_attempt(
+    remote: Path, write_goal: WriteGoal, run_goal: RunGoal, github: GitHubStandIn, token_file: Path
+) -> None:
+    github.fail_next(502, method="POST", path_contains="/labels")
+    goal = write_goal(pull_request=github_spec(github))
+
+    first = run_goal(goal, "--token-file", str(token_file))
+    assert (first.result["reason"], first.result["retryable"]) == ("ForgeUnavailable", True)
+    (opened,) = github.open_pulls()
+    assert opened.labels == []  # opened, then the labels were lost
+
+    second = run_goal(goal, "--token-file", str(token_file))
+
+    assert second.status == 0, second.stderr
+    assert second.result["pullRequest"]["number"] == opened.number  # reused, not a second one
+    assert sorted(opened.labels) == ["automated", "backlog"]
+
+
 def test_forge_server_error_is_retryable(
     remote: Path, write_goal: WriteGoal, run_goal: RunGoal, github: GitHubStandIn, token_file: Path
 ) -> None:

@@ -243,6 +243,17 @@ class GitHubForge:
         )
         return ref, created
 
+    def add_labels(self, number: int, labels: Sequence[str]) -> None:
+        """Put `labels` on pull request `number` (those it has already stay; none: no call).
+
+        Called on every attempt that reuses a pull request, so a label lost to an error after
+        the pull request was opened is put on by the next attempt.
+        """
+        if not labels:
+            return
+        with self._translate(f"labelling pull request #{number}"):
+            self._repo.get_pull(number).add_to_labels(*labels)
+
     def _open_pull_from(self, head: str, base: str) -> PullRequest | None:
         # GitHub's `head` filter wants `owner:branch`; the branch check below guards against a
         # server that ignores the filter.

@@ -98,6 +98,8 @@ def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> Worker
     )
     if existing is not None:
         _push_onto_open_pull_request(ctx, repo, state, existing)
+        if forge is not None:  # found through the forge: it is there
+            forge.add_labels(existing.number, ctx.goal.spec.pull_request.labels)
     else:
         _push_new_branch(ctx, repo, state)
         if forge is not None:
