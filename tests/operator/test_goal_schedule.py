@@ -70,6 +70,12 @@ class Scheduled:
         assert found is not None
         return found.get("status") or {}
 
+    def statuses(self, name: str) -> list[dict[str, Any]]:
+        """Every status the GoalSchedule was stored with, oldest first (the emulator keeps each
+        stored version), so a test sees what each reconcile wrote, not only the last."""
+        versions = list(self.api.objects[SCHEDULES, NS, name].history)
+        return [dict(v).get("status") or {} for v in versions if v is not None]
+
     def events(self, name: str) -> list[str]:
         return [
             e["reason"]
@@ -161,6 +167,15 @@ def test_replace_stops_the_active_goal_and_starts_the_new_one(scheduled: Schedul
         lambda: (goals := scheduled.goals("replace")) and first not in goals and goals
     )
     assert second != first
+    scheduled.api.wait_for(
+        lambda: scheduled.status("replace").get("active") == [{"name": second}],
+        message=lambda: f"active: {scheduled.status('replace').get('active')}",
+    )
+    # Not only in the end (a later reconcile lists the Goals afresh): the tick's own write
+    # never listed the deleted Goal beside the new one.
+    for written in scheduled.statuses("replace"):
+        names = {goal["name"] for goal in written.get("active") or []}
+        assert not {first, second} <= names, f"deleted {first} still active: {written}"
 
 
 def test_missed_ticks_after_an_outage_give_one_catch_up_not_a_burst(

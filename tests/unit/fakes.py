@@ -170,6 +170,11 @@ class FakeCluster:
             and matches(goal["metadata"].get("labels"), selector)
         ]
 
+    async def get_goal(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_goal", namespace, name))
+        found = self.goals.get((namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
     async def create_goal(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         namespace = manifest["metadata"].get("namespace") or "default"
         name = manifest["metadata"]["name"]

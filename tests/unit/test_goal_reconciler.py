@@ -1537,39 +1537,41 @@ def test_a_finished_goal_frees_its_slot_for_the_next_in_the_repository() -> None
     assert cluster.created_jobs == ["first-1111a-1", "second-2222b-1"]
 
 
-# ------------------------------------------------------------- what looks wrong (strict xfail)
+# ------------------------------------------- regressions these tables found (were strict xfails)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "reconciler bug: moving up the queue updates status.queuePosition but keeps the old "
-        "message (and condition messages), 'position 2' beside queuePosition 1"
-    ),
-)
 def test_moving_up_the_queue_updates_the_message_too() -> None:
+    """The message and the conditions' messages follow the position; no event (no transition),
+    and lastTransitionTime stays."""
     clock = FixedClock(NOW)
     cluster = FakeCluster(clock=clock)
-    waiting = queued(
-        "WaitingForCapacity", "waiting for capacity (position 2 in the queue)", queuePosition=2
+    old_message = "waiting for capacity (position 2 in the queue)"
+    waiting_status = with_conditions(
+        queued("WaitingForCapacity", old_message, queuePosition=2),
+        *waiting("WaitingForCapacity").values(),
     )
-    case = Case(body=goal(status=waiting), others=[other("busy", "Running", task_id="t1")])
+    for condition in waiting_status["conditions"]:
+        if condition["type"] != "Stalled":
+            condition["message"] = old_message
+    case = Case(body=goal(status=waiting_status), others=[other("busy", "Running", task_id="t1")])
     reconciler, _ = reconciler_for(case, cluster, clock)
 
-    status = wire(run(reconciler.reconcile(case.body)))
+    result = run(reconciler.reconcile(case.body))
 
+    status = wire(result)
+    new_message = "waiting for capacity (position 1 in the queue)"
     assert status is not None and status["queuePosition"] == 1
-    assert status["message"] == "waiting for capacity (position 1 in the queue)"
+    assert status["message"] == new_message
+    assert {c["type"]: c["message"] for c in status["conditions"]} == {
+        "Ready": new_message,
+        "Reconciling": new_message,
+        "Stalled": "",
+    }
+    assert conditions_of(status) == waiting("WaitingForCapacity")
+    assert {c["lastTransitionTime"] for c in status["conditions"]} == {ts(STARTED)}
+    assert result.events == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "reconciler inconsistency: JobConflict is the only Failed without completionTime; a "
-        "Backlog then counts that failure at 'now' on every sync, so it never leaves the "
-        "failure-budget window"
-    ),
-)
 def test_job_conflict_records_when_the_goal_failed() -> None:
     clock = FixedClock(NOW)
     cluster = FakeCluster(clock=clock)

@@ -137,6 +137,16 @@ def owned(
             "namespace": NS,
             "uid": f"uid-{name}",
             "labels": {LABEL_SCHEDULE: "nightly", LABEL_SCHEDULE_UID: UID},
+            "ownerReferences": [
+                {
+                    "apiVersion": "backlog.dev/v1alpha1",
+                    "kind": "GoalSchedule",
+                    "name": "nightly",
+                    "uid": UID,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {"repository": {"url": "https://github.com/o/r.git"}},
         "status": status,
@@ -634,13 +644,9 @@ def test_ticks_over_an_hour_stamp_one_goal_each_and_never_twice() -> None:
     assert body["status"]["active"] == active(*map(name_for, ticks))
 
 
-# ------------------------------------------------------------- what looks wrong (strict xfail)
+# ------------------------------------------- regressions these tables found (were strict xfails)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconciler bug: after Replace deletes the active goal, status.active still lists it",
-)
 def test_replace_leaves_only_the_new_goal_active() -> None:
     clock = FixedClock(TICK2 + timedelta(seconds=1))
     cluster = FakeCluster(clock=clock)
@@ -653,28 +659,65 @@ def test_replace_leaves_only_the_new_goal_active() -> None:
     assert wire(result)["active"] == active(name_for(TICK2))  # type: ignore[index]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "reconciler bug: a Goal of the tick's name that exists already (finished, or not this "
-        "schedule's) is listed in status.active without being checked"
-    ),
-)
+FOREIGN = {**owned(name_for(TICK1), "Running"), "metadata": {"name": name_for(TICK1)}}
+OUR_LABELS_ANOTHERS_GOAL = {
+    **owned(name_for(TICK1), "Succeeded"),
+    "metadata": {
+        **owned(name_for(TICK1), None)["metadata"],
+        "ownerReferences": [
+            {"kind": "GoalSchedule", "name": "nightly", "uid": "another-uid", "controller": True}
+        ],
+    },
+}
+
+
 @pytest.mark.parametrize(
-    "existing",
+    ("existing", "expected_events"),
     [
-        pytest.param(owned(name_for(TICK1), "Succeeded"), id="finished"),
+        pytest.param(owned(name_for(TICK1), "Succeeded"), [], id="finished"),
+        pytest.param(FOREIGN, [("Warning", "GoalNameTaken")], id="not-this-schedules"),
         pytest.param(
-            {**owned(name_for(TICK1), "Running"), "metadata": {"name": name_for(TICK1)}},
-            id="not-this-schedules",
+            OUR_LABELS_ANOTHERS_GOAL,
+            [("Warning", "GoalNameTaken")],
+            id="labelled-but-controlled-by-another",
         ),
     ],
 )
-def test_an_existing_goal_of_the_ticks_name_is_not_reported_active(existing: Json) -> None:
+def test_an_existing_goal_of_the_ticks_name_is_not_reported_active(
+    existing: Json, expected_events: list[tuple[str, str]]
+) -> None:
+    """As CronJob with a Job of the tick's name that "already exists": this schedule's finished
+    Goal is not active; a Goal it does not control (ownerReference uid) is said once
+    (GoalNameTaken) and never active, whatever its labels."""
     clock = FixedClock(TICK1 + timedelta(seconds=1))
     cluster = FakeCluster(clock=clock)
     cluster.add_goal(existing)
+    reconciler = GoalScheduleReconciler(cluster, clock=clock)
+    body = schedule()
+
+    result = run(cluster.apply(reconciler, body))
+
+    assert wire(result)["active"] == []  # type: ignore[index]
+    assert body["status"]["lastScheduleTime"] == ts(TICK1)
+    assert events_of(result) == expected_events
+    assert cluster.created_goals == [name_for(TICK1)]
+    assert cluster.goal(name_for(TICK1)) == existing  # neither replaced nor changed
+    # The tick is handled: the next reconcile neither tries again nor says it again.
+    again = run(cluster.apply(reconciler, body))
+    assert events_of(again) == []
+    assert cluster.created_goals == [name_for(TICK1)]
+
+
+def test_an_unfinished_goal_of_the_ticks_name_this_schedule_controls_is_adopted() -> None:
+    """The listing lags behind the Goal's creation (an earlier reconcile of the same tick made
+    it), so only the create finds it: it is this tick's Goal, active, with no event."""
+    clock = FixedClock(TICK1 + timedelta(seconds=1))
+    cluster = FakeCluster(clock=clock)
+    cluster.add_goal(owned(name_for(TICK1), "Pending"))
+    cluster.hidden_once.add(name_for(TICK1))
 
     result = run(GoalScheduleReconciler(cluster, clock=clock).reconcile(schedule()))
 
-    assert wire(result)["active"] == []  # type: ignore[index]
+    assert wire(result)["active"] == active(name_for(TICK1))  # type: ignore[index]
+    assert events_of(result) == []
+    assert cluster.created_goals == [name_for(TICK1)]

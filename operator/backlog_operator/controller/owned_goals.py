@@ -3,6 +3,7 @@ plus the one shared step both take: deleting finished Goals beyond the history l
 
 - `owned_goal`: the manifest of a Goal they create, controlled by its owner (the garbage
   collector deletes it with the owner);
+- `controlled_by`: whether a Goal is controlled by an owner (its ownerReference, by uid);
 - `phase_of`: a listed Goal's phase;
 - history, as CronJob's: finished Goals beyond the limit per outcome are deleted oldest first
   (by start time, then name; a Goal that never started counts as newest); Skipped counts as
@@ -56,6 +57,19 @@ def owned_goal(
     )
     kopf.append_owner_reference(manifest, owner=kopf.Body(cast(kopf.RawBody, reference)))
     return manifest
+
+
+def controlled_by(goal: Mapping[str, Any], owner_uid: str | None) -> bool:
+    """Whether `goal` is controlled by the object of `owner_uid`: an ownerReference with that
+    uid and `controller: true`, as `owned_goal` writes it (and as Kubernetes' controllers
+    decide what they own, `metav1.IsControlledBy`). Labels anyone can copy do not count."""
+    if not owner_uid:
+        return False
+    references = (goal.get("metadata") or {}).get("ownerReferences") or []
+    return any(
+        isinstance(ref, Mapping) and ref.get("uid") == owner_uid and ref.get("controller") is True
+        for ref in references
+    )
 
 
 def phase_of(goal: Mapping[str, Any]) -> Phase:

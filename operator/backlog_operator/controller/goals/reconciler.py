@@ -294,10 +294,23 @@ class GoalReconciler:
         generation: int | None,
         **fields: Any,
     ) -> Reconciled[GoalStatus]:
-        """Queued for `reason`: an event when the reason is new, a status write when anything is."""
+        """Queued for `reason`: an event when the reason is new, a status write when anything is.
+
+        Still queued for the same reason, the message (and the conditions that carry it) follow
+        what changed, the queue position say, without an event: events only on transitions.
+        """
         requeue = self.settings.requeue_seconds
         if status.phase is Phase.QUEUED and status.reason == reason:
-            wanted = {"observed_generation": generation, **fields}
+            wanted = {"observed_generation": generation, "message": message, **fields}
+            if status.conditions:  # none (not written by this operator): none added here
+                wanted["conditions"] = conditions_for(
+                    Phase.QUEUED,
+                    reason,
+                    message,
+                    generation=generation,
+                    previous=status.conditions,
+                    now=self.clock(),
+                )
             if all(getattr(status, name) == value for name, value in wanted.items()):
                 return Reconciled(requeue_after=requeue)
             return Reconciled(evolve(status, **wanted), requeue_after=requeue)
@@ -337,6 +350,7 @@ class GoalReconciler:
     def _job_conflict(self, goal: Goal, status: GoalStatus, name: str) -> Reconciled[GoalStatus]:
         message = f"a Job named {name} exists and does not belong to this goal"
         new = self._status(status, Phase.FAILED, "JobConflict", message, goal.metadata.generation)
+        new = evolve(new, completion_time=instant(self.clock()))
         self.capacity.put(entry_for(goal, new))
         return Reconciled(new, [Event("Warning", "JobConflict", message)])
 

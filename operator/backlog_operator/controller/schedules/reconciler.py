@@ -5,7 +5,9 @@ Ordered steps on each reconcile:
 2. read the schedule's Goals (by label) and delete finished ones beyond the history limits;
 3. unless suspended: is a tick due (at most one catch-up, within startingDeadlineSeconds)?
 4. apply the concurrency policy (Allow, Forbid, Replace) and create the tick's Goal, named
-   after the tick so a repeated reconcile never makes two;
+   after the tick so a repeated reconcile never makes two; a Goal of that name that exists
+   already is adopted when this schedule controls it (active unless finished, as CronJob does
+   with its Jobs) and otherwise reported (`GoalNameTaken`), never listed as active;
 5. report: last schedule and success times, active goals, next tick, conditions (a
    `GoalScheduleStatus`).
 """
@@ -24,7 +26,12 @@ from backlog_operator.api.goal import FINAL_PHASES, Phase
 from backlog_operator.api.labels import ANNOTATION_SCHEDULED_AT, LABEL_SCHEDULE, LABEL_SCHEDULE_UID
 from backlog_operator.api.schedule import ActiveGoal, GoalSchedule, GoalScheduleStatus
 from backlog_operator.controller.conditions import STALLED, mark_ready, mark_stalled, reason_of
-from backlog_operator.controller.owned_goals import owned_goal, phase_of, trim_history
+from backlog_operator.controller.owned_goals import (
+    controlled_by,
+    owned_goal,
+    phase_of,
+    trim_history,
+)
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.schedules.cron import (
     ALREADY_STARTED,
@@ -53,6 +60,7 @@ class ScheduleCluster(Protocol):
     async def list_goals(
         self, namespace: str | None = None, selector: str = ""
     ) -> list[dict[str, Any]]: ...
+    async def get_goal(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def create_goal(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
     async def delete_goal(self, namespace: str, name: str) -> None: ...
 
@@ -94,10 +102,8 @@ class GoalScheduleReconciler:
             # Recorded as handled, so the miss is reported once, not on every reconcile.
             new = evolve(new, last_schedule_time=instant(plan.skipped_time))
         if plan.run_for is not None:
-            started, more = await self._tick(schedule, plan.run_for, active)
+            active, more = await self._tick(schedule, plan.run_for, active)
             events += more
-            if started is not None:
-                active = sorted({*active, started})
             new = evolve(new, last_schedule_time=instant(plan.run_for))
         next_time = plan.next_time
         latest_success = _latest_success(goals)
@@ -116,25 +122,50 @@ class GoalScheduleReconciler:
 
     async def _tick(
         self, schedule: GoalSchedule, tick: datetime, active: list[str]
-    ) -> tuple[str | None, list[Event]]:
+    ) -> tuple[list[str], list[Event]]:
+        """Start the Goal of `tick` under the concurrency policy: the active Goals afterwards
+        (`active` less those Replace deleted, plus the tick's if it runs) and the events."""
         name = goal_name(schedule.metadata.name, tick)
         decision = concurrency_decision(
             schedule.spec.concurrency_policy, active, scheduled_goal=name
         )
         if not decision.start:
             kind = "Normal" if decision.reason == ALREADY_STARTED else "Warning"
-            return None, [Event(kind, decision.reason or "NotStarted", decision.message)]
+            return active, [Event(kind, decision.reason or "NotStarted", decision.message)]
         events = []
         namespace = schedule.metadata.namespace or "default"
         for old in decision.stop:
             await self.cluster.delete_goal(namespace, old)
             events.append(Event("Normal", "Replaced", f"deleted goal {old} (Replace)"))
+        remaining = {*active} - {*decision.stop}
         try:
             await self.cluster.create_goal(goal_for_tick(schedule, tick, name))
         except AlreadyExistsError:
-            return name, events  # made by an earlier reconcile of the same tick
+            adopted, more = await self._existing(schedule, namespace, name, tick)
+            return sorted({*remaining, name} if adopted else remaining), events + more
         events.append(Event("Normal", "GoalCreated", f"created goal {name} for {timestamp(tick)}"))
-        return name, events
+        return sorted({*remaining, name}), events
+
+    async def _existing(
+        self, schedule: GoalSchedule, namespace: str, name: str, tick: datetime
+    ) -> tuple[bool, list[Event]]:
+        """The tick's name is taken: whether the Goal holding it is this schedule's and active.
+
+        As CronJob with a Job of the tick's name: one this schedule controls (ownerReference
+        uid) was made by an earlier reconcile of the same tick and is adopted, active unless
+        it has finished; one it does not control is not its Goal: a warning, not active. The
+        tick is recorded as handled either way, so the warning is said once.
+        """
+        existing = await self.cluster.get_goal(namespace, name)
+        if existing is None:  # deleted since: nothing of this tick runs
+            return False, []
+        if controlled_by(existing, schedule.metadata.uid):
+            return phase_of(existing) not in FINAL_PHASES, []
+        message = (
+            f"cannot create goal {name} for {timestamp(tick)}: the name is taken by a goal "
+            "this schedule does not own"
+        )
+        return False, [Event("Warning", "GoalNameTaken", message)]
 
     def _stalled(
         self, status: GoalScheduleStatus, reason: str, problem: str, generation: int | None
