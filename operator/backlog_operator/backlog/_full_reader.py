@@ -4,16 +4,42 @@ It reads every file the fast reader (`_fast_reader`) declines, finds the line of
 error, and gives the same outline as the fast reader where both can read a file: node offsets
 are taken from the composer's marks, block scalar ends are found as PyYAML's scanner finds
 them, and the values of the root, the task list and the tasks are those ruamel.yaml constructs.
+
+The file is untrusted input, and YAML lets a few hundred bytes describe a document of billions
+of nodes through aliases (`&a [*b, *b, ...]`, "billion laughs"), or nest deeply enough to
+exhaust the stack. ruamel.yaml's composer and constructor share one node and one object per
+anchor, so they stay small; what blows up is whatever walks the result as a tree: the outline
+built here, the validation, and later the operator's JSON digests and the worker's prompts. So
+the composer measures, as it composes, what the document would be with every alias expanded
+(`_BoundedComposer`), and refuses the file, at the line of the alias or of the node that goes
+too deep, before anything expands it:
+
+- nesting deeper than `MAX_DEPTH` collections, counting what aliases bring in;
+- aliases expanding the document to more than `ALIAS_BASE_NODES` nodes plus `ALIAS_FACTOR`
+  times the nodes written in it so far (an alias counts as one written node), or scalars to
+  more than `ALIAS_BASE_CHARACTERS` plus `ALIAS_FACTOR` times the characters written;
+- an alias inside the node it names (a recursive structure, infinite once expanded).
+
+Files without aliases are never refused for their size here (the document's byte limit bounds
+them); a backlog that shares a few lists or mappings through anchors stays far inside these
+bounds. Converting the composed nodes to the outline takes time proportional to the expanded
+size: line starts come from one index of the text, and the colon after a key is looked for once
+per key text, not once per alias of it.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.scanner import Scanner
 
 from backlog_operator.backlog._outline import (
     BLOCK,
@@ -35,10 +61,162 @@ from backlog_operator.backlog.errors import BacklogError
 _ANY_BLOCK_HEADER = re.compile(r"[|>](?:([1-9])([+-]?)|([+-]?)([1-9]?))")
 # ruamel.yaml's scalar styles as the outline's.
 _SCALAR_STYLES = {None: PLAIN, "'": SINGLE, '"': DOUBLE, "|": LITERAL, ">": FOLDED}
+_LINE_BREAKS = re.compile(r"[\r\n]")
+
+# How far a file may go (see the module docstring). A backlog nests five or six levels deep and
+# its aliases, if any, share a few short lists or mappings: these are generous for that, and
+# keep what reading builds within a small multiple of what the file itself writes.
+MAX_DEPTH = 100
+ALIAS_FACTOR = 4
+ALIAS_BASE_NODES = 100_000
+ALIAS_BASE_CHARACTERS = 1_000_000
+
+_KINDS = {
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
 
 
-def _line_start(text: str, offset: int) -> int:
-    return max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+class _RefusedError(Exception):
+    """A file refused while it is composed or constructed: the line and the problem."""
+
+    def __init__(self, mark: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.line: int | None = mark.line + 1 if mark is not None else None
+        self.problem = problem
+
+
+class _BoundedScanner(Scanner):
+    """ruamel.yaml's scanner, refusing a flow collection nested deeper than `MAX_DEPTH`.
+
+    The composer would refuse it too, but the scanner reads ahead of the composer, and each
+    `[` or `{` it has not yet resolved is checked again at every later token: a kilobyte of
+    `[[[[...` costs half a second before the composer sees the 101st level.
+    """
+
+    def fetch_flow_collection_start(self, *args: Any, **kwargs: Any) -> None:
+        """Open a flow collection as ruamel.yaml does, unless it is one level too many."""
+        if self.flow_level >= MAX_DEPTH:
+            raise _RefusedError(self.reader.get_mark(), f"nested deeper than {MAX_DEPTH} levels")
+        super().fetch_flow_collection_start(*args, **kwargs)
+
+
+class _BoundedComposer(Composer):
+    """ruamel.yaml's composer, measuring the document as if every alias were expanded.
+
+    For each node composed it counts one node written (an alias too: it is a node of the text)
+    and the characters of a scalar; for an alias, the expanded size of the node it names, known
+    once that node is complete. The counts never expand anything, so they cost a constant per
+    node of the text. `_RefusedError` stops composition at the first alias or node past the bounds.
+    """
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        # A reused anchor name is valid YAML (the later one wins); ruamel.yaml would issue a
+        # warning for each, which a hostile file could repeat thousands of times into the log.
+        self.warn_double_anchors = False
+        self.written_nodes = 0
+        self.written_characters = 0
+        self.expanded_nodes = 0
+        self.expanded_characters = 0
+        # For each collection being composed: its expanded [nodes, characters, height so far].
+        self._open: list[list[int]] = []
+        # The expanded (nodes, characters, height) of each anchored node, once complete.
+        self._anchored: dict[int, tuple[int, int, int]] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Compose one node as ruamel.yaml does, counting it (see the class docstring)."""
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            node = super().compose_node(parent, index)  # the anchored node; raises if unknown
+            self._alias(event, node)
+            return node
+        collection = isinstance(event, CollectionStartEvent)
+        characters = 0 if collection else len(event.value)
+        self.written_nodes += 1
+        self.expanded_nodes += 1
+        self.written_characters += characters
+        self.expanded_characters += characters
+        if collection:
+            if len(self._open) >= MAX_DEPTH:
+                raise _RefusedError(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+            self._open.append([1, 0, 1])
+        node = super().compose_node(parent, index)
+        if collection:
+            nodes, characters, height = self._open.pop()
+            size = (nodes, characters, height)
+        else:
+            size = (1, characters, 0)
+        self._add(size)
+        if event.anchor is not None:
+            self._anchored[id(node)] = size
+        return node
+
+    def _add(self, size: tuple[int, int, int]) -> None:
+        """Add a child's expanded size to the collection being composed."""
+        if self._open:
+            nodes, characters, height = size
+            totals = self._open[-1]
+            totals[0] += nodes
+            totals[1] += characters
+            totals[2] = max(totals[2], height + 1)
+
+    def _alias(self, event: Any, node: Any) -> None:
+        size = self._anchored.get(id(node))
+        name = f"*{event.anchor}"
+        if size is None:  # its anchor is still being composed: the alias is inside it
+            raise _RefusedError(
+                event.start_mark,
+                f"alias {name} is inside the node it names (a structure that contains itself)",
+            )
+        nodes, characters, height = size
+        if len(self._open) + height > MAX_DEPTH:
+            raise _RefusedError(
+                event.start_mark, f"nested deeper than {MAX_DEPTH} levels through alias {name}"
+            )
+        self.written_nodes += 1
+        self.expanded_nodes += nodes
+        self.expanded_characters += characters
+        node_limit = ALIAS_BASE_NODES + ALIAS_FACTOR * self.written_nodes
+        if self.expanded_nodes > node_limit:
+            raise _RefusedError(
+                event.start_mark,
+                f"aliases expand to more than {node_limit} nodes (at alias {name}); "
+                "a backlog needs far fewer",
+            )
+        character_limit = ALIAS_BASE_CHARACTERS + ALIAS_FACTOR * self.written_characters
+        if self.expanded_characters > character_limit:
+            raise _RefusedError(
+                event.start_mark,
+                f"aliases expand to more than {character_limit} characters of text "
+                f"(at alias {name}); a backlog needs far fewer",
+            )
+        self._add(size)
+
+
+class _CheckedConstructor(SafeConstructor):
+    """ruamel.yaml's safe constructor; a scalar it cannot convert is refused at its line.
+
+    ruamel.yaml raises a bare ValueError for an integer of more than 4,300 digits (Python's
+    limit) or a date such as 2026-13-45; that would escape as neither YAML nor backlog error.
+    """
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        """Construct as ruamel.yaml does, refusing a scalar it cannot convert."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as error:
+            if not isinstance(node, ScalarNode):
+                raise
+            text = str(node.value)
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            kind = _KINDS.get(str(node.tag), f"a value of tag {node.tag}")
+            detail = str(error).split(";", 1)[0]
+            raise _RefusedError(
+                node.start_mark,
+                f"{shown!r} cannot be read as {kind} ({detail}); quote it to keep it as text",
+            ) from None
 
 
 def _block_scalar_end(text: str, start: int, parent: int) -> int | None:
@@ -92,10 +270,15 @@ class FullReader:
         self.text = text
         self.source = source
         self.uses: dict[int, int] = {}
+        self._breaks: list[int] | None = None
+        self._colons: dict[int, int | None] = {}
 
     def read(self) -> OutlineNode | None:
         """The document's root node, or None for an empty document; BacklogError if invalid."""
         yaml = YAML(typ="safe", pure=True)
+        yaml.Scanner = _BoundedScanner
+        yaml.Composer = _BoundedComposer
+        yaml.Constructor = _CheckedConstructor
         try:
             composed = yaml.compose(self.text)
             if composed is None:
@@ -104,14 +287,34 @@ class FullReader:
             root = self._convert(composed, -1)
             check_duplicate_keys(root, self.source)
             data = yaml.constructor.construct_document(composed)
+        except _RefusedError as refused:
+            raise BacklogError(self.source, refused.line, refused.problem) from None
         except MarkedYAMLError as error:
             raise _yaml_error(error, self.source) from None
         except YAMLError as error:
             raise BacklogError(self.source, None, f"invalid YAML: {error}") from None
+        except BacklogError:
+            raise
+        except (ValueError, OverflowError) as error:  # not expected: `_CheckedConstructor`
+            raise BacklogError(self.source, None, f"cannot be read: {error}") from None
         except RecursionError:
+            # Not expected within MAX_DEPTH; a last guard should the stack already be deep.
             raise BacklogError(self.source, None, "invalid YAML: nested too deeply") from None
         _attach_values(root, data)
         return root
+
+    def _line_start(self, offset: int) -> int:
+        """The offset where the line holding `offset` starts: after the last CR or LF before it."""
+        if self._breaks is None:
+            self._breaks = [match.start() for match in _LINE_BREAKS.finditer(self.text)]
+        before = bisect_left(self._breaks, offset)
+        return self._breaks[before - 1] + 1 if before else 0
+
+    def _colon_after(self, offset: int) -> int | None:
+        """`_colon_after`, once per offset: every alias of a key shares its anchor's offsets."""
+        if offset not in self._colons:
+            self._colons[offset] = _colon_after(self.text, offset)
+        return self._colons[offset]
 
     def _count_uses(self, node: Node) -> None:
         stack = [node]
@@ -140,7 +343,7 @@ class FullReader:
             elif style == PLAIN and node.value == "" and start == end:
                 style = EMPTY
             return OutlineNode(node.value, start, end, line, style, shared=shared)
-        column = start - _line_start(text, start)
+        column = start - self._line_start(start)
         flow = bool(getattr(node, "flow_style", False))
         pairs: list[tuple[OutlineNode, OutlineNode]] | None = None
         items: list[OutlineNode] | None = None
@@ -151,7 +354,7 @@ class FullReader:
                 value = self._convert(value_node, column)
                 if value.style == EMPTY:
                     # An empty value's marks point at whatever follows; anchor it to the colon.
-                    colon = _colon_after(text, key.end)
+                    colon = self._colon_after(key.end)
                     value.start = value.end = colon + 1 if colon is not None else -1
                     value.line = key.line
                 pairs.append((key, value))

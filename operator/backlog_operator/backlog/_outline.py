@@ -110,7 +110,12 @@ def _resolved_value(text: str) -> Any:
         return text
     if tag in _CONSTRUCTED_TAGS:
         constructor = _SCALARS.constructor
-        return constructor.yaml_constructors[tag](constructor, ScalarNode(tag, text))
+        try:
+            return constructor.yaml_constructors[tag](constructor, ScalarNode(tag, text))
+        except (ValueError, OverflowError):
+            # An integer past Python's 4,300 digits, a date like 2026-13-45: the full reader
+            # refuses the file, at the line of the value.
+            raise OutsideSubsetError(f"plain scalar that cannot be read as {tag}") from None
     raise OutsideSubsetError(f"plain scalar resolving to {tag}")
 
 

@@ -24,6 +24,12 @@ Scalars are resolved by ruamel.yaml's own YAML 1.2 rules on both paths, and the 
 the two paths on generated documents. The edits themselves are planned in `_edits`; this
 module reads the file (fast reader first), checks its shape, validates its tasks, and checks
 and applies each edit.
+
+The file is untrusted input: anyone who can commit to the repository writes it. Besides the
+byte limit of `load` (`DEFAULT_MAX_BYTES`), reading bounds what the text can make it build: the
+fast reader's subset has no anchors or aliases and gives up past 64 levels, and the full reader
+refuses, at the offending line, a file whose aliases expand to many times what it writes
+("billion laughs"), one nested deeper than 100 levels, and a recursive alias (`_full_reader`).
 """
 
 from __future__ import annotations
