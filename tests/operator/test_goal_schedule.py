@@ -3,6 +3,7 @@ test's hands: a cron tick is a clock advance, not a wait."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -89,10 +90,23 @@ class Scheduled:
             message=lambda: f"{name}: goals {self.goals(name)}, wanted {count}",
         )
 
-    def finish(self, goal: str, phase: str, started: datetime) -> None:
-        self.api.patch_status(
-            GOALS, NS, goal, {"phase": phase, "startTime": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
-        )
+    def finish(
+        self, goal: str, phase: str, started: datetime, completed: datetime | None = None
+    ) -> None:
+        status = {"phase": phase, "startTime": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        if completed is not None:
+            status["completionTime"] = completed.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.api.patch_status(GOALS, NS, goal, status)
+
+    def requests(self, method: str, path: str) -> int:
+        """How many HTTP requests the operator sent with this method to this path (the
+        emulator keeps them all once `request_history` is None)."""
+        return sum(1 for r in self.api if r.method.value == method and r.url.path == path)
+
+    def status_changes(self, name: str) -> int:
+        """How many times the stored status really changed (the emulator keeps each version)."""
+        statuses = [{}, *self.statuses(name)]
+        return sum(1 for old, new in itertools.pairwise(statuses) if new != old)
 
     def next_tick(self) -> None:
         """Move the clock just past the next five-minute mark."""
@@ -270,3 +284,56 @@ def test_allow_runs_ticks_side_by_side(scheduled: Scheduled) -> None:
         lambda: len((s := scheduled.status("allow")).get("active", [])) == 2 and s
     )
     assert sorted(a["name"] for a in status["active"]) == both
+
+
+def test_status_is_written_only_when_it_changes(
+    emulator_server: EmulatorServer, project_crds: object, clock: Clock
+) -> None:
+    """An hour of ticks, each reconciled again (an annotation a person sets, the Goal's own
+    status writes): as many status PATCHes as real changes, one for the first reconcile and
+    one per tick; the reconciles that change nothing write nothing."""
+    helper = Scheduled(emulator_server, clock)
+    helper.api.request_history = None  # keep every request, to count them
+    path = f"/apis/backlog.dev/v1alpha1/namespaces/{NS}/goalschedules/hourly"
+    with operator(emulator_server, clock):
+        helper.api.create_object(schedule("hourly", concurrencyPolicy="Allow"))
+        helper.api.wait_for(lambda: helper.status("hourly").get("nextScheduleTime"))
+        for tick in range(1, 13):
+            helper.next_tick()
+            helper.wait_goals("hourly", tick)
+            helper.api.wait_for(lambda tick=tick: len(helper.status("hourly")["active"]) == tick)
+            reads = helper.requests("GET", path)
+            helper.api.patch_object(
+                SCHEDULES, NS, "hourly", {"metadata": {"annotations": {"poke": str(tick)}}}
+            )
+            # The poke's reconcile read the schedule afresh (and the Goal's events may add more).
+            helper.api.wait_for(lambda reads=reads: helper.requests("GET", path) > reads)
+    # Stopped: every reconcile begun has finished, and written whatever it was to write.
+
+    patches = helper.requests("PATCH", f"{path}/status")
+    assert patches == helper.status_changes("hourly"), "a status PATCH that changed nothing"
+    assert patches == 1 + 12
+    assert helper.requests("GET", path) > 2 * patches  # there were reconciles with no write
+
+
+def test_last_successful_time_survives_history_trimming(scheduled: Scheduled) -> None:
+    """As CronJob's: with successfulGoalsHistoryLimit 0 the Goal that succeeded is deleted on
+    the reconcile that sees it succeed; its completion time stays in lastSuccessfulTime."""
+    scheduled.api.create_object(schedule("kept", successfulGoalsHistoryLimit=0))
+    scheduled.next_tick()
+    [first] = scheduled.wait_goals("kept", 1)
+    started = scheduled.clock.now
+    done = started + timedelta(minutes=1)
+    scheduled.clock.advance(minutes=2)
+    scheduled.finish(first, "Succeeded", started, done)
+
+    scheduled.api.wait_for(lambda: scheduled.goals("kept") == [] or None)
+    stamp = done.strftime("%Y-%m-%dT%H:%M:%SZ")
+    scheduled.api.wait_for(lambda: scheduled.status("kept").get("lastSuccessfulTime") == stamp)
+    scheduled.next_tick()  # a later reconcile, which no longer lists the trimmed Goal
+    [second] = scheduled.wait_goals("kept", 1)
+    scheduled.api.wait_for(lambda: scheduled.status("kept").get("active") == [{"name": second}])
+
+    assert scheduled.status("kept")["lastSuccessfulTime"] == stamp
+    written = [s.get("lastSuccessfulTime") for s in scheduled.statuses("kept")]
+    assert written[written.index(stamp) :] == [stamp] * len(written[written.index(stamp) :])

@@ -7,6 +7,7 @@ hadolint lints the Dockerfile. Tests that need kubectl or hadolint skip, saying 
 
 from __future__ import annotations
 
+import ast
 import functools
 import re
 import shutil
@@ -21,6 +22,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from backlog_operator.api.backlog import Backlog
+from backlog_operator.api.goal import Goal
+from backlog_operator.api.schedule import GoalSchedule
 from backlog_operator.tooling.crds import all_crds, openapi_to_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,6 +215,113 @@ def test_kind_overlay_uses_a_local_image_everywhere() -> None:
 # ---------------------------------------------------------------------------------------------
 # RBAC
 
+MANAGER_ROLE = "backlog-operator-manager"
+
+# Every call the operator makes to the API server, as RBAC names it (API group, resource, verbs),
+# and why. The manager ClusterRole grants exactly these: a rule no call needs is removed (or its
+# call is added here, with the reason); `test_manager_role_grants_exactly_the_operators_calls`
+# holds the role to this list. Keep it in step with:
+#   - adapters/kube.py, the operator's only API calls: `KUBE_CLIENT_CALLS` maps each client
+#     method it calls to these, and `test_every_client_call_of_the_kube_adapter_is_listed` fails
+#     when kube.py calls a method that map does not know;
+#   - kopf, for the handlers of controller/handlers.py and what its startup handler sets: it lists
+#     and watches every resource with a handler (Goals, Jobs, Backlogs, GoalSchedules), the CRDs
+#     (to notice resources come and go), the namespaces (only when limited to some), and its
+#     peering objects (when kopf's peering CRDs are installed: list, watch and a keep-alive patch);
+#     kopf's own Events are switched off, and it puts no finalizer or annotation on anything;
+#   - the OwnerReferencesPermissionEnforcement admission plugin (OpenShift): an ownerReference with
+#     blockOwnerDeletion (kopf.append_owner_reference sets it) needs update on the owner's
+#     finalizers, so each kind that owns something needs it on its `/finalizers`.
+# tests/operator/test_rbac.py runs the operator under the role with that plugin and checks that
+# the calls it makes are these, and that without a finalizers rule its owned objects are refused.
+OPERATOR_CALLS: list[tuple[str, str, str, str]] = [
+    # (group, resource, verbs, why)
+    ("backlog.dev", "goals", "get", "a Goal is read afresh before each reconcile"),
+    ("backlog.dev", "goals", "list watch", "kopf; Backlogs and GoalSchedules list theirs"),
+    ("backlog.dev", "goals", "create", "a Backlog's task, a GoalSchedule's tick"),
+    ("backlog.dev", "goals", "delete", "finished Goals beyond the history; Replace"),
+    ("backlog.dev", "goals/status", "patch", "the Goal's status"),
+    ("backlog.dev", "goals/finalizers", "update", "blockOwnerDeletion on its Jobs' owner ref"),
+    ("backlog.dev", "backlogs", "get", "a Backlog is read afresh before each sync"),
+    ("backlog.dev", "backlogs", "list watch", "kopf"),
+    ("backlog.dev", "backlogs/status", "patch", "the Backlog's status"),
+    ("backlog.dev", "backlogs/finalizers", "update", "blockOwnerDeletion on its Goals' owner ref"),
+    ("backlog.dev", "goalschedules", "get", "a GoalSchedule is read afresh before a reconcile"),
+    ("backlog.dev", "goalschedules", "list watch", "kopf"),
+    ("backlog.dev", "goalschedules/status", "patch", "the GoalSchedule's status"),
+    ("backlog.dev", "goalschedules/finalizers", "update", "blockOwnerDeletion on its Goals"),
+    ("", "secrets", "get", "the token a Backlog names, by name only"),
+    ("batch", "jobs", "create", "one Job per attempt"),
+    ("batch", "jobs", "get", "the running attempt's Job; adopting one after a restart"),
+    ("batch", "jobs", "list watch", "kopf; ours at start, a deleted Goal's by its uid"),
+    ("batch", "jobs", "delete", "stopping a deleted Goal's attempt (foreground)"),
+    ("", "pods", "list", "the attempt's Pod: termination message, exit codes"),
+    ("", "events", "create", "one Event per transition (always a new one)"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list watch", "kopf: resources"),
+    ("", "namespaces", "list watch", "kopf, only when limited to some namespaces"),
+    ("kopf.dev", "clusterkopfpeerings", "list watch patch", "kopf peering, all namespaces"),
+    ("kopf.dev", "kopfpeerings", "list watch patch", "kopf peering, some namespaces"),
+]
+
+
+def operator_calls() -> set[tuple[str, str, str]]:
+    """`OPERATOR_CALLS` as (group, resource, verb) triples."""
+    return {(g, r, verb) for g, r, verbs, _ in OPERATOR_CALLS for verb in verbs.split()}
+
+
+_OURS = ("goals", "backlogs", "goalschedules")
+
+# What each client method adapters/kube.py calls does, as RBAC names it. The custom-object
+# methods take the plural as an argument: mapped to every plural the controller passes them.
+KUBE_CLIENT_CALLS: dict[str, list[tuple[str, str, str]]] = {
+    "create_namespaced_job": [("batch", "jobs", "create")],
+    "read_namespaced_job": [("batch", "jobs", "get")],
+    "list_namespaced_job": [("batch", "jobs", "list")],
+    "list_job_for_all_namespaces": [("batch", "jobs", "list")],
+    "delete_namespaced_job": [("batch", "jobs", "delete")],
+    "list_namespaced_pod": [("", "pods", "list")],
+    "read_namespaced_secret": [("", "secrets", "get")],
+    "create_namespaced_event": [("", "events", "create")],
+    "get_namespaced_custom_object": [("backlog.dev", p, "get") for p in _OURS],
+    "list_namespaced_custom_object": [("backlog.dev", "goals", "list")],
+    "list_cluster_custom_object": [("backlog.dev", "goals", "list")],
+    "create_namespaced_custom_object": [("backlog.dev", "goals", "create")],
+    "delete_namespaced_custom_object": [("backlog.dev", "goals", "delete")],
+    "patch_namespaced_custom_object_status": [
+        ("backlog.dev", f"{p}/status", "patch") for p in _OURS
+    ],
+}
+KUBE_ADAPTER = ROOT / "operator" / "backlog_operator" / "adapters" / "kube.py"
+
+
+def _kube_client_methods() -> set[str]:
+    """The client methods kube.py calls: `self._batch.X`, `self._core.X`, `self._custom.X`."""
+    tree = ast.parse(KUBE_ADAPTER.read_text(encoding="utf-8"))
+    methods = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and isinstance(node.value.value, ast.Name)
+            and node.value.value.id == "self"
+            and node.value.attr in {"_batch", "_core", "_custom"}
+        ):
+            methods.add(node.attr)
+    return methods
+
+
+def test_every_client_call_of_the_kube_adapter_is_listed() -> None:
+    methods = _kube_client_methods()
+    assert methods, "adapters/kube.py calls no client method: has it moved?"
+    unknown = methods - KUBE_CLIENT_CALLS.keys()
+    assert not unknown, (
+        f"adapters/kube.py calls {sorted(unknown)}: add them to KUBE_CLIENT_CALLS, and what they "
+        "need to OPERATOR_CALLS and kustomize/rbac/role.yaml"
+    )
+    for method in methods:
+        for call in KUBE_CLIENT_CALLS[method]:
+            assert call in operator_calls(), f"{method} needs {call}, not in OPERATOR_CALLS"
+
 
 def _cluster_role_sources() -> list[tuple[Path, str]]:
     """(file, YAML text of one document) for each ClusterRole in the RBAC sources."""
@@ -223,9 +334,15 @@ def _cluster_role_sources() -> list[tuple[Path, str]]:
     return found
 
 
+def _cluster_roles() -> dict[str, dict[str, Any]]:
+    """The ClusterRoles of the RBAC sources by name."""
+    roles = [yaml.safe_load(text) for _, text in _cluster_role_sources()]
+    return {role["metadata"]["name"]: role for role in roles}
+
+
 def test_every_cluster_role_rule_says_why() -> None:
     sources = _cluster_role_sources()
-    assert len(sources) >= 3, "manager, editor and viewer roles"
+    assert len(sources) >= 7, "the manager role, and an editor and a viewer role per kind"
     for path, text in sources:
         rules = yaml.safe_load(text)["rules"]
         lines = text.splitlines()
@@ -244,78 +361,145 @@ def test_every_cluster_role_rule_says_why() -> None:
 
 
 def _manager_rules() -> list[dict[str, Any]]:
-    (role,) = [
-        yaml.safe_load(text)
-        for _, text in _cluster_role_sources()
-        if yaml.safe_load(text)["metadata"]["name"] == "backlog-operator-manager"
-    ]
-    rules: list[dict[str, Any]] = role["rules"]
+    rules: list[dict[str, Any]] = _cluster_roles()[MANAGER_ROLE]["rules"]
     return rules
 
 
-def _allows(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
-    return any(
-        group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+def _granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """Every (group, resource, verb) the rules grant (none of them uses a wildcard)."""
+    return {
+        (group, resource, verb)
         for rule in rules
-    )
-
-
-# What the operator and kopf do with the API, as (group, resource, verbs).
-NEEDED = [
-    ("backlog.dev", "goals", "get list watch create delete"),
-    ("backlog.dev", "goalschedules", "get list watch"),
-    ("backlog.dev", "backlogs", "get list watch"),
-    ("backlog.dev", "backlogs/status", "get patch"),
-    ("", "secrets", "get"),
-    ("backlog.dev", "goalschedules/status", "get patch"),
-    ("backlog.dev", "goals/status", "get patch"),
-    ("backlog.dev", "goals/finalizers", "update"),
-    ("batch", "jobs", "create get list watch delete"),
-    ("", "pods", "get list watch"),
-    ("", "events", "create"),
-    ("apiextensions.k8s.io", "customresourcedefinitions", "list watch"),
-    ("", "namespaces", "list watch"),
-    ("kopf.dev", "clusterkopfpeerings", "get list watch patch"),
-    ("kopf.dev", "kopfpeerings", "get list watch patch"),
-]
-
-
-@pytest.mark.parametrize(("group", "resource", "verbs"), NEEDED)
-def test_manager_role_grants_what_the_operator_needs(group: str, resource: str, verbs: str) -> None:
-    for verb in verbs.split():
-        assert _allows(_manager_rules(), group, resource, verb), f"{verb} {group}/{resource}"
-
-
-def test_manager_role_grants_nothing_more() -> None:
-    needed = {
-        (group, resource, verb) for group, resource, verbs in NEEDED for verb in verbs.split()
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
     }
+
+
+def test_manager_role_grants_no_wildcard_and_nothing_by_name() -> None:
     for rule in _manager_rules():
-        assert "*" not in rule["verbs"]
-        assert "*" not in rule["resources"]
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                for verb in rule["verbs"]:
-                    assert (group, resource, verb) in needed, (
-                        f"unexpected {verb} {group}/{resource}"
-                    )
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
+        for key in ("apiGroups", "resources", "verbs"):
+            assert not any("*" in item for item in rule[key]), f"a wildcard in {rule}"
+        # Verbs that hand out power beyond the objects: never the operator's.
+        assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+
+
+def test_manager_role_grants_exactly_the_operators_calls() -> None:
+    granted, needed = _granted(_manager_rules()), operator_calls()
+    missing = sorted(needed - granted)
+    unused = sorted(granted - needed)
+    assert not missing, f"the operator makes these calls, the role does not grant them: {missing}"
+    assert not unused, f"granted, but no call of the operator needs them: {unused}"
     # A Backlog's token is read by name; never listed or watched (which would expose them all).
-    assert not _allows(_manager_rules(), "", "secrets", "list")
-    assert not _allows(_manager_rules(), "", "secrets", "watch")
+    assert ("", "secrets", "list") not in granted
+    assert ("", "secrets", "watch") not in granted
 
 
-def test_goal_roles_aggregate_into_the_built_in_roles() -> None:
-    labels = {
-        yaml.safe_load(text)["metadata"]["name"]: yaml.safe_load(text)["metadata"].get("labels", {})
-        for _, text in _cluster_role_sources()
-    }
-    assert labels["backlog-operator-goal-editor"] == {
+def test_manager_role_has_one_rule_per_resource() -> None:
+    # One rule per resource (or a resource's verbs split by purpose), each with its comment:
+    # a verb granted twice would survive the removal of the rule that explains it.
+    seen: set[tuple[str, str, str]] = set()
+    for rule in _manager_rules():
+        triples = _granted([rule])
+        assert not seen & triples, f"granted twice: {sorted(seen & triples)}"
+        seen |= triples
+
+
+def _kinds() -> list[tuple[str, str, str]]:
+    """(kind, plural, singular) of every custom resource the project defines."""
+    return [
+        (
+            crd["spec"]["names"]["kind"],
+            crd["spec"]["names"]["plural"],
+            crd["spec"]["names"]["singular"],
+        )
+        for crd in all_crds()
+    ]
+
+
+KINDS = _kinds()
+EDIT_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+READ_VERBS = ["get", "list", "watch"]
+
+
+@pytest.mark.parametrize(("kind", "plural", "singular"), KINDS, ids=[k for k, _, _ in KINDS])
+def test_every_kind_has_editor_and_viewer_roles(kind: str, plural: str, singular: str) -> None:
+    # kubebuilder's layout: <kind>_editor_role.yaml and <kind>_viewer_role.yaml, named
+    # <project>-<kind>-editor-role as kubebuilder's default namePrefix renders them.
+    roles = _cluster_roles()
+    editor = roles.get(f"backlog-operator-{singular}-editor-role")
+    viewer = roles.get(f"backlog-operator-{singular}-viewer-role")
+    assert editor is not None, f"no editor role for {kind} ({singular}_editor_role.yaml)"
+    assert viewer is not None, f"no viewer role for {kind} ({singular}_viewer_role.yaml)"
+    assert (KUSTOMIZE / "rbac" / f"{singular}_editor_role.yaml").is_file()
+    assert (KUSTOMIZE / "rbac" / f"{singular}_viewer_role.yaml").is_file()
+    status = {"apiGroups": ["backlog.dev"], "resources": [f"{plural}/status"], "verbs": ["get"]}
+    # Editors declare the objects and read their status; the status is the operator's to write.
+    assert editor["rules"] == [
+        {"apiGroups": ["backlog.dev"], "resources": [plural], "verbs": EDIT_VERBS},
+        status,
+    ]
+    assert viewer["rules"] == [
+        {"apiGroups": ["backlog.dev"], "resources": [plural], "verbs": READ_VERBS},
+        status,
+    ]
+    # Aggregated into the built-in roles: namespace admins and editors manage the objects,
+    # viewers (and, through `view`, editors and admins) read them.
+    assert editor["metadata"]["labels"] == {
         "rbac.authorization.k8s.io/aggregate-to-admin": "true",
         "rbac.authorization.k8s.io/aggregate-to-edit": "true",
     }
-    assert labels["backlog-operator-goal-viewer"] == {
-        "rbac.authorization.k8s.io/aggregate-to-view": "true"
+    assert viewer["metadata"]["labels"] == {"rbac.authorization.k8s.io/aggregate-to-view": "true"}
+
+
+def test_no_role_but_the_managers_may_write_a_status() -> None:
+    for name, role in _cluster_roles().items():
+        if name == MANAGER_ROLE:
+            continue
+        for group, resource, verb in _granted(role["rules"]):
+            if resource.endswith(("/status", "/finalizers")):
+                assert verb in READ_VERBS, f"{name} may {verb} {group}/{resource}"
+
+
+@needs_kubectl
+def test_default_installs_every_cluster_role() -> None:
+    rendered = {
+        d["metadata"]["name"] for d in render(KUSTOMIZE / "default") if d["kind"] == "ClusterRole"
     }
+    assert rendered == set(_cluster_roles())
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples
+
+
+SAMPLE_MODELS = {"Goal": Goal, "Backlog": Backlog, "GoalSchedule": GoalSchedule}
+
+
+def _samples() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted((KUSTOMIZE / "samples").glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                found.append((path.name, document))
+    return found
+
+
+SAMPLES = _samples()
+
+
+def test_there_is_a_sample_per_kind() -> None:
+    # kubebuilder's samples: <group>_<version>_<kind>.yaml-like names, one per kind.
+    assert sorted(document["kind"] for _, document in SAMPLES) == sorted(k for k, _, _ in KINDS)
+    listed = yaml.safe_load((KUSTOMIZE / "samples" / "kustomization.yaml").read_text())
+    assert sorted(listed["resources"]) == sorted(name for name, _ in SAMPLES)
+
+
+@pytest.mark.parametrize(("name", "document"), SAMPLES, ids=[name for name, _ in SAMPLES])
+def test_sample_is_valid_for_its_model(name: str, document: dict[str, Any]) -> None:
+    # The CRD's schema judges them in test_kustomization_renders_valid_objects; the models too.
+    SAMPLE_MODELS[document["kind"]].model_validate(document)
 
 
 # ---------------------------------------------------------------------------------------------

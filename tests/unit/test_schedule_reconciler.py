@@ -11,6 +11,7 @@ due (first tick, missed ticks with one catch-up, the starting deadline); the con
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from backlog_operator.api.labels import (
     LABEL_SCHEDULE_UID,
 )
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
-from backlog_operator.controller.status import timestamp
+from backlog_operator.controller.status import status_patch, timestamp
 from tests.unit.fakes import (
     ABSENT,
     FakeCluster,
@@ -560,6 +561,54 @@ HISTORY = [
         ),
         id="history-is-trimmed-while-suspended-and-never-an-unfinished-goal",
     ),
+    pytest.param(
+        Case(
+            body=schedule(status=last(TICK1, lastSuccessfulTime=ts(T_OLD))),
+            now=TICK1 + timedelta(seconds=30),
+            fields={"lastSuccessfulTime": ts(T_OLD), "active": []},
+            conditions=scheduled(),
+            requeue=270.0,
+        ),
+        id="last-success-is-kept-when-its-goal-is-gone",
+    ),
+    pytest.param(
+        Case(
+            body=schedule(
+                status=last(TICK1, lastSuccessfulTime=ts(T_OLD)),
+                successfulGoalsHistoryLimit=0,
+            ),
+            now=TICK1 + timedelta(seconds=30),
+            goals=[owned("s1", "Succeeded", started=TICK1, completed=TICK1 + timedelta(seconds=9))],
+            fields={"lastSuccessfulTime": ts(TICK1 + timedelta(seconds=9)), "active": []},
+            conditions=scheduled(),
+            events=[("Normal", "HistoryTrimmed", "deleted finished goals s1")],
+            deleted=["s1"],
+            requeue=270.0,
+        ),
+        id="a-newer-success-moves-last-success-though-its-goal-is-trimmed-at-once",
+    ),
+    pytest.param(
+        Case(
+            body=schedule(status=last(TICK1, lastSuccessfulTime=ts(TICK1))),
+            now=TICK1 + timedelta(seconds=30),
+            goals=[owned("s1", "Succeeded", started=T_OLD, completed=T_OLD + timedelta(minutes=1))],
+            fields={"lastSuccessfulTime": ts(TICK1)},
+            conditions=scheduled(),
+            requeue=270.0,
+        ),
+        id="an-older-success-does-not-move-last-success-back",
+    ),
+    pytest.param(
+        Case(
+            body=schedule(status=last(TICK1, lastSuccessfulTime=ts(T_OLD))),
+            now=TICK1 + timedelta(seconds=30),
+            goals=[owned("f1", "Failed", started=TICK1, completed=TICK1 + timedelta(seconds=5))],
+            fields={"lastSuccessfulTime": ts(T_OLD)},
+            conditions=scheduled(),
+            requeue=270.0,
+        ),
+        id="a-failure-does-not-move-last-success",
+    ),
 ]
 
 
@@ -721,3 +770,59 @@ def test_an_unfinished_goal_of_the_ticks_name_this_schedule_controls_is_adopted(
     assert wire(result)["active"] == active(name_for(TICK1))  # type: ignore[index]
     assert events_of(result) == []
     assert cluster.created_goals == [name_for(TICK1)]
+
+
+# ------------------------------------------------- what a status write is, over many reconciles
+
+
+def test_last_success_survives_the_history_that_trims_its_goal() -> None:
+    """As CronJob's: the reconcile that sees the Goal succeed records its completion and, with
+    a history limit of 0, deletes it; later reconciles, which no longer list it, keep the time."""
+    clock = FixedClock(TICK1 + timedelta(seconds=1))
+    cluster = FakeCluster(clock=clock)
+    reconciler = GoalScheduleReconciler(cluster, clock=clock)
+    body = schedule(successfulGoalsHistoryLimit=0, failedGoalsHistoryLimit=0)
+    run(cluster.apply(reconciler, body))
+    goal = cluster.goal(name_for(TICK1))
+    done = TICK1 + timedelta(minutes=2)
+    goal["status"] = {"phase": "Succeeded", "startTime": ts(TICK1), "completionTime": ts(done)}
+    clock.now = done + timedelta(seconds=1)
+
+    run(cluster.apply(reconciler, body))  # sees it succeed, trims it
+    assert cluster.deleted_goals == [name_for(TICK1)]
+    assert body["status"]["lastSuccessfulTime"] == ts(done)
+
+    for _ in range(3):  # the next ticks, and a reconcile between them
+        clock.advance(minutes=5)
+        run(cluster.apply(reconciler, body))
+        run(cluster.apply(reconciler, body))
+        assert body["status"]["lastSuccessfulTime"] == ts(done)
+
+
+def test_a_reconcile_that_changes_nothing_writes_nothing() -> None:
+    """The first reconcile, then twelve ticks (an hour), each reconciled again at once and once
+    more a little later (a Goal's event, a requeue): only the first and the ticks' own
+    reconciles have a status patch (`status_patch`, the runtime's writer, against the status
+    written before)."""
+    clock = FixedClock(CREATED)
+    cluster = FakeCluster(clock=clock)
+    reconciler = GoalScheduleReconciler(cluster, clock=clock)
+    body = schedule(concurrencyPolicy="Allow")
+    writes = 0
+
+    for _ in range(13):
+        before = body.get("status")
+        result = run(cluster.apply(reconciler, body))
+        assert result.status is not None
+        writes += status_patch(before, result.status) is not None
+        for wait in (0, 7):
+            clock.advance(seconds=wait)
+            again = run(reconciler.reconcile(copy.deepcopy(body)))
+            assert again.status is not None
+            assert status_patch(body["status"], again.status) is None, "a no-op reconcile"
+            assert again.events == []
+        assert result.requeue_after is not None
+        clock.advance(seconds=result.requeue_after - 7 + 1)
+
+    assert writes == 13
+    assert cluster.created_goals == [name_for(TICK1 + timedelta(minutes=5 * i)) for i in range(12)]

@@ -9,7 +9,11 @@ Ordered steps on each reconcile:
    already is adopted when this schedule controls it (active unless finished, as CronJob does
    with its Jobs) and otherwise reported (`GoalNameTaken`), never listed as active;
 5. report: last schedule and success times, active goals, next tick, conditions (a
-   `GoalScheduleStatus`).
+   `GoalScheduleStatus`). As CronJob's, `lastSuccessfulTime` only moves forward: it is kept
+   when the Goal that set it is trimmed from history or deleted.
+
+The runtime writes the status only when it differs from what was read (`status.status_patch`),
+so a reconcile that changes nothing (a Goal's event, a requeue between ticks) writes nothing.
 """
 
 from __future__ import annotations
@@ -106,7 +110,7 @@ class GoalScheduleReconciler:
             events += more
             new = evolve(new, last_schedule_time=instant(plan.run_for))
         next_time = plan.next_time
-        latest_success = _latest_success(goals)
+        latest_success = _latest_success(goals, status.last_successful_time)
         new = evolve(
             new,
             active=[ActiveGoal(name=name) for name in active],
@@ -221,10 +225,22 @@ def _plan(
     )
 
 
-def _latest_success(goals: list[dict[str, Any]]) -> datetime | None:
-    """When the last of `goals` that succeeded completed, or None."""
+def _latest_success(goals: list[dict[str, Any]], known: datetime | None) -> datetime | None:
+    """When the schedule's last successful Goal completed: the latest of `known` (the status's
+    `lastSuccessfulTime`) and the completion times of the `goals` that succeeded, or None.
+
+    As CronJob's `lastSuccessfulTime`, it never moves back: the Goal that set it may since have
+    been trimmed from history (a `successfulGoalsHistoryLimit` of 0 trims it on the very
+    reconcile that sees it succeed) or deleted by a person, and an older success listed later
+    does not replace a newer one. Times without a zone count as UTC.
+    """
     succeeded = [parse_time(_completion(g)) for g in goals if phase_of(g) is Phase.SUCCEEDED]
-    return max((t for t in succeeded if t is not None), default=None)
+    times = [_utc(t) for t in (known, *succeeded) if t is not None]
+    return max(times, default=None)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def goal_for_tick(schedule: GoalSchedule, tick: datetime, name: str) -> dict[str, Any]:
