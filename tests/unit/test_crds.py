@@ -141,6 +141,11 @@ def structural_problems(schema: Any, path: str = "(root)", *, root: bool = True)
         item_type = schema.get("items", {}).get("type")
         if item_type not in {"string", "integer", "number", "boolean"}:
             yield f"{path}: a set's items must be scalars"
+    for rule in schema.get("x-kubernetes-validations", []):
+        if not isinstance(rule, dict) or set(rule) != {"rule", "message"}:
+            yield f"{path}: a CEL rule needs exactly a rule and a message: {rule!r}"
+        elif not (str(rule["rule"]).strip() and str(rule["message"]).strip()):
+            yield f"{path}: a CEL rule with an empty rule or message"
     if "default" in schema:
         try:
             jsonschema.validate(schema["default"], openapi_to_json_schema(schema))
@@ -428,6 +433,10 @@ BROKEN: dict[str, Callable[[dict[str, Any]], None]] = {
     "misspelt field": _set("spec.task.comand", ["true"]),
     "misspelt section": _set("spec.pullrequest", {"draft": True}),
     "draft is a string": _set("spec.pullRequest.draft", "yes please"),
+    "empty image": _set("spec.task.image", ""),
+    "quantity that is not one": _set("spec.task.resources", {"requests": {"cpu": "lots"}}),
+    "negative quantity": _set("spec.task.resources", {"limits": {"memory": -1}}),
+    "backlog path too long": _set("spec.backlog.path", "a/" * 600),
 }
 
 
@@ -568,3 +577,40 @@ def test_generator_needs_a_spec() -> None:
 
     with pytest.raises(SchemaError, match="no spec"):
         crd_for(NoSpec, kind="NoSpec", plural="nospecs", singular="nospec")
+
+
+def test_generator_keeps_cel_rules_and_merges_a_fields_with_its_models() -> None:
+    class Ruled(BaseModel):
+        model_config = ConfigDict(
+            json_schema_extra={"x-kubernetes-validations": [{"rule": "a", "message": "A"}]}
+        )
+        size: int = 1
+
+    class Holder(BaseModel):
+        ruled: Ruled | None = Field(
+            default=None,
+            json_schema_extra={"x-kubernetes-validations": [{"rule": "b", "message": "B"}]},
+        )
+
+    schema = structural_schema(Holder.model_json_schema())
+    assert schema["properties"]["ruled"]["x-kubernetes-validations"] == [
+        {"rule": "a", "message": "A"},
+        {"rule": "b", "message": "B"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [{"rule": "self.x > 0"}],
+        [{"rule": "self.x > 0", "message": " "}],
+        [{"rule": "self.x > 0", "message": "x", "fieldPath": ".x"}],
+        [],
+    ],
+)
+def test_generator_refuses_a_rule_without_a_message(rules: list[dict[str, str]]) -> None:
+    class Bad(BaseModel):
+        x: int = Field(default=1, json_schema_extra={"x-kubernetes-validations": rules})
+
+    with pytest.raises(SchemaError, match="x"):
+        structural_schema(Bad.model_json_schema())

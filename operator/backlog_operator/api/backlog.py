@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from backlog_operator.api.admission import PATH_MAX_LENGTH, repository_path_rules, validations
 from backlog_operator.api.common import ApiModel, Condition
-from backlog_operator.api.goal import DEFAULT_BACKLOG_PATH, GoalMetadata, RepositorySpec
+from backlog_operator.api.goal import (
+    DEFAULT_BACKLOG_PATH,
+    GoalMetadata,
+    RepositorySpec,
+    refuse_outside_path,
+)
 from backlog_operator.api.templates import TaskGoalTemplate
 
 
@@ -44,13 +50,24 @@ class BacklogSpec(ApiModel):
     """What a Backlog asks for."""
 
     repository: RepositorySpec
-    path: str = Field(default=DEFAULT_BACKLOG_PATH, min_length=1, description="The backlog file.")
+    path: str = Field(
+        default=DEFAULT_BACKLOG_PATH,
+        min_length=1,
+        max_length=PATH_MAX_LENGTH,
+        description="The backlog file.",
+        json_schema_extra=validations(*repository_path_rules("path")),
+    )
     goal_template: TaskGoalTemplate = Field(description="Stamped onto each Goal it creates.")
     sync_interval_seconds: int = Field(default=300, ge=10, description="How often to sync.")
     limits: BacklogLimits = Field(default_factory=BacklogLimits)
     failure_budget: FailureBudget = Field(default_factory=FailureBudget)
     history: GoalHistory = Field(default_factory=GoalHistory)
     suspend: bool = Field(default=False, description="Stop selecting; running goals go on.")
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_repository(cls, path: str) -> str:
+        return refuse_outside_path(path, "path")
 
 
 class BlockedTask(ApiModel):

@@ -6,8 +6,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from backlog_operator.api.admission import (
+    PATH_MAX_LENGTH,
+    Rule,
+    has_credentials,
+    no_credentials_in_template,
+    no_credentials_in_url,
+    repository_path_problem,
+    repository_path_rules,
+    validations,
+)
 from backlog_operator.api.common import ApiModel, Condition, SecretKeyReference
 from backlog_operator.api.quantity import QUANTITY_PATTERN, ResourceRequirements, positive_quantity
 
@@ -29,15 +39,51 @@ TASK_ID_CHARACTERS = "A-Za-z0-9._-"
 TASK_ID_MAX_LENGTH = 128
 TASK_ID_PATTERN = rf"^[A-Za-z0-9][{TASK_ID_CHARACTERS}]{{0,{TASK_ID_MAX_LENGTH - 1}}}$"
 
+URL_MAX_LENGTH = 2048
+# The pull request body and the commit message: GitHub's limit of a pull request body. The bound
+# also keeps the CEL rule that reads them within the API server's cost budget.
+TEMPLATE_MAX_LENGTH = 65536
+
+
+def refuse_credentials(value: str | None, field: str, instead: str) -> str | None:
+    """`value` when it carries no credential; else a ValueError (which never repeats it)."""
+    if value is None or not has_credentials(value):
+        return value
+    raise ValueError(f"{field} must not carry credentials; {instead}")
+
+
+def refuse_credentials_in_text(text: str, field: str) -> str:
+    """`text` (a template) when it holds no URL with credentials; else a ValueError."""
+    if has_credentials(text):
+        raise ValueError(
+            f"{field} must not contain a URL with credentials: the text ends up in a pull "
+            "request or a commit"
+        )
+    return text
+
+
+def refuse_outside_path(value: str, field: str) -> str:
+    """`value` when it names a file inside the repository; else a ValueError."""
+    problem = repository_path_problem(value)
+    if problem is not None:
+        raise ValueError(f"{field} {problem}")
+    return value
+
 
 class RepositorySpec(ApiModel):
     """Where the work happens: the repository to clone and the branch the pull request targets."""
 
     url: str = Field(
         min_length=1,
+        max_length=URL_MAX_LENGTH,
         description=(
             "Clone URL (https://, ssh://, git@host:path, file://) or, for `backlogctl run` only, "
             "a local path. Must not carry credentials: use credentialsSecret."
+        ),
+        json_schema_extra=validations(
+            no_credentials_in_url(
+                "repository.url", "reference a Secret in repository.credentialsSecret instead"
+            )
         ),
     )
     base_branch: str = Field(
@@ -58,6 +104,19 @@ class RepositorySpec(ApiModel):
         ),
     )
 
+    @model_validator(mode="after")
+    def _no_credentials_in_url(self) -> RepositorySpec:
+        # On the model rather than the field: the error is reported at `repository`, as before.
+        from backlog_operator.naming import url_has_credentials
+
+        # The shared expression (the CRD's rule), and the worker's own reading of a URL.
+        if has_credentials(self.url) or url_has_credentials(self.url):
+            raise ValueError(
+                "repository.url must not carry credentials; reference a Secret in "
+                "repository.credentialsSecret instead"
+            )
+        return self
+
 
 class BacklogRef(ApiModel):
     """Which backlog file, and which task in it, this goal completes."""
@@ -65,13 +124,20 @@ class BacklogRef(ApiModel):
     path: str = Field(
         default=DEFAULT_BACKLOG_PATH,
         min_length=1,
+        max_length=PATH_MAX_LENGTH,
         description="Path of the backlog file inside the repository.",
+        json_schema_extra=validations(*repository_path_rules("backlog.path")),
     )
     task_id: str | None = Field(
         default=None,
         pattern=TASK_ID_PATTERN,
         description="Id of the task in the backlog. Absent for a free-form goal (no writeback).",
     )
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_repository(cls, path: str) -> str:
+        return refuse_outside_path(path, "backlog.path")
 
 
 class EnvVar(ApiModel):
@@ -81,11 +147,29 @@ class EnvVar(ApiModel):
     value: str = ""
 
 
+# `image` is optional in the model because `backlogctl run` reads the same Goal files and ignores
+# it. On a cluster a Goal without one can never run, so the CRD requires it, as a CEL rule rather
+# than a schema `required`: the model (and its JSON schema) stay as `backlogctl run` reads them,
+# and the refusal says why. `backlogctl run` never goes through the API server, so the rule does
+# not touch it. The rule holds in Backlog and GoalSchedule goal templates too (their Goals only
+# ever run on a cluster). The operator keeps its own check for clusters without CEL.
+IMAGE_REQUIRED = Rule(
+    rule="has(self.image)",
+    message=(
+        "task.image is required on a cluster: the image the task runs in "
+        "(only `backlogctl run` does without)"
+    ),
+)
+
+
 class TaskSpec(ApiModel):
     """The task: a container image and command, run in the workspace with no credentials."""
 
+    model_config = ApiModel.model_config | ConfigDict(json_schema_extra=validations(IMAGE_REQUIRED))
+
     image: str | None = Field(
         default=None,
+        min_length=1,
         description="Image of the task step. Required on a cluster; `backlogctl run` ignores it.",
     )
     command: list[str] = Field(min_length=1, description="Command (entrypoint) of the task step.")
@@ -131,7 +215,14 @@ class PullRequestSpec(ApiModel):
     )
     api_base_url: str | None = Field(
         default=None,
+        max_length=URL_MAX_LENGTH,
         description="GitHub API base URL, for GitHub Enterprise (default https://api.github.com).",
+        json_schema_extra=validations(
+            no_credentials_in_url(
+                "pullRequest.apiBaseUrl",
+                "the token comes from repository.credentialsSecret",
+            )
+        ),
     )
     repository: str | None = Field(
         default=None,
@@ -142,8 +233,14 @@ class PullRequestSpec(ApiModel):
         default=DEFAULT_PR_TITLE,
         max_length=256,
         description="Title template: {taskId}, {title}, {description}, {goal}, {attemptId}.",
+        json_schema_extra=validations(no_credentials_in_template("pullRequest.title")),
     )
-    body: str = Field(default=DEFAULT_PR_BODY, description="Body template, same placeholders.")
+    body: str = Field(
+        default=DEFAULT_PR_BODY,
+        max_length=TEMPLATE_MAX_LENGTH,
+        description="Body template, same placeholders.",
+        json_schema_extra=validations(no_credentials_in_template("pullRequest.body")),
+    )
     labels: list[str] = Field(default_factory=list, description="Labels put on the pull request.")
     draft: bool = Field(default=False, description="Open the pull request as a draft.")
     branch_prefix: str | None = Field(
@@ -155,6 +252,18 @@ class PullRequestSpec(ApiModel):
             "default: the operator's setting, `backlog/` out of the box."
         ),
     )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _no_credentials_in_api_url(cls, url: str | None) -> str | None:
+        return refuse_credentials(
+            url, "pullRequest.apiBaseUrl", "the token comes from repository.credentialsSecret"
+        )
+
+    @field_validator("title", "body")
+    @classmethod
+    def _no_credentials_in_text(cls, text: str, info: ValidationInfo) -> str:
+        return refuse_credentials_in_text(text, f"pullRequest.{info.field_name}")
 
     def branch_prefix_or_default(self) -> str:
         """The prefix in force when the goal sets none."""
@@ -168,8 +277,15 @@ class CommitSpec(ApiModel):
     author_email: str = Field(default="backlog-operator@users.noreply.github.com", min_length=3)
     message: str = Field(
         default=DEFAULT_COMMIT_MESSAGE,
+        max_length=TEMPLATE_MAX_LENGTH,
         description="Commit message template, with the same placeholders as the PR title.",
+        json_schema_extra=validations(no_credentials_in_template("commit.message")),
     )
+
+    @field_validator("message")
+    @classmethod
+    def _no_credentials_in_text(cls, text: str) -> str:
+        return refuse_credentials_in_text(text, "commit.message")
 
 
 class RetrySpec(ApiModel):
@@ -197,18 +313,6 @@ class GoalSpec(ApiModel):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     priority: int = Field(default=0, description="Smaller runs sooner when goals queue.")
     suspend: bool = Field(default=False, description="Hold a queued goal; a running one finishes.")
-
-    @field_validator("repository")
-    @classmethod
-    def _no_credentials_in_url(cls, repository: RepositorySpec) -> RepositorySpec:
-        from backlog_operator.naming import url_has_credentials
-
-        if url_has_credentials(repository.url):
-            raise ValueError(
-                "repository.url must not carry credentials; reference a Secret in "
-                "repository.credentialsSecret instead"
-            )
-        return repository
 
 
 class Phase(StrEnum):

@@ -14,8 +14,17 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from backlog_operator.api.admission import (
+    DNS_SUBDOMAIN_PATTERN,
+    NAME_PART_PATTERN,
+    QUALIFIED_NAME_MAX_LENGTH,
+    QUALIFIED_PREFIX_TOO_LONG_PATTERN,
+    Rule,
+    cel_string,
+    validations,
+)
 from backlog_operator.api.common import ApiModel
 
 # `resource.Quantity`'s syntax without a sign: every quantity this project takes is a size or an
@@ -58,40 +67,46 @@ def positive_quantity(value: str, what: str) -> str:
     return value
 
 
-# Resource names a container may request, as the API server allows them.
-_STANDARD_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage"})
-_HUGEPAGES = "hugepages-"
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# Resource names a container may request, as the API server allows them: the standard ones,
+# `hugepages-<size above zero>`, and extended resources `<domain>/<name>` outside kubernetes.io.
+# The CRDs' CEL rules are made from the same expressions (see RESOURCE_RULES below).
+STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+_STANDARD_RESOURCES = frozenset(STANDARD_RESOURCES)
+HUGEPAGES_PATTERN = "^hugepages-" + QUANTITY_PATTERN.removeprefix("^")
+HUGEPAGES_POSITIVE_PATTERN = r"^hugepages-[0-9.]*[1-9]"  # a digit other than 0 before any unit
+EXTENDED_RESOURCE_PATTERN = f"^{DNS_SUBDOMAIN_PATTERN}/{NAME_PART_PATTERN}$"
+EXTENDED_RESERVED_PATTERN = r"^(([^/]*\.)?kubernetes\.io/|requests\.)"
+
+_HUGEPAGES = re.compile(HUGEPAGES_PATTERN)
+_HUGEPAGES_POSITIVE = re.compile(HUGEPAGES_POSITIVE_PATTERN)
+_EXTENDED = re.compile(EXTENDED_RESOURCE_PATTERN)
+_EXTENDED_RESERVED = re.compile(EXTENDED_RESERVED_PATTERN)
+_DOMAIN_TOO_LONG = re.compile(QUALIFIED_PREFIX_TOO_LONG_PATTERN)
 
 
 def _is_hugepages(name: str) -> bool:
-    if not name.startswith(_HUGEPAGES):
-        return False
-    try:
-        return parse_quantity(name.removeprefix(_HUGEPAGES)) > 0
-    except ValueError:
-        return False
+    return _HUGEPAGES.search(name) is not None and _HUGEPAGES_POSITIVE.search(name) is not None
 
 
 def _is_extended(name: str) -> bool:
     """`domain/name` outside kubernetes.io: a device plugin's or an admin's resource."""
-    domain, slash, rest = name.partition("/")
+    # The length first: it bounds the regular expressions' work.
     return (
-        bool(slash)
-        and domain != "kubernetes.io"
-        and not domain.endswith(".kubernetes.io")
-        and not name.startswith("requests.")
-        and len(domain) <= 253
-        and _DNS_SUBDOMAIN.match(domain) is not None
-        and len(rest) <= 63
-        and _NAME_PART.match(rest) is not None
+        len(name) <= QUALIFIED_NAME_MAX_LENGTH
+        and _EXTENDED.search(name) is not None
+        and _DOMAIN_TOO_LONG.search(name) is None
+        and _EXTENDED_RESERVED.search(name) is None
     )
+
+
+def is_resource_name(name: str) -> bool:
+    """True when a container may ask for the resource `name`."""
+    return name in _STANDARD_RESOURCES or _is_hugepages(name) or _is_extended(name)
 
 
 def _check_amounts(field: str, amounts: dict[str, int | str]) -> None:
     for name, value in amounts.items():
-        if not (name in _STANDARD_RESOURCES or _is_hugepages(name) or _is_extended(name)):
+        if not is_resource_name(name):
             raise ValueError(
                 f"{field}.{name} is not a resource a container can ask for (cpu, memory, "
                 "ephemeral-storage, hugepages-<size>, or an extended resource domain/name)"
@@ -104,19 +119,118 @@ def _check_amounts(field: str, amounts: dict[str, int | str]) -> None:
             raise ValueError(f"{field}.{name} must be a whole number (an extended resource)")
 
 
-Quantity = Annotated[int | str, Field(json_schema_extra={"pattern": QUANTITY_PATTERN})]
+# An amount: an integer or a quantity string (`x-kubernetes-int-or-string`, as in a Pod spec).
+# The pattern applies to strings only; `minimum` to integers only.
+Quantity = Annotated[
+    int | str, Field(json_schema_extra={"pattern": QUANTITY_PATTERN, "minimum": 0})
+]
+
+# --------------------------------------------------------------------------------------------
+# The same checks as CEL rules for the CRDs (see api/admission.py).
+#
+# Cost: the API server estimates an int-or-string value at up to 3 MiB whatever its bounds (until
+# Kubernetes 1.34), and `quantity()` at a tenth of its argument's length: about 315,000 a call.
+# The rules comparing requests with limits make two calls per resource name, so MAX_RESOURCES
+# names keep each of them near 6,300,000, under the API server's 10,000,000 per rule.
+MAX_RESOURCES = 10
+
+
+def _cel_quantity(value: str) -> str:
+    """A CEL quantity from an int-or-string `value` (`quantity()` takes strings only, and a
+    `string()` of it would leave the API server unable to bound the cost)."""
+    return f"(type({value}) == string ? quantity({value}) : quantity('0').add({value}))"
+
+
+def _cel_compare(name: str) -> str:
+    """`requests[name]` compared with `limits[name]`: -1, 0 or 1."""
+    request, limit = _cel_quantity(f"self.requests[{name}]"), _cel_quantity(f"self.limits[{name}]")
+    return f"{request}.compareTo({limit})"
+
+
+_CEL_STANDARD = "[" + ", ".join(f"'{name}'" for name in STANDARD_RESOURCES) + "]"
+
+
+def resource_names_rule(field: str) -> Rule:
+    """Every key of the map `field` is a resource a container can ask for."""
+    hugepages = (
+        f"(k.matches({cel_string(HUGEPAGES_PATTERN)})"
+        f" && k.matches({cel_string(HUGEPAGES_POSITIVE_PATTERN)}))"
+    )
+    extended = (
+        f"(size(k) <= {QUALIFIED_NAME_MAX_LENGTH}"
+        f" && k.matches({cel_string(EXTENDED_RESOURCE_PATTERN)})"
+        f" && !k.matches({cel_string(QUALIFIED_PREFIX_TOO_LONG_PATTERN)})"
+        f" && !k.matches({cel_string(EXTENDED_RESERVED_PATTERN)}))"
+    )
+    return Rule(
+        rule=f"self.all(k, k in {_CEL_STANDARD} || {hugepages} || {extended})",
+        message=(
+            f"{field}: a container can ask for cpu, memory, ephemeral-storage, "
+            "hugepages-<size> and extended resources <domain>/<name> outside kubernetes.io only"
+        ),
+    )
+
+
+def whole_extended_rule(field: str) -> Rule:
+    """Extended resources (`domain/name`) in the map `field` come in whole units."""
+    return Rule(
+        rule=f"self.all(k, !k.contains('/') || {_cel_quantity('self[k]')}.isInteger())",
+        message=f"{field}: an extended resource (<domain>/<name>) is counted in whole units",
+    )
+
+
+REQUESTS_WITHIN_LIMITS = Rule(
+    rule=(
+        "!has(self.requests) || !has(self.limits) || self.requests.all(k, "
+        f"!(k in self.limits) || {_cel_compare('k')} <= 0)"
+    ),
+    message=(
+        "resources: a request is above its limit: requests.<name> must be at most limits.<name>"
+    ),
+)
+NOT_OVERCOMMITTED = Rule(
+    rule=(
+        f"!has(self.requests) || self.requests.all(k, k in {_CEL_STANDARD} || "
+        f"(has(self.limits) && k in self.limits && {_cel_compare('k')} == 0))"
+    ),
+    message=(
+        "resources: hugepages and extended resources cannot be overcommitted: each of their "
+        "requests needs a limit of the same amount"
+    ),
+)
+HUGEPAGES_NEED_CPU_OR_MEMORY = Rule(
+    rule=(
+        "!((has(self.requests) && self.requests.exists(k, k.startsWith('hugepages-')))"
+        " || (has(self.limits) && self.limits.exists(k, k.startsWith('hugepages-'))))"
+        " || (has(self.requests) && ('cpu' in self.requests || 'memory' in self.requests))"
+        " || (has(self.limits) && ('cpu' in self.limits || 'memory' in self.limits))"
+    ),
+    message="resources: hugepages need a cpu or memory request or limit too",
+)
+
+Amounts = Annotated[dict[str, Quantity], Field(max_length=MAX_RESOURCES)]
 
 
 class ResourceRequirements(ApiModel):
     """Container resources, as in a Pod spec (`requests` and `limits`, no `claims`)."""
 
-    requests: dict[str, Quantity] | None = Field(
+    model_config = ApiModel.model_config | ConfigDict(
+        json_schema_extra=validations(
+            REQUESTS_WITHIN_LIMITS, NOT_OVERCOMMITTED, HUGEPAGES_NEED_CPU_OR_MEMORY
+        )
+    )
+
+    requests: Amounts | None = Field(
         default=None,
         description="Amounts the scheduler reserves (cpu, memory, ephemeral-storage, ...).",
+        json_schema_extra=validations(
+            resource_names_rule("requests"), whole_extended_rule("requests")
+        ),
     )
-    limits: dict[str, Quantity] | None = Field(
+    limits: Amounts | None = Field(
         default=None,
         description="Amounts the container may not exceed (memory above it is OOM-killed).",
+        json_schema_extra=validations(resource_names_rule("limits"), whole_extended_rule("limits")),
     )
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ CRD_API_VERSION = "apiextensions.k8s.io/v1"
 HEADER = (
     "# Generated from the pydantic models in backlog_operator.api by `make crds`\n"
     "# (`backlogctl crds --output crds`). Do not edit: change the models and regenerate.\n"
+    "# Needs Kubernetes 1.29 or later: its CEL rules use the quantity library.\n"
 )
 
 # Fields every object has; the API server owns their schema, so a CRD only names them.
@@ -62,6 +63,11 @@ _KEPT = frozenset(
 _DROPPED = frozenset({"title", "readOnly", "writeOnly", "deprecated", "$comment", "$schema"})
 
 _SCALAR_TYPES = frozenset({"string", "integer", "number", "boolean"})
+_VALIDATIONS = "x-kubernetes-validations"
+# What a rule may say. `reason`, `fieldPath` and `messageExpression` are left out on purpose: an
+# API server older than 1.28 does not know them, and kubectl's strict field validation would
+# then refuse the whole CRD.
+_RULE_KEYS = frozenset({"rule", "message"})
 _INT_OR_STRING = [{"type": "integer"}, {"type": "string"}]
 
 
@@ -105,6 +111,8 @@ def structural_schema(json_schema: Mapping[str, Any]) -> dict[str, Any]:
     - `set[...]` becomes `x-kubernetes-list-type: set` (`uniqueItems` is refused).
     - `exclusiveMinimum: n` (JSON Schema) becomes `minimum: n, exclusiveMinimum: true` (OpenAPI).
     - `Literal` (`const`) becomes a one-value `enum`; titles are dropped.
+    - `x-kubernetes-validations` (CEL rules, see `api/admission.py`) are kept, each with its
+      message; a field's rules add to those of the model it refers to.
     """
     definitions = dict(json_schema.get("$defs", {}))
     body = {key: value for key, value in json_schema.items() if key != "$defs"}
@@ -128,15 +136,15 @@ def _resolve(
                 raise SchemaError(f"{path or '(root)'}: unknown reference {name}")
             expanding = expanding | {name}
             # The referring field's own keywords (description, default) override the model's.
-            node = {**definitions[name], **node}
+            node = _merged(definitions[name], node)
         elif "allOf" in node and len(node["allOf"]) == 1:
             (only,) = node.pop("allOf")
-            node = {**only, **node}
+            node = _merged(only, node)
         elif "anyOf" in node or "oneOf" in node:
             key = "anyOf" if "anyOf" in node else "oneOf"
             branches = [branch for branch in node.pop(key) if branch != {"type": "null"}]
             if len(branches) == 1:
-                node = {**branches[0], **node}
+                node = _merged(branches[0], node)
             elif branches == _INT_OR_STRING or branches == _INT_OR_STRING[::-1]:
                 node = {**node, "x-kubernetes-int-or-string": True, "anyOf": _INT_OR_STRING}
                 return node, expanding
@@ -147,6 +155,28 @@ def _resolve(
                 )
         else:
             return node, expanding
+
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override`'s keywords over `base`'s, except CEL rules: a field's rules add to those of the
+    model it refers to, so that neither is lost."""
+    merged = {**base, **override}
+    rules = [*base.get(_VALIDATIONS, []), *override.get(_VALIDATIONS, [])]
+    if rules:
+        merged[_VALIDATIONS] = rules
+    return merged
+
+
+def _checked_rules(rules: Any, where: str) -> list[dict[str, str]]:
+    """The CEL rules of a node, each with a rule and a message for people."""
+    if not isinstance(rules, list) or not rules:
+        raise SchemaError(f"{where}: {_VALIDATIONS} must be a non-empty list")
+    for rule in rules:
+        if not isinstance(rule, Mapping) or set(rule) != _RULE_KEYS:
+            raise SchemaError(f"{where}: each CEL rule has exactly a rule and a message")
+        if not all(isinstance(rule[key], str) and rule[key].strip() for key in _RULE_KEYS):
+            raise SchemaError(f"{where}: a CEL rule's rule and message must be non-empty text")
+    return [dict(rule) for rule in rules]
 
 
 def _convert(
@@ -168,6 +198,8 @@ def _convert(
 def _convert_keyword(key: str, value: Any, node: Mapping[str, Any], where: str) -> dict[str, Any]:
     """What one keyword of `node` becomes in the structural schema: nothing when it is dropped,
     or its children, which `_convert_children` converts."""
+    if key == _VALIDATIONS:
+        return {key: _checked_rules(value, where)}
     if key in _KEPT or key.startswith("x-kubernetes-"):
         return {key: value}
     if key in _DROPPED or key in {"properties", "additionalProperties", "items"}:
