@@ -402,7 +402,9 @@ class TestJobHardening:
         task = containers_of(
             jobs.build_job(goal(task=task_spec(resources=own)), 1, OperatorSettings())
         )["task"]
-        assert task["resources"] == own  # no default memory request or limit mixed in
+        # No default memory request or limit mixed in; the integer goes out as a string, which
+        # the official client requires.
+        assert task["resources"] == {"requests": {"cpu": "2"}, "limits": {"cpu": "4"}}
         bare = containers_of(
             jobs.build_job(goal(task=task_spec(resources={})), 1, OperatorSettings())
         )["task"]
@@ -523,7 +525,11 @@ class TestGoalQuantities:
     )
     def test_good_resources(self, resources: dict[str, Any]) -> None:
         parsed = goal(task=task_spec(resources=resources)).spec.task.resources
-        assert parsed is not None and parsed.to_container() == resources
+        as_strings = {
+            part: {name: str(amount) for name, amount in amounts.items()}
+            for part, amounts in resources.items()
+        }
+        assert parsed is not None and parsed.to_container() == as_strings
 
 
 @pytest.mark.parametrize(

@@ -255,5 +255,13 @@ class ResourceRequirements(ApiModel):
         return self
 
     def to_container(self) -> dict[str, Any]:
-        """The `resources` of a container spec."""
-        return self.to_wire()
+        """The `resources` of a container spec, every amount a string.
+
+        Kubernetes accepts `cpu: 2`, but the official client (v37) refuses an integer quantity
+        before it sends the Job: `2` goes out as `"2"`, the same amount.
+        """
+        return {
+            part: {name: str(amount) for name, amount in amounts.items()}
+            for part, amounts in self.to_wire().items()
+            if isinstance(amounts, dict)
+        }
