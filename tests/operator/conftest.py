@@ -4,6 +4,14 @@ Every fixture is function-scoped: an emulator starts and stops in milliseconds, 
 gets a fresh API server with only the built-in kinds, kopf's peering CRDs and the "default"
 namespace. Register the CRDs a test needs on ``emulator`` (``register_crd(dict)`` or
 ``register_crds_from_dir(path)``), or use ``project_crds`` for the project's generated ones.
+
+The operator's tests (those that take ``project_crds``) meet the API server's strictness by
+default: built-in kinds validated as the API server does (``strict_validation``) and every
+request but the admin's authorized against the operator's ClusterRole from ``kustomize/rbac``
+(``OPERATOR_ROLE``), so a Job the API server would refuse, or a call the role does not grant,
+fails the test here rather than on a cluster. The test's own calls through the emulator's
+synchronous API (and kubectl with ``admin=True``) are never authorized. A test about the
+emulator itself takes ``emulator`` alone and gets the lenient defaults.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ import pytest
 
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.kopf_harness import api_client, stop_leaked_operators
+from tests.support.rbac import RbacPolicy
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
+RBAC_DIR = Path(__file__).resolve().parents[2] / "kustomize" / "rbac"
+OPERATOR_ROLE = "backlog-operator-manager"
 
 
 @pytest.fixture
@@ -43,10 +54,20 @@ def kube_client(emulator_server: EmulatorServer) -> Iterator[kubernetes.client.A
 
 @pytest.fixture
 def project_crds(emulator: HardenedEmulator) -> list[kmock.resource]:
-    """The project's CRDs (generated into crds/) registered on the emulator."""
+    """The project's CRDs (generated into crds/) registered on the emulator, which is made as
+    strict as an API server: `strict_validation`, and RBAC with the operator's ClusterRole."""
     if not any(CRD_DIR.glob("*.yaml")):
         pytest.skip(f"no generated CRDs in {CRD_DIR.name}/ yet")
-    return emulator.register_crds_from_dir(CRD_DIR)
+    resources = emulator.register_crds_from_dir(CRD_DIR)
+    emulator.strict_validation = True
+    emulator.enable_rbac(operator_policy())
+    return resources
+
+
+def operator_policy(**options: object) -> RbacPolicy:
+    """The operator's ClusterRole from kustomize/rbac, as is (no OwnerReferencesPermission-
+    Enforcement unless asked in `options`)."""
+    return RbacPolicy.from_kustomize(RBAC_DIR, role=OPERATOR_ROLE, **options)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ the Job controller and the kubelet report them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from backlog_operator.api.labels import LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, WorkerResult, failure
 from backlog_operator.controller.handlers import build_registry
+from backlog_operator.controller.runtime import RetryPolicy
 from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.kopf_harness import KopfThread
@@ -108,6 +110,23 @@ class Cluster:
         items = self.api.list_objects(EVENTS, NS)
         return [(e["type"], e["reason"]) for e in items if e["involvedObject"]["name"] == name]
 
+    def event_messages(self, name: str, reason: str) -> list[str]:
+        items = self.api.list_objects(EVENTS, NS)
+        return [
+            e["message"]
+            for e in items
+            if e["involvedObject"]["name"] == name and e["reason"] == reason
+        ]
+
+    def requests(self, method: str, path: str) -> int:
+        """HTTP requests the operator sent with `method` to `path` (within the emulator's
+        request history, which a test raises for long counts)."""
+        return sum(1 for r in self.api if r.method.value == method and r.url.path == path)
+
+    def condition(self, name: str, kind: str) -> Json:
+        conditions = self.status(name).get("conditions") or []
+        return next((c for c in conditions if c["type"] == kind), {})
+
 
 PUBLISHED = WorkerResult(
     outcome=Outcome.PUBLISHED,
@@ -120,14 +139,22 @@ PUBLISHED = WorkerResult(
 )
 
 
+JOBS_PATH = f"/apis/batch/v1/namespaces/{NS}/jobs"
+# Retries of failed cycles as the operator's, only faster (a test waits less for them).
+FAST_RETRY = RetryPolicy(base_seconds=0.2, max_seconds=2.0, report_after=3)
+
+
 @contextmanager
-def running_operator(server: EmulatorServer, **settings: Any) -> Iterator[None]:
+def running_operator(
+    server: EmulatorServer, *, retry: RetryPolicy | None = None, **settings: Any
+) -> Iterator[None]:
     options: dict[str, Any] = {"requeue_seconds": 0.1, "worker_image": "backlog-operator:test"}
     options.update(settings)
     registry = build_registry(
         OperatorSettings(**options),
         lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
         login=False,
+        retry=retry,
     )
     with KopfThread(server, registry=registry):
         yield
@@ -383,11 +410,14 @@ def test_kubectl_applies_and_lists_goals(
     cluster = Cluster(emulator_server)
     manifest = yaml.safe_dump(goal_manifest("from-kubectl"))
     with running_operator(emulator_server):
-        emulator_server.kubectl("apply", "--validate=false", "-f", "-", input=manifest)
+        # A person's kubectl (the admin), not the operator's service account.
+        emulator_server.kubectl("apply", "--validate=false", "-f", "-", input=manifest, admin=True)
         cluster.wait_phase("from-kubectl", "Running")
-        again = emulator_server.kubectl("apply", "--validate=false", "-f", "-", input=manifest)
+        again = emulator_server.kubectl(
+            "apply", "--validate=false", "-f", "-", input=manifest, admin=True
+        )
         assert "unchanged" in again.stdout or "configured" in again.stdout
-        listing = emulator_server.kubectl("get", "goals", "-o", "json")
+        listing = emulator_server.kubectl("get", "goals", "-o", "json", admin=True)
         cluster.api.wait_for(lambda: len(cluster.jobs_of("from-kubectl")) == 1)
     names = [item["metadata"]["name"] for item in json.loads(listing.stdout)["items"]]
     assert names == ["from-kubectl"]
@@ -406,3 +436,206 @@ def test_operator_writes_only_status(cluster: Cluster) -> None:
     assert final["metadata"].get("finalizers") in (None, [])
     assert final["metadata"].get("annotations") in (None, {})
     assert final["metadata"]["generation"] == applied["metadata"]["generation"]
+
+
+# --- failures of the API, and what they leave behind ------------------------------------------
+
+
+def test_a_failed_first_read_of_a_new_goal_is_retried_until_it_has_its_status(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    """kopf does not retry event handlers: the runtime retries the cycle with backoff."""
+    cluster = Cluster(emulator_server)
+    read = cluster.api.faults.add(verb="get", resource="goals", name="g-read", status=500, times=1)
+    with running_operator(emulator_server):
+        cluster.create(goal_manifest("g-read"))
+
+        status = cluster.wait_phase("g-read", "Running")
+
+    assert read.hits == 1
+    assert status["attempts"] == 1
+    assert len(cluster.jobs_of("g-read")) == 1
+
+
+def test_a_failure_that_keeps_happening_shows_on_the_goal_once_and_clears(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    """Every Job create answers 503: not a loop of tracebacks on every tick but retries with
+    backoff, Ready=False (ReconcileError, the server's answer) from the third failure in a row,
+    one Warning event; the next success puts the phase's conditions back."""
+    cluster = Cluster(emulator_server)
+    failing = cluster.api.faults.add(verb="create", resource="jobs", status=503)
+    with running_operator(emulator_server, retry=FAST_RETRY):
+        cluster.create(goal_manifest("g-503"))
+
+        ready = cluster.api.wait_for(
+            lambda: (
+                (c := cluster.condition("g-503", "Ready")).get("reason") == "ReconcileError" and c
+            ),
+            message=lambda: f"{cluster.status('g-503')}",
+        )
+        assert ready["status"] == "False"
+        assert "503" in ready["message"] and "ServiceUnavailable" in ready["message"]
+        assert cluster.condition("g-503", "Reconciling")["status"] == "True"
+        assert cluster.condition("g-503", "Stalled")["status"] == "False"
+        hits = failing.hits
+        assert 3 <= hits <= 5  # retried with backoff, not on every 0.1 s tick
+        cluster.api.wait_for(lambda: failing.hits >= hits + 2, timeout=15)
+        assert cluster.events("g-503").count(("Warning", "ReconcileError")) == 1
+
+        cluster.api.faults.remove(failing)
+
+        status = cluster.wait_phase("g-503", "Running", timeout=15)
+        ready = cluster.condition("g-503", "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "Running")
+        assert cluster.condition("g-503", "Reconciling")["reason"] == "Running"
+    assert status["attempts"] == 1 and len(cluster.jobs_of("g-503")) == 1
+    assert cluster.events("g-503").count(("Warning", "ReconcileError")) == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "said"),
+    [
+        (422, "InvalidSpec", "the server rejected our request due to an error"),
+        (400, "InvalidSpec", "the server rejected our request for an unknown reason"),
+        (403, "JobRefused", "forbidden: injected fault"),
+        (404, "JobRefused", "the server could not find the requested resource"),
+    ],
+)
+def test_a_job_the_api_server_refuses_fails_the_goal_once(
+    emulator_server: EmulatorServer, project_crds: object, code: int, reason: str, said: str
+) -> None:
+    cluster = Cluster(emulator_server)
+    cluster.api.faults.add(verb="create", resource="jobs", status=code)
+    with running_operator(emulator_server):
+        cluster.create(goal_manifest("g-refused"))
+
+        status = cluster.wait_phase("g-refused", "Failed", reason=reason)
+        cluster.api.wait_for(lambda: ("Warning", reason) in cluster.events("g-refused"))
+        time.sleep(0.5)  # five requeue periods: nothing more is tried or said
+
+    assert said in status["message"] and str(code) in status["message"]
+    assert cluster.condition("g-refused", "Stalled")["status"] == "True"
+    assert cluster.requests("POST", JOBS_PATH) == 1
+    assert cluster.events("g-refused") == [("Warning", reason)]
+    assert status["completionTime"]
+
+
+def test_a_job_create_that_fails_for_a_while_is_retried_with_backoff(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    cluster = Cluster(emulator_server)
+    throttled = cluster.api.faults.add(
+        verb="create", resource="jobs", status=429, retry_after=0, times=1
+    )
+    broken = cluster.api.faults.add(verb="create", resource="jobs", status=500, times=1)
+    with running_operator(emulator_server, retry=FAST_RETRY):
+        cluster.create(goal_manifest("g-flaky"))
+
+        status = cluster.wait_phase("g-flaky", "Running")
+        cluster.api.wait_for(lambda: ("Normal", "Started") in cluster.events("g-flaky"))
+
+    assert (throttled.hits, broken.hits) == (1, 1)
+    assert status["attempts"] == 1 and len(cluster.jobs_of("g-flaky")) == 1
+    assert cluster.requests("POST", JOBS_PATH) == 3
+    assert ("Warning", "ReconcileError") not in cluster.events("g-flaky")  # two: not shown
+
+
+def test_the_client_refusing_a_job_before_sending_it_is_permanent(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    """The official client validates a body against its models before it sends anything."""
+    import asyncio
+
+    from backlog_operator.adapters.kube import JobRefusedError, KubeCluster
+    from backlog_operator.api.goal import Goal
+    from backlog_operator.controller.goals.job import build_job
+
+    created = Cluster(emulator_server).create(goal_manifest("g-client"))
+    manifest = build_job(Goal.model_validate(created), 1, OperatorSettings())
+    task = manifest["spec"]["template"]["spec"]["initContainers"][1]
+    task["resources"] = {"requests": {"cpu": 1}}  # an integer quantity: the client refuses it
+    client = kubernetes.config.new_client_from_config(config_file=str(emulator_server.kubeconfig))
+    with pytest.raises(JobRefusedError) as refused:
+        asyncio.run(KubeCluster(client).create_job(manifest))
+    assert (refused.value.reason, refused.value.retryable) == ("InvalidSpec", False)
+    assert "requests.cpu" in str(refused.value)
+    assert "valid string" in str(refused.value)
+    assert Cluster(emulator_server).requests("POST", JOBS_PATH) == 0
+
+
+def test_a_crash_between_the_job_and_the_status_does_not_over_admit(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    """The first operator creates g-first's Job, then every status write of g-first fails
+    (the operator dies before it): after a restart with a second goal of the same repository
+    (more urgent) and a limit of 1, the capacity is rebuilt from the Jobs that exist."""
+    cluster = Cluster(emulator_server)
+    lost = cluster.api.faults.add(verb="patch", resource="goals/status", name="g-first", status=500)
+    with running_operator(emulator_server, max_running_per_repository=1):
+        cluster.create(goal_manifest("g-first", task="t1", priority=5))
+        [job] = cluster.wait_jobs("g-first", 1)
+        cluster.api.wait_for(lambda: lost.hits >= 1)
+    cluster.api.faults.remove(lost)
+    assert cluster.status("g-first").get("phase") is None  # its Job runs; no status says so
+
+    cluster.create(goal_manifest("g-second", task="t2", priority=0))
+    jobs_seen: list[int] = []
+    with running_operator(emulator_server, max_running_per_repository=1):
+        first = cluster.wait_phase("g-first", "Running")
+        second = cluster.wait_phase("g-second", "Queued", reason="WaitingForCapacity")
+        for _ in range(10):  # ten requeue periods: still one Job
+            jobs_seen.append(len(cluster.api.list_objects(JOBS, NS)))
+            time.sleep(0.1)
+        assert first["jobName"] == job["metadata"]["name"] and first["attempts"] == 1
+        cluster.api.wait_for(lambda: ("Normal", "Adopted") in cluster.events("g-first"))
+
+        cluster.finish(job, PUBLISHED)
+
+        cluster.wait_phase("g-first", "Succeeded")
+        cluster.wait_jobs("g-second", 1)
+        cluster.wait_phase("g-second", "Running")
+    assert second["queuePosition"] == 1
+    assert set(jobs_seen) == {1}
+    assert cluster.jobs_of("g-second") and len(cluster.jobs_of("g-first")) == 1
+    # The first operator never said the start (events follow the status write that failed);
+    # the second says it once, as the adoption it is.
+    assert cluster.events("g-first").count(("Normal", "Adopted")) == 1
+
+
+def test_a_job_whose_create_answer_was_lost_is_adopted_and_its_start_said(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    """The create is stored but its answer never arrives (a timeout after the write)."""
+    cluster = Cluster(emulator_server)
+    lost = cluster.api.faults.add(verb="create", resource="jobs", drop=True, commit=True, times=1)
+    with running_operator(emulator_server, retry=FAST_RETRY):
+        cluster.create(goal_manifest("g-lost"))
+
+        status = cluster.wait_phase("g-lost", "Running")
+        cluster.api.wait_for(lambda: ("Normal", "Started") in cluster.events("g-lost"))
+
+    assert lost.hits == 1
+    assert status["attempts"] == 1 and len(cluster.jobs_of("g-lost")) == 1
+    assert cluster.requests("POST", JOBS_PATH) == 2  # the lost one, then 409: adopted
+    assert cluster.events("g-lost") == [("Normal", "Started")]  # not "Adopted": ours
+
+
+def test_an_event_the_api_throttles_or_fails_is_posted_again(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    cluster = Cluster(emulator_server)
+    throttled = cluster.api.faults.add(
+        verb="create", resource="events", status=429, retry_after=1, times=1
+    )
+    broken = cluster.api.faults.add(verb="create", resource="events", status=503, times=1)
+    with running_operator(emulator_server):
+        cluster.create(goal_manifest("g-events"))
+        [job] = cluster.wait_jobs("g-events", 1)
+        cluster.api.wait_for(lambda: ("Normal", "Started") in cluster.events("g-events"))
+        cluster.finish(job, PUBLISHED)
+        cluster.wait_phase("g-events", "Succeeded")
+        cluster.api.wait_for(lambda: ("Normal", "Published") in cluster.events("g-events"))
+
+    assert (throttled.hits, broken.hits) == (1, 1)
+    assert sorted(cluster.events("g-events")) == [("Normal", "Published"), ("Normal", "Started")]

@@ -84,6 +84,9 @@ class FakeCluster:
     goals: dict[tuple[str, str], Json] = field(default_factory=dict)
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     hidden_once: set[str] = field(default_factory=set)
+    # method name -> exceptions its next calls raise, in order (after recording the call; a
+    # `(error, True)` pair raises after the call took effect: an answer lost on the way back)
+    failures: dict[str, list[tuple[Exception, bool]]] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     events: list[tuple[str, str, str, str]] = field(default_factory=list)
     _uids: int = 0
@@ -104,6 +107,15 @@ class FakeCluster:
         self.secrets[(namespace, name)] = dict(data)
 
     # ---- what the tests read back
+
+    def fail_next(self, method: str, error: Exception, *, committed: bool = False) -> None:
+        """The next call to `method` raises `error` (after doing its work when `committed`)."""
+        self.failures.setdefault(method, []).append((error, committed))
+
+    def _failure(self, method: str, *, committed: bool) -> None:
+        queued = self.failures.get(method) or []
+        if queued and queued[0][1] is committed:
+            raise queued.pop(0)[0]
 
     def calls_to(self, method: str) -> list[tuple[str, ...]]:
         """The arguments of every call to `method`, in order."""
@@ -133,11 +145,13 @@ class FakeCluster:
         namespace = manifest["metadata"].get("namespace") or "default"
         name = manifest["metadata"]["name"]
         self.calls.append(("create_job", namespace, name))
+        self._failure("create_job", committed=False)
         if (namespace, name) in self.jobs:
             raise AlreadyExistsError(name)
         stored = copy.deepcopy(dict(manifest))
         stored["metadata"]["uid"] = self._uid("job")
         self.jobs[(namespace, name)] = stored
+        self._failure("create_job", committed=True)
         return copy.deepcopy(stored)
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from backlog_operator.controller.goals.capacity import CapacityTable, entry_for
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import timestamp
+from backlog_operator.errors import ClassifiedError
 from tests.unit.fakes import (
     ABSENT,
     FakeCluster,
@@ -1582,3 +1583,124 @@ def test_job_conflict_records_when_the_goal_failed() -> None:
 
     assert status is not None and status["phase"] == "Failed"
     assert status.get("completionTime") == ts(NOW)
+
+
+# ------------------------------------------------- a refused or lost Job create, a lost status
+
+
+def test_a_job_the_api_server_refuses_fails_the_goal_with_its_reason() -> None:
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    refused = ClassifiedError(
+        "InvalidSpec", "the API server refused the Job (422 ...)", retryable=False
+    )
+    cluster.fail_next("create_job", refused)
+    reconciler, capacity = reconciler_for(Case(body=goal()), cluster, clock)
+
+    result = run(reconciler.reconcile(goal()))
+
+    status = wire(result)
+    assert status is not None
+    assert (status["phase"], status["reason"]) == ("Failed", "InvalidSpec")
+    assert status["message"] == "the API server refused the Job (422 ...)"
+    assert status["completionTime"] == ts(NOW)
+    assert conditions_of(status) == stalled("InvalidSpec")
+    assert events_of(result) == [("Warning", "InvalidSpec")]
+    entry = capacity.get(f"{NS}/g1")
+    assert entry is not None and entry.phase is Phase.FAILED
+
+
+def test_a_retryable_create_failure_raises_and_keeps_the_slot_until_adopted() -> None:
+    """The answer of the create is lost after the Job was stored: the reconcile raises (the
+    runtime retries it), the goal keeps its slot, and the retry adopts the Job and says it
+    started (this process made it: not "Adopted")."""
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    cluster.fail_next("create_job", TimeoutError("no answer"), committed=True)
+    reconciler, capacity = reconciler_for(Case(body=goal()), cluster, clock)
+    other = goal("other", uid="2222bbbb-0000", task_id="t2", priority=0)  # more urgent
+
+    with pytest.raises(TimeoutError):
+        run(reconciler.reconcile(goal()))
+    entry = capacity.get(f"{NS}/g1")
+    assert entry is not None and entry.phase is Phase.RUNNING
+    queued = wire(run(reconciler.reconcile(other)))
+    assert queued is not None and queued["reason"] == "WaitingForCapacity"
+
+    result = run(reconciler.reconcile(goal()))
+
+    status = wire(result)
+    assert status is not None and (status["phase"], status["jobName"]) == ("Running", JOB1)
+    assert events_of(result) == [("Normal", "Started")]
+    assert cluster.created_jobs == [JOB1, JOB1]
+
+
+def test_a_goal_whose_job_exists_is_adopted_before_a_more_urgent_goal_is_admitted() -> None:
+    """After a restart the capacity table holds the goal as running (its Job exists; its status
+    was never written): it is adopted, and the more urgent goal waits."""
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    cluster.add_job(job())
+    late = goal(priority=5)  # the urgent one would win a fair admission
+    reconciler, capacity = reconciler_for(Case(body=late), cluster, clock)
+    capacity.put(replace(entry_for(Goal.model_validate(late), GoalStatus()), phase=Phase.RUNNING))
+    urgent = goal("urgent", uid="2222bbbb-0000", task_id="t2", priority=0)
+
+    waiting_status = wire(run(reconciler.reconcile(urgent)))
+    result = run(reconciler.reconcile(late))
+
+    assert waiting_status is not None and waiting_status["reason"] == "WaitingForCapacity"
+    status = wire(result)
+    assert status is not None and (status["phase"], status["jobName"]) == ("Running", JOB1)
+    assert events_of(result) == [("Normal", "Adopted")]
+    assert cluster.created_jobs == [JOB1]  # tried once: 409, adopted
+
+
+def test_a_reconcile_error_the_runtime_showed_is_replaced_on_the_next_success() -> None:
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    cluster.add_job(job())
+    running = {
+        "phase": "Running",
+        "reason": "Running",
+        "message": f"attempt 1 started: Job {JOB1}",
+        "attempts": 1,
+        "jobName": JOB1,
+        "run": 1,
+        "observedGeneration": 1,
+        "startTime": ts(STARTED),
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "ReconcileError",
+                "message": "500",
+                "observedGeneration": 1,
+                "lastTransitionTime": ts(STARTED),
+            },
+            {
+                "type": "Reconciling",
+                "status": "True",
+                "reason": "ReconcileError",
+                "message": "500",
+                "observedGeneration": 1,
+                "lastTransitionTime": ts(STARTED),
+            },
+            {
+                "type": "Stalled",
+                "status": "False",
+                "reason": "NotStalled",
+                "message": "",
+                "observedGeneration": 1,
+                "lastTransitionTime": ts(STARTED),
+            },
+        ],
+    }
+    reconciler, _ = reconciler_for(Case(body=goal(status=running)), cluster, clock)
+
+    result = run(reconciler.reconcile(goal(status=running)))
+
+    status = wire(result)
+    assert status is not None and status["phase"] == "Running"
+    assert conditions_of(status) == conditions(*RUNNING)
+    assert result.events == []

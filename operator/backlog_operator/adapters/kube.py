@@ -2,7 +2,14 @@
 
 The official client is synchronous; every call runs in a worker thread (`asyncio.to_thread`)
 so kopf's event loop never blocks. Responses are read as plain JSON dicts (no model objects):
-it is faster, and the controller works on dicts anyway.
+it is faster, and the controller works on dicts anyway. Every call has a timeout, so an API
+server that never answers holds no object's lock for ever.
+
+Failures: a Job the API server (or the client's own validation) refuses is a `JobRefusedError`
+(permanent, with the server's message); everything else a call raises is left to the caller,
+which retries the whole reconcile with backoff (`describe_failure` words it for a condition).
+An Event that cannot be posted is tried again a few times (429 with `Retry-After`, 5xx, no
+answer), then given up: Events are best effort, the status holds the same facts.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +27,33 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from backlog_operator.api.common import GROUP, VERSION
-from backlog_operator.errors import AlreadyExistsError
+from backlog_operator.errors import AlreadyExistsError, ClassifiedError
+from backlog_operator.redact import Redactor
+
+log = logging.getLogger("backlog_operator.controller")
 
 GOAL_PLURAL = "goals"
 COMPONENT = "backlog-operator"
+# (connect, read) seconds of every call: an API server that never answers fails the call.
+REQUEST_TIMEOUT = (10.0, 60.0)
+# Posting an Event: tries in all, and the longest wait between two (a longer Retry-After is
+# cut to it): a transition's reconcile waits at most a few seconds for its Events.
+EVENT_TRIES = 4
+EVENT_MAX_WAIT = 5.0
+# Answers a later try may get past: throttling, timeouts, the server's own trouble.
+_RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# A refused Job, by the API server's answer: permanent, the reason the Goal fails with.
+_REFUSED_JOB_REASONS = {400: "InvalidSpec", 422: "InvalidSpec", 403: "JobRefused"}
+_MESSAGE_LIMIT = 512
+_redact = Redactor()
+
+
+class JobRefusedError(ClassifiedError):
+    """The API server, or the client's validation before sending, refused a Job: no later
+    attempt of the same manifest can succeed (`reason`: InvalidSpec or JobRefused)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(reason, message, retryable=False)
 
 
 class KubeCluster:
@@ -35,7 +67,9 @@ class KubeCluster:
     # ------------------------------------------------------------------------------ jobs
 
     async def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        """Create a Job; AlreadyExistsError when one of that name exists."""
+        """Create a Job; AlreadyExistsError when one of that name exists, JobRefusedError when
+        the API server (400, 403, 404, 422) or the client's own validation refuses it. Other
+        failures (429, 5xx, no answer) are raised as they are: a later try may succeed."""
         namespace = str(manifest["metadata"]["namespace"])
         try:
             created: dict[str, Any] = await _call(
@@ -44,7 +78,14 @@ class KubeCluster:
         except ApiException as error:
             if error.status == 409:
                 raise AlreadyExistsError(manifest["metadata"]["name"]) from None
-            raise
+            refused = _refused_job(error, namespace)
+            if refused is None:
+                raise
+            raise refused from None
+        except ValueError as error:  # the client validates a body against its models first
+            raise JobRefusedError(
+                "InvalidSpec", f"the Kubernetes client refused the Job: {_client_problem(error)}"
+            ) from None
         return created
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -70,13 +111,24 @@ class KubeCluster:
 
     async def job_names(self, namespace: str, selector: str) -> list[str]:
         """Names of the Jobs matching a label selector."""
-        listing = await _call(
-            self._batch.list_namespaced_job,
-            namespace,
-            label_selector=selector,
-            _preload_content=False,
-        )
-        return [str(item["metadata"]["name"]) for item in listing.get("items") or []]
+        return [str(item["metadata"]["name"]) for item in await self.list_jobs(namespace, selector)]
+
+    async def list_jobs(self, namespace: str | None, selector: str) -> list[dict[str, Any]]:
+        """The Jobs matching a label selector, in one namespace or in all of them."""
+        if namespace:
+            listing = await _call(
+                self._batch.list_namespaced_job,
+                namespace,
+                label_selector=selector,
+                _preload_content=False,
+            )
+        else:
+            listing = await _call(
+                self._batch.list_job_for_all_namespaces,
+                label_selector=selector,
+                _preload_content=False,
+            )
+        return list(listing.get("items") or [])
 
     async def find_pod(self, namespace: str, selector: str) -> dict[str, Any] | None:
         """The newest Pod matching a label selector (a Job with backoffLimit 0 has one)."""
@@ -181,9 +233,19 @@ class KubeCluster:
         await self.patch_custom_status(GOAL_PLURAL, namespace, name, status)
 
     async def patch_custom_status(
-        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> None:
-        """Merge-patch the status subresource of one of our objects."""
+        """Merge-patch the status subresource of one of our objects; with `resource_version`
+        (of the object the patch was computed from) the API server refuses it (409) when the
+        object changed since, rather than let a stale computation overwrite a newer status."""
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
             await _call(
                 self._custom.patch_namespaced_custom_object_status,
@@ -192,7 +254,7 @@ class KubeCluster:
                 namespace,
                 plural,
                 name,
-                {"status": dict(status)},
+                body,
                 _preload_content=False,
             )
         except ApiException as error:
@@ -240,15 +302,98 @@ class KubeCluster:
             "lastTimestamp": now,
             "count": 1,
         }
-        await _call(
-            self._core.create_namespaced_event,
-            metadata.get("namespace"),
-            event,
-            _preload_content=False,
+        for attempt in range(1, EVENT_TRIES + 1):
+            try:
+                await _call(
+                    self._core.create_namespaced_event,
+                    metadata.get("namespace"),
+                    event,
+                    _preload_content=False,
+                )
+                return
+            except Exception as error:
+                wait = _event_retry_wait(error, attempt)
+                if wait is None or attempt == EVENT_TRIES:
+                    raise
+                log.debug("posting event %s failed (%s); again in %.1fs", reason, error, wait)
+                await asyncio.sleep(wait)
+
+
+def describe_failure(error: BaseException) -> tuple[str, bool]:
+    """A failed reconcile's exception as one redacted sentence for a condition, an event or a
+    log line, and whether it is permanent (no retry of the same request can succeed: the API
+    server refused it as invalid or forbidden, or the code tripped over itself)."""
+    if isinstance(error, ApiException):
+        status = int(error.status or 0)
+        text = f"the API server answered {status} {_status_message(error)}"
+        permanent = status in (400, 403, 422)
+    elif isinstance(error, ClassifiedError):
+        text, permanent = f"{error.reason}: {error}", not error.retryable
+    elif isinstance(error, OSError | TimeoutError) or _is_network_error(error):
+        text, permanent = f"the API server could not be reached ({type(error).__name__})", False
+    else:
+        text, permanent = f"{type(error).__name__}: {error}", True
+    return _redact(text)[:_MESSAGE_LIMIT], permanent
+
+
+def _is_network_error(error: BaseException) -> bool:
+    # urllib3's errors (no answer, a dropped connection, a read timeout) without importing it.
+    return type(error).__module__.split(".")[0] == "urllib3"
+
+
+def _status_message(error: ApiException) -> str:
+    """`Reason: message` of the Status the API server answered with (or the HTTP reason)."""
+    try:
+        status = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
+    reason = status.get("reason") or error.reason or ""
+    message = status.get("message") or ""
+    return f"{reason}: {message}" if message else str(reason)
+
+
+def _refused_job(error: ApiException, namespace: str) -> JobRefusedError | None:
+    """A permanent refusal of a Job, or None for an answer a later try may get past."""
+    status = int(error.status or 0)
+    if status in _RETRYABLE_STATUSES or status == 401 or status < 400:
+        return None
+    said = _status_message(error)
+    if status == 404:
+        return JobRefusedError(
+            "JobRefused", f"the API server refused the Job (404 {said}; namespace {namespace})"
         )
+    reason = _REFUSED_JOB_REASONS.get(status, "JobRefused")
+    return JobRefusedError(reason, _redact(f"the API server refused the Job ({status} {said})"))
+
+
+def _client_problem(error: ValueError) -> str:
+    """The problems of the client's own validation error, on one line, without its URLs."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    kept = [line for line in lines[1:] if line and not line.startswith("For further")]
+    return _redact("; ".join(kept) or (lines[0] if lines else type(error).__name__))[:400]
+
+
+def _event_retry_wait(error: Exception, attempt: int) -> float | None:
+    """How long to wait before trying an Event again, or None when no try can succeed."""
+    if isinstance(error, ApiException):
+        if int(error.status or 0) not in _RETRYABLE_STATUSES:
+            return None
+        headers = {str(k).lower(): str(v) for k, v in (error.headers or {}).items()}
+        try:
+            return min(EVENT_MAX_WAIT, max(0.0, float(headers["retry-after"])))
+        except (KeyError, ValueError):
+            pass
+    elif not isinstance(error, OSError | TimeoutError) and not _is_network_error(error):
+        return None
+    delay = min(EVENT_MAX_WAIT, 0.2 * 2 ** (attempt - 1))
+    jittered: float = delay / 2 + random.random() * delay / 2  # noqa: S311 (jitter)
+    return jittered
 
 
 async def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     response = await asyncio.to_thread(method, *args, **kwargs)
     data = response.data if hasattr(response, "data") else response
     return json.loads(data) if data else {}

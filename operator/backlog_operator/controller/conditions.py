@@ -11,6 +11,9 @@ GoalSchedule), each helper setting the three together, always all three, in that
 
 Each condition carries the `observedGeneration` it was computed for; `lastTransitionTime`
 changes only when a condition's status changes, as Kubernetes expects.
+
+`mark_failing` is the runtime's, for any kind: a reconcile that keeps failing whatever raised
+(`ReconcileError`): still retried (`Reconciling`), or `Stalled` when no retry can fix it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ STALLED = "Stalled"
 # Reasons of a condition that is False because nothing is going on.
 FINISHED = "Finished"
 NOT_STALLED = "NotStalled"
+# Reason of Ready=False while reconciles of the object fail (the runtime's, any kind).
+RECONCILE_ERROR = "ReconcileError"
 
 
 def mark_ready(
@@ -78,6 +83,21 @@ def mark_stalled(
         generation,
         now,
     )
+
+
+def mark_failing(
+    previous: Sequence[Condition],
+    message: str,
+    *,
+    permanent: bool,
+    generation: int | None,
+    now: datetime,
+) -> list[Condition]:
+    """Reconciles of the object fail (`message`): Ready=False with `ReconcileError`, and
+    Reconciling=True while a retry may help, Stalled=True when none can (a person must act:
+    a refused request, a missing permission; the operator still tries now and then)."""
+    mark = mark_stalled if permanent else mark_reconciling
+    return mark(previous, RECONCILE_ERROR, message, generation=generation, now=now)
 
 
 def set_condition(

@@ -10,6 +10,9 @@ One registration function per kind (`register_goals`, `register_backlogs`,
 `register_schedules`) and one for the operator's life (`register_lifecycle`: login, startup,
 cleanup); `build_registry` calls them all. The startup handler puts the `Runtime` into kopf's
 `memo`, which every handler gets (a shallow copy per object, so all share the one runtime).
+
+kopf does not retry event handlers: the runtime's cycles never raise into them. A cycle that
+fails is retried by the runtime with backoff (`runtime.RetryPolicy`), whatever raised.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from backlog_operator.api.labels import (
 )
 from backlog_operator.controller.backlogs.reconciler import ForgeFactory, github_forge
 from backlog_operator.controller.owned_goals import phase_of
-from backlog_operator.controller.runtime import Runtime
+from backlog_operator.controller.runtime import RetryPolicy, Runtime
 from backlog_operator.controller.settings import OperatorSettings
 
 _MEMO_KEY = "runtime"
@@ -47,6 +50,7 @@ def build_registry(
     login: bool = True,
     clock: Callable[[], datetime] | None = None,
     forge_factory: ForgeFactory = github_forge,
+    retry: RetryPolicy | None = None,
 ) -> kopf.OperatorRegistry:
     """A kopf registry with the operator's handlers (a fresh one each, so tests can run many)."""
     registry = kopf.OperatorRegistry()
@@ -57,6 +61,7 @@ def build_registry(
         login=login,
         clock=clock,
         forge_factory=forge_factory,
+        retry=retry,
     )
     register_goals(registry)
     register_backlogs(registry)
@@ -72,6 +77,7 @@ def register_lifecycle(
     login: bool = True,
     clock: Callable[[], datetime] | None = None,
     forge_factory: ForgeFactory = github_forge,
+    retry: RetryPolicy | None = None,
 ) -> None:
     """Login (unless the caller logs in itself), startup (the runtime, into `memo`), cleanup."""
     if login:
@@ -87,7 +93,7 @@ def register_lifecycle(
         settings.peering.mandatory = False
         settings.watching.server_timeout = 300
         runtime = Runtime(
-            KubeCluster(api_client_factory()), operator_settings, clock, forge_factory
+            KubeCluster(api_client_factory()), operator_settings, clock, forge_factory, retry
         )
         memo[_MEMO_KEY] = runtime
         await runtime.seed(operator_settings.namespaces)

@@ -4,9 +4,16 @@
 2. honour a re-run request (the `backlog.dev/requested-at` annotation, as Flux's requestedAt);
 3. a finished goal stays finished (a changed spec is noted, not re-run);
 4. a running goal: read its Job and Pod; on completion write the result, retry or stall;
-5. a waiting goal: suspend, one run per task, backoff, capacity — then start the attempt's Job.
+5. a waiting goal: suspend, one run per task, backoff, capacity — then start the attempt's Job
+   (a Job the API server refuses fails the goal: `InvalidSpec` or `JobRefused`, never a loop).
+
+A goal the capacity table holds as running while its status does not say so has a Job that
+may exist (created before a crash, or its create's answer or status write was lost): it is
+adopted (or created) before anything else is decided, so no other goal takes its slot.
 
 The reconciler returns the `GoalStatus` to write and the events to say; the runtime applies it.
+A reconcile that raises is retried by the runtime with backoff; a `ReconcileError` condition the
+runtime wrote meanwhile is replaced by the phase's conditions on the next success.
 """
 
 from __future__ import annotations
@@ -35,7 +42,14 @@ from backlog_operator.api.labels import (
     LABEL_RUN,
 )
 from backlog_operator.api.result import Outcome, WorkerResult, failure
-from backlog_operator.controller.conditions import mark_ready, mark_reconciling, mark_stalled
+from backlog_operator.controller.conditions import (
+    READY,
+    RECONCILE_ERROR,
+    mark_ready,
+    mark_reconciling,
+    mark_stalled,
+    reason_of,
+)
 from backlog_operator.controller.conditions import observe_generation as _observe_generation
 from backlog_operator.controller.goals import job
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for
@@ -44,7 +58,7 @@ from backlog_operator.controller.goals.retry import backoff_seconds, should_retr
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import evolve, instant, read_status
-from backlog_operator.errors import AlreadyExistsError
+from backlog_operator.errors import AlreadyExistsError, ClassifiedError
 
 # Status fields that describe one run; cleared when a re-run starts.
 _RUN_FIELDS = (
@@ -115,9 +129,16 @@ class GoalReconciler:
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rng = rng or random.Random()  # noqa: S311 (jitter)
+        # Jobs this process asked to create and has not seen recorded in a status yet: a 409
+        # on one of them is our own create whose answer (or status write) was lost.
+        self._created: set[str] = set()
 
     async def reconcile(self, body: Mapping[str, Any]) -> Reconciled[GoalStatus]:
         """Compute and carry out the next step for the goal in `body`."""
+        result = await self._reconcile(body)
+        return self._recovered(body, result)
+
+    async def _reconcile(self, body: Mapping[str, Any]) -> Reconciled[GoalStatus]:
         try:
             goal = Goal.model_validate(dict(body))
         except ValidationError as error:
@@ -135,6 +156,22 @@ class GoalReconciler:
             async with self.capacity.lock:  # admission compares goals: one decision at a time
                 result = await self._start(goal, status)
         result.events[:0] = rerun_events
+        return result
+
+    def _recovered(
+        self, body: Mapping[str, Any], result: Reconciled[GoalStatus]
+    ) -> Reconciled[GoalStatus]:
+        """`result`, with the phase's conditions back where the runtime had shown a failure."""
+        read = read_status(GoalStatus, body.get("status"))
+        if reason_of(read.conditions, READY) != RECONCILE_ERROR:
+            return result
+        base = result.status or read
+        if reason_of(base.conditions, READY) != RECONCILE_ERROR:
+            return result
+        generation = body.get("metadata", {}).get("generation")
+        phase = base.phase or Phase.PENDING
+        reason, message = base.reason or phase.value, base.message or ""
+        result.status = self._status(base, phase, reason, message, generation)
         return result
 
     # ------------------------------------------------------------------ 1. validation
@@ -194,6 +231,7 @@ class GoalReconciler:
     async def _observe(self, goal: Goal, status: GoalStatus) -> Reconciled[GoalStatus]:
         namespace = goal.metadata.namespace or "default"
         job_name = status.job_name or ""
+        self._created.discard(job_name)  # recorded: a 409 on it no longer means a lost answer
         found_job = await self.cluster.get_job(namespace, job_name)
         if found_job is None:
             result = failure("JobMissing", f"the worker Job {job_name} disappeared", retryable=True)
@@ -251,6 +289,11 @@ class GoalReconciler:
     async def _start(self, goal: Goal, status: GoalStatus) -> Reconciled[GoalStatus]:
         now = self.clock()
         entry = entry_for(goal, status)
+        known = self.capacity.get(entry.key)
+        if known is not None and known.phase is Phase.RUNNING:
+            # Its Job was created (or its create sent) but the status never said so: adopt it
+            # (or create it) before any other decision, in the slot it holds already.
+            return await self._run_attempt(goal, status, status.attempts + 1)
         generation = goal.metadata.generation
         if goal.spec.suspend:
             self.capacity.put(entry)
@@ -323,15 +366,30 @@ class GoalReconciler:
         run = status.run or 1
         manifest = job.build_job(goal, attempt, self.settings, run)
         name = manifest["metadata"]["name"]
+        ours = name in self._created
+        # The slot is taken before the create is sent: should its answer be lost, the Job may
+        # exist, and the next reconcile adopts it before another goal is admitted.
+        self.capacity.put(replace(entry_for(goal, status), phase=Phase.RUNNING))
+        self._created.add(name)
         adopted = False
         try:
             await self.cluster.create_job(manifest)
         except AlreadyExistsError:
             existing = await self.cluster.get_job(manifest["metadata"]["namespace"], name)
-            labels = (existing or {}).get("metadata", {}).get("labels") or {}
+            if existing is None:  # deleted between the two calls: no conflict, try again
+                raise ClassifiedError("JobGone", f"Job {name} vanished", retryable=True) from None
+            labels = existing.get("metadata", {}).get("labels") or {}
             if labels.get(LABEL_GOAL_UID) != goal.metadata.uid:
+                self._created.discard(name)
                 return self._job_conflict(goal, status, name)
-            adopted = True  # made by us before a restart: adopt it rather than make a second
+            # Ours: made by this process (its answer or status write lost: the start was
+            # never said) or before a restart (adopted rather than made a second time).
+            adopted = not ours
+        except ClassifiedError as error:
+            if error.retryable:
+                raise
+            self._created.discard(name)
+            return self._job_refused(goal, status, error)
         message = f"attempt {attempt} {'adopted' if adopted else 'started'}: Job {name}"
         new = self._status(status, Phase.RUNNING, "Running", message, goal.metadata.generation)
         new = evolve(
@@ -346,6 +404,17 @@ class GoalReconciler:
         )
         self.capacity.put(entry_for(goal, new))
         return Reconciled(new, [Event("Normal", "Started" if not adopted else "Adopted", message)])
+
+    def _job_refused(
+        self, goal: Goal, status: GoalStatus, error: ClassifiedError
+    ) -> Reconciled[GoalStatus]:
+        """The API server (or the client) refused the attempt's Job: no retry can help."""
+        generation = goal.metadata.generation
+        message = str(error)
+        new = self._status(status, Phase.FAILED, error.reason, message, generation)
+        new = evolve(new, completion_time=instant(self.clock()))
+        self.capacity.put(entry_for(goal, new))
+        return Reconciled(new, [Event("Warning", error.reason, message)])
 
     def _job_conflict(self, goal: Goal, status: GoalStatus, name: str) -> Reconciled[GoalStatus]:
         message = f"a Job named {name} exists and does not belong to this goal"
