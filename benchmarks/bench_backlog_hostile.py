@@ -1,11 +1,13 @@
 """Hostile backlog files: time and peak memory of `BacklogDocument.parse`, against ordinary ones.
 
-For each hostile input (alias bombs, merge-key bombs, deep nesting, long lines, many aliases)
-parses the file in a child process and prints the outcome, the parse time, the peak memory of
-the child, and both as ratios to a baseline measured in the same run: an ordinary backlog of the
-same byte size (generated in the style of `bench_backlog_writeback`), read as the operator reads
-it (the fast reader), and the same file with one anchor added, so that ruamel.yaml's composer
-reads it (the full reader, which every hostile file here goes through). Prints, asserts nothing.
+For each hostile input (alias bombs, merge-key bombs, deep nesting, long lines, many aliases,
+and files without aliases that hold more nodes or tasks than the product limits `MAX_NODES` and
+`MAX_TASKS` allow) parses the file in a child process and prints the outcome, the parse time,
+the peak memory of the child, and both as ratios to a baseline measured in the same run: an
+ordinary backlog of the same byte size (generated in the style of `bench_backlog_writeback`),
+read as the operator reads it (the fast reader), and the same file with one anchor added, so
+that ruamel.yaml's composer reads it (the full reader, which most hostile files here go
+through). Prints, asserts nothing.
 
 Each child runs under an address-space limit and a timeout, so that an unbounded reader shows
 up as "MemoryError" or "killed" instead of eating the machine. To measure another checkout of
@@ -114,6 +116,35 @@ def long_line_of_flow_collections() -> bytes:
     return ("tasks:\n  - id: long\n    x: [" + "[], " * 300_000 + "]\n").encode()
 
 
+_MAX_BYTES = 5 * 1024 * 1024  # the document's byte limit (DEFAULT_MAX_BYTES)
+
+
+def _fill(head: str, piece: str, tail: str) -> bytes:
+    """`head`, `piece` as many times as the byte limit leaves room for, and `tail`."""
+    return (head + piece * ((_MAX_BYTES - len(head) - len(tail)) // len(piece)) + tail).encode()
+
+
+def dense_words() -> bytes:
+    """1.7 million one-letter items in one list, 5 MB (the fast reader; past MAX_NODES)."""
+    return _fill("tasks:\n  - id: long\n    x: [", "a, ", "]\n")
+
+
+def dense_lists() -> bytes:
+    """1.3 million empty lists in one list, 5 MB (the full reader; past MAX_NODES)."""
+    return _fill("tasks:\n  - id: long\n    x: [", "[], ", "]\n")
+
+
+def many_tasks() -> bytes:
+    """330,000 one-line tasks, 5 MB (the fast reader; past MAX_TASKS)."""
+    return ("tasks:\n" + "".join(f"- {{id: t{n}}}\n" for n in range(330_000))).encode()
+
+
+def many_empty_items() -> bytes:
+    """870,000 empty list items, one a line, 5 MB, and an anchor: the full reader composes
+    MAX_NODES nodes before it refuses the file (no flow collection to count ahead)."""
+    return _fill("tasks:\n  - id: &a t\n    x:\n", "    -\n", "")
+
+
 def many_small_aliases() -> bytes:
     """100,000 aliases of one word."""
     words = ", ".join(["*w"] * 100_000)
@@ -143,6 +174,10 @@ CASES: dict[str, Callable[[], bytes]] = {
     "1.2 MB line of [] lists": long_line_of_flow_collections,
     "100,000 small aliases": many_small_aliases,
     "alias keys after 1M spaces": alias_keys_after_spaces,
+    "5 MB list of words": dense_words,
+    "5 MB list of [] lists": dense_lists,
+    "330,000 one-line tasks": many_tasks,
+    "5 MB of empty items, full": many_empty_items,
 }
 
 # ------------------------------------------------------------------------ the baseline

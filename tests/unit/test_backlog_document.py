@@ -324,6 +324,27 @@ def test_a_task_from_a_merge_key_gets_its_own_fields() -> None:
     assert document.find("a").status is TaskStatus.COMPLETED  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"paths: &p [a]\ntasks:\n  - id: t\n    allowed_paths: *p\n  - id: u\n    notes: *p\n",
+        b"paths: &p [a]\ntasks:\n  - id: t\n    allowed_paths: *p",  # no final line break
+        b"paths: &p [a]\ntasks:\n  - {id: t, allowed_paths: *p}\n  - id: u\n",
+    ],
+)
+def test_a_task_whose_last_value_is_an_alias_gets_the_new_fields_after_it(data: bytes) -> None:
+    # The alias has its anchor's node: new fields went after the anchor's line, and the edit
+    # was refused as it would not read back.
+    document = _parse(data)
+    _mark(document, "t")
+    before, after = _load_yaml(data), _load_yaml(document.render())
+    assert after["paths"] == before["paths"] == ["a"]
+    assert after["tasks"][0]["allowed_paths"] == ["a"]
+    assert after["tasks"][0]["status"] == "completed"
+    assert after["tasks"][1:] == before["tasks"][1:]
+    assert document.render().startswith(data.split(b"*p")[0] + b"*p")
+
+
 # Fast reader and full parser agree ------------------------------------------------------------
 
 
@@ -344,15 +365,18 @@ def _outline_shape(root: Any) -> list[Any]:
 def test_fast_reader_agrees_with_the_full_parser(case: Path) -> None:
     for name in ("original", "expected"):
         text = (case / name).read_bytes().decode("utf-8").removeprefix("\ufeff")
+        fast_reader = FastReader(text)
         try:
-            fast = FastReader(text).read()
+            fast = fast_reader.read()
         except OutsideSubsetError:
             continue
-        full = FullReader(text, "x").read()
+        full_reader = FullReader(text, "x")
+        full = full_reader.read()
         assert fast is not None
         assert full is not None
         assert fast.value == full.value
         assert _outline_shape(fast) == _outline_shape(full)
+        assert fast_reader.nodes == full_reader.nodes
 
 
 def test_typical_backlogs_take_the_fast_path() -> None:

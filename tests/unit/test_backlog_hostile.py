@@ -4,6 +4,8 @@ The backlog file is untrusted input (anyone who can commit to the repository wri
 lets a few hundred bytes describe billions of nodes through aliases, or nest thousands of levels
 deep. Each hostile file here must be refused with a BacklogError naming the line, in well under
 a second and a few MB; a backlog that shares a few lists or mappings through anchors still loads.
+Without a single alias, a file within the byte limit can still hold millions of nodes or hundreds
+of thousands of tasks: the product limits (`MAX_NODES`, `MAX_TASKS`) refuse it while it is read.
 
 Every hostile case is parsed in a child process with an address-space limit (RLIMIT_AS) and a
 timeout, so that a regression fails the test instead of eating the machine. The child reports
@@ -21,7 +23,11 @@ from typing import Any
 
 import pytest
 
-from backlog_operator.backlog.document import BacklogDocument
+from backlog_operator.backlog import document
+from backlog_operator.backlog._fast_reader import FastReader
+from backlog_operator.backlog._full_reader import FullReader
+from backlog_operator.backlog._outline import LimitError, OutsideSubsetError
+from backlog_operator.backlog.document import DEFAULT_MAX_BYTES, BacklogDocument
 from backlog_operator.backlog.errors import BacklogError
 
 SOURCE = ".backlog/backlog.yaml"
@@ -214,6 +220,219 @@ def test_the_integer_message_says_what_to_do() -> None:
         "(Exceeds the limit (4300 digits) for integer string conversion: value has 100000 "
         "digits); quote it to keep it as text"
     )
+
+
+# ------------------------------------------------------------------- the product limits
+
+
+def _fill(head: str, piece: str, tail: str) -> bytes:
+    """`head`, `piece` as many times as the byte limit leaves room for, and `tail`."""
+    room = DEFAULT_MAX_BYTES - len(head) - len(tail)
+    return (head + piece * (room // len(piece)) + tail).encode()
+
+
+# No alias anywhere, and within the byte limit. 1.7 million one-letter items on one line: the
+# fast reader read them all, in 3 s and 350 MB.
+DENSE_WORDS = _fill("tasks:\n  - id: long\n    x: [", "a, ", "]\n")
+# 1.3 million empty lists on one line. The fast reader reads no nested flow collection, so the
+# full reader does: it took 90 s and 1.5 GB.
+DENSE_LISTS = _fill("tasks:\n  - id: long\n    x: [", "[], ", "]\n")
+# 330,000 one-line tasks (the fast reader): 5.5 s and 800 MB, validation included.
+MANY_TASKS = ("tasks:\n" + "".join(f"- {{id: t{n}}}\n" for n in range(330_000))).encode()
+
+NODES_PROBLEM = "more than 500000 YAML nodes (keys, values and list items)"
+# (case id, file, line of the error, start of the problem, seconds, MB of growth). Measured on a
+# busy two-core machine: 0.6 s and 15 MB, 0.7 s and 3 MB, 0.3 s and 56 MB (most of it the fast
+# reader's table of 330,000 lines).
+LIMITS = [
+    ("1.7 million words in a list (fast reader)", DENSE_WORDS, 3, NODES_PROBLEM, 2.0, 64),
+    ("1.3 million empty lists in a list (full reader)", DENSE_LISTS, 3, NODES_PROBLEM, 5.0, 64),
+    ("330,000 tasks (fast reader)", MANY_TASKS, 20_002, "more than 20000 tasks", 2.0, 128),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "problem", "seconds", "growth_mb"),
+    [pytest.param(*case[1:], id=str(case[0])) for case in LIMITS],
+)
+def test_a_file_past_a_product_limit_is_refused_while_it_is_read(
+    data: bytes, line: int, problem: str, seconds: float, growth_mb: float
+) -> None:
+    assert len(data) <= DEFAULT_MAX_BYTES  # the byte limit lets it through
+    result = parse_in_child(data)
+    assert result["outcome"] == "refused", result
+    assert (result["line"], result["problem"][: len(problem)]) == (line, problem), result
+    assert result["seconds"] < seconds, result
+    assert result["grown_mb"] < growth_mb, result
+
+
+def _head(data: bytes, cut: bytes, end: bytes) -> str:
+    """The first kilobyte or so of a limit case, closed: the same constructs, few of them."""
+    return (data[: data.index(cut, 1000)] + end).decode()
+
+
+def test_the_limit_cases_go_to_the_reader_they_are_meant_for() -> None:
+    assert FastReader(_head(DENSE_WORDS, b", ", b"]\n")).read() is not None
+    assert FastReader(_head(MANY_TASKS, b"\n", b"\n")).read() is not None
+    with pytest.raises(OutsideSubsetError):
+        FastReader(_head(DENSE_LISTS, b", ", b"]\n")).read()
+
+
+LIMITED = """\
+tasks:
+  - id: a
+    x: [b, c]
+  - id: d
+    y:
+      z: e
+"""
+
+
+def test_both_readers_read_up_to_the_node_limit_and_refuse_the_next_node() -> None:
+    fast, full = FastReader(LIMITED), FullReader(LIMITED, "x")
+    fast.read()
+    full.read()
+    nodes = fast.nodes
+    assert nodes == full.nodes == 17
+    FastReader(LIMITED, max_nodes=nodes).read()
+    FullReader(LIMITED, "x", max_nodes=nodes).read()
+    with pytest.raises(LimitError) as fast_refused:
+        FastReader(LIMITED, max_nodes=nodes - 1).read()
+    with pytest.raises(BacklogError) as full_refused:
+        FullReader(LIMITED, "x", max_nodes=nodes - 1).read()
+    problem = (
+        "more than 16 YAML nodes (keys, values and list items); a backlog file may hold at most 16"
+    )
+    assert (fast_refused.value.line, fast_refused.value.problem) == (6, problem)
+    assert (full_refused.value.line, full_refused.value.problem) == (6, problem)
+
+
+@pytest.mark.parametrize(
+    ("text", "max_nodes", "line"),
+    [
+        # Counted ahead from the `[`: refused at the line of the first node past the limit.
+        ("x: [a,\n  [b, c],\n  {d: e}]\n", 8, 3),
+        ("x: [a,\n  [b, c],\n  {d: e}]\n", 5, 2),
+        ("x: ['a, [b]', \"c, {d}\", # e, [f]\n  g]\n", 5, 2),
+    ],
+)
+def test_the_full_reader_counts_a_flow_collection_ahead(
+    text: str, max_nodes: int, line: int
+) -> None:
+    with pytest.raises(BacklogError) as refused:
+        FullReader(text, "x", max_nodes=max_nodes).read()
+    assert refused.value.line == line
+    assert refused.value.problem.startswith(f"more than {max_nodes} YAML nodes")
+    reader = FullReader(text, "x")
+    reader.read()
+    FullReader(text, "x", max_nodes=reader.nodes).read()  # at the limit, it loads
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("tasks:\n  - id: a\n  - id: b\n  - {id: c}\n", 4),
+        ("- id: a\n- id: b\n-\n  id: c\n", 4),  # the root list; a dash on its own line
+        ("tasks:\n- id: a\n- id: b\n# the third\n- id: c\n", 5),
+    ],
+)
+def test_both_readers_refuse_the_task_past_the_task_limit(text: str, line: int) -> None:
+    FastReader(text, max_tasks=3).read()
+    FullReader(text, "x", max_tasks=3).read()
+    with pytest.raises(LimitError) as fast_refused:
+        FastReader(text, max_tasks=2).read()
+    with pytest.raises(BacklogError) as full_refused:
+        FullReader(text, "x", max_tasks=2).read()
+    problem = "more than 2 tasks; a backlog file may hold at most 2"
+    assert (fast_refused.value.line, fast_refused.value.problem) == (line, problem)
+    assert (full_refused.value.line, full_refused.value.problem) == (line, problem)
+
+
+def test_other_lists_are_not_held_to_the_task_limit() -> None:
+    text = "other:\n- 1\n- 2\n- 3\ntasks:\n  - id: a\n    x:\n    - 1\n    - 2\n    - 3\n"
+    assert FastReader(text, max_tasks=1).read() is not None
+    assert FullReader(text, "x", max_tasks=1).read() is not None
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b"tasks:\n  - id: a\n  - id: b\n  - id: c\n", 4),  # the fast reader
+        (b"x: &x 1\ntasks:\n  - id: a\n  - id: b\n  - id: c\n", 5),  # the full reader
+        (b"all: &all [{id: a}, {id: b},\n  {id: c}]\ntasks: *all\n", 2),  # a list by alias
+    ],
+)
+def test_the_document_refuses_a_task_past_max_tasks(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, line: int
+) -> None:
+    monkeypatch.setattr(document, "MAX_TASKS", 2)
+    with pytest.raises(BacklogError) as caught:
+        BacklogDocument.parse(data, source=SOURCE)
+    assert (
+        str(caught.value)
+        == f"{SOURCE}:{line}: more than 2 tasks; a backlog file may hold at most 2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b"tasks:\n  - id: a\n    x: [1, 2, 3, 4, 5, 6]\n", 3),  # the fast reader, counting ahead
+        (b"tasks:\n  - id: a\n    x:\n    - 1\n    - 2\n    - 3\n", 6),  # the fast reader
+        (b"tasks:\n  - id: &a a\n    x:\n    - 1\n    - 2\n    - 3\n", 6),  # the full reader
+    ],
+)
+def test_the_document_refuses_a_file_past_max_nodes(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, line: int
+) -> None:
+    monkeypatch.setattr(document, "MAX_NODES", 10)
+    with pytest.raises(BacklogError) as caught:
+        BacklogDocument.parse(data, source=SOURCE)
+    assert str(caught.value) == (
+        f"{SOURCE}:{line}: more than 10 YAML nodes (keys, values and list items); "
+        "a backlog file may hold at most 10"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fast"),
+    [
+        ("tasks:\n  - id: a\n    x: [a, b, c, d]\n    y: {e: f, g: h}\n", True),
+        ("- [a, b, c, d]\n- id: a\n", True),  # a list as an item of the root list
+        ("tasks:\n  - id: a\n    x: [[], [], {b: c}, 'd, e']\n", False),
+        ("tasks:\n  - id: &a a\n    x: [a,\n      b, c]\n    y:\n    - z\n", False),
+    ],
+)
+def test_each_reader_reads_exactly_the_node_limit_and_refuses_one_node_more(
+    text: str, fast: bool
+) -> None:
+    # Any line is long next to so small a limit: flow collections are counted ahead here.
+    full = FullReader(text, "x")
+    full.read()
+    nodes = full.nodes
+    FullReader(text, "x", max_nodes=nodes).read()
+    with pytest.raises(BacklogError, match="YAML nodes"):
+        FullReader(text, "x", max_nodes=nodes - 1).read()
+    if not fast:
+        with pytest.raises(OutsideSubsetError):
+            FastReader(text).read()
+        return
+    FastReader(text, max_nodes=nodes).read()
+    with pytest.raises(LimitError, match="YAML nodes"):
+        FastReader(text, max_nodes=nodes - 1).read()
+
+
+def test_a_five_thousand_task_backlog_is_far_inside_the_limits() -> None:
+    body = "".join(
+        f"  - id: task-{n}\n    title: Task {n}\n    ready: true\n    status: pending\n"
+        f"    dependencies: [task-{max(n - 1, 0)}]\n    allowed_paths: [src/**, docs/**]\n"
+        "    description: |\n      Do the thing.\n"
+        for n in range(5000)
+    )
+    reader = FastReader("tasks:\n" + body)
+    reader.read()
+    assert reader.nodes < document.MAX_NODES // 4
+    assert document.MAX_TASKS // 4 >= 5000
 
 
 # -------------------------------------------------------------------- what must still load

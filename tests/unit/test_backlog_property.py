@@ -18,13 +18,19 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._full_reader import FullReader
-from backlog_operator.backlog._outline import OutsideSubsetError, check_duplicate_keys, task_items
+from backlog_operator.backlog._outline import (
+    OutsideSubsetError,
+    check_duplicate_keys,
+    flow_nodes_past,
+    task_items,
+)
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.backlog.model import path_allowed
@@ -460,8 +466,9 @@ def _soup(rng: random.Random) -> str:
     return eol.join(lines) + rng.choice([eol, eol, eol, ""])
 
 
-def _read_fast(text: str) -> Any:
-    """The fast reader's outline as `_read` would accept it, or None where it gives up."""
+def _read_fast(text: str) -> tuple[Any, int] | None:
+    """The fast reader's outline as `_read` would accept it and the nodes it counted, or None
+    where it gives up."""
     try:
         reader = FastReader(text)
         root = reader.read()
@@ -471,7 +478,7 @@ def _read_fast(text: str) -> Any:
         allowed = {id(root)} | {id(item) for item in task_items(root)}
         if any(id(node) not in allowed for node in reader.duplicates):
             return None
-    return root
+    return root, reader.nodes
 
 
 def _shape(root: Any) -> list[Any]:
@@ -491,16 +498,18 @@ def _shape(root: Any) -> list[Any]:
 @given(rng=st.randoms(use_true_random=False))
 def test_fast_reader_reads_as_the_full_parser_does(rng: random.Random) -> None:
     text = _soup(rng)
-    fast = _read_fast(text)
-    if fast is None:
+    read = _read_fast(text)
+    if read is None:
         return  # outside the fast reader's subset: the full parser alone reads it
+    fast, nodes = read
     fast_error = full_error = None
     try:
         check_duplicate_keys(fast, "x")
     except BacklogError as error:
         fast_error = str(error)
+    reader = FullReader(text, "x")
     try:
-        full = FullReader(text, "x").read()
+        full = reader.read()
     except BacklogError as error:
         full_error = str(error)
     assert fast_error == full_error
@@ -510,18 +519,90 @@ def test_fast_reader_reads_as_the_full_parser_does(rng: random.Random) -> None:
     # repr: NaN is not equal to itself, and 1 == True.
     assert repr(fast.value) == repr(full.value)
     assert _shape(fast) == _shape(full)
+    assert nodes == reader.nodes  # both count the same nodes against MAX_NODES
 
 
 @settings(max_examples=150, deadline=None)
 @given(backlog=backlogs())
 def test_fast_reader_reads_generated_backlogs_as_the_full_parser_does(backlog: Generated) -> None:
     text = backlog.data.decode("utf-8-sig")
-    fast = _read_fast(text)
-    full = FullReader(text, "x").read()
+    read = _read_fast(text)
+    reader = FullReader(text, "x")
+    full = reader.read()
     assert full is not None
-    if fast is not None:
+    if read is not None:
+        fast, nodes = read
         assert repr(fast.value) == repr(full.value)
         assert _shape(fast) == _shape(full)
+        assert nodes == reader.nodes
+
+
+# Counting a flow collection's nodes ahead (the node limit) ----------------------------------
+
+_FLOW_PLAIN = ["a", "a b", "a'b", "a#b", "a:b", "-1", "x-y", "日本", "a\n    b", "~", "a: b"]
+_FLOW_QUOTED = ["'a, [b]'", "'it''s'", '"a, {b}"', '"x \\" ,"', '"two\n    lines"', "''"]
+_FLOW_BREAKS = [", ", ",", " , ", ",\n    ", " # a comment, [x]\n    , ", ",\n    # [c]\n    "]
+
+
+def _flow_soup(rng: random.Random, anchors: list[str], depth: int = 0) -> str:
+    """A random flow collection or scalar: nested lists and mappings, plain, quoted and
+    multi-line scalars, anchors, aliases, tags and comments (not always valid YAML)."""
+    roll = rng.random()
+    if depth < 4 and roll < 0.5:
+        count = rng.randint(0, 4)
+        if roll < 0.3:
+            body = [_flow_soup(rng, anchors, depth + 1) for _ in range(count)]
+            opening, closing = "[", "]"
+        else:
+            body = [_flow_entry(rng, anchors, depth) for _ in range(count)]
+            opening, closing = "{", "}"
+        text = "".join(
+            (rng.choice(_FLOW_BREAKS) if index else "") + item for index, item in enumerate(body)
+        )
+        trailing = "," if body and rng.random() < 0.2 else ""
+        node = f"{opening}{text}{trailing}{closing}"
+        prefix = rng.choice(["", "", "&"])
+    elif anchors and roll < 0.6:
+        return "*" + rng.choice(anchors)
+    else:
+        node = rng.choice(_FLOW_QUOTED if rng.random() < 0.4 else _FLOW_PLAIN)
+        prefix = rng.choice(["", "", "", "!!str ", "!<tag:yaml.org,2002:str> ", "&"])
+    if prefix == "&":
+        anchors.append(f"n{len(anchors)}")
+        prefix = f"&{anchors[-1]} "
+    return prefix + node
+
+
+def _flow_entry(rng: random.Random, anchors: list[str], depth: int) -> str:
+    number = rng.randint(0, 99)
+    key = rng.choice([f'"k,{number}"', f"k{number}", f"k l{number}", f"'[k]{number}'"])
+    roll = rng.random()
+    if roll < 0.1:
+        return key  # a key without a value
+    if roll < 0.2:
+        return key + ":"
+    return f"{key}: {_flow_soup(rng, anchors, depth + 1)}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_counting_a_flow_collection_ahead_never_counts_more_than_the_parser(
+    rng: random.Random,
+) -> None:
+    flow = _flow_soup(rng, [])
+    text = f"x: {flow}\n"
+    reader = FullReader(text, "x")
+    try:
+        reader.read()
+    except BacklogError:
+        return  # not valid YAML: the parser reports it, whatever was counted
+    if flow.startswith(("[", "{")):
+        written = reader.nodes - 2  # the root mapping and the key `x`
+        assert flow_nodes_past(text, 3, written) is None, text
+    # At the limit the file loads; one node less and it is refused.
+    FullReader(text, "x", max_nodes=reader.nodes).read()
+    with pytest.raises(BacklogError, match="YAML nodes"):
+        FullReader(text, "x", max_nodes=reader.nodes - 1).read()
 
 
 # allowed_paths ------------------------------------------------------------------------------

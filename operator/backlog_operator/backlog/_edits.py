@@ -101,9 +101,6 @@ def plan_edits(
     text: str, item: OutlineNode, changes: Mapping[str, object], source: str
 ) -> list[_Edit]:
     """The text edits that give `item` the values in `changes` and touch nothing else."""
-    own: dict[str, tuple[OutlineNode, OutlineNode]] = {}
-    for key, value in item.pairs or ():
-        own.setdefault(key.value, (key, value))
     data: dict[str, Any] = item.value
     if item.shared:
         raise BacklogEditError(
@@ -112,41 +109,74 @@ def plan_edits(
             f"cannot edit task {data.get('id')!r}: it is a YAML anchor used elsewhere through an"
             " alias; edit it by hand",
         )
-    flow = item.style == FLOW
+    own: dict[str, tuple[OutlineNode, OutlineNode]] = {}
+    for key, value in item.pairs or ():
+        own.setdefault(key.value, (key, value))
     edits: list[_Edit] = []
     missing: list[str] = []
     for name, new in changes.items():
         old = data.get(name, _MISSING)
         if type(old) is type(new) and old == new:
             continue  # already so, perhaps through a merge key: nothing to write
-        if name not in own:
+        if name in own:
+            task_id = data.get("id")
+            edits.append(_replacement(text, own[name], new, len(edits), task_id, source))
+        else:
             missing.append(name)
-            continue
-        key, value = own[name]
-        if (
-            value.shared
-            or value.start < 0
-            or text[value.start : value.start + 1] in ("&", "!", "*")
-        ):
-            raise BacklogEditError(
-                source,
-                key.line,
-                f"cannot set `{name}` of task {data.get('id')!r}: its value uses a YAML anchor,"
-                " alias or tag; edit that line by hand",
-            )
-        if value.style in (FLOW, BLOCK):
-            raise BacklogEditError(
-                source, key.line, f"cannot set `{name}`: it holds a list or mapping"
-            )
-        hint = value.style if value.style in (SINGLE, DOUBLE) else None
-        replacement = _emit(new, hint, quoted=name == "completed_at")
-        if value.style == EMPTY:
-            replacement = " " + replacement
-        edits.append(_Edit(value.start, value.end, replacement, len(edits)))
-    if not missing:
-        return edits
-    if not item.pairs:
-        raise BacklogEditError(source, item.line, "cannot add fields to an empty task")
+    if missing:
+        if not item.pairs:
+            raise BacklogEditError(source, item.line, "cannot add fields to an empty task")
+        for after, names in _insertion_points(item, own, missing):
+            entries = [f"{name}: {_emit_field(name, changes[name], None)}" for name in names]
+            edits.append(_insertion(text, item, after, entries, len(edits)))
+    return edits
+
+
+def _emit_field(name: str, value: object, style: str | None) -> str:
+    """`_emit` for a field; `completed_at` is quoted always (plain, it would read as a date)."""
+    return _emit(value, style, quoted=name == "completed_at")
+
+
+def _replacement(
+    text: str,
+    entry: tuple[OutlineNode, OutlineNode],
+    new: object,
+    order: int,
+    task_id: object,
+    source: str,
+) -> _Edit:
+    """The edit that replaces the value of a task's existing `key: value` entry with `new`.
+
+    Refused (BacklogEditError) for a value shared through an anchor or alias, tagged, or a list
+    or mapping: writing there would change more than this one field.
+    """
+    key, value = entry
+    name = key.value
+    if value.shared or value.start < 0 or text[value.start : value.start + 1] in ("&", "!", "*"):
+        raise BacklogEditError(
+            source,
+            key.line,
+            f"cannot set `{name}` of task {task_id!r}: its value uses a YAML anchor,"
+            " alias or tag; edit that line by hand",
+        )
+    if value.style in (FLOW, BLOCK):
+        raise BacklogEditError(source, key.line, f"cannot set `{name}`: it holds a list or mapping")
+    hint = value.style if value.style in (SINGLE, DOUBLE) else None
+    replacement = _emit_field(name, new, hint)
+    if value.style == EMPTY:
+        replacement = " " + replacement
+    return _Edit(value.start, value.end, replacement, order)
+
+
+def _insertion_points(
+    item: OutlineNode, own: Mapping[str, tuple[OutlineNode, OutlineNode]], missing: list[str]
+) -> list[tuple[int, list[str]]]:
+    """Where the missing keys go: groups of them, each with the offset it is inserted at.
+
+    A writeback field follows the nearest earlier writeback field the task has (in the order
+    of `_WRITEBACK_KEYS`); any other key, or one with none before it, follows the last entry.
+    """
+    assert item.pairs
     groups: dict[str | None, list[str]] = {}
     for name in missing:
         anchor = None
@@ -154,29 +184,31 @@ def plan_edits(
             earlier = _WRITEBACK_KEYS[: _WRITEBACK_KEYS.index(name)]
             anchor = next((key for key in reversed(earlier) if key in own), None)
         groups.setdefault(anchor, []).append(name)
-    for anchor, names in groups.items():
-        pair = own[anchor] if anchor is not None else item.pairs[-1]
-        after = entry_end(pair)
-        entries = [
-            f"{name}: {_emit(changes[name], None, quoted=name == 'completed_at')}" for name in names
-        ]
-        if flow:
-            insertion = "".join(", " + entry for entry in entries)
-            edits.append(_Edit(after, after, insertion, len(edits)))
-            continue
-        indent = " " * item.column
-        line_break = _LINE_BREAK.search(text, after)
-        if line_break is None:
-            # The last line has no line break: add one before, none after, as the file had.
-            first_break = _LINE_BREAK.search(text)
-            eol = first_break.group(0) if first_break is not None else "\n"
-            insertion = "".join(eol + indent + entry for entry in entries)
-            edits.append(_Edit(len(text), len(text), insertion, len(edits)))
-        else:
-            eol = line_break.group(0)
-            insertion = "".join(indent + entry + eol for entry in entries)
-            edits.append(_Edit(line_break.end(), line_break.end(), insertion, len(edits)))
-    return edits
+    last = item.pairs[-1]
+    return [
+        (entry_end(own[anchor] if anchor is not None else last), names)
+        for anchor, names in groups.items()
+    ]
+
+
+def _insertion(text: str, item: OutlineNode, after: int, entries: list[str], order: int) -> _Edit:
+    """The edit that inserts `entries` (`key: value` texts) into `item` after offset `after`.
+
+    In a flow mapping, `, key: value` right there; in a block mapping, one line each after the
+    line that ends there, with the task's indentation and the file's line break.
+    """
+    if item.style == FLOW:
+        return _Edit(after, after, "".join(", " + entry for entry in entries), order)
+    indent = " " * item.column
+    line_break = _LINE_BREAK.search(text, after)
+    if line_break is None:
+        # The last line has no line break: add one before, none after, as the file had.
+        first_break = _LINE_BREAK.search(text)
+        eol = first_break.group(0) if first_break is not None else "\n"
+        return _Edit(len(text), len(text), "".join(eol + indent + e for e in entries), order)
+    eol = line_break.group(0)
+    insertion = "".join(indent + entry + eol for entry in entries)
+    return _Edit(line_break.end(), line_break.end(), insertion, order)
 
 
 def apply_edits(text: str, edits: list[_Edit]) -> str:

@@ -5,12 +5,17 @@ collections, `|` and `>` block scalars, comments and `---`/`...` are read line b
 takes a fraction of the time a full parser needs for a 5,000-task file. Anything else raises
 `OutsideSubsetError`, and the caller reads the file with the full parser (`_full_reader`).
 Scalars get their meaning from ruamel.yaml's resolver (`plain_value`), as on the full path.
+
+It counts the nodes it reads as the full parser counts them (every key, value, list item and
+collection) and the tasks of the task list, and raises `LimitError` at the line where either
+goes past the limit it was given (the document's `MAX_NODES` and `MAX_TASKS`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+import sys
+from typing import Any, NamedTuple
 
 from backlog_operator.backlog._outline import (
     BLOCK,
@@ -21,10 +26,14 @@ from backlog_operator.backlog._outline import (
     PLAIN,
     SINGLE,
     WORDS,
+    LimitError,
     OutlineNode,
     OutsideSubsetError,
+    flow_nodes_past,
     plain_value,
     skip_spaces,
+    too_many_nodes,
+    too_many_tasks,
 )
 
 # A simple key, its colon, and the spaces after it.
@@ -60,6 +69,16 @@ _SIMPLE_ESCAPES = {
 _MAX_DEPTH = 64
 
 
+class _ScalarBody(NamedTuple):
+    """The content of a block scalar (`FastReader._block_scalar_body`), before chomping."""
+
+    text: str  # the lines, joined, without a final line break
+    last_content: int  # the index of its last line with text
+    last_line: int  # the index of its last line, the empty lines after the text included
+    gap: int  # how many empty lines follow the text
+    after: int  # the index of the first line after it
+
+
 def _unescape(match: re.Match[str]) -> str:
     code = match.group(1)
     if code[0] in "xuU" and len(code) > 1:
@@ -81,7 +100,10 @@ class FastReader:
     outside comments), so reading a line never depends on more than the indentation above it.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(
+        self, text: str, *, max_nodes: int = sys.maxsize, max_tasks: int = sys.maxsize
+    ) -> None:
+        """Split `text` into lines; `read` reads them, refusing a file past either limit."""
         if ODD_CHARACTERS.search(text) or "\ufeff" in text:
             raise OutsideSubsetError("unusual characters")
         crlf = "\r" in text
@@ -116,6 +138,13 @@ class FastReader:
         self.content = content
         self.count = len(lines)
         self.duplicates: list[OutlineNode] = []
+        # The limits, and the YAML nodes read so far: every key, value, item and collection, as
+        # ruamel.yaml's composer counts them on the full path (`_full_reader`).
+        self.max_nodes = max_nodes
+        self.max_tasks = max_tasks
+        self.nodes = 0
+        # The content line where the task list's block sequence starts, once known.
+        self._task_list = -1
 
     # The document ------------------------------------------------------------------------
 
@@ -134,6 +163,8 @@ class FastReader:
             return None
         if self.indents[index] != 0:
             raise OutsideSubsetError("indented root")
+        self._task_list = index  # when the root is a list, it is the task list
+        self._count_nodes(1, index)
         node, index = self._block_node(index, 0)
         index = self._skip_to_content(index)
         if index < self.count:
@@ -142,6 +173,12 @@ class FastReader:
             if self._skip_to_content(index + 1) < self.count:
                 raise OutsideSubsetError("content after ...")
         return node
+
+    def _count_nodes(self, nodes: int, index: int) -> None:
+        """Count `nodes` more nodes, read on line `index`; refuse the file past `max_nodes`."""
+        self.nodes += nodes
+        if self.nodes > self.max_nodes:
+            raise LimitError(index + 1, too_many_nodes(self.max_nodes))
 
     def _is_dash(self, index: int, column: int) -> bool:
         line = self.lines[index]
@@ -172,15 +209,22 @@ class FastReader:
         """A block sequence whose dashes are at `column`, the first on line `index`."""
         start = self.starts[index] + column
         items: list[OutlineNode] = []
-        spans: list[tuple[int, int]] = []
         node = OutlineNode(None, start, start, index + 1, BLOCK, items=items, column=column)
         indents = self.indents
         count = self.count
+        # The task list, alone, is held to `max_tasks` and keeps each item's span.
+        tasks = index == self._task_list
+        max_items = self.max_tasks if tasks else sys.maxsize
+        spans: list[tuple[int, int]] | None = [] if tasks else None
         while True:
             begin = self.starts[index]
+            self._count_nodes(1, index)
             item, index = self.sequence_item(index, column, depth + 1)
             items.append(item)
-            spans.append((begin, self.starts[index] if index < count else len(self.text)))
+            if len(items) > max_items:
+                raise LimitError(item.line, too_many_tasks(max_items))
+            if spans is not None:
+                spans.append((begin, self.starts[index] if index < count else len(self.text)))
             if index >= count or indents[index] < column:
                 break
             if indents[index] > column:
@@ -231,7 +275,7 @@ class FastReader:
         content = self.content
         count = self.count
         match_key = _KEY.match
-        while True:
+        while True:  # one key a turn; the common case (a value on the key's line) stays inline
             line = lines[index]
             match = match_key(line, column)
             if match is None:
@@ -243,23 +287,13 @@ class FastReader:
             key = OutlineNode(
                 name, line_start + column, line_start + match.end(1), index + 1, PLAIN
             )
+            self.nodes += 2
+            if self.nodes > self.max_nodes:
+                raise LimitError(index + 1, too_many_nodes(self.max_nodes))
             at = match.end()
             if at == len(line) or line[at] == "#":
-                following = index + 1
-                while following < count and not content[following]:
-                    following += 1
-                if following < count and indents[following] > column:
-                    value, index = self._block_node(following, depth + 1)
-                elif (
-                    following < count
-                    and indents[following] == column
-                    and self._is_dash(following, column)
-                ):
-                    value, index = self._block_sequence(following, column, depth + 1)
-                else:
-                    colon = line_start + match.start(2)
-                    value = OutlineNode(None, colon + 1, colon + 1, index + 1, EMPTY)
-                    index = following
+                colon = line_start + match.start(2)
+                value, index = self._value_below(index, column, depth, colon, name)
             elif line[at] in "|>":
                 value, index = self._block_scalar(index, at, column)
                 index = self._skip_to_content(index)
@@ -274,15 +308,35 @@ class FastReader:
                 self.duplicates.append(node)
             data[name] = value.value
             pairs.append((key, value))
-            # `index` is now the next content line (or the end).
-            if index >= count or indents[index] < column:
+            # `index` is now the next content line (or the end). At `column` it holds the next
+            # key, or the dash of the sequence after a non-indented sequence's owner key.
+            if index >= count or indents[index] < column or self._is_dash(index, column):
                 break
             if indents[index] > column:
                 raise OutsideSubsetError("unexpected indentation")
-            if self._is_dash(index, column):
-                break  # the sequence that follows a non-indented sequence's owner key
         node.end = pairs[-1][1].end
         return node, index
+
+    def _value_below(
+        self, index: int, column: int, depth: int, colon: int, name: str
+    ) -> tuple[OutlineNode, int]:
+        """The value of key `name` (at `column` on line `index`) with nothing after its colon.
+
+        A block collection on the lines below (a sequence may start at the key's own column),
+        or else an empty value just after the colon. Returns it and the next content line.
+        """
+        following = self._skip_to_content(index + 1)
+        if depth == 0 and name == "tasks":
+            self._task_list = following
+        if following < self.count and self.indents[following] > column:
+            return self._block_node(following, depth + 1)
+        if (
+            following < self.count
+            and self.indents[following] == column
+            and self._is_dash(following, column)
+        ):
+            return self._block_sequence(following, column, depth + 1)
+        return OutlineNode(None, colon + 1, colon + 1, index + 1, EMPTY), following
 
     # Block scalars ----------------------------------------------------------------------
 
@@ -291,8 +345,6 @@ class FastReader:
         header = _BLOCK_HEADER.fullmatch(self.lines[index], at)
         if header is None:
             raise OutsideSubsetError("block scalar header")
-        folded = header.group(1) == ">"
-        chomping = header.group(2)
         lines = self.lines
         count = self.count
         row = index + 1
@@ -305,13 +357,32 @@ class FastReader:
             row += 1
         if row >= count or self.indents[row] <= parent:
             raise OutsideSubsetError("empty block scalar")
+        body = self._block_scalar_body(row, folded=header.group(1) == ">")
+        if body.last_line == count - 1 and not self.final_break:
+            raise OutsideSubsetError("block scalar at the end of a file without a final line break")
+        chomping = header.group(2)
+        value = "\n" * leading + body.text
+        if chomping != "-":
+            value += "\n"
+        last_line = body.last_line
+        if chomping == "+":
+            value += "\n" * body.gap
+        else:
+            last_line = body.last_content
+        end = self.starts[last_line] + len(lines[last_line])
+        start = self.starts[index] + at
+        return OutlineNode(value, start, end, index + 1, header.group(1)), body.after
+
+    def _block_scalar_body(self, row: int, *, folded: bool) -> _ScalarBody:
+        """The lines of a block scalar from its first content line, `row`, which sets its
+        indentation: joined as `|` (literal) or `>` (folded) joins them."""
+        lines = self.lines
+        count = self.count
         indent = self.indents[row]
-        parts = ["\n" * leading]
-        last_content = row
-        last_line = row
+        parts: list[str] = []
+        last_content = last_line = row
         previous_plain = False
         gap = 0
-        first = True
         while row < count:
             line = lines[row]
             if not line.strip(" "):
@@ -327,28 +398,16 @@ class FastReader:
             if folded and "\t" in text:
                 raise OutsideSubsetError("tab in a folded scalar")
             plain_start = text[0] not in " \t"
-            if not first:
-                if folded and previous_plain and plain_start:
-                    parts.append(" " if gap == 0 else "\n" * gap)
-                else:
-                    parts.append("\n" * (gap + 1))
+            if parts:
+                # Folding joins two lines that start with text; empty lines between stay.
+                fold = folded and previous_plain and plain_start
+                parts.append((" " if gap == 0 else "\n" * gap) if fold else "\n" * (gap + 1))
             parts.append(text)
-            first = False
             previous_plain = plain_start
             gap = 0
             last_content = last_line = row
             row += 1
-        if last_line == count - 1 and not self.final_break:
-            raise OutsideSubsetError("block scalar at the end of a file without a final line break")
-        if chomping != "-":
-            parts.append("\n")
-        if chomping == "+":
-            parts.append("\n" * gap)
-        else:
-            last_line = last_content
-        end = self.starts[last_line] + len(lines[last_line])
-        start = self.starts[index] + at
-        return OutlineNode("".join(parts), start, end, index + 1, header.group(1)), row
+        return _ScalarBody("".join(parts), last_content, last_line, gap, row)
 
     # One-line values ----------------------------------------------------------------------
 
@@ -360,6 +419,8 @@ class FastReader:
         if char in "'\"":
             value, style, end = self._quoted(line, at)
         elif char == "[":
+            if len(line) - at > self.max_nodes - self.nodes:
+                self._count_ahead(line, at, index)
             items, end = self._flow_sequence(line, at, base, index)
             node = OutlineNode(
                 [item.value for item in items], base + at, base + end, index + 1, FLOW
@@ -368,6 +429,8 @@ class FastReader:
             self._trailer(line, end)
             return node
         elif char == "{":
+            if len(line) - at > self.max_nodes - self.nodes:
+                self._count_ahead(line, at, index)
             return self._flow_mapping(line, at, base, index)
         else:
             if char in "?:,]}#&*!|>%@`" or (
@@ -384,6 +447,16 @@ class FastReader:
             )
         self._trailer(line, end)
         return OutlineNode(value, base + at, base + end, index + 1, style)
+
+    def _count_ahead(self, line: str, at: int, index: int) -> None:
+        """Refuse the flow collection at `at` if it holds more nodes than are left to read.
+
+        Only a line longer than that many characters can; it is counted ahead, at the speed
+        of a regular expression (`flow_nodes_past`), rather than built node by node first.
+        The collection itself was counted already, with its key or as an item.
+        """
+        if flow_nodes_past(line, at, self.max_nodes - self.nodes + 1) is not None:
+            raise LimitError(index + 1, too_many_nodes(self.max_nodes))
 
     @staticmethod
     def _trailer(line: str, end: int) -> None:
@@ -427,6 +500,7 @@ class FastReader:
         if line.startswith("]", at):
             return items, at + 1
         while True:
+            self._count_nodes(1, index)
             item, at = self._flow_scalar(line, at, base, index)
             items.append(item)
             at = skip_spaces(line, at)
@@ -453,6 +527,7 @@ class FastReader:
             if name in WORDS:
                 raise OutsideSubsetError("key that is not a string")
             key = OutlineNode(name, base + at, base + at + len(name), index + 1, PLAIN)
+            self._count_nodes(2, index)
             colon = match.end() - 1
             at = skip_spaces(line, match.end())
             if line.startswith((",", "}"), at):

@@ -20,25 +20,34 @@ too deep, before anything expands it:
   more than `ALIAS_BASE_CHARACTERS` plus `ALIAS_FACTOR` times the characters written;
 - an alias inside the node it names (a recursive structure, infinite once expanded).
 
-Files without aliases are never refused for their size here (the document's byte limit bounds
-them); a backlog that shares a few lists or mappings through anchors stays far inside these
-bounds. Converting the composed nodes to the outline takes time proportional to the expanded
-size: line starts come from one index of the text, and the colon after a key is looked for once
-per key text, not once per alias of it.
+A backlog that shares a few lists or mappings through anchors stays far inside these bounds.
+
+The document's limits on the file as written (`document.MAX_NODES`, `MAX_TASKS`) are counted
+here too, as the composer composes: each node written (an alias counts one), and each item of
+the task list. Composing costs tens of microseconds and some 300 bytes a node, and one line can
+hold a million nodes in a flow collection (`[], [], ...`); so where one opens, the scanner
+counts its nodes ahead with a regular expression and refuses it before anything is composed.
+
+Converting the composed nodes to the outline takes time proportional to the expanded size: line
+starts come from one index of the text. An alias is placed where it is written, not at its
+anchor (ruamel.yaml gives it the anchor's node), so that a task whose last value is an alias
+ends there, and an aliased key's colon is looked for just after it.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_left
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.constructor import SafeConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent, CollectionStartEvent
+from ruamel.yaml.error import FileMark, MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionStartEvent, SequenceStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import Reader
 from ruamel.yaml.scanner import Scanner
 
 from backlog_operator.backlog._outline import (
@@ -53,8 +62,11 @@ from backlog_operator.backlog._outline import (
     OutlineNode,
     check_duplicate_keys,
     entry_end,
+    flow_nodes_past,
     skip_spaces,
     tasks_node,
+    too_many_nodes,
+    too_many_tasks,
 )
 from backlog_operator.backlog.errors import BacklogError
 
@@ -62,6 +74,7 @@ _ANY_BLOCK_HEADER = re.compile(r"[|>](?:([1-9])([+-]?)|([+-]?)([1-9]?))")
 # ruamel.yaml's scalar styles as the outline's.
 _SCALAR_STYLES = {None: PLAIN, "'": SINGLE, '"': DOUBLE, "|": LITERAL, ">": FOLDED}
 _LINE_BREAKS = re.compile(r"[\r\n]")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # a line break as ruamel.yaml's reader counts them
 
 # How far a file may go (see the module docstring). A backlog nests five or six levels deep and
 # its aliases, if any, share a few short lists or mappings: these are generous for that, and
@@ -81,25 +94,62 @@ _KINDS = {
 class _RefusedError(Exception):
     """A file refused while it is composed or constructed: the line and the problem."""
 
-    def __init__(self, mark: Any, problem: str) -> None:
+    def __init__(self, mark: Any, problem: str, *, line: int | None = None) -> None:
         super().__init__(problem)
-        self.line: int | None = mark.line + 1 if mark is not None else None
+        self.line: int | None = mark.line + 1 if mark is not None else line
         self.problem = problem
 
 
-class _BoundedScanner(Scanner):
-    """ruamel.yaml's scanner, refusing a flow collection nested deeper than `MAX_DEPTH`.
+class _LeanReader(Reader):
+    """ruamel.yaml's reader, with marks that do not point into the text.
 
-    The composer would refuse it too, but the scanner reads ahead of the composer, and each
-    `[` or `{` it has not yet resolved is checked again at every later token: a kilobyte of
-    `[[[[...` costs half a second before the composer sees the 101st level.
+    For text read from a string, each mark would also keep the buffer and an offset into it,
+    for error snippets that the messages here never show; every node keeps two marks, and
+    these leaner ones (ruamel.yaml's own, for files) save a fifth of what composing keeps.
+    """
+
+    def get_mark(self) -> Any:
+        """The current position: name, offset, line and column (all 0-based)."""
+        return FileMark(self.name, self.index, self.line, self.column)
+
+
+class _BoundedScanner(Scanner):
+    """ruamel.yaml's scanner, refusing a flow collection nested deeper than `MAX_DEPTH`, or one
+    that holds more nodes than the composer's node limit leaves room for.
+
+    The composer would refuse both too, but later: the scanner reads ahead of the composer, and
+    each `[` or `{` it has not yet resolved is checked again at every later token (a kilobyte of
+    `[[[[...` costs half a second before the composer sees the 101st level); and composing costs
+    tens of microseconds and a few hundred bytes a node (a line of `[], [], ...` took half a
+    minute and 280 MB to reach the node limit). So where a flow collection opens in block
+    context, its nodes are counted ahead, at the speed of a regular expression
+    (`_outline.flow_nodes_past`).
     """
 
     def fetch_flow_collection_start(self, *args: Any, **kwargs: Any) -> None:
         """Open a flow collection as ruamel.yaml does, unless it is one level too many."""
         if self.flow_level >= MAX_DEPTH:
             raise _RefusedError(self.reader.get_mark(), f"nested deeper than {MAX_DEPTH} levels")
+        if self.flow_level == 0:
+            self._count_ahead()
         super().fetch_flow_collection_start(*args, **kwargs)
+
+    def _count_ahead(self) -> None:
+        """Refuse the flow collection that opens here if its nodes alone pass the node limit.
+
+        The composer has counted at most the nodes before it (it lags behind the scanner), so
+        the room left is never less than the true room: nothing within the limit is refused.
+        """
+        composer = self.loader.composer
+        if composer.max_nodes == sys.maxsize:
+            return
+        reader = self.reader
+        room = composer.max_nodes - composer.written_nodes
+        past = flow_nodes_past(reader.buffer, reader.pointer, room)
+        if past is not None:
+            breaks = len(_LINE_BREAK.findall(reader.buffer, reader.pointer, past))
+            line = reader.line + breaks + 1
+            raise _RefusedError(None, too_many_nodes(composer.max_nodes), line=line)
 
 
 class _BoundedComposer(Composer):
@@ -124,24 +174,45 @@ class _BoundedComposer(Composer):
         self._open: list[list[int]] = []
         # The expanded (nodes, characters, height) of each anchored node, once complete.
         self._anchored: dict[int, tuple[int, int, int]] = {}
+        # The document's limits (`limit`), and the items of the task list composed so far.
+        self.max_nodes = sys.maxsize
+        self.max_tasks = sys.maxsize
+        self.tasks = 0
+        self._task_list: list[int] | None = None  # the task list's entry in `_open`
+        # Where each alias is written: (start, end, 1-based line), by (id of the collection it
+        # is in, position of its pair or item there, whether it is a mapping key).
+        self.aliases: dict[tuple[int, int, bool], tuple[int, int, int]] = {}
+
+    def limit(self, *, max_nodes: int, max_tasks: int) -> None:
+        """Refuse a document of more than `max_nodes` written nodes or `max_tasks` tasks."""
+        self.max_nodes = max_nodes
+        self.max_tasks = max_tasks
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         """Compose one node as ruamel.yaml does, counting it (see the class docstring)."""
         event = self.parser.peek_event()
+        if self._open and self._open[-1] is self._task_list:
+            self.tasks += 1
+            if self.tasks > self.max_tasks:
+                raise _RefusedError(event.start_mark, too_many_tasks(self.max_tasks))
+        self._count_written(event)
         if isinstance(event, AliasEvent):
             node = super().compose_node(parent, index)  # the anchored node; raises if unknown
             self._alias(event, node)
+            self._note_alias(event, parent, index)
             return node
         collection = isinstance(event, CollectionStartEvent)
         characters = 0 if collection else len(event.value)
-        self.written_nodes += 1
         self.expanded_nodes += 1
         self.written_characters += characters
         self.expanded_characters += characters
         if collection:
             if len(self._open) >= MAX_DEPTH:
                 raise _RefusedError(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
-            self._open.append([1, 0, 1])
+            totals = [1, 0, 1]
+            if isinstance(event, SequenceStartEvent) and self._holds_tasks(parent, index):
+                self._task_list = totals
+            self._open.append(totals)
         node = super().compose_node(parent, index)
         if collection:
             nodes, characters, height = self._open.pop()
@@ -152,6 +223,35 @@ class _BoundedComposer(Composer):
         if event.anchor is not None:
             self._anchored[id(node)] = size
         return node
+
+    def _note_alias(self, event: Any, parent: Any, index: Any) -> None:
+        """Note where an alias is written: ruamel.yaml gives it its anchor's node and marks.
+
+        `parent` is the collection being composed (the alias is its next pair's key when
+        `index` is None, else its next pair's value or its next item).
+        """
+        if parent is not None:
+            where = (id(parent), len(parent.value), index is None)
+            start, end = event.start_mark, event.end_mark
+            self.aliases[where] = (start.index, end.index, start.line + 1)
+
+    def _count_written(self, event: Any) -> None:
+        """Count one node of the text (an alias too); refuse the document past `max_nodes`."""
+        self.written_nodes += 1
+        if self.written_nodes > self.max_nodes:
+            raise _RefusedError(event.start_mark, too_many_nodes(self.max_nodes))
+
+    def _holds_tasks(self, parent: Any, index: Any) -> bool:
+        """Whether the sequence composed as `parent`'s `index` is the task list: the root, or
+        the value of the root mapping's `tasks` key (as `_outline.tasks_node` finds it)."""
+        if not self._open:
+            return True
+        return (
+            len(self._open) == 1
+            and isinstance(parent, MappingNode)
+            and isinstance(index, ScalarNode)
+            and index.value == "tasks"
+        )
 
     def _add(self, size: tuple[int, int, int]) -> None:
         """Add a child's expanded size to the collection being composed."""
@@ -175,7 +275,6 @@ class _BoundedComposer(Composer):
             raise _RefusedError(
                 event.start_mark, f"nested deeper than {MAX_DEPTH} levels through alias {name}"
             )
-        self.written_nodes += 1
         self.expanded_nodes += nodes
         self.expanded_characters += characters
         node_limit = ALIAS_BASE_NODES + ALIAS_FACTOR * self.written_nodes
@@ -266,21 +365,33 @@ def _block_scalar_end(text: str, start: int, parent: int) -> int | None:
 class FullReader:
     """Builds the outline with ruamel.yaml's composer, for files the fast reader declines."""
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(
+        self, text: str, source: str, *, max_nodes: int = sys.maxsize, max_tasks: int = sys.maxsize
+    ) -> None:
+        """Read `text` (named `source` in errors), refusing it past either limit."""
         self.text = text
         self.source = source
+        self.max_nodes = max_nodes
+        self.max_tasks = max_tasks
+        self.nodes = 0  # the nodes of the text, once read: as `FastReader.nodes` counts them
         self.uses: dict[int, int] = {}
+        self._aliases: dict[tuple[int, int, bool], tuple[int, int, int]] = {}
         self._breaks: list[int] | None = None
         self._colons: dict[int, int | None] = {}
 
     def read(self) -> OutlineNode | None:
         """The document's root node, or None for an empty document; BacklogError if invalid."""
         yaml = YAML(typ="safe", pure=True)
+        yaml.Reader = _LeanReader
         yaml.Scanner = _BoundedScanner
         yaml.Composer = _BoundedComposer
         yaml.Constructor = _CheckedConstructor
+        composer = yaml.composer
+        composer.limit(max_nodes=self.max_nodes, max_tasks=self.max_tasks)
         try:
             composed = yaml.compose(self.text)
+            self.nodes = composer.written_nodes
+            self._aliases = composer.aliases
             if composed is None:
                 return None
             self._count_uses(composed)
@@ -311,7 +422,8 @@ class FullReader:
         return self._breaks[before - 1] + 1 if before else 0
 
     def _colon_after(self, offset: int) -> int | None:
-        """`_colon_after`, once per offset: every alias of a key shares its anchor's offsets."""
+        """`_colon_after`, once per offset: the keys inside an aliased collection keep their
+        anchor's offsets, converted again for every alias of it."""
         if offset not in self._colons:
             self._colons[offset] = _colon_after(self.text, offset)
         return self._colons[offset]
@@ -349,19 +461,22 @@ class FullReader:
         items: list[OutlineNode] | None = None
         if isinstance(node, MappingNode):
             pairs = []
-            for key_node, value_node in node.value:
-                key = self._convert(key_node, column)
+            for position, (key_node, value_node) in enumerate(node.value):
+                key = self._placed(self._convert(key_node, column), node, position, is_key=True)
                 value = self._convert(value_node, column)
                 if value.style == EMPTY:
                     # An empty value's marks point at whatever follows; anchor it to the colon.
                     colon = self._colon_after(key.end)
                     value.start = value.end = colon + 1 if colon is not None else -1
                     value.line = key.line
-                pairs.append((key, value))
+                pairs.append((key, self._placed(value, node, position, is_key=False)))
             last = entry_end(pairs[-1]) if pairs else None
         else:
             assert isinstance(node, SequenceNode)
-            items = [self._convert(item, column) for item in node.value]
+            items = [
+                self._placed(self._convert(item, column), node, position, is_key=False)
+                for position, item in enumerate(node.value)
+            ]
             last = items[-1].end if items else None
         end = node.end_mark.index if flow or last is None else last
         return OutlineNode(
@@ -375,6 +490,21 @@ class FullReader:
             column=column,
             shared=shared,
         )
+
+    def _placed(
+        self, converted: OutlineNode, parent: Node, position: int, *, is_key: bool
+    ) -> OutlineNode:
+        """`converted`, at the alias it is written as there, if it is one (see `_note_alias`).
+
+        An alias has its anchor's node, so it was converted at its anchor's place; the outline
+        wants it where it is written, so that the entry it ends ends there (an edit inserts a
+        missing key after a task's last entry) and its key reports its own line.
+        """
+        if converted.shared:
+            where = self._aliases.get((id(parent), position, is_key))
+            if where is not None:
+                converted.start, converted.end, converted.line = where
+        return converted
 
 
 def _colon_after(text: str, offset: int) -> int | None:

@@ -48,8 +48,8 @@ class OutlineNode:
     items: list[OutlineNode] | None = None  # a sequence's items
     column: int = 0  # a block collection's key or dash column
     shared: bool = False  # an anchored or aliased node: one text, several places in the data
-    # Fast reader, block sequences: for each item, the offset of its dash line and the offset of
-    # the line after it (the next content line, or the end of the text).
+    # Fast reader, the task list as a block sequence: for each item, the offset of its dash line
+    # and the offset of the line after it (the next content line, or the end of the text).
     spans: list[tuple[int, int]] | None = None
 
 
@@ -67,6 +67,32 @@ class Outline:
 
 class OutsideSubsetError(Exception):
     """The fast reader met YAML outside its subset; the full parser reads the file instead."""
+
+
+class LimitError(Exception):
+    """The fast reader went past a limit of the document (`too_many_nodes`, `too_many_tasks`).
+
+    Unlike `OutsideSubsetError` this is final: the full parser would count the same, so the
+    document refuses the file at `line` with `problem`.
+    """
+
+    def __init__(self, line: int, problem: str) -> None:
+        super().__init__(line, problem)
+        self.line = line
+        self.problem = problem
+
+
+def too_many_nodes(limit: int) -> str:
+    """The refusal of a file past the node limit; both readers word it alike."""
+    return (
+        f"more than {limit} YAML nodes (keys, values and list items); "
+        f"a backlog file may hold at most {limit}"
+    )
+
+
+def too_many_tasks(limit: int) -> str:
+    """The refusal of a file past the task limit; both readers and the document word it alike."""
+    return f"more than {limit} tasks; a backlog file may hold at most {limit}"
 
 
 # ruamel.yaml resolves and constructs scalars on both paths, so both agree on what `1e3`,
@@ -124,6 +150,61 @@ def skip_spaces(text: str, at: int) -> int:
     while at < len(text) and text[at] == " ":
         at += 1
     return at
+
+
+# The tokens of YAML in flow context, for counting the nodes of a flow collection ahead of the
+# parser. Inside `[...]` and `{...}`, `,[]{}` cannot be part of a plain scalar, an anchor, an
+# alias or a short tag, so outside quoted scalars, comments and verbatim tags they are structure.
+# A plain scalar runs on across spaces and line breaks, up to a flow indicator, a `: ` or a
+# comment: it is never cut shorter than YAML cuts it, so each node counted is a node of the file.
+_FLOW_TOKEN = re.compile(
+    r"""
+    (?P<space>[ \t\r\n]+)
+    | (?P<comment>\#[^\r\n]*)
+    | (?P<open>[\[{])
+    | (?P<close>[\]}])
+    | (?P<indicator>,|[?:](?=[ \t\r\n,\[\]{}]|\Z))
+    | (?P<quoted>'(?:[^']|'')*'|"(?:[^"\\]|\\.)*")
+    | (?P<alias>\*[^ \t\r\n,\[\]{}]+)
+    | (?P<property>&[^ \t\r\n,\[\]{}]+|!<[^>]*>|![^ \t\r\n,\[\]{}]*)
+    | (?P<plain>[^ \t\r\n,\[\]{}'"\#|>%@`\x00]
+        (?:[^ \t\r\n,\[\]{}:\#]
+        | :(?![ \t\r\n,\[\]{}]|\Z)
+        | (?<![ \t\r\n])\#
+        | [ \t\r\n]+(?=[^ \t\r\n,\[\]{}:\#]|:(?![ \t\r\n,\[\]{}]|\Z))
+        )*)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_NODE_TOKENS = frozenset({"open", "quoted", "alias", "plain"})
+
+
+def flow_nodes_past(text: str, start: int, room: int) -> int | None:
+    """Where the flow collection opening at `start` holds more than `room` nodes, or None.
+
+    Counts a node for each collection, quoted or plain scalar and alias, and none for the
+    empty values and single-pair mappings YAML may add: never more nodes than the composer
+    will count. Stops, finding nothing, at the collection's end, the end of the text, or
+    anything it does not read (the parser will report it).
+    """
+    nodes = depth = 0
+    position = start
+    match = _FLOW_TOKEN.match(text, position)
+    while match is not None:
+        kind = match.lastgroup
+        if kind in _NODE_TOKENS:
+            nodes += 1
+            if nodes > room:
+                return position
+        if kind == "open":
+            depth += 1
+        elif kind == "close":
+            depth -= 1
+            if depth == 0:
+                return None
+        position = match.end()
+        match = _FLOW_TOKEN.match(text, position)
+    return None
 
 
 # ------------------------------------------------------------------------------- the tasks

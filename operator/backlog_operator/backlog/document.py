@@ -30,6 +30,19 @@ byte limit of `load` (`DEFAULT_MAX_BYTES`), reading bounds what the text can mak
 fast reader's subset has no anchors or aliases and gives up past 64 levels, and the full reader
 refuses, at the offending line, a file whose aliases expand to many times what it writes
 ("billion laughs"), one nested deeper than 100 levels, and a recursive alias (`_full_reader`).
+
+Even without an alias, five megabytes of `[], [], ...` or of one-line tasks would take minutes
+and gigabytes to read and validate. So two product limits hold whatever the size in bytes, and
+a file past either is refused at the line where it goes past, with a sentence naming the limit:
+
+- `MAX_TASKS`: at most 20,000 tasks (the benchmarks' backlog has 5,000);
+- `MAX_NODES`: at most 500,000 YAML nodes in the whole file, counting every key, value, list
+  item and collection as written (an alias counts one; what it expands to is the alias bounds'
+  matter). A 5,000-task backlog holds some 110,000.
+
+Both readers count as they read, so the refusal comes before memory grows: the fast reader node
+by node, and a flow collection on a line longer than the nodes left ahead of building it; the
+full reader as ruamel.yaml composes, and each flow collection ahead as its scanner opens it.
 """
 
 from __future__ import annotations
@@ -52,12 +65,14 @@ from backlog_operator.backlog._edits import apply_edits, plan_edits
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._full_reader import FullReader
 from backlog_operator.backlog._outline import (
+    LimitError,
     Outline,
     OutlineNode,
     OutsideSubsetError,
     check_duplicate_keys,
     task_items,
     tasks_node,
+    too_many_tasks,
 )
 from backlog_operator.backlog.errors import (
     BacklogEditError,
@@ -68,6 +83,9 @@ from backlog_operator.backlog.errors import (
 from backlog_operator.backlog.model import Task, value_kind
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+# What one file may hold, whatever its size in bytes (see the module docstring).
+MAX_TASKS = 20_000
+MAX_NODES = 500_000
 
 _BOM = b"\xef\xbb\xbf"
 _EXPECTED_SHAPE = "expected a mapping with a `tasks:` list, or a list of tasks"
@@ -95,22 +113,32 @@ def _collector_paused() -> Iterator[None]:
 
 def _read(text: str, source: str) -> Outline:
     """Read `text` (fast reader first) and check its shape; BacklogError when it is wrong."""
-    root: OutlineNode | None
-    fast = True
+    root: OutlineNode | None = None
     try:
-        reader = FastReader(text)
-        root = reader.read()
-        if root is not None:
-            allowed = {id(root)} | {id(item) for item in task_items(root)}
-            if any(id(node) not in allowed for node in reader.duplicates):
-                raise OutsideSubsetError("duplicate keys below the tasks")  # the parser reports it
+        root = _read_fast(text)
+        fast = True
     except OutsideSubsetError:
         fast = False
-        root = FullReader(text, source).read()
+    except LimitError as error:
+        raise BacklogError(source, error.line, error.problem) from None
+    if not fast:
+        # Out of the `except` block: its traceback would keep the fast reader's lines alive.
+        root = FullReader(text, source, max_nodes=MAX_NODES, max_tasks=MAX_TASKS).read()
     if root is None:
         raise BacklogError(source, None, f"the file holds no YAML document; {_EXPECTED_SHAPE}")
     check_duplicate_keys(root, source)
     return Outline(root, _task_items_checked(root, source), fast)
+
+
+def _read_fast(text: str) -> OutlineNode | None:
+    """The fast reader's root; OutsideSubsetError when the full parser must read the file."""
+    reader = FastReader(text, max_nodes=MAX_NODES, max_tasks=MAX_TASKS)
+    root = reader.read()
+    if root is not None:
+        allowed = {id(root)} | {id(item) for item in task_items(root)}
+        if any(id(node) not in allowed for node in reader.duplicates):
+            raise OutsideSubsetError("duplicate keys below the tasks")  # the parser reports it
+    return root
 
 
 def _task_items_checked(root: OutlineNode, source: str) -> list[OutlineNode]:
@@ -126,6 +154,9 @@ def _task_items_checked(root: OutlineNode, source: str) -> list[OutlineNode]:
         raise BacklogError(
             source, key_line, f"`tasks` must be a list of tasks, found {value_kind(node.value)}"
         )
+    if len(node.items) > MAX_TASKS:
+        # The readers refuse a task list as they read it; this also holds one made by an alias.
+        raise BacklogError(source, node.items[MAX_TASKS].line, too_many_tasks(MAX_TASKS))
     return node.items
 
 

@@ -326,6 +326,20 @@ def validate_tasks(tasks: Sequence[Task], *, source: str) -> list[BacklogError]:
     backlog validates.
     """
     problems: list[BacklogError] = []
+    by_id, by_label = _check_ids(tasks, source, problems)
+    _check_requires(tasks, by_id, by_label, source, problems)
+    problems.extend(_cycle_errors(tasks, by_id, source))
+    problems.sort(key=lambda error: error.line or 0)  # stable: same line keeps check order
+    return problems
+
+
+def _check_ids(
+    tasks: Sequence[Task], source: str, problems: list[BacklogError]
+) -> tuple[dict[str, Task], dict[str, Task]]:
+    """Add a problem for each duplicate, invalid or clashing id (see `validate_tasks`).
+
+    Returns each id's first task, and each valid id's task by its Goal name part.
+    """
     by_id: dict[str, Task] = {}
     by_label: dict[str, Task] = {}
     for task in tasks:
@@ -363,7 +377,17 @@ def validate_tasks(tasks: Sequence[Task], *, source: str) -> list[BacklogError]:
             )
         else:
             by_label[label] = task
+    return by_id, by_label
 
+
+def _check_requires(
+    tasks: Sequence[Task],
+    by_id: Mapping[str, Task],
+    by_label: Mapping[str, Task],
+    source: str,
+    problems: list[BacklogError],
+) -> None:
+    """Add a problem for each `requires` id that is not a task of the file."""
     for task in tasks:
         for required in dict.fromkeys(task.requires):
             if required not in by_id:
@@ -375,10 +399,6 @@ def validate_tasks(tasks: Sequence[Task], *, source: str) -> list[BacklogError]:
                         f"{required!r}{_did_you_mean(required, by_label)}",
                     )
                 )
-
-    problems.extend(_cycle_errors(tasks, by_id, source))
-    problems.sort(key=lambda error: error.line or 0)  # stable: same line keeps check order
-    return problems
 
 
 def _did_you_mean(required: str, by_label: Mapping[str, Task]) -> str:
@@ -509,104 +529,119 @@ def select_tasks(tasks: Sequence[Task], given: SelectionInput, *, source: str) -
     problems = validate_tasks(tasks, source=source)
     if problems:
         raise problems[0]
-
-    completed = {task.id for task in tasks if task.status is TaskStatus.COMPLETED}
-    counts = dict.fromkeys(TaskStatus, 0)
-    held: dict[str, Held] = {}
-    lists: dict[str, list[str]] = {
-        "in_progress": [],
-        "completed": [],
-        "failed": [],
-        "not_ready": [],
-    }
-    blocked: list[BlockedTask] = []
-    selectable: list[tuple[tuple[int, int], int, Task]] = []
-    budget = _FailureBudget(given)
-
-    for index, task in enumerate(tasks):
-        status = task.status
-        counts[status] += 1
-        task_id = task.id
-        # The order of these checks is the order of `Hold`: the first reason is the one given.
-        if status is TaskStatus.COMPLETED:
-            held[task_id] = _COMPLETED
-            lists["completed"].append(task_id)
-            continue
-        if status is TaskStatus.IN_PROGRESS:
-            held[task_id] = _IN_PROGRESS
-            lists["in_progress"].append(task_id)
-            continue
-        if task_id in given.active_goals:
-            held[task_id] = _RUNNING
-            lists["in_progress"].append(task_id)
-            continue
-        if task_id in given.open_pull_requests:
-            held[task_id] = _OPEN_PULL_REQUEST
-            lists["in_progress"].append(task_id)
-            continue
-        if status is TaskStatus.FAILED:
-            held[task_id] = _FAILED
-            lists["failed"].append(task_id)
-            continue
-        marked_blocked = status is TaskStatus.BLOCKED
-        if not marked_blocked and not task.ready:
-            held[task_id] = _NOT_READY
-            lists["not_ready"].append(task_id)
-            continue
-        unfinished = [r for r in dict.fromkeys(task.requires) if r not in completed]
-        failures = budget.over(task_id)
-        if marked_blocked or unfinished or failures:
-            if marked_blocked:
-                held[task_id] = _BLOCKED
-            elif unfinished:
-                held[task_id] = Held(Hold.REQUIRES, f"waiting for {_names(unfinished)}")
-            else:
-                held[task_id] = Held(Hold.FAILURE_BUDGET, budget.describe(failures))
-            blocked.append(
-                BlockedTask(
-                    id=task_id,
-                    requires=tuple(unfinished[:MAX_REQUIRES_LISTED]),
-                    requires_total=len(unfinished),
-                    failures=len(failures),
-                    last_failures=tuple(
-                        _shorten(failure.reason) for failure in failures[:MAX_FAILURE_REASONS]
-                    ),
-                    marked_blocked=marked_blocked,
-                )
-            )
-            continue
-        selectable.append((task.sort_key, index, task))
-
+    standing = _stand(tasks, given)
     # Sorting on (rank, file position) and nothing else: equal ranks keep the file's order.
-    selectable.sort(key=lambda entry: (entry[0], entry[1]))
-    ordered = [entry[2] for entry in selectable]
+    standing.selectable.sort(key=lambda entry: (entry[0], entry[1]))
+    ordered = [entry[2] for entry in standing.selectable]
     room, limit = _room(given, len(ordered))
     start = tuple(ordered[:room])
     deferred = tuple(task.id for task in ordered[room:])
+    held = standing.held
     if deferred:
         assert limit is not None
         waiting = Held(Hold.LIMIT, limit.message)
         for task_id in deferred:
             held[task_id] = waiting
-
-    cap = given.max_listed
-    report = BacklogReport(
-        counts=StatusCounts(**{status.value: number for status, number in counts.items()}),
-        ready=_id_list([task.id for task in ordered], cap),
-        in_progress=_id_list(lists["in_progress"], cap),
-        blocked=tuple(blocked[:cap]),
-        blocked_total=len(blocked),
-        completed=_id_list(lists["completed"], cap),
-        failed=_id_list(lists["failed"], cap),
-        not_ready=_id_list(lists["not_ready"], cap),
-    )
     return Selection(
         start=start,
         deferred=deferred,
         limit=limit,
         held=MappingProxyType(held),
-        report=report,
+        report=standing.report(ordered, given.max_listed),
     )
+
+
+@dataclass(slots=True)
+class _Standing:
+    """Where the tasks stand before the limits apply (see `_stand`)."""
+
+    counts: dict[TaskStatus, int]
+    held: dict[str, Held] = field(default_factory=dict)
+    in_progress: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    not_ready: list[str] = field(default_factory=list)
+    blocked: list[BlockedTask] = field(default_factory=list)
+    # The selectable tasks as (rank, file position, task), in file order.
+    selectable: list[tuple[tuple[int, int], int, Task]] = field(default_factory=list)
+
+    def report(self, ordered: Sequence[Task], cap: int) -> BacklogReport:
+        """The report, with `ordered` (the selectable tasks in order) as the ready list."""
+        return BacklogReport(
+            counts=StatusCounts(**{status.value: number for status, number in self.counts.items()}),
+            ready=_id_list([task.id for task in ordered], cap),
+            in_progress=_id_list(self.in_progress, cap),
+            blocked=tuple(self.blocked[:cap]),
+            blocked_total=len(self.blocked),
+            completed=_id_list(self.completed, cap),
+            failed=_id_list(self.failed, cap),
+            not_ready=_id_list(self.not_ready, cap),
+        )
+
+
+def _stand(tasks: Sequence[Task], given: SelectionInput) -> _Standing:
+    """Count the file's statuses; give every task that cannot start a reason and a status
+    list (`Held`, the first reason in the order of `Hold`); collect the selectable ones."""
+    standing = _Standing(counts=dict.fromkeys(TaskStatus, 0))
+    counts, held, selectable = standing.counts, standing.held, standing.selectable
+    in_progress, completed_ids = standing.in_progress, standing.completed
+    active, open_pull_requests = given.active_goals, given.open_pull_requests
+    completed = {task.id for task in tasks if task.status is TaskStatus.COMPLETED}
+    budget = _FailureBudget(given)
+    for index, task in enumerate(tasks):
+        status = task.status
+        counts[status] += 1
+        task_id = task.id
+        if status is TaskStatus.COMPLETED:
+            hold, where = _COMPLETED, completed_ids
+        elif status is TaskStatus.IN_PROGRESS:
+            hold, where = _IN_PROGRESS, in_progress
+        elif task_id in active:
+            hold, where = _RUNNING, in_progress
+        elif task_id in open_pull_requests:
+            hold, where = _OPEN_PULL_REQUEST, in_progress
+        elif status is TaskStatus.FAILED:
+            hold, where = _FAILED, standing.failed
+        elif status is not TaskStatus.BLOCKED and not task.ready:
+            hold, where = _NOT_READY, standing.not_ready
+        else:
+            blocked = _blocked(task, completed, budget)
+            if blocked is None:
+                selectable.append((task.sort_key, index, task))
+            else:
+                held[task_id], entry = blocked
+                standing.blocked.append(entry)
+            continue
+        held[task_id] = hold
+        where.append(task_id)
+    return standing
+
+
+def _blocked(
+    task: Task, completed: AbstractSet[str], budget: _FailureBudget
+) -> tuple[Held, BlockedTask] | None:
+    """Why a ready task, or one the file marks blocked, cannot start, and its status entry;
+    None when it can (every requirement completed, within the failure budget)."""
+    marked_blocked = task.status is TaskStatus.BLOCKED
+    unfinished = [r for r in dict.fromkeys(task.requires) if r not in completed]
+    failures = budget.over(task.id)
+    if not (marked_blocked or unfinished or failures):
+        return None
+    if marked_blocked:
+        held = _BLOCKED
+    elif unfinished:
+        held = Held(Hold.REQUIRES, f"waiting for {_names(unfinished)}")
+    else:
+        held = Held(Hold.FAILURE_BUDGET, budget.describe(failures))
+    entry = BlockedTask(
+        id=task.id,
+        requires=tuple(unfinished[:MAX_REQUIRES_LISTED]),
+        requires_total=len(unfinished),
+        failures=len(failures),
+        last_failures=tuple(_shorten(failure.reason) for failure in failures[:MAX_FAILURE_REASONS]),
+        marked_blocked=marked_blocked,
+    )
+    return held, entry
 
 
 # Shared: most tasks of a long-lived backlog are completed, and these never change.
@@ -665,63 +700,67 @@ def _room(given: SelectionInput, wanted: int) -> tuple[int, LimitReached | None]
             Limit.FORGE_UNAVAILABLE,
             f"the forge could not be asked, so nothing starts: {given.forge_error}",
         )
-    limits = given.limits
     # Goals that have not opened their pull request yet will: count them as pull requests
     # already, or one sync could start more than the open and hourly limits allow.
     on_the_way = len(given.active_goals - given.open_pull_requests)
-    candidates: list[tuple[int, LimitReached]] = []
-    if limits.max_running_goals is not None:
-        running = given.running_goal_count
-        candidates.append(
-            (
-                limits.max_running_goals - running,
-                LimitReached(
-                    Limit.MAX_RUNNING_GOALS,
-                    f"{running} Goals running, at most {limits.max_running_goals}",
-                ),
-            )
-        )
-    if limits.max_open_pull_requests is not None:
-        open_now = given.open_pull_request_total
-        candidates.append(
-            (
-                limits.max_open_pull_requests - open_now - on_the_way,
-                LimitReached(
-                    Limit.MAX_OPEN_PULL_REQUESTS,
-                    f"{open_now} pull requests open and {on_the_way} on the way, "
-                    f"at most {limits.max_open_pull_requests}",
-                ),
-            )
-        )
-    if limits.max_new_pull_requests_per_hour is not None:
-        cap = limits.max_new_pull_requests_per_hour
-        since = given.now - PULL_REQUEST_WINDOW
-        recent = sorted(moment for moment in given.pull_requests_opened if moment > since)
-        # For one more to start, this many of the recent ones must leave the window first.
-        must_expire = len(recent) + on_the_way - cap + 1
-        retry_at = (
-            recent[must_expire - 1] + PULL_REQUEST_WINDOW
-            if 0 < must_expire <= len(recent)
-            else None
-        )
-        message = (
-            f"{len(recent)} pull requests opened in the last hour and {on_the_way} on the way, "
-            f"at most {cap} an hour"
-        )
-        if retry_at is not None:
-            message += f"; the next may start at {retry_at.isoformat()}"
-        candidates.append(
-            (
-                cap - len(recent) - on_the_way,
-                LimitReached(Limit.MAX_NEW_PULL_REQUESTS_PER_HOUR, message, retry_at),
-            )
-        )
+    candidates = (
+        _running_room(given),
+        _open_room(given, on_the_way),
+        _hourly_room(given, on_the_way),
+    )
     tightest, limit = wanted, None
-    for allowed, reached in candidates:
+    for candidate in candidates:
         # The tightest limit is the one to name; on a tie, the first in the order above.
-        if allowed < tightest:
-            tightest, limit = allowed, reached
+        if candidate is not None and candidate[0] < tightest:
+            tightest, limit = candidate
     return max(tightest, 0), limit
+
+
+def _running_room(given: SelectionInput) -> tuple[int, LimitReached] | None:
+    """How many more Goals `max_running_goals` lets run, and the limit; None without it."""
+    cap = given.limits.max_running_goals
+    if cap is None:
+        return None
+    running = given.running_goal_count
+    return cap - running, LimitReached(
+        Limit.MAX_RUNNING_GOALS, f"{running} Goals running, at most {cap}"
+    )
+
+
+def _open_room(given: SelectionInput, on_the_way: int) -> tuple[int, LimitReached] | None:
+    """How many more pull requests `max_open_pull_requests` lets open, and the limit."""
+    cap = given.limits.max_open_pull_requests
+    if cap is None:
+        return None
+    open_now = given.open_pull_request_total
+    return cap - open_now - on_the_way, LimitReached(
+        Limit.MAX_OPEN_PULL_REQUESTS,
+        f"{open_now} pull requests open and {on_the_way} on the way, at most {cap}",
+    )
+
+
+def _hourly_room(given: SelectionInput, on_the_way: int) -> tuple[int, LimitReached] | None:
+    """How many more pull requests the hourly cap lets open now, and the limit, with when the
+    next may start if that is known."""
+    cap = given.limits.max_new_pull_requests_per_hour
+    if cap is None:
+        return None
+    since = given.now - PULL_REQUEST_WINDOW
+    recent = sorted(moment for moment in given.pull_requests_opened if moment > since)
+    # For one more to start, this many of the recent ones must leave the window first.
+    must_expire = len(recent) + on_the_way - cap + 1
+    retry_at = (
+        recent[must_expire - 1] + PULL_REQUEST_WINDOW if 0 < must_expire <= len(recent) else None
+    )
+    message = (
+        f"{len(recent)} pull requests opened in the last hour and {on_the_way} on the way, "
+        f"at most {cap} an hour"
+    )
+    if retry_at is not None:
+        message += f"; the next may start at {retry_at.isoformat()}"
+    return cap - len(recent) - on_the_way, LimitReached(
+        Limit.MAX_NEW_PULL_REQUESTS_PER_HOUR, message, retry_at
+    )
 
 
 # ---------------------------------------------------------------------------------- helpers
