@@ -1,4 +1,5 @@
-"""Names derived from goals and tasks: attempt ids, branch names, Job names. Pure functions."""
+"""Names derived from goals and tasks: attempt ids, branch names, Job names, label values.
+Pure functions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from urllib.parse import urlsplit
 # Characters git refuses in a ref name (git-check-ref-format), plus whitespace and control bytes.
 _REF_UNSAFE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]+")
 _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
+# A Kubernetes label value (apimachinery's IsValidLabelValue): at most 63 characters.
+_LABEL_VALUE_MAX_LENGTH = 63
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_LABEL_UNSAFE = re.compile(r"[^-A-Za-z0-9_.]+")
+_LABEL_HASH_LENGTH = 10
 
 
 def new_attempt_id(task_id: str, nonce: str | None = None) -> str:
@@ -62,6 +68,24 @@ def dns_label(text: str, max_length: int = 63) -> str:
         return label
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return f"{label[: max_length - 9].rstrip('-')}-{digest}"
+
+
+def label_value(name: str) -> str:
+    """`name` as a valid label value: the name itself when it is one already, otherwise a
+    readable prefix of it and a hash of the whole name (`<prefix>-<10 hex>`, at most 63).
+
+    Object names run to 253 characters, label values to 63: every label carrying a name (a
+    Backlog's, a GoalSchedule's) is written, and selected by, this function's value. Stable:
+    the same name always gives the same value; two names that differ anywhere, even past the
+    prefix, or only in a character that had to be replaced, give different ones.
+    """
+    if len(name) <= _LABEL_VALUE_MAX_LENGTH and _LABEL_VALUE.fullmatch(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:_LABEL_HASH_LENGTH]
+    room = _LABEL_VALUE_MAX_LENGTH - _LABEL_HASH_LENGTH - 1
+    cleaned = _LABEL_UNSAFE.sub("-", name).lstrip("-_.")
+    head = cleaned[:room].rstrip("-_.")
+    return f"{head}-{digest}" if head else digest
 
 
 def url_has_credentials(url: str) -> bool:

@@ -40,6 +40,8 @@ REQUEST_TIMEOUT = (10.0, 60.0)
 # cut to it): a transition's reconcile waits at most a few seconds for its Events.
 EVENT_TRIES = 4
 EVENT_MAX_WAIT = 5.0
+# The API server keeps at most this much of a generateName (a name's 63 less 5 random characters).
+_GENERATE_NAME_MAX_LENGTH = 58
 # Answers a later try may get past: throttling, timeouts, the server's own trouble.
 _RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # A refused Job, by the API server's answer: permanent, the reason the Goal fails with.
@@ -283,7 +285,7 @@ class KubeCluster:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "generateName": f"{metadata.get('name', 'goal')}.",
+                "generateName": _event_name_prefix(str(metadata.get("name") or "goal")),
                 "namespace": metadata.get("namespace"),
             },
             "involvedObject": {
@@ -407,3 +409,11 @@ async def _get_or_none(method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]
             return None
         raise
     return result
+
+
+def _event_name_prefix(name: str) -> str:
+    """The generateName of an Event on the object `name`: `<name>.`, the name cut to what the
+    API server keeps (an object's name runs to 253 characters) and ending where a DNS
+    subdomain may continue."""
+    head = name[: _GENERATE_NAME_MAX_LENGTH - 1].rstrip(".-")
+    return f"{head or 'goal'}."

@@ -3,9 +3,16 @@
 Labels are how the operator finds what it made (label selectors); annotations are how people
 ask it for something or how it remembers a fact about an object it created. Each constant says
 who sets it, on what, and what it means. The `backlog.dev/` prefix is the API group's.
+
+A label value holds at most 63 characters, an object's name up to 253: a label that carries a
+name is written as `naming.label_value(name)` (the name itself when it fits, otherwise a prefix
+and a hash of the whole name), and a selector on it must use the same function. To find the
+object a Goal belongs to, read its controller ownerReference, which has the name in full.
 """
 
 from __future__ import annotations
+
+from backlog_operator.naming import label_value
 
 # --------------------------------------------------------------------------- worker Jobs
 
@@ -13,7 +20,8 @@ from __future__ import annotations
 # Job watch is limited to Jobs carrying it, so the operator never hears of anyone else's Jobs.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "backlog-operator"
-# Set by the operator on a worker Job and its Pod: the Goal's name (as a DNS label), for people.
+# Set by the operator on a worker Job and its Pod: the Goal's name (as a DNS label,
+# `naming.dns_label`: at most 63, shortened with a hash), for people.
 LABEL_GOAL = "backlog.dev/goal"
 # Set by the operator on a worker Job and its Pod: the Goal's uid. How a deleted Goal's Jobs are
 # found, and how a restarted operator tells its own Job (adopt it) from a foreign one.
@@ -28,8 +36,9 @@ LABEL_ATTEMPT = "backlog.dev/attempt"
 
 # ------------------------------------------------------------------ Goals a Backlog owns
 
-# Set by a Backlog on each Goal it creates: the Backlog's name. A finished Goal with it makes
-# the operator sync that Backlog at once (a slot is free).
+# Set by a Backlog on each Goal it creates: the Backlog's name (`naming.label_value`). A
+# finished Goal with it makes the operator sync that Backlog (named by the Goal's controller
+# ownerReference) at once (a slot is free).
 LABEL_BACKLOG = "backlog.dev/backlog"
 # Set by a Backlog on each Goal it creates: the Backlog's uid. How a sync lists its own Goals
 # (not those of an earlier Backlog of the same name).
@@ -40,8 +49,9 @@ ANNOTATION_TASK_DIGEST = "backlog.dev/task-digest"
 
 # ------------------------------------------------------------ Goals a GoalSchedule owns
 
-# Set by a GoalSchedule on each Goal it creates: the schedule's name. A Goal with it makes the
-# operator reconcile that schedule when the Goal changes (its active list and history).
+# Set by a GoalSchedule on each Goal it creates: the schedule's name (`naming.label_value`). A
+# Goal with it makes the operator reconcile that schedule (named by the Goal's controller
+# ownerReference) when the Goal changes (its active list and history).
 LABEL_SCHEDULE = "backlog.dev/goal-schedule"
 # Set by a GoalSchedule on each Goal it creates: the schedule's uid; how it lists its own Goals.
 LABEL_SCHEDULE_UID = "backlog.dev/goal-schedule-uid"
@@ -57,3 +67,9 @@ ANNOTATION_REQUESTED_AT = "backlog.dev/requested-at"
 # Set by a person on a Backlog (an RFC 3339 time): failures of its tasks up to that time no
 # longer count against the failure budget.
 ANNOTATION_FAILURES_CLEARED_AT = "backlog.dev/failures-cleared-at"
+
+
+def name_selector(label: str, name: str) -> str:
+    """The label selector of the objects whose `label` carries the name `name` (a Backlog's,
+    a GoalSchedule's): `label=<naming.label_value(name)>`, as the label is written."""
+    return f"{label}={label_value(name)}"

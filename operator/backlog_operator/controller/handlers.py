@@ -119,10 +119,10 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
             return
         namespace = str(body.metadata.namespace)
         await runtime.apply(namespace, str(body.metadata.name))
-        schedule = body.metadata.labels.get(LABEL_SCHEDULE)
+        schedule = _owner_name(body, "GoalSchedule", LABEL_SCHEDULE)
         if schedule:  # its schedule's active list and history follow the goal's phase
             await runtime.apply_schedule(namespace, schedule)
-        backlog = body.metadata.labels.get(LABEL_BACKLOG)
+        backlog = _owner_name(body, "Backlog", LABEL_BACKLOG)
         if backlog and phase_of(body) in FINAL_PHASES:
             # A finished goal frees a slot: the Backlog may start its next task now.
             await runtime.apply_backlog(namespace, backlog)
@@ -173,6 +173,27 @@ def register_schedules(registry: kopf.OperatorRegistry) -> None:
             runtime.forget_schedule(key)
             return
         await runtime.apply_schedule(str(body.metadata.namespace), str(body.metadata.name))
+
+
+def _owner_name(body: kopf.Body, kind: str, label: str) -> str | None:
+    """The name of the `kind` a Goal labelled `label` belongs to, or None when unlabelled.
+
+    The label's value may be a shortened name (`naming.label_value`: names run to 253
+    characters, label values to 63), so the name is read from the Goal's controller
+    ownerReference of that kind; the label's value only when it has none.
+    """
+    value = body.metadata.labels.get(label)
+    if not value:
+        return None
+    for owner in body.metadata.get("ownerReferences") or []:
+        if (
+            owner.get("kind") == kind
+            and owner.get("controller") is True
+            and str(owner.get("apiVersion", "")).startswith(f"{GROUP}/")
+            and owner.get("name")
+        ):
+            return str(owner["name"])
+    return str(value)
 
 
 def _runtime(memo: kopf.Memo) -> Runtime:

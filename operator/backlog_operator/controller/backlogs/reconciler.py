@@ -432,7 +432,7 @@ def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str,
     labels = dict(template.metadata.labels)
     labels.update(
         {
-            LABEL_BACKLOG: backlog.metadata.name,
+            LABEL_BACKLOG: naming.label_value(backlog.metadata.name),
             LABEL_BACKLOG_UID: backlog.metadata.uid or "",
             LABEL_TASK: naming.dns_label(task.id),
         }

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from backlog_operator import naming
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.goal import FINAL_PHASES, Phase
 from backlog_operator.api.labels import ANNOTATION_SCHEDULED_AT, LABEL_SCHEDULE, LABEL_SCHEDULE_UID
@@ -249,7 +250,7 @@ def goal_for_tick(schedule: GoalSchedule, tick: datetime, name: str) -> dict[str
     labels = dict(template.metadata.labels)
     labels.update(
         {
-            LABEL_SCHEDULE: schedule.metadata.name,
+            LABEL_SCHEDULE: naming.label_value(schedule.metadata.name),
             LABEL_SCHEDULE_UID: schedule.metadata.uid or "",
         }
     )
