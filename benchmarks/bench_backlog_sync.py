@@ -246,7 +246,8 @@ def operator_sync_figures(url: str, cache: Path) -> tuple[float, int]:
     with EmulatorServer() as server:
         server.emulator.register_crds_from_dir(crds)
         body = server.emulator.create_object(manifest)
-        client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))
+        # kubernetes leaves `new_client_from_config` unannotated.
+        client = kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig))  # type: ignore[no-untyped-call]
         reconciler = BacklogReconciler(KubeCluster(client), BacklogSource(cache))
         start = time.perf_counter()
         asyncio.run(reconciler.reconcile(body))

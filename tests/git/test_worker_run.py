@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from backlog_operator.api.result import ExitCode
 from tests.git.conftest import TOKEN, RunOutcome
 from tests.support.github_standin import GitHubStandIn
@@ -71,6 +73,7 @@ def test_publishes_task_and_backlog_change_in_one_commit_and_opens_pr(
     assert sorted(pr.labels) == ["automated", "backlog"]
     # The remote holds two commits on the branch: work + writeback together, then the PR number.
     head = remote_sha(remote, "backlog/docs-guide-abc123")
+    assert head is not None
     assert head == result["commit"]
     first = run_git("--git-dir", str(remote), "rev-parse", f"{head}~1").strip()
     assert files_in(remote, first) == [".backlog/backlog.yaml", "docs/guide.md"]
@@ -137,7 +140,11 @@ def test_task_missing_from_backlog_publishes_without_writeback(
 
 
 def test_task_environment_has_task_fields_and_no_credentials(
-    remote: Path, write_goal: WriteGoal, run_goal: RunGoal, token_file: Path, monkeypatch
+    remote: Path,
+    write_goal: WriteGoal,
+    run_goal: RunGoal,
+    token_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     monkeypatch.setenv("SSH_AUTH_SOCK", "/tmp/agent.sock")
@@ -242,6 +249,7 @@ def test_reuses_the_open_pull_request_of_the_task_without_losing_history(
     assert github.requests_to("POST", "/pulls") == []  # no second pull request
     assert len(github.open_pulls()) == 1
     head = remote_sha(remote, "backlog/docs-guide-old111")
+    assert head is not None
     assert head == run.result["commit"]
     parents = run_git("--git-dir", str(remote), "rev-list", "--parents", "-n1", head).split()[1:]
     assert earlier in parents  # a fast-forward: the earlier attempt's commit is kept
@@ -393,7 +401,7 @@ def test_weird_task_id_still_gives_a_valid_branch(
 
 
 def test_non_empty_workspace_is_refused(
-    write_goal: WriteGoal, run_goal: RunGoal, tmp_path: Path, capfd
+    write_goal: WriteGoal, run_goal: RunGoal, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from backlog_operator.cli import main as backlogctl
 

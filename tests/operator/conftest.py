@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kmock
 import kubernetes.client
@@ -64,7 +65,7 @@ def project_crds(emulator: HardenedEmulator) -> list[kmock.resource]:
     return resources
 
 
-def operator_policy(**options: object) -> RbacPolicy:
+def operator_policy(**options: Any) -> RbacPolicy:
     """The operator's ClusterRole from kustomize/rbac, as is (no OwnerReferencesPermission-
     Enforcement unless asked in `options`)."""
     return RbacPolicy.from_kustomize(RBAC_DIR, role=OPERATOR_ROLE, **options)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import pytest
 
 from backlog_operator.api.labels import LABEL_BACKLOG, LABEL_GOAL_UID
@@ -20,7 +19,7 @@ from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.github_standin import GitHubStandIn
 from tests.support.gitrepos import commit_to_remote, make_remote
-from tests.support.kopf_harness import KopfThread
+from tests.support.kopf_harness import KopfThread, new_api_client
 
 NS = "default"
 GOALS = "backlog.dev/v1alpha1/goals"
@@ -160,7 +159,7 @@ def operator(
             max_running_per_repository=100,
             max_running=100,
         ),
-        lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
+        lambda: new_api_client(server),
         login=False,
         clock=clock,
         **options,
@@ -402,7 +401,11 @@ def test_history_keeps_the_newest_finished_goals(synced: Synced, tmp_path: Path)
         )
     )
     for task in ("t0", "t1"):
-        synced.api.wait_for(lambda task=task: task in synced.tasks_with_goals("hist"))
+
+        def has_goal(task: str = task) -> bool:
+            return task in synced.tasks_with_goals("hist")
+
+        synced.api.wait_for(has_goal)
         synced.clock.now += timedelta(seconds=1)  # distinct start times order the history
         synced.finish("hist", task, "Succeeded")
 

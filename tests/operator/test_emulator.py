@@ -810,7 +810,9 @@ def test_fault_injection_dsl_slices_records_and_groups(custom: Any, server: Emul
                 GROUP, VERSION, "default", "widgets", "w1", {"spec": {"size": size}}
             )
     assert [request.method for request in failing] == [kmock.method.PATCH] * 2
-    assert server.emulator.get_object(WIDGETS, "default", "w1")["spec"]["size"] == 1
+    w1 = server.emulator.get_object(WIDGETS, "default", "w1")
+    assert w1 is not None
+    assert w1["spec"]["size"] == 1
 
     # Groups and exclusions: deletes of widgets other than "keep" are refused.
     (emulator[kmock.method.DELETE] | emulator[kmock.method.PUT]) - emulator[
@@ -844,11 +846,11 @@ class CostCounter:
         for cls in classes:
             if "__call__" in vars(cls):
                 monkeypatch.setattr(cls, "__call__", self._counting_criteria(vars(cls)["__call__"]))
-        raw = kmock.Object.raw
+        raw: property = vars(kmock.Object)["raw"]  # the property, not what it gives
 
         def counting_raw(obj: kmock.Object) -> Any:
             self.objects += 1
-            return raw.fget(obj)
+            return raw.__get__(obj)
 
         monkeypatch.setattr(kmock.Object, "raw", property(counting_raw))
         for name in ("__iter__", "keys", "values", "items"):
@@ -1092,7 +1094,7 @@ def test_strict_validation_refuses_what_the_api_server_refuses(
 ) -> None:
     batch = kubernetes.client.BatchV1Api(kube_client)
     with pytest.raises(ApiException) as refused:
-        batch.create_namespaced_job("default", body)
+        batch.create_namespaced_job("default", body)  # type: ignore[arg-type]  # the client sends a dict body as is
     status = error_status(refused.value)
     assert (refused.value.status, status["kind"], status["reason"]) == (422, "Status", "Invalid")
     assert status["message"].startswith(f'Job.batch "{body["metadata"]["name"]}" is invalid: ')
@@ -1197,7 +1199,7 @@ def test_strict_validation_of_updates_pods_and_events(strict: EmulatorServer) ->
 
     # Core v1 Events: the involved object's namespace must be the Event's.
     events = "/api/v1/namespaces/default/events"
-    event = {
+    event: dict[str, Any] = {
         "metadata": {"generateName": "g1."},
         "involvedObject": {"kind": "Goal", "name": "g1", "namespace": "default"},
         "reason": "Started",
@@ -1480,7 +1482,7 @@ def test_rbac_forbids_what_the_operator_role_does_not_grant(
 
 
 def test_rbac_apply_that_creates_needs_create(emulator_server: EmulatorServer) -> None:
-    role = {
+    role: dict[str, Any] = {
         "kind": "ClusterRole",
         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]}],
     }
@@ -1560,11 +1562,12 @@ def test_faults_answer_status_codes_and_change_nothing(
     batch = kubernetes.client.BatchV1Api(kube_client)
     fault = emulator.faults.add(verb="create", resource="jobs", status=500, times=1)
     with pytest.raises(ApiException) as failed:
-        batch.create_namespaced_job("default", job_manifest())
+        batch.create_namespaced_job("default", job_manifest())  # type: ignore[arg-type]  # the client sends a dict body as is
     status = error_status(failed.value)
     assert (failed.value.status, status["reason"]) == (500, "InternalError")
     assert emulator.get_object("batch/v1/jobs", "default", "j1") is None
-    batch.create_namespaced_job("default", job_manifest())  # `times=1`: the next one passes
+    # `times=1`: the next one passes
+    batch.create_namespaced_job("default", job_manifest())  # type: ignore[arg-type]  # the client sends a dict body as is
     assert fault.hits == 1
 
     emulator.faults.add(verb="patch", resource="jobs/status", status=409, times=1)

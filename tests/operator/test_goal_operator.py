@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import kubernetes
 import pytest
 
 from backlog_operator.api.labels import LABEL_GOAL_UID
@@ -22,7 +21,7 @@ from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.runtime import RetryPolicy
 from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
-from tests.support.kopf_harness import KopfThread
+from tests.support.kopf_harness import KopfThread, new_api_client
 
 NS = "default"
 GOALS = "backlog.dev/v1alpha1/goals"
@@ -102,7 +101,7 @@ class Cluster:
         """Run the Job's Pod to its end; `result` is the termination message of its step."""
         name = job["metadata"]["name"]
         pod = self.api.start_job(NS, name)
-        messages = {result.step or "publish": result.to_json()} if result else {}
+        messages: dict[str, str] = {result.step or "publish": result.to_json()} if result else {}
         self.api.finish_pod(NS, pod["metadata"]["name"], exit_codes=exit_codes, messages=messages)
         self.api.complete_job(NS, name, succeeded=not exit_codes)
 
@@ -133,7 +132,7 @@ PUBLISHED = WorkerResult(
     task_id="docs-guide",
     branch="backlog/docs-guide-3f9c2a",
     commit="0" * 40,
-    pull_request={"number": 707, "url": "https://github.com/o/r/pull/707"},  # type: ignore[arg-type]
+    pull_request={"number": 707, "url": "https://github.com/o/r/pull/707"},
     changed_files=["docs/guide.md", ".backlog/backlog.yaml"],
     backlog_updated=True,
 )
@@ -152,7 +151,7 @@ def running_operator(
     options.update(settings)
     registry = build_registry(
         OperatorSettings(**options),
-        lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
+        lambda: new_api_client(server),
         login=False,
         retry=retry,
     )
@@ -555,7 +554,7 @@ def test_the_client_refusing_a_job_before_sending_it_is_permanent(
     manifest = build_job(Goal.model_validate(created), 1, OperatorSettings())
     task = manifest["spec"]["template"]["spec"]["initContainers"][1]
     task["resources"] = {"requests": {"cpu": 1}}  # an integer quantity: the client refuses it
-    client = kubernetes.config.new_client_from_config(config_file=str(emulator_server.kubeconfig))
+    client = new_api_client(emulator_server)
     with pytest.raises(JobRefusedError) as refused:
         asyncio.run(KubeCluster(client).create_job(manifest))
     assert (refused.value.reason, refused.value.retryable) == ("InvalidSpec", False)

@@ -9,14 +9,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import kubernetes
 import pytest
 
 from backlog_operator.api.labels import LABEL_SCHEDULE
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
-from tests.support.kopf_harness import KopfThread
+from tests.support.kopf_harness import KopfThread, new_api_client
 
 NS = "default"
 GOALS = "backlog.dev/v1alpha1/goals"
@@ -119,7 +118,7 @@ class Scheduled:
 def operator(server: EmulatorServer, clock: Clock) -> Iterator[None]:
     registry = build_registry(
         OperatorSettings(requeue_seconds=0.05),
-        lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
+        lambda: new_api_client(server),
         login=False,
         clock=clock,
     )
@@ -254,7 +253,7 @@ def test_history_keeps_the_newest_finished_goals_per_outcome(scheduled: Schedule
     scheduled.api.create_object(
         schedule("history", successfulGoalsHistoryLimit=1, failedGoalsHistoryLimit=1)
     )
-    names = []
+    names: list[str] = []
     for _ in range(4):
         scheduled.next_tick()
         names = scheduled.wait_goals("history", len(names) + 1)
@@ -301,13 +300,21 @@ def test_status_is_written_only_when_it_changes(
         for tick in range(1, 13):
             helper.next_tick()
             helper.wait_goals("hourly", tick)
-            helper.api.wait_for(lambda tick=tick: len(helper.status("hourly")["active"]) == tick)
+
+            def all_active(tick: int = tick) -> bool:
+                return len(helper.status("hourly")["active"]) == tick
+
+            helper.api.wait_for(all_active)
             reads = helper.requests("GET", path)
             helper.api.patch_object(
                 SCHEDULES, NS, "hourly", {"metadata": {"annotations": {"poke": str(tick)}}}
             )
             # The poke's reconcile read the schedule afresh (and the Goal's events may add more).
-            helper.api.wait_for(lambda reads=reads: helper.requests("GET", path) > reads)
+
+            def read_again(reads: int = reads) -> bool:
+                return helper.requests("GET", path) > reads
+
+            helper.api.wait_for(read_again)
     # Stopped: every reconcile begun has finished, and written whatever it was to write.
 
     patches = helper.requests("PATCH", f"{path}/status")

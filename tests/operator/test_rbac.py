@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import pytest
 import yaml
 
@@ -28,7 +27,7 @@ from backlog_operator.controller.settings import OperatorSettings
 from tests.operator.test_goal_schedule import Clock, Scheduled, schedule
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.gitrepos import make_remote
-from tests.support.kopf_harness import KopfThread
+from tests.support.kopf_harness import KopfThread, new_api_client
 from tests.support.rbac import RbacPolicy, RequestAttributes, request_attributes
 from tests.unit.test_manifests import MANAGER_ROLE, operator_calls
 
@@ -74,7 +73,7 @@ def operator(
             cache_dir=str(tmp_path / "cache"),
             namespaces=list(namespaces),
         ),
-        lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
+        lambda: new_api_client(server),
         login=False,
         clock=clock,
     )
@@ -188,6 +187,7 @@ def standalone_goal(name: str) -> dict[str, Any]:
 
 
 def blocking_owner(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    owner: dict[str, Any]
     [owner] = obj["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["blockOwnerDeletion"], owner["controller"]) == (kind, True, True)
     return owner

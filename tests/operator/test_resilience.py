@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from backlog_operator.adapters.kube import describe_failure
@@ -29,7 +28,9 @@ from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.faults import Fault
 from tests.support.gitrepos import make_remote
-from tests.support.kopf_harness import KopfThread
+from tests.support.kopf_harness import KopfThread, new_api_client
+
+_T = TypeVar("_T")
 
 NS = "default"
 GOALS = "backlog.dev/v1alpha1/goals"
@@ -70,7 +71,7 @@ def operator(server: EmulatorServer, clock: Clock, tmp_path: Path) -> Iterator[N
         OperatorSettings(
             requeue_seconds=0.05, cache_dir=str(tmp_path / "cache"), max_running_per_repository=1
         ),
-        lambda: kubernetes.config.new_client_from_config(config_file=str(server.kubeconfig)),
+        lambda: new_api_client(server),
         login=False,
         clock=clock,
         retry=QUICK_RETRY,
@@ -157,8 +158,12 @@ class World:
             return []
         return [j for j in self.jobs_of(name) if not (j.get("status") or {}).get("conditions")]
 
-    def wait(self, predicate: Any, message: Any) -> Any:
-        def check() -> Any:
+    def wait(
+        self,
+        predicate: Callable[[], _T | Literal[False] | None],
+        message: str | Callable[[], str],
+    ) -> _T:
+        def check() -> _T | Literal[False] | None:
             shared = self.unfinished_jobs("shared-a") + self.unfinished_jobs("shared-b")
             if len(shared) > 1:  # one running goal per repository at most
                 self.over_capacity.append([j["metadata"]["name"] for j in shared])
@@ -190,7 +195,7 @@ class World:
         )
         job_name = job["metadata"]["name"]
         pod = self.api.start_job(NS, job_name)
-        messages = {result.step or "publish": result.to_json()} if result else {}
+        messages: dict[str, str] = {result.step or "publish": result.to_json()} if result else {}
         self.api.finish_pod(
             NS, pod["metadata"]["name"], exit_codes=codes or None, messages=messages
         )

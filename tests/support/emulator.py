@@ -90,10 +90,18 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import aiohttp.web
 import attrs
@@ -2476,13 +2484,14 @@ class HardenedEmulator(kmock.KubernetesEmulator):
 
     def wait_for(
         self,
-        predicate: Callable[[], _T],
+        predicate: Callable[[], _T | Literal[False] | None],
         *,
         timeout: float = 10.0,
         interval: float = 0.05,
         message: str | Callable[[], str] = "condition not met",
     ) -> _T:
-        """Wait until ``predicate()`` is truthy and return its value. It is re-checked on every
+        """Wait until ``predicate()`` is truthy and return its value (so never None or False:
+        ``lambda: a and b`` waits for ``b``). It is re-checked on every
         change to the emulator's objects, and every ``interval`` seconds for anything else;
         fails the test with ``message`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -2978,7 +2987,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         position: int,
         deadline: float | None,
         send_initial: bool,
-    ) -> AsyncIterator[rendering.Payload]:
+    ) -> AsyncGenerator[rendering.Payload, None]:
         loop = asyncio.get_running_loop()
         for obj in snapshot:
             yield {"type": "ADDED", "object": obj}

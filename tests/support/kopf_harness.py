@@ -188,6 +188,16 @@ class KopfThread:
         )
 
 
+def new_api_client(server: EmulatorServer) -> kubernetes.client.ApiClient:
+    """A new official client configured from the server's kubeconfig; the caller closes it."""
+    config_file = str(server.kubeconfig)
+    # kubernetes leaves `new_client_from_config` unannotated.
+    client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=config_file
+    )
+    return client
+
+
 @contextlib.contextmanager
 def api_client(server: EmulatorServer) -> Iterator[kubernetes.client.ApiClient]:
     """The official client, configured from the server's kubeconfig (never ``$KUBECONFIG``)::
@@ -195,12 +205,11 @@ def api_client(server: EmulatorServer) -> Iterator[kubernetes.client.ApiClient]:
     with api_client(server) as client:
         kubernetes.client.CoreV1Api(client).list_namespace()
     """
-    config_file = str(server.kubeconfig)
-    client = kubernetes.config.new_client_from_config(config_file=config_file)  # type: ignore[no-untyped-call]
+    client = new_api_client(server)
     try:
         yield client
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]  # kubernetes leaves ApiClient.close unannotated
 
 
 def wait_for(

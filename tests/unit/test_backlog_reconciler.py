@@ -619,7 +619,7 @@ SELECTING = [
     ),
 ]
 
-BUDGET = {"failureBudget": {"maxFailures": 1}, "limits": {"maxRunningGoals": 5}}
+BUDGET: Json = {"failureBudget": {"maxFailures": 1}, "limits": {"maxRunningGoals": 5}}
 FAILED_BEFORE = NOW - timedelta(minutes=10)
 
 FAILURES = [

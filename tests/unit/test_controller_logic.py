@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 from pydantic import ValidationError
 
+from backlog_operator.api import worker_contract
 from backlog_operator.api.common import Condition, describe_validation_error
 from backlog_operator.api.goal import Goal, GoalStatus, Phase, RetrySpec
 from backlog_operator.api.labels import LABEL_ATTEMPT
@@ -335,8 +336,8 @@ class TestJobHardening:
         containers = containers_of(manifest)
         for name in ("clone", "publish"):
             mounts = {m["name"]: m for m in containers[name]["volumeMounts"]}
-            assert mounts["private"]["mountPath"] == jobs.PRIVATE_DIR == "/private"
-            assert mounts["workspace"]["mountPath"] == jobs.WORKSPACE
+            assert mounts["private"]["mountPath"] == worker_contract.PRIVATE_DIR == "/private"
+            assert mounts["workspace"]["mountPath"] == worker_contract.WORKSPACE
             assert not mounts["private"].get("readOnly")
             env = {e["name"]: e["value"] for e in containers[name]["env"]}
             assert env["BACKLOG_PRIVATE_DIR"] == "/private"

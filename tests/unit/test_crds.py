@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.config import JsonValue
 
 from backlog_operator import cli
 from backlog_operator.api.goal import Goal, RepositorySpec, RetrySpec
@@ -608,7 +609,7 @@ def test_generator_keeps_cel_rules_and_merges_a_fields_with_its_models() -> None
         [],
     ],
 )
-def test_generator_refuses_a_rule_without_a_message(rules: list[dict[str, str]]) -> None:
+def test_generator_refuses_a_rule_without_a_message(rules: list[JsonValue]) -> None:
     class Bad(BaseModel):
         x: int = Field(default=1, json_schema_extra={"x-kubernetes-validations": rules})
 

@@ -268,7 +268,7 @@ PUBLISHED = WorkerResult(
     task_id="docs-guide",
     branch="backlog/docs-guide-3f9c2a",
     commit="0" * 40,
-    pull_request={"number": 707, "url": "https://github.com/o/r/pull/707"},  # type: ignore[arg-type]
+    pull_request={"number": 707, "url": "https://github.com/o/r/pull/707"},
     changed_files=["docs/guide.md", ".backlog/backlog.yaml"],
     backlog_updated=True,
 )
