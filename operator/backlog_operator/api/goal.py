@@ -373,6 +373,36 @@ class GoalStatus(ApiModel):
     )
     reason: str | None = Field(default=None, description="Why the goal is in its phase.")
     message: str | None = Field(default=None, description="The same, for people.")
+    step: Literal["clone", "task", "publish"] | None = Field(
+        default=None,
+        description="While Running: the step whose container runs or waits (clone, task, publish).",
+    )
+    step_reason: str | None = Field(
+        default=None,
+        description=(
+            "While Running: why the attempt's Pod waits, from its container's state.waiting "
+            "(ImagePullBackOff, ErrImagePull, CreateContainerConfigError, ...) or its "
+            "PodScheduled=False condition (Unschedulable); absent when nothing holds it up."
+        ),
+    )
+    step_message: str | None = Field(
+        default=None, description="The kubelet's or the scheduler's message for stepReason."
+    )
+    step_reason_time: datetime | None = Field(
+        default=None,
+        description=(
+            "When stepReason was first seen (ErrImagePull and ImagePullBackOff count as one): "
+            "the grace period before an attempt that cannot heal is failed runs from here."
+        ),
+    )
+    disruptions: int | None = Field(
+        default=None,
+        description=(
+            "Attempts of the current run ended by a disruption (eviction, node loss, "
+            "preemption) that do not count toward spec.retry.maxAttempts (at most 5; later "
+            "ones count)."
+        ),
+    )
     start_time: datetime | None = Field(default=None, description="When the run started.")
     completion_time: datetime | None = Field(default=None, description="When the run ended.")
     next_attempt_time: datetime | None = Field(

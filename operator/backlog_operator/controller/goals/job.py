@@ -10,6 +10,7 @@ Everything runs as non-root with all capabilities dropped.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from typing import Any, cast
 
@@ -42,6 +43,15 @@ from backlog_operator.controller.settings import OperatorSettings
 
 TOKEN_DIR = "/var/run/secrets/backlog"  # noqa: S105 (a mount path, not a secret)
 RUN_AS = 65532
+# A Pod evicted, preempted or lost with its node is not the attempt's failure: the Job
+# controller replaces it without counting it against backoffLimit (a podFailurePolicy needs
+# restartPolicy Never, which the Pod has). A disruption that fails the Job anyway (a cluster that
+# sets no DisruptionTarget condition) is retried by the operator as `Disrupted`.
+_POD_FAILURE_POLICY = {
+    "rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    ]
+}
 _WORKER_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "64Mi"},
     "limits": {"memory": "512Mi"},
@@ -96,6 +106,7 @@ def build_job(goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1
         "metadata": {"name": name, "namespace": goal.metadata.namespace, "labels": labels},
         "spec": {
             "backoffLimit": 0,  # the operator owns retries (backoff, permanent vs retryable)
+            "podFailurePolicy": copy.deepcopy(_POD_FAILURE_POLICY),
             "activeDeadlineSeconds": spec.task.timeout_seconds,
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {

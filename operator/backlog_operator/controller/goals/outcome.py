@@ -3,18 +3,109 @@
 A finished attempt is turned into a WorkerResult: the `publish` step's termination message when
 it wrote one, otherwise a failure built from the step that failed (its termination message,
 exit code and reason), from the Job's own failure (deadline exceeded) or from a missing Pod.
+A Pod evicted or disrupted (DisruptionTarget) ends as `Disrupted` (retryable, not counted as an
+attempt by the reconciler), or as `WorkspaceFull` (permanent) when it outgrew its workspace.
+
+While the Job runs, `pod_progress` reads where its Pod is (the step, and why it waits) and
+`stuck_result` says when waiting cannot heal: an invalid image name at once, an image that
+cannot be pulled or a missing Secret (or key) after `STUCK_GRACE`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from backlog_operator.api.result import ExitCode, Outcome, WorkerResult, failure
 
 Step = Literal["clone", "task", "publish"]
 STEPS: tuple[Step, ...] = ("clone", "task", "publish")
+
+# How long an image that cannot be pulled, or a Secret (or key) that is missing, may hold up an
+# attempt before it is failed: long enough for a registry hiccup or a Secret applied late.
+STUCK_GRACE = timedelta(minutes=5)
+DISRUPTED = "Disrupted"
+# Waiting reasons on the normal way to running: not a problem, not reported.
+_ON_THE_WAY = frozenset({"ContainerCreating", "PodInitializing"})
+_IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
+_MISSING_SECRET = re.compile(r"secret .* not found|couldn't find key", re.IGNORECASE)
+# The kubelet's messages for an eviction over an emptyDir's sizeLimit or an ephemeral-storage
+# limit (not the node's own disk pressure, which is a disruption).
+_STORAGE_LIMIT = re.compile(
+    r"emptydir|ephemeral local storage|local ephemeral storage", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class PodProgress:
+    """Where a running attempt's Pod is: its step, and why it waits (None: it does not)."""
+
+    step: Step | None
+    reason: str | None = None
+    message: str | None = None
+
+
+def pod_progress(pod: Mapping[str, Any] | None) -> PodProgress | None:
+    """The step a Pod runs or waits in and its waiting reason, or None without a Pod."""
+    if not pod:
+        return None
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            reason = str(condition.get("reason") or "Unschedulable")
+            return PodProgress(None, reason, str(condition.get("message") or "") or None)
+    statuses = _container_statuses(pod)
+    if not statuses:
+        return PodProgress(None)
+    for step in STEPS:
+        state = (statuses.get(step) or {}).get("state") or {}
+        terminated = state.get("terminated")
+        if terminated is not None and terminated.get("exitCode", 0) == 0:
+            continue
+        waiting = state.get("waiting")
+        reason = str((waiting or {}).get("reason") or "")
+        if not waiting or reason in _ON_THE_WAY or not reason:
+            return PodProgress(step)
+        return PodProgress(step, reason, str(waiting.get("message") or "") or None)
+    return PodProgress("publish")
+
+
+def same_wait(one: str | None, other: str | None) -> bool:
+    """Whether two waiting reasons are the same wait (an image pull alternates two)."""
+    if one in _IMAGE_PULL and other in _IMAGE_PULL:
+        return True
+    return one == other
+
+
+def stuck_result(progress: PodProgress, since: datetime, now: datetime) -> WorkerResult | None:
+    """The failure of an attempt whose Pod waits for what cannot heal, or None: it may yet run.
+
+    `since`: when the wait was first seen. InvalidImageName fails at once (permanent); an image
+    that cannot be pulled (retryable) and a missing Secret or key (permanent) after STUCK_GRACE.
+    """
+    reason, step = progress.reason, progress.step
+    where = f"the {step} step" if step else "the Pod"
+    said = f": {progress.message}" if progress.message else ""
+    if reason == "InvalidImageName":
+        return failure(
+            "InvalidImageName",
+            f"{where} has an invalid image name{said}",
+            retryable=False,
+            step=step,
+        )
+    if now - since < STUCK_GRACE:
+        return None
+    minutes = int(STUCK_GRACE.total_seconds() // 60)
+    if reason in _IMAGE_PULL:
+        text = f"{where} could not pull its image for {minutes} minutes ({reason}){said}"
+        return failure("ImagePullFailed", text, retryable=True, step=step)
+    if reason == "CreateContainerConfigError" and _MISSING_SECRET.search(progress.message or ""):
+        text = f"{where} is missing a Secret or key for {minutes} minutes{said}"
+        return failure("SecretNotFound", text, retryable=False, step=step)
+    return None
 
 
 def job_finished(job: Mapping[str, Any]) -> str | None:
@@ -37,6 +128,10 @@ def attempt_result(
         return None
     statuses = _container_statuses(pod)
     publish = _terminated(statuses.get("publish"))
+    if finished != "Complete" or publish is None:
+        disrupted = _disruption(pod)
+        if disrupted is not None:
+            return disrupted
     if finished == "Complete" and publish is not None:
         parsed = _parse_message(publish.get("message"))
         if parsed is not None:
@@ -90,6 +185,34 @@ def _step_failure(step: Step, terminated: Mapping[str, Any], permanent: set[int]
         retryable=retryable,
         step=step,
     )
+
+
+def _disruption(pod: Mapping[str, Any] | None) -> WorkerResult | None:
+    """`WorkspaceFull` for a Pod evicted over its storage limits, `Disrupted` for one evicted,
+    preempted or lost with its node (a DisruptionTarget condition), else None."""
+    status = (pod or {}).get("status") or {}
+    evicted = status.get("reason") == "Evicted"
+    message = str(status.get("message") or "").strip()
+    if evicted and _STORAGE_LIMIT.search(message):
+        return failure(
+            "WorkspaceFull",
+            f"the Pod was evicted for using more disk than allowed ({message}); the same task "
+            "would fill it again: raise spec.task.workspaceSizeLimit (or its resources' "
+            "ephemeral-storage limit) or have the task write less",
+            retryable=False,
+        )
+    disruption = next(
+        (
+            condition
+            for condition in status.get("conditions") or []
+            if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True"
+        ),
+        None,
+    )
+    if not evicted and disruption is None:
+        return None
+    why = message or str((disruption or {}).get("message") or "") or "evicted"
+    return failure(DISRUPTED, f"the Pod was disrupted: {why}", retryable=True)
 
 
 def _job_failure(job: Mapping[str, Any]) -> tuple[str, str]:

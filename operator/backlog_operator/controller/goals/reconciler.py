@@ -3,7 +3,8 @@
 1. validate the spec (a bad spec fails the goal with `Stalled`, never a crash loop);
 2. honour a re-run request (the `backlog.dev/requested-at` annotation, as Flux's requestedAt);
 3. a finished goal stays finished (a changed spec is noted, not re-run);
-4. a running goal: read its Job and Pod; on completion write the result, retry or stall;
+4. a running goal: read its Job and Pod; while it runs, say its step and what holds the Pod
+   up (failing early what cannot heal); on completion write the result, retry or stall;
 5. a waiting goal: suspend, one run per task, backoff, capacity — then start the attempt's Job
    (a Job the API server refuses fails the goal: `InvalidSpec` or `JobRefused`, never a loop).
 
@@ -22,7 +23,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -53,7 +54,15 @@ from backlog_operator.controller.conditions import (
 from backlog_operator.controller.conditions import observe_generation as _observe_generation
 from backlog_operator.controller.goals import job
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for
-from backlog_operator.controller.goals.outcome import attempt_result, job_finished
+from backlog_operator.controller.goals.outcome import (
+    DISRUPTED,
+    PodProgress,
+    attempt_result,
+    job_finished,
+    pod_progress,
+    same_wait,
+    stuck_result,
+)
 from backlog_operator.controller.goals.retry import backoff_seconds, should_retry
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.settings import OperatorSettings
@@ -75,7 +84,17 @@ _RUN_FIELDS = (
     "completion_time",
     "next_attempt_time",
     "queue_position",
+    "step",
+    "step_reason",
+    "step_message",
+    "step_reason_time",
+    "disruptions",
 )
+# Status fields that describe the running attempt's Pod; cleared when the attempt ends.
+_STEP_FIELDS = ("step", "step_reason", "step_message", "step_reason_time")
+# Disruptions (eviction, node loss, preemption) of one run that do not count as attempts; past
+# this many they do, so a goal on a cluster that keeps evicting it still ends.
+MAX_UNCOUNTED_DISRUPTIONS = 5
 
 
 class GoalCluster(Protocol):
@@ -84,6 +103,14 @@ class GoalCluster(Protocol):
     async def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def find_pod(self, namespace: str, selector: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class JobStopper(Protocol):
+    """A cluster that can stop an attempt by deleting its Job (KubeCluster can). Without it an
+    attempt failed early is left to its Job's deadline."""
+
+    async def delete_job(self, namespace: str, name: str) -> None: ...
 
 
 def conditions_for(
@@ -237,10 +264,7 @@ class GoalReconciler:
             result = failure("JobMissing", f"the worker Job {job_name} disappeared", retryable=True)
         elif job_finished(found_job) is None:
             self.capacity.put(entry_for(goal, status))
-            if status.observed_generation == goal.metadata.generation:
-                return Reconciled()
-            # A spec edited while running applies to later attempts; say we have seen it.
-            return Reconciled(self._observed(status, goal.metadata.generation))
+            return await self._running(goal, status, found_job)
         else:
             pod = await self.cluster.find_pod(namespace, _pod_selector(goal, status))
             found = attempt_result(
@@ -251,10 +275,70 @@ class GoalReconciler:
             )
         return self._attempt_done(goal, status, result)
 
+    async def _running(
+        self, goal: Goal, status: GoalStatus, found_job: Mapping[str, Any]
+    ) -> Reconciled[GoalStatus]:
+        """A running attempt: its step and what holds its Pod up, written when they change."""
+        new = status
+        if status.observed_generation != goal.metadata.generation:
+            # A spec edited while running applies to later attempts; say we have seen it.
+            new = self._observed(status, goal.metadata.generation)
+        events: list[Event] = []
+        if (found_job.get("status") or {}).get("active"):  # the Job has a Pod: read it
+            namespace = goal.metadata.namespace or "default"
+            pod = await self.cluster.find_pod(namespace, _pod_selector(goal, status))
+            progress = pod_progress(pod)
+            if progress is not None:
+                new, events = self._progress(new, progress)
+                since = new.step_reason_time or self.clock()
+                stuck = stuck_result(progress, since, self.clock())
+                if stuck is not None:
+                    await self._stop(namespace, status.job_name or "")
+                    result = self._attempt_done(goal, new, stuck)
+                    result.events[:0] = events
+                    return result
+        return Reconciled(new if new != status else None, events)
+
+    def _progress(
+        self, status: GoalStatus, progress: PodProgress
+    ) -> tuple[GoalStatus, list[Event]]:
+        """`status` with the Pod's step and waiting reason; a Warning when a wait begins."""
+        if progress.reason is None:
+            if status.step == progress.step and status.step_reason is None:
+                return status, []
+            unset = [name for name in _STEP_FIELDS if name != "step"]
+            if progress.step is None:
+                return evolve(status, unset=_STEP_FIELDS), []
+            return evolve(status, unset=unset, step=progress.step), []
+        same = status.step == progress.step and same_wait(status.step_reason, progress.reason)
+        fields: dict[str, Any] = {
+            "step": progress.step,
+            "step_reason": progress.reason,
+            "step_message": progress.message,
+            "step_reason_time": status.step_reason_time if same else None,
+        }
+        fields["step_reason_time"] = fields["step_reason_time"] or instant(self.clock())
+        if all(getattr(status, name) == value for name, value in fields.items()):
+            return status, []
+        new = evolve(status, **fields)
+        if same:
+            return new, []
+        where = f"the {progress.step} step" if progress.step else "the Pod"
+        text = f"{where} waits: {progress.reason}" + (
+            f": {progress.message}" if progress.message else ""
+        )
+        return new, [Event("Warning", "StepWaiting", text)]
+
+    async def _stop(self, namespace: str, job_name: str) -> None:
+        """Delete an attempt's Job (and its Pod), so an attempt failed early stops."""
+        if isinstance(self.cluster, JobStopper) and job_name:
+            await self.cluster.delete_job(namespace, job_name)
+
     def _attempt_done(
         self, goal: Goal, status: GoalStatus, result: WorkerResult
     ) -> Reconciled[GoalStatus]:
         now = self.clock()
+        status = evolve(status, unset=_STEP_FIELDS)
         attempts = status.attempts or 1
         generation = goal.metadata.generation
         fields = _result_fields(result)
@@ -267,11 +351,16 @@ class GoalReconciler:
             return Reconciled(new, [Event("Normal", reason, message)])
         reason = result.reason or "Failed"
         message = f"attempt {attempts} failed: {result.message or reason}"
-        if should_retry(goal.spec.retry, attempts, bool(result.retryable)):
-            delay = backoff_seconds(goal.spec.retry, attempts, self.rng)
+        disruptions = status.disruptions or 0
+        if reason == DISRUPTED and disruptions < MAX_UNCOUNTED_DISRUPTIONS:
+            disruptions += 1  # not the attempt's fault: it does not count toward maxAttempts
+            fields["disruptions"] = disruptions
+        counted = attempts - disruptions
+        if should_retry(goal.spec.retry, counted, bool(result.retryable)):
+            delay = backoff_seconds(goal.spec.retry, max(counted, 1), self.rng)
             delay = max(delay, float(result.retry_after_seconds or 0))
             next_time = now + timedelta(seconds=delay)
-            limit = goal.spec.retry.max_attempts
+            limit = goal.spec.retry.max_attempts + disruptions
             text = f"{message}; attempt {attempts + 1} of {limit} in {delay:.0f}s"
             new = self._status(status, Phase.QUEUED, "Backoff", text, generation, **fields)
             new = evolve(new, next_attempt_time=instant(next_time))
@@ -394,7 +483,7 @@ class GoalReconciler:
         new = self._status(status, Phase.RUNNING, "Running", message, goal.metadata.generation)
         new = evolve(
             new,
-            unset=("queue_position", "next_attempt_time"),
+            unset=("queue_position", "next_attempt_time", *_STEP_FIELDS),
             attempts=attempt,
             job_name=name,
             attempt_id=job.attempt_id(goal, attempt, run),
