@@ -1,18 +1,8 @@
 """What a worker step knows: the goal, the attempt, the workspace, where secrets and results go.
 
-In a Job every step reads the same environment (set by the operator on each container; the
-contract between the two is `api.worker_contract`):
-
-| variable | meaning | default |
-|---|---|---|
-| `BACKLOG_GOAL` | the Goal as JSON (`metadata` and `spec`) | required unless `BACKLOG_GOAL_FILE` |
-| `BACKLOG_GOAL_FILE` | a file holding the Goal (YAML or JSON) | |
-| `BACKLOG_ATTEMPT_ID` | this attempt's id | a new one |
-| `BACKLOG_WORKSPACE` | the shared workspace volume (the task's too) | `/workspace` |
-| `BACKLOG_PRIVATE_DIR` | a volume of `clone` and `publish` only, not of `task` | `/private` |
-| `BACKLOG_TOKEN_FILE` | a mounted Secret key holding the forge token | none (no credentials) |
-| `BACKLOG_TERMINATION_LOG` | where the result JSON goes | `/dev/termination-log` |
-| `BACKLOG_GOAL_URL` | a link to the goal, put in the pull request body | none |
+In a Job every step reads the same environment, set by the operator on each container; the
+variables, their meaning and defaults are the contract in `api.worker_contract` (its module
+docstring has the table, and docs/worker.md says the same for people).
 """
 
 from __future__ import annotations
