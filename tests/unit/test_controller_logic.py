@@ -634,3 +634,14 @@ def test_operator_refuses_bad_quantity_settings_with_a_clear_message(
     assert "invalid settings" in err
     assert f"BACKLOG_OPERATOR_{variable}" in err
     assert "Traceback" not in err
+
+
+def test_timestamp_writes_every_time_in_utc() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from backlog_operator.controller.status import timestamp
+
+    berlin_summer = timezone(timedelta(hours=2))
+    assert timestamp(datetime(2026, 7, 1, 14, 0, 5, tzinfo=berlin_summer)) == "2026-07-01T12:00:05Z"
+    assert timestamp(datetime(2026, 7, 1, 12, 0, 5, tzinfo=UTC)) == "2026-07-01T12:00:05Z"
+    assert timestamp(datetime(2026, 7, 1, 12, 0, 5)) == "2026-07-01T12:00:05Z"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -30,7 +30,13 @@ ModelT = TypeVar("ModelT", bound=ApiModel)
 
 
 def timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with seconds, as the API server writes times."""
+    """RFC 3339 in UTC with seconds, as the API server writes times.
+
+    An aware time in another zone is converted first (writing its wall clock with a `Z` would
+    shift it); a naive one is taken as UTC already, as the operator's clocks give.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
