@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 # Characters git refuses in a ref name (git-check-ref-format), plus whitespace and control bytes.
 _REF_UNSAFE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]+")
 _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
-# A Kubernetes label value (apimachinery's IsValidLabelValue): at most 63 characters.
-_LABEL_VALUE_MAX_LENGTH = 63
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+# A Kubernetes label value (apimachinery's IsValidLabelValue): at most 63 characters. The one
+# definition: `label_value` makes values that pass it, and the CRDs' goal templates check with it.
+LABEL_VALUE_MAX_LENGTH = 63
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 _LABEL_UNSAFE = re.compile(r"[^-A-Za-z0-9_.]+")
 _LABEL_HASH_LENGTH = 10
 
@@ -79,10 +81,10 @@ def label_value(name: str) -> str:
     the same name always gives the same value; two names that differ anywhere, even past the
     prefix, or only in a character that had to be replaced, give different ones.
     """
-    if len(name) <= _LABEL_VALUE_MAX_LENGTH and _LABEL_VALUE.fullmatch(name):
+    if len(name) <= LABEL_VALUE_MAX_LENGTH and _LABEL_VALUE.fullmatch(name):
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:_LABEL_HASH_LENGTH]
-    room = _LABEL_VALUE_MAX_LENGTH - _LABEL_HASH_LENGTH - 1
+    room = LABEL_VALUE_MAX_LENGTH - _LABEL_HASH_LENGTH - 1
     cleaned = _LABEL_UNSAFE.sub("-", name).lstrip("-_.")
     head = cleaned[:room].rstrip("-_.")
     return f"{head}-{digest}" if head else digest

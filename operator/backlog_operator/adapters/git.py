@@ -574,7 +574,7 @@ def entry_at(
     wanted = path.strip("/")
     # --literal-pathspecs: a path such as `:(glob)*` is a name, not pathspec magic.
     args = ["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", tree, "--", wanted]
-    env = _network_env(credentials, _origin_url(repo, required=False))
+    env = _origin_env(repo, credentials)
     result = _git(repo, args, env=env, timeout=timeout)
     if result.status != 0:
         raise _network_error("ls-tree", result, _redactor(credentials))
@@ -601,7 +601,7 @@ def read_blob(
     """
     if not _FULL_SHA.match(sha):
         raise GitError("RefNotFound", f"{sha!r} is not a full object name", retryable=False)
-    env = _network_env(credentials, _origin_url(repo, required=False))
+    env = _origin_env(repo, credentials)
     result = _git(repo, ["cat-file", "blob", sha], env=env, timeout=timeout)
     if result.status != 0:
         error = _network_error("cat-file", result, _redactor(credentials))
@@ -732,6 +732,16 @@ def _network_env(credentials: GitCredentials | None, url: str) -> dict[str, str]
             retryable=False,
         )
     return credentials.environment(url)
+
+
+def _origin_env(repo: git.Repo, credentials: GitCredentials | None) -> dict[str, str]:
+    """The environment of a command that may fetch from origin (a partial clone's lazy blob).
+
+    Origin's URL is looked up (one more git process) only when there are credentials to scope.
+    """
+    if credentials is None:
+        return _environment(())
+    return _network_env(credentials, _origin_url(repo, required=False))
 
 
 def credential_scope(url: str) -> str | None:

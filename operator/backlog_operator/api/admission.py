@@ -146,7 +146,7 @@ def repository_path_rules(field: str) -> list[Rule]:
 
 
 # --------------------------------------------------------------------------------------------
-# Label and annotation keys, label values (Kubernetes' qualified names).
+# Label and annotation keys (Kubernetes' qualified names); label values are `naming`'s.
 
 DNS_SUBDOMAIN_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 # A name part: 1 to 63 characters, alphanumeric at both ends.
@@ -155,8 +155,6 @@ NAME_PART_PATTERN = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 QUALIFIED_NAME_PATTERN = rf"^({DNS_SUBDOMAIN_PATTERN}/)?{NAME_PART_PATTERN}$"
 QUALIFIED_PREFIX_TOO_LONG_PATTERN = r"^[^/]{254,}/"
 QUALIFIED_NAME_MAX_LENGTH = 253 + 1 + 63
-LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-LABEL_VALUE_MAX_LENGTH = 63
 # At most this many labels (and annotations) in a goal template: a bound CEL's cost needs.
 MAX_TEMPLATE_METADATA = 64
 

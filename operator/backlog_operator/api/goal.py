@@ -20,6 +20,7 @@ from backlog_operator.api.admission import (
 )
 from backlog_operator.api.common import ApiModel, Condition, SecretKeyReference
 from backlog_operator.api.quantity import QUANTITY_PATTERN, ResourceRequirements, positive_quantity
+from backlog_operator.naming import url_has_credentials
 
 DEFAULT_BACKLOG_PATH = ".backlog/backlog.yaml"
 DEFAULT_BRANCH_PREFIX = "backlog/"
@@ -107,8 +108,6 @@ class RepositorySpec(ApiModel):
     @model_validator(mode="after")
     def _no_credentials_in_url(self) -> RepositorySpec:
         # On the model rather than the field: the error is reported at `repository`, as before.
-        from backlog_operator.naming import url_has_credentials
-
         # The shared expression (the CRD's rule), and the worker's own reading of a URL.
         if has_credentials(self.url) or url_has_credentials(self.url):
             raise ValueError(

@@ -7,8 +7,6 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from backlog_operator.api.admission import (
-    LABEL_VALUE_MAX_LENGTH,
-    LABEL_VALUE_PATTERN,
     MAX_TEMPLATE_METADATA,
     is_qualified_name,
     qualified_keys_rule,
@@ -22,6 +20,7 @@ from backlog_operator.api.goal import (
     RetrySpec,
     TaskSpec,
 )
+from backlog_operator.naming import LABEL_VALUE_MAX_LENGTH, LABEL_VALUE_PATTERN
 
 LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX_LENGTH, pattern=LABEL_VALUE_PATTERN)]
 

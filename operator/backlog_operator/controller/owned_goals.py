@@ -22,7 +22,7 @@ import kopf
 from backlog_operator.api.common import API_VERSION, ApiModel
 from backlog_operator.api.goal import FINAL_PHASES, SUCCESSFUL_PHASES, Phase
 from backlog_operator.controller.results import Event
-from backlog_operator.controller.status import parse_time
+from backlog_operator.controller.status import parse_time, require_aware
 
 
 class GoalDeleter(Protocol):
@@ -107,7 +107,7 @@ def history_to_delete(
         raise ValueError("history limits must not be negative")
     for goal in finished:
         if goal.start_time is not None:
-            _aware(goal.start_time, f"start_time of {goal.name}")
+            require_aware(goal.start_time, f"start_time of {goal.name}")
     doomed: list[FinishedGoal] = []
     for succeeded, limit in ((True, successful_limit), (False, failed_limit)):
         goals = sorted((g for g in finished if g.succeeded is succeeded), key=_age)
@@ -150,8 +150,3 @@ def _age(goal: FinishedGoal) -> tuple[bool, datetime, str]:
         goal.start_time.astimezone(UTC) if goal.start_time else datetime.max.replace(tzinfo=UTC)
     )
     return (goal.start_time is None, started, goal.name)
-
-
-def _aware(moment: datetime, name: str) -> None:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime")

@@ -42,6 +42,7 @@ from backlog_operator.controller.conditions import READY, RECONCILE_ERROR, mark_
 from backlog_operator.controller.goals.capacity import WAITING, CapacityTable, entry_for
 from backlog_operator.controller.goals.outcome import job_finished
 from backlog_operator.controller.goals.reconciler import GoalReconciler
+from backlog_operator.controller.goals.retry import jittered_backoff
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
 from backlog_operator.controller.settings import OperatorSettings
@@ -101,9 +102,7 @@ class Backoff:
         do not all come back together, yet the delay still grows."""
         count = self._failures.get(key, 0) + 1
         self._failures[key] = count
-        exponent = min(count - 1, 32)
-        delay = min(self.policy.max_seconds, self.policy.base_seconds * 2**exponent)
-        delay = delay / 2 + self.rng.random() * delay / 2
+        delay = jittered_backoff(self.policy.base_seconds, self.policy.max_seconds, count, self.rng)
         self._due[key] = self.clock() + delay
         return count, delay
 

@@ -52,6 +52,12 @@ def parse_time(value: object) -> datetime | None:
         return None
 
 
+def require_aware(moment: datetime, name: str) -> None:
+    """Refuse a naive `moment` (`name` says which argument): pure time rules take instants."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+
+
 def instant(moment: datetime) -> datetime:
     """`moment` as a status holds it: whole seconds in UTC (what `timestamp` writes)."""
     parsed = parse_time(timestamp(moment))

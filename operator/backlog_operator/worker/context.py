@@ -30,26 +30,11 @@ from backlog_operator.api.worker_contract import (
     TERMINATION_LOG_VARIABLE,
     TOKEN_FILE_VARIABLE,
     WORKSPACE_VARIABLE,
-    goal_to_environment,
 )
 from backlog_operator.api.worker_contract import PRIVATE_DIR as DEFAULT_PRIVATE_DIR
 from backlog_operator.api.worker_contract import TERMINATION_LOG as DEFAULT_TERMINATION_LOG
 from backlog_operator.api.worker_contract import WORKSPACE as DEFAULT_WORKSPACE
 from backlog_operator.redact import Redactor
-
-__all__ = [
-    "DEFAULT_PRIVATE_DIR",
-    "DEFAULT_TERMINATION_LOG",
-    "DEFAULT_WORKSPACE",
-    "REPO_DIR",
-    "STATE_DIR",
-    "InvalidGoalError",
-    "WorkerContext",
-    "context_from_environment",
-    "goal_to_environment",
-    "load_goal_file",
-    "parse_goal",
-]
 
 
 class InvalidGoalError(ValueError):

@@ -14,21 +14,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from backlog_operator.api.worker_contract import (
-    SKIP_MARKER,
-    TASK_ENV_FILE,
-    TASK_LAUNCHER,
-    launcher_command,
-)
-
-__all__ = [
-    "SKIP_MARKER",
-    "TASK_ENV_FILE",
-    "TASK_LAUNCHER",
-    "launcher_command",
-    "write_skip_marker",
-    "write_task_environment",
-]
+from backlog_operator.api.worker_contract import SKIP_MARKER, TASK_ENV_FILE
 
 
 def write_task_environment(state_dir: Path, variables: Mapping[str, str]) -> None:

@@ -22,8 +22,11 @@ from pathlib import Path
 from backlog_operator.adapters import git as gitops
 from backlog_operator.api.result import ExitCode, WorkerResult
 from backlog_operator.api.worker_contract import (
+    STATE_DIR,
     TASK_ENV_FILE,
+    TERMINATION_LOG,
     TERMINATION_LOG_VARIABLE,
+    WORKSPACE,
     WORKSPACE_VARIABLE,
     launcher_command,
 )
@@ -31,13 +34,7 @@ from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogNotFoundError
 from backlog_operator.redact import Redactor
 from backlog_operator.worker import launcher
-from backlog_operator.worker.context import (
-    DEFAULT_TERMINATION_LOG,
-    DEFAULT_WORKSPACE,
-    STATE_DIR,
-    WorkerContext,
-    context_from_environment,
-)
+from backlog_operator.worker.context import WorkerContext, context_from_environment
 from backlog_operator.worker.failures import Step, StepFailure, failed_result
 from backlog_operator.worker.publish import publish
 from backlog_operator.worker.record import CloneRecord
@@ -265,7 +262,7 @@ def _context_or_result(step: Step) -> WorkerContext | WorkerResult:
 
 def _setup_failed(result: WorkerResult) -> int:
     """Report a step that could not even read its goal, termination message included."""
-    path = Path(os.environ.get(TERMINATION_LOG_VARIABLE, DEFAULT_TERMINATION_LOG))
+    path = Path(os.environ.get(TERMINATION_LOG_VARIABLE, TERMINATION_LOG))
     with contextlib.suppress(OSError):
         path.write_text(result.to_json(), encoding="utf-8")
     return emit(None, result)
@@ -288,7 +285,7 @@ def task_main(args: argparse.Namespace) -> int:
     the workspace and the variables `clone` wrote for it, nothing of the private folder.
     """
     configure_logging()
-    workspace = Path(os.environ.get(WORKSPACE_VARIABLE, DEFAULT_WORKSPACE))
+    workspace = Path(os.environ.get(WORKSPACE_VARIABLE, WORKSPACE))
     if not (workspace / STATE_DIR / TASK_ENV_FILE).exists():
         log.error("no task variables in %s: run `backlogctl worker clone` first", workspace)
         return int(ExitCode.USAGE)

@@ -228,11 +228,14 @@ class BacklogReconciler:
         if slug is None:
             return "cannot tell owner/name of the repository; set pullRequest.repository", []
         prefix = spec.branch_prefix_or_default()
-        try:
+
+        def listing() -> list[tuple[Any, datetime]]:
+            # The forge is made in the thread too: its first use imports PyGithub (slow).
             forge = self.forge_factory(slug, token, spec.api_base_url)
-            pulls = await asyncio.to_thread(
-                forge.open_pull_requests, prefix or DEFAULT_BRANCH_PREFIX
-            )
+            return forge.open_pull_requests(prefix or DEFAULT_BRANCH_PREFIX)
+
+        try:
+            pulls = await asyncio.to_thread(listing)
         except ClassifiedError as error:
             return str(error), []
         return None, [(str(ref.head_branch), opened) for ref, opened in pulls]

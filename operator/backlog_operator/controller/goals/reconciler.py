@@ -498,19 +498,20 @@ class GoalReconciler:
         self, goal: Goal, status: GoalStatus, error: ClassifiedError
     ) -> Reconciled[GoalStatus]:
         """The API server (or the client) refused the attempt's Job: no retry can help."""
-        generation = goal.metadata.generation
-        message = str(error)
-        new = self._status(status, Phase.FAILED, error.reason, message, generation)
-        new = evolve(new, completion_time=instant(self.clock()))
-        self.capacity.put(entry_for(goal, new))
-        return Reconciled(new, [Event("Warning", error.reason, message)])
+        return self._fail_start(goal, status, error.reason, str(error))
 
     def _job_conflict(self, goal: Goal, status: GoalStatus, name: str) -> Reconciled[GoalStatus]:
         message = f"a Job named {name} exists and does not belong to this goal"
-        new = self._status(status, Phase.FAILED, "JobConflict", message, goal.metadata.generation)
+        return self._fail_start(goal, status, "JobConflict", message)
+
+    def _fail_start(
+        self, goal: Goal, status: GoalStatus, reason: str, message: str
+    ) -> Reconciled[GoalStatus]:
+        """The attempt could not start and no retry can help: the goal fails for `reason`."""
+        new = self._status(status, Phase.FAILED, reason, message, goal.metadata.generation)
         new = evolve(new, completion_time=instant(self.clock()))
         self.capacity.put(entry_for(goal, new))
-        return Reconciled(new, [Event("Warning", "JobConflict", message)])
+        return Reconciled(new, [Event("Warning", reason, message)])
 
     # ---------------------------------------------------------------------- helpers
 

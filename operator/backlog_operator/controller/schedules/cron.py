@@ -64,7 +64,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from backlog_operator.controller.status import timestamp
+from backlog_operator.controller.status import require_aware, timestamp
 from backlog_operator.naming import dns_label
 
 # Reasons, for conditions and events. Where CronJob has an event for the same thing, its reason.
@@ -318,10 +318,10 @@ def _check_due_arguments(
     last_schedule_time: datetime | None,
     starting_deadline_seconds: int | None,
 ) -> None:
-    _aware(now, "now")
-    _aware(creation_time, "creation_time")
+    require_aware(now, "now")
+    require_aware(creation_time, "creation_time")
     if last_schedule_time is not None:
-        _aware(last_schedule_time, "last_schedule_time")
+        require_aware(last_schedule_time, "last_schedule_time")
     if starting_deadline_seconds is not None and starting_deadline_seconds < 0:
         raise ValueError("starting_deadline_seconds must not be negative")
 
@@ -455,7 +455,7 @@ def goal_name(schedule_name: str, scheduled_time: datetime) -> str:
     name that is longer, or not a valid label as it stands, is shortened and made a label, with
     a hash of the original so that two schedules never share names.
     """
-    _aware(scheduled_time, "scheduled_time")
+    require_aware(scheduled_time, "scheduled_time")
     if not schedule_name:
         raise ValueError("schedule_name must not be empty")
     minutes = int(scheduled_time.timestamp() // 60)
@@ -582,7 +582,7 @@ def _walk(schedule: CronSchedule, moment: datetime, *, forward: bool) -> Iterato
     backward the latest as it goes back, and cron times are whole minutes, so the minute after
     (before) the one found bounds everything still to come.
     """
-    _aware(moment, "after" if forward else "moment")
+    require_aware(moment, "after" if forward else "moment")
     moment = moment.astimezone(UTC)
     zone = schedule.zone
     minute = timedelta(minutes=1)
@@ -695,11 +695,6 @@ def _count_between(schedule: CronSchedule, start: datetime, end: datetime) -> in
             break
         count += 1
     return count
-
-
-def _aware(moment: datetime, name: str) -> None:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime")
 
 
 def _quote(text: str, limit: int = 80) -> str:
