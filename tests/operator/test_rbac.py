@@ -22,6 +22,7 @@ import yaml
 
 from backlog_operator.api.labels import LABEL_BACKLOG, LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.controller import runtime
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 from tests.operator.test_goal_schedule import Clock, Scheduled, schedule
@@ -311,6 +312,7 @@ def test_the_operator_uses_every_rule_of_its_role(
     cluster: Cluster,
     clock: Clock,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Everything the operator does, in all namespaces and then limited to one: the calls it
     makes are exactly what its role grants (each `finalizers` rule is not a call: the test
@@ -325,6 +327,7 @@ def test_the_operator_uses_every_rule_of_its_role(
         }
     )
     remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG_FILE})
+    monkeypatch.setattr(runtime, "AUDIT_EVERY", 20)  # a running goal's Job read afresh: 1 s
     with operator(emulator_server, clock, tmp_path):
         # A Backlog with a token: secrets get; its Goal runs to success (jobs, pods).
         api.create_object(
@@ -348,9 +351,11 @@ def test_the_operator_uses_every_rule_of_its_role(
         [first] = scheduled.wait_goals("nightly", 1)
         scheduled.next_tick()
         api.wait_for(lambda: (g := scheduled.goals("nightly")) and first not in g)
-        # A Goal deleted while its attempt runs: its Jobs are listed by uid and deleted.
+        # A running goal's Job read afresh now and then (jobs get); then the Goal deleted while
+        # its attempt runs: its Jobs deleted by name.
         alone = api.create_object(standalone_goal("alone"))
         api.wait_for(lambda: cluster.jobs_of(alone))
+        api.wait_for(lambda: ("batch", "jobs", "get") in cluster.calls())
         api.delete_object(GOALS, NS, "alone")
         api.wait_for(lambda: ("batch", "jobs", "delete") in cluster.calls())
         api.wait_for(lambda: ("kopf.dev", "clusterkopfpeerings", "patch") in cluster.calls())

@@ -92,9 +92,15 @@ def register_lifecycle(
         settings.peering.name = "backlog-operator"
         settings.peering.mandatory = False
         settings.watching.server_timeout = 300
-        runtime = Runtime(
-            KubeCluster(api_client_factory()), operator_settings, clock, forge_factory, retry
+        # Only the operator's own Jobs, selected by the API server: not every Job of the cluster.
+        settings.watching.label_selectors["batch", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        cluster = KubeCluster(
+            api_client_factory(),
+            concurrency=operator_settings.api_concurrency,
+            qps=operator_settings.api_qps,
+            burst=operator_settings.api_burst,
         )
+        runtime = Runtime(cluster, operator_settings, clock, forge_factory, retry)
         memo[_MEMO_KEY] = runtime
         await runtime.seed(operator_settings.namespaces)
         runtime.start_requeuing()
@@ -104,6 +110,7 @@ def register_lifecycle(
         runtime = memo.get(_MEMO_KEY)
         if isinstance(runtime, Runtime):
             await runtime.stop_requeuing()
+            runtime.cluster.close()
 
 
 def register_goals(registry: kopf.OperatorRegistry) -> None:
@@ -114,11 +121,10 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
         event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
     ) -> None:
         runtime = _runtime(memo)
+        await runtime.goal_event(event.get("type"), event.get("object") or body)
         if event.get("type") == "DELETED":
-            await runtime.stop_attempt(body)
             return
         namespace = str(body.metadata.namespace)
-        await runtime.apply(namespace, str(body.metadata.name))
         schedule = _owner_name(body, "GoalSchedule", LABEL_SCHEDULE)
         if schedule:  # its schedule's active list and history follow the goal's phase
             await runtime.apply_schedule(namespace, schedule)
@@ -128,10 +134,10 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
             await runtime.apply_backlog(namespace, backlog)
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)
-    async def _job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        for owner in body.metadata.get("ownerReferences") or []:
-            if owner.get("kind") == "Goal" and str(owner.get("apiVersion", "")).startswith(GROUP):
-                await _runtime(memo).apply(str(body.metadata.namespace), str(owner.get("name")))
+    async def _job_event(
+        event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+    ) -> None:
+        await _runtime(memo).job_event(event.get("type"), event.get("object") or body)
 
 
 def register_backlogs(registry: kopf.OperatorRegistry) -> None:
