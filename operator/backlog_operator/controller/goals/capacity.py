@@ -186,6 +186,7 @@ class CapacityTable:
         self._unlink(old)
         self._goals[entry.key] = entry
         self._link(entry)
+        self._woken.pop(entry.key, None)  # its decision, which was due, is this
         self._wake_task(old, entry)
 
     def remove(self, key: str) -> None:
