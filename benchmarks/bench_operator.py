@@ -7,8 +7,8 @@ are read from /proc, its HTTP requests counted by the emulator. Three scenarios 
 - burst: N Goals created at once with room for all; goals/s until each has its Job, latency
   p50/p99, HTTP requests per goal, operator CPU per goal, peak RSS. Measured in the same run,
   the ceiling: a bare client in a separate process that watches Goals and makes the calls the
-  operator needs per goal (create the Job, write the status, post the event), with the same
-  concurrency toward the API server as the operator's (`--concurrency`).
+  operator needs per goal (read it, create its Job, write its status, post an event), with the
+  same concurrency toward the API server as the operator's (`--concurrency`).
 - delete: the burst's N Goals deleted at once; seconds until every one of their Jobs is gone.
 - waiting: N Goals created at once with room for 10 (`BACKLOG_OPERATOR_MAX_RUNNING`);
   seconds until every goal has a phase (a queued one with its queue position), then the
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -55,6 +56,7 @@ GROUP, VERSION = "backlog.dev", "v1alpha1"
 GOALS = f"{GROUP}/{VERSION}/goals"
 JOBS = "batch/v1/jobs"
 OPERATOR_LOG = os.environ.get("BENCH_OPERATOR_LOG", os.devnull)
+PROFILE = os.environ.get("BENCH_OPERATOR_PROFILE", "")
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "900"))
 WAITING_CAPACITY = 10
 STEADY_SECONDS = 20.0
@@ -208,10 +210,12 @@ class Operator:
             BACKLOG_OPERATOR_LIVENESS_ENDPOINT="",
             **{f"BACKLOG_OPERATOR_{key.upper()}": value for key, value in settings.items()},
         )
-        backlogctl = str(Path(sys.executable).with_name("backlogctl"))
+        command = [str(Path(sys.executable).with_name("backlogctl")), "operator"]
+        if PROFILE:  # cProfile's output, written when the operator exits
+            command = [sys.executable, "-m", "cProfile", "-o", PROFILE, *command]
         self._log = open(OPERATOR_LOG, "a")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [backlogctl, "operator"], env=env, stdout=subprocess.DEVNULL, stderr=self._log
+            command, env=env, stdout=subprocess.DEVNULL, stderr=self._log
         )
 
     def cpu_seconds(self) -> float:
@@ -402,7 +406,8 @@ def ceiling(crds: Path, count: int, concurrency: int) -> float:
 
 
 def bare_client(kubeconfig: str, concurrency: int) -> int:
-    """Watch Goals; for each new one, create its Job, write its status, post an event."""
+    """Watch Goals; for each new one, read it, create its Job, write its status, post an
+    event: the four calls the operator needs for a goal."""
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=kubeconfig, client_configuration=configuration
@@ -414,11 +419,15 @@ def bare_client(kubeconfig: str, concurrency: int) -> int:
     core = kubernetes.client.CoreV1Api(client)
     settings = OperatorSettings()
 
-    def one(body: dict[str, Any]) -> None:
-        name = body["metadata"]["name"]
+    def one(seen: dict[str, Any]) -> None:
+        name = seen["metadata"]["name"]
+        # With `_preload_content=False` the client returns the raw urllib3 response, and it
+        # sends a dict body as is: its annotations say neither.
+        read = custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, "goals", name, _preload_content=False
+        )
+        body = json.loads(read.data)  # type: ignore[attr-defined]
         job = build_job(Goal.model_validate(body), 1, settings)
-        # With `_preload_content=False` the client sends a dict body as is; its annotations
-        # do not say so.
         batch.create_namespaced_job(NS, job, _preload_content=False)  # type: ignore[arg-type]
         status = {"status": {"phase": "Running", "attempts": 1, "jobName": name}}
         custom.patch_namespaced_custom_object_status(
@@ -475,7 +484,7 @@ def print_burst(
     if ceiling_rate is not None:
         print(
             f"bare client ceiling, goals/s   : {ceiling_rate:8.1f}   "
-            f"({concurrency} requests in flight, 3 calls per goal)"
+            f"({concurrency} requests in flight, 4 calls per goal)"
         )
         print(
             f"operator / ceiling             : {result.rate / ceiling_rate:8.2f}   (target >= 0.9)"

@@ -63,7 +63,7 @@ def object_key(body: Mapping[str, Any]) -> str:
     return f"{metadata.get('namespace')}/{metadata.get('name')}"
 
 
-def _dump(body: Mapping[str, Any]) -> bytes:
+def _dump(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -149,10 +149,10 @@ class _Known:
         )
         self.active = bool(status.get("active"))
         self.blob = _dump(slim)
-        # What a reconcile of its goal reads of it, less its version, as a digest.
-        unversioned = {k: v for k, v in metadata.items() if k != "resourceVersion"}
+        # What may change of it that a reconcile of its goal reads, as a digest (its name,
+        # labels and owner do not change).
         self.signal = hashlib.blake2b(
-            _dump({"metadata": unversioned, "status": status}), digest_size=16
+            _dump([status, metadata.get("deletionTimestamp")]), digest_size=16
         ).digest()
 
 
@@ -171,18 +171,17 @@ class Jobs:
             self._drop(key)
             return True
         known = self._jobs.get(key)
-        found = _Known(job)
-        if known is not None and not newer(found.version, known.version):
+        if known is not None and not newer(version(job), known.version):
             return False
+        found = _Known(job)
         self._keep(key, found)
         return known is None or known.signal != found.signal
 
     def record(self, job: Mapping[str, Any]) -> None:
         """A Job as the API server answered a create or a read of it."""
-        found = _Known(job)
         known = self._jobs.get(object_key(job))
-        if known is None or newer(found.version, known.version):
-            self._keep(object_key(job), found)
+        if known is None or newer(version(job), known.version):
+            self._keep(object_key(job), _Known(job))
 
     def get(self, namespace: str, name: str) -> Json | None:
         """The newest known state of a Job (a fresh copy), or None when not known."""

@@ -17,7 +17,7 @@ fails is retried by the runtime with backoff (`runtime.RetryPolicy`), whatever r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,54 @@ def build_registry(
     return registry
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's record of an object's last handled "essence", for change-detecting handlers. The
+    operator has none (event handlers only, writing no annotation): kopf would still build one,
+    deep-copying the body, on every event. An empty essence, never stored."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        """Nothing of the object: no handler compares it with a previous state."""
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        """No previous state kept."""
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        """Nothing kept."""
+
+
+class NoProgress(kopf.ProgressStorage):
+    """kopf's per-handler progress (retries of change handlers), which event handlers never
+    have; its `clear` would deep-copy each event's essence."""
+
+    def fetch(self, *, key: kopf.HandlerId, body: kopf.Body) -> kopf.ProgressRecord | None:
+        """No progress kept."""
+        return None
+
+    def store(
+        self,
+        *,
+        key: kopf.HandlerId,
+        record: kopf.ProgressRecord,
+        body: kopf.Body,
+        patch: kopf.Patch,
+    ) -> None:
+        """Nothing kept."""
+
+    def purge(self, *, key: kopf.HandlerId, body: kopf.Body, patch: kopf.Patch) -> None:
+        """Nothing to purge."""
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        """Nothing to touch."""
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        """The essence as it is (an empty one: `NoDiffBase`)."""
+        return essence
+
+
 def register_lifecycle(
     registry: kopf.OperatorRegistry,
     operator_settings: OperatorSettings,
@@ -92,6 +140,8 @@ def register_lifecycle(
         settings.peering.name = "backlog-operator"
         settings.peering.mandatory = False
         settings.watching.server_timeout = 300
+        settings.persistence.diffbase_storage = NoDiffBase()
+        settings.persistence.progress_storage = NoProgress()
         # Only the operator's own Jobs, selected by the API server: not every Job of the cluster.
         settings.watching.label_selectors["batch", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
         cluster = KubeCluster(

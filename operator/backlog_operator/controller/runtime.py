@@ -265,7 +265,11 @@ class Runtime:
     async def job_event(self, event_type: str | None, job: Mapping[str, Any]) -> None:
         """A worker Job's watch event: reconcile its goal if the Job changed what it reads."""
         goal = goal_of(job)
-        if self.jobs.offer(event_type, job) and goal is not None:
+        # A goal the capacity table does not know is gone (every other one is learnt at
+        # start-up or before its first Job): its Jobs, deleted with it, tell nothing.
+        if goal is None or self.capacity.get(goal) is None:
+            return
+        if self.jobs.offer(event_type, job):
             namespace, _, name = goal.partition("/")
             await self.apply(namespace, name)
 

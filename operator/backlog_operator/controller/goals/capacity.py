@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -126,12 +126,11 @@ class _Queue:
         if new is not None:
             bisect.insort(self._heads, new)
 
-    def first(self, full: Iterable[str]) -> GoalEntry | None:
-        """The first goal whose repository is not `full` (a set: those past their limit)."""
-        skip = set(full)
+    def first(self, full: Container[str]) -> GoalEntry | None:
+        """The first goal whose repository is not `full` (those at their limit)."""
         for order in self._heads:  # skips at most one head per full repository
             entry = self._entries[order[2]]
-            if entry.repository not in skip:
+            if entry.repository not in full:
                 return entry
         return None
 
@@ -172,6 +171,8 @@ class CapacityTable:
         self._reserved: set[str] = set()
         self._held: dict[str, int] = {}  # repository -> slots held (running or reserved)
         self._held_total = 0
+        self._per_repository = 0  # the limit `_full` was kept for
+        self._full: set[str] = set()  # repositories holding that many slots
         self._queue = _Queue()
         self._later: list[tuple[datetime, str]] = []  # backing off: when each may start
         self._woken: dict[str, None] = {}  # goals whose decision is due, in order
@@ -238,6 +239,16 @@ class CapacityTable:
         else:
             self._held.pop(repository, None)
         self._held_total += change
+        if self._per_repository and held >= self._per_repository:
+            self._full.add(repository)
+        else:
+            self._full.discard(repository)
+
+    def _limit(self, per_repository: int) -> None:
+        """Keep `_full` for this per-repository limit (recomputed only when it changes)."""
+        if per_repository != self._per_repository:
+            self._per_repository = per_repository
+            self._full = {repo for repo, held in self._held.items() if held >= per_repository}
 
     def _wake_task(self, old: GoalEntry | None, new: GoalEntry | None) -> None:
         """A goal of a task changed phase (or went): the other waiting goals of that task decide
@@ -263,10 +274,10 @@ class CapacityTable:
         their keys. Each also goes to `take_woken`: its own decision turns the reservation into
         a start."""
         self._release_due(now)
+        self._limit(max_per_repository)
         admitted: list[str] = []
         while self._held_total < max_total:
-            full = (repo for repo, held in self._held.items() if held >= max_per_repository)
-            entry = self._queue.first(full)
+            entry = self._queue.first(self._full)
             if entry is None:
                 break
             self._queue.discard(entry.key)
