@@ -171,7 +171,7 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
         event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
     ) -> None:
         runtime = _runtime(memo)
-        await runtime.goal_event(event.get("type"), event.get("object") or body)
+        await runtime.goal_event(event.get("type"), event.get("object") or dict(body))
         if event.get("type") == "DELETED":
             return
         namespace = str(body.metadata.namespace)
@@ -187,7 +187,7 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
     async def _job_event(
         event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
     ) -> None:
-        await _runtime(memo).job_event(event.get("type"), event.get("object") or body)
+        await _runtime(memo).job_event(event.get("type"), event.get("object") or dict(body))
 
 
 def register_backlogs(registry: kopf.OperatorRegistry) -> None:

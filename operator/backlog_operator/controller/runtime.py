@@ -284,7 +284,10 @@ class Runtime:
         key = f"{namespace}/{name}"
         body = await self._goal_body(key)
         seen.body = body
-        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+        if body is None:  # gone, its DELETED event missed (the watch was away): forget it
+            self._forget_goal(key)
+            return
+        if body.get("metadata", {}).get("deletionTimestamp"):
             return
         if key in self._audited:
             self._audited.discard(key)
