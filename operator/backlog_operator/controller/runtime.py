@@ -295,6 +295,7 @@ class Runtime:
             self.jobs.forget(f"{namespace}/{job_name}")
         try:
             result = await self.goals.reconcile(body)
+            self._admit_and_wake()  # a slot it freed goes on now, not after its writes
             written = await self._write(GOALS, body, result)
         except Exception:
             self.bodies.forget(key)  # perhaps stale (a 409): the retry reads it afresh
