@@ -6,9 +6,10 @@ are read from /proc, its HTTP requests counted by the emulator. Three scenarios 
 
 - burst: N Goals created at once with room for all; goals/s until each has its Job, latency
   p50/p99, HTTP requests per goal, operator CPU per goal, peak RSS. Measured in the same run,
-  the ceiling: a bare client in a separate process that watches Goals and makes the calls the
-  operator needs per goal (read it, create its Job, write its status, post an event), with the
-  same concurrency toward the API server as the operator's (`--concurrency`).
+  the ceiling: a bare client in a separate process that watches Goals and their Jobs and makes
+  the calls the operator needs per goal (read it, create its Job, write its status, post an
+  event), with the same concurrency toward the API server as the operator's
+  (`--concurrency`); `--repeat` takes the two in turn and compares medians.
 - delete: the burst's N Goals deleted at once; seconds until every one of their Jobs is gone.
 - waiting: N Goals created at once with room for 10 (`BACKLOG_OPERATOR_MAX_RUNNING`);
   seconds until every goal has a phase (a queued one with its queue position), then the
@@ -45,7 +46,7 @@ import aiohttp.web  # noqa: E402
 import kubernetes  # noqa: E402
 
 from backlog_operator.api.goal import Goal  # noqa: E402
-from backlog_operator.api.labels import LABEL_GOAL  # noqa: E402
+from backlog_operator.api.labels import LABEL_GOAL, LABEL_MANAGED_BY, MANAGED_BY  # noqa: E402
 from backlog_operator.api.result import Outcome, WorkerResult  # noqa: E402
 from backlog_operator.controller.goals.job import build_job  # noqa: E402
 from backlog_operator.controller.settings import OperatorSettings  # noqa: E402
@@ -209,6 +210,12 @@ def create_all(server: EmulatorServer, names: list[str], threads: int = 8) -> di
 # -------------------------------------------------------------------------- the operator
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, all threads) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Operator:
     """`backlogctl operator` in its own process: its CPU time and peak memory from /proc."""
 
@@ -228,8 +235,7 @@ class Operator:
         )
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -390,8 +396,9 @@ def free_a_slot(server: EmulatorServer) -> float:
 # ------------------------------------------------------------------------ the bare client
 
 
-def ceiling(crds: Path, count: int, concurrency: int) -> float:
-    """Goals per second of the bare client (`--bare-client`), measured as the operator is."""
+def ceiling(crds: Path, count: int, concurrency: int) -> tuple[float, float]:
+    """Goals per second of the bare client (`--bare-client`), measured as the operator is, and
+    its CPU seconds per goal."""
     names = [f"raw-{i:05d}" for i in range(count)]
     server = served(crds)
     client = subprocess.Popen(
@@ -406,14 +413,20 @@ def ceiling(crds: Path, count: int, concurrency: int) -> float:
         stdout=subprocess.DEVNULL,
     )
     try:
-        server.emulator.wait_for(lambda: server.emulator.open_watches(GOALS), timeout=60)
+        server.emulator.wait_for(
+            lambda: server.emulator.open_watches(GOALS) and server.emulator.open_watches(JOBS),
+            timeout=60,
+        )
+        cpu = cpu_seconds(client.pid)
         start = time.monotonic()
         create_all(server, names)
         wait_until(
             lambda: len(RECORD.job_seen) >= count,
             lambda: f"{len(RECORD.job_seen)} of {count} goals have Jobs (bare client)",
         )
-        return count / (max(RECORD.job_seen.values()) - start)
+        rate = count / (max(RECORD.job_seen.values()) - start)
+        wait_quiet()
+        return rate, (cpu_seconds(client.pid) - cpu) / count
     finally:
         client.terminate()
         client.wait(timeout=30)
@@ -421,8 +434,8 @@ def ceiling(crds: Path, count: int, concurrency: int) -> float:
 
 
 def bare_client(kubeconfig: str, concurrency: int) -> int:
-    """Watch Goals; for each new one, read it, create its Job, write its status, post an
-    event: the four calls the operator needs for a goal."""
+    """Watch Goals and their Jobs; for each new Goal, read it, create its Job, write its
+    status, post an event: the calls the operator makes for a goal."""
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=kubeconfig, client_configuration=configuration
@@ -457,6 +470,15 @@ def bare_client(kubeconfig: str, concurrency: int) -> int:
         }
         core.create_namespaced_event(NS, event, _preload_content=False)  # type: ignore[arg-type]
 
+    def watch_jobs() -> None:  # as the operator does: it hears of its Jobs
+        selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+            batch.list_namespaced_job, NS, label_selector=selector
+        )
+        for _ in stream:
+            pass
+
+    threading.Thread(target=watch_jobs, daemon=True).start()
     with ThreadPoolExecutor(concurrency) as pool:
         stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
             custom.list_namespaced_custom_object, GROUP, VERSION, NS, "goals"
@@ -498,15 +520,23 @@ def print_burst(result: Burst) -> None:
 
 
 def print_ceiling(
-    result: Burst, rates: list[float], ceilings: list[float], first: Burst, concurrency: int
+    result: Burst,
+    rates: list[float],
+    ceilings: list[tuple[float, float]],
+    first: Burst,
+    concurrency: int,
 ) -> None:
-    rate, limit = statistics.median(rates), statistics.median(ceilings)
+    limits = [limit for limit, _ in ceilings]
+    rate, limit = statistics.median(rates), statistics.median(limits)
     if len(rates) > 1:
-        listed = " ".join(f"{r:.1f}/{c:.1f}" for r, c in zip(rates, ceilings, strict=True))
+        listed = " ".join(f"{r:.1f}/{c:.1f}" for r, c in zip(rates, limits, strict=True))
         print(f"operator/bare goals/s, in turn : {listed}")
     print(
-        f"bare client ceiling, goals/s   : {limit:8.1f}   ({concurrency} in flight, 4 calls/goal)"
+        f"bare client ceiling, goals/s   : {limit:8.1f}   "
+        f"({concurrency} in flight, 4 calls/goal, 2 watches)"
     )
+    cpu = statistics.median(cpu for _, cpu in ceilings)
+    print(f"bare client CPU per goal       : {cpu * 1000:8.2f} ms")
     print(f"operator / ceiling             : {rate / limit:8.2f}   (target >= 0.9 at 1,000)")
     if first is not result:
         ratio = rate / first.rate
@@ -561,7 +591,8 @@ def main() -> int:
     first: Burst | None = None
     for count in args.goals or [200]:
         if only & {"burst", "delete"}:
-            rates, ceilings = [], []
+            rates: list[float] = []
+            ceilings: list[tuple[float, float]] = []
             for turn in range(args.repeat):  # in turn: a load that drifts weighs on both alike
                 result = burst(crds, count, delete="delete" in only and turn == 0)
                 rates.append(result.rate)
