@@ -917,6 +917,21 @@ def test_unchanged_tip_is_not_fetched_or_parsed_again() -> None:
     assert cluster.created_goals == ["team-ci-cache"]  # the running Goal holds the task
 
 
+def test_a_deleted_backlogs_parse_is_not_kept() -> None:
+    clock = FixedClock(NOW)
+    body = backlog()
+    reconciler, cluster, source, _ = reconciler_for(Case(body=body), clock)
+    run(cluster.apply(reconciler, body))
+    body["spec"]["path"] = "docs/backlog.yaml"  # a second read of the same Backlog
+    source.put(URL, C1, {PATH: LEVIATHAN, "docs/backlog.yaml": "tasks: []\n"})
+    run(cluster.apply(reconciler, body))
+    assert len(reconciler._parsed) == 1  # what it reads now, not everything it ever read
+
+    reconciler.forget(body["metadata"]["uid"])
+
+    assert reconciler._parsed == {}
+
+
 def test_a_changed_path_is_read_afresh_not_from_the_old_parse() -> None:
     clock = FixedClock(NOW)
     body = backlog()

@@ -200,7 +200,7 @@ def register_backlogs(registry: kopf.OperatorRegistry) -> None:
         runtime = _runtime(memo)
         key = f"{body.metadata.namespace}/{body.metadata.name}"
         if event.get("type") == "DELETED":
-            runtime.forget_backlog(key)
+            runtime.forget_backlog(key, body.metadata.uid)
             return
         # Each sync writes its status (lastSyncTime): act on what a person changed only (the
         # spec, or a sync/clear request), not on our own writes; the interval does the rest.

@@ -600,8 +600,10 @@ class Runtime:
         self.goal_wake.plan(key, None)
         self._audited.discard(key)
 
-    def forget_backlog(self, key: str) -> None:
-        """A deleted Backlog: no more syncs of it."""
+    def forget_backlog(self, key: str, uid: str | None = None) -> None:
+        """A deleted Backlog: no more syncs of it, nothing kept of what it read."""
+        if uid:
+            self.backlogs.forget(uid)
         self.backlog_wake.pop(key, None)
         self.backlog_seen.pop(key, None)
         self.backoff.forget(f"{BACKLOGS}:{key}")

@@ -117,7 +117,9 @@ class BacklogReconciler:
         self.source = source
         self.forge_factory = forge_factory
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._parsed: dict[str, _Parsed] = {}  # what was read -> that commit's tasks
+        # Backlog uid -> what was read (URL, branch, path) and that commit's tasks: one per
+        # Backlog, replaced when it reads something else, dropped when it is deleted.
+        self._parsed: dict[str, tuple[str, _Parsed]] = {}
 
     async def reconcile(self, body: Mapping[str, Any]) -> Reconciled[BacklogStatus]:
         """Sync the Backlog in `body` and start what may start."""
@@ -187,11 +189,13 @@ class BacklogReconciler:
 
     async def _read(self, backlog: Backlog, token: str | None) -> _Parsed:
         repository = backlog.spec.repository
-        # Keyed by what is read: a changed URL, branch or path must not serve the old parse.
-        uid = (
-            f"{backlog.metadata.uid}|{repository.url}|{repository.base_branch}|{backlog.spec.path}"
+        # What is read: a changed URL, branch or path must not serve the old parse.
+        uid, read = (
+            str(backlog.metadata.uid),
+            f"{repository.url}|{repository.base_branch}|{backlog.spec.path}",
         )
-        cached = self._parsed.get(uid)
+        known = self._parsed.get(uid)
+        cached = known[1] if known is not None and known[0] == read else None
         with private_token_file(token) as token_file:
             credentials = (
                 GitCredentials(token_file=token_file, insecure=repository.insecure)
@@ -214,8 +218,12 @@ class BacklogReconciler:
             BacklogDocument.parse, snapshot.data, source=backlog.spec.path
         )
         parsed = _Parsed(snapshot.commit, document.tasks)
-        self._parsed[uid] = parsed
+        self._parsed[uid] = (read, parsed)
         return parsed
+
+    def forget(self, uid: str) -> None:
+        """A deleted Backlog: drop what was read of it."""
+        self._parsed.pop(uid, None)
 
     async def _open_pull_requests(
         self, backlog: Backlog, token: str | None
