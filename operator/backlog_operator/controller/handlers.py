@@ -1,5 +1,11 @@
 """Thin kopf handlers: find the object, call the runtime, which reconciles and applies.
 
+A Goal's or a worker Job's event is handed to the runtime, which keeps what it says and runs the
+goal's cycle in its own tasks (a bounded number at once): the handler returns at once, so a
+burst of thousands of Goals does not keep thousands of kopf workers, and their events, waiting.
+kopf itself is told to build no per-event "essence" of objects (`NoDiffBase`, `NoProgress`:
+the operator has no change-detecting handlers) and to watch only the operator's own Jobs.
+
 Only event handlers are used (no on.create/on.update/on.delete, no kopf timers), so kopf keeps
 no "last-handled configuration" annotation and puts no finalizer on Goals: the operator writes
 nothing but `status`, GitOps tools see no drift, and deleting a Goal never hangs on a stopped
@@ -171,7 +177,7 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
         event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
     ) -> None:
         runtime = _runtime(memo)
-        await runtime.goal_event(event.get("type"), event.get("object") or dict(body))
+        runtime.goal_event(event.get("type"), event.get("object") or dict(body))
         if event.get("type") == "DELETED":
             return
         namespace = str(body.metadata.namespace)
@@ -187,7 +193,7 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
     async def _job_event(
         event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
     ) -> None:
-        await _runtime(memo).job_event(event.get("type"), event.get("object") or dict(body))
+        _runtime(memo).job_event(event.get("type"), event.get("object") or dict(body))
 
 
 def register_backlogs(registry: kopf.OperatorRegistry) -> None:

@@ -56,7 +56,7 @@ from backlog_operator.controller.backlogs.reconciler import (
     ForgeFactory,
     github_forge,
 )
-from backlog_operator.controller.cache import Bodies, Jobs, WatchedJobs, goal_of
+from backlog_operator.controller.cache import Bodies, Jobs, WatchedJobs, goal_of, object_key
 from backlog_operator.controller.conditions import READY, RECONCILE_ERROR, mark_failing, reason_of
 from backlog_operator.controller.goals import outcome
 from backlog_operator.controller.goals.capacity import WAITING, CapacityTable, entry_for
@@ -255,25 +255,27 @@ class Runtime:
 
     # -------------------------------------------------------------------------- events
 
-    async def goal_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A Goal's watch event: reconcile it if the event says something new; a deleted goal's
-        attempt is stopped."""
+    def goal_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A Goal's watch event: a cycle if the event says something new; a deleted goal's
+        attempt stopped. Both run in the runtime's own tasks (a bounded number of cycles at
+        once), so the event handler returns at once and kopf keeps no event while it waits."""
+        metadata = body.get("metadata") or {}
         if event_type == "DELETED":
-            await self.stop_attempt(body)
+            namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+            stop = self.stop_attempt(namespace, name, str(metadata.get("uid")))
+            self._track(asyncio.create_task(stop, name=f"backlog-stop {namespace}/{name}"))
         elif self.bodies.offer(body):
-            metadata = body.get("metadata") or {}
-            await self.apply(str(metadata.get("namespace")), str(metadata.get("name")))
+            self._spawn([object_key(body)], asked=True)
 
-    async def job_event(self, event_type: str | None, job: Mapping[str, Any]) -> None:
-        """A worker Job's watch event: reconcile its goal if the Job changed what it reads."""
+    def job_event(self, event_type: str | None, job: Mapping[str, Any]) -> None:
+        """A worker Job's watch event: a cycle of its goal if the Job changed what it reads."""
         goal = goal_of(job)
         # A goal the capacity table does not know is gone (every other one is learnt at
         # start-up or before its first Job): its Jobs, deleted with it, tell nothing.
         if goal is None or self.capacity.get(goal) is None:
             return
         if self.jobs.offer(event_type, job):
-            namespace, _, name = goal.partition("/")
-            await self.apply(namespace, name)
+            self._spawn([goal], asked=True)
 
     # -------------------------------------------------------------------------- cycles
 
@@ -348,19 +350,23 @@ class Runtime:
         self.goals.admit()
         self._spawn(self.capacity.take_woken())
 
-    def _spawn(self, keys: Iterable[str]) -> None:
-        """Reconcile these goals soon, a few at a time (each once, however often asked); a goal
-        whose cycles fail waits for its backoff."""
+    def _spawn(self, keys: Iterable[str], *, asked: bool = False) -> None:
+        """Reconcile these goals soon, a bounded number at once, in the order asked (each once
+        however often asked before its cycle starts). A goal whose cycles fail waits for its
+        backoff, unless its own watch `asked` (an event may be what mends it)."""
         for key in keys:
             failing = f"{GOALS}:{key}"
             if key in self._spawned or (
-                self.backoff.failures(failing) and not self.backoff.ready(failing)
+                not asked and self.backoff.failures(failing) and not self.backoff.ready(failing)
             ):
                 continue
             self._spawned.add(key)
-            task = asyncio.create_task(self._spawned_cycle(key), name=f"backlog-goal {key}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._track(asyncio.create_task(self._spawned_cycle(key), name=f"backlog-goal {key}"))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a task the runtime started until it ends (cancelled on exit)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def apply_schedule(self, namespace: str, name: str) -> None:
         """Reconcile one GoalSchedule from a fresh read; remember when to look again."""
@@ -562,7 +568,7 @@ class Runtime:
 
     # -------------------------------------------------------------------------- deletion
 
-    async def stop_attempt(self, body: Mapping[str, Any]) -> None:
+    async def stop_attempt(self, namespace: str, name: str, uid: str) -> None:
         """A deleted goal: stop its Jobs (foreground), touch nothing in the repository, and
         forget it (its slot goes to the next goal).
 
@@ -571,9 +577,7 @@ class Runtime:
         lost) has its Jobs listed by label. Should the API fail here, the Jobs are left to the
         garbage collector (their ownerReference names the goal), which deletes them.
         """
-        metadata = body.get("metadata", {})
-        namespace, uid = str(metadata.get("namespace")), str(metadata.get("uid"))
-        key = f"{namespace}/{metadata.get('name')}"
+        key = f"{namespace}/{name}"
         async with self.lock(key):
             entry = self.capacity.get(key)
             self._forget_goal(key)
