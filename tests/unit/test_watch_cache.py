@@ -179,3 +179,17 @@ def test_wake_times_come_due_in_order_and_a_new_plan_replaces_the_old() -> None:
     assert wakes.due(T0 + timedelta(seconds=15)) == ["ns/a", "ns/b"]
     assert wakes.due(T0 + timedelta(minutes=5)) == []
     assert len(wakes) == 0
+
+
+def test_the_rate_limit_lets_a_burst_through_then_spaces_requests() -> None:
+    from backlog_operator.adapters.kube import RateLimit
+
+    now = [100.0]
+    limit = RateLimit(qps=10, burst=3, clock=lambda: now[0])
+
+    waits = [limit.take() for _ in range(5)]
+
+    assert waits[:3] == [0.0, 0.0, 0.0]  # the burst
+    assert waits[3:] == [0.1, 0.2]  # then one every 1/qps, each after the one before
+    now[0] += 1.0  # a quiet second refills the bucket, up to the burst
+    assert [limit.take() for _ in range(3)][-1] == 0.0
