@@ -177,7 +177,18 @@ class GoalReconciler:
             return self._invalid(body, status, describe_validation_error(error))
         status = goal.status or GoalStatus()
         if goal.spec.task.image is None:
-            return self._invalid(body, status, "spec.task.image: required on a cluster")
+            result = self._invalid(body, status, "spec.task.image: required on a cluster")
+        else:
+            result = await self._next_step(body, goal, status)
+        if result.status is not None and result.status.task_id != goal.work_name:
+            # Every status write names the work (`kubectl get goals` shows it as TASK), from the
+            # first one on: a free-form goal's too, and one that waits or fails before any Job.
+            result.status = evolve(result.status, task_id=goal.work_name)
+        return result
+
+    async def _next_step(
+        self, body: Mapping[str, Any], goal: Goal, status: GoalStatus
+    ) -> Reconciled[GoalStatus]:
         status, rerun_events = self._rerun_requested(body, status)
         if status.phase in FINAL_PHASES:
             return self._finished(goal, status, rerun_events)
