@@ -72,15 +72,17 @@ def make_backlog(tasks: int) -> bytes:
     return "".join(parts).encode()
 
 
-def median_seconds(action: Callable[[], object], rounds: int) -> float:
-    """The median wall time of `action`, each run starting from a collected heap."""
-    times = []
+def medians(actions: list[Callable[[], object]], rounds: int) -> list[float]:
+    """The median wall time of each action, the actions taking turns in every round (so that
+    a machine busy with other work slows them alike), each run from a collected heap."""
+    times: list[list[float]] = [[] for _ in actions]
     for _ in range(rounds):
-        gc.collect()  # what an earlier round left behind is not this round's cost
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for action, spent in zip(actions, times, strict=True):
+            gc.collect()  # what an earlier run left behind is not this run's cost
+            start = time.perf_counter()
+            action()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def changed_lines(before: bytes, after: bytes) -> tuple[int, int, list[int]]:
@@ -203,16 +205,14 @@ def measure(tasks: int, rounds: int, folder: Path) -> tuple[float, list[str]]:
     for where, number in (("start", 0), ("middle", tasks // 2), ("end", tasks - 1)):
         case = Case(folder, data, f"task-{number:05d}")
         problems += check(case, data)
-        floor = median_seconds(case.floor, rounds)
-        mark = median_seconds(case.mark, rounds)
-        pull_request = median_seconds(case.pull_request, rounds)
-        whole = median_seconds(case.whole, max(3, rounds // 3))
+        floor, mark, pull_request = medians([case.floor, case.mark, case.pull_request], rounds)
+        whole_floor, whole = medians([case.floor, case.whole], max(3, rounds // 3))
         ratio = max(mark, pull_request) / floor
         worst = max(worst, ratio)
         print(
             f"  {where:<6} floor {floor * 1e3:6.2f} ms | writeback {mark * 1e3:6.2f} ms, "
             f"pr number {pull_request * 1e3:6.2f} ms: {ratio:4.1f}x the floor | "
-            f"whole-file path {whole * 1e3:7.1f} ms: {whole / floor:5.1f}x"
+            f"whole-file path {whole * 1e3:7.1f} ms: {whole / whole_floor:5.1f}x"
         )
     return worst, problems
 

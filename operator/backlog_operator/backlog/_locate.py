@@ -24,11 +24,11 @@ task's item as any YAML parser reads the file, at the speed of a few regular exp
    exactly one.
 
 Anything outside this shape (anchors, aliases, merge keys, tags, multi-line quoted, plain or
-flow values, deeper nesting, directives, characters YAML refuses or reads as line breaks, a file
-that may be past the document's limits) gives None, and the caller reads the whole file. What
-the grammar does not look at is the text inside the other tasks' values, and their data: a
-defect there (`title: a: b`, a duplicate key, an invalid field) is the whole reading's to report,
-and an edit of the one task leaves it as it was.
+flow values, deeper nesting, directives, characters that may be read as line breaks, control
+characters, a file that may be past the document's limits) gives None, and the caller reads the
+whole file. What the grammar does not look at is the text inside the other tasks' values, and
+their data: a defect there (`title: a: b`, a character YAML refuses, a duplicate key, an invalid
+field) is the whole reading's to report, and an edit of the one task leaves it as it was.
 
 Every pattern here runs in time linear in the text (possessive quantifiers and atomic groups;
 a search back from a line's end stays within the line), and the search for the id reads each
@@ -44,7 +44,6 @@ from functools import lru_cache
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._outline import (
     EMPTY,
-    ODD_CHARACTERS,
     LimitError,
     OutsideSubsetError,
     tasks_node,
@@ -65,8 +64,9 @@ _FLOW_ENTRY = rf"{_KEY}[ ]*+:(?:[ ]++{_FLOW_VALUE})?[ ]*+"
 _FLOW_ITEM = rf"\{{[ ]*+(?:{_FLOW_ENTRY}(?:,[ ]*+{_FLOW_ENTRY})*+(?:,[ ]*+)?)?\}}"
 
 
-def _grammar_source(c: int, k: int, eol: str) -> str:
-    """The line grammar of a task list whose dashes are at column `c` and keys at column `k`.
+def _grammar_source(c: int, k: int, eol: str, max_tasks: int) -> str:
+    """The line grammar of a task list whose dashes are at column `c` and keys at column `k`,
+    of at most `max_tasks` items (past them, the match stops at a dash, which is refused).
 
     Each sub-pattern appears once (compiling is slow in Python); an item's first key, on its
     dash's line, is told from the others by a look behind at the dash. The rest of a line is
@@ -120,7 +120,7 @@ def _grammar_source(c: int, k: int, eol: str) -> str:
         rf"(?>{' ' * c}-(?:[ ]++{_FLOW_ITEM}{trailer}(?:{comment}|{blank})*+"
         rf"|(?:{gap}(?=[A-Za-z_])|{trailer}){lines}))"
     )
-    return rf"{item}*+"
+    return rf"{item}{{0,{max_tasks}}}+"
 
 
 def _matched_to(pattern: re.Pattern[str], text: str, at: int) -> int:
@@ -130,12 +130,13 @@ def _matched_to(pattern: re.Pattern[str], text: str, at: int) -> int:
 
 
 @lru_cache(maxsize=32)
-def _grammar(c: int, k: int, eol: str) -> re.Pattern[str]:
-    return re.compile(_grammar_source(c, k, eol))
+def _grammar(c: int, k: int, eol: str, max_tasks: int) -> re.Pattern[str]:
+    return re.compile(_grammar_source(c, k, eol, max_tasks))
 
 
 # Blank and comment lines; a dash starting an item (a key, a flow mapping or nothing after it).
 _SKIP = re.compile(r"(?:[ ]*+(?:\#[^\r\n]*+)?\r?\n)*+")
+_KEYS_COLUMN_LOOKS = 100  # items looked at for the keys' column after a flow mapping
 _SPACES = re.compile(r"[ ]*+")
 _DASH = re.compile(
     r"([ ]*+)-(?:([ ]++)(?=[A-Za-z_])|[ ]++(?=\{)|(?=(?:[ ]++(?:\#[^\r\n]*+)?)?\r?\n))"
@@ -144,8 +145,9 @@ _TASKS_LINE = re.compile(r"^tasks[ ]*+:(?:[ ]++(?:\#[^\r\n]*+)?)?\r?$", re.MULTI
 _DOCUMENT_START = re.compile(r"---(?:[ ]++(?:\#[^\r\n]*+)?)?\r?\n")
 _DOCUMENT_END = re.compile(r"(?:\.\.\.(?:[ ]++(?:\#[^\r\n]*+)?)?\r?\n" + _SKIP.pattern + r")?\Z")
 # The bytes `_plain_characters` looks at: line breaks, commas and opening brackets (for the
-# node count), and the ASCII characters YAML does not allow (`ODD_CHARACTERS`).
+# node count), and the ASCII characters YAML does not allow (see `ODD_CHARACTERS`).
 _ODD_ASCII = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_OTHER_LINE_BREAKS = "\x85\u2028\u2029"  # NEL, LINE and PARAGRAPH SEPARATOR
 _COUNTED = b"\n,[{"
 _ALL_BUT_LOOKED_AT = bytes(set(range(256)) - set(_COUNTED + _ODD_ASCII + b"\r"))
 
@@ -183,11 +185,10 @@ def locate(text: str, task_id: str, *, max_nodes: int, max_tasks: int) -> Locate
     found = None if lines is None else _list_start(padded)
     if lines is None or found is None:
         return None
-    end = _matched_to(_grammar(found.c, found.k, eol), padded, found.start)
-    if end == found.start or padded[end - 1] != "\n" or not _rest_is_plain(padded, found, end):
+    if 1 + 3 * lines[0] + 2 * lines[1] > max_nodes:
         return None
-    tasks = padded.count("\n" + " " * found.c + "-", found.start, end) + 1
-    if tasks > max_tasks or 1 + 3 * lines[0] + 2 * lines[1] > max_nodes:
+    end = _matched_to(_grammar(found.c, found.k, eol, max_tasks), padded, found.start)
+    if end == found.start or padded[end - 1] != "\n" or not _rest_is_plain(padded, found, end):
         return None
     line = _id_line(padded, task_id, found, end)
     if line is None:
@@ -205,14 +206,16 @@ def locate(text: str, task_id: str, *, max_nodes: int, max_tasks: int) -> Locate
 
 def _plain_characters(text: str, eol: str) -> tuple[int, int] | None:
     """The file's lines and flow characters (commas and opening brackets), or None when it
-    holds a character YAML does not allow, or line breaks other than `eol` alone.
+    holds a line break other than `eol` (a carriage return or line feed alone, or a character
+    that ruamel.yaml reads as one) or an ASCII control character.
 
     Each line the grammar or the fast reader accepts holds at most three nodes (an item, a
     key, a value) besides what its flow collections hold: one node per item, each after a
     comma or an opening bracket, and two per entry of a flow mapping, each after one too. So
-    `1 + 3 * lines + 2 * flow` bounds the nodes the full reading would count.
+    `1 + 3 * lines + 2 * flow` bounds the nodes the full reading would count. (Other characters
+    YAML refuses can only be in values here, which the fast path leaves to the full reading.)
     """
-    if not text.isascii() and ODD_CHARACTERS.search(text):
+    if not text.isascii() and any(char in text for char in _OTHER_LINE_BREAKS):
         return None
     looked_at = text.encode("utf-8").translate(None, _ALL_BUT_LOOKED_AT)
     line_breaks = looked_at.count(b"\n")
@@ -244,15 +247,31 @@ def _list_start(text: str) -> _List | None:
         if dash is None:
             return None
     c = dash.end(1) - dash.start(1)
-    if dash.group(2) is not None:
+    if text.startswith("{", dash.end()):
+        k = _keys_column(text, first, c)
+    elif dash.group(2) is not None:
         k = dash.end(2) - first
-    elif text.startswith("{", dash.end()):
-        k = c + 2  # a flow mapping: the keys of any block item must be at c + 2
     else:
         # A dash alone on its line: the keys are on the lines below it.
         below = _matched_to(_SKIP, text, text.index("\n", first) + 1)
         k = max(c + 2, _matched_to(_SPACES, text, below) - below)
     return _List(first, c, k, tasks_key)
+
+
+def _keys_column(text: str, first: int, c: int) -> int:
+    """The keys' column of a list whose first item is a flow mapping: that of the first of its
+    next few items with a key on its dash's line (c + 2 if none; if it is not the keys' column
+    of every item, the grammar stops at the first that differs)."""
+    dash = "\n" + " " * c + "- "
+    at = text.find(dash, first)
+    for _ in range(_KEYS_COLUMN_LOOKS):
+        if at < 0:
+            break
+        spaces = _matched_to(_SPACES, text, at + len(dash))
+        if text[spaces : spaces + 1].isalpha() or text.startswith("_", spaces):
+            return spaces - at - 1
+        at = text.find(dash, spaces)
+    return c + 2
 
 
 def _rest_is_plain(text: str, found: _List, end: int) -> bool:

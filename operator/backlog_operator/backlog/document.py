@@ -67,7 +67,7 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from backlog_operator.backlog._edits import apply_edits, plan_edits
+from backlog_operator.backlog._edits import Edit, apply_edits, plan_edits
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._full_reader import FullReader
 from backlog_operator.backlog._locate import Located, locate
@@ -502,7 +502,7 @@ class BacklogDocument:
         expected = {**item.value, **changes}
         outline = reread = None
         if self._outline.fast:
-            reread = self._verify_item(text, position, expected)
+            reread = self._verify_item(text, position, expected, edits)
         if reread is None:
             if self._partial:
                 # Only the whole file can show the edit is right: read it, then edit.
@@ -560,7 +560,7 @@ class BacklogDocument:
         tasks.items = self._outline.items = [item]
 
     def _verify_item(
-        self, text: str, position: int, expected: dict[str, Any]
+        self, text: str, position: int, expected: dict[str, Any], edits: list[Edit]
     ) -> OutlineNode | None:
         """Read back only the edited task, when the fast reader read the file: its new item
         (offsets from its first line), or None when it cannot be read this way (then read the
@@ -568,17 +568,17 @@ class BacklogDocument:
 
         The edits lie within the task's lines, and the fast reader's reading of a sequence item
         depends only on the item's lines and the first content line after them. So when the
-        text before the item and from that line on is unchanged, and the edited item's lines
-        read as one item ending just before that same line, the whole file reads as before but
-        for that item.
+        text before the item and from that line on is unchanged (no edit replaces text outside
+        the item's lines: `apply_edits` changes nothing else), and the edited item's lines read
+        as one item ending just before that same line, the whole file reads as before but for
+        that item.
         """
-        old_text = self._text
         tasks = tasks_node(self._outline.root)
         if tasks is None or tasks.spans is None:
             return None
         begin, end = tasks.spans[position]
-        new_end = end + len(text) - len(old_text)
-        if text[:begin] != old_text[:begin] or text[new_end:] != old_text[end:]:
+        new_end = end + len(text) - len(self._text)
+        if any(edit.start < begin or edit.end > end for edit in edits):
             raise self._refuse(self._outline.items[position], "an edit spilled out of the task")
         depth = 1 if tasks is self._outline.root else 2
         wrong = self._refuse(self._outline.items[position], "the edited task reads back wrong")
