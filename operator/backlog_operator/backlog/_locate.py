@@ -302,6 +302,8 @@ def _rest_is_plain(text: str, found: _List, end: int) -> bool:
 
 
 _ID_KEY = r"id[ ]*+:[ ]++"
+# Lines holding the id's text that the search looks at, at most (descriptions that repeat it).
+_MAX_ID_LINES = 1000
 # An `id`'s value on its line (plain, single- or double-quoted) and what may follow it; and an
 # `id` in a flow mapping on a dash's line, with its value. The grammar allows no escapes in them.
 _ID_VALUE = re.compile(
@@ -324,29 +326,33 @@ def _id_lines(c: int, k: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
 
 def _id_line(text: str, task_id: str, found: _List, end: int) -> int | None:
     """The start of the one line of the list where an item's `id` is this id, or None when
-    there is none or more than one.
+    there is none or more than one (or the id's text is on too many lines to look at).
 
     The grammar holds every item's `id` to a plain, single-quoted or unescaped double-quoted
     scalar, at column `k` or in a flow mapping on the dash's line; a block scalar's lines are
     indented deeper than `k`, and so are a nested mapping's keys. So the id's text (or its
     single-quoted form) appears on that line, and each line where it appears is read once.
     """
+    if not task_id or "\n" in task_id or "\r" in task_id:
+        return None
     needles = [task_id]
     if "'" in task_id:
         needles.append("'" + task_id.replace("'", "''") + "'")
     found_lines = set()
+    looked_at = 0
     for needle in needles:
         at = text.find(needle, found.start, end)
-        line_end = -1
         while at >= 0:
-            if at > line_end:
-                line = text.rfind("\n", 0, at) + 1
-                line_end = text.find("\n", at)
-                if _holds_id(text, task_id, line, line_end, found):
-                    found_lines.add(line)
-                    if len(found_lines) > 1:
-                        return None
-            at = text.find(needle, line_end, end)
+            looked_at += 1
+            if looked_at > _MAX_ID_LINES:
+                return None
+            line = text.rfind("\n", 0, at) + 1
+            line_end = text.find("\n", at)  # the text ends with a line break
+            if _holds_id(text, task_id, line, line_end, found):
+                found_lines.add(line)
+                if len(found_lines) > 1:
+                    return None
+            at = text.find(needle, line_end + 1, end)
     return found_lines.pop() if found_lines else None
 
 

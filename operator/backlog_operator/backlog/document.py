@@ -533,7 +533,7 @@ class BacklogDocument:
             # The outline's offsets after the edit are out of date: read again before the next
             # edit, rather than on every edit (most documents see one).
             self._stale = True
-            for later in self._tasks[position + 1 :] if line_shift else ():
+            for later in self._tasks[position + 1 :] if line_shift else ():  # lines moved
                 later._line += line_shift
 
     def _position(self, task_id: str) -> int:
