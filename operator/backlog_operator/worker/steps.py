@@ -54,7 +54,7 @@ def clone(ctx: WorkerContext) -> CloneRecord:
     spec = ctx.goal.spec
     ctx.read_token()  # learn the secret before anything is printed, so it is always redacted
     log.info("cloning %s at %s", spec.repository.url, spec.repository.base_branch)
-    repo = gitops.clone(
+    repo = gitops.clone_repository(
         spec.repository.url,
         ctx.repo_dir,
         spec.repository.base_branch,
