@@ -6,6 +6,7 @@ and on what reached the forge, not only on what the worker says it did.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -198,6 +199,37 @@ def test_failing_task_is_a_retryable_failure_and_pushes_nothing(
     assert (run.result["reason"], run.result["retryable"]) == ("TaskFailed", True)
     assert "exited with 3" in run.result["message"]
     assert remote_branches(remote) == ["main"]
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and has not ended (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_task_past_its_timeout_is_ended_with_what_it_started(
+    remote: Path, tmp_path: Path, write_goal: WriteGoal, run_goal: RunGoal
+) -> None:
+    pid_file = tmp_path / "background.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; sleep 300"
+    task = {"image": "busybox", "command": ["sh", "-c", script], "timeoutSeconds": 1}
+
+    run = run_goal(write_goal(task=task))
+
+    assert run.status == ExitCode.RETRYABLE
+    assert (run.result["reason"], run.result["retryable"]) == ("TaskFailed", True)
+    assert "exited with 124" in run.result["message"]
+    assert remote_branches(remote) == ["main"]
+    background = int(pid_file.read_text())
+    for _ in range(100):  # SIGKILL is sent; its delivery and the reaping take a moment
+        if not _running(background):
+            break
+        time.sleep(0.1)
+    assert not _running(background)
 
 
 def test_push_to_protected_branch_is_a_permanent_failure(

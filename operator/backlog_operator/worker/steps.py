@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import logging
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -158,12 +159,33 @@ def run_task(ctx: WorkerContext, record: CloneRecord, argv: list[str] | None = N
         log.error("task command not found: %s", command[0])
         return 127
     try:
-        return process.wait(timeout=spec.timeout_seconds)
+        return _wait(process, spec.timeout_seconds)
     except subprocess.TimeoutExpired:
         log.error("task exceeded its timeout of %ss", spec.timeout_seconds)
         return 124
     finally:
         _end_process_group(process)
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """`process.wait(timeout)`, woken by the process's end rather than by polling.
+
+    With a timeout, Popen.wait polls with sleeps that grow to 50 ms: up to that much time lost
+    after every task. A pidfd (Linux 5.3 and later) is readable the moment the process ends.
+    """
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # another system, an older kernel
+        return process.wait(timeout=timeout)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        ended = poller.poll(timeout * 1000)
+    finally:
+        os.close(pidfd)
+    if not ended:
+        raise subprocess.TimeoutExpired(process.args, timeout)
+    return process.wait()
 
 
 def _end_process_group(process: subprocess.Popen[bytes]) -> None:
