@@ -40,6 +40,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -772,18 +773,31 @@ def _git(
 def _communicate(
     process: subprocess.Popen[bytes], data: bytes | None, timeout: float | None
 ) -> tuple[bytes, bytes, bool]:
-    """The process's stdout and stderr, and whether it was killed for running out of time."""
-    try:
-        stdout, stderr = process.communicate(data, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    """The process's stdout and stderr, and whether it was killed for running out of time.
+
+    The deadline is a timer that kills the process: `communicate(timeout=...)` would end by
+    polling for the process's exit with sleeps, a millisecond or more lost per command.
+    """
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
         _kill_with_descendants(process.pid)
-        stdout, stderr = process.communicate()
-        return stdout, stderr, True
+
+    watchdog = threading.Timer(timeout, kill) if timeout is not None else None
+    if watchdog is not None:
+        watchdog.daemon = True
+        watchdog.start()
+    try:
+        stdout, stderr = process.communicate(data)
     except BaseException:  # interrupted: leave no git behind
         _kill_with_descendants(process.pid)
         process.wait()
         raise
-    return stdout, stderr, False
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+    return stdout, stderr, killed.is_set()
 
 
 def _kill_with_descendants(pid: int) -> None:
