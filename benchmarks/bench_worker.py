@@ -12,6 +12,10 @@ with sed. Figures are medians. Two figures hold the worker to account:
   what a step needs (pydantic, ruamel.yaml), reading the goal and the backlog once per step,
   and the few git commands the script does not run (sealing the clone, checking the tree).
 
+Python runs from compiled bytecode, as an installed package does (pip compiles it at install,
+the image included): the measured processes keep theirs in a folder of the run, warmed by one
+round that is not counted, whatever PYTHONDONTWRITEBYTECODE says or wherever the sources are.
+
 `--compare-source DIR` also times the `backlogctl run` of another source tree of this project
 (a checkout of an earlier version, say) in the same rounds, for before/after figures measured
 under the same conditions.
@@ -100,9 +104,12 @@ def goal_file(root: Path, remote: Path) -> Path:
     return goal
 
 
-def timed(command: list[str], *, source: Path | None = None) -> float:
-    """Wall time of `command`; with `source`, Python imports the project from that tree."""
+def timed(command: list[str], *, pycache: Path, source: Path | None = None) -> float:
+    """Wall time of `command`, its bytecode kept in `pycache`; with `source`, Python imports
+    the project from that tree."""
     env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(source / "operator"), str(source)])
     start = time.perf_counter()
@@ -117,16 +124,22 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, float]:
     script = root / "baseline.sh"
     script.write_text(SHELL_BASELINE)
     worker = [str(Path(sys.executable).with_name("backlogctl")), "run", str(goal), "--attempt-id"]
+    pycache = root / "pycache"  # below it, each source file's own path: trees do not mix
     times: dict[str, list[float]] = {"script": [], "worker": [], "compared": []}
-    for n in range(args.rounds):
-        times["worker"].append(timed([*worker, f"attempt-task-0001-w{n:05d}"]))
-        work = str(root / f"sh{n}")
-        times["script"].append(timed(["bash", str(script), str(remote), work, f"shell/{n}"]))
+    # Round 0 compiles the bytecode and warms the file system's caches; it is not counted.
+    for n in range(args.rounds + 1):
+        kept = n > 0
+        spent = timed([*worker, f"attempt-task-0001-w{n:05d}"], pycache=pycache)
+        times["worker"] += [spent] if kept else []
+        command = ["bash", str(script), str(remote), str(root / f"sh{n}"), f"shell/{n}"]
+        spent = timed(command, pycache=pycache)
+        times["script"] += [spent] if kept else []
         if args.compare_source is not None:
             attempt = f"attempt-task-0001-c{n:05d}"
-            times["compared"].append(timed([*worker, attempt], source=args.compare_source))
+            spent = timed([*worker, attempt], pycache=pycache, source=args.compare_source)
+            times["compared"] += [spent] if kept else []
     # The interpreter's own start, for reading the figures: what no Python CLI can avoid.
-    times["startup"] = [timed([sys.executable, "-c", "pass"]) for _ in range(5)]
+    times["startup"] = [timed([sys.executable, "-c", "pass"], pycache=pycache) for _ in range(5)]
     return {name: statistics.median(values) for name, values in times.items() if values}
 
 
