@@ -396,18 +396,23 @@ class TreeChange:
         return _GITLINK in (self.old_mode, self.new_mode)
 
 
-# What `seal` leaves behind: hooks (see above), reflogs and the template's `branches` folder,
-# which no command here reads, and empty folders below the top (`refs/tags`, `objects/info`),
-# which git makes when it needs them. On some disks each folder made and removed costs
-# milliseconds.
-_NOT_SEALED = frozenset({"hooks", "logs", "branches"})
+# What `seal` leaves behind (paths in the git folder): hooks (see above), and what no command
+# here reads: reflogs, the template's `branches`, loose remote-tracking refs (`publish` names the
+# base commit by its sha, and fetches what else it needs), and empty folders below the top
+# (`refs/tags`, `objects/info`), which git makes when it needs them. On some disks each folder
+# made and removed costs milliseconds.
+_NOT_SEALED = frozenset({"hooks", "logs", "branches", "refs/remotes"})
 
 
 def _left_behind(source: Path, folder: str, names: list[str]) -> set[str]:
     """What `seal` does not copy from `folder` (a folder of the clone's git metadata)."""
-    if Path(folder) == source:
-        return set(names) & _NOT_SEALED
-    return {name for name in names if _is_empty_folder(os.path.join(folder, name))}
+    below = Path(folder).relative_to(source)
+    return {
+        name
+        for name in names
+        if (below / name).as_posix() in _NOT_SEALED
+        or (below.parts and _is_empty_folder(os.path.join(folder, name)))
+    }
 
 
 def _is_empty_folder(path: str) -> bool:
