@@ -205,7 +205,7 @@ def _mark_completed(
     """Mark the task completed in the backlog of `state.tree`; whether it was."""
     if not record.task_found or ctx.task_id is None:
         return False
-    document, mode = _task_backlog(repo, state.tree, record.backlog_path)
+    document, mode = _task_backlog(repo, state.tree, record.backlog_path, ctx.take_base_backlog())
     if document.find(ctx.task_id) is None:
         # The task removed its own entry: keep its change, say so, do not resurrect the entry.
         state.warnings.append(f"the task removed {ctx.task_id!r} from the backlog; not marked")
@@ -222,8 +222,13 @@ def _mark_completed(
     return True
 
 
-def _task_backlog(repo: gitops.Repository, tree: str, path: str) -> tuple[BacklogDocument, str]:
+def _task_backlog(
+    repo: gitops.Repository, tree: str, path: str, base: BacklogDocument | None = None
+) -> tuple[BacklogDocument, str]:
     """The backlog file as the task left it, and its mode; InvalidBacklog if it is no file.
+
+    `base` is the backlog as `clone` read it, when it ran in this process: taken as it is when
+    the task left the file's bytes unchanged, instead of reading them a second time.
 
     Read from the snapshot's tree, never from the work tree: a link there is a link here,
     and is refused rather than followed.
@@ -247,8 +252,10 @@ def _task_backlog(repo: gitops.Repository, tree: str, path: str) -> tuple[Backlo
         raise StepFailure(
             "InvalidBacklog", f"{path}: {problem}; nothing was pushed", retryable=False
         )
-    document = BacklogDocument.parse(gitops.read_blob(repo, entry.sha), source=path)
-    return document, entry.mode
+    data = gitops.read_blob(repo, entry.sha)
+    if base is not None and not base.changed and base.render() == data:
+        return base, entry.mode
+    return BacklogDocument.parse(data, source=path), entry.mode
 
 
 def _with_file(repo: gitops.Repository, path: str, document: BacklogDocument, mode: str) -> str:

@@ -81,6 +81,7 @@ def _check_backlog(ctx: WorkerContext, record: CloneRecord) -> CloneRecord:
         warning = f"{error}; the task runs without writeback"
         log.warning("%s", warning)
         return record.model_copy(update={"warnings": [warning]})
+    ctx.base_backlog = document  # a `publish` in this process need not read it again
     task = document.find(task_id) if task_id else None
     if task is None:
         warning = f"task {task_id!r} is not in {record.backlog_path}; it runs without writeback"
