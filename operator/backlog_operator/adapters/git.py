@@ -68,6 +68,8 @@ _URL_SCHEMES = frozenset({*_ALLOWED_PROTOCOLS, "git+ssh", "ssh+git"})
 # `<transport>::<address>` asks git for a remote helper by name: never from a goal.
 _REMOTE_HELPER_SYNTAX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+# HEAD naming a branch: `ref: refs/heads/<name>`.
+_BRANCH_HEAD = re.compile(r"ref: (refs/heads/[A-Za-z0-9._/-]+)\n?")
 # git's words for a revision that names no object (of the kind asked for).
 _NO_SUCH_OBJECT = re.compile(r"not a valid object name|bad revision", re.IGNORECASE)
 
@@ -368,7 +370,28 @@ def remote_branch_sha(
 
 def head_commit(repo: AnyRepository) -> str:
     """The sha of HEAD."""
-    return _resolve(repo, "HEAD")
+    return _head_from_files(_repository(repo)) or _resolve(repo, "HEAD")
+
+
+def _head_from_files(repo: Repository) -> str | None:
+    """HEAD's sha when HEAD names a branch held in a file of its own, as in a fresh clone.
+
+    Read without a git process; None for anything else (a detached or packed head, a linked
+    worktree, another ref storage, a git folder named by other variables): git is asked then.
+    """
+    git_dir = repo.git_dir
+    named = {repo.environment.get(name, str(git_dir)) for name in ("GIT_DIR", "GIT_COMMON_DIR")}
+    if named != {str(git_dir)} or (git_dir / "commondir").exists():
+        return None
+    try:
+        head = _BRANCH_HEAD.fullmatch((git_dir / "HEAD").read_text(encoding="ascii"))
+        ref = git_dir / head.group(1) if head and ".." not in head.group(1) else None
+        if ref is None or not stat.S_ISREG(os.lstat(ref).st_mode):
+            return None
+        sha = ref.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return sha if _FULL_SHA.match(sha) else None
 
 
 # --------------------------------------------------------------------------- the sealed clone
