@@ -1046,7 +1046,7 @@ def _positive(depth: int) -> int:
 # ------------------------------------------------------------------------------ classification
 
 # (pattern in git's stderr, reason, retryable, sentence), first match wins. git's messages are
-# English because GitPython runs git with LC_ALL=C.
+# English because every command runs with LC_ALL=C (see `_git`).
 # The patterns stay text until a command fails: compiling them all would cost every step's
 # start for the rare failure (`re` keeps what it compiles).
 _Rule = tuple[str, str, bool, str]
