@@ -70,8 +70,9 @@ _REMOTE_HELPER_SYNTAX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 # HEAD naming a branch: `ref: refs/heads/<name>`.
 _BRANCH_HEAD = re.compile(r"ref: (refs/heads/[A-Za-z0-9._/-]+)\n?")
-# git's words for a revision that names no object (of the kind asked for).
-_NO_SUCH_OBJECT = re.compile(r"not a valid object name|bad revision", re.IGNORECASE)
+# git's words for a revision that names no object (of the kind asked for). Like the patterns
+# below that read failures, left to `re` to compile (and keep) when a command fails.
+_NO_SUCH_OBJECT = r"not a valid object name|bad revision"
 
 # Environment variables the credential helper reads; the token itself is never in one.
 _TOKEN_FILE_VARIABLE = "BACKLOG_GIT_TOKEN_FILE"  # noqa: S105 (a variable name)
@@ -691,7 +692,7 @@ def entry_at(
     args = ["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", tree, "--", wanted]
     env = _origin_env(repo, credentials)
     result = _git(repo, args, env=env, timeout=timeout)
-    if result.status != 0 and _NO_SUCH_OBJECT.search(result.stderr):
+    if result.status != 0 and re.search(_NO_SUCH_OBJECT, result.stderr, re.IGNORECASE):
         raise GitError("RefNotFound", f"{ref!r} names neither a commit nor a tree", retryable=False)
     if result.status != 0:
         raise _network_error("ls-tree", result, _redactor(credentials))
@@ -1122,13 +1123,13 @@ _NETWORK_RULES: tuple[_Rule, ...] = (
 )
 
 # `git push --porcelain`: `!<TAB>from:to<TAB>[rejected] (non-fast-forward)` for a refused ref.
-_PORCELAIN_REJECTION = re.compile(r"^!\t[^\t]*\t\[(?P<kind>[^\]]+)\]\s*(?:\((?P<why>.*)\))?")
+_PORCELAIN_REJECTION = r"^!\t[^\t]*\t\[(?P<kind>[^\]]+)\]\s*(?:\((?P<why>.*)\))?"
 
 
 def _push_error(result: _Result, redact: Redactor, target: str) -> GitError:
     detail = _excerpt(result.stderr + "\n" + result.text, redact)
     for line in result.text.splitlines():
-        match = _PORCELAIN_REJECTION.match(line)
+        match = re.match(_PORCELAIN_REJECTION, line)
         if not match:
             continue
         kind, why = match.group("kind"), (match.group("why") or "").lower()
