@@ -37,7 +37,6 @@ from backlog_operator.redact import Redactor
 from backlog_operator.worker import launcher
 from backlog_operator.worker.context import WorkerContext, context_from_environment
 from backlog_operator.worker.failures import Step, StepFailure, failed_result
-from backlog_operator.worker.publish import publish
 from backlog_operator.worker.record import CloneRecord
 
 log = logging.getLogger("backlog_operator.worker")
@@ -230,6 +229,9 @@ def publish_attempt(ctx: WorkerContext, *, now: datetime | None = None) -> Worke
             task_id=ctx.work_name,
             attempt_id=ctx.attempt_id,
         )
+    # Here, not at the top: `worker clone` has no use for it.
+    from backlog_operator.worker.publish import publish
+
     try:
         return publish(ctx, record, now=now or datetime.now(UTC))
     except Exception as error:
