@@ -4,13 +4,16 @@ Both do the same on the same repository, alternating, in one run: a shallow sing
 clone into a new folder, mark the task completed in the backlog, commit, push a new branch,
 remove the folder (`backlogctl run` removes its temporary workspace). The worker also
 validates the goal and the backlog and keeps every other byte of the file; the script edits
-with sed. Figures are medians. Two figures hold the worker to account:
+with sed. Figures are medians, of wall time and of CPU time (user and system, of every process
+a contender waited for: steadier than wall time on a machine others share). Two figures hold
+the worker to account:
 
 - the ratio worker / script (target ≤ 1.3; ≤ 1.2 on a large repository);
 - the fixed overhead, worker - script: what the worker costs above git itself, whatever the
   repository's size (target ≤ 150 ms on a small repository). Python's start, the imports of
   what a step needs (pydantic, ruamel.yaml), reading the goal and the backlog once per step,
-  and the few git commands the script does not run (sealing the clone, checking the tree).
+  the few git commands the script does not run (sealing the clone, checking the tree) and the
+  folders it makes besides the clone (the sealed copy, the private one).
 
 Python runs from compiled bytecode, as an installed package does (pip compiles it at install,
 the image included): the measured processes keep theirs in a folder of the run, warmed by one
