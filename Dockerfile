@@ -13,7 +13,7 @@ COPY operator ./operator
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm
-# git: the worker steps drive the git CLI (through GitPython).
+# git: the worker steps and the Backlog sync drive the git CLI.
 # Versions are not pinned: Debian replaces a package version in the archive when it ships a
 # security fix, so an exact pin would break rebuilds; the base image tag pins the release.
 # hadolint ignore=DL3008
