@@ -22,6 +22,7 @@ snapshot's tree.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -205,7 +206,9 @@ def _mark_completed(
     """Mark the task completed in the backlog of `state.tree`; whether it was."""
     if not record.task_found or ctx.task_id is None:
         return False
-    document, mode = _task_backlog(repo, state.tree, record.backlog_path, ctx.take_base_backlog())
+    document, mode = _task_backlog(
+        repo, state.tree, record, ctx.task_id, base=ctx.take_base_backlog()
+    )
     if document.find(ctx.task_id) is None:
         # The task removed its own entry: keep its change, say so, do not resurrect the entry.
         state.warnings.append(f"the task removed {ctx.task_id!r} from the backlog; not marked")
@@ -223,16 +226,25 @@ def _mark_completed(
 
 
 def _task_backlog(
-    repo: gitops.Repository, tree: str, path: str, base: BacklogDocument | None = None
+    repo: gitops.Repository,
+    tree: str,
+    record: CloneRecord,
+    task_id: str,
+    *,
+    base: BacklogDocument | None = None,
 ) -> tuple[BacklogDocument, str]:
     """The backlog file as the task left it, and its mode; InvalidBacklog if it is no file.
 
     `base` is the backlog as `clone` read it, when it ran in this process: taken as it is when
-    the task left the file's bytes unchanged, instead of reading them a second time.
+    the task left the file's bytes unchanged, instead of reading them a second time. In a
+    separate `publish`, bytes unchanged since `clone` validated them whole (the record's
+    digest) are read for the task's entry alone (`BacklogDocument.for_task`); bytes the task
+    changed are read and validated whole.
 
     Read from the snapshot's tree, never from the work tree: a link there is a link here,
     and is refused rather than followed.
     """
+    path = record.backlog_path
     entry = gitops.entry_at(repo, tree, path)
     problem = None
     if entry is None:
@@ -255,6 +267,8 @@ def _task_backlog(
     data = gitops.read_blob(repo, entry.sha)
     if base is not None and not base.changed and base.render() == data:
         return base, entry.mode
+    if record.backlog_sha256 == hashlib.sha256(data).hexdigest():
+        return BacklogDocument.for_task(data, task_id, source=path), entry.mode
     return BacklogDocument.parse(data, source=path), entry.mode
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import logging
 import os
 import select
@@ -96,6 +97,7 @@ def _check_backlog(ctx: WorkerContext, record: CloneRecord) -> CloneRecord:
             "title": task.title or "",
             "description": task.description or "",
             "allowed_paths": list(task.allowed_paths) if task.allowed_paths is not None else None,
+            "backlog_sha256": hashlib.sha256(document.render()).hexdigest(),
         }
     )
 
