@@ -23,6 +23,7 @@ import yaml
 
 from backlog_operator.api.labels import LABEL_BACKLOG, LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.controller import runtime
 from backlog_operator.controller.goals import outcome
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
@@ -329,6 +330,7 @@ def test_the_operator_uses_every_rule_of_its_role(
         }
     )
     remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG_FILE})
+    monkeypatch.setattr(runtime, "AUDIT_EVERY", 20)  # a running goal's Job read afresh: 1 s
     with operator(emulator_server, clock, tmp_path):
         # A Backlog with a token: secrets get; its Goal runs to success (jobs, pods).
         api.create_object(
@@ -352,7 +354,8 @@ def test_the_operator_uses_every_rule_of_its_role(
         [first] = scheduled.wait_goals("nightly", 1)
         scheduled.next_tick()
         api.wait_for(lambda: (g := scheduled.goals("nightly")) and first not in g)
-        # A Goal whose Pod waits to start: its FailedMount Events are listed (events list).
+        # A Goal whose Pod waits to start: its FailedMount Events are listed (events list);
+        # its Job is read afresh now and then (jobs get).
         monkeypatch.setattr(outcome, "MOUNT_CHECK_AFTER", timedelta(0))
         alone = api.create_object(standalone_goal("alone"))
         [job] = api.wait_for(lambda: cluster.jobs_of(alone))
@@ -362,7 +365,8 @@ def test_the_operator_uses_every_rule_of_its_role(
         api.patch_status(PODS, NS, pod["metadata"]["name"], {"initContainerStatuses": [waiting]})
         api.patch_status(JOBS, NS, job["metadata"]["name"], {"ready": 0})  # a Job event
         api.wait_for(lambda: ("", "events", "list") in cluster.calls())
-        # A Goal deleted while its attempt runs: its Jobs are listed by uid and deleted.
+        api.wait_for(lambda: ("batch", "jobs", "get") in cluster.calls())
+        # Then the Goal deleted while its attempt runs: its Jobs deleted by name.
         api.delete_object(GOALS, NS, "alone")
         api.wait_for(lambda: ("batch", "jobs", "delete") in cluster.calls())
         api.wait_for(lambda: ("kopf.dev", "clusterkopfpeerings", "patch") in cluster.calls())

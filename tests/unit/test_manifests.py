@@ -236,7 +236,7 @@ MANAGER_ROLE = "backlog-operator-manager"
 # the calls it makes are these, and that without a finalizers rule its owned objects are refused.
 OPERATOR_CALLS: list[tuple[str, str, str, str]] = [
     # (group, resource, verbs, why)
-    ("backlog.dev", "goals", "get", "a Goal is read afresh before each reconcile"),
+    ("backlog.dev", "goals", "get", "a Goal is read afresh before it may start a Job"),
     ("backlog.dev", "goals", "list watch", "kopf; Backlogs and GoalSchedules list theirs"),
     ("backlog.dev", "goals", "create", "a Backlog's task, a GoalSchedule's tick"),
     ("backlog.dev", "goals", "delete", "finished Goals beyond the history; Replace"),
@@ -252,9 +252,9 @@ OPERATOR_CALLS: list[tuple[str, str, str, str]] = [
     ("backlog.dev", "goalschedules/finalizers", "update", "blockOwnerDeletion on its Goals"),
     ("", "secrets", "get", "the token a Backlog names, by name only"),
     ("batch", "jobs", "create", "one Job per attempt"),
-    ("batch", "jobs", "get", "the running attempt's Job; adopting one after a restart"),
-    ("batch", "jobs", "list watch", "kopf; ours at start, a deleted Goal's by its uid"),
-    ("batch", "jobs", "delete", "stopping a deleted Goal's attempt (foreground)"),
+    ("batch", "jobs", "get", "a running goal's Job read afresh now and then; one not seen"),
+    ("batch", "jobs", "list watch", "kopf (ours only); ours at start"),
+    ("batch", "jobs", "delete", "stopping a deleted Goal's attempt (foreground, by name)"),
     ("", "pods", "list", "the attempt's Pod: termination message, exit codes"),
     ("", "events", "create", "one Event per transition (always a new one)"),
     ("", "events", "list", "a Pod's FailedMount Events, when it waits long to start"),

@@ -1,9 +1,12 @@
 """The Kubernetes adapter: the operator's only I/O against the API server.
 
-The official client is synchronous; every call runs in a worker thread (`asyncio.to_thread`)
-so kopf's event loop never blocks. Responses are read as plain JSON dicts (no model objects):
-it is faster, and the controller works on dicts anyway. Every call has a timeout, so an API
-server that never answers holds no object's lock for ever.
+The official client is synchronous; every call runs in a thread of the adapter's own executor,
+so kopf's event loop never blocks. The executor and the client's connection pool have one size
+(`concurrency`): as many requests in flight as connections kept, none opened and dropped for want
+of a pooled one. An optional rate limit (`qps`, `burst`: a token bucket, as client-go's) bounds
+what the operator asks of the API server. Responses are read as plain JSON dicts (no model
+objects), decoded in the worker thread: it is faster, and the controller works on dicts anyway.
+Every call has a timeout, so an API server that never answers holds no object's lock for ever.
 
 Failures: a Job the API server (or the client's own validation) refuses is a `JobRefusedError`
 (permanent, with the server's message); everything else a call raises is left to the caller,
@@ -16,14 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client import rest
 from kubernetes.client.exceptions import ApiException
 
 from backlog_operator.api.common import GROUP, VERSION
@@ -36,6 +43,10 @@ GOAL_PLURAL = "goals"
 COMPONENT = "backlog-operator"
 # (connect, read) seconds of every call: an API server that never answers fails the call.
 REQUEST_TIMEOUT = (10.0, 60.0)
+# Requests in flight at most (threads, and pooled connections), unless the settings say.
+API_CONCURRENCY = 16
+# Items per page of a listing of everything (start-up): bounded answers, a bounded memory peak.
+LIST_PAGE = 500
 # Posting an Event: tries in all, and the longest wait between two (a longer Retry-After is
 # cut to it): a transition's reconcile waits at most a few seconds for its Events.
 EVENT_TRIES = 4
@@ -58,13 +69,68 @@ class JobRefusedError(ClassifiedError):
         super().__init__(reason, message, retryable=False)
 
 
+class RateLimit:
+    """A token bucket: `qps` requests a second on average, `burst` at once. `take` takes a
+    token even when there is none (the debt is paid by waiting), so waiters go in turn."""
+
+    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.qps, self.burst, self.clock = qps, max(1, burst), clock
+        self._tokens = float(self.burst)
+        self._stamp = clock()
+
+    def take(self) -> float:
+        """Take a token; how long to wait before using it (0: at once)."""
+        now = self.clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
+        self._stamp = now
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
+
+    async def wait(self) -> None:
+        """Take a token, waiting as long as the rate asks."""
+        delay = self.take()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
 class KubeCluster:
     """Async façade over the official client for the few calls the operator makes."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        concurrency: int = API_CONCURRENCY,
+        qps: float = 0.0,
+        burst: int = 0,
+    ) -> None:
+        _size_pool(api_client, concurrency)
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="kube-api")
+        self._limit = RateLimit(qps, burst or max(1, int(qps * 2))) if qps > 0 else None
+
+    def close(self) -> None:
+        """Let the worker threads go once the calls in flight are done."""
+        self._executor.shutdown(wait=False)
+
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """One API call in a worker thread, its JSON answer decoded there."""
+        if self._limit is not None:
+            await self._limit.wait()
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        call = functools.partial(_call_sync, method, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def _get_or_none(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self._call(method, *args, **kwargs)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return result
 
     # ------------------------------------------------------------------------------ jobs
 
@@ -74,7 +140,7 @@ class KubeCluster:
         failures (429, 5xx, no answer) are raised as they are: a later try may succeed."""
         namespace = str(manifest["metadata"]["namespace"])
         try:
-            created: dict[str, Any] = await _call(
+            created: dict[str, Any] = await self._call(
                 self._batch.create_namespaced_job, namespace, manifest, _preload_content=False
             )
         except ApiException as error:
@@ -92,7 +158,7 @@ class KubeCluster:
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Job, or None when it does not exist."""
-        return await _get_or_none(
+        return await self._get_or_none(
             self._batch.read_namespaced_job, name, namespace, _preload_content=False
         )
 
@@ -100,7 +166,7 @@ class KubeCluster:
         """Delete a Job and, first, its Pods (foreground), stopping a running attempt."""
         body = client.V1DeleteOptions(propagation_policy="Foreground")
         try:
-            await _call(
+            await self._call(
                 self._batch.delete_namespaced_job,
                 name,
                 namespace,
@@ -117,24 +183,41 @@ class KubeCluster:
 
     async def list_jobs(self, namespace: str | None, selector: str) -> list[dict[str, Any]]:
         """The Jobs matching a label selector, in one namespace or in all of them."""
-        if namespace:
-            listing = await _call(
-                self._batch.list_namespaced_job,
-                namespace,
-                label_selector=selector,
-                _preload_content=False,
+        return [job async for page in self.job_pages(namespace, selector) for job in page]
+
+    async def job_pages(
+        self, namespace: str | None, selector: str, *, limit: int = LIST_PAGE
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The Jobs matching a label selector, `limit` at a time (a Job's Pod template weighs:
+        one answer with every Job of a large cluster would be a large peak of memory)."""
+        token: str | None = None
+        while True:
+            paging: dict[str, Any] = (
+                {"limit": limit, "_continue": token} if token else {"limit": limit}
             )
-        else:
-            listing = await _call(
-                self._batch.list_job_for_all_namespaces,
-                label_selector=selector,
-                _preload_content=False,
-            )
-        return list(listing.get("items") or [])
+            if namespace:
+                listing = await self._call(
+                    self._batch.list_namespaced_job,
+                    namespace,
+                    label_selector=selector,
+                    _preload_content=False,
+                    **paging,
+                )
+            else:
+                listing = await self._call(
+                    self._batch.list_job_for_all_namespaces,
+                    label_selector=selector,
+                    _preload_content=False,
+                    **paging,
+                )
+            yield list(listing.get("items") or [])
+            token = (listing.get("metadata") or {}).get("continue")
+            if not token:
+                return
 
     async def find_pod(self, namespace: str, selector: str) -> dict[str, Any] | None:
         """The newest Pod matching a label selector (a Job with backoffLimit 0 has one)."""
-        listing = await _call(
+        listing = await self._call(
             self._core.list_namespaced_pod,
             namespace,
             label_selector=selector,
@@ -151,7 +234,7 @@ class KubeCluster:
         """The Events about one Pod with `reason` (e.g. the kubelet's `FailedMount`), which say
         what its status does not: why its containers are not being created."""
         selector = f"involvedObject.kind=Pod,involvedObject.name={pod},reason={reason}"
-        listing = await _call(
+        listing = await self._call(
             self._core.list_namespaced_event,
             namespace,
             field_selector=selector,
@@ -168,7 +251,7 @@ class KubeCluster:
 
     async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One of our custom objects (goals, goalschedules, backlogs), or None when gone."""
-        return await _get_or_none(
+        return await self._get_or_none(
             self._custom.get_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -189,7 +272,7 @@ class KubeCluster:
     ) -> list[dict[str, Any]]:
         """Custom objects of ours in one namespace, or in all of them."""
         if namespace:
-            listing = await _call(
+            listing = await self._call(
                 self._custom.list_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -199,7 +282,7 @@ class KubeCluster:
                 _preload_content=False,
             )
         else:
-            listing = await _call(
+            listing = await self._call(
                 self._custom.list_cluster_custom_object,
                 GROUP,
                 VERSION,
@@ -212,7 +295,7 @@ class KubeCluster:
     async def create_goal(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Create a Goal; AlreadyExistsError when one of that name exists."""
         try:
-            created: dict[str, Any] = await _call(
+            created: dict[str, Any] = await self._call(
                 self._custom.create_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -230,7 +313,7 @@ class KubeCluster:
     async def delete_goal(self, namespace: str, name: str) -> None:
         """Delete a Goal (its Jobs follow: the operator stops them, the GC removes them)."""
         try:
-            await _call(
+            await self._call(
                 self._custom.delete_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -254,15 +337,16 @@ class KubeCluster:
         name: str,
         status: Mapping[str, Any],
         resource_version: str | None = None,
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """Merge-patch the status subresource of one of our objects; with `resource_version`
         (of the object the patch was computed from) the API server refuses it (409) when the
-        object changed since, rather than let a stale computation overwrite a newer status."""
+        object changed since, rather than let a stale computation overwrite a newer status.
+        Returns the object as written (None when it is gone)."""
         body: dict[str, Any] = {"status": dict(status)}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            await _call(
+            written: dict[str, Any] = await self._call(
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -275,10 +359,12 @@ class KubeCluster:
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to report on
                 raise
+            return None
+        return written
 
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret a Backlog names (for reading a private backlog), or None."""
-        secret = await _get_or_none(
+        secret = await self._get_or_none(
             self._core.read_namespaced_secret, name, namespace, _preload_content=False
         )
         encoded = ((secret or {}).get("data") or {}).get(key)
@@ -319,7 +405,7 @@ class KubeCluster:
         }
         for attempt in range(1, EVENT_TRIES + 1):
             try:
-                await _call(
+                await self._call(
                     self._core.create_namespaced_event,
                     metadata.get("namespace"),
                     event,
@@ -407,21 +493,20 @@ def _event_retry_wait(error: Exception, attempt: int) -> float | None:
     return jittered
 
 
-async def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
-    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-    response = await asyncio.to_thread(method, *args, **kwargs)
+def _call_sync(method: Any, *args: Any, **kwargs: Any) -> Any:
+    response = method(*args, **kwargs)
     data = response.data if hasattr(response, "data") else response
     return json.loads(data) if data else {}
 
 
-async def _get_or_none(method: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
-    try:
-        result: dict[str, Any] = await _call(method, *args, **kwargs)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return result
+def _size_pool(api_client: client.ApiClient, size: int) -> None:
+    """Give the client as many pooled connections as requests may be in flight (its default,
+    five per CPU, may be smaller: urllib3 then opens a connection per extra request and drops
+    it, "Connection pool is full, discarding connection")."""
+    configuration = api_client.configuration
+    if (configuration.connection_pool_maxsize or 0) < size:
+        configuration.connection_pool_maxsize = size
+        api_client.rest_client = rest.RESTClientObject(configuration)
 
 
 def _event_name_prefix(name: str) -> str:

@@ -1,7 +1,9 @@
 """The operator: reconcilers per kind, and the thin kopf layer that runs them.
 
-- `handlers`: kopf registration, one function per kind; `runtime`: the requeue loop, the locks
-  and the apply cycles, kept in kopf's `memo`; `main`: `backlogctl operator`; `settings`.
+- `handlers`: kopf registration, one function per kind; `runtime`: the apply cycles, what
+  wakes them and the requeue loop, kept in kopf's `memo`; `cache`: what the watches said (Goals'
+  last bodies, worker Jobs); `keyed`: per-object locks and wake-up times; `main`: `backlogctl
+  operator`; `settings`.
 - `results` (`Reconciled`, `Event`), `status` (typed status and its one writer), `conditions`
   (Ready, Reconciling, Stalled for every kind), `owned_goals` (what Backlog and GoalSchedule
   share about the Goals they create).

@@ -17,7 +17,7 @@ fails is retried by the runtime with backoff (`runtime.RetryPolicy`), whatever r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,54 @@ def build_registry(
     return registry
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's record of an object's last handled "essence", for change-detecting handlers. The
+    operator has none (event handlers only, writing no annotation): kopf would still build one,
+    deep-copying the body, on every event. An empty essence, never stored."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        """Nothing of the object: no handler compares it with a previous state."""
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        """No previous state kept."""
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        """Nothing kept."""
+
+
+class NoProgress(kopf.ProgressStorage):
+    """kopf's per-handler progress (retries of change handlers), which event handlers never
+    have; its `clear` would deep-copy each event's essence."""
+
+    def fetch(self, *, key: kopf.HandlerId, body: kopf.Body) -> kopf.ProgressRecord | None:
+        """No progress kept."""
+        return None
+
+    def store(
+        self,
+        *,
+        key: kopf.HandlerId,
+        record: kopf.ProgressRecord,
+        body: kopf.Body,
+        patch: kopf.Patch,
+    ) -> None:
+        """Nothing kept."""
+
+    def purge(self, *, key: kopf.HandlerId, body: kopf.Body, patch: kopf.Patch) -> None:
+        """Nothing to purge."""
+
+    def touch(self, *, body: kopf.Body, patch: kopf.Patch, value: str | None) -> None:
+        """Nothing to touch."""
+
+    def clear(self, *, essence: kopf.BodyEssence) -> kopf.BodyEssence:
+        """The essence as it is (an empty one: `NoDiffBase`)."""
+        return essence
+
+
 def register_lifecycle(
     registry: kopf.OperatorRegistry,
     operator_settings: OperatorSettings,
@@ -92,9 +140,17 @@ def register_lifecycle(
         settings.peering.name = "backlog-operator"
         settings.peering.mandatory = False
         settings.watching.server_timeout = 300
-        runtime = Runtime(
-            KubeCluster(api_client_factory()), operator_settings, clock, forge_factory, retry
+        settings.persistence.diffbase_storage = NoDiffBase()
+        settings.persistence.progress_storage = NoProgress()
+        # Only the operator's own Jobs, selected by the API server: not every Job of the cluster.
+        settings.watching.label_selectors["batch", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        cluster = KubeCluster(
+            api_client_factory(),
+            concurrency=operator_settings.api_concurrency,
+            qps=operator_settings.api_qps,
+            burst=operator_settings.api_burst,
         )
+        runtime = Runtime(cluster, operator_settings, clock, forge_factory, retry)
         memo[_MEMO_KEY] = runtime
         await runtime.seed(operator_settings.namespaces)
         runtime.start_requeuing()
@@ -104,6 +160,7 @@ def register_lifecycle(
         runtime = memo.get(_MEMO_KEY)
         if isinstance(runtime, Runtime):
             await runtime.stop_requeuing()
+            runtime.cluster.close()
 
 
 def register_goals(registry: kopf.OperatorRegistry) -> None:
@@ -114,11 +171,10 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
         event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
     ) -> None:
         runtime = _runtime(memo)
+        await runtime.goal_event(event.get("type"), event.get("object") or dict(body))
         if event.get("type") == "DELETED":
-            await runtime.stop_attempt(body)
             return
         namespace = str(body.metadata.namespace)
-        await runtime.apply(namespace, str(body.metadata.name))
         schedule = _owner_name(body, "GoalSchedule", LABEL_SCHEDULE)
         if schedule:  # its schedule's active list and history follow the goal's phase
             await runtime.apply_schedule(namespace, schedule)
@@ -128,10 +184,10 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
             await runtime.apply_backlog(namespace, backlog)
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)
-    async def _job_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        for owner in body.metadata.get("ownerReferences") or []:
-            if owner.get("kind") == "Goal" and str(owner.get("apiVersion", "")).startswith(GROUP):
-                await _runtime(memo).apply(str(body.metadata.namespace), str(owner.get("name")))
+    async def _job_event(
+        event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+    ) -> None:
+        await _runtime(memo).job_event(event.get("type"), event.get("object") or dict(body))
 
 
 def register_backlogs(registry: kopf.OperatorRegistry) -> None:

@@ -41,6 +41,10 @@ def main(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"namespaces": list(args.namespace)})
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     kopf.configure(verbose=args.verbose)
+    if not args.verbose:
+        # kopf says "Handler ... succeeded" for every event: three lines per goal, thousands a
+        # minute on a large cluster. Its warnings and errors stay; the operator logs its own.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     registry = build_registry(settings, api_client)
     asyncio.run(
         kopf.operator(

@@ -1,10 +1,28 @@
 """The operator's runtime under kopf: one per operator, kept in kopf's `memo`.
 
-It holds the cluster adapter, the reconcilers and the capacity table, and runs the cycles the
-handlers ask for: read the object afresh under its lock, reconcile, write the status (through
-`status.status_patch`, the one writer) and post the events. Waiting goals, GoalSchedules and
-Backlogs are looked at again by one requeue loop (not a kopf timer per object, which would need
-a finalizer and a task per object).
+It holds the cluster adapter, the reconcilers, the capacity table and what the watches said
+(`cache`), and runs the cycles the handlers and its own loop ask for: take the object's newest
+known body under its lock (a Goal's from the watch, read from the API only when none is known),
+reconcile, write the status (through `status.status_patch`, the one writer) and post the events.
+
+Goals are driven by events, not polled:
+- a Goal's watch event starts a cycle when it says something new (the echo of the operator's
+  own status write does not);
+- a Job's watch event starts its goal's cycle when it changes what a reconcile reads (its
+  status, its deletion); the Job is kept, so that reconcile reads no Job (nor the one it has just
+  created);
+- a slot that frees goes to the head of the queue at once: the capacity table reserves it
+  (`CapacityTable.admit`) and the goals it names are reconciled right away, as are the waiting
+  goals of a task whose running goal ended;
+- times: a backing-off goal is looked at when its next attempt is due, a running goal whose Pod
+  waits when that wait's grace ends (`outcome.STUCK_GRACE`);
+- a queue position is written again when it moved materially (`capacity.position_stale`).
+One loop (`BACKLOG_OPERATOR_REQUEUE_SECONDS`) runs what is due: those times, failed cycles'
+retries, GoalSchedules and Backlogs whose next look is due, queue positions; every twelfth
+round the running goals whose Job has a Pod (a Pod that starts to wait changes no Job: the Pod
+is read), and now and then every running goal with its Job read afresh (a Job deleted while
+the watch was away sends no event). Not a kopf timer per object, which would need a finalizer
+and a task per object.
 
 kopf does not retry event handlers, so the runtime does: a cycle that raises, whatever raised,
 is tried again by the requeue loop after a per-object exponential backoff with equal jitter
@@ -20,7 +38,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +48,7 @@ from backlog_operator.adapters.backlog_source import BacklogSource
 from backlog_operator.adapters.kube import KubeCluster, describe_failure
 from backlog_operator.api.backlog import BacklogStatus
 from backlog_operator.api.common import ApiModel
-from backlog_operator.api.goal import Goal, GoalStatus, Phase
+from backlog_operator.api.goal import FINAL_PHASES, Goal, GoalStatus, Phase
 from backlog_operator.api.labels import LABEL_GOAL_UID, LABEL_MANAGED_BY, MANAGED_BY
 from backlog_operator.api.schedule import GoalScheduleStatus
 from backlog_operator.controller.backlogs.reconciler import (
@@ -38,11 +56,14 @@ from backlog_operator.controller.backlogs.reconciler import (
     ForgeFactory,
     github_forge,
 )
+from backlog_operator.controller.cache import Bodies, Jobs, WatchedJobs, goal_of
 from backlog_operator.controller.conditions import READY, RECONCILE_ERROR, mark_failing, reason_of
+from backlog_operator.controller.goals import outcome
 from backlog_operator.controller.goals.capacity import WAITING, CapacityTable, entry_for
 from backlog_operator.controller.goals.outcome import job_finished
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.goals.retry import jittered_backoff
+from backlog_operator.controller.keyed import KeyedLocks, WakeTimes
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
 from backlog_operator.controller.settings import OperatorSettings
@@ -50,8 +71,12 @@ from backlog_operator.controller.status import evolve, read_status, status_patch
 
 log = logging.getLogger("backlog_operator.controller")
 
+# Goal cycles the runtime itself starts (wakes, times, retries) at once, at most.
 _REQUEUE_CONCURRENCY = 16
-_FULL_PASS_EVERY = 12
+# Every this many rounds of the loop: running goals whose Job has a Pod (their Pod read);
+# every running goal, its Job read afresh (one deleted while the watch was away sends no event).
+PODS_EVERY = 12
+AUDIT_EVERY = 120
 # When a GoalSchedule or a Backlog is looked at again if its reconciler does not say.
 _SCHEDULE_DELAY = 3600.0
 _BACKLOG_DELAY = 300.0
@@ -155,7 +180,11 @@ class Runtime:
         self.retry = retry or RetryPolicy()
         self.backoff = Backoff(self.retry)
         self.capacity = CapacityTable()
-        self.goals = GoalReconciler(cluster, self.capacity, settings, clock=self.clock)
+        self.bodies = Bodies()  # Goals, as the watch (or our own writes) last said them
+        self.jobs = Jobs()  # worker Jobs, likewise
+        self.goals = GoalReconciler(
+            WatchedJobs(cluster, self.jobs), self.capacity, settings, clock=self.clock
+        )
         self.schedules = GoalScheduleReconciler(cluster, clock=self.clock)
         self.backlogs = BacklogReconciler(
             cluster,
@@ -167,12 +196,17 @@ class Runtime:
         self.schedule_wake: dict[str, datetime] = {}
         self.backlog_wake: dict[str, datetime] = {}
         self.backlog_seen: dict[str, tuple[object, ...]] = {}  # what the last sync answered
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.goal_wake = WakeTimes()  # goals: a backoff's end, a waiting Pod's grace's end
+        self._locks = KeyedLocks()
         self._requeuer: asyncio.Task[None] | None = None
+        self._spawned: set[str] = set()  # goals whose cycle is asked for and not started
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._audited: set[str] = set()  # running goals whose next cycle reads the Job afresh
+        self._limit = asyncio.Semaphore(_REQUEUE_CONCURRENCY)
 
-    def lock(self, key: str) -> asyncio.Lock:
-        """One reconcile at a time per object, whoever asks (its events, its Jobs, the requeue)."""
-        return self._locks.setdefault(key, asyncio.Lock())
+    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """One reconcile at a time per object, whoever asks (its events, its Jobs, the loop)."""
+        return self._locks.hold(key)
 
     # ------------------------------------------------------------------------ start-up
 
@@ -194,15 +228,19 @@ class Runtime:
     async def _seed(self, namespaces: list[str]) -> None:
         """The capacity table from the goals' statuses and from the worker Jobs that exist: a
         waiting goal with an unfinished Job (created just before a crash, its status never
-        written) holds its slot as running, and is adopted on its next reconcile."""
+        written) holds its slot as running, and is adopted on its next reconcile. The Jobs are
+        kept (`Jobs`), so the watch's first events of them, saying nothing new, cost nothing."""
         for namespace in namespaces or [None]:  # type: ignore[list-item]
             goals = await self.cluster.list_goals(namespace)
-            jobs = await self.cluster.list_jobs(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}")
-            running = {
-                ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_GOAL_UID)
-                for job in jobs
-                if job_finished(job) is None
-            }
+            running: set[str | None] = set()
+            selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+            async for page in self.cluster.job_pages(namespace, selector):
+                for job in page:
+                    self.jobs.record(job)
+                    if job_finished(job) is None:
+                        running.add(
+                            ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_GOAL_UID)
+                        )
             for body in goals:
                 try:
                     goal = Goal.model_validate(body)
@@ -213,19 +251,109 @@ class Runtime:
                     entry = replace(entry, phase=Phase.RUNNING)
                 self.capacity.put(entry)
 
+    # -------------------------------------------------------------------------- events
+
+    async def goal_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A Goal's watch event: reconcile it if the event says something new; a deleted goal's
+        attempt is stopped."""
+        if event_type == "DELETED":
+            await self.stop_attempt(body)
+        elif self.bodies.offer(body):
+            metadata = body.get("metadata") or {}
+            await self.apply(str(metadata.get("namespace")), str(metadata.get("name")))
+
+    async def job_event(self, event_type: str | None, job: Mapping[str, Any]) -> None:
+        """A worker Job's watch event: reconcile its goal if the Job changed what it reads."""
+        goal = goal_of(job)
+        # A goal the capacity table does not know is gone (every other one is learnt at
+        # start-up or before its first Job): its Jobs, deleted with it, tell nothing.
+        if goal is None or self.capacity.get(goal) is None:
+            return
+        if self.jobs.offer(event_type, job):
+            namespace, _, name = goal.partition("/")
+            await self.apply(namespace, name)
+
     # -------------------------------------------------------------------------- cycles
 
     async def apply(self, namespace: str, name: str) -> None:
-        """Reconcile one goal from a fresh read, and write its status and events."""
+        """Reconcile one goal from its newest known body, and write its status and events."""
         await self._cycle(GOALS, namespace, name, self._apply_goal)
+        self._admit_and_wake()
 
     async def _apply_goal(self, namespace: str, name: str, seen: _Seen) -> None:
-        body = await self.cluster.get_goal(namespace, name)
+        key = f"{namespace}/{name}"
+        body = await self._goal_body(key)
         seen.body = body
-        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+        if body is None:  # gone, its DELETED event missed (the watch was away): forget it
+            self._forget_goal(key)
             return
-        result = await self.goals.reconcile(body)
-        await self._write(GOALS, body, result)
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            return
+        if key in self._audited:
+            self._audited.discard(key)
+            job_name = (body.get("status") or {}).get("jobName")
+            self.jobs.forget(f"{namespace}/{job_name}")
+        try:
+            result = await self.goals.reconcile(body)
+            self._admit_and_wake()  # a slot it freed goes on now, not after its writes
+            written = await self._write(GOALS, body, result)
+        except Exception:
+            self.bodies.forget(key)  # perhaps stale (a 409): the retry reads it afresh
+            raise
+        if written is not None:
+            self.bodies.offer(written)  # so its echo says nothing new
+        status = result.status or read_status(GoalStatus, body.get("status"))
+        self.goal_wake.plan(key, self._next_look(status))
+        if status.phase in FINAL_PHASES:
+            self.bodies.shed(key)  # rarely looked at again: keep its version, not its body
+
+    async def _goal_body(self, key: str) -> dict[str, Any] | None:
+        """The goal's body: a running goal's newest known one (its Job's events are what
+        drive it); any other's read afresh, as the decision to start a Job (the one act no
+        later write can take back) is taken on the goal as the API has it now."""
+        body = self.bodies.get(key)
+        status = (body or {}).get("status") or {}
+        if body is None or status.get("phase") != Phase.RUNNING.value or not status.get("jobName"):
+            namespace, _, name = key.partition("/")
+            body = await self.cluster.get_goal(namespace, name)
+            if body is not None:
+                self.bodies.offer(body)
+        return body
+
+    def _next_look(self, status: GoalStatus) -> datetime | None:
+        """When a goal with `status` is due to be looked at with no event: its next attempt's
+        time while it backs off, the end of its Pod's grace while the Pod waits."""
+        if status.phase is Phase.QUEUED and status.reason == "Backoff":
+            return status.next_attempt_time or self.clock()
+        if status.phase is Phase.RUNNING and status.step_reason and status.step_reason_time:
+            end = status.step_reason_time + outcome.STUCK_GRACE
+            return end if end > self.clock() else None
+        return None
+
+    def _admit_and_wake(self) -> None:
+        """Free slots to the head of the queue; reconcile the goals whose decision is due."""
+        self.goals.admit()
+        self._spawn(self.capacity.take_woken())
+
+    def _spawn(self, keys: Iterable[str]) -> None:
+        """Reconcile these goals soon, a few at a time (each once, however often asked); a goal
+        whose cycles fail waits for its backoff."""
+        for key in keys:
+            failing = f"{GOALS}:{key}"
+            if key in self._spawned or (
+                self.backoff.failures(failing) and not self.backoff.ready(failing)
+            ):
+                continue
+            self._spawned.add(key)
+            task = asyncio.create_task(self._spawned_cycle(key), name=f"backlog-goal {key}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _spawned_cycle(self, key: str) -> None:
+        async with self._limit:
+            self._spawned.discard(key)  # asked again from now on: another cycle
+            namespace, _, name = key.partition("/")
+            await self.apply(namespace, name)
 
     async def apply_schedule(self, namespace: str, name: str) -> None:
         """Reconcile one GoalSchedule from a fresh read; remember when to look again."""
@@ -278,20 +406,24 @@ class Runtime:
                 return
             self.backoff.succeeded(f"{plural}:{key}")
 
-    async def _write(self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]) -> None:
-        """The status a reconcile asks for (if it changed), then its events (best effort)."""
-        await self._write_status(plural, body, _patch(body, result.status))
+    async def _write(
+        self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]
+    ) -> dict[str, Any] | None:
+        """The status a reconcile asks for (if it changed), then its events (best effort); the
+        object as written (None: nothing written, or it is gone)."""
+        written = await self._write_status(plural, body, _patch(body, result.status))
         await self._post(body, result.events)
+        return written
 
     async def _write_status(
         self, plural: str, body: Mapping[str, Any], patch: Mapping[str, Any] | None
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """A status patch computed from `body`, refused (409, retried) if the object changed
         since it was read: a status someone else wrote meanwhile is never overwritten."""
         if patch is None:
-            return
+            return None
         metadata = body.get("metadata", {})
-        await self.cluster.patch_custom_status(
+        return await self.cluster.patch_custom_status(
             plural,
             str(metadata.get("namespace")),
             str(metadata.get("name")),
@@ -365,35 +497,46 @@ class Runtime:
     # ----------------------------------------------------------------------- requeue loop
 
     def start_requeuing(self) -> None:
-        """Start the loop that looks again at waiting goals (capacity, backoff, suspend)."""
+        """Start the loop that runs what is due (times, retries, schedules, syncs)."""
         self._requeuer = asyncio.create_task(self._requeue_forever(), name="backlog-requeue")
 
     async def stop_requeuing(self) -> None:
-        """Stop the requeue loop (on operator exit)."""
-        if self._requeuer is not None:
-            self._requeuer.cancel()
+        """Stop the requeue loop and the cycles it started (on operator exit)."""
+        tasks = [task for task in (self._requeuer, *self._tasks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._requeuer
-            self._requeuer = None
+                await task
+        self._requeuer = None
 
     async def _requeue_forever(self) -> None:
-        passes = 0
+        rounds = 0
         while True:
             await asyncio.sleep(self.settings.requeue_seconds)
-            passes += 1
+            rounds += 1
             try:
-                await self.requeue_pass(full=passes % _FULL_PASS_EVERY == 0)
+                await self.requeue_pass(
+                    pods=rounds % PODS_EVERY == 0, audit=rounds % AUDIT_EVERY == 0
+                )
             except Exception:  # nothing may stop the loop
                 log.exception("a requeue pass failed")
 
-    async def requeue_pass(self, *, full: bool = False) -> None:
-        """Look again at what waits: waiting goals (running ones too on a `full` pass), failed
-        objects of every kind whose backoff is over, GoalSchedules and Backlogs that are due."""
-        # Running goals hear from their Jobs' events; a slow full pass covers missed ones.
-        waiting = self.capacity.active_keys(include_running=full)
-        goals = [key for key in waiting if not self.backoff.failures(f"{GOALS}:{key}")]
-        goals += [key for key in self._retries_due(GOALS) if key not in goals]
-        await self._apply_many(goals)
+    async def requeue_pass(self, *, pods: bool = False, audit: bool = False) -> None:
+        """Run what is due: goals whose time came (a backoff's end, a Pod's grace) or whose
+        failed cycle's backoff is over, queue positions that moved, running goals whose Job has
+        a Pod (`pods`), every running goal with its Job read afresh (`audit`); GoalSchedules
+        and Backlogs that are due or whose failed cycle's backoff is over."""
+        goals = self.goal_wake.due(self.clock()) + self._retries_due(GOALS)
+        goals += self.capacity.stale_positions()
+        if pods:
+            goals += self.jobs.active_goals()
+        if audit:
+            running = [entry.key for entry in self.capacity.running()]
+            self._audited.update(running)
+            goals += running
+        self._admit_and_wake()  # backing-off goals whose time came may take free slots
+        self._spawn(goals)
         now = self.clock()
         for plural, wakes, apply in (
             (SCHEDULES, self.schedule_wake, self.apply_schedule),
@@ -410,39 +553,45 @@ class Runtime:
             key for key in self.backoff.failing(plural) if self.backoff.ready(f"{plural}:{key}")
         ]
 
-    async def _apply_many(self, keys: list[str]) -> None:
-        limit = asyncio.Semaphore(_REQUEUE_CONCURRENCY)
-
-        async def one(key: str) -> None:
-            namespace, _, name = key.partition("/")
-            async with limit:
-                await self.apply(namespace, name)
-
-        await asyncio.gather(*(one(key) for key in keys))
-
     # -------------------------------------------------------------------------- deletion
 
     async def stop_attempt(self, body: Mapping[str, Any]) -> None:
-        """A deleted goal: stop its unfinished Job (foreground), touch nothing in the repository.
+        """A deleted goal: stop its Jobs (foreground), touch nothing in the repository, and
+        forget it (its slot goes to the next goal).
 
-        Should the API fail here, the Job is left to the garbage collector (its ownerReference
-        names the goal), which deletes it in the background.
+        Its Jobs are deleted by name, as the watch (or the create's answer) made them known: no
+        listing per goal. A goal held as running with no Job known (a create whose answer was
+        lost) has its Jobs listed by label. Should the API fail here, the Jobs are left to the
+        garbage collector (their ownerReference names the goal), which deletes them.
         """
         metadata = body.get("metadata", {})
-        namespace = str(metadata.get("namespace"))
+        namespace, uid = str(metadata.get("namespace")), str(metadata.get("uid"))
         key = f"{namespace}/{metadata.get('name')}"
         async with self.lock(key):
-            self.capacity.remove(key)
-            self.backoff.forget(f"{GOALS}:{key}")
-            # By label, not status.jobName: the last status seen may predate the newest Job.
-            selector = f"{LABEL_GOAL_UID}={metadata.get('uid')}"
+            entry = self.capacity.get(key)
+            self._forget_goal(key)
+            jobs = self.jobs.of_goal(uid)
             try:
-                for name in await self.cluster.job_names(namespace, selector):
-                    await self.cluster.delete_job(namespace, name)
+                if not jobs and entry is not None and entry.phase is Phase.RUNNING:
+                    selector = f"{LABEL_GOAL_UID}={uid}"
+                    names = await self.cluster.job_names(namespace, selector)
+                    jobs = [f"{namespace}/{name}" for name in names]
+                for job in jobs:
+                    await self.cluster.delete_job(namespace, job.partition("/")[2])
             except Exception as error:
                 message, _ = describe_failure(error)
                 log.warning("stopping the Jobs of deleted goal %s failed: %s", key, message)
-        self._locks.pop(key, None)
+            self.jobs.forget_goal(uid)
+            self.goals.forget(job.partition("/")[2] for job in jobs)
+        self._admit_and_wake()
+
+    def _forget_goal(self, key: str) -> None:
+        """Everything kept about a goal, but its Jobs."""
+        self.capacity.remove(key)
+        self.backoff.forget(f"{GOALS}:{key}")
+        self.bodies.forget(key)
+        self.goal_wake.plan(key, None)
+        self._audited.discard(key)
 
     def forget_backlog(self, key: str) -> None:
         """A deleted Backlog: no more syncs of it."""

@@ -8,17 +8,22 @@
 | `MAX_RUNNING` | running goals in the whole operator | 10 |
 | `DEFAULT_BRANCH_PREFIX` | branch prefix when a goal sets none | `backlog/` |
 | `JOB_TTL_SECONDS` | `ttlSecondsAfterFinished` of worker Jobs | 86400 |
-| `REQUEUE_SECONDS` | how often queued and backing-off goals are looked at | 5 |
+| `REQUEUE_SECONDS` | how often the loop runs what is due (backoffs, retries, syncs) (3) | 5 |
 | `GOAL_URL_TEMPLATE` | link to a goal in pull requests (`{namespace}`, `{name}`) | none |
 | `WORKER_SERVICE_ACCOUNT` | service account of worker Pods (token not mounted) | `default` |
 | `LIVENESS_ENDPOINT` | kopf's health endpoint; empty = none | `http://0.0.0.0:8080/healthz` |
 | `CACHE_DIR` | where Backlog syncs keep small per-repository git caches | a temporary folder |
 | `WORKSPACE_SIZE_LIMIT` | `sizeLimit` of the workspace and private volumes (1) | `4Gi` |
 | `TASK_RESOURCES` | JSON resources of the task step (2) | `DEFAULT_TASK_RESOURCES` |
+| `API_CONCURRENCY` | requests to the API server in flight at most (threads and connections) | 16 |
+| `API_QPS` | requests a second to the API server on average; 0 = no limit | 0 |
+| `API_BURST` | requests at once above `API_QPS`; 0 = twice `API_QPS` | 0 |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
 (2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
 resources replace these as a whole); `{}` = none.
+(3) Also the precision of a goal's backoff; waiting goals are not polled (docs/operator.md,
+"Scaling").
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from backlog_operator.adapters.kube import API_CONCURRENCY
 from backlog_operator.api.quantity import ResourceRequirements, positive_quantity
 
 ENV_PREFIX = "BACKLOG_OPERATOR_"
@@ -66,6 +72,9 @@ class OperatorSettings(BaseSettings):
     )
     workspace_size_limit: str = "4Gi"
     task_resources: Annotated[ResourceRequirements, NoDecode] = DEFAULT_TASK_RESOURCES
+    api_concurrency: int = Field(default=API_CONCURRENCY, ge=1, le=512)
+    api_qps: float = Field(default=0.0, ge=0)
+    api_burst: int = Field(default=0, ge=0)
 
     @field_validator("namespaces", mode="before")
     @classmethod

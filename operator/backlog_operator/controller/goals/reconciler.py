@@ -20,7 +20,7 @@ runtime wrote meanwhile is replaced by the phase's conditions on the next succes
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -144,7 +144,7 @@ def conditions_for(
 
 
 class GoalReconciler:
-    """Reconciles one Goal at a time; decisions that compare goals are taken under one lock."""
+    """Reconciles one Goal at a time; decisions that compare goals are taken synchronously."""
 
     def __init__(
         self,
@@ -195,8 +195,7 @@ class GoalReconciler:
         if status.phase is Phase.RUNNING and status.job_name:
             result = await self._observe(goal, status)
         else:
-            async with self.capacity.lock:  # admission compares goals: one decision at a time
-                result = await self._start(goal, status)
+            result = await self._start(goal, status)
         result.events[:0] = rerun_events
         return result
 
@@ -400,13 +399,27 @@ class GoalReconciler:
     # -------------------------------------------------------------------- 5. waiting
 
     async def _start(self, goal: Goal, status: GoalStatus) -> Reconciled[GoalStatus]:
+        decided = self._decide(goal, status)
+        if decided is not None:
+            return decided
+        # Admitted: the slot is the goal's. `_run_attempt` records it as running before its
+        # first await (the create), so no other decision sees it free; the create itself runs
+        # outside any lock, alongside other goals' creates.
+        return await self._run_attempt(goal, status, status.attempts + 1)
+
+    def _decide(self, goal: Goal, status: GoalStatus) -> Reconciled[GoalStatus] | None:
+        """Whether a waiting goal starts now (None) or waits (how, said in its status).
+
+        Synchronous on purpose: decisions that compare goals read and change the capacity table
+        with no `await` in between, so on the one event loop no two of them interleave.
+        """
         now = self.clock()
         entry = entry_for(goal, status)
         known = self.capacity.get(entry.key)
         if known is not None and known.phase is Phase.RUNNING:
             # Its Job was created (or its create sent) but the status never said so: adopt it
             # (or create it) before any other decision, in the slot it holds already.
-            return await self._run_attempt(goal, status, status.attempts + 1)
+            return None
         generation = goal.metadata.generation
         if goal.spec.suspend:
             self.capacity.put(entry)
@@ -429,18 +442,28 @@ class GoalReconciler:
             reconciled.requeue_after = (ready_at - now).total_seconds()
             return reconciled
         self.capacity.put(entry)
-        admitted, positions = self.capacity.admission(
-            now,
+        self.admit()
+        if self.capacity.reserved(entry.key):
+            return None
+        position = self.capacity.position(entry.key)
+        self.capacity.note_position(entry.key, position)
+        message = f"waiting for capacity (position {position} in the queue)"
+        return self._wait(
+            status, "WaitingForCapacity", message, generation, queue_position=position
+        )
+
+    def admit(self) -> list[str]:
+        """Reserve the free slots for the goals at the head of the queue (the capacity table's
+        `admit`, with this operator's limits); their keys."""
+        return self.capacity.admit(
+            self.clock(),
             max_per_repository=self.settings.max_running_per_repository,
             max_total=self.settings.max_running,
         )
-        if entry.key not in admitted:
-            position = positions.get(entry.key)
-            message = f"waiting for capacity (position {position} in the queue)"
-            return self._wait(
-                status, "WaitingForCapacity", message, generation, queue_position=position
-            )
-        return await self._run_attempt(goal, status, status.attempts + 1)
+
+    def forget(self, job_names: Iterable[str]) -> None:
+        """A deleted goal's Jobs: no more a create of this process whose answer may be lost."""
+        self._created.difference_update(job_names)
 
     def _wait(
         self,
