@@ -334,8 +334,9 @@ def delete_all(server: EmulatorServer, names: list[str]) -> tuple[float, int, in
 class Waiting:
     goals: int
     phased_in: float
+    quiet_in: float
     steady_cpu: float
-    steady_requests: float
+    steady_requests: collections.Counter[str]
     freed: list[float]
     peak: float
 
@@ -355,16 +356,17 @@ def waiting(crds: Path, count: int) -> Waiting:
                 lambda: f"{len(RECORD.phased) - 1} of {count} goals have a phase",
             )
             phased_in = max(RECORD.phased[n] for n in names) - start
-            time.sleep(5.0)  # the burst's tail
-            cpu, requests = op.cpu_seconds(), RECORD.total_requests()
+            wait_quiet(limit=STEADY_SECONDS * 6)  # the burst's tail: events posted last
+            quiet_in = time.monotonic() - start
+            cpu, requests = op.cpu_seconds(), RECORD.requests.copy()
             time.sleep(STEADY_SECONDS)
             steady_cpu = (op.cpu_seconds() - cpu) / STEADY_SECONDS
-            steady_requests = (RECORD.total_requests() - requests) / STEADY_SECONDS
+            steady_requests = RECORD.requests - requests
             freed = [free_a_slot(server) for _ in range(FREED_SLOTS)]
             peak = op.peak_rss_mb()
     finally:
         server.stop()
-    return Waiting(count, phased_in, steady_cpu, steady_requests, freed, peak)
+    return Waiting(count, phased_in, quiet_in, steady_cpu, steady_requests, freed, peak)
 
 
 def free_a_slot(server: EmulatorServer) -> float:
@@ -525,11 +527,15 @@ def print_deleted(count: int, elapsed: float, left: int, requests: int) -> None:
 def print_waiting(result: Waiting) -> None:
     print(f"--- {result.goals} goals for {WAITING_CAPACITY} slots")
     print(f"every goal has a phase         : {result.phased_in:8.1f} s   (target <= 30 s)")
+    print(f"the operator quiet after       : {result.quiet_in:8.1f} s")
     print(
         f"steady-state operator CPU      : {result.steady_cpu * 100:8.1f} % of a core   "
         "(target <= 5 %)"
     )
-    print(f"steady-state requests/s        : {result.steady_requests:8.1f}")
+    total = sum(result.steady_requests.values()) / STEADY_SECONDS
+    print(f"steady-state requests/s        : {total:8.1f}")
+    for key, number in sorted(result.steady_requests.items(), key=lambda kv: -kv[1]):
+        print(f"    {key:<34}: {number / STEADY_SECONDS:6.1f}")
     print(
         f"freed slot taken after         : {max(result.freed):8.2f} s max, "
         f"{statistics.median(result.freed):.2f} s median   (target <= 1 s)"

@@ -71,8 +71,10 @@ from backlog_operator.controller.status import evolve, read_status, status_patch
 
 log = logging.getLogger("backlog_operator.controller")
 
-# Goal cycles the runtime itself starts (wakes, times, retries) at once, at most.
-_REQUEUE_CONCURRENCY = 16
+# Goal cycles at once, at most, per request the adapter may have in flight: enough to keep
+# every connection busy, few enough that a burst of thousands of goals does not hold
+# thousands of half-done cycles (each with its goal, its Job manifest, its answers) in memory.
+CYCLES_PER_CONNECTION = 2
 # Every this many rounds of the loop: running goals whose Job has a Pod (their Pod read);
 # every running goal, its Job read afresh (one deleted while the watch was away sends no event).
 PODS_EVERY = 12
@@ -202,7 +204,7 @@ class Runtime:
         self._spawned: set[str] = set()  # goals whose cycle is asked for and not started
         self._tasks: set[asyncio.Task[None]] = set()
         self._audited: set[str] = set()  # running goals whose next cycle reads the Job afresh
-        self._limit = asyncio.Semaphore(_REQUEUE_CONCURRENCY)
+        self._cycles = asyncio.Semaphore(CYCLES_PER_CONNECTION * settings.api_concurrency)
 
     def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """One reconcile at a time per object, whoever asks (its events, its Jobs, the loop)."""
@@ -276,8 +278,17 @@ class Runtime:
     # -------------------------------------------------------------------------- cycles
 
     async def apply(self, namespace: str, name: str) -> None:
-        """Reconcile one goal from its newest known body, and write its status and events."""
-        await self._cycle(GOALS, namespace, name, self._apply_goal)
+        """Reconcile one goal from its newest known body, and write its status and events (a
+        bounded number at once: the others wait their turn, in order)."""
+        async with self._cycles:
+            await self._cycle(GOALS, namespace, name, self._apply_goal)
+        self._admit_and_wake()
+
+    async def _spawned_cycle(self, key: str) -> None:
+        async with self._cycles:
+            self._spawned.discard(key)  # from now on, asking again means another cycle
+            namespace, _, name = key.partition("/")
+            await self._cycle(GOALS, namespace, name, self._apply_goal)
         self._admit_and_wake()
 
     async def _apply_goal(self, namespace: str, name: str, seen: _Seen) -> None:
@@ -308,12 +319,14 @@ class Runtime:
             self.bodies.shed(key)  # rarely looked at again: keep its version, not its body
 
     async def _goal_body(self, key: str) -> dict[str, Any] | None:
-        """The goal's body: a running goal's newest known one (its Job's events are what
-        drive it); any other's read afresh, as the decision to start a Job (the one act no
-        later write can take back) is taken on the goal as the API has it now."""
+        """The goal's newest known body, unless its reconcile may start a Job: then it is read
+        afresh, as the decision to start one (the one act no later write can take back) is
+        taken on the goal as the API has it now. A goal that can only wait (no slot free for
+        it) or whose attempt runs is reconciled from what the watch said; a status computed
+        from a body that is no longer the newest is refused by the API server (409), and the
+        retry reads the goal afresh."""
         body = self.bodies.get(key)
-        status = (body or {}).get("status") or {}
-        if body is None or status.get("phase") != Phase.RUNNING.value or not status.get("jobName"):
+        if body is None or self.goals.may_start(body):
             namespace, _, name = key.partition("/")
             body = await self.cluster.get_goal(namespace, name)
             if body is not None:
@@ -348,12 +361,6 @@ class Runtime:
             task = asyncio.create_task(self._spawned_cycle(key), name=f"backlog-goal {key}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-
-    async def _spawned_cycle(self, key: str) -> None:
-        async with self._limit:
-            self._spawned.discard(key)  # asked again from now on: another cycle
-            namespace, _, name = key.partition("/")
-            await self.apply(namespace, name)
 
     async def apply_schedule(self, namespace: str, name: str) -> None:
         """Reconcile one GoalSchedule from a fresh read; remember when to look again."""

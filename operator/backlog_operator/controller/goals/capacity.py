@@ -61,9 +61,14 @@ class GoalEntry:
         return (self.priority, self.created, self.key)
 
 
+def repository_of(url: str) -> str:
+    """The repository a goal's `spec.repository.url` names, as capacity counts it."""
+    return url.rstrip("/").removesuffix(".git")
+
+
 def entry_for(goal: Goal, status: GoalStatus) -> GoalEntry:
     """The capacity table's view of a goal with `status`."""
-    repository = goal.spec.repository.url.rstrip("/").removesuffix(".git")
+    repository = repository_of(goal.spec.repository.url)
     task = goal.spec.backlog.task_id
     return GoalEntry(
         key=f"{goal.metadata.namespace}/{goal.metadata.name}",
@@ -304,6 +309,10 @@ class CapacityTable:
             ):
                 self._queue.add(entry)
                 self._positions_moved = True
+
+    def has_room(self, repository: str, *, max_per_repository: int, max_total: int) -> bool:
+        """Whether a slot is free for a goal of `repository` (in all, and in its repository)."""
+        return self._held_total < max_total and self._held.get(repository, 0) < max_per_repository
 
     def reserved(self, key: str) -> bool:
         """Whether a slot is reserved for the goal (admitted; its Job not created yet)."""

@@ -53,7 +53,7 @@ from backlog_operator.controller.conditions import (
 )
 from backlog_operator.controller.conditions import observe_generation as _observe_generation
 from backlog_operator.controller.goals import job
-from backlog_operator.controller.goals.capacity import CapacityTable, entry_for
+from backlog_operator.controller.goals.capacity import CapacityTable, entry_for, repository_of
 from backlog_operator.controller.goals.outcome import (
     DISRUPTED,
     FAILED_MOUNT,
@@ -450,6 +450,32 @@ class GoalReconciler:
         message = f"waiting for capacity (position {position} in the queue)"
         return self._wait(
             status, "WaitingForCapacity", message, generation, queue_position=position
+        )
+
+    def may_start(self, body: Mapping[str, Any]) -> bool:
+        """Whether a reconcile of `body` now might create a Job (False: it can only wait, or
+        observe a running attempt, or find the goal finished). True when in doubt.
+
+        A goal waits when no slot is free for it, unless it holds one already (reserved for it,
+        or its Job's create sent). Synchronous, like the decision itself: no other decision can
+        come between this answer and a reconcile started right after it.
+        """
+        status = body.get("status") or {}
+        phase = status.get("phase") or Phase.PENDING.value
+        if phase == Phase.RUNNING.value and status.get("jobName"):
+            return False  # observes its attempt; a retry's Job is created by a later reconcile
+        if phase not in (Phase.PENDING.value, Phase.QUEUED.value):
+            return True  # finished: a re-run request would start it
+        metadata = body.get("metadata") or {}
+        key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+        known = self.capacity.get(key)
+        if self.capacity.reserved(key) or (known is not None and known.phase is Phase.RUNNING):
+            return True
+        url = str(((body.get("spec") or {}).get("repository") or {}).get("url") or "")
+        return self.capacity.has_room(
+            repository_of(url),
+            max_per_repository=self.settings.max_running_per_repository,
+            max_total=self.settings.max_running,
         )
 
     def admit(self) -> list[str]:
