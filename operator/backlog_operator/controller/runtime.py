@@ -31,7 +31,13 @@ from backlog_operator.adapters.kube import KubeCluster, describe_failure
 from backlog_operator.api.backlog import BacklogStatus
 from backlog_operator.api.common import ApiModel
 from backlog_operator.api.goal import Goal, GoalStatus, Phase
-from backlog_operator.api.labels import LABEL_GOAL_UID, LABEL_MANAGED_BY, MANAGED_BY
+from backlog_operator.api.labels import (
+    LABEL_ATTEMPT,
+    LABEL_GOAL_UID,
+    LABEL_MANAGED_BY,
+    LABEL_RUN,
+    MANAGED_BY,
+)
 from backlog_operator.api.schedule import GoalScheduleStatus
 from backlog_operator.controller.backlogs.reconciler import (
     BacklogReconciler,
@@ -193,23 +199,32 @@ class Runtime:
 
     async def _seed(self, namespaces: list[str]) -> None:
         """The capacity table from the goals' statuses and from the worker Jobs that exist: a
-        waiting goal with an unfinished Job (created just before a crash, its status never
-        written) holds its slot as running, and is adopted on its next reconcile."""
+        waiting goal with an unfinished Job, or with a Job of the attempt its status would start
+        next (created just before a crash, its status never written; it may have finished
+        since), holds its slot as running, and is adopted on its next reconcile, before another
+        goal of its task or repository is admitted."""
         for namespace in namespaces or [None]:  # type: ignore[list-item]
             goals = await self.cluster.list_goals(namespace)
             jobs = await self.cluster.list_jobs(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}")
-            running = {
-                ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_GOAL_UID)
-                for job in jobs
-                if job_finished(job) is None
-            }
+            running: set[str | None] = set()  # goal uids
+            made: set[tuple[str | None, ...]] = set()  # (goal uid, run, attempt)
+            for job in jobs:
+                labels = (job.get("metadata") or {}).get("labels") or {}
+                made.add(
+                    (labels.get(LABEL_GOAL_UID), labels.get(LABEL_RUN), labels.get(LABEL_ATTEMPT))
+                )
+                if job_finished(job) is None:
+                    running.add(labels.get(LABEL_GOAL_UID))
             for body in goals:
                 try:
                     goal = Goal.model_validate(body)
                 except ValueError:
                     continue
-                entry = entry_for(goal, goal.status or GoalStatus())
-                if entry.phase in WAITING and goal.metadata.uid in running:
+                status = goal.status or GoalStatus()
+                entry = entry_for(goal, status)
+                uid = goal.metadata.uid
+                unrecorded = (uid, str(status.run or 1), str(status.attempts + 1)) in made
+                if entry.phase in WAITING and (uid in running or unrecorded):
                     entry = replace(entry, phase=Phase.RUNNING)
                 self.capacity.put(entry)
 
