@@ -38,17 +38,25 @@ refuses, at the offending line, a file whose aliases expand to many times what i
 ("billion laughs"), one nested deeper than 100 levels, and a recursive alias (`_full_reader`).
 
 Even without an alias, five megabytes of `[], [], ...` or of one-line tasks would take minutes
-and gigabytes to read and validate. So two product limits hold whatever the size in bytes, and
-a file past either is refused at the line where it goes past, with a sentence naming the limit:
+and gigabytes to read and validate. So product limits hold whatever the size in bytes, and a
+file past one is refused at the line where it goes past, with a sentence naming the limit:
 
 - `MAX_TASKS`: at most 20,000 tasks (the benchmarks' backlog has 5,000);
 - `MAX_NODES`: at most 500,000 YAML nodes in the whole file, counting every key, value, list
   item and collection as written (an alias counts one; what it expands to is the alias bounds'
-  matter). A 5,000-task backlog holds some 110,000.
+  matter). A 5,000-task backlog holds some 70,000 to 100,000;
+- `MAX_FULL_NODES`: at most 100,000 of them in a file the fast reader cannot read, which the
+  full parser reads at some twenty times the cost a node: this keeps its worst case to a few
+  seconds and some 80 MB (the fast reader's, at `MAX_NODES`, is a second or two and 170 MB);
+- `MAX_TASK_NODES`: at most 10,000 in one task (a task holds some 15 to 25). Writeback has the
+  full parser read the edited task again, as a second opinion: this keeps that quick too;
+- `MAX_LINES`: at most 500,000 lines (a 5,000-task backlog has some 40,000 to 60,000). Five
+  megabytes of blank lines hold no node, but cost each reader a table entry or a scan a line.
 
 Both readers count as they read, so the refusal comes before memory grows: the fast reader node
 by node, and a flow collection on a line longer than the nodes left ahead of building it; the
 full reader as ruamel.yaml composes, and each flow collection ahead as its scanner opens it.
+A file the fast reader gives up on after more than `MAX_FULL_NODES` nodes is refused at once.
 """
 
 from __future__ import annotations
@@ -96,6 +104,9 @@ DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 # What one file may hold, whatever its size in bytes (see the module docstring).
 MAX_TASKS = 20_000
 MAX_NODES = 500_000
+MAX_FULL_NODES = 100_000
+MAX_TASK_NODES = 10_000
+MAX_LINES = 500_000
 
 _BOM = b"\xef\xbb\xbf"
 _EXPECTED_SHAPE = "expected a mapping with a `tasks:` list, or a list of tasks"
@@ -133,7 +144,14 @@ def _read(text: str, source: str) -> Outline:
         raise BacklogError(source, error.line, error.problem) from None
     if not fast:
         # Out of the `except` block: its traceback would keep the fast reader's lines alive.
-        root = FullReader(text, source, max_nodes=MAX_NODES, max_tasks=MAX_TASKS).read()
+        root = FullReader(
+            text,
+            source,
+            max_nodes=MAX_FULL_NODES,
+            max_tasks=MAX_TASKS,
+            max_task_nodes=MAX_TASK_NODES,
+            max_lines=MAX_LINES,
+        ).read()
     if root is None:
         raise BacklogError(source, None, f"the file holds no YAML document; {_EXPECTED_SHAPE}")
     check_duplicate_keys(root, source)
@@ -142,7 +160,14 @@ def _read(text: str, source: str) -> Outline:
 
 def _read_fast(text: str) -> OutlineNode | None:
     """The fast reader's root; OutsideSubsetError when the full parser must read the file."""
-    reader = FastReader(text, max_nodes=MAX_NODES, max_tasks=MAX_TASKS)
+    reader = FastReader(
+        text,
+        max_nodes=MAX_NODES,
+        max_tasks=MAX_TASKS,
+        max_task_nodes=MAX_TASK_NODES,
+        max_full_nodes=MAX_FULL_NODES,
+        max_lines=MAX_LINES,
+    )
     root = reader.read()
     if root is not None:
         allowed = {id(root)} | {id(item) for item in task_items(root)}
