@@ -15,11 +15,17 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 # nothing imports: kopf reaches the API with aiohttp, the operator with the synchronous client
 # (the image tests import the operator from the image to hold that).
 FROM ${BASE_IMAGE} AS build
-RUN python3 -m venv /opt/backlog-operator
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The dependencies first, from pyproject.toml alone: a change to the sources reuses this layer.
+COPY pyproject.toml ./
+RUN python3 -m venv /opt/backlog-operator \
+    && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+        print(*p["dependencies"], sep="\n")' > /tmp/requirements.txt \
+    && /opt/backlog-operator/bin/pip install --requirement /tmp/requirements.txt
+COPY README.md ./
 COPY operator ./operator
-RUN /opt/backlog-operator/bin/pip install --no-cache-dir --disable-pip-version-check . \
+RUN /opt/backlog-operator/bin/pip install --no-deps . \
     && /opt/backlog-operator/bin/pip uninstall --yes --quiet pip setuptools \
     && rm -rf /opt/backlog-operator/lib/python3.*/site-packages/kubernetes/aio
 

@@ -14,16 +14,18 @@ IMG ?= backlog-operator:$(VERSION)
 BASE_IMAGE ?=
 # Docker where a Docker engine answers, else buildah (daemonless).
 BUILDER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo buildah)
-# vfs works wherever buildah does (no kernel overlay needed, e.g. inside a container). It
-# copies every layer whole, so layer caching there costs more than it saves: set
-# BUILDAH_STORAGE_DRIVER=overlay where the kernel allows it for fast cached rebuilds.
-BUILDAH_STORAGE_DRIVER ?= vfs
+# buildah's storage: overlay where the kernel mounts it (layers shared: a cached rebuild takes
+# seconds), else vfs, which works wherever buildah does but copies every layer whole (each
+# build and each container then costs minutes, and layer caching more than it saves).
+BUILDAH_STORAGE_DRIVER ?= $(shell buildah --storage-driver overlay images >/dev/null 2>&1 && echo overlay || echo vfs)
 BUILDAH_LAYERS ?= $(if $(filter vfs,$(BUILDAH_STORAGE_DRIVER)),false,true)
 BUILDAH := buildah --storage-driver $(BUILDAH_STORAGE_DRIVER)
 # A build trusts the certificate authorities this machine trusts (a proxy's included) when the
 # machine keeps them where Debian does, which is also where the image's base looks for them.
 BUILD_TRUST := $(if $(wildcard /etc/ssl/certs/ca-certificates.crt),--volume /etc/ssl/certs:/etc/ssl/certs:ro)
 MANAGER_KUSTOMIZATION := kustomize/manager/kustomization.yaml
+STAND_IN_BASE ?= backlog-stand-in-base:bookworm
+ARCHIVE ?= .work/backlog-operator.tar
 
 .DEFAULT_GOAL := help
 
@@ -79,6 +81,16 @@ image: ## Build the image IMG (Docker, else buildah); BASE_IMAGE=... replaces th
 	$(if $(filter docker,$(BUILDER)),docker build,$(BUILDAH) bud --isolation chroot \
 		--layers=$(BUILDAH_LAYERS) --pull=false $(BUILD_TRUST)) \
 		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) --tag $(IMG) .
+
+.PHONY: image-archive
+image-archive: ## Save the image IMG as a Docker archive, ARCHIVE (for `kind load image-archive`).
+	@mkdir -p $(dir $(ARCHIVE))
+	$(if $(filter docker,$(BUILDER)),docker save --output $(ARCHIVE) $(IMG),$(BUILDAH) push \
+		$(IMG) docker-archive:$(ARCHIVE):$(IMG))
+
+.PHONY: stand-in-base
+stand-in-base: ## Make a base image from this machine's Debian sources (where no registry is reachable).
+	BUILDAH_STORAGE_DRIVER=$(BUILDAH_STORAGE_DRIVER) .ci/stand-in-base $(STAND_IN_BASE)
 
 .PHONY: test-image
 test-image: $(STAMP) ## Only the image tests: build the image, run a goal's three steps from it.

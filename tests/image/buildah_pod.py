@@ -24,6 +24,7 @@ Where buildah's chroot isolation differs from a container runtime, and what stan
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -39,9 +40,21 @@ STEP_TIMEOUT = 300
 Completed = subprocess.CompletedProcess[str]
 
 
+@functools.cache
+def storage_driver() -> str:
+    """The storage driver `make image` uses: BUILDAH_STORAGE_DRIVER, else overlay where the
+    kernel mounts it, else vfs (the Makefile's rule)."""
+    if os.environ.get("BUILDAH_STORAGE_DRIVER"):
+        return os.environ["BUILDAH_STORAGE_DRIVER"]
+    probe = subprocess.run(
+        ["buildah", "--storage-driver", "overlay", "images"], capture_output=True, check=False
+    )
+    return "overlay" if probe.returncode == 0 else "vfs"
+
+
 def buildah_command() -> list[str]:
-    """buildah with the storage driver `make image` uses (BUILDAH_STORAGE_DRIVER, default vfs)."""
-    return ["buildah", "--storage-driver", os.environ.get("BUILDAH_STORAGE_DRIVER") or "vfs"]
+    """buildah with the storage driver `make image` uses."""
+    return ["buildah", "--storage-driver", storage_driver()]
 
 
 def buildah(*args: str, timeout: float = 120) -> str:
