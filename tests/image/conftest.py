@@ -3,7 +3,7 @@
 Runs under `make test` (and alone under `make test-image`). Skipped, with a message saying what
 is missing, where buildah is not installed or the tests do not run as root (buildah's chroot
 isolation and the read-only root filesystem need it). CI (`.ci/run`) installs buildah and makes
-a stand-in base (`.ci/stand-in-base`), passed as BASE_IMAGE, as no registry is reachable there.
+a stand-in base (`make stand-in-base`), passed as BASE_IMAGE, as no registry is reachable there.
 BACKLOG_TEST_IMAGE=NAME tests an image already built instead (kept afterwards).
 """
 
@@ -64,7 +64,8 @@ def image() -> Iterator[str]:
         base = os.environ.get("BASE_IMAGE") or "the Dockerfile's default base"
         pytest.fail(
             f"make image failed (base: {base}; where no registry is reachable, make a stand-in "
-            f"with .ci/stand-in-base and set BASE_IMAGE):\n{completed.stdout}\n{completed.stderr}"
+            "with `make stand-in-base` and set BASE_IMAGE=backlog-stand-in-base:bookworm):\n"
+            f"{completed.stdout}\n{completed.stderr}"
         )
     try:
         yield IMAGE
