@@ -84,7 +84,7 @@ CYCLES_PER_CONNECTION = 2
 # Every this many rounds of the loop: running goals whose Job has a Pod (their Pod read);
 # every running goal, its Job read afresh (one deleted while the watch was away sends no event).
 PODS_EVERY = 12
-AUDIT_EVERY = 120
+AUDIT_EVERY = 12
 # When a GoalSchedule or a Backlog is looked at again if its reconciler does not say.
 _SCHEDULE_DELAY = 3600.0
 _BACKLOG_DELAY = 300.0
