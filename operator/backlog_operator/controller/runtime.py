@@ -333,6 +333,10 @@ class Runtime:
             self.bodies.offer(written)  # so its echo says nothing new
         status = result.status or read_status(GoalStatus, body.get("status"))
         self.goal_wake.plan(key, self._next_look(status))
+        if self._job_ended_unseen(namespace, status):
+            # Its Job ended before the goal said it ran (adopted after a restart): no event of
+            # that Job will come, and the echo of this write says nothing new. Look again now.
+            self.goal_wake.plan(key, self.clock())
         if status.phase in FINAL_PHASES:
             self.bodies.shed(key)  # rarely looked at again: keep its version, not its body
 
@@ -350,6 +354,13 @@ class Runtime:
             if body is not None:
                 self.bodies.offer(body)
         return body
+
+    def _job_ended_unseen(self, namespace: str, status: GoalStatus) -> bool:
+        """Whether a goal that now says Running names a Job known to have finished."""
+        if status.phase is not Phase.RUNNING or not status.job_name:
+            return False
+        known = self.jobs.get(namespace, status.job_name)
+        return known is not None and job_finished(known) is not None
 
     def _next_look(self, status: GoalStatus) -> datetime | None:
         """When a goal with `status` is due to be looked at with no event: its next attempt's
