@@ -1,18 +1,115 @@
-"""`backlogctl` (also `kubectl-backlog`): run goals locally, the worker steps, and tooling."""
+"""`backlogctl` (also `kubectl-backlog`): run goals locally, the worker steps, tooling, and the
+day-two commands against a cluster (`get`, `status`, `logs`, `rerun`, ...).
+
+This module only parses: each command's module is imported when that command runs, so `worker
+clone` loads neither the Kubernetes client nor the day-two commands.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 
 from backlog_operator import __version__
 
+# The day-two commands, each with a module under `commands` (imported on demand).
+_CLUSTER = "backlog_operator.commands.cluster"
+OUTPUTS = ("json", "yaml", "wide")
+KINDS = ("goals", "backlogs", "schedules")
+# Also accepted: kubectl's singular, short and full names (`goal`, `gl`, `goalschedules`).
+KIND_ALIASES = {
+    "goal": "goals",
+    "gl": "goals",
+    "backlog": "backlogs",
+    "bl": "backlogs",
+    "schedule": "schedules",
+    "goalschedule": "schedules",
+    "goalschedules": "schedules",
+    "gs": "schedules",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def program_name(argv0: str | None = None) -> str:
+    """The program as invoked: `kubectl backlog` when kubectl ran its plugin, else
+    `backlogctl` (so usage and error texts name what the person typed)."""
+    base = os.path.basename(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else ""))
+    return "kubectl backlog" if base.startswith("kubectl-backlog") else "backlogctl"
+
+
+def _kind(text: str) -> str:
+    kind = KIND_ALIASES.get(text.lower(), text.lower())
+    if kind not in KINDS:
+        raise argparse.ArgumentTypeError(f"unknown kind {text!r} (one of: {', '.join(KINDS)})")
+    return kind
+
+
+def _cluster_options() -> argparse.ArgumentParser:
+    """The options every cluster command takes, as kubectl spells them."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("cluster")
+    group.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
+    )
+    group.add_argument("--context", help="the kubeconfig context to use")
+    group.add_argument("-n", "--namespace", help="namespace (default: the context's)")
+    return options
+
+
+def _add_day_two(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`validate`, `version`, and the commands against a cluster."""
+    validate = commands.add_parser(
+        "validate", help="lint backlog files offline (exit 1: invalid, 2: unreadable)"
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="backlog files")
+    validate.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    validate.set_defaults(handler="backlog_operator.commands.validate:main")
+
+    version = commands.add_parser("version", help="print the version")
+    version.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    version.set_defaults(handler="backlog_operator.cli:version_main")
+
+    cluster = _cluster_options()
+    get = commands.add_parser("get", parents=[cluster], help="list goals, backlogs or schedules")
+    get.add_argument("kind", type=_kind, metavar="KIND", help="goals | backlogs | schedules")
+    get.add_argument("names", nargs="*", metavar="NAME", help="only these (default: all)")
+    get.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
+    get.add_argument("-o", "--output", choices=OUTPUTS, help="json | yaml | wide")
+    get.set_defaults(handler=f"{_CLUSTER}:get_main")
+
+    status = commands.add_parser("status", parents=[cluster], help="a Backlog's tasks and goals")
+    status.add_argument("name", metavar="BACKLOG")
+    status.add_argument("-o", "--output", choices=("json", "yaml"), help="json | yaml")
+    status.set_defaults(handler=f"{_CLUSTER}:status_main")
+
+    logs = commands.add_parser("logs", parents=[cluster], help="the logs of a goal's Pod")
+    logs.add_argument("name", metavar="GOAL")
+    logs.add_argument("--step", choices=("clone", "task", "publish"), help="one step only")
+    logs.add_argument("--attempt", type=int, help="attempt of the latest run (default: latest)")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow one step's log")
+    logs.set_defaults(handler=f"{_CLUSTER}:logs_main")
+
+    rerun = commands.add_parser("rerun", parents=[cluster], help="run a finished goal again")
+    rerun.add_argument("name", metavar="GOAL")
+    rerun.set_defaults(handler=f"{_CLUSTER}:rerun_main")
+
+    reconcile = commands.add_parser("reconcile", parents=[cluster], help="sync a Backlog now")
+    reconcile.add_argument("name", metavar="BACKLOG")
+    reconcile.set_defaults(handler=f"{_CLUSTER}:reconcile_main")
+
+    for verb, text in (("suspend", "stop starting"), ("resume", "start again")):
+        sub = commands.add_parser(verb, parents=[cluster], help=f"{text}: set spec.suspend")
+        sub.add_argument("kind", type=_kind, metavar="KIND", help="goal | backlog | schedule")
+        sub.add_argument("name", metavar="NAME")
+        sub.set_defaults(handler=f"{_CLUSTER}:suspend_main", suspend=verb == "suspend")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command-line interface; each subcommand's module adds its own arguments."""
     parser = argparse.ArgumentParser(
-        prog="backlogctl",
+        prog=prog or program_name(),
         description="Work through a repository's backlog, one pull request per task.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -46,7 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--namespace", action="append", default=None, help="watch only these")
     operator.add_argument("--verbose", action="store_true")
     operator.set_defaults(handler="backlog_operator.controller.main:main")
+    _add_day_two(commands)
     return parser
+
+
+def version_main(args: argparse.Namespace) -> int:
+    """`version`: the program's version (`-o json`: as JSON on stdout)."""
+    if args.output == "json":
+        print(json.dumps({"version": __version__, "program": program_name()}))
+    else:
+        print(f"{program_name()} {__version__}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

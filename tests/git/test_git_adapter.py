@@ -196,6 +196,19 @@ def test_remote_helper_url_is_refused(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def test_head_commit_follows_head_however_it_is_stored(clone: git.Repo) -> None:
+    first = in_repo(clone, "rev-parse", "HEAD")
+    assert gitops.head_commit(clone) == first  # a fresh clone: read from its files
+    write(clone, "second.txt", "second\n")
+    second = commit_everything(clone, "second")
+    assert gitops.head_commit(clone) == second  # the branch moved
+    in_repo(clone, "pack-refs", "--all")
+    assert not (Path(clone.git_dir) / "refs" / "heads" / "main").exists()
+    assert gitops.head_commit(clone) == second  # packed: git is asked
+    in_repo(clone, "checkout", "--quiet", "--detach", first)
+    assert gitops.head_commit(clone) == first  # detached
+
+
 # ------------------------------------------------------------------------------ the sealed clone
 
 SECRET = "outside-Secret-7d1e0c"
@@ -1034,7 +1047,8 @@ def test_token_appears_in_no_error_log_or_output(
         "NonFastForward",
         "AuthenticationFailed",
     ]
-    assert any("git.cmd" in record.name for record in caplog.records)  # the scan saw git's log
+    # The scan saw the command lines in the log.
+    assert any(record.getMessage().startswith("git push ") for record in caplog.records)
     texts = [
         text
         for error in errors

@@ -14,6 +14,7 @@ from pathlib import Path
 from backlog_operator.api.goal import Goal
 from backlog_operator.api.result import MAX_RESULT_BYTES, ExitCode
 from backlog_operator.api.worker_contract import goal_to_environment
+from backlog_operator.backlog.document import BacklogDocument
 from tests.git.conftest import BACKLOG
 from tests.support.gitrepos import make_remote, remote_branches, remote_sha, run_git
 from tests.support.pod import Pod, backlogctl
@@ -122,3 +123,41 @@ def test_task_step_without_a_clone_says_what_to_do(tmp_path: Path) -> None:
     completed = backlogctl("worker", "task", "--", "true", env=env)
     assert completed.returncode == ExitCode.USAGE
     assert "run `backlogctl worker clone` first" in completed.stderr
+
+
+def test_publish_reads_whole_a_backlog_the_task_changed_and_refuses_it_broken(
+    tmp_path: Path,
+) -> None:
+    """Unchanged bytes are read for the task's entry alone (clone validated them whole); bytes
+    the task changed are validated whole again, so a broken entry of another task is refused."""
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG})
+    script = "sed -i 's/^  - id: done-task$/  - id: docs-guide/' .backlog/backlog.yaml"
+    pod = Pod(tmp_path, goal_for(str(remote), "other", script))
+
+    assert pod.worker("clone").returncode == 0
+    assert pod.task().returncode == 0
+    publish = pod.worker("publish")
+
+    result = json.loads(pod.termination_message("publish"))
+    assert publish.returncode != 0
+    assert (result["outcome"], result["reason"]) == ("failed", "InvalidBacklog")
+    assert remote_branches(remote) == ["main"]
+
+
+def test_an_unchanged_backlog_is_marked_as_a_whole_reading_would_mark_it(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG})
+    pod = Pod(tmp_path, goal_for(str(remote), "other", "echo done > notes.txt"))
+
+    assert pod.worker("clone").returncode == 0
+    assert pod.task().returncode == 0
+    assert pod.worker("publish").returncode == 0
+
+    result = json.loads(pod.termination_message("publish"))
+    pushed = run_git("--git-dir", str(remote), "show", f"{result['commit']}:.backlog/backlog.yaml")
+    whole = BacklogDocument.parse(BACKLOG.encode(), source="backlog.yaml")
+    marked = BacklogDocument.parse(pushed.encode(), source="backlog.yaml")
+    task = marked.find("other")
+    assert task is not None and task.status == "completed"
+    assert [t.id for t in marked.tasks] == [t.id for t in whole.tasks]
+    # Every line of the other tasks is as it was.
+    assert pushed.split("  - id: other")[0] == BACKLOG.split("  - id: other")[0]

@@ -6,12 +6,14 @@ and on what reached the forge, not only on what the worker says it did.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from backlog_operator.api.result import ExitCode
+from backlog_operator.backlog.document import BacklogDocument
 from tests.git.conftest import TOKEN, RunOutcome
 from tests.support.github_standin import GitHubStandIn
 from tests.support.gitrepos import (
@@ -23,6 +25,7 @@ from tests.support.gitrepos import (
 )
 
 WriteGoal = Callable[..., Path]
+BACKLOG = ".backlog/backlog.yaml"
 RunGoal = Callable[..., RunOutcome]
 
 
@@ -88,6 +91,42 @@ def test_publishes_task_and_backlog_change_in_one_commit_and_opens_pr(
     assert show(remote, head, "docs/guide.md") == "hello\n"
     author = run_git("--git-dir", str(remote), "log", "-1", "--format=%an <%ae>", first).strip()
     assert author == "backlog-operator <backlog-operator@users.noreply.github.com>"
+
+
+@pytest.mark.parametrize("task_edits_backlog", [False, True])
+def test_the_backlog_is_read_once_unless_the_task_changed_it(
+    remote: Path,
+    write_goal: WriteGoal,
+    run_goal: RunGoal,
+    github: GitHubStandIn,
+    token_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    task_edits_backlog: bool,
+) -> None:
+    readings: list[bytes] = []
+    parse = BacklogDocument.parse.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[BacklogDocument], data: bytes, *, source: str) -> BacklogDocument:
+        readings.append(data)
+        document: BacklogDocument = parse(cls, data, source=source)
+        return document
+
+    monkeypatch.setattr(BacklogDocument, "parse", classmethod(counted))
+    # Task `other` may change any path; the note goes where no edit of the worker's lands.
+    script = "echo x > x.txt"
+    if task_edits_backlog:
+        script += " && sed -i 's/^# Team backlog.*/# Team backlog, edited by the task/' " + BACKLOG
+    goal = write_goal(task_id="other", script=script, pull_request=github_spec(github))
+
+    run = run_goal(goal, "--token-file", str(token_file))
+
+    assert run.status == 0, run.stderr
+    [pr] = github.open_pulls()
+    backlog = show(remote, run.result["commit"], BACKLOG)
+    assert f"pr_number: {pr.number}" in backlog and "status: completed" in backlog
+    assert ("edited by the task" in backlog) is task_edits_backlog
+    # Once by `clone`; `publish`, in the same process, reads again only bytes it has not seen.
+    assert len(readings) == (2 if task_edits_backlog else 1)
 
 
 def test_task_that_changes_nothing_still_gets_a_pr_with_the_backlog_change(
@@ -198,6 +237,37 @@ def test_failing_task_is_a_retryable_failure_and_pushes_nothing(
     assert (run.result["reason"], run.result["retryable"]) == ("TaskFailed", True)
     assert "exited with 3" in run.result["message"]
     assert remote_branches(remote) == ["main"]
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and has not ended (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_task_past_its_timeout_is_ended_with_what_it_started(
+    remote: Path, tmp_path: Path, write_goal: WriteGoal, run_goal: RunGoal
+) -> None:
+    pid_file = tmp_path / "background.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; sleep 300"
+    task = {"image": "busybox", "command": ["sh", "-c", script], "timeoutSeconds": 1}
+
+    run = run_goal(write_goal(task=task))
+
+    assert run.status == ExitCode.RETRYABLE
+    assert (run.result["reason"], run.result["retryable"]) == ("TaskFailed", True)
+    assert "exited with 124" in run.result["message"]
+    assert remote_branches(remote) == ["main"]
+    background = int(pid_file.read_text())
+    for _ in range(100):  # SIGKILL is sent; its delivery and the reaping take a moment
+        if not _running(background):
+            break
+        time.sleep(0.1)
+    assert not _running(background)
 
 
 def test_push_to_protected_branch_is_a_permanent_failure(

@@ -151,6 +151,42 @@ def test_a_missing_secret_fails_the_goal_after_the_grace_period(
     assert len(cluster.jobs_of("w4")) <= 1
 
 
+def test_a_secret_volume_that_cannot_be_mounted_fails_the_goal_after_the_grace_period(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outcome, "MOUNT_CHECK_AFTER", timedelta(0))
+    monkeypatch.setattr(outcome, "STUCK_GRACE", timedelta(seconds=1))
+    cluster.create(goal_manifest("w6"))
+    _, pod = start(cluster, "w6")
+    # The kubelet cannot mount the credentials volume: the Pod's containers wait to be created,
+    # and only an Event about the Pod says why.
+    wait_in(cluster, pod, "clone", "PodInitializing")
+    message = 'MountVolume.SetUp failed for volume "credentials" : secret "gh-token" not found'
+    cluster.api.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{pod['metadata']['name']}.mount", "namespace": NS},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": pod["metadata"]["name"],
+                "namespace": NS,
+                "uid": pod["metadata"]["uid"],
+            },
+            "reason": "FailedMount",
+            "type": "Warning",
+            "message": message,
+            "source": {"component": "kubelet"},
+        }
+    )
+
+    status = cluster.wait_phase("w6", "Failed", reason="SecretNotFound")
+    assert "gh-token" in status["message"]
+    assert any("gh-token" in text for text in cluster.event_messages("w6", "StepWaiting"))
+    assert len(cluster.jobs_of("w6")) <= 1
+
+
 def evict(cluster: Cluster, job: Json, pod: Json, message: str, *, condition: bool) -> None:
     """The kubelet (or the eviction API) ends the Pod; the Job controller fails the Job."""
     status: Json = {"phase": "Failed", "message": message}

@@ -14,6 +14,7 @@ import base64
 import copy
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import yaml
 from backlog_operator.api.labels import LABEL_BACKLOG, LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, WorkerResult
 from backlog_operator.controller import runtime
+from backlog_operator.controller.goals import outcome
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 from tests.operator.test_goal_schedule import Clock, Scheduled, schedule
@@ -38,6 +40,7 @@ GOALS = "backlog.dev/v1alpha1/goals"
 BACKLOGS = "backlog.dev/v1alpha1/backlogs"
 SCHEDULES = "backlog.dev/v1alpha1/goalschedules"
 JOBS = "batch/v1/jobs"
+PODS = "v1/pods"
 REFUSED = "cannot set blockOwnerDeletion"
 
 BACKLOG_FILE = """\
@@ -351,11 +354,19 @@ def test_the_operator_uses_every_rule_of_its_role(
         [first] = scheduled.wait_goals("nightly", 1)
         scheduled.next_tick()
         api.wait_for(lambda: (g := scheduled.goals("nightly")) and first not in g)
-        # A running goal's Job read afresh now and then (jobs get); then the Goal deleted while
-        # its attempt runs: its Jobs deleted by name.
+        # A Goal whose Pod waits to start: its FailedMount Events are listed (events list);
+        # its Job is read afresh now and then (jobs get).
+        monkeypatch.setattr(outcome, "MOUNT_CHECK_AFTER", timedelta(0))
         alone = api.create_object(standalone_goal("alone"))
-        api.wait_for(lambda: cluster.jobs_of(alone))
+        [job] = api.wait_for(lambda: cluster.jobs_of(alone))
+        pod = api.start_job(NS, job["metadata"]["name"])
+        waiting = {"name": "clone", "state": {"waiting": {"reason": "PodInitializing"}}}
+        api.patch_status(PODS, NS, pod["metadata"]["name"], {"phase": "Pending"})
+        api.patch_status(PODS, NS, pod["metadata"]["name"], {"initContainerStatuses": [waiting]})
+        api.patch_status(JOBS, NS, job["metadata"]["name"], {"ready": 0})  # a Job event
+        api.wait_for(lambda: ("", "events", "list") in cluster.calls())
         api.wait_for(lambda: ("batch", "jobs", "get") in cluster.calls())
+        # Then the Goal deleted while its attempt runs: its Jobs deleted by name.
         api.delete_object(GOALS, NS, "alone")
         api.wait_for(lambda: ("batch", "jobs", "delete") in cluster.calls())
         api.wait_for(lambda: ("kopf.dev", "clusterkopfpeerings", "patch") in cluster.calls())

@@ -17,11 +17,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import pytest
 from kubernetes.client.exceptions import ApiException
 
 from backlog_operator.adapters.kube import describe_failure
+from backlog_operator.api.goal import Goal
 from backlog_operator.api.labels import LABEL_ATTEMPT, LABEL_GOAL_UID, LABEL_RUN, LABEL_SCHEDULE
 from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.controller import runtime
+from backlog_operator.controller.goals.job import build_job
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.runtime import Backoff, RetryPolicy
 from backlog_operator.controller.settings import OperatorSettings
@@ -326,6 +330,38 @@ def test_a_failed_first_read_of_a_new_schedule_is_retried_until_it_has_its_statu
         )
     assert read.hits == 1
     assert _ready(status)
+
+
+def test_a_job_that_finished_while_no_operator_ran_is_adopted_before_its_task_runs_again(
+    emulator_server: EmulatorServer,
+    project_crds: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator created a goal's Job and died before writing its status; the Job published
+    while none ran, and a goal asking the same task, first in the queue, was applied. The next
+    operator adopts the Job (the first goal succeeds with it, one attempt) before it admits
+    anyone: the other goal is skipped, and the task does not run twice."""
+    world = World(emulator_server)
+    first = world.api.create_object(goal("first", "o/one", task="t"))
+    world.api.create_object(build_job(Goal.model_validate(first), 1, OperatorSettings()))
+    world.run("first", 1, published("t"))
+    world.api.create_object(goal("urgent", "o/one", task="t", priority=-1))
+    # No audit of running goals: the adopted Job's end, which no event will tell, must be
+    # noticed by itself.
+    monkeypatch.setattr(runtime, "AUDIT_EVERY", 10**9)
+
+    with operator(emulator_server, Clock(), tmp_path):
+        world.wait(
+            lambda: (
+                world.jobs_of("urgent") or world.status(GOALS, "urgent").get("phase") == "Skipped"
+            ),
+            lambda: f"urgent: {world.status(GOALS, 'urgent')}",
+        )
+        assert world.jobs_of("urgent") == [], "the task ran a second time"
+        assert world.phase("first", "Succeeded", "Published")["attempts"] == 1
+    assert len(world.jobs_of("first")) == 1
+    assert world.status(GOALS, "urgent")["reason"] == "AlreadySucceeded"
 
 
 def _owned(api: HardenedEmulator, backlog_name: str) -> list[str]:

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import kopf
+import pytest
 
+from backlog_operator.controller import runtime
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.runtime import Runtime
 from backlog_operator.controller.settings import OperatorSettings
@@ -85,8 +87,11 @@ def test_a_new_goal_costs_a_read_its_job_its_status_and_its_event(
 
 
 def test_waiting_goals_are_not_looked_at_while_nothing_changes(
-    emulator_server: EmulatorServer, project_crds: object
+    emulator_server: EmulatorServer, project_crds: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The running goal's periodic Pod read and Job audit are not what this is about.
+    monkeypatch.setattr(runtime, "PODS_EVERY", 10**9)
+    monkeypatch.setattr(runtime, "AUDIT_EVERY", 10**9)
     cluster = Cluster(emulator_server)
     with operator_runtime(emulator_server, max_running=1, max_running_per_repository=5):
         cluster.create(goal_manifest("a-runs", task="t0"))

@@ -29,7 +29,11 @@ matching re-scans every past request; see `HardenedEmulator`). A write that chan
 (empty metadata maps are not stored, as ObjectMeta's are `omitempty`) keeps the resourceVersion
 and sends no event; a strategic-merge patch of a built-in merges lists by the official schema's
 merge keys and applies its directives; every response has its own content type (kmock kept a
-`pods/log` answer's text/plain for later object GETs).
+`pods/log` answer's text/plain for later object GETs). `kubectl get` of a custom resource gets
+the Table it asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`): Name, then the
+CRD's printer columns (or the default Age) evaluated by JSONPath, a `date` shown as an age,
+rows with the object's metadata (`?includeObject=`), one Table per event on a watch (`kubectl
+get -w`); built-in kinds answer the object itself, so kubectl shows their NAME and AGE only.
 
 Opt-in strictness, off by default (switch it on per test; see each for details):
 
@@ -64,7 +68,7 @@ existing object is a merge patch), `dryRun`, managedFields, periodic watch bookm
 generated selector, backoffLimit or template labels), the API server's validation beyond
 `_BUILTIN_CHECKS` (e.g. probes, security contexts, affinity), authentication (identity is by
 port), OpenAPI schemas (`kubectl explain`), protobuf (typed kubectl commands such as `kubectl
-create namespace` get 415), table output for printer columns, CEL validation rules, pagination
+create namespace` get 415), table output of built-in kinds, CEL validation rules, pagination
 (`limit` is ignored), deleting a CRD's objects with it, and controllers: Jobs never run; tests
 move Job and Pod status themselves with `start_job`, `finish_pod`, `complete_job` or
 `patch_status`.
@@ -1252,6 +1256,188 @@ _BUILTIN_CHECKS: dict[tuple[str, str], Callable[[Json, Json | None], list[_Cause
 
 
 # --------------------------------------------------------------------------------------------
+# Table output for printer columns (`kubectl get`), as the API server serves custom resources.
+# --------------------------------------------------------------------------------------------
+
+# One step of the JSONPath subset printer columns use: `.field`, `['field']`, `[n]`, `[*]`, and a
+# filter `[?(@.a.b == literal)]` (or `!=`). Anything else is refused, so a column the emulator
+# cannot evaluate fails loudly instead of showing an empty cell.
+_JSONPATH_STEP = re.compile(
+    r"""\.(?P<field>[A-Za-z0-9_-]+)
+      | \[(?P<index>-?\d+)\]
+      | \[(?P<star>\*)\]
+      | \['(?P<quoted>[^']*)'\]
+      | \[\?\(@(?P<where>(?:\.[A-Za-z0-9_-]+)+)\s*(?P<op>==|!=)\s*
+          (?P<literal>"[^"]*"|'[^']*'|-?\d+(?:\.\d+)?|true|false)\)\]
+    """,
+    re.VERBOSE,
+)
+_TABLE_VERSIONS = ("v1", "v1beta1")
+_OBJECT_EVENTS = ("ADDED", "MODIFIED", "DELETED")
+_NAME_DESCRIPTION = (
+    "Name must be unique within a namespace. Is required when creating resources, although some "
+    "resources may allow a client to request the generation of an appropriate name "
+    "automatically. Name is primarily intended for creation idempotence and configuration "
+    "definition. Cannot be updated. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+_CREATION_DESCRIPTION = (
+    "CreationTimestamp is a timestamp representing the server time when this object was "
+    "created. It is not guaranteed to be set in happens-before order across separate "
+    "operations. Clients may not set this value. It is represented in RFC3339 form and is in "
+    "UTC."
+)
+
+
+def _literal(text: str) -> Any:
+    if text[0] in "\"'":
+        return text[1:-1]
+    if text in ("true", "false"):
+        return text == "true"
+    return float(text) if "." in text else int(text)
+
+
+def jsonpath_values(obj: Any, path: str) -> list[Any]:
+    """The values a printer column's JSONPath (e.g. ``.status.conditions[?(@.type=="Ready")]
+    .status``) finds in `obj`, in order; missing keys find nothing, as the API server's table
+    convertor allows. ValueError for syntax outside the subset columns use."""
+    values, position = [obj], 0
+    while position < len(path):
+        step = _JSONPATH_STEP.match(path, position)
+        if step is None:
+            raise ValueError(f"unsupported JSONPath {path!r} at {path[position:]!r}")
+        position = step.end()
+        values = [found for value in values for found in _step(value, step)]
+    return values
+
+
+def _step(value: Any, step: re.Match[str]) -> list[Any]:
+    key = step["field"] if step["field"] is not None else step["quoted"]
+    if key is not None:
+        return [value[key]] if isinstance(value, dict) and key in value else []
+    if step["index"] is not None:
+        index = int(step["index"])
+        return (
+            [value[index]] if isinstance(value, list) and -len(value) <= index < len(value) else []
+        )
+    if step["star"] is not None:
+        return list(value.values()) if isinstance(value, dict) else list(value or [])
+    wanted, equal = _literal(step["literal"]), step["op"] == "=="
+    kept = []
+    for item in value if isinstance(value, list) else []:
+        found = jsonpath_values(item, step["where"])
+        if bool(found) and (found[0] == wanted) == equal:
+            kept.append(item)
+    return kept
+
+
+def human_duration(seconds: float) -> str:
+    """How long ago, as kubectl shows an age (apimachinery's `duration.HumanDuration`)."""
+    whole = int(seconds)
+    if whole < -1:
+        return "<invalid>"
+    if whole < 0:
+        return "0s"
+    if whole < 120:
+        return f"{whole}s"
+    minutes, hours, days = whole // 60, whole // 3600, whole // 86400
+    if minutes < 10:
+        return f"{minutes}m{whole % 60}s" if whole % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    if hours < 24 * 365 * 8:
+        years, rest = days // 365, days % 365
+        return f"{years}y{rest}d" if rest else f"{years}y"
+    return f"{days // 365}y"
+
+
+def _printed(value: Any) -> str | None:
+    # What kubectl's JSONPath printer writes for a value: text as is, lists and maps as compact
+    # JSON with sorted keys (Go's json.Marshal), numbers and booleans as Go prints them.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return str(value)
+
+
+def table_cell(column_type: str, values: Sequence[Any], now: datetime.datetime) -> Any:
+    """A printer column's cell from the values its JSONPath found (only the first counts), as
+    the API server's table convertor makes it: None where the value is missing or of another
+    type, a `date` as an age."""
+    if not values or values[0] is None:
+        return None
+    value = values[0]
+    if column_type == "string":
+        return _printed(value)
+    if column_type == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    if column_type == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if column_type == "boolean" and isinstance(value, bool):
+        return value
+    if column_type == "date" and isinstance(value, str):
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return "<invalid>"
+        if moment.tzinfo is None:
+            return "<invalid>"
+        return human_duration((now - moment).total_seconds())
+    return None
+
+
+def printer_columns(crd_version: Mapping[str, Any]) -> list[Json]:
+    """A served CRD version's `additionalPrinterColumns`, or the API server's default (Age)."""
+    columns = crd_version.get("additionalPrinterColumns") or []
+    if columns:
+        return [dict(column) for column in columns]
+    return [
+        {
+            "name": "Age",
+            "type": "date",
+            "jsonPath": ".metadata.creationTimestamp",
+            "description": _CREATION_DESCRIPTION,
+        }
+    ]
+
+
+def table_version(accept: str, *, tables: bool = True) -> str | None:
+    """Which `meta.k8s.io` Table version an Accept header asks for first ("v1", "v1beta1"), or
+    None when it takes the object itself first; with ``tables=False`` (a resource served without
+    printer columns) only the object will do. 406 Not Acceptable when nothing offered will."""
+    for media in accept.split(",") if accept.strip() else ["*/*"]:
+        kind, *raw = (part.strip() for part in media.split(";"))
+        params = dict(part.split("=", 1) for part in raw if "=" in part)
+        if kind not in ("application/json", "application/*", "*/*"):
+            continue
+        if "as" not in params:
+            return None
+        wanted = (params["as"], params.get("g"), params.get("v"))
+        if tables and wanted[:2] == ("Table", "meta.k8s.io") and wanted[2] in _TABLE_VERSIONS:
+            return wanted[2]
+    raise _error(
+        406,
+        "NotAcceptable",
+        "only the following media types are accepted: application/json, application/yaml",
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # The emulator.
 # --------------------------------------------------------------------------------------------
 
@@ -1268,6 +1454,8 @@ class _ResourceMeta:
     custom: bool = False  # served from a CustomResourceDefinition
     schema: Mapping[str, Any] | None = None
     validator: jsonschema.protocols.Validator | None = None
+    # `kubectl get`'s columns of a custom resource (its CRD version's, or the default Age).
+    columns: tuple[Json, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -1631,6 +1819,7 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             )
             meta = self._meta[res]
             meta.custom = True
+            meta.columns = tuple(printer_columns(version))
             if schema:
                 meta.schema = schema
                 meta.validator = jsonschema.Draft4Validator(_to_json_schema(schema))
@@ -2763,9 +2952,12 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             raise NotImplementedError  # discovery paths are served elsewhere
         meta = self._meta_for(request.resource)
         flt = self._filter_for(request, meta)
+        table = self._table_version(request, meta)
         with self._store_lock:
             items = self._select(meta.res, flt)
             rv = str(self._rv)
+        if table is not None:
+            return self._table(request, meta, items, rv, table)
         return {
             "apiVersion": meta.api_version,
             "kind": f"{meta.kind}List",
@@ -2792,11 +2984,84 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             request.subresource != "status" or "status" not in meta.subresources
         ):
             raise _unknown_resource()
+        table = self._table_version(request, meta) if request.subresource is None else None
         with self._store_lock:
             obj = self._current(meta.res, ns, request.name)
         if obj is None:
             raise _not_found(meta.res, request.name)
+        if table is not None:
+            return self._table(request, meta, [obj], obj["metadata"]["resourceVersion"], table)
         return obj
+
+    # Table output: what `kubectl get` asks for first (`Accept: application/json;as=Table;
+    # v=v1;g=meta.k8s.io, ...`). The API server answers a custom resource's list or object as a
+    # Table of its CRD's printer columns; without one, kubectl prints NAME and AGE only.
+    # Built-in kinds answer the object (their columns are the API server's own code).
+    @staticmethod
+    def _table_version(request: rendering.Request, meta: _ResourceMeta) -> str | None:
+        accept = next((v for k, v in request.headers.items() if k.lower() == "accept"), "")
+        return table_version(accept, tables=meta.custom)
+
+    @staticmethod
+    def _table(
+        request: rendering.Request,
+        meta: _ResourceMeta,
+        objects: Sequence[Json],
+        resource_version: str,
+        version: str,
+    ) -> Json:
+        include = request.params.get("includeObject", "Metadata")
+        if include not in ("None", "Metadata", "Object"):
+            raise _bad_request(f'includeObject: unsupported value "{include}"')
+        now = datetime.datetime.now(datetime.UTC)
+        definitions = [
+            {
+                "name": "Name",
+                "type": "string",
+                "format": "name",
+                "description": _NAME_DESCRIPTION,
+                "priority": 0,
+            }
+        ]
+        for column in meta.columns:
+            definitions.append(
+                {
+                    "name": column["name"],
+                    "type": column["type"],
+                    "format": column.get("format", ""),
+                    "description": column.get("description")
+                    or f"Custom resource definition column (in JSONPath format): "
+                    f"{column['jsonPath']}",
+                    "priority": column.get("priority", 0),
+                }
+            )
+        rows = []
+        for obj in objects:
+            row: Json = {
+                "cells": [
+                    obj["metadata"]["name"],
+                    *(
+                        table_cell(column["type"], jsonpath_values(obj, column["jsonPath"]), now)
+                        for column in meta.columns
+                    ),
+                ]
+            }
+            if include == "Object":
+                row["object"] = obj
+            elif include == "Metadata":
+                row["object"] = {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": f"meta.k8s.io/{version}",
+                    "metadata": obj["metadata"],
+                }
+            rows.append(row)
+        return {
+            "kind": "Table",
+            "apiVersion": f"meta.k8s.io/{version}",
+            "metadata": {"resourceVersion": resource_version},
+            "columnDefinitions": definitions,
+            "rows": rows,
+        }
 
     @staticmethod
     def _body(request: rendering.Request) -> Any:
@@ -2929,8 +3194,34 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             raise _bad_request(f"invalid resourceVersion: {since!r}")
         timeout = request.params.get("timeoutSeconds")
         initial = request.params.get("sendInitialEvents") == "true"
+        table = self._table_version(request, meta)
         stream = self._watch(meta, flt, since, float(timeout) if timeout else None, initial)
+        if table is not None:  # `kubectl get -w`: each event's object a Table of one row
+            stream = self._as_tables(stream, request, meta, table)
         return rendering.Response(headers={"Content-Type": "application/json"}, payload=stream)
+
+    async def _as_tables(
+        self,
+        stream: AsyncIterator[rendering.Payload],
+        request: rendering.Request,
+        meta: _ResourceMeta,
+        version: str,
+    ) -> AsyncIterator[rendering.Payload]:
+        # As the API server's watch encoder: only the first Table carries the column
+        # definitions (kubectl keeps the last ones it saw); errors and bookmarks pass as they are.
+        first = True
+        async with contextlib.aclosing(stream) as events:  # type: ignore[type-var]
+            async for event in events:
+                if not isinstance(event, dict) or event.get("type") not in _OBJECT_EVENTS:
+                    yield event
+                    continue
+                obj = event["object"]
+                rv = obj["metadata"].get("resourceVersion", "")
+                table = self._table(request, meta, [obj], rv, version)
+                if not first:
+                    table["columnDefinitions"] = []
+                first = False
+                yield {"type": event["type"], "object": table}
 
     async def _watch(
         self,

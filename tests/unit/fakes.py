@@ -81,6 +81,7 @@ class FakeCluster:
     clock: FixedClock | None = None
     jobs: dict[tuple[str, str], Json] = field(default_factory=dict)
     pods: list[Json] = field(default_factory=list)
+    pod_event_list: list[Json] = field(default_factory=list)  # Events about Pods (kubelet's)
     goals: dict[tuple[str, str], Json] = field(default_factory=dict)
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     hidden_once: set[str] = field(default_factory=set)
@@ -168,6 +169,16 @@ class FakeCluster:
             ):
                 return copy.deepcopy(pod)
         return None
+
+    async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]:
+        self.calls.append(("pod_events", namespace, pod, reason))
+        return [
+            copy.deepcopy(event)
+            for event in self.pod_event_list
+            if (event.get("metadata") or {}).get("namespace", "default") == namespace
+            and (event.get("involvedObject") or {}).get("name") == pod
+            and event.get("reason") == reason
+        ]
 
     # ---- BacklogCluster / ScheduleCluster
 

@@ -404,6 +404,10 @@ SELECTING = [
                 "completed": ["done-already"],
                 "started": ["team-ci-cache"],
                 "lastHandledReconcileAt": ABSENT,
+                # What `kubectl get backlogs` shows: the lists' lengths, the commit shortened.
+                "readyCount": 2,
+                "inProgressCount": 0,
+                "shortCommit": C1[:7],
             },
             conditions=ready("LimitReached"),
             ready_message="0 Goals running, at most 1",

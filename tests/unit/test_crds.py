@@ -25,9 +25,11 @@ from backlog_operator.api.goal import Goal, RepositorySpec, RetrySpec
 from backlog_operator.tooling.crds import (
     SchemaError,
     all_crds,
+    backlog_crd,
     crd_file_name,
     crd_for,
     goal_crd,
+    goal_schedule_crd,
     openapi_to_json_schema,
     render,
     render_kustomization,
@@ -257,7 +259,7 @@ def test_goal_crd_names_and_version() -> None:
         "plural": "goals",
         "singular": "goal",
         "shortNames": ["gl"],
-        "categories": ["backlog"],
+        "categories": ["backlog-operator"],
     }
     (version,) = spec["versions"]
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
@@ -268,13 +270,16 @@ def test_goal_crd_printer_columns_point_at_real_fields() -> None:
     (version,) = goal_crd()["spec"]["versions"]
     columns = {column["name"]: column for column in version["additionalPrinterColumns"]}
     assert [name for name, column in columns.items() if not column.get("priority")] == [
+        "Ready",
         "Phase",
         "Task",
         "PR",
         "Age",
     ]
+    assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Phase"]["jsonPath"] == ".status.phase"
-    assert columns["Task"]["jsonPath"] == ".spec.backlog.taskId"
+    # The status names the work for every goal, a free-form one too (its name).
+    assert columns["Task"]["jsonPath"] == ".status.taskId"
     assert (columns["PR"]["jsonPath"], columns["PR"]["type"]) == (
         ".status.pullRequest.number",
         "integer",
@@ -285,10 +290,42 @@ def test_goal_crd_printer_columns_point_at_real_fields() -> None:
     )
     schema = version["schema"]["openAPIV3Schema"]
     for column in columns.values():
-        if column["jsonPath"].startswith(".metadata."):
+        if column["jsonPath"].startswith(".metadata.") or "[?(" in column["jsonPath"]:
             continue
         target = schema_at(schema, column["jsonPath"])
         assert target["type"] == column["type"], column["name"]
+
+
+@pytest.mark.parametrize(
+    ("crd", "shown"),
+    [
+        (backlog_crd(), ["Ready", "Ready Tasks", "In Progress", "Commit", "Age"]),
+        (goal_crd(), ["Ready", "Phase", "Task", "PR", "Age"]),
+        (goal_schedule_crd(), ["Schedule", "Suspend", "Active", "Last Schedule", "Age"]),
+    ],
+    ids=["backlog", "goal", "goalschedule"],
+)
+def test_kubectl_get_shows_the_columns_of_its_kind(crd: dict[str, Any], shown: list[str]) -> None:
+    (version,) = crd["spec"]["versions"]
+    columns = version["additionalPrinterColumns"]
+    assert [column["name"] for column in columns if not column.get("priority")] == shown
+    # AGE last, as every built-in kind shows it; `-o wide`'s extra columns after it.
+    assert [column["name"] for column in columns].index("Age") == len(shown) - 1
+
+
+def test_the_category_is_no_name_of_any_kind() -> None:
+    """kubectl expands a category before it looks for a resource: a category spelt like a
+    kind's name (it was `backlog`) turns `kubectl get backlog NAME` into a get of every kind of
+    the category ("you must specify only one resource")."""
+    names = set()
+    categories = set()
+    for crd in all_crds():
+        spec_names = crd["spec"]["names"]
+        names |= {spec_names["plural"], spec_names["singular"], spec_names["kind"].lower()}
+        names |= set(spec_names.get("shortNames", []))
+        categories |= set(spec_names["categories"])
+    assert categories == {"backlog-operator"}
+    assert not categories & names
 
 
 @pytest.mark.parametrize("crd", all_crds(), ids=crd_file_name)

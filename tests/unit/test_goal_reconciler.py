@@ -1152,6 +1152,7 @@ WAITING = [
                 "reason": "WaitingForCapacity",
                 "message": "waiting for capacity (position 1 in the queue)",
                 "queuePosition": 1,
+                "taskId": "docs-guide",
             },
             conditions=waiting("WaitingForCapacity"),
             events=[("Normal", "WaitingForCapacity", "position 1 in the queue")],
@@ -1160,6 +1161,18 @@ WAITING = [
             entry=(Phase.PENDING, False),
         ),
         id="capacity-per-repository-full",
+    ),
+    pytest.param(
+        Case(
+            body=goal(task_id=None),
+            others=[other("busy", "Running", task_id="other-task")],
+            # Named before any Job exists: `kubectl get goals` shows the work of a waiting goal.
+            fields={"phase": "Queued", "reason": "WaitingForCapacity", "taskId": "g1"},
+            conditions=waiting("WaitingForCapacity"),
+            events=[("Normal", "WaitingForCapacity", "position 1 in the queue")],
+            requeue=5.0,
+        ),
+        id="a-waiting-free-form-goal-names-its-work",
     ),
     pytest.param(
         Case(

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,9 @@ INSTALL = ROOT / "manifests" / "install.yaml"
 KUBERNETES_VERSION = "1.32"
 NAMESPACE = "backlog-operator-system"
 WORKER_IMAGE_ENV = "BACKLOG_OPERATOR_WORKER_IMAGE"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+# The image of this release: what `make image` builds and the bundle names (never `latest`).
+RELEASED_IMAGE = f"backlog-operator:{VERSION}"
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(
@@ -182,7 +186,7 @@ def test_operator_runs_hardened() -> None:
 @needs_kubectl
 def test_operator_runs_backlogctl_operator_with_a_liveness_probe() -> None:
     _, container = _manager(render(KUSTOMIZE / "default"))
-    assert container["image"] == "backlog-operator:latest"
+    assert container["image"] == RELEASED_IMAGE
     assert container["args"] == ["operator"]
     assert "command" not in container, "the image's entrypoint is backlogctl"
     env = {item["name"]: item.get("value") for item in container["env"]}
@@ -201,6 +205,64 @@ def test_operator_runs_backlogctl_operator_with_a_liveness_probe() -> None:
     assert ports[probe["port"]] == endpoint.port
     # The kubelet probes the pod's IP, so the endpoint must listen on every interface.
     assert endpoint.hostname == "0.0.0.0"  # noqa: S104
+
+
+def test_the_released_image_is_named_alike_everywhere() -> None:
+    """The bundle, the worker image default, `make image` and the docs name one image."""
+    from backlog_operator.controller.settings import OperatorSettings
+
+    committed = [d for d in yaml.safe_load_all(INSTALL.read_text(encoding="utf-8")) if d]
+    _, container = _manager(committed)
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert container["image"] == env[WORKER_IMAGE_ENV] == RELEASED_IMAGE
+    assert OperatorSettings.model_fields["worker_image"].default == RELEASED_IMAGE
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^IMG \?= backlog-operator:\$\(VERSION\)$", makefile, flags=re.M)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert (
+        f"| `{WORKER_IMAGE_ENV}` | image of the `clone` and `publish` steps | `{RELEASED_IMAGE}`"
+        in readme
+    )
+    for document in ("README.md", "docs/operator.md"):
+        text = (ROOT / document).read_text(encoding="utf-8")
+        assert f"`{RELEASED_IMAGE}`" in text, document
+        assert "backlog-operator:latest" not in text, document
+
+
+@needs_kubectl
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(
+    ("img", "expected"),
+    [
+        ("registry.example:5000/team/backlog-operator:1.2.3", None),
+        ("team/backlog-operator@sha256:" + "ab" * 32, None),
+        ("backlog-operator", "needs a tag or a digest"),
+    ],
+)
+def test_make_install_bundle_names_img_for_the_operator_and_its_jobs(
+    tmp_path: Path, img: str, expected: str | None
+) -> None:
+    """`make install-bundle IMG=...` (and `make deploy`, through the same `set-image`)."""
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for folder in ("kustomize", "crds"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "manifests").mkdir()
+    completed = subprocess.run(
+        ["make", "-s", "-C", str(tmp_path), "install-bundle", f"IMG={img}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if expected is not None:
+        assert completed.returncode != 0
+        assert expected in completed.stderr
+        return
+    assert completed.returncode == 0, completed.stderr
+    bundle = (tmp_path / "manifests" / "install.yaml").read_text(encoding="utf-8")
+    _, container = _manager([d for d in yaml.safe_load_all(bundle) if d])
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert container["image"] == env[WORKER_IMAGE_ENV] == img
 
 
 @needs_kubectl
@@ -257,6 +319,7 @@ OPERATOR_CALLS: list[tuple[str, str, str, str]] = [
     ("batch", "jobs", "delete", "stopping a deleted Goal's attempt (foreground, by name)"),
     ("", "pods", "list", "the attempt's Pod: termination message, exit codes"),
     ("", "events", "create", "one Event per transition (always a new one)"),
+    ("", "events", "list", "a Pod's FailedMount Events, when it waits long to start"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list watch", "kopf: resources"),
     ("", "namespaces", "list watch", "kopf, only when limited to some namespaces"),
     ("kopf.dev", "clusterkopfpeerings", "list watch patch", "kopf peering, all namespaces"),
@@ -282,6 +345,7 @@ KUBE_CLIENT_CALLS: dict[str, list[tuple[str, str, str]]] = {
     "list_namespaced_pod": [("", "pods", "list")],
     "read_namespaced_secret": [("", "secrets", "get")],
     "create_namespaced_event": [("", "events", "create")],
+    "list_namespaced_event": [("", "events", "list")],
     "get_namespaced_custom_object": [("backlog.dev", p, "get") for p in _OURS],
     "list_namespaced_custom_object": [("backlog.dev", "goals", "list")],
     "list_cluster_custom_object": [("backlog.dev", "goals", "list")],
@@ -525,7 +589,11 @@ def test_dockerfile_runs_backlogctl_as_a_numeric_non_root_user() -> None:
     assert int(uid) != 0
     assert re.search(r'^ENTRYPOINT \["backlogctl"\]$', final_stage, flags=re.MULTILINE)
     assert re.search(r"apt-get install .*\bgit\b", final_stage), "the worker needs the git CLI"
-    assert final_stage.startswith("python:3.11-slim-bookworm"), "a pinned, slim base"
+    # One base for both stages (the environment copied between them points at its python3): a
+    # build argument whose default is pinned and slim.
+    (base,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", text, flags=re.MULTILINE)
+    assert base == "python:3.11-slim-bookworm", "a pinned, slim base"
+    assert re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE) == ["${BASE_IMAGE}"] * 2
 
 
 def test_dockerignore_keeps_what_the_build_copies() -> None:

@@ -19,9 +19,12 @@ from backlog_operator.api.labels import LABEL_ATTEMPT, LABEL_GOAL_UID, LABEL_RUN
 from backlog_operator.controller.goals.capacity import CapacityTable
 from backlog_operator.controller.goals.job import build_job
 from backlog_operator.controller.goals.outcome import (
+    MOUNT_CHECK_AFTER,
     STUCK_GRACE,
     PodProgress,
     attempt_result,
+    mount_check_due,
+    mount_failure,
     pod_progress,
     stuck_result,
 )
@@ -366,6 +369,96 @@ def test_a_missing_secret_fails_permanently_after_the_grace_period() -> None:
     assert_fields(w.status, {"phase": "Failed", "reason": "SecretNotFound"})
     assert "gh-token" in w.status["message"]
     assert w.cluster.deleted == [JOB1]
+
+
+# A Secret volume that cannot be mounted: the Pod's status only says its containers wait to be
+# created; the kubelet's FailedMount Events say why.
+MISSING_VOLUME = 'MountVolume.SetUp failed for volume "credentials" : secret "gh-token" not found'
+
+
+def creating(created: datetime) -> Json:
+    """A scheduled Pod whose first container is still being created (volumes not mounted)."""
+    found = pod(
+        [container("clone", waiting={"reason": "PodInitializing"})],
+        [container("publish", waiting={"reason": "PodInitializing"})],
+        phase="Pending",
+    )
+    found["metadata"]["creationTimestamp"] = timestamp(created)
+    return found
+
+
+def failed_mount(message: str, *, pod_name: str = "pod-1", at: datetime = NOW) -> Json:
+    return {
+        "metadata": {"name": f"{pod_name}.1", "namespace": NS},
+        "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": NS},
+        "reason": "FailedMount",
+        "type": "Warning",
+        "message": message,
+        "lastTimestamp": timestamp(at),
+    }
+
+
+def test_mount_check_is_due_only_for_a_pod_waiting_long_for_its_first_container() -> None:
+    on_the_way = PodProgress("clone")
+    assert not mount_check_due(creating(NOW), on_the_way, NOW)
+    assert not mount_check_due(creating(NOW), on_the_way, NOW + MOUNT_CHECK_AFTER / 2)
+    assert mount_check_due(creating(NOW), on_the_way, NOW + MOUNT_CHECK_AFTER)
+    later = NOW + MOUNT_CHECK_AFTER
+    # A reason given already, a later step, a container that ran: nothing to look for.
+    assert not mount_check_due(creating(NOW), PodProgress("clone", "ErrImagePull"), later)
+    assert not mount_check_due(creating(NOW), PodProgress("task"), later)
+    started = creating(NOW)
+    started["status"]["initContainerStatuses"] = [container("clone", running={})]
+    assert not mount_check_due(started, on_the_way, later)
+    untimed = creating(NOW)
+    del untimed["metadata"]["creationTimestamp"]
+    assert not mount_check_due(untimed, on_the_way, later)
+
+
+def test_mount_failure_names_the_newest_missing_secret_and_ignores_other_mounts() -> None:
+    on_the_way = PodProgress("clone")
+    assert mount_failure([], on_the_way) is on_the_way
+    other = failed_mount('MountVolume.SetUp failed for volume "nfs" : mount timed out')
+    assert mount_failure([other], on_the_way) is on_the_way
+    key = failed_mount(
+        'MountVolume.SetUp failed for volume "credentials" : references non-existent secret '
+        "key: token",
+        at=NOW + timedelta(seconds=5),
+    )
+    found = mount_failure([failed_mount(MISSING_VOLUME), key, other], on_the_way)
+    assert found == PodProgress("clone", "FailedMount", key["message"])
+
+
+def test_a_secret_volume_that_cannot_be_mounted_fails_the_goal_after_the_grace_period() -> None:
+    w = world(goal(running()), [job()], [creating(NOW)])
+    w.cluster.pod_event_list.append(failed_mount(MISSING_VOLUME))
+    w.apply()  # just created: its Events are not read yet
+    assert w.cluster.calls_to("pod_events") == []
+    assert_fields(w.status, {"phase": "Running", "step": "clone", "stepReason": ABSENT})
+
+    w.clock.advance(seconds=MOUNT_CHECK_AFTER.total_seconds())
+    result = w.apply()
+    assert kinds(result) == [("Warning", "StepWaiting")]
+    assert "gh-token" in result.events[0].message
+    assert_fields(w.status, {"phase": "Running", "step": "clone", "stepReason": "FailedMount"})
+
+    w.clock.advance(seconds=STUCK_GRACE.total_seconds())
+    result = w.apply()
+    assert kinds(result) == [("Warning", "Failed")]
+    assert_fields(w.status, {"phase": "Failed", "reason": "SecretNotFound", "stepReason": ABSENT})
+    assert "gh-token" in w.status["message"] and "not retryable" in w.status["message"]
+    assert w.cluster.deleted == [JOB1]
+
+
+def test_a_slow_mount_without_a_missing_secret_is_left_to_run() -> None:
+    w = world(goal(running()), [job()], [creating(NOW - timedelta(hours=1))])
+    w.cluster.pod_event_list.append(failed_mount("MountVolume.SetUp failed: timed out"))
+    assert w.apply().events == []
+    w.clock.advance(hours=1)
+    w.apply()
+    assert_fields(w.status, {"phase": "Running", "stepReason": ABSENT})
+    assert w.cluster.deleted == []
+    assert w.cluster.calls_to("pod_events") == [(NS, "pod-1", "FailedMount")] * 2
 
 
 def test_a_wait_that_moves_to_another_step_restarts_the_grace_period() -> None:

@@ -691,6 +691,7 @@ def test_ticks_over_an_hour_stamp_one_goal_each_and_never_twice() -> None:
     assert [reason for _, _, reason, _ in cluster.events] == ["GoalCreated"] * 12
     assert body["status"]["lastScheduleTime"] == ts(ticks[-1])
     assert body["status"]["active"] == active(*map(name_for, ticks))
+    assert body["status"]["activeCount"] == 12  # `kubectl get`'s ACTIVE column
 
 
 # ------------------------------------------- regressions these tables found (were strict xfails)

@@ -1,7 +1,15 @@
-"""Git through GitPython: clone, fetch, commit a work tree's snapshot, push; the token unseen.
+"""Git through its command line: clone, fetch, commit a work tree snapshot, push; the token unseen.
 
 Every function blocks (callers run them in threads) and raises `GitError` with a CamelCase
 `reason`, a `retryable` verdict and a sentence scrubbed of secrets.
+
+Each command is one `git` process started here (with `LC_ALL=C`, so its messages can be
+classified, and stdin closed). A repository is a `Repository` (where its metadata is, where
+commands run, the variables they get), which needs nothing imported: the worker's steps are
+short processes, and GitPython alone costs more to import than most of their git commands take.
+Every function also takes a GitPython `Repo`, and `clone`, `open_sealed` and `init_bare` return
+one (imported when called) for callers that use GitPython's API; `clone_repository` and
+`open_sealed_repository` are the same without it.
 
 How a token reaches git: `GitCredentials.environment()` installs a credential helper through
 `GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`. The helper is a line of shell that
@@ -24,23 +32,27 @@ reach, over the work tree the task leaves; see docs/worker.md for that trust bou
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
 import logging
 import os
 import re
 import shutil
+import signal
 import stat
-import tempfile
+import subprocess
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import urlsplit
-
-import git
 
 from backlog_operator.errors import ClassifiedError
 from backlog_operator.naming import url_has_credentials
 from backlog_operator.redact import Redactor
+
+if TYPE_CHECKING:  # imported where a GitPython `Repo` is made (see the module docstring)
+    import git
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +68,11 @@ _URL_SCHEMES = frozenset({*_ALLOWED_PROTOCOLS, "git+ssh", "ssh+git"})
 # `<transport>::<address>` asks git for a remote helper by name: never from a goal.
 _REMOTE_HELPER_SYNTAX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+# HEAD naming a branch: `ref: refs/heads/<name>`.
+_BRANCH_HEAD = re.compile(r"ref: (refs/heads/[A-Za-z0-9._/-]+)\n?")
+# git's words for a revision that names no object (of the kind asked for). Like the patterns
+# below that read failures, left to `re` to compile (and keep) when a command fails.
+_NO_SUCH_OBJECT = r"not a valid object name|bad revision"
 
 # Environment variables the credential helper reads; the token itself is never in one.
 _TOKEN_FILE_VARIABLE = "BACKLOG_GIT_TOKEN_FILE"  # noqa: S105 (a variable name)
@@ -157,6 +174,40 @@ class GitCredentials:
             return None
 
 
+@dataclass(frozen=True)
+class Repository:
+    """A repository as the commands here see it: its git folder, where they run, their variables.
+
+    `environment` is what every command on it gets besides the module's own (the sealed clone
+    names its git folder, work tree and index there).
+    """
+
+    git_dir: Path
+    cwd: Path
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+#: What the functions here take: a `Repository`, or a GitPython `Repo` (its folders and the
+#: variables set on it with `update_environment` are used; its own command runner is not).
+AnyRepository: TypeAlias = "Repository | git.Repo"
+
+
+def _repository(repo: AnyRepository) -> Repository:
+    if isinstance(repo, Repository):
+        return repo
+    # A GitPython Repo runs its commands in its working folder (the git folder, when bare).
+    return Repository(Path(repo.git_dir), Path(repo.working_dir), dict(repo.git.environment()))
+
+
+def _gitpython(repo: Repository) -> git.Repo:
+    """The same repository as a GitPython `Repo`, for the callers that want its API."""
+    import git
+
+    gitpython = git.Repo(repo.git_dir)
+    gitpython.git.update_environment(**repo.environment)
+    return gitpython
+
+
 # ------------------------------------------------------------------------------------- network
 
 
@@ -169,6 +220,22 @@ def clone(
     depth: int | None = 1,
     timeout: float | None = NETWORK_TIMEOUT_SECONDS,
 ) -> git.Repo:
+    """`clone_repository`, as a GitPython `Repo`."""
+    repo = clone_repository(
+        url, dest, branch, credentials=credentials, depth=depth, timeout=timeout
+    )
+    return _gitpython(repo)
+
+
+def clone_repository(
+    url: str,
+    dest: Path,
+    branch: str,
+    *,
+    credentials: GitCredentials | None = None,
+    depth: int | None = 1,
+    timeout: float | None = NETWORK_TIMEOUT_SECONDS,
+) -> Repository:
     """Clone only `branch` of `url` into `dest` (shallow unless `depth` is None).
 
     `url` is an https://, ssh://, git://, file:// URL, an scp-like `user@host:path`, or a local
@@ -189,11 +256,11 @@ def clone(
     result = _git(None, args, env=_network_env(credentials, remote), timeout=timeout)
     if result.status != 0:
         raise _network_error("clone", result, redact, branch=branch)
-    return git.Repo(dest)
+    return Repository(dest / ".git", dest)
 
 
 def push(
-    repo: git.Repo,
+    repo: AnyRepository,
     local_ref: str,
     remote_branch: str,
     *,
@@ -231,7 +298,7 @@ def push(
 
 
 def fetch_branch(
-    repo: git.Repo,
+    repo: AnyRepository,
     branch: str,
     *,
     url: str | None = None,
@@ -265,7 +332,7 @@ def fetch_branch(
 
 
 def remote_branch_sha(
-    remote: str | Path | git.Repo,
+    remote: str | Path | AnyRepository,
     branch: str,
     *,
     credentials: GitCredentials | None = None,
@@ -276,12 +343,12 @@ def remote_branch_sha(
     `remote` is a URL or path, or a clone (its origin is asked). None when the branch is absent.
     """
     ref = f"refs/heads/{_strip_heads(branch)}"
-    if isinstance(remote, git.Repo):
-        where: git.Repo | None = remote
-        target = _origin_url(remote)
-    else:
-        where = None
+    if isinstance(remote, str | Path):
+        where: AnyRepository | None = None
         target = _remote_url(str(remote))
+    else:
+        where = remote
+        target = _origin_url(remote)
     redact = _redactor(credentials)
     result = _git(
         where,
@@ -302,9 +369,30 @@ def remote_branch_sha(
 # --------------------------------------------------------------------------------------- local
 
 
-def head_commit(repo: git.Repo) -> str:
+def head_commit(repo: AnyRepository) -> str:
     """The sha of HEAD."""
-    return _resolve(repo, "HEAD")
+    return _head_from_files(_repository(repo)) or _resolve(repo, "HEAD")
+
+
+def _head_from_files(repo: Repository) -> str | None:
+    """HEAD's sha when HEAD names a branch held in a file of its own, as in a fresh clone.
+
+    Read without a git process; None for anything else (a detached or packed head, a linked
+    worktree, another ref storage, a git folder named by other variables): git is asked then.
+    """
+    git_dir = repo.git_dir
+    named = {repo.environment.get(name, str(git_dir)) for name in ("GIT_DIR", "GIT_COMMON_DIR")}
+    if named != {str(git_dir)} or (git_dir / "commondir").exists():
+        return None
+    try:
+        head = _BRANCH_HEAD.fullmatch((git_dir / "HEAD").read_text(encoding="ascii"))
+        ref = git_dir / head.group(1) if head and ".." not in head.group(1) else None
+        if ref is None or not stat.S_ISREG(os.lstat(ref).st_mode):
+            return None
+        sha = ref.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return sha if _FULL_SHA.match(sha) else None
 
 
 # --------------------------------------------------------------------------- the sealed clone
@@ -332,7 +420,33 @@ class TreeChange:
         return _GITLINK in (self.old_mode, self.new_mode)
 
 
-def seal(clone: git.Repo, private_dir: Path) -> Path:
+# What `seal` leaves behind (paths in the git folder): hooks (see above), and what no command
+# here reads: reflogs, the template's `branches`, loose remote-tracking refs (`publish` names the
+# base commit by its sha, and fetches what else it needs), and empty folders below the top
+# (`refs/tags`, `objects/info`), which git makes when it needs them. On some disks each folder
+# made and removed costs milliseconds.
+_NOT_SEALED = frozenset({"hooks", "logs", "branches", "refs/remotes"})
+
+
+def _left_behind(source: Path, folder: str, names: list[str]) -> set[str]:
+    """What `seal` does not copy from `folder` (a folder of the clone's git metadata)."""
+    below = Path(folder).relative_to(source)
+    return {
+        name
+        for name in names
+        if (below / name).as_posix() in _NOT_SEALED
+        or (below.parts and _is_empty_folder(os.path.join(folder, name)))
+    }
+
+
+def _is_empty_folder(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode) and not os.listdir(path)
+    except OSError:
+        return False
+
+
+def seal(clone: AnyRepository, private_dir: Path) -> Path:
     """Copy a fresh clone's git metadata into `private_dir`; the copy's path.
 
     Call it before anything untrusted runs in the clone: the copy (configuration, objects,
@@ -341,23 +455,28 @@ def seal(clone: git.Repo, private_dir: Path) -> Path:
     """
     target = Path(private_dir).absolute() / SEALED_GIT_DIR
     target.parent.mkdir(parents=True, exist_ok=True)
-    source = Path(clone.git_dir)
+    source = _repository(clone).git_dir
     shutil.copytree(
         source,
         target,
         symlinks=True,
-        ignore=lambda folder, names: ["hooks"] if Path(folder) == source else [],
+        ignore=lambda folder, names: _left_behind(source, folder, names),
     )
     (target / "info").mkdir(exist_ok=True)
     (target / "info" / "attributes").write_text(_SEALED_ATTRIBUTES, encoding="utf-8")
-    sealed = git.Repo(target)
-    sealed.git.update_environment(GIT_DIR=str(target))
-    # A background gc would outlive the step that started it.
-    _checked(sealed, ["config", "--", "gc.auto", "0"])
+    # A background gc would outlive the step that started it. Appended to the copy of a
+    # configuration git has just written (a later section wins), instead of a `git config`.
+    with (target / "config").open("a", encoding="utf-8") as config:
+        config.write("[gc]\n\tauto = 0\n")
     return target
 
 
 def open_sealed(private_dir: Path, work_tree: Path) -> git.Repo:
+    """`open_sealed_repository`, as a GitPython `Repo`."""
+    return _gitpython(open_sealed_repository(private_dir, work_tree))
+
+
+def open_sealed_repository(private_dir: Path, work_tree: Path) -> Repository:
     """The metadata `seal` kept, over `work_tree`: nothing of the work tree's `.git` is read.
 
     Every command on the returned repository names its git folder, work tree and index
@@ -379,19 +498,20 @@ def open_sealed(private_dir: Path, work_tree: Path) -> git.Repo:
         )
     if not (git_dir / "HEAD").is_file():
         raise GitError("InvalidWorkspace", f"nothing was sealed in {private_dir}", retryable=False)
-    repo = git.Repo(git_dir)
-    repo.git.update_environment(
-        GIT_DIR=str(git_dir),
-        GIT_WORK_TREE=str(work_tree),
-        GIT_INDEX_FILE=str(git_dir / "index"),
-        GIT_OBJECT_DIRECTORY=str(git_dir / "objects"),
-        GIT_ALTERNATE_OBJECT_DIRECTORIES="",
-        GIT_COMMON_DIR=str(git_dir),
-    )
-    return repo
+    environment = {
+        "GIT_DIR": str(git_dir),
+        "GIT_WORK_TREE": str(work_tree),
+        "GIT_INDEX_FILE": str(git_dir / "index"),
+        "GIT_OBJECT_DIRECTORY": str(git_dir / "objects"),
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES": "",
+        "GIT_COMMON_DIR": str(git_dir),
+    }
+    # Commands run in the private folder, outside the work tree (as GitPython's Repo of the
+    # sealed folder runs them).
+    return Repository(git_dir, git_dir.parent, environment)
 
 
-def snapshot(repo: git.Repo) -> str:
+def snapshot(repo: AnyRepository) -> str:
     """Stage the whole work tree (additions, changes, deletions) and return its tree's sha.
 
     Files are taken as they are, symbolic links as links (never followed); a nested
@@ -422,10 +542,11 @@ def snapshot(repo: git.Repo) -> str:
     return _checked(repo, ["write-tree"]).text.strip()
 
 
-def tree_changes(repo: git.Repo, old: str, new: str) -> list[TreeChange]:
+def tree_changes(repo: AnyRepository, old: str, new: str) -> list[TreeChange]:
     """Every path that differs between the trees of `old` and `new` (commits or trees)."""
     args = ["diff-tree", "-r", "-z", "--raw", "--no-renames", "--no-ext-diff"]
-    listing = _checked(repo, [*args, _resolve(repo, old, "tree"), _resolve(repo, new, "tree")])
+    # `--`: the two revisions are never taken for paths.
+    listing = _checked(repo, [*args, _peeled(old, "tree"), _peeled(new, "tree"), "--"])
     fields = listing.text.split("\0")
     changes = []
     for meta, path in zip(fields[0::2], fields[1::2], strict=False):
@@ -436,32 +557,28 @@ def tree_changes(repo: git.Repo, old: str, new: str) -> list[TreeChange]:
     return changes
 
 
-def tree_paths(repo: git.Repo, tree: str) -> list[str]:
+def tree_paths(repo: AnyRepository, tree: str) -> list[str]:
     """Every path of a file, link or submodule in `tree` (a commit or a tree)."""
     listing = _checked(
-        repo, ["ls-tree", "-r", "-z", "--name-only", "--full-tree", _resolve(repo, tree, "tree")]
+        repo, ["ls-tree", "-r", "-z", "--name-only", "--full-tree", _peeled(tree, "tree")]
     )
     return [path for path in listing.text.split("\0") if path]
 
 
-def write_blob(repo: git.Repo, data: bytes) -> str:
+def write_blob(repo: AnyRepository, data: bytes) -> str:
     """Store `data` as a blob, exactly (no filters); its sha."""
-    with tempfile.NamedTemporaryFile(dir=repo.git_dir, prefix="blob-", delete=False) as handle:
-        handle.write(data)
-    try:
-        return _checked(repo, ["hash-object", "-w", "--no-filters", "--", handle.name]).text.strip()
-    finally:
-        os.unlink(handle.name)
+    # Read from stdin, a blob is hashed as it is: no attribute, filter or conversion applies.
+    return _checked(repo, ["hash-object", "-w", "--no-filters", "--stdin"], data=data).text.strip()
 
 
-def put_file(repo: git.Repo, path: str, blob: str, mode: str = "100644") -> str:
+def put_file(repo: AnyRepository, path: str, blob: str, mode: str = "100644") -> str:
     """Set `path` to `blob` in the index (nothing is written to the work tree); the new tree."""
     _checked(repo, ["update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}"])
     return _checked(repo, ["write-tree"]).text.strip()
 
 
 def commit_tree(
-    repo: git.Repo,
+    repo: AnyRepository,
     *,
     tree: str,
     parents: Sequence[str],
@@ -474,11 +591,10 @@ def commit_tree(
     Its sha; no ref moves. With a branch's head among the parents, pushing it onto that branch
     is a fast-forward: how an open pull request's branch is superseded without a force push.
     """
-    tree_sha = _resolve(repo, tree, "tree")
     args = ["commit-tree", "--no-gpg-sign", "-m", message]
     for parent in parents:
-        args += ["-p", _resolve(repo, parent, "commit")]
-    args.append(tree_sha)
+        args += ["-p", _peeled(parent, "commit")]
+    args.append(_peeled(tree, "tree"))
     return _checked(repo, args, env=_identity(author_name, author_email)).text.strip()
 
 
@@ -535,7 +651,7 @@ def init_bare(dest: Path, url: str, *, lazy_blobs: bool = False) -> git.Repo:
         detail = _excerpt(result.stderr, Redactor())
         reason, sentence = _classify_local("init", result)
         raise GitError(reason, _sentence(sentence, detail), retryable=False, detail=detail)
-    repo = git.Repo(dest)
+    repo = Repository(dest, dest)
     # A background gc would outlive the fetch that started it, and race with whoever removes or
     # replaces this folder next.
     settings = [("gc.autoDetach", "false")]
@@ -552,11 +668,11 @@ def init_bare(dest: Path, url: str, *, lazy_blobs: bool = False) -> git.Repo:
     for key, value in settings:
         # `--`: a value is never read as an option.
         _checked(repo, ["config", "--", key, value])
-    return repo
+    return _gitpython(repo)
 
 
 def entry_at(
-    repo: git.Repo,
+    repo: AnyRepository,
     ref: str,
     path: str,
     *,
@@ -570,12 +686,14 @@ def entry_at(
     errors (RepositoryUnreachable, AuthenticationFailed, ...) besides GitError(RefNotFound) when
     `ref` names neither a commit nor a tree.
     """
-    tree = _resolve(repo, ref, "tree")
+    tree = _peeled(ref, "tree")
     wanted = path.strip("/")
     # --literal-pathspecs: a path such as `:(glob)*` is a name, not pathspec magic.
     args = ["--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", tree, "--", wanted]
     env = _origin_env(repo, credentials)
     result = _git(repo, args, env=env, timeout=timeout)
+    if result.status != 0 and re.search(_NO_SUCH_OBJECT, result.stderr, re.IGNORECASE):
+        raise GitError("RefNotFound", f"{ref!r} names neither a commit nor a tree", retryable=False)
     if result.status != 0:
         raise _network_error("ls-tree", result, _redactor(credentials))
     for entry in result.text.split("\0"):
@@ -588,7 +706,7 @@ def entry_at(
 
 
 def read_blob(
-    repo: git.Repo,
+    repo: AnyRepository,
     sha: str,
     *,
     credentials: GitCredentials | None = None,
@@ -623,6 +741,7 @@ class _Result:
     stdout: bytes
     stderr: str
     timeout: float | None = None
+    killed: bool = False
 
     @property
     def text(self) -> str:
@@ -631,43 +750,110 @@ class _Result:
 
     @property
     def timed_out(self) -> bool:
-        # GitPython kills the process with SIGKILL and replaces stderr with its own sentence.
-        return self.status < 0 or "did not complete in" in self.stderr
+        return self.killed or self.status < 0
 
 
 def _git(
-    where: git.Repo | None,
+    where: AnyRepository | None,
     args: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
     timeout: float | None,
+    data: bytes | None = None,
 ) -> _Result:
-    """Run one git command; never raises for git's own failures (callers classify them)."""
-    runner = where.git if where is not None else git.Git()
-    command = [str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"), *args]
-    environment = {**_environment(()), **(env or {})}
+    """Run one git command; never raises for git's own failures (callers classify them).
+
+    `data` goes to its stdin (otherwise closed). After `timeout` seconds the command and the
+    processes it started are killed, and the result says it timed out.
+    """
+    repo = _repository(where) if where is not None else None
+    # The variable GitPython reads, so a machine that names its git there keeps it.
+    command = [os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git", *args]
+    # Messages in English (they are classified); then the repository's variables, then ours.
+    environment = {
+        **os.environ,
+        "LANGUAGE": "C",
+        "LC_ALL": "C",
+        **(repo.environment if repo is not None else {}),
+        **_environment(()),
+        **(env or {}),
+    }
+    cwd = repo.cwd if repo is not None and os.access(repo.cwd, os.X_OK) else None
+    # Command lines carry no secret (see the module docstring): fine for a debug log.
+    log.debug("git %s (in %s)", " ".join(args), cwd or ".")
     try:
-        status, stdout, stderr = runner.execute(
+        process = subprocess.Popen(
             command,
-            with_extended_output=True,
-            with_exceptions=False,
-            stdout_as_string=False,
-            strip_newline_in_stdout=False,
-            kill_after_timeout=timeout,
+            cwd=cwd,
             env=environment,
+            stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-    except git.GitCommandNotFound as error:
+    except OSError as error:
         raise GitError(
             "GitNotInstalled", "the git executable cannot be run", retryable=False
         ) from error
-    return _Result(status=status, stdout=stdout, stderr=stderr, timeout=timeout)
+    stdout, stderr, killed = _communicate(process, data, timeout)
+    text = stderr.decode("utf-8", "surrogateescape").removesuffix("\n")
+    return _Result(process.returncode, stdout, text, timeout=timeout, killed=killed)
+
+
+def _communicate(
+    process: subprocess.Popen[bytes], data: bytes | None, timeout: float | None
+) -> tuple[bytes, bytes, bool]:
+    """The process's stdout and stderr, and whether it was killed for running out of time.
+
+    The deadline is a timer that kills the process: `communicate(timeout=...)` would end by
+    polling for the process's exit with sleeps, a millisecond or more lost per command.
+    """
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        _kill_with_descendants(process.pid)
+
+    watchdog = threading.Timer(timeout, kill) if timeout is not None else None
+    if watchdog is not None:
+        watchdog.daemon = True
+        watchdog.start()
+    try:
+        stdout, stderr = process.communicate(data)
+    except BaseException:  # interrupted: leave no git behind
+        _kill_with_descendants(process.pid)
+        process.wait()
+        raise
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+    return stdout, stderr, killed.is_set()
+
+
+def _kill_with_descendants(pid: int) -> None:
+    """SIGKILL a command and what it started (a transport helper, ssh), found before killing."""
+    pids = [pid]
+    for parent in pids:
+        try:
+            children = subprocess.run(
+                ["pgrep", "-P", str(parent)], capture_output=True, check=False, timeout=10
+            ).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            continue  # no pgrep: the command itself is still killed
+        pids += [int(child) for child in children if child.isdigit()]
+    for each in pids:
+        with contextlib.suppress(OSError):
+            os.kill(each, signal.SIGKILL)
 
 
 def _checked(
-    repo: git.Repo, args: Sequence[str], *, env: Mapping[str, str] | None = None
+    repo: AnyRepository,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    data: bytes | None = None,
 ) -> _Result:
     """Run a local command; any failure is a GitError."""
-    result = _git(repo, args, env=env, timeout=LOCAL_TIMEOUT_SECONDS)
+    result = _git(repo, args, env=env, timeout=LOCAL_TIMEOUT_SECONDS, data=data)
     if result.status != 0:
         raise _local_error(args, result)
     return result
@@ -679,7 +865,15 @@ def _local_error(args: Sequence[str], result: _Result) -> GitError:
     return GitError(reason, _sentence(sentence, detail), retryable=False, detail=detail)
 
 
-def _resolve(repo: git.Repo, revision: str, kind: str = "") -> str:
+def _peeled(revision: str, kind: str) -> str:
+    """`revision^{kind}` for a command to resolve itself; GitError(RefNotFound) for an option."""
+    # A leading dash would be read as an option; no ref name starts with one.
+    if revision.startswith("-"):
+        raise GitError("RefNotFound", f"{revision!r} does not name a {kind}", retryable=False)
+    return f"{revision}^{{{kind}}}"
+
+
+def _resolve(repo: AnyRepository, revision: str, kind: str = "") -> str:
     """The full sha of `revision` (peeled to `kind`: commit, tree); GitError(RefNotFound)."""
     # A leading dash would be read as an option; no ref name starts with one.
     result = None
@@ -734,7 +928,7 @@ def _network_env(credentials: GitCredentials | None, url: str) -> dict[str, str]
     return credentials.environment(url)
 
 
-def _origin_env(repo: git.Repo, credentials: GitCredentials | None) -> dict[str, str]:
+def _origin_env(repo: AnyRepository, credentials: GitCredentials | None) -> dict[str, str]:
     """The environment of a command that may fetch from origin (a partial clone's lazy blob).
 
     Origin's URL is looked up (one more git process) only when there are credentials to scope.
@@ -762,6 +956,8 @@ def credential_scope(url: str) -> str | None:
 def _is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
+    import ipaddress  # only for a token over plain http
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -813,7 +1009,7 @@ def _remote_url(url: str) -> str:
     return os.path.abspath(os.path.expanduser(url))
 
 
-def _remote_and_scope(repo: git.Repo, url: str | None) -> tuple[str, str]:
+def _remote_and_scope(repo: AnyRepository, url: str | None) -> tuple[str, str]:
     """What to name on git's command line, and the URL the token is scoped to.
 
     A given URL is named itself. Without one, `origin` is named (so its configured partial
@@ -825,7 +1021,7 @@ def _remote_and_scope(repo: git.Repo, url: str | None) -> tuple[str, str]:
     return "origin", _origin_url(repo)
 
 
-def _origin_url(repo: git.Repo, *, required: bool = True) -> str:
+def _origin_url(repo: AnyRepository, *, required: bool = True) -> str:
     """Origin's URL as configured, checked like any URL we are given (no credentials in it).
 
     Raises GitError(RepositoryUnreachable) when there is none and `required`; else "".
@@ -851,12 +1047,14 @@ def _positive(depth: int) -> int:
 # ------------------------------------------------------------------------------ classification
 
 # (pattern in git's stderr, reason, retryable, sentence), first match wins. git's messages are
-# English because GitPython runs git with LC_ALL=C.
-_Rule = tuple[re.Pattern[str], str, bool, str]
+# English because every command runs with LC_ALL=C (see `_git`).
+# The patterns stay text until a command fails: compiling them all would cost every step's
+# start for the rare failure (`re` keeps what it compiles).
+_Rule = tuple[str, str, bool, str]
 
 
 def _rule(pattern: str, reason: str, retryable: bool, sentence: str) -> _Rule:
-    return re.compile(pattern, re.IGNORECASE), reason, retryable, sentence
+    return pattern, reason, retryable, sentence
 
 
 _AUTHENTICATION = "the remote refused the credentials (or none were given)"
@@ -925,13 +1123,13 @@ _NETWORK_RULES: tuple[_Rule, ...] = (
 )
 
 # `git push --porcelain`: `!<TAB>from:to<TAB>[rejected] (non-fast-forward)` for a refused ref.
-_PORCELAIN_REJECTION = re.compile(r"^!\t[^\t]*\t\[(?P<kind>[^\]]+)\]\s*(?:\((?P<why>.*)\))?")
+_PORCELAIN_REJECTION = r"^!\t[^\t]*\t\[(?P<kind>[^\]]+)\]\s*(?:\((?P<why>.*)\))?"
 
 
 def _push_error(result: _Result, redact: Redactor, target: str) -> GitError:
     detail = _excerpt(result.stderr + "\n" + result.text, redact)
     for line in result.text.splitlines():
-        match = _PORCELAIN_REJECTION.match(line)
+        match = re.match(_PORCELAIN_REJECTION, line)
         if not match:
             continue
         kind, why = match.group("kind"), (match.group("why") or "").lower()
@@ -968,7 +1166,7 @@ def _network_error(
         sentence = f"git {command} timed out talking to the remote (after {result.timeout:g} s)"
         return GitError("RepositoryUnreachable", _sentence(sentence, ""), retryable=True)
     for pattern, reason, retryable, sentence in _NETWORK_RULES:
-        if pattern.search(result.stderr):
+        if re.search(pattern, result.stderr, re.IGNORECASE):
             if reason == "BranchNotFound" and branch is not None:
                 sentence = f"the branch {branch!r} does not exist on the remote"
             full = _sentence(f"git {command} failed: {sentence}", detail)

@@ -230,6 +230,19 @@ class KubeCluster:
             items, key=lambda pod: str(pod.get("metadata", {}).get("creationTimestamp") or "")
         )
 
+    async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]:
+        """The Events about one Pod with `reason` (e.g. the kubelet's `FailedMount`), which say
+        what its status does not: why its containers are not being created."""
+        selector = f"involvedObject.kind=Pod,involvedObject.name={pod},reason={reason}"
+        listing = await self._call(
+            self._core.list_namespaced_event,
+            namespace,
+            field_selector=selector,
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = listing.get("items") or []
+        return items
+
     # ----------------------------------------------------------------------------- goals
 
     async def get_goal(self, namespace: str, name: str) -> dict[str, Any] | None:

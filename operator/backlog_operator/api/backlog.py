@@ -107,6 +107,20 @@ class BacklogStatus(ApiModel):
         default_factory=list, description="Completed in the file: never selected again (capped)."
     )
     started: list[str] = Field(default_factory=list, description="Goals created at the last sync.")
+    # Counts and the short commit for `kubectl get`'s columns, which cannot count or cut.
+    ready_count: int | None = Field(
+        default=None, description="How many tasks are selectable now (`ready` is capped)."
+    )
+    in_progress_count: int | None = Field(
+        default=None,
+        description=(
+            "How many tasks are in progress in the file, or have a running Goal or an open pull "
+            "request (`inProgress` is capped)."
+        ),
+    )
+    short_commit: str | None = Field(
+        default=None, description="lastSyncedCommit's first 7 characters."
+    )
     last_handled_reconcile_at: str | None = None
 
 

@@ -48,6 +48,8 @@ class GoalScheduleStatus(ApiModel):
     last_successful_time: datetime | None = None
     next_schedule_time: datetime | None = None
     active: list[ActiveGoal] = Field(default_factory=list)
+    # For `kubectl get`'s ACTIVE column, which cannot count a list.
+    active_count: int | None = Field(default=None, description="How many Goals `active` has.")
 
 
 class GoalSchedule(ApiModel):

@@ -81,7 +81,7 @@ def _double_quoted(text: str) -> str:
 
 
 @dataclass(slots=True)
-class _Edit:
+class Edit:
     """Replace text[start:end] with `text`; an insertion has start == end.
 
     `order` breaks ties between edits at one offset: a value's replacement comes before the
@@ -99,7 +99,7 @@ _MISSING = object()
 
 def plan_edits(
     text: str, item: OutlineNode, changes: Mapping[str, object], source: str
-) -> list[_Edit]:
+) -> list[Edit]:
     """The text edits that give `item` the values in `changes` and touch nothing else."""
     data: dict[str, Any] = item.value
     if item.shared:
@@ -112,7 +112,7 @@ def plan_edits(
     own: dict[str, tuple[OutlineNode, OutlineNode]] = {}
     for key, value in item.pairs or ():
         own.setdefault(key.value, (key, value))
-    edits: list[_Edit] = []
+    edits: list[Edit] = []
     missing: list[str] = []
     for name, new in changes.items():
         old = data.get(name, _MISSING)
@@ -144,7 +144,7 @@ def _replacement(
     order: int,
     task_id: object,
     source: str,
-) -> _Edit:
+) -> Edit:
     """The edit that replaces the value of a task's existing `key: value` entry with `new`.
 
     Refused (BacklogEditError) for a value shared through an anchor or alias, tagged, or a list
@@ -165,7 +165,7 @@ def _replacement(
     replacement = _emit_field(name, new, hint)
     if value.style == EMPTY:
         replacement = " " + replacement
-    return _Edit(value.start, value.end, replacement, order)
+    return Edit(value.start, value.end, replacement, order)
 
 
 def _insertion_points(
@@ -191,27 +191,27 @@ def _insertion_points(
     ]
 
 
-def _insertion(text: str, item: OutlineNode, after: int, entries: list[str], order: int) -> _Edit:
+def _insertion(text: str, item: OutlineNode, after: int, entries: list[str], order: int) -> Edit:
     """The edit that inserts `entries` (`key: value` texts) into `item` after offset `after`.
 
     In a flow mapping, `, key: value` right there; in a block mapping, one line each after the
     line that ends there, with the task's indentation and the file's line break.
     """
     if item.style == FLOW:
-        return _Edit(after, after, "".join(", " + entry for entry in entries), order)
+        return Edit(after, after, "".join(", " + entry for entry in entries), order)
     indent = " " * item.column
     line_break = _LINE_BREAK.search(text, after)
     if line_break is None:
         # The last line has no line break: add one before, none after, as the file had.
         first_break = _LINE_BREAK.search(text)
         eol = first_break.group(0) if first_break is not None else "\n"
-        return _Edit(len(text), len(text), "".join(eol + indent + e for e in entries), order)
+        return Edit(len(text), len(text), "".join(eol + indent + e for e in entries), order)
     eol = line_break.group(0)
     insertion = "".join(indent + entry + eol for entry in entries)
-    return _Edit(line_break.end(), line_break.end(), insertion, order)
+    return Edit(line_break.end(), line_break.end(), insertion, order)
 
 
-def apply_edits(text: str, edits: list[_Edit]) -> str:
+def apply_edits(text: str, edits: list[Edit]) -> str:
     """`text` with `edits` (from `plan_edits`) in place; edits at one offset keep their order."""
     pieces = []
     position = 0

@@ -7,16 +7,26 @@ takes a fraction of the time a full parser needs for a 5,000-task file. Anything
 Scalars get their meaning from ruamel.yaml's resolver (`plain_value`), as on the full path.
 
 It counts the nodes it reads as the full parser counts them (every key, value, list item and
-collection) and the tasks of the task list, and raises `LimitError` at the line where either
-goes past the limit it was given (the document's `MAX_NODES` and `MAX_TASKS`).
+collection), the tasks of the task list and the nodes of each task, and raises `LimitError` at
+the line where one goes past the limit it was given (the document's `MAX_NODES`, `MAX_TASKS`
+and `MAX_TASK_NODES`). The full parser reads fewer nodes (`MAX_FULL_NODES`): a file that gives
+up on the subset after more than that many is refused at once, at the line where the count went
+past them, as the full parser would refuse it after the same count, only much later.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from array import array
 from typing import Any, NamedTuple
 
+from backlog_operator.backlog._full_reader import (
+    count_lines,
+    too_many_full_nodes,
+    too_many_lines,
+    too_many_task_nodes,
+)
 from backlog_operator.backlog._outline import (
     BLOCK,
     DOUBLE,
@@ -101,9 +111,22 @@ class FastReader:
     """
 
     def __init__(
-        self, text: str, *, max_nodes: int = sys.maxsize, max_tasks: int = sys.maxsize
+        self,
+        text: str,
+        *,
+        max_nodes: int = sys.maxsize,
+        max_tasks: int = sys.maxsize,
+        max_task_nodes: int = sys.maxsize,
+        max_full_nodes: int = sys.maxsize,
+        max_lines: int = sys.maxsize,
     ) -> None:
-        """Split `text` into lines; `read` reads them, refusing a file past either limit."""
+        """Split `text` into lines; `read` reads them, refusing a file past any of the limits.
+
+        `max_full_nodes` is the full parser's node limit: see the module docstring. A text of
+        more than `max_lines` lines is refused here, before its table of lines is built.
+        """
+        if max_lines < sys.maxsize and count_lines(text) > max_lines:
+            raise LimitError(max_lines + 1, too_many_lines(max_lines))
         if ODD_CHARACTERS.search(text) or "\ufeff" in text:
             raise OutsideSubsetError("unusual characters")
         crlf = "\r" in text
@@ -111,21 +134,44 @@ class FastReader:
             raise OutsideSubsetError("mixed line endings")
         self.text = text
         self.final_break = text.endswith("\n")
-        raw = text.split("\n")
+        self._split(crlf=crlf)
+        self.duplicates: list[OutlineNode] = []
+        # The limits, and the YAML nodes read so far: every key, value, item and collection, as
+        # ruamel.yaml's composer counts them on the full path (`_full_reader`).
+        self.max_nodes = max_nodes
+        self.max_tasks = max_tasks
+        self.max_task_nodes = max_task_nodes
+        self.max_full_nodes = max_full_nodes
+        self.nodes = 0
+        # While a task is read: the count it may not pass, and the line where it starts.
+        self._task_end = sys.maxsize
+        self._task_line = 0
+        # The line where the count went past `max_full_nodes`, once it has.
+        self._full_line: int | None = None
+        # The count past which `_went_past` has a look: the least of the limits in force.
+        self._ceiling = min(max_nodes, max_full_nodes)
+        # The content line where the task list's block sequence starts, once known.
+        self._task_list = -1
+        self._names: dict[str, str] = {}  # each block mapping key's name, as first read
+        self._numbered = self._numbered_as = -1  # the last line `_number` numbered
+
+    def _split(self, *, crlf: bool) -> None:
+        """The table of lines: each line's text (without its line break), where it starts,
+        its indentation, and whether it holds content."""
+        lines = self.text.split("\n")
         if self.final_break:
-            raw.pop()
-        lines: list[str] = []
-        starts: list[int] = []
+            lines.pop()
+        # Where each line starts: 8 bytes a line in an array, where a list of ints takes 40.
+        starts = array("q")
         indents: list[int] = []
         content: list[bool] = []
         offset = 0
-        for line in raw:
+        for number, line in enumerate(lines):
             starts.append(offset)
             offset += len(line) + 1
             if crlf and line.endswith("\r"):
-                line = line[:-1]
+                line = lines[number] = line[:-1]
             stripped = line.lstrip(" ")
-            lines.append(line)
             # A document marker ends every collection and block scalar: give it indentation -1.
             marker = line.startswith(("---", "...")) and line[3:4] in ("", " ", "\t")
             indents.append(-1 if marker else len(line) - len(stripped))
@@ -137,19 +183,20 @@ class FastReader:
         self.indents = indents
         self.content = content
         self.count = len(lines)
-        self.duplicates: list[OutlineNode] = []
-        # The limits, and the YAML nodes read so far: every key, value, item and collection, as
-        # ruamel.yaml's composer counts them on the full path (`_full_reader`).
-        self.max_nodes = max_nodes
-        self.max_tasks = max_tasks
-        self.nodes = 0
-        # The content line where the task list's block sequence starts, once known.
-        self._task_list = -1
 
     # The document ------------------------------------------------------------------------
 
     def read(self) -> OutlineNode | None:
         """The document's root node, or None for a document without one."""
+        try:
+            return self._document()
+        except OutsideSubsetError:
+            if self._full_line is None:
+                raise  # the full parser reads the file
+        # Out of the `except` block: its traceback would keep what was read alive.
+        raise LimitError(self._full_line, too_many_full_nodes(self.max_full_nodes))
+
+    def _document(self) -> OutlineNode | None:
         index = self._skip_to_content(0)
         if index < self.count and self.lines[index].startswith("%"):
             raise OutsideSubsetError("directive")
@@ -175,10 +222,34 @@ class FastReader:
         return node
 
     def _count_nodes(self, nodes: int, index: int) -> None:
-        """Count `nodes` more nodes, read on line `index`; refuse the file past `max_nodes`."""
+        """Count `nodes` more nodes, read on line `index`; refuse the file past a limit."""
         self.nodes += nodes
+        if self.nodes > self._ceiling:
+            self._went_past(index)
+
+    def _went_past(self, index: int) -> None:
+        """The count went past `_ceiling` on line `index`: past `max_nodes` or the task's limit
+        the file is refused; past `max_full_nodes` the line is noted (see `read`)."""
         if self.nodes > self.max_nodes:
             raise LimitError(index + 1, too_many_nodes(self.max_nodes))
+        if self.nodes > self._task_end:
+            raise LimitError(index + 1, too_many_task_nodes(self.max_task_nodes, self._task_line))
+        if self._full_line is None and self.nodes > self.max_full_nodes:
+            self._full_line = index + 1
+        self._set_ceiling()
+
+    def _set_ceiling(self) -> None:
+        self._ceiling = min(self.max_nodes, self._task_end)
+        if self._full_line is None:
+            self._ceiling = min(self._ceiling, self.max_full_nodes)
+
+    def _number(self, index: int) -> int:
+        """The 1-based number of line `index`, as one int for all the nodes on the line (a key
+        and its value, the items of a flow collection): a line's int takes 32 bytes."""
+        if index != self._numbered:
+            self._numbered = index
+            self._numbered_as = index + 1
+        return self._numbered_as
 
     def _is_dash(self, index: int, column: int) -> bool:
         line = self.lines[index]
@@ -209,7 +280,9 @@ class FastReader:
         """A block sequence whose dashes are at `column`, the first on line `index`."""
         start = self.starts[index] + column
         items: list[OutlineNode] = []
-        node = OutlineNode(None, start, start, index + 1, BLOCK, items=items, column=column)
+        node = OutlineNode(
+            None, start, start, self._number(index), BLOCK, items=items, column=column
+        )
         indents = self.indents
         count = self.count
         # The task list, alone, is held to `max_tasks` and keeps each item's span.
@@ -218,11 +291,16 @@ class FastReader:
         spans: list[tuple[int, int]] | None = [] if tasks else None
         while True:
             begin = self.starts[index]
+            if tasks:
+                self._start_task(index)
             self._count_nodes(1, index)
             item, index = self.sequence_item(index, column, depth + 1)
             items.append(item)
             if len(items) > max_items:
                 raise LimitError(item.line, too_many_tasks(max_items))
+            if tasks:
+                self._task_end = sys.maxsize
+                self._set_ceiling()
             if spans is not None:
                 spans.append((begin, self.starts[index] if index < count else len(self.text)))
             if index >= count or indents[index] < column:
@@ -235,6 +313,13 @@ class FastReader:
         node.end = items[-1].end
         node.spans = spans
         return node, index
+
+    def _start_task(self, index: int) -> None:
+        """A task starts on line `index`: hold its nodes to `max_task_nodes`."""
+        if self.max_task_nodes < sys.maxsize:
+            self._task_end = self.nodes + self.max_task_nodes
+            self._task_line = index + 1
+            self._set_ceiling()
 
     def sequence_item(self, index: int, column: int, depth: int) -> tuple[OutlineNode, int]:
         """The item whose dash is at (`index`, `column`), and the next content line's index.
@@ -250,7 +335,7 @@ class FastReader:
             if following < count and self.indents[following] > column:
                 return self._block_node(following, depth)
             offset = self.starts[index] + column + 1
-            return OutlineNode(None, offset, offset, index + 1, EMPTY), following
+            return OutlineNode(None, offset, offset, self._number(index), EMPTY), following
         if self._is_dash(index, at):
             raise OutsideSubsetError("compact nested sequence")
         if _KEY.match(line, at):
@@ -268,13 +353,16 @@ class FastReader:
         start = self.starts[index] + column
         pairs: list[tuple[OutlineNode, OutlineNode]] = []
         data: dict[str, Any] = {}
-        node = OutlineNode(data, start, start, index + 1, BLOCK, pairs=pairs, column=column)
+        node = OutlineNode(
+            data, start, start, self._number(index), BLOCK, pairs=pairs, column=column
+        )
         lines = self.lines
         starts = self.starts
         indents = self.indents
         content = self.content
         count = self.count
         match_key = _KEY.match
+        names = self._names
         while True:  # one key a turn; the common case (a value on the key's line) stays inline
             line = lines[index]
             match = match_key(line, column)
@@ -283,13 +371,15 @@ class FastReader:
             name = match.group(1)
             if name in WORDS:
                 raise OutsideSubsetError("key that is not a string")
+            # One string for each key name: a backlog repeats a dozen names in every task.
+            name = names.setdefault(name, name)
             line_start = starts[index]
             key = OutlineNode(
-                name, line_start + column, line_start + match.end(1), index + 1, PLAIN
+                name, line_start + column, line_start + match.end(1), self._number(index), PLAIN
             )
             self.nodes += 2
-            if self.nodes > self.max_nodes:
-                raise LimitError(index + 1, too_many_nodes(self.max_nodes))
+            if self.nodes > self._ceiling:
+                self._went_past(index)
             at = match.end()
             if at == len(line) or line[at] == "#":
                 colon = line_start + match.start(2)
@@ -336,7 +426,7 @@ class FastReader:
             and self._is_dash(following, column)
         ):
             return self._block_sequence(following, column, depth + 1)
-        return OutlineNode(None, colon + 1, colon + 1, index + 1, EMPTY), following
+        return OutlineNode(None, colon + 1, colon + 1, self._number(index), EMPTY), following
 
     # Block scalars ----------------------------------------------------------------------
 
@@ -371,7 +461,7 @@ class FastReader:
             last_line = body.last_content
         end = self.starts[last_line] + len(lines[last_line])
         start = self.starts[index] + at
-        return OutlineNode(value, start, end, index + 1, header.group(1)), body.after
+        return OutlineNode(value, start, end, self._number(index), header.group(1)), body.after
 
     def _block_scalar_body(self, row: int, *, folded: bool) -> _ScalarBody:
         """The lines of a block scalar from its first content line, `row`, which sets its
@@ -419,17 +509,17 @@ class FastReader:
         if char in "'\"":
             value, style, end = self._quoted(line, at)
         elif char == "[":
-            if len(line) - at > self.max_nodes - self.nodes:
+            if len(line) - at > self._room():
                 self._count_ahead(line, at, index)
             items, end = self._flow_sequence(line, at, base, index)
             node = OutlineNode(
-                [item.value for item in items], base + at, base + end, index + 1, FLOW
+                [item.value for item in items], base + at, base + end, self._number(index), FLOW
             )
             node.items = items
             self._trailer(line, end)
             return node
         elif char == "{":
-            if len(line) - at > self.max_nodes - self.nodes:
+            if len(line) - at > self._room():
                 self._count_ahead(line, at, index)
             return self._flow_mapping(line, at, base, index)
         else:
@@ -443,10 +533,14 @@ class FastReader:
                 raise OutsideSubsetError("plain scalar with ': ' or a tab")
             # What follows is spaces and perhaps a comment: nothing to check.
             return OutlineNode(
-                plain_value(text), base + at, base + at + len(text), index + 1, PLAIN
+                plain_value(text), base + at, base + at + len(text), self._number(index), PLAIN
             )
         self._trailer(line, end)
-        return OutlineNode(value, base + at, base + end, index + 1, style)
+        return OutlineNode(value, base + at, base + end, self._number(index), style)
+
+    def _room(self) -> int:
+        """How many more nodes the file, and the task being read, may hold."""
+        return min(self.max_nodes, self._task_end) - self.nodes
 
     def _count_ahead(self, line: str, at: int, index: int) -> None:
         """Refuse the flow collection at `at` if it holds more nodes than are left to read.
@@ -455,7 +549,11 @@ class FastReader:
         of a regular expression (`flow_nodes_past`), rather than built node by node first.
         The collection itself was counted already, with its key or as an item.
         """
-        if flow_nodes_past(line, at, self.max_nodes - self.nodes + 1) is not None:
+        if flow_nodes_past(line, at, self._room() + 1) is not None:
+            if self._task_end < self.max_nodes:
+                raise LimitError(
+                    index + 1, too_many_task_nodes(self.max_task_nodes, self._task_line)
+                )
             raise LimitError(index + 1, too_many_nodes(self.max_nodes))
 
     @staticmethod
@@ -483,12 +581,14 @@ class FastReader:
         char = line[at : at + 1]
         if char in ("'", '"'):
             value, style, end = self._quoted(line, at)
-            return OutlineNode(value, base + at, base + end, index + 1, style), end
+            return OutlineNode(value, base + at, base + end, self._number(index), style), end
         match = _FLOW_PLAIN.match(line, at)
         if match is None:
             raise OutsideSubsetError("flow item")
         text = match.group(0)
-        node = OutlineNode(plain_value(text), base + at, base + match.end(), index + 1, PLAIN)
+        node = OutlineNode(
+            plain_value(text), base + at, base + match.end(), self._number(index), PLAIN
+        )
         return node, match.end()
 
     def _flow_sequence(
@@ -517,7 +617,7 @@ class FastReader:
         """`{id: a, status: pending}` on one line, scalar values only."""
         pairs: list[tuple[OutlineNode, OutlineNode]] = []
         data: dict[str, Any] = {}
-        node = OutlineNode(data, base + at, base + at, index + 1, FLOW, pairs=pairs)
+        node = OutlineNode(data, base + at, base + at, self._number(index), FLOW, pairs=pairs)
         at = skip_spaces(line, at + 1)
         while not line.startswith("}", at):
             match = _FLOW_KEY.match(line, at)
@@ -526,12 +626,14 @@ class FastReader:
             name = match.group(1)
             if name in WORDS:
                 raise OutsideSubsetError("key that is not a string")
-            key = OutlineNode(name, base + at, base + at + len(name), index + 1, PLAIN)
+            key = OutlineNode(name, base + at, base + at + len(name), self._number(index), PLAIN)
             self._count_nodes(2, index)
             colon = match.end() - 1
             at = skip_spaces(line, match.end())
             if line.startswith((",", "}"), at):
-                value = OutlineNode(None, base + colon + 1, base + colon + 1, index + 1, EMPTY)
+                value = OutlineNode(
+                    None, base + colon + 1, base + colon + 1, self._number(index), EMPTY
+                )
             else:
                 value, at = self._flow_scalar(line, at, base, index)
                 at = skip_spaces(line, at)

@@ -22,22 +22,31 @@ too deep, before anything expands it:
 
 A backlog that shares a few lists or mappings through anchors stays far inside these bounds.
 
-The document's limits on the file as written (`document.MAX_NODES`, `MAX_TASKS`) are counted
-here too, as the composer composes: each node written (an alias counts one), and each item of
-the task list. Composing costs tens of microseconds and some 300 bytes a node, and one line can
-hold a million nodes in a flow collection (`[], [], ...`); so where one opens, the scanner
-counts its nodes ahead with a regular expression and refuses it before anything is composed.
+The document's limits on the file as written are counted here too, as the composer composes:
+each node written (an alias counts one), each item of the task list, each task's nodes, and the
+lines (`document.MAX_FULL_NODES`, `MAX_TASKS`, `MAX_TASK_NODES`, `MAX_LINES`). This parser
+costs some 30 to 60 microseconds a node, twenty times what the fast reader costs, and up to
+800 bytes while it reads; so a file that needs it has a node limit of its own, lower than a
+plain file's: what it reads in a few seconds and well under 100 MB (see
+benchmarks/bench_backlog_hostile.py). One line can hold a million nodes in a flow collection
+(`[], [], ...`); so where one opens, the scanner counts its nodes ahead with a regular
+expression and refuses it before anything is composed.
 
-Converting the composed nodes to the outline takes time proportional to the expanded size: line
-starts come from one index of the text. An alias is placed where it is written, not at its
-anchor (ruamel.yaml gives it the anchor's node), so that a task whose last value is an alias
-ends there, and an aliased key's colon is looked for just after it.
+The composed nodes are converted to the outline, then constructed (ruamel.yaml's values), each
+collection filled as soon as it is met rather than all at the end. An anchored node is converted
+once: each alias of it is a shallow copy of that outline node, placed where the alias is
+written, not at its anchor (ruamel.yaml gives it the anchor's node), so that a task whose last
+value is an alias ends there, and an aliased key's colon is looked for just after it. So the
+outline grows with the nodes written, not with what aliases expand to; line starts come from
+one index of the text.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
+from array import array
 from bisect import bisect_left
 from typing import Any
 
@@ -48,7 +57,9 @@ from ruamel.yaml.error import FileMark, MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionStartEvent, SequenceStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import Reader
+from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scanner import Scanner
+from ruamel.yaml.tag import Tag
 
 from backlog_operator.backlog._outline import (
     BLOCK,
@@ -65,7 +76,6 @@ from backlog_operator.backlog._outline import (
     flow_nodes_past,
     skip_spaces,
     tasks_node,
-    too_many_nodes,
     too_many_tasks,
 )
 from backlog_operator.backlog.errors import BacklogError
@@ -83,6 +93,35 @@ MAX_DEPTH = 100
 ALIAS_FACTOR = 4
 ALIAS_BASE_NODES = 100_000
 ALIAS_BASE_CHARACTERS = 1_000_000
+
+
+def too_many_full_nodes(limit: int) -> str:
+    """The refusal of a file past the full parser's node budget; the fast reader words it alike
+    when it gives up on a file that has already gone past it."""
+    return (
+        f"more than {limit} YAML nodes (keys, values and list items) in a file that needs the "
+        f"full YAML parser; such a file may hold at most {limit} (plain YAML, without anchors, "
+        "aliases, tags, or values and flow collections over several lines, may hold more)"
+    )
+
+
+def too_many_lines(limit: int) -> str:
+    """The refusal of a file of more than `limit` lines; both readers word it alike."""
+    return f"more than {limit} lines; a backlog file may hold at most {limit}"
+
+
+def count_lines(text: str) -> int:
+    """The lines of `text` as YAML counts them: ended by LF, CRLF or a lone CR."""
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return breaks + (1 if text and not text.endswith(("\n", "\r")) else 0)
+
+
+def too_many_task_nodes(limit: int, line: int) -> str:
+    """The refusal of a task of more than `limit` nodes, starting at `line`; both readers."""
+    return (
+        f"more than {limit} YAML nodes in the task at line {line}; a task may hold at most {limit}"
+    )
+
 
 _KINDS = {
     "tag:yaml.org,2002:int": "an integer",
@@ -111,6 +150,24 @@ class _LeanReader(Reader):
     def get_mark(self) -> Any:
         """The current position: name, offset, line and column (all 0-based)."""
         return FileMark(self.name, self.index, self.line, self.column)
+
+
+class _SharedTagResolver(VersionedResolver):
+    """ruamel.yaml's resolver, giving every scalar it resolves to one tag the same `Tag`.
+
+    ruamel.yaml makes a new `Tag` for each null, boolean, number or date it resolves, which
+    grows to some 300 bytes once constructing has cached its strings in it: more than the node.
+    Nothing changes a resolved tag, so one of each does.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tags: dict[tuple[Any, Any], Tag] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """The tag of a node, as ruamel.yaml resolves it: a shared one."""
+        tag = super().resolve(kind, value, implicit)
+        return self._tags.setdefault((tag.handle, tag.suffix), tag)
 
 
 class _BoundedScanner(Scanner):
@@ -149,7 +206,7 @@ class _BoundedScanner(Scanner):
         if past is not None:
             breaks = len(_LINE_BREAK.findall(reader.buffer, reader.pointer, past))
             line = reader.line + breaks + 1
-            raise _RefusedError(None, too_many_nodes(composer.max_nodes), line=line)
+            raise _RefusedError(None, too_many_full_nodes(composer.max_nodes), line=line)
 
 
 class _BoundedComposer(Composer):
@@ -177,24 +234,39 @@ class _BoundedComposer(Composer):
         # The document's limits (`limit`), and the items of the task list composed so far.
         self.max_nodes = sys.maxsize
         self.max_tasks = sys.maxsize
+        self.max_task_nodes = sys.maxsize
         self.tasks = 0
         self._task_list: list[int] | None = None  # the task list's entry in `_open`
+        # While a task is composed: the count of written nodes it may not pass, and its line.
+        self._task_end = sys.maxsize
+        self._task_line = 0
         # Where each alias is written: (start, end, 1-based line), by (id of the collection it
         # is in, position of its pair or item there, whether it is a mapping key).
         self.aliases: dict[tuple[int, int, bool], tuple[int, int, int]] = {}
 
-    def limit(self, *, max_nodes: int, max_tasks: int) -> None:
-        """Refuse a document of more than `max_nodes` written nodes or `max_tasks` tasks."""
+    def limit(self, *, max_nodes: int, max_tasks: int, max_task_nodes: int) -> None:
+        """Refuse a document of more than `max_nodes` written nodes or `max_tasks` tasks, or
+        with a task of more than `max_task_nodes` written nodes."""
         self.max_nodes = max_nodes
         self.max_tasks = max_tasks
+        self.max_task_nodes = max_task_nodes
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         """Compose one node as ruamel.yaml does, counting it (see the class docstring)."""
+        if not (self._open and self._open[-1] is self._task_list):
+            return self._compose_counted(parent, index)
         event = self.parser.peek_event()
-        if self._open and self._open[-1] is self._task_list:
-            self.tasks += 1
-            if self.tasks > self.max_tasks:
-                raise _RefusedError(event.start_mark, too_many_tasks(self.max_tasks))
+        self.tasks += 1
+        if self.tasks > self.max_tasks:
+            raise _RefusedError(event.start_mark, too_many_tasks(self.max_tasks))
+        self._task_end = self.written_nodes + self.max_task_nodes
+        self._task_line = event.start_mark.line + 1
+        node = self._compose_counted(parent, index)
+        self._task_end = sys.maxsize
+        return node
+
+    def _compose_counted(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
         self._count_written(event)
         if isinstance(event, AliasEvent):
             node = super().compose_node(parent, index)  # the anchored node; raises if unknown
@@ -236,10 +308,14 @@ class _BoundedComposer(Composer):
             self.aliases[where] = (start.index, end.index, start.line + 1)
 
     def _count_written(self, event: Any) -> None:
-        """Count one node of the text (an alias too); refuse the document past `max_nodes`."""
+        """Count one node of the text (an alias too); refuse the document past `max_nodes`, or
+        the task being composed past `max_task_nodes`."""
         self.written_nodes += 1
         if self.written_nodes > self.max_nodes:
-            raise _RefusedError(event.start_mark, too_many_nodes(self.max_nodes))
+            raise _RefusedError(event.start_mark, too_many_full_nodes(self.max_nodes))
+        if self.written_nodes > self._task_end:
+            problem = too_many_task_nodes(self.max_task_nodes, self._task_line)
+            raise _RefusedError(event.start_mark, problem)
 
     def _holds_tasks(self, parent: Any, index: Any) -> bool:
         """Whether the sequence composed as `parent`'s `index` is the task list: the root, or
@@ -366,38 +442,55 @@ class FullReader:
     """Builds the outline with ruamel.yaml's composer, for files the fast reader declines."""
 
     def __init__(
-        self, text: str, source: str, *, max_nodes: int = sys.maxsize, max_tasks: int = sys.maxsize
+        self,
+        text: str,
+        source: str,
+        *,
+        max_nodes: int = sys.maxsize,
+        max_tasks: int = sys.maxsize,
+        max_task_nodes: int = sys.maxsize,
+        max_lines: int = sys.maxsize,
     ) -> None:
-        """Read `text` (named `source` in errors), refusing it past either limit."""
+        """Read `text` (named `source` in errors), refusing it past any of the limits."""
         self.text = text
         self.source = source
         self.max_nodes = max_nodes
         self.max_tasks = max_tasks
+        self.max_task_nodes = max_task_nodes
+        self.max_lines = max_lines
         self.nodes = 0  # the nodes of the text, once read: as `FastReader.nodes` counts them
-        self.uses: dict[int, int] = {}
         self._aliases: dict[tuple[int, int, bool], tuple[int, int, int]] = {}
-        self._breaks: list[int] | None = None
+        self._breaks: array[int] | None = None
         self._colons: dict[int, int | None] = {}
+        # Each anchored node's outline node, once converted: its aliases are copies of it.
+        self._converted: dict[Node, OutlineNode] = {}
 
     def read(self) -> OutlineNode | None:
         """The document's root node, or None for an empty document; BacklogError if invalid."""
+        if self.max_lines < sys.maxsize and count_lines(self.text) > self.max_lines:
+            # Each line costs the scanner a few microseconds even when blank.
+            raise BacklogError(self.source, self.max_lines + 1, too_many_lines(self.max_lines))
         yaml = YAML(typ="safe", pure=True)
         yaml.Reader = _LeanReader
+        yaml.Resolver = _SharedTagResolver
         yaml.Scanner = _BoundedScanner
         yaml.Composer = _BoundedComposer
         yaml.Constructor = _CheckedConstructor
         composer = yaml.composer
-        composer.limit(max_nodes=self.max_nodes, max_tasks=self.max_tasks)
+        composer.limit(
+            max_nodes=self.max_nodes, max_tasks=self.max_tasks, max_task_nodes=self.max_task_nodes
+        )
         try:
             composed = yaml.compose(self.text)
             self.nodes = composer.written_nodes
             self._aliases = composer.aliases
             if composed is None:
                 return None
-            self._count_uses(composed)
+            # Converted first: constructing merges `<<` keys into the nodes, in place.
             root = self._convert(composed, -1)
+            self._converted.clear()
             check_duplicate_keys(root, self.source)
-            data = yaml.constructor.construct_document(composed)
+            data = _construct(yaml.constructor, composed)
         except _RefusedError as refused:
             raise BacklogError(self.source, refused.line, refused.problem) from None
         except MarkedYAMLError as error:
@@ -417,36 +510,35 @@ class FullReader:
     def _line_start(self, offset: int) -> int:
         """The offset where the line holding `offset` starts: after the last CR or LF before it."""
         if self._breaks is None:
-            self._breaks = [match.start() for match in _LINE_BREAKS.finditer(self.text)]
+            breaks = (match.start() for match in _LINE_BREAKS.finditer(self.text))
+            self._breaks = array("q", breaks)  # 8 bytes a line, where a list of ints takes 40
         before = bisect_left(self._breaks, offset)
         return self._breaks[before - 1] + 1 if before else 0
 
     def _colon_after(self, offset: int) -> int | None:
-        """`_colon_after`, once per offset: the keys inside an aliased collection keep their
-        anchor's offsets, converted again for every alias of it."""
+        """`_colon_after`, once per offset: a colon may follow its key after a long run of
+        spaces, and no offset should have them skipped twice."""
         if offset not in self._colons:
             self._colons[offset] = _colon_after(self.text, offset)
         return self._colons[offset]
 
-    def _count_uses(self, node: Node) -> None:
-        stack = [node]
-        while stack:
-            current = stack.pop()
-            seen = self.uses.get(id(current), 0)
-            self.uses[id(current)] = seen + 1
-            if seen:
-                continue  # an alias: its children were counted at the anchor
-            if isinstance(current, MappingNode):
-                for key, value in current.value:
-                    stack.extend((key, value))
-            elif isinstance(current, SequenceNode):
-                stack.extend(current.value)
-
     def _convert(self, node: Node, parent: int) -> OutlineNode:
+        """The outline of `node`, whose collection's key or dash column is `parent`."""
+        # Only an anchored node is in more than one place (its aliases are): converted once.
+        shared = getattr(node, "anchor", None) is not None
+        if shared:
+            converted = self._converted.get(node)
+            if converted is not None:
+                return copy.copy(converted)  # `_placed` moves the copy where the alias is
+            converted = self._convert_new(node, parent, shared=True)
+            self._converted[node] = converted
+            return converted
+        return self._convert_new(node, parent, shared=False)
+
+    def _convert_new(self, node: Node, parent: int, *, shared: bool) -> OutlineNode:
         text = self.text
         start = node.start_mark.index
         line = node.start_mark.line + 1
-        shared = self.uses.get(id(node), 0) > 1 or getattr(node, "anchor", None) is not None
         if isinstance(node, ScalarNode):
             style = _SCALAR_STYLES.get(node.style, PLAIN)
             end = node.end_mark.index
@@ -505,6 +597,17 @@ class FullReader:
             if where is not None:
                 converted.start, converted.end, converted.line = where
         return converted
+
+
+def _construct(constructor: SafeConstructor, composed: Node) -> Any:
+    """ruamel.yaml's values of the document, each collection filled as soon as it is met.
+
+    `construct_document` would keep a suspended generator (some 500 bytes) for each collection
+    until the end, so that a structure may contain itself: the composer refuses those.
+    """
+    data = constructor.construct_object(composed, deep=True)
+    constructor.constructed_objects.clear()
+    return data
 
 
 def _colon_after(text: str, offset: int) -> int | None:

@@ -53,6 +53,21 @@ class OutlineNode:
     spans: list[tuple[int, int]] | None = None
 
 
+def shift(node: OutlineNode, offset: int, lines: int) -> None:
+    """Move `node` and everything below it by `offset` characters and `lines` lines: a node
+    read from a piece of the text, placed where that piece starts."""
+    if node.start >= 0:
+        node.start += offset
+    if node.end >= 0:
+        node.end += offset
+    node.line += lines
+    for key, value in node.pairs or ():
+        shift(key, offset, lines)
+        shift(value, offset, lines)
+    for item in node.items or ():
+        shift(item, offset, lines)
+
+
 @dataclass(slots=True)
 class Outline:
     """A read file: its tree, its tasks' nodes, and which reader read it."""

@@ -25,6 +25,12 @@ the two paths on generated documents. The edits themselves are planned in `_edit
 module reads the file (fast reader first), checks its shape, validates its tasks, and checks
 and applies each edit.
 
+Writeback of one task in a large file need not read the others: `BacklogDocument.for_task` finds
+the task's lines (`_locate`, at the speed of a few regular expressions over the text), reads
+those alone with the fast reader, and edits and checks them as above; the outline then holds that
+one task. Where the layout does not let `_locate` show which lines are the task's, it reads the
+whole file as `parse` does.
+
 The file is untrusted input: anyone who can commit to the repository writes it. Besides the
 byte limit of `load` (`DEFAULT_MAX_BYTES`), reading bounds what the text can make it build: the
 fast reader's subset has no anchors or aliases and gives up past 64 levels, and the full reader
@@ -32,17 +38,25 @@ refuses, at the offending line, a file whose aliases expand to many times what i
 ("billion laughs"), one nested deeper than 100 levels, and a recursive alias (`_full_reader`).
 
 Even without an alias, five megabytes of `[], [], ...` or of one-line tasks would take minutes
-and gigabytes to read and validate. So two product limits hold whatever the size in bytes, and
-a file past either is refused at the line where it goes past, with a sentence naming the limit:
+and gigabytes to read and validate. So product limits hold whatever the size in bytes, and a
+file past one is refused at the line where it goes past, with a sentence naming the limit:
 
 - `MAX_TASKS`: at most 20,000 tasks (the benchmarks' backlog has 5,000);
 - `MAX_NODES`: at most 500,000 YAML nodes in the whole file, counting every key, value, list
   item and collection as written (an alias counts one; what it expands to is the alias bounds'
-  matter). A 5,000-task backlog holds some 110,000.
+  matter). A 5,000-task backlog holds some 70,000 to 100,000;
+- `MAX_FULL_NODES`: at most 100,000 of them in a file the fast reader cannot read, which the
+  full parser reads at some twenty times the cost a node: this keeps its worst case to a few
+  seconds and some 80 MB (the fast reader's, at `MAX_NODES`, is a second or two and 170 MB);
+- `MAX_TASK_NODES`: at most 10,000 in one task (a task holds some 15 to 25). Writeback has the
+  full parser read the edited task again, as a second opinion: this keeps that quick too;
+- `MAX_LINES`: at most 500,000 lines (a 5,000-task backlog has some 40,000 to 60,000). Five
+  megabytes of blank lines hold no node, but cost each reader a table entry or a scan a line.
 
 Both readers count as they read, so the refusal comes before memory grows: the fast reader node
 by node, and a flow collection on a line longer than the nodes left ahead of building it; the
 full reader as ruamel.yaml composes, and each flow collection ahead as its scanner opens it.
+A file the fast reader gives up on after more than `MAX_FULL_NODES` nodes is refused at once.
 """
 
 from __future__ import annotations
@@ -61,15 +75,19 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from backlog_operator.backlog._edits import apply_edits, plan_edits
+from backlog_operator.backlog._edits import Edit, apply_edits, plan_edits
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._full_reader import FullReader
+from backlog_operator.backlog._locate import Located, locate
 from backlog_operator.backlog._outline import (
+    BLOCK,
+    PLAIN,
     LimitError,
     Outline,
     OutlineNode,
     OutsideSubsetError,
     check_duplicate_keys,
+    shift,
     task_items,
     tasks_node,
     too_many_tasks,
@@ -86,6 +104,9 @@ DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 # What one file may hold, whatever its size in bytes (see the module docstring).
 MAX_TASKS = 20_000
 MAX_NODES = 500_000
+MAX_FULL_NODES = 100_000
+MAX_TASK_NODES = 10_000
+MAX_LINES = 500_000
 
 _BOM = b"\xef\xbb\xbf"
 _EXPECTED_SHAPE = "expected a mapping with a `tasks:` list, or a list of tasks"
@@ -123,7 +144,14 @@ def _read(text: str, source: str) -> Outline:
         raise BacklogError(source, error.line, error.problem) from None
     if not fast:
         # Out of the `except` block: its traceback would keep the fast reader's lines alive.
-        root = FullReader(text, source, max_nodes=MAX_NODES, max_tasks=MAX_TASKS).read()
+        root = FullReader(
+            text,
+            source,
+            max_nodes=MAX_FULL_NODES,
+            max_tasks=MAX_TASKS,
+            max_task_nodes=MAX_TASK_NODES,
+            max_lines=MAX_LINES,
+        ).read()
     if root is None:
         raise BacklogError(source, None, f"the file holds no YAML document; {_EXPECTED_SHAPE}")
     check_duplicate_keys(root, source)
@@ -132,7 +160,14 @@ def _read(text: str, source: str) -> Outline:
 
 def _read_fast(text: str) -> OutlineNode | None:
     """The fast reader's root; OutsideSubsetError when the full parser must read the file."""
-    reader = FastReader(text, max_nodes=MAX_NODES, max_tasks=MAX_TASKS)
+    reader = FastReader(
+        text,
+        max_nodes=MAX_NODES,
+        max_tasks=MAX_TASKS,
+        max_task_nodes=MAX_TASK_NODES,
+        max_full_nodes=MAX_FULL_NODES,
+        max_lines=MAX_LINES,
+    )
     root = reader.read()
     if root is not None:
         allowed = {id(root)} | {id(item) for item in task_items(root)}
@@ -220,6 +255,55 @@ def _validate_task(item: OutlineNode, number: int, source: str) -> Task:
         raise BacklogError(source, _key_line(item, field_name), f"{label}: {message}") from None
 
 
+# ------------------------------------------------------------------------ decoding, one item
+
+
+def _decode(data: bytes, source: str) -> tuple[str, bool]:
+    """The file's text and whether it started with a UTF-8 byte order mark."""
+    bom = data.startswith(_BOM)
+    body = data[len(_BOM) :] if bom else data
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BacklogError(source, 1, "the file is UTF-16 text; save it as UTF-8")
+    try:
+        return body.decode("utf-8"), bom
+    except UnicodeDecodeError as error:
+        line = body.count(b"\n", 0, error.start) + 1
+        column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
+        raise BacklogError(
+            source,
+            line,
+            f"not UTF-8 text: byte 0x{body[error.start]:02x} at column {column} "
+            "cannot be decoded; save the file as UTF-8",
+        ) from None
+
+
+class _MisreadError(Exception):
+    """A task's lines read as something else than one task ending where it should."""
+
+
+def _read_item(text: str, begin: int, end: int, column: int, depth: int) -> OutlineNode | None:
+    """The task list item on the lines text[begin:end], read alone by the fast reader.
+
+    Its offsets and lines count from `begin`. The fast reader's reading of an item depends only
+    on the item's lines and the first content line after them (`FastReader.sequence_item`), so
+    the window holds that line too, and the item must end just before it (or at the end of the
+    text when `end` is there). None when the lines are outside the fast reader's subset;
+    _MisreadError when they read as anything but one item ending at `end` without duplicate
+    keys.
+    """
+    newline = text.find("\n", end)
+    window = text[begin : len(text) if newline == -1 else newline + 1]
+    try:
+        reader = FastReader(window)
+        item, next_index = reader.sequence_item(0, column, depth)
+    except OutsideSubsetError:
+        return None
+    ends_at = reader.count if end == len(text) else reader.count - 1
+    if next_index != ends_at or reader.duplicates:
+        raise _MisreadError
+    return item
+
+
 # --------------------------------------------------------------------------------- the document
 
 
@@ -231,9 +315,9 @@ def _same(left: object, right: object) -> bool:
 class BacklogDocument:
     """A backlog file: its validated tasks, and surgical edits of one task's fields.
 
-    Build one with `parse` or `load`; edit with `mark_completed` and `set_pr_number`; get the
-    bytes with `render` or write them with `save`. A failed edit raises and leaves the document
-    as it was.
+    Build one with `parse` or `load` (or `for_task`, to edit one task of a large file); edit
+    with `mark_completed` and `set_pr_number`; get the bytes with `render` or write them with
+    `save`. A failed edit raises and leaves the document as it was.
     """
 
     def __init__(
@@ -257,29 +341,76 @@ class BacklogDocument:
         self._index = index
         self._changed = False
         self._stale = False
+        # From `for_task`: the outline and tasks hold that one task, and its outline is kept
+        # up to date after each edit (rather than read again).
+        self._partial = False
 
     @classmethod
     def parse(cls, data: bytes, *, source: str) -> BacklogDocument:
         """Read a backlog from its bytes; `source` names the file in error messages."""
-        bom = data.startswith(_BOM)
-        body = data[len(_BOM) :] if bom else data
-        if body.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise BacklogError(source, 1, "the file is UTF-16 text; save it as UTF-8")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as error:
-            line = body.count(b"\n", 0, error.start) + 1
-            column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
-            raise BacklogError(
-                source,
-                line,
-                f"not UTF-8 text: byte 0x{body[error.start]:02x} at column {column} "
-                "cannot be decoded; save the file as UTF-8",
-            ) from None
+        text, bom = _decode(data, source)
+        return cls._from_text(text, bom, source)
+
+    @classmethod
+    def _from_text(cls, text: str, bom: bool, source: str) -> BacklogDocument:
         with _collector_paused():
             outline = _read(text, source)
             tasks, index = _build_tasks(outline, source)
         return cls(source=source, text=text, bom=bom, outline=outline, tasks=tasks, index=index)
+
+    @classmethod
+    def for_task(cls, data: bytes, task_id: str, *, source: str) -> BacklogDocument:
+        """Read a backlog from its bytes to edit the task `task_id`, reading no other task
+        where the file's layout allows it; `source` names the file in error messages.
+
+        Wherever `parse` reads the file, editing this task (`mark_completed`, `set_pr_number`)
+        gives the bytes it gives after `parse`, and `find(task_id)` the same task. The other
+        tasks are neither read nor validated (`_locate` says what is checked): a defect in one
+        of them, for which `parse` would refuse the file, is not reported, and the edit leaves
+        it as it was. `tasks`, `find` of another id and an edit of another task read the whole
+        file first, as `parse` does (and may raise what it raises). A file in which the task's
+        lines cannot be shown this way, or that does not hold the task, is read whole at once.
+        """
+        text, bom = _decode(data, source)
+        located = locate(text, task_id, max_nodes=MAX_NODES, max_tasks=MAX_TASKS)
+        document = None if located is None else cls._one_task(text, bom, source, located)
+        if document is None or document._tasks[0].id != task_id:
+            return cls._from_text(text, bom, source)
+        return document
+
+    @classmethod
+    def _one_task(
+        cls, text: str, bom: bool, source: str, located: Located
+    ) -> BacklogDocument | None:
+        """A document holding the located task alone, or None where it does not read as one
+        valid task (the whole reading then says why, as `parse` would)."""
+        begin, end, column = located.begin, located.end, located.column
+        try:
+            item = _read_item(text, begin, end, column, 1 if located.bare_list else 2)
+        except _MisreadError:
+            return None
+        if item is None or item.pairs is None:
+            return None
+        first_line = text.count("\n", 0, begin) + 1
+        shift(item, begin, first_line - 1)
+        try:
+            task = _validate_task(item, 1, source)
+        except BacklogError:
+            return None
+        # The task list of the outline holds this item alone; its line is the item's first.
+        tasks = OutlineNode(
+            None, begin, end, first_line, BLOCK, items=[item], column=column, spans=[(begin, end)]
+        )
+        root = tasks
+        if not located.bare_list:
+            key = OutlineNode("tasks", 0, 0, 1, PLAIN)
+            root = OutlineNode({}, 0, 0, 1, BLOCK, pairs=[(key, tasks)])
+        outline = Outline(root, [item], fast=True)
+        document = cls(
+            source=source, text=text, bom=bom, outline=outline, tasks=[task], index={task.id: 0}
+        )
+        document._partial = True
+        return document
 
     @classmethod
     def load(
@@ -323,7 +454,8 @@ class BacklogDocument:
 
     @property
     def tasks(self) -> list[Task]:
-        """The tasks, in file order."""
+        """The tasks, in file order (from `for_task`: once the whole file is read)."""
+        self._read_whole()
         return list(self._tasks)
 
     @property
@@ -333,8 +465,20 @@ class BacklogDocument:
 
     def find(self, task_id: str) -> Task | None:
         """The task with this id, or None."""
+        if task_id not in self._index:
+            self._read_whole()
         position = self._index.get(task_id)
         return self._tasks[position] if position is not None else None
+
+    def _read_whole(self) -> None:
+        """Read the whole (perhaps edited) text, where `for_task` read one task of it."""
+        if not self._partial:
+            return
+        with _collector_paused():
+            outline = _read(self._text, self.source)
+            tasks, index = _build_tasks(outline, self.source)
+        self._outline, self._tasks, self._index = outline, tasks, index
+        self._partial = self._stale = False
 
     # Editing ---------------------------------------------------------------------------
 
@@ -374,21 +518,22 @@ class BacklogDocument:
         self._edit(task_id, {"pr_number": _require_pr_number(pr_number)})
 
     def _edit(self, task_id: str, changes: dict[str, object]) -> None:
-        position = self._index.get(task_id)
-        if position is None:
-            raise UnknownTaskError(self.source, None, f"no task with id {task_id!r}")
-        if self._stale:
-            with _collector_paused():
-                self._outline = _read(self._text, self.source)
-            self._stale = False
+        position = self._position(task_id)
         item = self._outline.items[position]
         edits = plan_edits(self._text, item, changes, self.source)
         if not edits:
             return
         text = apply_edits(self._text, edits)
         expected = {**item.value, **changes}
-        outline = None
-        if not (self._outline.fast and self._verify_item(text, position, expected)):
+        outline = reread = None
+        if self._outline.fast:
+            reread = self._verify_item(text, position, expected, edits)
+        if reread is None:
+            if self._partial:
+                # Only the whole file can show the edit is right: read it, then edit.
+                self._read_whole()
+                self._edit(task_id, changes)
+                return
             outline = self._verify_whole(text, position, expected)
         if self._outline.fast:
             self._cross_check(text, position, expected)
@@ -397,50 +542,80 @@ class BacklogDocument:
         except ValidationError as error:
             raise self._refuse(item, f"the result does not validate: {error}") from None
         # Only now does the document change: every check above raises before this point.
-        line_shift = text.count("\n") - self._text.count("\n")
+        line_shift = sum(
+            edit.text.count("\n") - self._text.count("\n", edit.start, edit.end) for edit in edits
+        )
+        if reread is not None and self._partial:
+            self._keep_outline(reread, len(text) - len(self._text))
         self._text = text
         self._tasks[position] = task
-        if outline is None:
-            # The outline's offsets after the edit are out of date: read again before the next
-            # edit, rather than on every edit (most documents see one).
-            self._stale = True
-            for later in self._tasks[position + 1 :]:
-                later._line += line_shift
-        else:
+        self._changed = True
+        if outline is not None:
             self._outline = outline
             for existing, new_item in zip(self._tasks, outline.items, strict=True):
                 existing._line = new_item.line
-        self._changed = True
+        elif not self._partial:
+            # The outline's offsets after the edit are out of date: read again before the next
+            # edit, rather than on every edit (most documents see one).
+            self._stale = True
+            for later in self._tasks[position + 1 :] if line_shift else ():  # lines moved
+                later._line += line_shift
 
-    def _verify_item(self, text: str, position: int, expected: dict[str, Any]) -> bool:
-        """Read back only the edited task, when the fast reader read the file.
+    def _position(self, task_id: str) -> int:
+        """The task's index, with an outline up to date (read again after an edit)."""
+        if task_id not in self._index:
+            self._read_whole()
+        position = self._index.get(task_id)
+        if position is None:
+            raise UnknownTaskError(self.source, None, f"no task with id {task_id!r}")
+        if self._stale:
+            with _collector_paused():
+                self._outline = _read(self._text, self.source)
+            self._stale = False
+        return position
+
+    def _keep_outline(self, item: OutlineNode, growth: int) -> None:
+        """Put the edited task's item, read back from its lines, in the one-task outline."""
+        tasks = tasks_node(self._outline.root)
+        assert tasks is not None
+        assert tasks.spans is not None
+        begin, end = tasks.spans[0]
+        shift(item, begin, tasks.line - 1)
+        tasks.spans[0] = (begin, end + growth)
+        tasks.items = self._outline.items = [item]
+
+    def _verify_item(
+        self, text: str, position: int, expected: dict[str, Any], edits: list[Edit]
+    ) -> OutlineNode | None:
+        """Read back only the edited task, when the fast reader read the file: its new item
+        (offsets from its first line), or None when it cannot be read this way (then read the
+        whole file).
 
         The edits lie within the task's lines, and the fast reader's reading of a sequence item
         depends only on the item's lines and the first content line after them. So when the
-        text before the item and from that line on is unchanged, and the edited item's lines
-        read as one item ending just before that same line, the whole file reads as before but
-        for that item. False when the item cannot be read this way (then read the whole file).
+        text before the item and from that line on is unchanged (no edit replaces text outside
+        the item's lines: `apply_edits` changes nothing else), and the edited item's lines read
+        as one item ending just before that same line, the whole file reads as before but for
+        that item.
         """
-        old_text = self._text
         tasks = tasks_node(self._outline.root)
         if tasks is None or tasks.spans is None:
-            return False
+            return None
         begin, end = tasks.spans[position]
-        new_end = end + len(text) - len(old_text)
-        if text[:begin] != old_text[:begin] or text[new_end:] != old_text[end:]:
+        new_end = end + len(text) - len(self._text)
+        if any(edit.start < begin or edit.end > end for edit in edits):
             raise self._refuse(self._outline.items[position], "an edit spilled out of the task")
-        newline = text.find("\n", new_end)
-        window = text[begin : len(text) if newline == -1 else newline + 1]
         depth = 1 if tasks is self._outline.root else 2
+        wrong = self._refuse(self._outline.items[position], "the edited task reads back wrong")
         try:
-            reader = FastReader(window)
-            item, next_index = reader.sequence_item(0, tasks.column, depth)
-        except OutsideSubsetError:
-            return False
-        ends_at = reader.count if new_end == len(text) else reader.count - 1
-        if next_index != ends_at or reader.duplicates or not _same(item.value, expected):
-            raise self._refuse(self._outline.items[position], "the edited task reads back wrong")
-        return True
+            item = _read_item(text, begin, new_end, tasks.column, depth)
+        except _MisreadError:
+            raise wrong from None
+        if item is None:
+            return None
+        if not _same(item.value, expected):
+            raise wrong
+        return item
 
     def _verify_whole(self, text: str, position: int, expected: dict[str, Any]) -> Outline:
         """Read the whole edited text back: the old data plus the change only."""

@@ -262,6 +262,10 @@ class WatchedJobs:
         """The attempt's Pod (Pods are not watched: read from the API)."""
         return await self.cluster.find_pod(namespace, selector)
 
+    async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]:
+        """Events about a Pod with `reason` (Events are not watched: read from the API)."""
+        return await self.cluster.pod_events(namespace, pod, reason)
+
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job (foreground: its Pod first)."""
         await self.cluster.delete_job(namespace, name)

@@ -49,7 +49,13 @@ from backlog_operator.adapters.kube import KubeCluster, describe_failure
 from backlog_operator.api.backlog import BacklogStatus
 from backlog_operator.api.common import ApiModel
 from backlog_operator.api.goal import FINAL_PHASES, Goal, GoalStatus, Phase
-from backlog_operator.api.labels import LABEL_GOAL_UID, LABEL_MANAGED_BY, MANAGED_BY
+from backlog_operator.api.labels import (
+    LABEL_ATTEMPT,
+    LABEL_GOAL_UID,
+    LABEL_MANAGED_BY,
+    LABEL_RUN,
+    MANAGED_BY,
+)
 from backlog_operator.api.schedule import GoalScheduleStatus
 from backlog_operator.controller.backlogs.reconciler import (
     BacklogReconciler,
@@ -78,7 +84,7 @@ CYCLES_PER_CONNECTION = 2
 # Every this many rounds of the loop: running goals whose Job has a Pod (their Pod read);
 # every running goal, its Job read afresh (one deleted while the watch was away sends no event).
 PODS_EVERY = 12
-AUDIT_EVERY = 120
+AUDIT_EVERY = 12
 # When a GoalSchedule or a Backlog is looked at again if its reconciler does not say.
 _SCHEDULE_DELAY = 3600.0
 _BACKLOG_DELAY = 300.0
@@ -229,27 +235,39 @@ class Runtime:
 
     async def _seed(self, namespaces: list[str]) -> None:
         """The capacity table from the goals' statuses and from the worker Jobs that exist: a
-        waiting goal with an unfinished Job (created just before a crash, its status never
-        written) holds its slot as running, and is adopted on its next reconcile. The Jobs are
-        kept (`Jobs`), so the watch's first events of them, saying nothing new, cost nothing."""
+        waiting goal with an unfinished Job, or with a Job of the attempt its status would start
+        next (created just before a crash, its status never written; it may have finished
+        since), holds its slot as running, and is adopted on its next reconcile, before another
+        goal of its task or repository is admitted. The Jobs are kept (`Jobs`), so the watch's
+        first events of them, saying nothing new, cost nothing."""
         for namespace in namespaces or [None]:  # type: ignore[list-item]
             goals = await self.cluster.list_goals(namespace)
-            running: set[str | None] = set()
+            running: set[str | None] = set()  # goal uids
+            made: set[tuple[str | None, ...]] = set()  # (goal uid, run, attempt)
             selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
             async for page in self.cluster.job_pages(namespace, selector):
                 for job in page:
                     self.jobs.record(job)
-                    if job_finished(job) is None:
-                        running.add(
-                            ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_GOAL_UID)
+                    labels = (job.get("metadata") or {}).get("labels") or {}
+                    made.add(
+                        (
+                            labels.get(LABEL_GOAL_UID),
+                            labels.get(LABEL_RUN),
+                            labels.get(LABEL_ATTEMPT),
                         )
+                    )
+                    if job_finished(job) is None:
+                        running.add(labels.get(LABEL_GOAL_UID))
             for body in goals:
                 try:
                     goal = Goal.model_validate(body)
                 except ValueError:
                     continue
-                entry = entry_for(goal, goal.status or GoalStatus())
-                if entry.phase in WAITING and goal.metadata.uid in running:
+                status = goal.status or GoalStatus()
+                entry = entry_for(goal, status)
+                uid = goal.metadata.uid
+                unrecorded = (uid, str(status.run or 1), str(status.attempts + 1)) in made
+                if entry.phase in WAITING and (uid in running or unrecorded):
                     entry = replace(entry, phase=Phase.RUNNING)
                 self.capacity.put(entry)
 
@@ -317,6 +335,10 @@ class Runtime:
             self.bodies.offer(written)  # so its echo says nothing new
         status = result.status or read_status(GoalStatus, body.get("status"))
         self.goal_wake.plan(key, self._next_look(status))
+        if self._job_ended_unseen(namespace, status):
+            # Its Job ended before the goal said it ran (adopted after a restart): no event of
+            # that Job will come, and the echo of this write says nothing new. Look again now.
+            self.goal_wake.plan(key, self.clock())
         if status.phase in FINAL_PHASES:
             self.bodies.shed(key)  # rarely looked at again: keep its version, not its body
 
@@ -334,6 +356,13 @@ class Runtime:
             if body is not None:
                 self.bodies.offer(body)
         return body
+
+    def _job_ended_unseen(self, namespace: str, status: GoalStatus) -> bool:
+        """Whether a goal that now says Running names a Job known to have finished."""
+        if status.phase is not Phase.RUNNING or not status.job_name:
+            return False
+        known = self.jobs.get(namespace, status.job_name)
+        return known is not None and job_finished(known) is not None
 
     def _next_look(self, status: GoalStatus) -> datetime | None:
         """When a goal with `status` is due to be looked at with no event: its next attempt's

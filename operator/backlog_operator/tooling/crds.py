@@ -380,6 +380,22 @@ def _names(
     return names
 
 
+# The category `kubectl get backlog-operator` lists every kind by. It must differ from every
+# kind's plural, singular and short names: kubectl expands a category before it looks for a
+# resource, so a category named `backlog` made `kubectl get backlog NAME` ask for a Goal and a
+# GoalSchedule of that name too ("you must specify only one resource").
+CATEGORY = "backlog-operator"
+
+# `kubectl get`'s columns. The API server shows a `date` column as an age, as AGE is shown.
+AGE = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
+READY = PrinterColumn(
+    "Ready",
+    '.status.conditions[?(@.type=="Ready")].status',
+    "string",
+    "The Ready condition's status.",
+)
+
+
 def goal_crd() -> dict[str, Any]:
     """The CustomResourceDefinition of `Goal` (`goals.backlog.dev`)."""
     return crd_for(
@@ -388,18 +404,27 @@ def goal_crd() -> dict[str, Any]:
         plural="goals",
         singular="goal",
         short_names=["gl"],
-        categories=["backlog"],
+        categories=[CATEGORY],
         description=(
             "A Goal is one unit of work: a task of a repository's backlog, run as a Kubernetes "
             "Job (clone, task, publish) that ends in a pull request marking the task completed."
         ),
         printer_columns=[
+            READY,
             PrinterColumn("Phase", ".status.phase", "string", "Where the goal is in its life."),
-            PrinterColumn("Task", ".spec.backlog.taskId", "string", "The backlog task's id."),
-            PrinterColumn("PR", ".status.pullRequest.number", "integer", "The pull request."),
+            PrinterColumn(
+                "Task",
+                ".status.taskId",
+                "string",
+                "The backlog task's id (the goal's name for a free-form goal).",
+            ),
+            PrinterColumn(
+                "PR", ".status.pullRequest.number", "integer", "The pull request's number."
+            ),
+            AGE,
             PrinterColumn("Attempts", ".status.attempts", "integer", "Attempts so far.", 1),
-            PrinterColumn("Reason", ".status.reason", "string", "Why, for a failure.", 1),
-            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+            PrinterColumn("Reason", ".status.reason", "string", "Why the goal is in its phase.", 1),
+            PrinterColumn("PR URL", ".status.pullRequest.url", "string", "Its web address.", 1),
         ],
     )
 
@@ -412,17 +437,21 @@ def backlog_crd() -> dict[str, Any]:
         plural="backlogs",
         singular="backlog",
         short_names=["bl"],
-        categories=["backlog"],
+        categories=[CATEGORY],
         description=(
             "A Backlog is a repository's backlog file, synced on an interval: the operator "
             "reports its tasks and creates one Goal per selected task, within limits."
         ),
         printer_columns=[
-            PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status', "string"),
-            PrinterColumn("Commit", ".status.lastSyncedCommit", "string", "Branch tip read last."),
-            PrinterColumn("Pending", ".status.counts.pending", "integer", "Pending tasks."),
-            PrinterColumn("Completed", ".status.counts.completed", "integer", "Completed tasks."),
-            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+            READY,
+            PrinterColumn("Ready Tasks", ".status.readyCount", "integer", "Selectable now."),
+            PrinterColumn("In Progress", ".status.inProgressCount", "integer", "Being worked on."),
+            PrinterColumn("Commit", ".status.shortCommit", "string", "Branch tip read last."),
+            AGE,
+            PrinterColumn(
+                "Completed", ".status.counts.completed", "integer", "Done in the file.", 1
+            ),
+            PrinterColumn("Last Sync", ".status.lastSyncTime", "date", "The last sync.", 1),
         ],
     )
 
@@ -435,13 +464,17 @@ def goal_schedule_crd() -> dict[str, Any]:
         plural="goalschedules",
         singular="goalschedule",
         short_names=["gs"],
-        categories=["backlog"],
+        categories=[CATEGORY],
         description="A GoalSchedule stamps a Goal from its template on a cron, as CronJob does.",
         printer_columns=[
             PrinterColumn("Schedule", ".spec.schedule", "string"),
             PrinterColumn("Suspend", ".spec.suspend", "boolean"),
-            PrinterColumn("Last", ".status.lastScheduleTime", "date", "Last tick acted on."),
-            PrinterColumn("Age", ".metadata.creationTimestamp", "date"),
+            PrinterColumn("Active", ".status.activeCount", "integer", "Goals not finished."),
+            PrinterColumn("Last Schedule", ".status.lastScheduleTime", "date", "Last tick."),
+            AGE,
+            PrinterColumn(
+                "Last Success", ".status.lastSuccessfulTime", "date", "A Goal last succeeded.", 1
+            ),
         ],
     )
 

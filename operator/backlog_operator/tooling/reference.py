@@ -29,8 +29,10 @@ def reference_markdown() -> str:
             "",
             f"Plural `{spec['names']['plural']}`, short names "
             f"{', '.join(f'`{n}`' for n in spec['names'].get('shortNames', [])) or 'none'}, "
-            f"scope {spec['scope']}.",
+            f"scope {spec['scope']}, category "
+            f"{', '.join(f'`{n}`' for n in spec['names'].get('categories', [])) or 'none'}.",
             "",
+            *_columns(version),
         ]
         properties = version["schema"]["openAPIV3Schema"]["properties"]
         for part in ("spec", "status"):
@@ -43,6 +45,19 @@ def reference_markdown() -> str:
                 ]
                 lines.append("")
     return "\n".join(lines)
+
+
+def _columns(version: Mapping[str, Any]) -> list[str]:
+    """`kubectl get`'s columns (and those `-o wide` adds), then a blank line."""
+    columns = version.get("additionalPrinterColumns", [])
+    if not columns:
+        return []
+    shown = ["NAME"] + [column["name"].upper() for column in columns if not column.get("priority")]
+    wide = [column["name"].upper() for column in columns if column.get("priority")]
+    line = "`kubectl get` columns: " + ", ".join(f"`{name}`" for name in shown)
+    if wide:
+        line += "; `-o wide` adds " + ", ".join(f"`{name}`" for name in wide)
+    return [line + ".", ""]
 
 
 def _fields(

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -36,6 +37,9 @@ from backlog_operator.api.worker_contract import TERMINATION_LOG as DEFAULT_TERM
 from backlog_operator.api.worker_contract import WORKSPACE as DEFAULT_WORKSPACE
 from backlog_operator.redact import Redactor
 
+if TYPE_CHECKING:
+    from backlog_operator.backlog.document import BacklogDocument
+
 
 class InvalidGoalError(ValueError):
     """The goal (or the worker's environment) is unusable: a permanent failure."""
@@ -53,6 +57,9 @@ class WorkerContext:
     termination_log: Path | None = None
     goal_url: str | None = None
     redactor: Redactor = field(default_factory=Redactor)
+    #: The backlog as `clone` read it at the base commit, for a `publish` in the same process
+    #: (`backlogctl run`): see `take_base_backlog`.
+    base_backlog: BacklogDocument | None = None
 
     @property
     def repo_dir(self) -> Path:
@@ -85,6 +92,11 @@ class WorkerContext:
     def work_name(self) -> str:
         """What branches are named after: the task id, or the goal's name for a free-form goal."""
         return self.goal.work_name
+
+    def take_base_backlog(self) -> BacklogDocument | None:
+        """The backlog `clone` read in this process, once (whoever takes it may edit it)."""
+        document, self.base_backlog = self.base_backlog, None
+        return document
 
     def read_token(self) -> str | None:
         """The forge token from the mounted file (and remember it, to redact it everywhere)."""

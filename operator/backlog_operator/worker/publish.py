@@ -22,12 +22,11 @@ snapshot's tree.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
-
-import git
 
 from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
@@ -57,6 +56,10 @@ class _Publication:
     backlog_updated: bool = False
     changed_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The backlog as marked, and its file mode: the pull request number is recorded in this
+    #: same document, not in a second reading of the file.
+    backlog: BacklogDocument | None = None
+    backlog_mode: str = ""
 
 
 def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> WorkerResult:
@@ -69,7 +72,7 @@ def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> Worker
             message=f"task {ctx.work_name} is already completed at {record.base_commit[:12]}",
             step="publish",
         )
-    repo = gitops.open_sealed(ctx.private_dir, ctx.repo_dir)
+    repo = gitops.open_sealed_repository(ctx.private_dir, ctx.repo_dir)
     tree, task_changes = _task_tree(repo, record)
     forge = _forge(ctx)
     existing = _open_pull_request(ctx, forge)
@@ -107,7 +110,7 @@ def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> Worker
     return _result(ctx, state)
 
 
-def _task_tree(repo: git.Repo, record: CloneRecord) -> tuple[str, list[str]]:
+def _task_tree(repo: gitops.Repository, record: CloneRecord) -> tuple[str, list[str]]:
     """The tree the task left (on the base commit) and the paths it changed, once checked."""
     tree = gitops.snapshot(repo)
     changes = gitops.tree_changes(repo, record.base_commit, tree)
@@ -194,12 +197,18 @@ def _new_branch(ctx: WorkerContext) -> str:
 
 
 def _mark_completed(
-    ctx: WorkerContext, repo: git.Repo, record: CloneRecord, state: _Publication, now: datetime
+    ctx: WorkerContext,
+    repo: gitops.Repository,
+    record: CloneRecord,
+    state: _Publication,
+    now: datetime,
 ) -> bool:
     """Mark the task completed in the backlog of `state.tree`; whether it was."""
     if not record.task_found or ctx.task_id is None:
         return False
-    document, mode = _task_backlog(repo, state.tree, record.backlog_path)
+    document, mode = _task_backlog(
+        repo, state.tree, record, ctx.task_id, base=ctx.take_base_backlog()
+    )
     if document.find(ctx.task_id) is None:
         # The task removed its own entry: keep its change, say so, do not resurrect the entry.
         state.warnings.append(f"the task removed {ctx.task_id!r} from the backlog; not marked")
@@ -212,15 +221,30 @@ def _mark_completed(
         pr_number=state.pull_request.number if state.pull_request else None,
     )
     state.tree = _with_file(repo, record.backlog_path, document, mode)
+    state.backlog, state.backlog_mode = document, mode
     return True
 
 
-def _task_backlog(repo: git.Repo, tree: str, path: str) -> tuple[BacklogDocument, str]:
+def _task_backlog(
+    repo: gitops.Repository,
+    tree: str,
+    record: CloneRecord,
+    task_id: str,
+    *,
+    base: BacklogDocument | None = None,
+) -> tuple[BacklogDocument, str]:
     """The backlog file as the task left it, and its mode; InvalidBacklog if it is no file.
+
+    `base` is the backlog as `clone` read it, when it ran in this process: taken as it is when
+    the task left the file's bytes unchanged, instead of reading them a second time. In a
+    separate `publish`, bytes unchanged since `clone` validated them whole (the record's
+    digest) are read for the task's entry alone (`BacklogDocument.for_task`); bytes the task
+    changed are read and validated whole.
 
     Read from the snapshot's tree, never from the work tree: a link there is a link here,
     and is refused rather than followed.
     """
+    path = record.backlog_path
     entry = gitops.entry_at(repo, tree, path)
     problem = None
     if entry is None:
@@ -240,16 +264,20 @@ def _task_backlog(repo: git.Repo, tree: str, path: str) -> tuple[BacklogDocument
         raise StepFailure(
             "InvalidBacklog", f"{path}: {problem}; nothing was pushed", retryable=False
         )
-    document = BacklogDocument.parse(gitops.read_blob(repo, entry.sha), source=path)
-    return document, entry.mode
+    data = gitops.read_blob(repo, entry.sha)
+    if base is not None and not base.changed and base.render() == data:
+        return base, entry.mode
+    if record.backlog_sha256 == hashlib.sha256(data).hexdigest():
+        return BacklogDocument.for_task(data, task_id, source=path), entry.mode
+    return BacklogDocument.parse(data, source=path), entry.mode
 
 
-def _with_file(repo: git.Repo, path: str, document: BacklogDocument, mode: str) -> str:
+def _with_file(repo: gitops.Repository, path: str, document: BacklogDocument, mode: str) -> str:
     """The sealed index's tree with `path` holding the document's bytes."""
     return gitops.put_file(repo, path, gitops.write_blob(repo, document.render()), mode)
 
 
-def _push_new_branch(ctx: WorkerContext, repo: git.Repo, state: _Publication) -> None:
+def _push_new_branch(ctx: WorkerContext, repo: gitops.Repository, state: _Publication) -> None:
     log.info("pushing %s (%s)", state.branch, state.commit[:12])
     gitops.push(
         repo,
@@ -261,7 +289,7 @@ def _push_new_branch(ctx: WorkerContext, repo: git.Repo, state: _Publication) ->
 
 
 def _push_onto_open_pull_request(
-    ctx: WorkerContext, repo: git.Repo, state: _Publication, existing: PullRequestRef
+    ctx: WorkerContext, repo: gitops.Repository, state: _Publication, existing: PullRequestRef
 ) -> None:
     url = ctx.goal.spec.repository.url
     credentials = ctx.git_credentials()
@@ -286,7 +314,7 @@ def _push_onto_open_pull_request(
 def _open_and_record(
     ctx: WorkerContext,
     record: CloneRecord,
-    repo: git.Repo,
+    repo: gitops.Repository,
     forge: GitHubForge,
     state: _Publication,
     now: datetime,
@@ -302,13 +330,13 @@ def _open_and_record(
     )
     state.pull_request = pull_request
     log.info("%s pull request #%d", "opened" if created else "reused", pull_request.number)
-    if not state.backlog_updated or ctx.task_id is None:
+    document = state.backlog
+    if not state.backlog_updated or ctx.task_id is None or document is None:
         return
-    document, mode = _task_backlog(repo, state.tree, record.backlog_path)
     document.set_pr_number(ctx.task_id, pull_request.number)
     follow_up = gitops.commit_tree(
         repo,
-        tree=_with_file(repo, record.backlog_path, document, mode),
+        tree=_with_file(repo, record.backlog_path, document, state.backlog_mode),
         parents=[state.commit],
         message=f"Record pull request #{pull_request.number} for {ctx.task_id}",
         **_author(ctx),

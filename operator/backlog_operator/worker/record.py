@@ -26,6 +26,9 @@ class CloneRecord(BaseModel):
     title: str = ""
     description: str = ""
     allowed_paths: list[str] | None = None
+    #: The SHA-256 of the backlog's bytes that clone read and validated whole: where the task
+    #: left the same bytes, publish reads only the task's entry to mark it (the rest was checked).
+    backlog_sha256: str | None = None
     warnings: list[str] = []
 
     def save(self, private_dir: Path) -> None:

@@ -67,6 +67,7 @@ from backlog_operator.redact import private_token_file
 log = logging.getLogger("backlog_operator.controller")
 
 _LISTED = 50  # ids per status list: the status stays small whatever the backlog's size
+SHORT_COMMIT = 7  # `status.shortCommit`: git's own abbreviation, for `kubectl get`
 
 
 class BacklogCluster(Protocol):
@@ -384,6 +385,9 @@ class BacklogReconciler:
             in_progress=list(report.in_progress.ids),
             completed=list(report.completed.ids),
             started=started,
+            ready_count=report.ready.total,
+            in_progress_count=report.in_progress.total,
+            short_commit=parsed.commit[:SHORT_COMMIT],
             last_handled_reconcile_at=backlog.metadata.annotations.get(ANNOTATION_REQUESTED_AT),
             conditions=mark_ready(
                 status.conditions, reason, message, generation=generation, now=self.clock()

@@ -8,7 +8,10 @@ attempt by the reconciler), or as `WorkspaceFull` (permanent) when it outgrew it
 
 While the Job runs, `pod_progress` reads where its Pod is (the step, and why it waits) and
 `stuck_result` says when waiting cannot heal: an invalid image name at once, an image that
-cannot be pulled or a missing Secret (or key) after `STUCK_GRACE`.
+cannot be pulled or a missing Secret (or key) after `STUCK_GRACE`. A Secret volume that cannot be
+mounted leaves no trace in the Pod's status (its containers just wait to be created): the
+kubelet says it in `FailedMount` Events, read once a Pod has waited `MOUNT_CHECK_AFTER`
+(`mount_check_due`, `mount_failure`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,18 @@ STEPS: tuple[Step, ...] = ("clone", "task", "publish")
 # attempt before it is failed: long enough for a registry hiccup or a Secret applied late.
 STUCK_GRACE = timedelta(minutes=5)
 DISRUPTED = "Disrupted"
+# How long a Pod may wait for its first container before its Events are read for a volume that
+# cannot be mounted (a mount takes seconds; reading Events for every Pod would cost a call each).
+MOUNT_CHECK_AFTER = timedelta(seconds=30)
+FAILED_MOUNT = "FailedMount"
 # Waiting reasons on the normal way to running: not a problem, not reported.
 _ON_THE_WAY = frozenset({"ContainerCreating", "PodInitializing"})
 _IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
-_MISSING_SECRET = re.compile(r"secret .* not found|couldn't find key", re.IGNORECASE)
+# The kubelet's words for a missing Secret or key: in a container's CreateContainerConfigError
+# (an env var from a Secret) and in a FailedMount Event (a Secret volume).
+_MISSING_SECRET = re.compile(
+    r"secret .* not found|couldn't find key|non-existent secret key", re.IGNORECASE
+)
 # The kubelet's messages for an eviction over an emptyDir's sizeLimit or an ephemeral-storage
 # limit (not the node's own disk pressure, which is a disruption).
 _STORAGE_LIMIT = re.compile(
@@ -102,10 +113,62 @@ def stuck_result(progress: PodProgress, since: datetime, now: datetime) -> Worke
     if reason in _IMAGE_PULL:
         text = f"{where} could not pull its image for {minutes} minutes ({reason}){said}"
         return failure("ImagePullFailed", text, retryable=True, step=step)
-    if reason == "CreateContainerConfigError" and _MISSING_SECRET.search(progress.message or ""):
+    missing_secret = reason in ("CreateContainerConfigError", FAILED_MOUNT)
+    if missing_secret and _MISSING_SECRET.search(progress.message or ""):
         text = f"{where} is missing a Secret or key for {minutes} minutes{said}"
         return failure("SecretNotFound", text, retryable=False, step=step)
     return None
+
+
+def mount_check_due(pod: Mapping[str, Any], progress: PodProgress, now: datetime) -> bool:
+    """Whether a Pod has waited for its first container long enough (`MOUNT_CHECK_AFTER`) that
+    its FailedMount Events should be read: scheduled, nothing started, no reason given."""
+    if progress.reason is not None or progress.step not in (None, STEPS[0]):
+        return False
+    status = pod.get("status") or {}
+    if status.get("phase", "Pending") != "Pending":
+        return False
+    if any(
+        "running" in (item.get("state") or {}) or "terminated" in (item.get("state") or {})
+        for item in _container_statuses(pod).values()
+    ):
+        return False
+    created = _parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+    return created is not None and now - created >= MOUNT_CHECK_AFTER
+
+
+def mount_failure(events: Iterable[Mapping[str, Any]], progress: PodProgress) -> PodProgress:
+    """`progress` with the newest FailedMount that names a missing Secret or key as its waiting
+    reason (the first step waits on it), or `progress` as it was."""
+    found = [
+        event
+        for event in events
+        if event.get("reason") == FAILED_MOUNT
+        and _MISSING_SECRET.search(str(event.get("message") or ""))
+    ]
+    if not found:
+        return progress
+    newest = max(found, key=_event_time)
+    return PodProgress(progress.step or STEPS[0], FAILED_MOUNT, str(newest.get("message")))
+
+
+def _event_time(event: Mapping[str, Any]) -> str:
+    return str(
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def job_finished(job: Mapping[str, Any]) -> str | None:

@@ -56,9 +56,12 @@ from backlog_operator.controller.goals import job
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for, repository_of
 from backlog_operator.controller.goals.outcome import (
     DISRUPTED,
+    FAILED_MOUNT,
     PodProgress,
     attempt_result,
     job_finished,
+    mount_check_due,
+    mount_failure,
     pod_progress,
     same_wait,
     stuck_result,
@@ -103,6 +106,7 @@ class GoalCluster(Protocol):
     async def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def find_pod(self, namespace: str, selector: str) -> dict[str, Any] | None: ...
+    async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]: ...
 
 
 @runtime_checkable
@@ -173,7 +177,18 @@ class GoalReconciler:
             return self._invalid(body, status, describe_validation_error(error))
         status = goal.status or GoalStatus()
         if goal.spec.task.image is None:
-            return self._invalid(body, status, "spec.task.image: required on a cluster")
+            result = self._invalid(body, status, "spec.task.image: required on a cluster")
+        else:
+            result = await self._next_step(body, goal, status)
+        if result.status is not None and result.status.task_id != goal.work_name:
+            # Every status write names the work (`kubectl get goals` shows it as TASK), from the
+            # first one on: a free-form goal's too, and one that waits or fails before any Job.
+            result.status = evolve(result.status, task_id=goal.work_name)
+        return result
+
+    async def _next_step(
+        self, body: Mapping[str, Any], goal: Goal, status: GoalStatus
+    ) -> Reconciled[GoalStatus]:
         status, rerun_events = self._rerun_requested(body, status)
         if status.phase in FINAL_PHASES:
             return self._finished(goal, status, rerun_events)
@@ -285,8 +300,7 @@ class GoalReconciler:
         events: list[Event] = []
         if (found_job.get("status") or {}).get("active"):  # the Job has a Pod: read it
             namespace = goal.metadata.namespace or "default"
-            pod = await self.cluster.find_pod(namespace, _pod_selector(goal, status))
-            progress = pod_progress(pod)
+            progress = await self._pod_progress(namespace, _pod_selector(goal, status))
             if progress is not None:
                 new, events = self._progress(new, progress)
                 since = new.step_reason_time or self.clock()
@@ -297,6 +311,16 @@ class GoalReconciler:
                     result.events[:0] = events
                     return result
         return Reconciled(new if new != status else None, events)
+
+    async def _pod_progress(self, namespace: str, selector: str) -> PodProgress | None:
+        """Where the attempt's Pod is; for one that has waited long for its first container,
+        with what its FailedMount Events say (a Secret volume cannot be mounted)."""
+        pod = await self.cluster.find_pod(namespace, selector)
+        progress = pod_progress(pod)
+        if pod is None or progress is None or not mount_check_due(pod, progress, self.clock()):
+            return progress
+        name = str((pod.get("metadata") or {}).get("name"))
+        return mount_failure(await self.cluster.pod_events(namespace, name, FAILED_MOUNT), progress)
 
     def _progress(
         self, status: GoalStatus, progress: PodProgress

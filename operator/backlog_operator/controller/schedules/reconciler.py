@@ -115,6 +115,7 @@ class GoalScheduleReconciler:
         new = evolve(
             new,
             active=[ActiveGoal(name=name) for name in active],
+            active_count=len(active),
             next_schedule_time=instant(next_time) if next_time else None,
             last_successful_time=instant(latest_success) if latest_success else None,
             observed_generation=generation,

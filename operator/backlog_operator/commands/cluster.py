@@ -1,0 +1,630 @@
+"""The day-two commands against a cluster: `get`, `status`, `logs`, `rerun`, `reconcile`,
+`suspend` and `resume`.
+
+A CLI may block, so this uses the official client synchronously, reading objects as plain JSON
+dicts. It only reads, sets the annotation a person sets to ask for something
+(`backlog.dev/requested-at`), and sets `spec.suspend`: the operator does the rest. Human text
+and errors go to stderr, tables and `-o json|yaml` to stdout; any failure exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import yaml
+from kubernetes import client
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError
+
+from backlog_operator.api.common import GROUP, VERSION
+from backlog_operator.api.labels import (
+    ANNOTATION_REQUESTED_AT,
+    LABEL_ATTEMPT,
+    LABEL_BACKLOG,
+    LABEL_BACKLOG_UID,
+    LABEL_GOAL_UID,
+    LABEL_RUN,
+    LABEL_SCHEDULE,
+    LABEL_TASK,
+    name_selector,
+)
+from backlog_operator.naming import label_value
+
+Json = dict[str, Any]
+
+PLURALS = {"goals": "goals", "backlogs": "backlogs", "schedules": "goalschedules"}
+KIND_NAMES = {"goals": "goal", "backlogs": "backlog", "schedules": "goalschedule"}
+STEPS = ("clone", "task", "publish")
+# The kubeconfig loader is untyped; called through Any, as the rest of the client's JSON.
+config: Any = kube_config
+# (connect, read) seconds: a cluster that never answers fails the command, never hangs it.
+TIMEOUT = (10.0, 60.0)
+# PR column of a Backlog or GoalSchedule: the pull requests of its Goals, the first few.
+MAX_PRS_SHOWN = 3
+
+
+class CommandError(Exception):
+    """A failure to tell the person (on stderr, exit 1)."""
+
+
+@dataclass
+class Cluster:
+    """The API client and the namespace the command works in."""
+
+    api: client.ApiClient
+    namespace: str
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        """Goals, Backlogs and GoalSchedules."""
+        return client.CustomObjectsApi(self.api)
+
+    def raw_get(self, path: str, query: list[tuple[str, str]], *, timeout: Any = TIMEOUT) -> Any:
+        """GET a core API path; the unread response (to stream it), or ApiException.
+
+        Pods and their logs go through here rather than `CoreV1Api`, whose module alone takes
+        seconds to import: a CLI command should not wait for the whole core API's bindings.
+        """
+        method, url, headers, body, post = self.api.param_serialize(
+            "GET", path, query_params=query, header_params={}, auth_settings=["BearerToken"]
+        )
+        response: Any = self.api.call_api(
+            method, url, headers, body, post, _request_timeout=timeout
+        )
+        if not 200 <= response.status < 300:
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body = response.read().decode("utf-8", "replace")
+            raise error
+        return response.response
+
+    def get(self, kind: str, name: str) -> Json:
+        """One object of ours, or a CommandError naming what is missing."""
+        try:
+            obj: Any = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURALS[kind], name, _request_timeout=TIMEOUT
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise CommandError(
+                    f'{KIND_NAMES[kind]} "{name}" not found in namespace "{self.namespace}"'
+                ) from None
+            raise
+        return cast(Json, obj)
+
+    def list(self, kind: str, *, all_namespaces: bool = False, selector: str = "") -> list[Json]:
+        """The objects of a kind, in the namespace or in all of them."""
+        custom, plural = self.custom, PLURALS[kind]
+        if all_namespaces:
+            found: Any = custom.list_cluster_custom_object(
+                GROUP, VERSION, plural, label_selector=selector, _request_timeout=TIMEOUT
+            )
+        else:
+            found = custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                plural,
+                label_selector=selector,
+                _request_timeout=TIMEOUT,
+            )
+        items: list[Json] = found.get("items") or []
+        return sorted(items, key=lambda o: (_meta(o).get("namespace", ""), _meta(o)["name"]))
+
+    def patch(self, kind: str, name: str, body: Json) -> Json:
+        """A JSON merge patch of one object (annotations, spec.suspend)."""
+        self.get(kind, name)  # a clear "not found" rather than the server's
+        patched: Any = self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURALS[kind],
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+            _request_timeout=TIMEOUT,
+        )
+        return cast(Json, patched)
+
+
+def connect(args: argparse.Namespace) -> Cluster:
+    """The client from the kubeconfig (`--kubeconfig`, `$KUBECONFIG`, ~/.kube/config) and its
+    context, or from inside a Pod; the namespace from `-n`, else the context's, else default."""
+    namespace = getattr(args, "namespace", None)
+    try:
+        api = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
+        if namespace is None:
+            _, current = config.list_kube_config_contexts(config_file=args.kubeconfig)
+            if args.context is not None:
+                contexts, _ = config.list_kube_config_contexts(config_file=args.kubeconfig)
+                current = next(c for c in contexts if c["name"] == args.context)
+            namespace = (current.get("context") or {}).get("namespace")
+    except (ConfigException, StopIteration, OSError) as error:
+        if args.kubeconfig is not None or args.context is not None:
+            raise CommandError(f"cannot use the kubeconfig: {error}") from None
+        api = _in_cluster(error)
+    return Cluster(api=api, namespace=namespace or "default")
+
+
+def _in_cluster(reason: Exception) -> client.ApiClient:
+    """The client of a Pod's service account, where there is no kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except ConfigException:
+        raise CommandError(f"no cluster configured: {reason}") from None
+    return client.ApiClient()
+
+
+def run(command: Callable[[Cluster, argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Connect and run a command; API and connection failures become one line on stderr."""
+    try:
+        cluster = connect(args)
+        with cluster.api:
+            return command(cluster, args)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+    except ApiException as error:
+        print(
+            f"error: the API server answered {error.status}: {_api_message(error)}", file=sys.stderr
+        )
+    except HTTPError as error:
+        print(f"error: cannot reach the API server: {error}", file=sys.stderr)
+    return 1
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "")["message"])
+    except (ValueError, KeyError, TypeError):
+        return str(error.reason)
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _meta(obj: Mapping[str, Any]) -> Json:
+    return dict(obj.get("metadata") or {})
+
+
+def _status(obj: Mapping[str, Any]) -> Json:
+    return dict(obj.get("status") or {})
+
+
+def _condition(obj: Mapping[str, Any], kind: str = "Ready") -> Json:
+    for condition in _status(obj).get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return {}
+
+
+def age(timestamp: str | None, now: datetime) -> str:
+    """kubectl's AGE: `45s`, `12m`, `3h4m`, `5d`; `<unknown>` without a timestamp."""
+    if not timestamp:
+        return "<unknown>"
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return "<unknown>"
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 24:
+        return f"{hours}h{minutes % 60}m" if hours < 6 and minutes % 60 else f"{hours}h"
+    return f"{hours // 24}d"
+
+
+def table(rows: Iterable[Iterable[str]]) -> str:
+    """Columns padded as kubectl pads them (three spaces between)."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return "\n".join(
+        "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells
+    )
+
+
+def dump(document: Any, output: str) -> None:
+    """`-o json` or `-o yaml` on stdout."""
+    if output == "json":
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
+
+
+def _now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------------------------------- get
+
+# STATUS is cut to this in the default table (`-o wide` shows it whole).
+STATUS_WIDTH = 80
+
+
+def status_message(obj: Mapping[str, Any]) -> str:
+    """What the object says of itself: its Ready condition's message, else its status's."""
+    ready, status = _condition(obj), _status(obj)
+    text = ready.get("message") or status.get("message") or status.get("phase") or ""
+    return " ".join(str(text).split())  # one line in a table
+
+
+def _pull_requests(goals: Iterable[Mapping[str, Any]]) -> str:
+    numbers = [
+        f"#{pr['number']}"
+        for goal in goals
+        if isinstance(pr := _status(goal).get("pullRequest"), Mapping) and "number" in pr
+    ]
+    if len(numbers) > MAX_PRS_SHOWN:
+        return ",".join(numbers[:MAX_PRS_SHOWN]) + f",+{len(numbers) - MAX_PRS_SHOWN}"
+    return ",".join(numbers)
+
+
+def _goals_by_owner(goals: Iterable[Json], label: str) -> dict[tuple[str, str], list[Json]]:
+    """The Goals carrying `label`, by (namespace, label value)."""
+    owned: dict[tuple[str, str], list[Json]] = {}
+    for goal in goals:
+        value = (_meta(goal).get("labels") or {}).get(label)
+        if value:
+            owned.setdefault((_meta(goal).get("namespace", ""), value), []).append(goal)
+    return owned
+
+
+def _wide_columns(kind: str, obj: Mapping[str, Any], now: datetime) -> list[str]:
+    status, spec = _status(obj), dict(obj.get("spec") or {})
+    if kind == "goals":
+        pr = status.get("pullRequest") or {}
+        return [
+            str(status.get("phase") or ""),
+            str(status.get("taskId") or ""),
+            str(status.get("attempts") or 0),
+            str(status.get("step") or ""),
+            str(pr.get("url") or ""),
+        ]
+    if kind == "backlogs":
+        return [
+            str(status.get("readyCount") if status.get("readyCount") is not None else ""),
+            str(status.get("inProgressCount") if status.get("inProgressCount") is not None else ""),
+            str(status.get("shortCommit") or ""),
+            str(bool(spec.get("suspend"))).lower(),
+        ]
+    last = status.get("lastScheduleTime")
+    return [
+        str(spec.get("schedule") or ""),
+        str(bool(spec.get("suspend"))).lower(),
+        str(status.get("activeCount") or 0),
+        age(last, now) if last else "<none>",
+    ]
+
+
+WIDE_HEADERS = {
+    "goals": ["PHASE", "TASK", "ATTEMPTS", "STEP", "PR URL"],
+    "backlogs": ["READY TASKS", "IN PROGRESS", "COMMIT", "SUSPEND"],
+    "schedules": ["SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE"],
+}
+
+
+def get_rows(
+    kind: str, objects: list[Json], goals: list[Json], *, wide: bool, all_namespaces: bool
+) -> list[list[str]]:
+    """The table of `get`, header first: NAME READY STATUS PR AGE (and the wide columns)."""
+    now = datetime.now(UTC)
+    header = ["NAME", "READY", "STATUS", "PR", "AGE"]
+    rows = [
+        (["NAMESPACE"] if all_namespaces else []) + header + (WIDE_HEADERS[kind] if wide else [])
+    ]
+    label = LABEL_BACKLOG if kind == "backlogs" else LABEL_SCHEDULE
+    owned = _goals_by_owner(goals, label)
+    for obj in objects:
+        meta = _meta(obj)
+        if kind == "goals":
+            prs = _pull_requests([obj])
+        else:
+            prs = _pull_requests(
+                owned.get((meta.get("namespace", ""), label_value(meta["name"])), [])
+            )
+        message = status_message(obj)
+        if not wide and len(message) > STATUS_WIDTH:
+            message = message[: STATUS_WIDTH - 3] + "..."
+        row = [
+            meta["name"],
+            str(_condition(obj).get("status") or "Unknown"),
+            message or "-",
+            prs or "-",
+            age(meta.get("creationTimestamp"), now),
+        ]
+        if all_namespaces:
+            row.insert(0, str(meta.get("namespace") or ""))
+        rows.append(row + (_wide_columns(kind, obj, now) if wide else []))
+    return rows
+
+
+def _get(cluster: Cluster, args: argparse.Namespace) -> int:
+    kind = args.kind
+    if args.names:
+        objects = [cluster.get(kind, name) for name in args.names]
+    else:
+        objects = cluster.list(kind, all_namespaces=args.all_namespaces)
+    if args.output in ("json", "yaml"):
+        if args.names and len(objects) == 1:
+            dump(objects[0], args.output)
+        else:
+            dump({"apiVersion": "v1", "kind": "List", "items": objects}, args.output)
+        return 0
+    if not objects:
+        where = "any namespace" if args.all_namespaces else f'namespace "{cluster.namespace}"'
+        print(f"No {PLURALS[kind]} found in {where}.", file=sys.stderr)
+        return 0
+    goals = [] if kind == "goals" else cluster.list("goals", all_namespaces=args.all_namespaces)
+    rows = get_rows(
+        kind, objects, goals, wide=args.output == "wide", all_namespaces=args.all_namespaces
+    )
+    print(table(rows))
+    return 0
+
+
+def get_main(args: argparse.Namespace) -> int:
+    """`get goals|backlogs|schedules [NAME...]`: a table, or the objects as JSON or YAML."""
+    return run(_get, args)
+
+
+# ------------------------------------------------------------ rerun, reconcile, suspend, resume
+
+
+def _request(kind: str) -> Callable[[Cluster, argparse.Namespace], int]:
+    def command(cluster: Cluster, args: argparse.Namespace) -> int:
+        value = _now_text()
+        body = {"metadata": {"annotations": {ANNOTATION_REQUESTED_AT: value}}}
+        cluster.patch(kind, args.name, body)
+        done = "re-run requested" if kind == "goals" else "sync requested"
+        print(f"{KIND_NAMES[kind]}/{args.name} {done} ({ANNOTATION_REQUESTED_AT}={value})")
+        return 0
+
+    return command
+
+
+def rerun_main(args: argparse.Namespace) -> int:
+    """`rerun GOAL`: set the re-run annotation; the operator runs a finished goal again."""
+    return run(_request("goals"), args)
+
+
+def reconcile_main(args: argparse.Namespace) -> int:
+    """`reconcile BACKLOG`: set the same annotation on a Backlog; the operator syncs it now."""
+    return run(_request("backlogs"), args)
+
+
+def _suspend(cluster: Cluster, args: argparse.Namespace) -> int:
+    cluster.patch(args.kind, args.name, {"spec": {"suspend": bool(args.suspend)}})
+    print(f"{KIND_NAMES[args.kind]}/{args.name} {'suspended' if args.suspend else 'resumed'}")
+    return 0
+
+
+def suspend_main(args: argparse.Namespace) -> int:
+    """`suspend|resume KIND NAME`: set `spec.suspend` (running goals are left to finish)."""
+    return run(_suspend, args)
+
+
+# ------------------------------------------------------------------------------------- status
+
+FINISHED = frozenset({"Succeeded", "Failed", "Skipped", "Rejected"})
+
+
+def backlog_view(backlog: Mapping[str, Any], goals: list[Json]) -> Json:
+    """What `status BACKLOG` shows, as JSON: the Backlog's last sync (tasks ready, blocked and
+    why, in progress, completed) with its Goals (step, pull request) and its limits' usage."""
+    meta, spec, status = _meta(backlog), dict(backlog.get("spec") or {}), _status(backlog)
+    limits = spec.get("limits") or {}
+    goal_rows = []
+    for goal in goals:
+        goal_status = _status(goal)
+        goal_rows.append(
+            {
+                "goal": _meta(goal)["name"],
+                "task": goal_status.get("taskId")
+                or (_meta(goal).get("labels") or {}).get(LABEL_TASK),
+                "phase": goal_status.get("phase") or "Pending",
+                "step": goal_status.get("step"),
+                "attempt": goal_status.get("attempts") or 0,
+                "pullRequest": goal_status.get("pullRequest"),
+                "message": status_message(goal),
+            }
+        )
+    running = [row for row in goal_rows if row["phase"] not in FINISHED]
+    with_pr = [row for row in goal_rows if row["pullRequest"]]
+    return {
+        "backlog": meta["name"],
+        "namespace": meta.get("namespace"),
+        "repository": (spec.get("repository") or {}).get("url"),
+        "path": spec.get("path", ".backlog/backlog.yaml"),
+        "suspended": bool(spec.get("suspend")),
+        "ready": _condition(backlog).get("status", "Unknown"),
+        "message": status_message(backlog),
+        "lastSyncTime": status.get("lastSyncTime"),
+        "commit": status.get("shortCommit"),
+        "counts": status.get("counts") or {},
+        "readyTasks": status.get("ready") or [],
+        "readyCount": status.get("readyCount", len(status.get("ready") or [])),
+        "blocked": status.get("blocked") or [],
+        "inProgress": status.get("inProgress") or [],
+        "completed": status.get("completed") or [],
+        "goals": goal_rows,
+        "running": running,
+        "pullRequests": with_pr,
+        "usage": {
+            "runningGoals": len(running),
+            "maxRunningGoals": limits.get("maxRunningGoals", 1),
+            "goalsWithPullRequests": len(with_pr),
+            "maxOpenPullRequests": limits.get("maxOpenPullRequests", 5),
+        },
+    }
+
+
+def _ids(ids: list[str], total: int | None = None) -> str:
+    more = (total or len(ids)) - len(ids)
+    return ", ".join(ids) + (f" (and {more} more)" if more > 0 else "") if ids else "none"
+
+
+def status_lines(view: Mapping[str, Any]) -> Iterator[str]:
+    """The human text of `status BACKLOG`."""
+    counts = view["counts"]
+    yield f"Backlog {view['namespace']}/{view['backlog']}: {view['repository']} {view['path']}"
+    synced = view["lastSyncTime"] or "never"
+    yield f"Ready: {view['ready']}  {view['message']}".rstrip()
+    yield f"Last sync: {synced}, commit {view['commit'] or '-'}"
+    if view["suspended"]:
+        yield "Suspended: spec.suspend is true (nothing new starts)"
+    if counts:
+        yield "Tasks: " + ", ".join(f"{number} {state}" for state, number in counts.items())
+    yield f"Ready ({view['readyCount']}, in selection order): " + _ids(
+        view["readyTasks"], view["readyCount"]
+    )
+    yield f"Blocked ({len(view['blocked'])}):" + ("" if view["blocked"] else " none")
+    for entry in view["blocked"]:
+        why = entry.get("message") or ", ".join(entry.get("requires") or [])
+        yield f"  {entry['id']}: {entry.get('reason')}: {why}"
+    yield f"In progress ({len(view['running'])}):" + ("" if view["running"] else " none")
+    for row in view["running"]:
+        step = f", step {row['step']}" if row["step"] else ""
+        yield f"  {row['task']}: goal {row['goal']} {row['phase']}{step}, attempt {row['attempt']}"
+    yield f"Completed ({counts.get('completed', len(view['completed']))}): " + _ids(
+        view["completed"], counts.get("completed")
+    )
+    yield f"Pull requests ({len(view['pullRequests'])}):" + (
+        "" if view["pullRequests"] else " none"
+    )
+    for row in view["pullRequests"]:
+        pr = row["pullRequest"]
+        yield f"  #{pr.get('number')} {row['task']} ({row['phase']}) {pr.get('url', '')}".rstrip()
+    usage = view["usage"]
+    yield (
+        f"Usage: {usage['runningGoals']}/{usage['maxRunningGoals']} goals running, "
+        f"{usage['goalsWithPullRequests']} goals with a pull request "
+        f"(at most {usage['maxOpenPullRequests']} open at once)"
+    )
+
+
+def _status_command(cluster: Cluster, args: argparse.Namespace) -> int:
+    backlog = cluster.get("backlogs", args.name)
+    goals = cluster.list("goals", selector=name_selector(LABEL_BACKLOG, args.name))
+    uid = _meta(backlog).get("uid")
+    # Only this Backlog's Goals, not those of an earlier Backlog of the same name.
+    goals = [g for g in goals if uid is None or _owned_by(g, uid)]
+    view = backlog_view(backlog, goals)
+    if args.output:
+        dump(view, args.output)
+    else:
+        print("\n".join(status_lines(view)))
+    return 0
+
+
+def _owned_by(goal: Mapping[str, Any], uid: str) -> bool:
+    references = _meta(goal).get("ownerReferences") or []
+    labels = _meta(goal).get("labels") or {}
+    return any(ref.get("uid") == uid for ref in references) or (
+        labels.get(LABEL_BACKLOG_UID) == uid
+    )
+
+
+def status_main(args: argparse.Namespace) -> int:
+    """`status BACKLOG`: its tasks as of the last sync, its Goals, its pull requests."""
+    return run(_status_command, args)
+
+
+# --------------------------------------------------------------------------------------- logs
+
+
+def pod_selector(goal: Mapping[str, Any], attempt: int) -> str:
+    """The labels of one attempt's Pod of the Goal's latest run (as the operator sets them)."""
+    run_number = _status(goal).get("run") or 1
+    return (
+        f"{LABEL_GOAL_UID}={_meta(goal).get('uid')},{LABEL_RUN}={run_number},"
+        f"{LABEL_ATTEMPT}={attempt}"
+    )
+
+
+def gone_lines(goal: Mapping[str, Any], attempt: int) -> Iterator[str]:
+    """What is left of an attempt whose Pod is gone: the Goal's status."""
+    status = _status(goal)
+    name = _meta(goal)["name"]
+    yield (
+        f"The Pod of goal {name}, attempt {attempt}, is gone (its Job was deleted after it "
+        "finished, or with its Goal) or was never made; its logs went with it."
+    )
+    yield "From the goal's status:"
+    fields = ("phase", "outcome", "step", "reason", "message", "branch", "commit", "jobName")
+    for key in fields:
+        if status.get(key):
+            yield f"  {key}: {status[key]}"
+    pr = status.get("pullRequest")
+    if isinstance(pr, Mapping):
+        yield f"  pullRequest: #{pr.get('number')} {pr.get('url', '')}".rstrip()
+
+
+def _find_pod(cluster: Cluster, goal: Mapping[str, Any], attempt: int) -> Json | None:
+    path = f"/api/v1/namespaces/{cluster.namespace}/pods"
+    pods = cluster.raw_get(path, [("labelSelector", pod_selector(goal, attempt))])
+    items: list[Json] = json.loads(pods.data).get("items") or []
+    return items[0] if items else None
+
+
+def _print_log(cluster: Cluster, pod: str, step: str, *, follow: bool) -> bool:
+    """Copy one container's log to stdout; False (with the server's reason on stderr) when it
+    has none (not started yet, or never will)."""
+    try:
+        path = f"/api/v1/namespaces/{cluster.namespace}/pods/{pod}/log"
+        query = [("container", step)] + ([("follow", "true")] if follow else [])
+        # Following has no read timeout: a quiet task is not a dead connection.
+        response = cluster.raw_get(path, query, timeout=(TIMEOUT[0], None) if follow else TIMEOUT)
+    except ApiException as error:
+        if error.status in (400, 404):
+            print(f"{step}: no log: {_api_message(error)}", file=sys.stderr)
+            return False
+        raise
+    try:
+        for chunk in response.stream(4096):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+    finally:
+        response.release_conn()
+    return True
+
+
+def _logs(cluster: Cluster, args: argparse.Namespace) -> int:
+    goal = cluster.get("goals", args.name)
+    status = _status(goal)
+    attempt = args.attempt or status.get("attempts") or 1
+    pod = _find_pod(cluster, goal, attempt)
+    if pod is None:
+        for line in gone_lines(goal, attempt):
+            print(line, file=sys.stderr)
+        return 1
+    pod_name = _meta(pod)["name"]
+    # Following needs one stream: the step asked for, else the one running now, else the task.
+    steps = [args.step] if args.step else list(STEPS)
+    if args.follow and not args.step:
+        steps = [status.get("step") or "task"]
+    printed = 0
+    for step in steps:
+        if len(steps) > 1:
+            print(f"==> {pod_name} {step} <==", file=sys.stderr, flush=True)
+        printed += _print_log(cluster, pod_name, step, follow=args.follow)
+    return 0 if printed else 1
+
+
+def logs_main(args: argparse.Namespace) -> int:
+    """`logs GOAL [--step S] [--attempt N] [-f]`: the attempt's Pod's logs, or, when the Pod
+    is gone, what the Goal's status says instead (exit 1)."""
+    if args.attempt is not None and args.attempt < 1:
+        print("error: --attempt counts from 1", file=sys.stderr)
+        return 2
+    return run(_logs, args)

@@ -1,0 +1,89 @@
+"""Each worker step imports what it needs and nothing more.
+
+A step is a short process: GitPython, PyGithub, the Kubernetes client or kopf would cost more to
+import than most of its git commands take. The steps run as a Job's containers run them, with
+Python reporting every module it imports (`PYTHONPROFILEIMPORTTIME`, the variable of
+`-X importtime`), so what is checked is what a container really loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backlog_operator.api.goal import Goal
+from tests.git.conftest import BACKLOG
+from tests.support.gitrepos import make_remote
+from tests.support.pod import Pod
+
+#: Never needed by `clone`, nor by `publish` without a forge: the git CLI does the git work.
+NEVER = {"git", "gitdb", "github", "kubernetes", "kopf"}
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules a process imported, from its `-X importtime` lines."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def packages(modules: set[str]) -> set[str]:
+    """The top-level packages of `modules`."""
+    return {module.split(".")[0] for module in modules}
+
+
+def goal(url: str, provider: str) -> Goal:
+    return Goal.model_validate(
+        {
+            "metadata": {"name": "g", "namespace": "team"},
+            "spec": {
+                "repository": {"url": url},
+                "backlog": {"taskId": "docs-guide"},
+                "task": {"image": "busybox", "command": ["sh", "-c", "echo x > docs/x.md"]},
+                "pullRequest": {"provider": provider, "repository": "o/r"},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def import_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps started from here print each import to stderr."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+
+
+@pytest.mark.usefixtures("import_report")
+def test_clone_imports_no_forge_client_and_no_git_library(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG, "docs/a.md": "a\n"})
+    # A goal whose pull request goes to GitHub: still nothing of PyGithub before `publish`.
+    pod = Pod(tmp_path, goal(str(remote), "github"))
+
+    clone = pod.worker("clone")
+
+    assert clone.returncode == 0, clone.stderr
+    modules = imported(clone.stderr)
+    assert "backlog_operator.worker.steps" in modules  # the report is there
+    assert {"pydantic", "ruamel"} <= packages(modules)  # goal and backlog are read
+    assert packages(modules) & NEVER == set()
+    assert "backlog_operator.worker.publish" not in modules  # the next step's code
+
+
+@pytest.mark.usefixtures("import_report")
+def test_publish_without_a_forge_imports_no_forge_client_and_no_git_library(
+    tmp_path: Path,
+) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG, "docs/a.md": "a\n"})
+    pod = Pod(tmp_path, goal(str(remote), "none"))
+    assert pod.worker("clone").returncode == 0
+    assert pod.task().returncode == 0
+
+    publish = pod.worker("publish")
+
+    assert publish.returncode == 0, publish.stderr
+    assert pod.result("publish")["outcome"] == "published"
+    modules = imported(publish.stderr)
+    assert "backlog_operator.worker.publish" in modules
+    assert packages(modules) & NEVER == set()

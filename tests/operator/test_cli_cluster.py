@@ -1,0 +1,424 @@
+"""`backlogctl get|status|logs|rerun|reconcile|suspend|resume` against the API emulator.
+
+The command runs as a separate process, as a person runs it, with `KUBECONFIG` pointing at the
+emulator (over real HTTP, the project's CRDs with their schemas); the objects are made and
+read back with the emulator's synchronous API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kmock
+import pytest
+import yaml
+
+from backlog_operator.api.labels import (
+    ANNOTATION_REQUESTED_AT,
+    LABEL_ATTEMPT,
+    LABEL_BACKLOG,
+    LABEL_BACKLOG_UID,
+    LABEL_GOAL_UID,
+    LABEL_RUN,
+    LABEL_TASK,
+)
+from tests.operator.test_backlog import backlog
+from tests.operator.test_goal_operator import goal_manifest
+from tests.support.emulator import EmulatorServer, HardenedEmulator
+
+NS = "default"
+GOALS = "backlog.dev/v1alpha1/goals"
+BACKLOGS = "backlog.dev/v1alpha1/backlogs"
+SCHEDULES = "backlog.dev/v1alpha1/goalschedules"
+Json = dict[str, Any]
+
+pytestmark = pytest.mark.usefixtures("project_crds")
+
+
+def cli(
+    server: EmulatorServer, *args: str, admin: bool = True, program: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as its own process against the emulator (as the admin: RBAC lets it by)."""
+    env = {**os.environ, "KUBECONFIG": str(server.kubeconfig)}
+    context = ["--context", "emulator-admin"] if admin else []
+    command = [program] if program else [sys.executable, "-m", "backlog_operator.cli"]
+    return subprocess.run(
+        [*command, *args, *context],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def make_goal(api: HardenedEmulator, name: str, status: Json | None = None, **meta: Any) -> Json:
+    body = goal_manifest(name)
+    body["metadata"].update(meta)
+    api.create_object(body)
+    if status:
+        api.patch_status(GOALS, NS, name, status)
+    found = api.get_object(GOALS, NS, name)
+    assert found is not None
+    return found
+
+
+SUCCEEDED = {
+    "phase": "Succeeded",
+    "taskId": "docs-guide",
+    "attempts": 1,
+    "outcome": "published",
+    "reason": "Published",
+    "message": "pull request #707 opened",
+    "branch": "backlog/docs-guide-abc123",
+    "pullRequest": {"number": 707, "url": "https://github.com/o/r/pull/707"},
+    "conditions": [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Published",
+            "message": "pull request #707 opened",
+            "lastTransitionTime": "2026-01-30T23:15:00Z",
+        }
+    ],
+}
+
+
+# ---------------------------------------------------------------------------------------- get
+
+
+def test_get_goals_shows_ready_status_pr_and_age(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    make_goal(api, "done", SUCCEEDED)
+    make_goal(api, "fresh")
+
+    result = cli(emulator_server, "get", "goals")
+
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["NAME", "READY", "STATUS", "PR", "AGE"]
+    done = next(row for row in rows if row.startswith("done "))
+    assert done.split()[:2] == ["done", "True"]
+    assert "pull request #707 opened" in done
+    assert "#707" in done.split()
+    assert done.split()[-1].endswith("s")  # made seconds ago
+    fresh = next(row for row in rows if row.startswith("fresh "))
+    assert fresh.split()[:4] == ["fresh", "Unknown", "-", "-"]
+
+
+def test_get_wide_json_yaml_and_all_namespaces(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    make_goal(api, "done", SUCCEEDED)
+
+    wide = cli(emulator_server, "get", "gl", "-o", "wide")
+    as_json = cli(emulator_server, "get", "goals", "done", "-o", "json")
+    as_yaml = cli(emulator_server, "get", "goals", "-o", "yaml")
+    every = cli(emulator_server, "get", "goals", "-A")
+
+    assert wide.returncode == 0, wide.stderr
+    assert wide.stdout.splitlines()[0].split()[5:] == [
+        "PHASE",
+        "TASK",
+        "ATTEMPTS",
+        "STEP",
+        "PR",
+        "URL",
+    ]
+    assert "https://github.com/o/r/pull/707" in wide.stdout
+    assert json.loads(as_json.stdout)["status"]["pullRequest"]["number"] == 707
+    listed = yaml.safe_load(as_yaml.stdout)
+    assert listed["kind"] == "List"
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["done"]
+    assert every.stdout.splitlines()[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert every.stdout.splitlines()[1].split()[:2] == [NS, "done"]
+
+
+def test_get_backlogs_shows_the_pull_requests_of_its_goals(
+    emulator_server: EmulatorServer,
+) -> None:
+    api = emulator_server.emulator
+    api.create_object(backlog("team", "https://github.com/o/r.git"))
+    make_goal(api, "team-docs-guide", SUCCEEDED, labels={LABEL_BACKLOG: "team"})
+    make_goal(api, "other", SUCCEEDED | {"pullRequest": {"number": 9, "url": "https://x/9"}})
+
+    result = cli(emulator_server, "get", "backlogs")
+
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[1].split()
+    assert row[0] == "team"
+    assert "#707" in row
+    assert "#9" not in result.stdout  # not this Backlog's goal
+
+
+def test_get_of_a_missing_object_fails_with_a_message_on_stderr(
+    emulator_server: EmulatorServer,
+) -> None:
+    result = cli(emulator_server, "get", "goals", "nope")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert 'goal "nope" not found in namespace "default"' in result.stderr
+
+
+def test_namespace_option_is_used(emulator_server: EmulatorServer) -> None:
+    make_goal(emulator_server.emulator, "done", SUCCEEDED)
+
+    result = cli(emulator_server, "get", "goals", "-n", "elsewhere")
+
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert 'No goals found in namespace "elsewhere"' in result.stderr
+
+
+# --------------------------------------------------------- rerun, reconcile, suspend, resume
+
+
+def test_rerun_sets_the_requested_at_annotation(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    make_goal(api, "done", SUCCEEDED)
+
+    result = cli(emulator_server, "rerun", "done")
+
+    assert result.returncode == 0, result.stderr
+    annotations = (api.get_object(GOALS, NS, "done") or {})["metadata"]["annotations"]
+    value = annotations[ANNOTATION_REQUESTED_AT]
+    assert value in result.stdout
+    again = cli(emulator_server, "rerun", "done")
+    assert again.returncode == 0
+    newer = (api.get_object(GOALS, NS, "done") or {})["metadata"]["annotations"]
+    assert newer[ANNOTATION_REQUESTED_AT] != value  # a new value each time: a new request
+
+
+def test_reconcile_sets_the_annotation_on_the_backlog(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    api.create_object(backlog("team", "https://github.com/o/r.git"))
+
+    result = cli(emulator_server, "reconcile", "team")
+
+    assert result.returncode == 0, result.stderr
+    found = api.get_object(BACKLOGS, NS, "team") or {}
+    assert ANNOTATION_REQUESTED_AT in found["metadata"]["annotations"]
+    missing = cli(emulator_server, "reconcile", "nope")
+    assert missing.returncode == 1
+    assert 'backlog "nope" not found' in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "resource"), [("goal", GOALS), ("backlog", BACKLOGS), ("schedule", SCHEDULES)]
+)
+def test_suspend_and_resume_set_spec_suspend(
+    emulator_server: EmulatorServer, kind: str, resource: str
+) -> None:
+    api = emulator_server.emulator
+    if kind == "goal":
+        make_goal(api, "it")
+    elif kind == "backlog":
+        api.create_object(backlog("it", "https://github.com/o/r.git"))
+    else:
+        template = goal_manifest("x")
+        api.create_object(
+            {
+                "apiVersion": "backlog.dev/v1alpha1",
+                "kind": "GoalSchedule",
+                "metadata": {"name": "it", "namespace": NS},
+                "spec": {"schedule": "@daily", "goalTemplate": {"spec": template["spec"]}},
+            }
+        )
+
+    suspended = cli(emulator_server, "suspend", kind, "it")
+    assert suspended.returncode == 0, suspended.stderr
+    assert (api.get_object(resource, NS, "it") or {})["spec"]["suspend"] is True
+    resumed = cli(emulator_server, "resume", kind, "it")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (api.get_object(resource, NS, "it") or {})["spec"]["suspend"] is False
+
+
+def test_a_refused_request_is_one_line_on_stderr(emulator_server: EmulatorServer) -> None:
+    # The default context is the operator's service account, which writes Goals' status only.
+    make_goal(emulator_server.emulator, "done", SUCCEEDED)
+
+    result = cli(emulator_server, "rerun", "done", admin=False)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: the API server answered 403: ")
+    assert 'cannot patch resource "goals"' in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    annotations = (emulator_server.emulator.get_object(GOALS, NS, "done") or {})["metadata"]
+    assert ANNOTATION_REQUESTED_AT not in (annotations.get("annotations") or {})
+
+
+# ------------------------------------------------------------------------------------- status
+
+
+def test_status_lists_ready_blocked_in_progress_and_pull_requests(
+    emulator_server: EmulatorServer,
+) -> None:
+    api = emulator_server.emulator
+    made = api.create_object(backlog("team", "https://github.com/o/r.git"))
+    api.patch_status(
+        BACKLOGS,
+        NS,
+        "team",
+        {
+            "counts": {"pending": 3, "inProgress": 1, "completed": 1, "failed": 0, "blocked": 1},
+            "ready": ["lint", "api"],
+            "readyCount": 2,
+            "blocked": [
+                {
+                    "id": "api-docs",
+                    "reason": "Requires",
+                    "requires": ["api"],
+                    "message": "waiting for api (not completed)",
+                }
+            ],
+            "inProgress": ["metrics"],
+            "completed": ["docs-guide"],
+        },
+    )
+    labels = {LABEL_BACKLOG: "team", LABEL_BACKLOG_UID: made["metadata"]["uid"]}
+    make_goal(api, "team-docs-guide", SUCCEEDED, labels=labels | {LABEL_TASK: "docs-guide"})
+    running = {"phase": "Running", "taskId": "metrics", "step": "task", "attempts": 2}
+    make_goal(api, "team-metrics", running, labels=labels | {LABEL_TASK: "metrics"})
+
+    text = cli(emulator_server, "status", "team")
+    as_json = cli(emulator_server, "status", "team", "-o", "json")
+
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert "Ready (2, in selection order): lint, api" in out
+    assert "api-docs: Requires: waiting for api (not completed)" in out
+    assert "metrics: goal team-metrics Running, step task, attempt 2" in out
+    assert "#707 docs-guide (Succeeded) https://github.com/o/r/pull/707" in out
+    assert "Usage: 1/1 goals running" in out
+    view = json.loads(as_json.stdout)
+    assert view["usage"]["runningGoals"] == 1
+    assert [row["goal"] for row in view["pullRequests"]] == ["team-docs-guide"]
+
+
+# --------------------------------------------------------------------------------------- logs
+
+
+def make_pod(api: HardenedEmulator, goal: Json, attempt: int) -> str:
+    name = f"{goal['metadata']['name']}-{attempt}-pod"
+    labels = {
+        LABEL_GOAL_UID: goal["metadata"]["uid"],
+        LABEL_RUN: "1",
+        LABEL_ATTEMPT: str(attempt),
+    }
+    api.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS, "labels": labels},
+            "spec": {
+                "initContainers": [
+                    {"name": "clone", "image": "op"},
+                    {"name": "task", "image": "busybox"},
+                ],
+                "containers": [{"name": "publish", "image": "op"}],
+            },
+        }
+    )
+    for step in ("clone", "task", "publish"):
+        api.set_pod_log(NS, name, f"{step} of attempt {attempt}\n", container=step)
+    return name
+
+
+def test_logs_prints_the_step_of_the_attempt(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    goal = make_goal(api, "g", SUCCEEDED | {"attempts": 2})
+    make_pod(api, goal, 1)
+    make_pod(api, goal, 2)
+
+    task = cli(emulator_server, "logs", "g", "--step", "task")
+    first = cli(emulator_server, "logs", "g", "--step", "clone", "--attempt", "1")
+    every = cli(emulator_server, "logs", "g")
+
+    assert task.returncode == 0, task.stderr
+    assert task.stdout == "task of attempt 2\n"
+    assert first.stdout == "clone of attempt 1\n"
+    assert every.stdout == "clone of attempt 2\ntask of attempt 2\npublish of attempt 2\n"
+    assert "==> g-2-pod task <==" in every.stderr
+
+
+def test_logs_of_a_gone_pod_say_so_and_show_the_status(emulator_server: EmulatorServer) -> None:
+    make_goal(emulator_server.emulator, "g", SUCCEEDED)
+
+    result = cli(emulator_server, "logs", "g", "--step", "task")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "The Pod of goal g, attempt 1, is gone" in result.stderr
+    assert "outcome: published" in result.stderr
+    assert "pullRequest: #707 https://github.com/o/r/pull/707" in result.stderr
+
+
+# ------------------------------------------------------------------------- as a kubectl plugin
+
+
+# The environment's scripts folder: where `pip install` put `kubectl-backlog`.
+SCRIPTS = Path(sys.executable).parent
+
+
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None or not (SCRIPTS / "kubectl-backlog").exists(),
+    reason="kubectl or the kubectl-backlog script is not installed",
+)
+def test_kubectl_runs_the_plugin_and_usage_names_it(emulator_server: EmulatorServer) -> None:
+    make_goal(emulator_server.emulator, "done", SUCCEEDED)
+    path = f"{SCRIPTS}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "KUBECONFIG": str(emulator_server.kubeconfig), "PATH": path}
+
+    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "backlog", *args], capture_output=True, text=True, env=env, check=False
+        )
+
+    got = kubectl("get", "goals", "--context", "emulator-admin")
+    version = kubectl("version")
+    wrong = kubectl("get", "widgets")
+
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines()[1].startswith("done ")
+    assert version.stdout.startswith("kubectl backlog ")
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("usage: kubectl backlog get")
+    assert "unknown kind 'widgets'" in wrong.stderr
+
+
+def test_unreachable_cluster_is_one_line_on_stderr(tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "backlog_operator.cli", "get", "goals", "--kubeconfig", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: cannot reach the API server")
+    assert "Traceback" not in result.stderr
+
+
+_ = kmock  # the fixtures' types
