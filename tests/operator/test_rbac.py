@@ -330,7 +330,7 @@ def test_the_operator_uses_every_rule_of_its_role(
         }
     )
     remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG_FILE})
-    monkeypatch.setattr(runtime, "AUDIT_EVERY", 20)  # a running goal's Job read afresh: 1 s
+    monkeypatch.setattr(runtime, "AUDIT_EVERY", 20)  # the Jobs listed afresh: each second
     with operator(emulator_server, clock, tmp_path):
         # A Backlog with a token: secrets get; its Goal runs to success (jobs, pods).
         api.create_object(
@@ -355,7 +355,7 @@ def test_the_operator_uses_every_rule_of_its_role(
         scheduled.next_tick()
         api.wait_for(lambda: (g := scheduled.goals("nightly")) and first not in g)
         # A Goal whose Pod waits to start: its FailedMount Events are listed (events list);
-        # its Job is read afresh now and then (jobs get).
+        # its Job deleted by someone else: read by name, found gone (jobs get).
         monkeypatch.setattr(outcome, "MOUNT_CHECK_AFTER", timedelta(0))
         alone = api.create_object(standalone_goal("alone"))
         [job] = api.wait_for(lambda: cluster.jobs_of(alone))
@@ -365,6 +365,7 @@ def test_the_operator_uses_every_rule_of_its_role(
         api.patch_status(PODS, NS, pod["metadata"]["name"], {"initContainerStatuses": [waiting]})
         api.patch_status(JOBS, NS, job["metadata"]["name"], {"ready": 0})  # a Job event
         api.wait_for(lambda: ("", "events", "list") in cluster.calls())
+        api.delete_object(JOBS, NS, job["metadata"]["name"])
         api.wait_for(lambda: ("batch", "jobs", "get") in cluster.calls())
         # Then the Goal deleted while its attempt runs: its Jobs deleted by name.
         api.delete_object(GOALS, NS, "alone")

@@ -8,6 +8,7 @@ kept of the goal afterwards. Speed itself is measured in benchmarks/bench_operat
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any
 import kopf
 import pytest
 
+from backlog_operator.adapters.kube import KubeCluster
 from backlog_operator.controller import runtime
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.runtime import Runtime
@@ -168,3 +170,34 @@ def test_deleted_goals_jobs_are_deleted_by_name_and_nothing_of_them_is_kept(
 
     assert kept == dict.fromkeys(kept, 0)
     assert listed == []  # by name, not by a label selector per goal
+
+
+def test_a_job_deleted_while_the_watch_was_away_is_found_by_the_audit(
+    emulator_server: EmulatorServer, project_crds: object
+) -> None:
+    """No watch runs here: the Job's deletion sends the runtime no event; its audit (a listing
+    of the worker Jobs) finds the Job gone, and the goal's cycle says so."""
+    cluster = Cluster(emulator_server)
+    cluster.create(goal_manifest("g-audit"))
+
+    async def scenario() -> None:
+        client = new_api_client(emulator_server)
+        settings = OperatorSettings(requeue_seconds=0.1, worker_image="backlog-operator:test")
+        runtime = Runtime(KubeCluster(client), settings)
+        try:
+            await runtime.seed([])
+            await runtime.apply(NS, "g-audit")  # its Job created, as an event would have it
+            [job] = cluster.jobs_of("g-audit")
+            cluster.api.delete_object(JOBS, NS, job["metadata"]["name"])
+
+            await runtime.audit()
+            await asyncio.gather(*runtime._tasks)  # the cycles the audit started
+        finally:
+            runtime.cluster.close()
+            client.close()  # type: ignore[no-untyped-call]  # kubernetes leaves it unannotated
+
+    asyncio.run(scenario())
+
+    status = cluster.status("g-audit")
+    assert (status["phase"], status["reason"]) == ("Queued", "Backoff"), status
+    assert "disappeared" in status["message"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 from backlog_operator.adapters.kube import KubeCluster
@@ -204,6 +204,14 @@ class Jobs:
     def forget(self, key: str) -> None:
         """Drop one Job, so that the next reconcile of its goal reads it from the API."""
         self._drop(key)
+
+    def missing(self, listed: Container[str]) -> list[tuple[str, str | None]]:
+        """Known Jobs a full listing did not have: their keys and their goals' keys."""
+        return [(key, job.goal) for key, job in self._jobs.items() if key not in listed]
+
+    def goals(self) -> set[str]:
+        """Goals (`namespace/name`) with a known Job."""
+        return {job.goal for job in self._jobs.values() if job.goal}
 
     def active_goals(self) -> list[str]:
         """Goals (`namespace/name`) with an unfinished Job that has a Pod."""

@@ -20,9 +20,9 @@ Goals are driven by events, not polled:
 One loop (`BACKLOG_OPERATOR_REQUEUE_SECONDS`) runs what is due: those times, failed cycles'
 retries, GoalSchedules and Backlogs whose next look is due, queue positions; every twelfth
 round the running goals whose Job has a Pod (a Pod that starts to wait changes no Job: the Pod
-is read), and now and then every running goal with its Job read afresh (a Job deleted while
-the watch was away sends no event). Not a kopf timer per object, which would need a finalizer
-and a task per object.
+is read), and the worker Jobs listed afresh, a page at a time (a Job deleted while the watch
+was away sends no event). Not a kopf timer per object, which would need a finalizer and a task
+per object.
 
 kopf does not retry event handlers, so the runtime does: a cycle that raises, whatever raised,
 is tried again by the requeue loop after a per-object exponential backoff with equal jitter
@@ -81,8 +81,8 @@ log = logging.getLogger("backlog_operator.controller")
 # every connection busy, few enough that a burst of thousands of goals does not hold
 # thousands of half-done cycles (each with its goal, its Job manifest, its answers) in memory.
 CYCLES_PER_CONNECTION = 2
-# Every this many rounds of the loop: running goals whose Job has a Pod (their Pod read);
-# every running goal, its Job read afresh (one deleted while the watch was away sends no event).
+# Every this many rounds of the loop: running goals whose Job has a Pod (their Pod read); the
+# worker Jobs listed afresh (one deleted while the watch was away sends no event).
 PODS_EVERY = 12
 AUDIT_EVERY = 12
 # When a GoalSchedule or a Backlog is looked at again if its reconciler does not say.
@@ -209,7 +209,7 @@ class Runtime:
         self._requeuer: asyncio.Task[None] | None = None
         self._spawned: set[str] = set()  # goals whose cycle is asked for and not started
         self._tasks: set[asyncio.Task[None]] = set()
-        self._audited: set[str] = set()  # running goals whose next cycle reads the Job afresh
+        self._auditing: asyncio.Task[None] | None = None
         self._cycles = asyncio.Semaphore(CYCLES_PER_CONNECTION * settings.api_concurrency)
 
     def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
@@ -320,10 +320,6 @@ class Runtime:
             return
         if body.get("metadata", {}).get("deletionTimestamp"):
             return
-        if key in self._audited:
-            self._audited.discard(key)
-            job_name = (body.get("status") or {}).get("jobName")
-            self.jobs.forget(f"{namespace}/{job_name}")
         try:
             result = await self.goals.reconcile(body)
             self._admit_and_wake()  # a slot it freed goes on now, not after its writes
@@ -567,16 +563,15 @@ class Runtime:
     async def requeue_pass(self, *, pods: bool = False, audit: bool = False) -> None:
         """Run what is due: goals whose time came (a backoff's end, a Pod's grace) or whose
         failed cycle's backoff is over, queue positions that moved, running goals whose Job has
-        a Pod (`pods`), every running goal with its Job read afresh (`audit`); GoalSchedules
-        and Backlogs that are due or whose failed cycle's backoff is over."""
+        a Pod (`pods`), the Jobs audited (`audit`, in the background); GoalSchedules and
+        Backlogs that are due or whose failed cycle's backoff is over."""
         goals = self.goal_wake.due(self.clock()) + self._retries_due(GOALS)
         goals += self.capacity.stale_positions()
         if pods:
             goals += self.jobs.active_goals()
-        if audit:
-            running = [entry.key for entry in self.capacity.running()]
-            self._audited.update(running)
-            goals += running
+        if audit and (self._auditing is None or self._auditing.done()):
+            self._auditing = asyncio.create_task(self._audit_logged(), name="backlog-audit")
+            self._track(self._auditing)
         self._admit_and_wake()  # backing-off goals whose time came may take free slots
         self._spawn(goals)
         now = self.clock()
@@ -589,6 +584,37 @@ class Runtime:
             for key in sorted(due | set(self._retries_due(plural))):
                 namespace, _, name = key.partition("/")
                 await apply(namespace, name)
+
+    async def audit(self) -> None:
+        """The worker Jobs as the API has them now, from one listing read page by page (not a
+        read per goal): a Job that changed, or is gone, without the watch saying so (no event
+        comes of a Job deleted while the watch was away) starts its goal's cycle, as does a
+        running goal with no Job known."""
+        listed: set[str] = set()
+        goals: list[str] = []
+        selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        for namespace in self.settings.namespaces or [None]:  # type: ignore[list-item]
+            async for page in self.cluster.job_pages(namespace, selector):
+                for job in page:
+                    listed.add(object_key(job))
+                    goal = goal_of(job)
+                    known = goal is not None and self.capacity.get(goal) is not None
+                    if known and self.jobs.offer(None, job):
+                        goals.append(str(goal))
+        for key, goal in self.jobs.missing(listed):
+            self.jobs.forget(key)  # its goal's cycle reads it: found (made meanwhile) or not
+            if goal is not None and self.capacity.get(goal) is not None:
+                goals.append(goal)
+        with_jobs = self.jobs.goals()
+        goals += [entry.key for entry in self.capacity.running() if entry.key not in with_jobs]
+        self._spawn(goals)
+
+    async def _audit_logged(self) -> None:
+        try:
+            await self.audit()
+        except Exception as error:  # the next audit tries again
+            message, _ = describe_failure(error)
+            log.warning("auditing the worker Jobs failed: %s", message)
 
     def _retries_due(self, plural: str) -> list[str]:
         return [
@@ -631,7 +657,6 @@ class Runtime:
         self.backoff.forget(f"{GOALS}:{key}")
         self.bodies.forget(key)
         self.goal_wake.plan(key, None)
-        self._audited.discard(key)
 
     def forget_backlog(self, key: str, uid: str | None = None) -> None:
         """A deleted Backlog: no more syncs of it, nothing kept of what it read."""
