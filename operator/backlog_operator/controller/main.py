@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 
@@ -16,6 +17,13 @@ from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.result import ExitCode
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
+
+# Python's cycle collector, tuned for a long-running process that allocates much per event and
+# frees nearly all of it by reference counting: a young collection every 50,000 allocations
+# (not 700), and everything imported at start-up (the Kubernetes client's models above all)
+# frozen out of the full collections, whose cost otherwise grows with every goal the operator
+# knows. Measured in a burst of goals: a quarter of the operator's CPU, then under a twentieth.
+GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def api_client() -> k8s.ApiClient:
@@ -46,6 +54,9 @@ def main(args: argparse.Namespace) -> int:
         # minute on a large cluster. Its warnings and errors stay; the operator logs its own.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     registry = build_registry(settings, api_client)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     asyncio.run(
         kopf.operator(
             registry=registry,
