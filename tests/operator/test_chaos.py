@@ -16,8 +16,8 @@ status names: that Job then ends at once or outlives the restart), a random mome
 create, and moments after a start (during its start-up listing). Half the Jobs running at a
 kill outlive the restart (the new operator must count them), the others may end while no
 operator runs (it must adopt them, finished). Waves of goals due meanwhile are applied while no
-operator runs; the first kill comes in the first Job create, and the next wave asks that Job's
-task again, first in the queue. Every Job create is checked as it is stored:
+operator runs; the first kill comes in the first Job create, that Job ends at once, and the next
+wave asks its task again, first in the queue. Every Job create is checked as it is stored:
 
 (a) never two Jobs for one goal uid, run and attempt;
 (c) never more unfinished Jobs per repository, or in all, than the limits; never two unfinished
@@ -113,8 +113,8 @@ TASKS: dict[str, tuple[list[Result], str, str | None]] = {
 # waits; g9 asks t3 again: it runs once t3 has failed.
 REPOSITORY_GOALS: list[tuple[str, str, int, int]] = [
     ("g0", "t0", 0, 0),
-    ("g1", "t1", 0, 0),
     ("g8", "t0", -1, 1),
+    ("g1", "t1", 0, 1),
     ("g2", "t2", 0, 1),
     ("g3", "t3", 0, 25),
     ("g4", "t4", 0, 25),
@@ -433,6 +433,10 @@ class Run:
         with self.chaos.lock:
             return len(self.chaos.creates)
 
+    def finished(self, job: str) -> bool:
+        with self.chaos.lock:
+            return job in self.chaos.finished
+
     def apply_wave(self, wave: int) -> None:
         """Apply the goals of `wave` once that many Jobs were created."""
         self.wait_for_creates(wave)
@@ -471,8 +475,9 @@ class Run:
         if kill.how != "at-start":
             self.release_held()
         if kill.how == "at-create":
-            with self.chaos.lock:  # from the next create on, should this point have passed
-                self.chaos.kill_at_create = max(kill.after, len(self.chaos.creates) + 1)
+            with self.chaos.lock:  # unless armed (the first), from the next create on if passed
+                if self.chaos.kill_at_create is None:
+                    self.chaos.kill_at_create = max(kill.after, len(self.chaos.creates) + 1)
             poll(
                 lambda: not self.operator.running or not self.unfinished(),
                 timeout=PROGRESS_WITHIN,
@@ -501,12 +506,22 @@ class Run:
 
     def outlive_the_kill(self, interrupted: str | None) -> None:
         """Hold half the unfinished Jobs over the restart; the one whose create the kill
-        interrupted is held, or ends at once, so the next start finds it finished."""
-        if interrupted is not None and self.rng.random() < 0.5:
-            self.controller.hurry(interrupted)
-            self.hurried += 1
+        interrupted is held, or ends at once, so the next start finds it finished (always at
+        the first kill: the wave applied meanwhile asks its task again, first in the queue)."""
+        if interrupted is not None and (self.kills == 1 or self.rng.random() < 0.5):
+            self.end_now(interrupted)
             interrupted = None
         self.held += self.controller.hold(lambda c: c.job == interrupted or self.rng.random() < 0.5)
+
+    def end_now(self, job: str) -> None:
+        """End `job` before the next operator starts."""
+        self.controller.hurry(job)
+        self.hurried += 1
+        poll(
+            lambda: self.finished(job),
+            timeout=PROGRESS_WITHIN,
+            message=lambda: f"seed {self.seed}: {job} does not end",
+        )
 
     def release_held(self) -> None:
         """Let the held Jobs end once the new operator has created a Job (its start-up is over)
@@ -535,6 +550,7 @@ def test_operator_killed_15_times_leaves_no_duplicate_no_overadmission_no_stuck_
     chaos.on_job = controller.add
     with OperatorProcess(emulator_server, SETTINGS, log=log) as operator:
         chaos.operator = operator
+        chaos.kill_at_create = plan[0].after  # the very first Job create: armed before any
         run = Run(api, operator, controller, seed)
         run.apply_wave(0)
         for kill in plan:
