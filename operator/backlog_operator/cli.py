@@ -120,6 +120,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--workspace", help="folder to work in (default: a temporary folder)")
     run.add_argument("--attempt-id", help="attempt id to use (default: a new one)")
     run.add_argument("--token-file", help="file holding the forge token (default: none)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="push nothing, open no pull request: print the change as a unified diff",
+    )
     run.set_defaults(handler="backlog_operator.worker.local:main")
 
     worker = commands.add_parser("worker", help="the steps a Job's containers run")
