@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -358,6 +361,79 @@ def test_logs_of_a_gone_pod_say_so_and_show_the_status(emulator_server: Emulator
     assert "The Pod of goal g, attempt 1, is gone" in result.stderr
     assert "outcome: published" in result.stderr
     assert "pullRequest: #707 https://github.com/o/r/pull/707" in result.stderr
+
+
+def test_logs_follow_prints_lines_written_later(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    goal = make_goal(api, "g", {"phase": "Running", "step": "task", "attempts": 1})
+    pod = make_pod(api, goal, 1)
+    clone_done = {"name": "clone", "state": {"terminated": {"exitCode": 0}}}
+
+    def task(state: Json) -> None:
+        statuses = [clone_done, {"name": "task", "state": state}]
+        api.patch_status("v1/pods", NS, pod, {"initContainerStatuses": statuses})
+
+    task({"running": {"startedAt": "2026-01-30T23:15:00Z"}})
+    env = {**os.environ, "KUBECONFIG": str(emulator_server.kubeconfig)}
+    command = [sys.executable, "-m", "backlog_operator.cli", "logs", "g", "-f"]
+    process = subprocess.Popen(
+        [*command, "--context", "emulator-admin"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout or []:
+            lines.put(line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        # A bound on waiting only, so a broken follow fails instead of hanging the suite.
+        assert lines.get(timeout=60) == "task of attempt 1\n"  # the step running now
+        api.append_pod_log(NS, pod, "written later\n", container="task")
+        assert lines.get(timeout=60) == "written later\n"
+        task({"terminated": {"exitCode": 0}})
+        assert process.wait(timeout=60) == 0  # the stream ends with the container
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        reader.join()
+    assert lines.empty()
+    assert process.stderr is not None and process.stderr.read() == ""
+
+
+def test_logs_follow_ends_quietly_on_interrupt(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    goal = make_goal(api, "g", {"phase": "Running", "step": "task", "attempts": 1})
+    pod = make_pod(api, goal, 1)
+    running = {"name": "task", "state": {"running": {"startedAt": "2026-01-30T23:15:00Z"}}}
+    api.patch_status("v1/pods", NS, pod, {"initContainerStatuses": [running]})
+    env = {**os.environ, "KUBECONFIG": str(emulator_server.kubeconfig)}
+    command = [sys.executable, "-m", "backlog_operator.cli", "logs", "g", "-f", "--step", "task"]
+    process = subprocess.Popen(
+        [*command, "--context", "emulator-admin"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "task of attempt 1\n"  # following now
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 130
+    assert "Traceback" not in err
 
 
 # ------------------------------------------------------------------------- as a kubectl plugin
