@@ -469,6 +469,39 @@ def test_kubectl_runs_the_plugin_and_usage_names_it(emulator_server: EmulatorSer
     assert "unknown kind 'widgets'" in wrong.stderr
 
 
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None or not (SCRIPTS / "kubectl-backlog").exists(),
+    reason="kubectl or the kubectl-backlog script is not installed",
+)
+def test_kubectl_completes_the_plugin_with_names_from_the_cluster(
+    emulator_server: EmulatorServer, tmp_path: Path
+) -> None:
+    api = emulator_server.emulator
+    make_goal(api, "docs-guide")
+    make_goal(api, "lint")
+    plugin = tmp_path / "kubectl_complete-backlog"
+    plugin.write_text(cli(emulator_server, "completion", "kubectl", admin=False).stdout)
+    plugin.chmod(0o755)
+    path = os.pathsep.join([str(tmp_path), str(SCRIPTS), os.environ.get("PATH", "")])
+    env = {**os.environ, "KUBECONFIG": str(emulator_server.kubeconfig), "PATH": path}
+
+    def tab(*words: str) -> list[str]:
+        # What kubectl's own shell completion asks it for `kubectl backlog WORDS<TAB>`.
+        done = subprocess.run(
+            ["kubectl", "__complete", "backlog", *words],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.splitlines()
+
+    assert tab("sta") == ["status", ":4"]
+    assert tab("logs", "--context", "emulator-admin", "") == ["docs-guide", "lint", ":4"]
+    assert tab("rerun", "--context", "emulator-admin", "-n", "elsewhere", "") == [":4"]
+
+
 def test_unreachable_cluster_is_one_line_on_stderr(tmp_path: Path) -> None:
     config = tmp_path / "kubeconfig"
     config.write_text(
