@@ -11,8 +11,9 @@ will be published.
 and the change that run would have pushed, the task's work and the backlog writeback, is
 printed on stdout as a unified diff, before the result.
 
-Progress goes to stderr; the result JSON is the last line of stdout. Exit status 0 for
-`published` and `already_completed`, 65 (permanent) or 75 (retryable) for `failed`.
+Progress, and a failure's reason and message, go to stderr; the result JSON is the last line of
+stdout. Exit status 0 for `published` and `already_completed`, 65 (permanent) or 75
+(retryable) for `failed`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         goal = resolve_local_repository(load_goal_file(Path(args.goal)), Path(args.goal).parent)
     except InvalidGoalError as error:
-        return emit(None, failed_result(error, step="clone", redactor=Redactor()))
+        return _report(None, failed_result(error, step="clone", redactor=Redactor()))
     if args.workspace and _not_empty(Path(args.workspace)):
         log.error("workspace %s is not empty; give an empty or new folder", args.workspace)
         return int(ExitCode.USAGE)
@@ -80,19 +81,27 @@ def run_locally(ctx: WorkerContext, *, dry_run: bool = False) -> int:
     """clone → access check → task → publish in this process; returns the exit status."""
     record = clone_attempt(ctx)
     if isinstance(record, WorkerResult):
-        return emit(ctx, record)
+        return _report(ctx, record)
     refused = None if record.already_completed else check_access(ctx)
     if refused is not None:
-        return emit(ctx, refused)
+        return _report(ctx, refused)
     exit_code = run_task(ctx, record)
     if exit_code != 0:
-        return emit(ctx, task_failed(ctx, exit_code))
+        return _report(ctx, task_failed(ctx, exit_code))
     if not dry_run:
-        return emit(ctx, publish_attempt(ctx))
+        return _report(ctx, publish_attempt(ctx))
     result = publish_attempt(ctx, dry_run=True)
     if result.outcome is Outcome.PUBLISHED and result.commit:
         print_dry_run_diff(ctx, record.base_commit, result.commit)
         result = result.model_copy(update={"message": _dry_run_message(ctx, result)})
+    return _report(ctx, result)
+
+
+def _report(ctx: WorkerContext | None, result: WorkerResult) -> int:
+    """`emit` the result (JSON, the last line of stdout) and, for the person who ran this, a
+    failure's reason and message on stderr as well."""
+    if result.outcome is Outcome.FAILED:
+        log.error("%s step failed: %s: %s", result.step or "run", result.reason, result.message)
     return emit(ctx, result)
 
 
