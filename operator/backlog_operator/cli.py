@@ -67,6 +67,13 @@ def _add_day_two(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     validate.add_argument("-o", "--output", choices=("text", "json"), default="text")
     validate.set_defaults(handler="backlog_operator.commands.validate:main")
 
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script (kubectl: for `kubectl backlog`, see the docs)",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "kubectl"), metavar="SHELL")
+    completion.set_defaults(handler="backlog_operator.cli:completion_main")
+
     version = commands.add_parser("version", help="print the version")
     version.add_argument("-o", "--output", choices=("text", "json"), default="text")
     version.set_defaults(handler="backlog_operator.cli:version_main")
@@ -116,10 +123,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a goal on this machine (clone, task, publish)")
-    run.add_argument("goal", help="a Goal manifest (YAML or JSON)")
+    run.add_argument("goal", metavar="GOAL.yaml", help="a Goal manifest (YAML or JSON)")
     run.add_argument("--workspace", help="folder to work in (default: a temporary folder)")
     run.add_argument("--attempt-id", help="attempt id to use (default: a new one)")
     run.add_argument("--token-file", help="file holding the forge token (default: none)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="push nothing, open no pull request: print the change as a unified diff",
+    )
     run.set_defaults(handler="backlog_operator.worker.local:main")
 
     worker = commands.add_parser("worker", help="the steps a Job's containers run")
@@ -153,6 +165,14 @@ def version_main(args: argparse.Namespace) -> int:
         print(json.dumps({"version": __version__, "program": program_name()}))
     else:
         print(f"{program_name()} {__version__}")
+    return 0
+
+
+def completion_main(args: argparse.Namespace) -> int:
+    """`completion bash|zsh|kubectl`: the script, generated from this parser, on stdout."""
+    from backlog_operator.commands.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
     return 0
 
 
