@@ -454,6 +454,7 @@ class Runtime:
         """The status a reconcile asks for (if it changed), then its events (best effort); the
         object as written (None: nothing written, or it is gone)."""
         written = await self._write_status(plural, body, _patch(body, result.status))
+        logs.log_transitions(body, result.events)  # once: events are made on transitions only
         await self._post(body, result.events)
         return written
 
@@ -532,7 +533,9 @@ class Runtime:
                 plural, body, _patch(body, evolve(status, conditions=conditions))
             )
             if started:
-                await self.cluster.post_event(body, "Warning", RECONCILE_ERROR, message)
+                event = Event("Warning", RECONCILE_ERROR, message)
+                logs.log_transitions(body, [event])
+                await self.cluster.post_event(body, event.kind, event.reason, event.message)
         except Exception as error:
             log.info("could not show the failure on %s %s: %s", plural, metadata.get("name"), error)
 
