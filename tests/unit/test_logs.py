@@ -156,6 +156,8 @@ def root_logging() -> Iterator[None]:
 def test_configure_prints_each_line_once_and_hides_kopfs_handler_lines(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # A handler added before (a library's `logging.basicConfig`), printing to stderr too.
+    logging.getLogger().addHandler(logging.StreamHandler(sys.stderr))
     logs.configure("json")
     logs.configure("json")  # configured again (a test, a restart in-process): still one handler
 

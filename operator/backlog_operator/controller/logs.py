@@ -151,9 +151,9 @@ def formatter(log_format: LogFormat) -> logging.Formatter:
 
 
 def configure(log_format: LogFormat = "text", *, verbose: bool = False) -> logging.Handler:
-    """The process's logging: kopf's one handler on the root logger (stderr) with `log_format`;
-    INFO and up (DEBUG when `verbose`); kopf's "Handler ... succeeded" per watch event only when
-    `verbose`. The handler installed."""
+    """The process's logging: kopf's handler with `log_format`, the root logger's only one
+    (stderr); INFO and up (DEBUG when `verbose`); kopf's "Handler ... succeeded" per watch event
+    only when `verbose`. The handler installed."""
     kopf.configure(
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
@@ -162,6 +162,7 @@ def configure(log_format: LogFormat = "text", *, verbose: bool = False) -> loggi
     root = logging.getLogger()
     handler = root.handlers[-1]  # kopf's, just added (and its earlier ones removed)
     handler.setFormatter(formatter(log_format))
+    root.handlers[:] = [handler]  # and no other (one a library's `basicConfig` may have added)
     # kopf logs each event handler's success at INFO on its per-object logger: three lines per
     # goal, thousands a minute on a large cluster. Its warnings and errors stay; the operator
     # logs each transition itself.
