@@ -153,7 +153,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     operator = commands.add_parser("operator", help="run the operator (kopf) in this process")
     operator.add_argument("--namespace", action="append", default=None, help="watch only these")
-    operator.add_argument("--verbose", action="store_true")
+    operator.add_argument(
+        "--verbose", action="store_true", help="debug lines, and kopf's line for every event"
+    )
+    operator.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="text (default) or json: one object per line ($BACKLOG_OPERATOR_LOG_FORMAT)",
+    )
     operator.set_defaults(handler="backlog_operator.controller.main:main")
     _add_day_two(commands)
     return parser
