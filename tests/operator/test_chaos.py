@@ -57,15 +57,6 @@ from backlog_operator.controller.goals.outcome import job_finished
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.operator_process import OperatorProcess
 
-# Run by `make chaos` (BACKLOG_CHAOS=1), not yet by `make test`: after the operator became
-# event-driven, about one run in four left a goal Running whose Job had finished across a
-# restart (adopted after it ended: no event of it came). That is fixed (the runtime looks again
-# at once); the test goes back into `make test` once it has been seen stable over many runs.
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("BACKLOG_CHAOS"),
-    reason="the chaos test runs under `make chaos` (BACKLOG_CHAOS=1)",
-)
-
 NS = "default"
 GOALS = "backlog.dev/v1alpha1/goals"
 JOBS = "batch/v1/jobs"
