@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -13,9 +14,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from pydantic import ValidationError
 
+from backlog_operator.adapters.endpoints import Endpoints
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.result import ExitCode
 from backlog_operator.controller.handlers import build_registry
+from backlog_operator.controller.health import Readiness
+from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.settings import OperatorSettings
 
 # Python's cycle collector, tuned for a long-running process that allocates much per event and
@@ -53,16 +57,36 @@ def main(args: argparse.Namespace) -> int:
         # kopf says "Handler ... succeeded" for every event: three lines per goal, thousands a
         # minute on a large cluster. Its warnings and errors stay; the operator logs its own.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    registry = build_registry(settings, api_client)
+    metrics, readiness = Metrics(), Readiness()
+    registry = build_registry(settings, api_client, metrics=metrics, readiness=readiness)
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    asyncio.run(
-        kopf.operator(
+    asyncio.run(operate(settings, registry, serving(settings, metrics, readiness)))
+    return 0
+
+
+def serving(settings: OperatorSettings, metrics: Metrics, readiness: Readiness) -> Endpoints | None:
+    """`/metrics`, `/healthz` and `/readyz` on the metrics port (None: `METRICS_PORT` is 0)."""
+    if not settings.metrics_port:
+        return None
+    return Endpoints(
+        metrics.registry,
+        readiness.check,
+        host=settings.metrics_bind_address,
+        port=settings.metrics_port,
+    )
+
+
+async def operate(
+    settings: OperatorSettings, registry: kopf.OperatorRegistry, endpoints: Endpoints | None
+) -> None:
+    """kopf, with the endpoints listening on its loop from before its start-up (so `/readyz`
+    says "not yet" while the operator lists what exists) until it has stopped."""
+    async with endpoints or contextlib.nullcontext():
+        await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=settings.liveness_endpoint or None,
         )
-    )
-    return 0

@@ -70,6 +70,7 @@ from backlog_operator.controller.goals.outcome import job_finished
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.goals.retry import jittered_backoff
 from backlog_operator.controller.keyed import KeyedLocks, WakeTimes
+from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
 from backlog_operator.controller.settings import OperatorSettings
@@ -181,9 +182,11 @@ class Runtime:
         clock: Callable[[], datetime] | None = None,
         forge_factory: ForgeFactory = github_forge,
         retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry = retry or RetryPolicy()
         self.backoff = Backoff(self.retry)
@@ -199,7 +202,9 @@ class Runtime:
             BacklogSource(Path(settings.cache_dir)),
             forge_factory=forge_factory,
             clock=self.clock,
+            forge_observer=self.metrics.forge_answered,
         )
+        self.metrics.track_capacity(self.capacity.queued, self.capacity.held, settings.max_running)
         # namespace/name -> the next time to look at that GoalSchedule or Backlog
         self.schedule_wake: dict[str, datetime] = {}
         self.backlog_wake: dict[str, datetime] = {}
@@ -277,6 +282,7 @@ class Runtime:
         """A Goal's watch event: a cycle if the event says something new; a deleted goal's
         attempt stopped. Both run in the runtime's own tasks (a bounded number of cycles at
         once), so the event handler returns at once and kopf keeps no event while it waits."""
+        self.metrics.goal_seen(event_type, body)
         metadata = body.get("metadata") or {}
         if event_type == "DELETED":
             namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
@@ -329,6 +335,7 @@ class Runtime:
             raise
         if written is not None:
             self.bodies.offer(written)  # so its echo says nothing new
+            self._record_goal(body, result)
         status = result.status or read_status(GoalStatus, body.get("status"))
         self.goal_wake.plan(key, self._next_look(status))
         if self._job_ended_unseen(namespace, status):
@@ -337,6 +344,14 @@ class Runtime:
             self.goal_wake.plan(key, self.clock())
         if status.phase in FINAL_PHASES:
             self.bodies.shed(key)  # rarely looked at again: keep its version, not its body
+
+    def _record_goal(self, body: Mapping[str, Any], result: Reconciled[GoalStatus]) -> None:
+        """The metrics of a goal's status as written: a wait or a run that ended, an attempt."""
+        now = self.clock()
+        if result.status is not None:
+            self.metrics.goal_written(body, result.status, now)
+        if result.attempt is not None:
+            self.metrics.attempt_ended(result.attempt, now)
 
     async def _goal_body(self, key: str) -> dict[str, Any] | None:
         """The goal's newest known body, unless its reconcile may start a Job: then it is read
@@ -426,6 +441,8 @@ class Runtime:
                 return
             result = await reconciler.reconcile(body)
             await self._write(plural, body, result)
+            if plural == BACKLOGS:
+                self.metrics.backlog_synced(namespace, name, result.status)
             delay = result.requeue_after if result.requeue_after is not None else default_delay
             wakes[key] = started + timedelta(seconds=max(0.0, delay))
 
@@ -437,11 +454,14 @@ class Runtime:
         key = f"{namespace}/{name}"
         seen = _Seen()
         async with self.lock(key if plural == GOALS else f"{plural}:{key}"):
+            started = time.perf_counter()
             try:
                 await step(namespace, name, seen)
             except Exception as error:
+                self.metrics.reconciled(plural, time.perf_counter() - started, error=True)
                 await self._failed(plural, key, seen.body, error)
                 return
+            self.metrics.reconciled(plural, time.perf_counter() - started, error=False)
             self.backoff.succeeded(f"{plural}:{key}")
 
     async def _write(
@@ -654,6 +674,7 @@ class Runtime:
     def _forget_goal(self, key: str) -> None:
         """Everything kept about a goal, but its Jobs."""
         self.capacity.remove(key)
+        self.metrics.forget_goal(key)
         self.backoff.forget(f"{GOALS}:{key}")
         self.bodies.forget(key)
         self.goal_wake.plan(key, None)
@@ -665,6 +686,8 @@ class Runtime:
         self.backlog_wake.pop(key, None)
         self.backlog_seen.pop(key, None)
         self.backoff.forget(f"{BACKLOGS}:{key}")
+        namespace, _, name = key.partition("/")
+        self.metrics.forget_backlog(namespace, name)
 
     def forget_schedule(self, key: str) -> None:
         """A deleted GoalSchedule: no more ticks of it."""
