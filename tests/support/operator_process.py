@@ -81,13 +81,14 @@ class OperatorProcess:
     """`backlogctl operator` in its own process, killed and started again at will by a test.
 
     `settings`: the operator's settings by name after the `BACKLOG_OPERATOR_` prefix
-    (``{"MAX_RUNNING": "4"}``); the liveness endpoint is off unless set (a killed process's
-    port may not be free yet for the next)."""
+    (``{"MAX_RUNNING": "4"}``); the metrics port and kopf's liveness endpoint are off unless
+    set (a killed process's port may not be free yet for the next)."""
 
     def __init__(self, server: EmulatorServer, settings: Mapping[str, str], *, log: Path) -> None:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(server.kubeconfig)
         env["BACKLOG_OPERATOR_LIVENESS_ENDPOINT"] = ""
+        env["BACKLOG_OPERATOR_METRICS_PORT"] = "0"
         env.update({f"BACKLOG_OPERATOR_{name}": value for name, value in settings.items()})
         self._log: IO[bytes] = log.open("ab")
         self._server = subprocess.Popen(

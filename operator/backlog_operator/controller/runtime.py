@@ -335,7 +335,6 @@ class Runtime:
             raise
         if written is not None:
             self.bodies.offer(written)  # so its echo says nothing new
-            self._record_goal(body, result)
         status = result.status or read_status(GoalStatus, body.get("status"))
         self.goal_wake.plan(key, self._next_look(status))
         if self._job_ended_unseen(namespace, status):
@@ -344,14 +343,6 @@ class Runtime:
             self.goal_wake.plan(key, self.clock())
         if status.phase in FINAL_PHASES:
             self.bodies.shed(key)  # rarely looked at again: keep its version, not its body
-
-    def _record_goal(self, body: Mapping[str, Any], result: Reconciled[GoalStatus]) -> None:
-        """The metrics of a goal's status as written: a wait or a run that ended, an attempt."""
-        now = self.clock()
-        if result.status is not None:
-            self.metrics.goal_written(body, result.status, now)
-        if result.attempt is not None:
-            self.metrics.attempt_ended(result.attempt, now)
 
     async def _goal_body(self, key: str) -> dict[str, Any] | None:
         """The goal's newest known body, unless its reconcile may start a Job: then it is read
@@ -441,8 +432,6 @@ class Runtime:
                 return
             result = await reconciler.reconcile(body)
             await self._write(plural, body, result)
-            if plural == BACKLOGS:
-                self.metrics.backlog_synced(namespace, name, result.status)
             delay = result.requeue_after if result.requeue_after is not None else default_delay
             wakes[key] = started + timedelta(seconds=max(0.0, delay))
 
@@ -470,8 +459,23 @@ class Runtime:
         """The status a reconcile asks for (if it changed), then its events (best effort); the
         object as written (None: nothing written, or it is gone)."""
         written = await self._write_status(plural, body, _patch(body, result.status))
+        if written is not None:  # None: unchanged, or gone
+            self._record(plural, body, result)
         await self._post(body, result.events)
         return written
+
+    def _record(self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]) -> None:
+        """The metrics of a status as written: a goal's wait or run that ended, its attempt; a
+        Backlog's tasks."""
+        if isinstance(result.status, GoalStatus):
+            now = self.clock()
+            self.metrics.goal_written(body, result.status, now)
+            if result.attempt is not None:
+                self.metrics.attempt_ended(result.attempt, now)
+        elif isinstance(result.status, BacklogStatus):
+            metadata = body.get("metadata") or {}
+            namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+            self.metrics.backlog_synced(namespace, name, result.status)
 
     async def _write_status(
         self, plural: str, body: Mapping[str, Any], patch: Mapping[str, Any] | None
