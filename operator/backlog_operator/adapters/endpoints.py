@@ -24,6 +24,11 @@ from prometheus_client.exposition import choose_encoder
 Ready = Callable[[], tuple[bool, str]]
 
 
+class ListenError(OSError):
+    """The endpoints cannot listen where they were asked to (the port taken, the address
+    not this host's)."""
+
+
 class Endpoints:
     """The server: `start()` binds `host:port` (port 0: one the system picks, see `port`)."""
 
@@ -54,6 +59,11 @@ class Endpoints:
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self._port).start()
+        except OSError as error:
+            await runner.cleanup()
+            raise ListenError(
+                error.errno, f"cannot listen on {self.host}:{self._port}: {error.strerror}"
+            ) from error
         except BaseException:
             await runner.cleanup()
             raise

@@ -14,7 +14,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from pydantic import ValidationError
 
-from backlog_operator.adapters.endpoints import Endpoints
+from backlog_operator.adapters.endpoints import Endpoints, ListenError
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.result import ExitCode
 from backlog_operator.controller.handlers import build_registry
@@ -62,7 +62,15 @@ def main(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    asyncio.run(operate(settings, registry, serving(settings, metrics, readiness)))
+    try:
+        asyncio.run(operate(settings, registry, serving(settings, metrics, readiness)))
+    except ListenError as error:
+        print(
+            f"backlogctl operator: {error.strerror} (BACKLOG_OPERATOR_METRICS_PORT, "
+            "BACKLOG_OPERATOR_METRICS_BIND_ADDRESS)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
