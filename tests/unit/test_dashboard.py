@@ -1,5 +1,5 @@
 """The Grafana dashboard in docs/grafana: valid JSON whose queries name only metrics the operator
-exports, and every metric it exports on some panel."""
+exports, and every metric it exports on some panel; and every metric documented."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.metrics import MetricWrapperBase
 
 from backlog_operator.controller.metrics import Metrics
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "backlog-operator.json"
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "docs" / "grafana" / "backlog-operator.json"
+OPERATIONS = ROOT / "docs" / "operations.md"
 
 # PromQL's words that are not metric names: its functions (always followed by a parenthesis,
 # which is how they are told apart), and its keywords.
@@ -119,3 +122,28 @@ def test_every_metric_the_operator_exports_is_on_the_dashboard(dashboard: dict[s
     shown = {known[name] for _, expr in queries(dashboard) for name in metric_names(expr)}
     missing = set(known.values()) - shown
     assert not missing, f"metrics on no panel of {DASHBOARD.name}: {sorted(missing)}"
+
+
+def test_every_metric_is_documented_with_its_labels() -> None:
+    """docs/operations.md's table names each metric, its type and its labels, and the metrics
+    module's own table each metric."""
+    import backlog_operator.controller.metrics as module
+
+    metrics = Metrics()
+    # A labelled metric shows its label names in no sample until it has one: ask the metric.
+    label_names = {
+        metric._name: set(metric._labelnames)
+        for metric in vars(metrics).values()
+        if isinstance(metric, MetricWrapperBase)
+    }
+    text = OPERATIONS.read_text(encoding="utf-8")
+    for family in metrics.registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = label_names.get(family.name, set()) | {
+            label for sample in family.samples for label in sample.labels if label != "le"
+        }
+        row = re.search(rf"^\| `{name}` \| (\w+) \|([^|]*)\|", text, flags=re.MULTILINE)
+        assert row, f"{name} is not in {OPERATIONS.name}'s table"
+        assert row.group(1) == family.type, name
+        assert set(re.findall(r"`(\w+)`", row.group(2))) == labels, name
+        assert f"`{name}" in (module.__doc__ or ""), f"{name} is not in the module's table"

@@ -69,6 +69,7 @@ MAX_REASONS = 100
 OTHER = "Other"
 _REASON = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
 _PHASES = frozenset(phase.value for phase in Phase)
+_FINAL_PHASES = frozenset(phase.value for phase in FINAL_PHASES)
 _SUCCESS_REASONS = {Outcome.PUBLISHED: "Published", Outcome.ALREADY_COMPLETED: "AlreadyCompleted"}
 
 # Reconciles take milliseconds (a few seconds for a Backlog that fetches); attempts and runs
@@ -263,7 +264,7 @@ class Metrics:
                 since = parse_time((body.get("metadata") or {}).get("creationTimestamp"))
             if since is not None:
                 self.queue_wait.observe(max(0.0, (now - since).total_seconds()))
-        ended = status.phase in FINAL_PHASES and phase not in {p.value for p in FINAL_PHASES}
+        ended = status.phase in FINAL_PHASES and phase not in _FINAL_PHASES
         if ended and status.phase and status.start_time and status.completion_time:
             seconds = (status.completion_time - status.start_time).total_seconds()
             self.run_seconds.labels(status.phase.value).observe(max(0.0, seconds))

@@ -24,6 +24,10 @@ is read), and the worker Jobs listed afresh, a page at a time (a Job deleted whi
 was away sends no event). Not a kopf timer per object, which would need a finalizer and a task
 per object.
 
+What it does is also counted (`metrics.Metrics`, served on `/metrics`): each cycle's time and
+result as it ends, each status as it is written (a goal's wait for a slot, its run, its
+attempt; a Backlog's tasks), each Goal's phase as its watch says it.
+
 kopf does not retry event handlers, so the runtime does: a cycle that raises, whatever raised,
 is tried again by the requeue loop after a per-object exponential backoff with equal jitter
 (`RetryPolicy`: 1 s doubling to 5 min), on real time, reset by the next success; meanwhile the
