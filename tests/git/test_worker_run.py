@@ -70,6 +70,7 @@ def test_publishes_task_and_backlog_change_in_one_commit_and_opens_pr(
     [pr] = github.open_pulls()
     assert result["pullRequest"]["number"] == pr.number
     assert result["pullRequest"]["url"].endswith(f"/octo/project/pull/{pr.number}")
+    assert result["pullRequestCreated"] is True  # opened by this attempt
     assert (pr.head, pr.base, pr.draft) == ("backlog/docs-guide-abc123", "main", True)
     assert pr.title == "Do docs-guide: Write the guide"
     assert "Explain the backlog." in (pr.body or "") and "team/goal-one" in (pr.body or "")
@@ -173,6 +174,7 @@ def test_task_missing_from_backlog_publishes_without_writeback(
     assert run.result["changedFiles"] == ["notes.txt"]
     assert any("not-in-backlog" in warning for warning in run.result["warnings"])
     assert "pullRequest" not in run.result  # provider none: the branch only
+    assert "pullRequestCreated" not in run.result
     assert show(remote, run.result["branch"], ".backlog/backlog.yaml") == show(
         remote, "main", ".backlog/backlog.yaml"
     )
@@ -315,6 +317,7 @@ def test_reuses_the_open_pull_request_of_the_task_without_losing_history(
 
     assert run.status == 0, run.stderr
     assert run.result["pullRequest"]["number"] == existing.number
+    assert run.result["pullRequestCreated"] is False  # reused
     assert run.result["branch"] == "backlog/docs-guide-old111"
     assert github.requests_to("POST", "/pulls") == []  # no second pull request
     assert len(github.open_pulls()) == 1

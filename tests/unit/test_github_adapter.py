@@ -442,3 +442,48 @@ def test_a_token_echoed_by_the_server_is_masked_in_errors(
         assert TOKEN not in str(error)
         assert TOKEN not in repr(error)
         assert "***" in str(error)
+
+
+# -- each answer, observed ----------------------------------------------------------------------
+
+
+def test_every_answer_is_told_with_its_status_and_rate_limit_remaining(
+    gh: GitHubStandIn, forge: GitHubForge
+) -> None:
+    answers: list[tuple[int | None, int | None]] = []
+    forge.on_answer = lambda status, remaining: answers.append((status, remaining))
+    for i in range(130):
+        gh.add_pull(f"backlog/task-{i}-aaaaaa")
+    gh.rate_remaining = 100
+
+    forge.open_pull_requests("backlog/")  # two pages
+    _open(forge)  # a create, then its labels
+    gh.fail_next(503)
+    _raises(forge.open_pull_requests, "backlog/")
+
+    # One call per answer, each with the X-RateLimit-Remaining it carried (the stand-in counts
+    # down one per request, as GitHub does).
+    assert [status for status, _ in answers] == [200, 200, 201, 200, 503]
+    assert [remaining for _, remaining in answers] == [99, 98, 97, 96, 95]
+
+
+def test_a_call_that_got_no_answer_is_told_without_a_status() -> None:
+    answers: list[tuple[int | None, int | None]] = []
+    forge = GitHubForge(REPO, TOKEN, base_url=f"http://127.0.0.1:{free_port()}")
+    forge.on_answer = lambda status, remaining: answers.append((status, remaining))
+
+    _raises(forge.open_pull_requests, PREFIX)
+
+    assert answers == [(None, None)]
+
+
+def test_an_observer_that_fails_does_not_fail_the_call(
+    gh: GitHubStandIn, forge: GitHubForge
+) -> None:
+    def broken(status: int | None, remaining: int | None) -> None:
+        raise RuntimeError("the observer blew up")
+
+    forge.on_answer = broken
+    gh.add_pull(f"{PREFIX}aaaaaa")
+
+    assert len(forge.open_pull_requests(PREFIX)) == 1

@@ -27,6 +27,10 @@ rate-limit message (primary or secondary). `retry_after_seconds` follows GitHub'
 `Date` header where there is one, so a skewed local clock does not matter); else one minute.
 5xx answers carry `retry_after_seconds` only when they send `Retry-After`.
 
+Every answer GitHub sends (and every call that got none) can be observed through `on_answer`:
+its HTTP status (None: no answer) and the `X-RateLimit-Remaining` it carried. The operator counts
+them in its metrics; the worker leaves it unset.
+
 The token travels only in the `Authorization` header (`Auth.Token`): never in a URL, and every
 message passes through the redactor before it reaches an exception or a log line.
 """
@@ -37,7 +41,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,7 +58,7 @@ from backlog_operator import __version__
 from backlog_operator.errors import ClassifiedError
 from backlog_operator.redact import Redactor
 
-__all__ = ["DEFAULT_API_URL", "ForgeError", "GitHubForge", "PullRequestRef"]
+__all__ = ["DEFAULT_API_URL", "AnswerHook", "ForgeError", "GitHubForge", "PullRequestRef"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,10 @@ _PAGE_SIZE = 100
 _DEFAULT_RATE_LIMIT_WAIT = 60
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _DUPLICATE = "a pull request already exists"
+
+# Called with each answer's HTTP status (None: the call got no answer) and the rate limit
+# remaining that answer reported (None: it reported none).
+AnswerHook = Callable[[int | None, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,11 @@ class GitHubForge:
             lazy=True,
         )
         self._repo = self._client.get_repo(repository)
+        self.on_answer: AnswerHook | None = None
+        # PyGithub hands every answer (status, lower-cased headers, body) to its Requester's
+        # DEBUG_ON_RESPONSE, a no-op unless its debug flag is set: this client's own requester
+        # (shared by the repository and every object read through it) tells `on_answer` instead.
+        self._client.requester.DEBUG_ON_RESPONSE = self._answered  # type: ignore[method-assign,assignment]
 
     def __repr__(self) -> str:
         return f"GitHubForge({self.repository!r}, base_url={self.base_url!r})"
@@ -254,6 +267,18 @@ class GitHubForge:
         with self._translate(f"labelling pull request #{number}"):
             self._repo.get_pull(number).add_to_labels(*labels)
 
+    def _answered(
+        self, status: int | None, headers: Mapping[str, Any], data: object = None
+    ) -> None:
+        """Tell `on_answer` of one answer (or of a call that got none: `status` None)."""
+        if self.on_answer is None:
+            return
+        remaining = _int_or_none(headers.get("x-ratelimit-remaining"))
+        try:
+            self.on_answer(status, remaining)
+        except Exception:  # an observer must never fail the call it observes
+            log.debug("the forge answer hook failed", exc_info=True)
+
     def _open_pull_from(self, head: str, base: str) -> PullRequest | None:
         # GitHub's `head` filter wants `owner:branch`; the branch check below guards against a
         # server that ignores the filter.
@@ -284,6 +309,7 @@ class GitHubForge:
                 retryable=True,
             ) from None
         except OSError as error:
+            self._answered(None, {})
             # requests' ConnectionError and Timeout are OSErrors. Their text repeats the URL
             # (no token in it, but no help either); the kind of failure is what people need.
             raise ForgeError(
@@ -478,7 +504,7 @@ def _server_now(headers: Mapping[str, str]) -> float:
     return time.time()
 
 
-def _int_or_none(value: str | None) -> int | None:
+def _int_or_none(value: object) -> int | None:
     try:
         return int(str(value).strip())
     except ValueError:

@@ -47,6 +47,10 @@ class WorkerResult(ApiModel):
     branch: str | None = None
     commit: str | None = None
     pull_request: PullRequestStatus | None = None
+    pull_request_created: bool | None = Field(
+        default=None,
+        description="True: this attempt opened the pull request; false: it reused an open one.",
+    )
     changed_files: list[str] = Field(default_factory=list)
     backlog_updated: bool = False
     reason: str | None = Field(default=None, description="CamelCase word, for a failure.")

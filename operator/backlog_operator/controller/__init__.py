@@ -3,7 +3,7 @@
 - `handlers`: kopf registration, one function per kind; `runtime`: the apply cycles, what
   wakes them and the requeue loop, kept in kopf's `memo`; `cache`: what the watches said (Goals'
   last bodies, worker Jobs); `keyed`: per-object locks and wake-up times; `main`: `backlogctl
-  operator`; `settings`.
+  operator`; `settings`; `metrics` (Prometheus) and `health` (readiness).
 - `results` (`Reconciled`, `Event`), `status` (typed status and its one writer), `conditions`
   (Ready, Reconciling, Stalled for every kind), `owned_goals` (what Backlog and GoalSchedule
   share about the Goals they create).

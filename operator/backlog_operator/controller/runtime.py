@@ -24,6 +24,10 @@ is read), and the worker Jobs listed afresh, a page at a time (a Job deleted whi
 was away sends no event). Not a kopf timer per object, which would need a finalizer and a task
 per object.
 
+What it does is also counted (`metrics.Metrics`, served on `/metrics`): each cycle's time and
+result as it ends, each status as it is written (a goal's wait for a slot, its run, its
+attempt; a Backlog's tasks), each Goal's phase as its watch says it.
+
 kopf does not retry event handlers, so the runtime does: a cycle that raises, whatever raised,
 is tried again by the requeue loop after a per-object exponential backoff with equal jitter
 (`RetryPolicy`: 1 s doubling to 5 min), on real time, reset by the next success; meanwhile the
@@ -71,6 +75,7 @@ from backlog_operator.controller.goals.outcome import job_finished
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.goals.retry import jittered_backoff
 from backlog_operator.controller.keyed import KeyedLocks, WakeTimes
+from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
 from backlog_operator.controller.settings import OperatorSettings
@@ -183,9 +188,11 @@ class Runtime:
         clock: Callable[[], datetime] | None = None,
         forge_factory: ForgeFactory = github_forge,
         retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry = retry or RetryPolicy()
         self.backoff = Backoff(self.retry)
@@ -201,7 +208,9 @@ class Runtime:
             BacklogSource(Path(settings.cache_dir)),
             forge_factory=forge_factory,
             clock=self.clock,
+            forge_observer=self.metrics.forge_answered,
         )
+        self.metrics.track_capacity(self.capacity.queued, self.capacity.held, settings.max_running)
         # namespace/name -> the next time to look at that GoalSchedule or Backlog
         self.schedule_wake: dict[str, datetime] = {}
         self.backlog_wake: dict[str, datetime] = {}
@@ -279,6 +288,7 @@ class Runtime:
         """A Goal's watch event: a cycle if the event says something new; a deleted goal's
         attempt stopped. Both run in the runtime's own tasks (a bounded number of cycles at
         once), so the event handler returns at once and kopf keeps no event while it waits."""
+        self.metrics.goal_seen(event_type, body)
         metadata = body.get("metadata") or {}
         if event_type == "DELETED":
             namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
@@ -441,11 +451,14 @@ class Runtime:
         lock = self.lock(key if plural == GOALS else f"{plural}:{key}")
         with logs.about(_KINDS[plural], namespace, name):  # its lines name it
             async with lock:
+                started = time.perf_counter()
                 try:
                     await step(namespace, name, seen)
                 except Exception as error:
+                    self.metrics.reconciled(plural, time.perf_counter() - started, error=True)
                     await self._failed(plural, key, seen.body, error)
                     return
+                self.metrics.reconciled(plural, time.perf_counter() - started, error=False)
                 self.backoff.succeeded(f"{plural}:{key}")
 
     async def _write(
@@ -455,8 +468,23 @@ class Runtime:
         object as written (None: nothing written, or it is gone)."""
         written = await self._write_status(plural, body, _patch(body, result.status))
         logs.log_transitions(body, result.events)  # once: events are made on transitions only
+        if written is not None:  # None: unchanged, or gone
+            self._record(plural, body, result)
         await self._post(body, result.events)
         return written
+
+    def _record(self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]) -> None:
+        """The metrics of a status as written: a goal's wait or run that ended, its attempt; a
+        Backlog's tasks."""
+        if isinstance(result.status, GoalStatus):
+            now = self.clock()
+            self.metrics.goal_written(body, result.status, now)
+            if result.attempt is not None:
+                self.metrics.attempt_ended(result.attempt, now)
+        elif isinstance(result.status, BacklogStatus):
+            metadata = body.get("metadata") or {}
+            namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+            self.metrics.backlog_synced(namespace, name, result.status)
 
     async def _write_status(
         self, plural: str, body: Mapping[str, Any], patch: Mapping[str, Any] | None
@@ -662,6 +690,7 @@ class Runtime:
     def _forget_goal(self, key: str) -> None:
         """Everything kept about a goal, but its Jobs."""
         self.capacity.remove(key)
+        self.metrics.forget_goal(key)
         self.backoff.forget(f"{GOALS}:{key}")
         self.bodies.forget(key)
         self.goal_wake.plan(key, None)
@@ -673,6 +702,8 @@ class Runtime:
         self.backlog_wake.pop(key, None)
         self.backlog_seen.pop(key, None)
         self.backoff.forget(f"{BACKLOGS}:{key}")
+        namespace, _, name = key.partition("/")
+        self.metrics.forget_backlog(namespace, name)
 
     def forget_schedule(self, key: str) -> None:
         """A deleted GoalSchedule: no more ticks of it."""

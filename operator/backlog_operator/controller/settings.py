@@ -11,7 +11,9 @@
 | `REQUEUE_SECONDS` | how often the loop runs what is due (backoffs, retries, syncs) (3) | 5 |
 | `GOAL_URL_TEMPLATE` | link to a goal in pull requests (`{namespace}`, `{name}`) | none |
 | `WORKER_SERVICE_ACCOUNT` | service account of worker Pods (token not mounted) | `default` |
-| `LIVENESS_ENDPOINT` | kopf's health endpoint; empty = none | `http://0.0.0.0:8080/healthz` |
+| `METRICS_PORT` | port of `/metrics`, `/healthz` and `/readyz`; 0 = none | 8080 |
+| `METRICS_BIND_ADDRESS` | address that port listens on | `0.0.0.0` |
+| `LIVENESS_ENDPOINT` | kopf's own health endpoint (4); empty = none | none |
 | `CACHE_DIR` | where Backlog syncs keep small per-repository git caches | a temporary folder |
 | `WORKSPACE_SIZE_LIMIT` | `sizeLimit` of the workspace and private volumes (1) | `4Gi` |
 | `TASK_RESOURCES` | JSON resources of the task step (2) | `DEFAULT_TASK_RESOURCES` |
@@ -25,6 +27,8 @@
 resources replace these as a whole); `{}` = none.
 (3) Also the precision of a goal's backoff; waiting goals are not polled (docs/operator.md,
 "Scaling").
+(4) `/healthz` on the metrics port replaces it; a URL such as `http://0.0.0.0:8081/healthz`
+turns kopf's on too (on another port).
 """
 
 from __future__ import annotations
@@ -67,7 +71,10 @@ class OperatorSettings(BaseSettings):
     requeue_seconds: float = Field(default=5.0, gt=0)
     goal_url_template: str | None = None
     worker_service_account: str = "default"
-    liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    metrics_port: int = Field(default=8080, ge=0, le=65535)
+    # Every interface: the kubelet probes, and Prometheus scrapes, the Pod's IP.
+    metrics_bind_address: str = Field(default="0.0.0.0", min_length=1)  # noqa: S104
+    liveness_endpoint: str = ""
     cache_dir: str = Field(
         default_factory=lambda: str(Path(tempfile.gettempdir()) / "backlog-operator"),
     )

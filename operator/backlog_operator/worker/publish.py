@@ -53,6 +53,7 @@ class _Publication:
     tree: str
     commit: str = ""
     pull_request: PullRequestRef | None = None
+    created: bool | None = None  # whether this attempt opened `pull_request` (False: reused)
     backlog_updated: bool = False
     changed_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -87,6 +88,7 @@ def publish(
         branch=existing.head_branch if existing else _new_branch(ctx),
         tree=tree,
         pull_request=existing,
+        created=False if existing else None,
         warnings=list(record.warnings),
     )
     state.backlog_updated = _mark_completed(ctx, repo, record, state, now)
@@ -337,7 +339,7 @@ def _open_and_record(
         draft=spec.draft,
         labels=spec.labels,
     )
-    state.pull_request = pull_request
+    state.pull_request, state.created = pull_request, created
     log.info("%s pull request #%d", "opened" if created else "reused", pull_request.number)
     document = state.backlog
     if not state.backlog_updated or ctx.task_id is None or document is None:
@@ -380,6 +382,7 @@ def _result(ctx: WorkerContext, state: _Publication) -> WorkerResult:
         branch=state.branch,
         commit=state.commit,
         pull_request=pull_request,
+        pull_request_created=state.created if pull_request else None,
         changed_files=state.changed_files,
         backlog_updated=state.backlog_updated,
         warnings=[ctx.redactor(warning) for warning in state.warnings],

@@ -22,7 +22,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -88,6 +89,16 @@ class Forge(Protocol):
 
 
 ForgeFactory = Callable[[str, str | None, str | None], Forge]
+# Told of each answer of the forge to a Backlog's sync: (namespace, Backlog name, HTTP status or
+# None when no answer came, the rate limit remaining or None).
+ForgeObserver = Callable[[str, str, int | None, int | None], None]
+
+
+@runtime_checkable
+class ObservableForge(Protocol):
+    """A forge that tells of each answer it gets (GitHubForge does); others are not observed."""
+
+    on_answer: Callable[[int | None, int | None], None] | None
 
 
 def github_forge(repository: str, token: str | None, base_url: str | None) -> Forge:
@@ -113,10 +124,12 @@ class BacklogReconciler:
         *,
         forge_factory: ForgeFactory = github_forge,
         clock: Callable[[], datetime] | None = None,
+        forge_observer: ForgeObserver | None = None,
     ) -> None:
         self.cluster = cluster
         self.source = source
         self.forge_factory = forge_factory
+        self.forge_observer = forge_observer
         self.clock = clock or (lambda: datetime.now(UTC))
         # Backlog uid -> what was read (URL, branch, path) and that commit's tasks: one per
         # Backlog, replaced when it reads something else, dropped when it is deleted.
@@ -241,6 +254,9 @@ class BacklogReconciler:
         def listing() -> list[tuple[Any, datetime]]:
             # The forge is made in the thread too: its first use imports PyGithub (slow).
             forge = self.forge_factory(slug, token, spec.api_base_url)
+            if self.forge_observer is not None and isinstance(forge, ObservableForge):
+                namespace, name = backlog.metadata.namespace or "default", backlog.metadata.name
+                forge.on_answer = partial(self.forge_observer, namespace, name)
             return forge.open_pull_requests(prefix or DEFAULT_BRANCH_PREFIX)
 
         try:

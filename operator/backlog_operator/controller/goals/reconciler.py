@@ -67,7 +67,7 @@ from backlog_operator.controller.goals.outcome import (
     stuck_result,
 )
 from backlog_operator.controller.goals.retry import backoff_seconds, should_retry
-from backlog_operator.controller.results import Event, Reconciled
+from backlog_operator.controller.results import AttemptEnd, Event, Reconciled
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import evolve, instant, read_status
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
@@ -274,6 +274,7 @@ class GoalReconciler:
         job_name = status.job_name or ""
         self._created.discard(job_name)  # recorded: a 409 on it no longer means a lost answer
         found_job = await self.cluster.get_job(namespace, job_name)
+        pod = None
         if found_job is None:
             result = failure("JobMissing", f"the worker Job {job_name} disappeared", retryable=True)
         elif job_finished(found_job) is None:
@@ -287,7 +288,9 @@ class GoalReconciler:
             result = found or failure(
                 "JobFailed", "the worker Job ended without a result", retryable=True
             )
-        return self._attempt_done(goal, status, result)
+        done = self._attempt_done(goal, status, result)
+        done.attempt = AttemptEnd(result, found_job, pod)
+        return done
 
     async def _running(
         self, goal: Goal, status: GoalStatus, found_job: Mapping[str, Any]
@@ -309,6 +312,7 @@ class GoalReconciler:
                     await self._stop(namespace, status.job_name or "")
                     result = self._attempt_done(goal, new, stuck)
                     result.events[:0] = events
+                    result.attempt = AttemptEnd(stuck, found_job)
                     return result
         return Reconciled(new if new != status else None, events)
 
