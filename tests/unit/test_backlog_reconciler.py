@@ -1118,13 +1118,15 @@ def test_a_finished_goal_leaves_history_only_once_its_usage_is_counted() -> None
     ended(cluster, "team-ci-cache", "Succeeded", PUBLISHED_USAGE)
     clock.advance(seconds=61)
 
-    run(cluster.apply(reconciler, body))
+    held = run(cluster.apply(reconciler, body))
     assert cluster.deleted_goals == []  # the status read does not hold its attempt yet
     assert body["status"]["usage"]["days"][0]["attempts"] == 1
+    assert held.requeue_after == 5.0  # soon, not at the next interval
 
-    clock.advance(seconds=61)
-    run(cluster.apply(reconciler, body))
+    clock.advance(seconds=5)
+    again = run(cluster.apply(reconciler, body))
     assert cluster.deleted_goals == ["team-ci-cache"]
+    assert again.requeue_after == 60.0
     clock.advance(seconds=61)
     run(cluster.apply(reconciler, body))
 

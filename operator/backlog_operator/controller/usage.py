@@ -18,7 +18,7 @@ nothing to report and is not "unreported".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -209,9 +209,14 @@ def today_of(usage: OwnerUsage | None, now: datetime) -> UsageTotals:
     return UsageTotals()
 
 
-def settled(previous: OwnerUsage | None, goals: Iterable[Mapping[str, Any]]) -> list[Any]:
-    """The `goals` whose attempts `previous` holds all of: those history may delete."""
-    return [goal for goal in goals if all_counted(previous, goal)]
+def settled(previous: OwnerUsage | None) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a Goal may be deleted now: `previous` (the owner's status as read) holds all its
+    attempts (`trim_history`'s `deletable`)."""
+    return lambda goal: all_counted(previous, goal)
+
+
+# When history holds a Goal back until its usage is in the status: look again this soon.
+HELD_REQUEUE_SECONDS = 5.0
 
 
 # ------------------------------------------------------------------------------- the budget

@@ -64,7 +64,13 @@ from backlog_operator.controller.conditions import (
 from backlog_operator.controller.owned_goals import owned_goal, phase_of, trim_history
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.status import evolve, instant, parse_time, read_status
-from backlog_operator.controller.usage import BUDGET_EXHAUSTED, Accounted, account, settled
+from backlog_operator.controller.usage import (
+    BUDGET_EXHAUSTED,
+    HELD_REQUEUE_SECONDS,
+    Accounted,
+    account,
+    settled,
+)
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
 from backlog_operator.redact import private_token_file
 
@@ -162,13 +168,15 @@ class BacklogReconciler:
                 status, "InvalidBacklog", str(error), generation, stalled=True, requeue=interval
             )
         started, events = await self._start(backlog, selection.start[: accounted.room], goals)
-        events += await trim_history(
+        trimmed, held = await trim_history(
             self.cluster,
             backlog.metadata.namespace or "default",
-            settled(status.usage, goals),  # a Goal goes once the status holds all its usage
+            goals,
             successful=backlog.spec.history.successful,
             failed=backlog.spec.history.failed,
+            deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
+        events += trimmed
         new = self._report(backlog, status, parsed, selection, started, generation)
         new = self._budget(new, status, accounted, events, generation)
         if forge_error is not None:
@@ -177,6 +185,8 @@ class BacklogReconciler:
             events.append(_synced(backlog, parsed, selection))
         decision = accounted.decision
         requeue = decision.requeue_after(self.clock(), interval) if decision else interval
+        if held:  # deleted once this status, which holds their usage, is written
+            requeue = min(requeue, HELD_REQUEUE_SECONDS)
         return Reconciled(new, events, requeue_after=requeue)
 
     # ------------------------------------------------------------------- reading

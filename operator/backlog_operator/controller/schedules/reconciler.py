@@ -61,6 +61,7 @@ from backlog_operator.controller.status import (
 )
 from backlog_operator.controller.usage import (
     BUDGET_EXHAUSTED,
+    HELD_REQUEUE_SECONDS,
     Accounted,
     BudgetDecision,
     account,
@@ -104,12 +105,13 @@ class GoalScheduleReconciler:
         )
         active = sorted(g["metadata"]["name"] for g in goals if phase_of(g) not in FINAL_PHASES)
         accounted = account(status.usage, schedule.spec.budget, status.budget, goals, now)
-        events = await trim_history(
+        events, held = await trim_history(
             self.cluster,
             namespace,
-            settled(status.usage, goals),  # a Goal goes once the status holds all its usage
+            goals,
             successful=schedule.spec.successful_goals_history_limit,
             failed=schedule.spec.failed_goals_history_limit,
+            deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
         plan = _plan(schedule, cron, status, now, accounted.decision)
         events += plan.events
@@ -134,6 +136,8 @@ class GoalScheduleReconciler:
         requeue = (next_time - now).total_seconds() if next_time else None
         if accounted.decision is not None and accounted.decision.exhausted:
             requeue = accounted.decision.requeue_after(now, requeue or 86400.0)
+        if held:  # deleted once this status, which holds their usage, is written
+            requeue = min(requeue or HELD_REQUEUE_SECONDS, HELD_REQUEUE_SECONDS)
         return Reconciled(new, events, requeue_after=requeue)
 
     async def _follow(
