@@ -10,6 +10,7 @@ total), `fold_goals` (an owner's days, no attempt counted twice, none lost with 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,6 +39,7 @@ from backlog_operator.controller.usage import (
     next_midnight,
     record_attempt,
     settled,
+    task_ran,
     today_of,
 )
 from backlog_operator.controller.usage import budget_events as events_for
@@ -138,8 +140,9 @@ def test_the_other_fields_stay_when_one_is_wrong() -> None:
         (b'{"cost": {"amount": Infinity, "currency": "USD"}}', "is not valid JSON"),
         (b'{"durationSeconds": -Infinity}', "is not valid JSON"),
         (b'{"inputTokens": ' + b"9" * 5000 + b"}", "is not valid JSON"),
-        (b"[" * 8000 + b"]" * 8000, "is nested too deeply"),
-        (b'{"a":' * 2000 + b"1" + b"}" * 2000, "is nested too deeply"),
+        (b"[" * 8000 + b"]" * 8000, "is nested deeper than 8 levels"),
+        (b'{"a":' * 2000 + b"1" + b"}" * 2000, "is nested deeper than 8 levels"),
+        (b'{"a": [[[[[[[[1]]]]]]]]}', "is nested deeper than 8 levels"),
         (b"\xff\xfe{}", "is not UTF-8"),
         (b'["inputTokens", 3]', "is not a JSON object"),
         (b'"gpt"', "is not a JSON object"),
@@ -153,6 +156,23 @@ def test_a_malformed_file_is_a_warning_and_no_usage(data: bytes, problem: str) -
     [warning] = usage.warnings
     assert problem in warning
     assert usage.model_dump(exclude_unset=True, exclude={"warnings"}) == {}
+
+
+def test_deep_nesting_is_refused_whatever_the_recursion_limit() -> None:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)  # the parser alone would then go 8,000 deep
+    try:
+        usage = parse_usage(b"[" * 8000 + b"]" * 8000)
+    finally:
+        sys.setrecursionlimit(limit)
+
+    assert usage.warnings == ["the usage file is nested deeper than 8 levels; no usage read"]
+
+
+def test_brackets_in_strings_are_not_nesting() -> None:
+    usage = parse_usage(b'{"model": "[[[[[[[[[[\\"{{{{{{{{{{", "inputTokens": 3}')
+
+    assert (usage.model, usage.input_tokens, usage.warnings) == ('[[[[[[[[[["{{{{{{{{{{', 3, [])
 
 
 def test_warnings_never_repeat_what_the_file_holds() -> None:
@@ -246,6 +266,23 @@ def test_an_attempt_whose_task_never_ran_is_not_unreported() -> None:
         1,
         1,
     )
+
+
+@pytest.mark.parametrize(
+    ("result", "ran"),
+    [
+        (failure("ImagePullFailed", "no image", retryable=True, step="task"), False),
+        (failure("InvalidImageName", "bad", retryable=False, step="task"), False),
+        (failure("SecretNotFound", "no secret", retryable=False, step="clone"), False),
+        (failure("SecretNotFound", "no secret", retryable=False), False),
+        (failure("ImagePullFailed", "no image", retryable=True, step="publish"), True),
+        (failure("TimedOut", "deadline", retryable=True), True),
+        (failure("OutOfMemory", "oom", retryable=True, step="task"), True),
+        (failure("PathViolation", "src/", retryable=False, step="publish"), True),
+    ],
+)
+def test_whether_the_task_can_have_run(result: WorkerResult, ran: bool) -> None:
+    assert task_ran(result) is ran
 
 
 def test_a_goal_lists_its_latest_attempts_and_sums_them_all() -> None:

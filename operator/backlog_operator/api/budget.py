@@ -74,8 +74,9 @@ class BudgetSpec(ApiModel):
         description=(
             "With a cost (or tokens) limit: an attempt whose task ran and reported no cost (or "
             "no tokens) makes the day's budget count as spent (`Block`, fail closed), or counts "
-            "as costing nothing (`Allow`). Attempts whose task never ran (the clone failed, or "
-            "the task was already completed) report nothing and count as costing nothing."
+            "as costing nothing (`Allow`). Attempts whose task never ran (the clone failed, the "
+            "task was already completed, its image or a Secret was missing) report nothing and "
+            "count as costing nothing."
         ),
     )
 

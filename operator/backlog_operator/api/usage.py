@@ -29,6 +29,7 @@ from backlog_operator.api.common import ApiModel
 
 # The file: bytes read at most, then the bounds of each field.
 USAGE_FILE_MAX_BYTES = 16 * 1024
+MAX_NESTING = 8  # the usage object is 2 deep (counters, cost); JSON nested deeper is refused
 MODEL_MAX_LENGTH = 128
 MAX_TOKENS = 10**15  # per attempt; far beyond any model's window, well inside int64
 MAX_COST = Decimal(10**9)  # per attempt, in the currency's units
@@ -181,8 +182,9 @@ class AttemptUsage(TaskUsage):
     task_ran: bool = Field(
         default=True,
         description=(
-            "False when the task cannot have run: the clone step failed, or the task was "
-            "already completed. Such an attempt has nothing to report."
+            "False when the task cannot have run: the clone step failed, the task was "
+            "already completed, or its image (or a Secret of the Pod) was missing. Such an "
+            "attempt has nothing to report."
         ),
     )
 
@@ -237,14 +239,15 @@ def parse_usage(data: bytes) -> TaskUsage:
     """
     if len(data) > USAGE_FILE_MAX_BYTES:
         return _refused(f"is larger than {USAGE_FILE_MAX_BYTES} bytes")
+    if _nesting(data) > MAX_NESTING:
+        # Refused before parsing: the parser's own bound is the interpreter's recursion limit.
+        return _refused(f"is nested deeper than {MAX_NESTING} levels")
     try:
         document = json.loads(
             data.decode("utf-8"), parse_float=Decimal, parse_constant=_no_constant
         )
     except UnicodeDecodeError:
         return _refused("is not UTF-8 text")
-    except RecursionError:
-        return _refused("is nested too deeply")
     except ValueError:  # JSONDecodeError, NaN or Infinity, an integer of too many digits
         return _refused("is not valid JSON (NaN and Infinity are not numbers here)")
     if not isinstance(document, dict):
@@ -263,6 +266,29 @@ def parse_usage(data: bytes) -> TaskUsage:
     if unknown:
         warnings.append(f"{unknown} unknown field(s) ignored")
     return TaskUsage.model_validate({**fields, "warnings": _bounded_warnings(warnings)})
+
+
+def _nesting(data: bytes) -> int:
+    """The deepest nesting of arrays and objects in JSON text (brackets in strings skipped);
+    one pass, no recursion, whatever the text holds."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def _refused(problem: str) -> TaskUsage:

@@ -12,8 +12,8 @@
 The rule for an attempt that reported no usage (docs/operator.md, "Budgets"): it counts as an
 attempt always; with a cost (tokens) limit and `unreportedUsage: Block`, an attempt whose task
 ran without reporting a cost (tokens) spends the day's budget; with `Allow` it costs nothing.
-An attempt whose task cannot have run (the clone failed, the task was already completed) has
-nothing to report and is not "unreported".
+An attempt whose task cannot have run (`task_ran`: the clone failed, the task was already
+completed, its image or a Secret was missing) has nothing to report and is not "unreported".
 """
 
 from __future__ import annotations
@@ -68,20 +68,35 @@ def record_attempt(
     total, so a re-run's attempts follow the earlier runs')."""
     usage = usage or GoalUsage()
     reported = result.usage or TaskUsage()
-    task_ran = result.outcome is not Outcome.ALREADY_COMPLETED and result.step != "clone"
     entry = AttemptUsage.model_validate(
         {
             **reported.model_dump(exclude_defaults=True),
             "number": usage.total.attempts + 1,
             "attempt_id": attempt_id or result.attempt_id,
             "end_time": instant(now),
-            "task_ran": task_ran,
+            "task_ran": task_ran(result),
         }
     )
     return GoalUsage(
         attempts=[*usage.attempts, entry][-MAX_ATTEMPT_RECORDS:],
         total=add_attempt(usage.total, entry),
     )
+
+
+# Failures of an attempt whose task container never started: its image (or a Secret the Pod
+# mounts) was missing (`controller/goals/outcome.py`).
+_BEFORE_THE_TASK = frozenset({"InvalidImageName", "ImagePullFailed"})
+_POD_NEVER_RAN = frozenset({"SecretNotFound"})
+
+
+def task_ran(result: WorkerResult) -> bool:
+    """Whether the attempt's task ran, or may have: False when the clone step ended the
+    attempt, the task was already completed, or the task's container never started."""
+    if result.outcome is Outcome.ALREADY_COMPLETED or result.step == "clone":
+        return False
+    if result.reason in _POD_NEVER_RAN:
+        return False
+    return not (result.step == "task" and result.reason in _BEFORE_THE_TASK)
 
 
 def add_attempt(totals: UsageTotals, entry: AttemptUsage) -> UsageTotals:
