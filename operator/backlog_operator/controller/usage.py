@@ -182,10 +182,13 @@ def fold_goals(
     counted: list[CountedGoal] = []
     for goal in goals:
         uid = str((goal.get("metadata") or {}).get("uid") or "")
+        seen = done.get(uid, 0)
+        if uid and seen and _attempts_of(goal) == seen:
+            counted.append(CountedGoal(uid=uid, attempts=seen))  # nothing new: not validated
+            continue
         usage = goal_usage(goal)
         if not uid or usage is None:
             continue
-        seen = done.get(uid, 0)
         new = [entry for entry in usage.attempts if entry.number > seen]
         for entry in new:
             when = min(day_of(entry.end_time), today)
@@ -197,6 +200,13 @@ def fold_goals(
     oldest = (now.astimezone(UTC).date() - timedelta(days=RETAINED_DAYS - 1)).isoformat()
     kept = sorted((day for day in days.values() if day.date >= oldest), key=lambda d: d.date)
     return OwnerUsage(days=kept[-RETAINED_DAYS:], counted=counted)
+
+
+def _attempts_of(goal: Mapping[str, Any]) -> object:
+    """`status.usage.total.attempts` of a listed Goal as read, unchecked (None when absent)."""
+    usage = (goal.get("status") or {}).get("usage")
+    total = usage.get("total") if isinstance(usage, Mapping) else None
+    return total.get("attempts") if isinstance(total, Mapping) else None
 
 
 def _add_to_day(day: DailyUsage | None, when: str, entry: AttemptUsage) -> DailyUsage:
