@@ -30,9 +30,12 @@ from backlog_operator.api.labels import (
     LABEL_BACKLOG_UID,
     LABEL_TASK,
 )
+from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.api.usage import Cost, TaskUsage
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.controller.backlogs.reconciler import BacklogReconciler, task_digest
-from backlog_operator.controller.status import timestamp
+from backlog_operator.controller.status import timestamp, to_wire
+from backlog_operator.controller.usage import record_attempt
 from backlog_operator.errors import ClassifiedError
 from tests.unit.fakes import (
     ABSENT,
@@ -989,3 +992,145 @@ def test_merged_task_is_never_selected_again_over_several_syncs() -> None:
     clock.advance(seconds=61)
     run(cluster.apply(reconciler, body))
     assert len(cluster.created_goals) == 3  # never a second ci-cache
+
+
+# ------------------------------------------------------------------------ usage and budget
+
+
+def ended(cluster: FakeCluster, name: str, phase: str, *results: WorkerResult) -> None:
+    """The Goal `name` ends in `phase` after one attempt per result, recorded as the Goal
+    reconciler records them (at the clock's time)."""
+    goal = cluster.goal(name)
+    usage = None
+    for result in results:
+        usage = record_attempt(usage, result, attempt_id=None, now=cluster.clock())  # type: ignore[misc]
+    assert usage is not None
+    goal["status"] = {
+        "phase": phase,
+        "startTime": ts(NOW),
+        "completionTime": ts(cluster.clock()),  # type: ignore[misc]
+        "usage": to_wire(usage),
+    }
+
+
+PUBLISHED_USAGE = WorkerResult(
+    outcome=Outcome.PUBLISHED,
+    step="publish",
+    usage=TaskUsage(input_tokens=1000, output_tokens=50, cost=Cost(amount="0.4", currency="USD")),
+)
+
+
+def test_an_attempts_budget_stops_new_goals_until_the_next_utc_day() -> None:
+    clock = FixedClock(NOW)
+    body = backlog(limits={"maxRunningGoals": 5}, budget={"perDay": {"attempts": 1}})
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+
+    first = run(cluster.apply(reconciler, body))
+    # Two tasks are ready; the budget has room for one attempt.
+    assert cluster.created_goals == ["team-ci-cache"]
+    assert body["status"]["budget"]["exhausted"] is False
+    assert "BudgetExhausted" not in [reason for _, reason in events_of(first)]
+
+    clock.advance(seconds=61)
+    spent = run(cluster.apply(reconciler, body))  # its Goal runs: its attempt is in flight
+    assert cluster.created_goals == ["team-ci-cache"]
+    assert body["status"]["budget"] == {
+        "exhausted": True,
+        "reason": "AttemptsSpent",
+        "message": "daily budget spent: 0 attempt(s) ended today and 1 running or waiting, "
+        "of 1; no new Goal starts until 2026-03-03T00:00:00Z",
+        "day": "2026-03-02",
+        "resumeTime": "2026-03-03T00:00:00Z",
+    }
+    assert conditions_of(body["status"]) == ready("BudgetExhausted")
+    assert events_of(spent) == [("Warning", "BudgetExhausted")]
+
+    ended(cluster, "team-ci-cache", "Succeeded", PUBLISHED_USAGE)
+    clock.advance(seconds=61)
+    still = run(cluster.apply(reconciler, body))
+    assert cluster.created_goals == ["team-ci-cache"]
+    assert body["status"]["budget"]["message"].startswith("daily budget spent: 1 attempt(s)")
+    assert events_of(still) == []  # said once
+
+    clock.now = datetime(2026, 3, 3, 0, 0, 5, tzinfo=UTC)
+    renewed = run(cluster.apply(reconciler, body))
+
+    assert cluster.created_goals == ["team-ci-cache", "team-docs-intro"]
+    assert events_of(renewed)[0] == ("Normal", "BudgetAvailable")
+    assert body["status"]["budget"]["exhausted"] is False
+    assert body["status"]["budget"]["day"] == "2026-03-03"
+    [yesterday] = body["status"]["usage"]["days"]
+    assert (yesterday["date"], yesterday["attempts"], yesterday["inputTokens"]) == (
+        "2026-03-02",
+        1,
+        1000,
+    )
+    assert conditions_of(body["status"])["Ready"] != ("True", "BudgetExhausted")
+
+
+def test_a_spent_budget_looks_again_at_midnight() -> None:
+    clock = FixedClock(datetime(2026, 3, 2, 23, 59, 40, tzinfo=UTC))
+    body = backlog(budget={"perDay": {"attempts": 0}})
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+
+    result = run(cluster.apply(reconciler, body))
+
+    assert cluster.created_goals == []
+    assert result.requeue_after == 20.0  # not the 60 s interval
+
+
+@pytest.mark.parametrize(("unreported", "spent"), [("Block", "UsageUnreported"), ("Allow", None)])
+def test_a_task_that_reported_no_cost_spends_a_cost_budget_unless_allowed(
+    unreported: str, spent: str | None
+) -> None:
+    clock = FixedClock(NOW)
+    body = backlog(
+        limits={"maxRunningGoals": 1},
+        budget={
+            "perDay": {"cost": {"amount": "10", "currency": "USD"}},
+            "unreportedUsage": unreported,
+        },
+    )
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+    run(cluster.apply(reconciler, body))
+    silent = failure("TaskFailed", "exit 3", retryable=True, step="task")  # no usage file read
+    ended(cluster, "team-ci-cache", "Failed", silent)
+    clock.advance(seconds=61)
+
+    run(cluster.apply(reconciler, body))
+
+    budget = body["status"]["budget"]
+    assert budget["exhausted"] is (spent is not None)
+    if spent is not None:
+        assert budget["reason"] == spent
+        assert "1 attempt(s) today reported no cost" in budget["message"]
+        assert cluster.created_goals == ["team-ci-cache"]
+    else:
+        assert budget["message"] == "used today: 0 of 10 USD"
+        assert cluster.created_goals == ["team-ci-cache", "team-ci-cache-2"]  # tried again
+
+
+def test_a_finished_goal_leaves_history_only_once_its_usage_is_counted() -> None:
+    clock = FixedClock(NOW)
+    body = backlog(history={"successful": 0, "failed": 0})
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+    run(cluster.apply(reconciler, body))
+    ended(cluster, "team-ci-cache", "Succeeded", PUBLISHED_USAGE)
+    clock.advance(seconds=61)
+
+    held = run(cluster.apply(reconciler, body))
+    assert cluster.deleted_goals == []  # the status read does not hold its attempt yet
+    assert body["status"]["usage"]["days"][0]["attempts"] == 1
+    assert held.requeue_after == 5.0  # soon, not at the next interval
+
+    clock.advance(seconds=5)
+    again = run(cluster.apply(reconciler, body))
+    assert cluster.deleted_goals == ["team-ci-cache"]
+    assert again.requeue_after == 60.0
+    clock.advance(seconds=61)
+    run(cluster.apply(reconciler, body))
+
+    [day] = body["status"]["usage"]["days"]
+    assert (day["attempts"], day["costs"]) == (1, [{"amount": "0.4", "currency": "USD"}])
+    assert body["status"]["usage"]["counted"] == []
+    assert "budget" not in body["status"]  # no spec.budget: no budget status

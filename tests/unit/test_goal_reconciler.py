@@ -28,6 +28,7 @@ from backlog_operator.api.labels import (
     LABEL_RUN,
 )
 from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.api.usage import Cost, TaskUsage
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.settings import OperatorSettings
@@ -1451,7 +1452,14 @@ def test_started_job_is_the_attempts_job() -> None:
 # ------------------------------------------------------------------ several reconciles in a row
 
 
-def finish(cluster: FakeCluster, name: str, *, attempt: int, failed: bool = False) -> None:
+def finish(
+    cluster: FakeCluster,
+    name: str,
+    *,
+    attempt: int,
+    failed: bool = False,
+    result: WorkerResult = PUBLISHED,
+) -> None:
     """Play the Job controller and the kubelet: the attempt's Pod ends, its Job finishes."""
     found = cluster.job(name)
     found["status"] = {
@@ -1459,7 +1467,7 @@ def finish(cluster: FakeCluster, name: str, *, attempt: int, failed: bool = Fals
     }
     labels = found["metadata"]["labels"]
     uid = labels[LABEL_GOAL_UID]
-    publish = exited(0, "Completed", PUBLISHED.to_json())
+    publish = exited(0, "Completed", result.to_json())
     steps = (
         {"clone": ok(), "task": exited(3)}
         if failed
@@ -1504,6 +1512,57 @@ def test_retry_then_success_over_several_reconciles() -> None:
         ("Normal", "Started"),
         ("Normal", "Published"),
     ]
+
+
+def test_each_attempts_usage_is_recorded_and_summed_across_runs() -> None:
+    """The failed task reported nothing (publish never ran), the published attempt its usage;
+    a re-run's attempts are numbered on and added to the same total."""
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    reconciler, _ = reconciler_for(Case(body=goal()), cluster, clock)
+    body = goal()
+    reported = TaskUsage(
+        model="m1", input_tokens=100, output_tokens=20, cost=Cost(amount="0.25", currency="USD")
+    )
+    with_usage = PUBLISHED.model_copy(update={"usage": reported})
+
+    run(cluster.apply(reconciler, body))
+    first_id = body["status"]["attemptId"]
+    assert "usage" not in body["status"]  # nothing until an attempt ends
+    finish(cluster, JOB1, attempt=1, failed=True)
+    run(cluster.apply(reconciler, body))
+    clock.advance(seconds=30)
+    run(cluster.apply(reconciler, body))
+    finish(cluster, JOB2, attempt=2, result=with_usage)
+    run(cluster.apply(reconciler, body))
+
+    usage = body["status"]["usage"]
+    assert [
+        (a["number"], a["attemptId"], a.get("inputTokens"), a["endTime"]) for a in usage["attempts"]
+    ] == [
+        (1, first_id, None, ts(NOW)),
+        (2, body["status"]["attemptId"], 100, ts(NOW + timedelta(seconds=30))),
+    ]
+    assert usage["total"] == {
+        "attempts": 2,
+        "inputTokens": 100,
+        "outputTokens": 20,
+        "costs": [{"amount": "0.25", "currency": "USD"}],
+        "durationSeconds": 0,
+        "counters": {},
+        "withoutCost": 1,
+        "withoutTokens": 1,
+    }
+
+    rerun = {ANNOTATION_REQUESTED_AT: TOKEN}
+    body["metadata"]["annotations"] = rerun
+    run(cluster.apply(reconciler, body))
+    finish(cluster, "g1-0a1b2-r2-1", attempt=1, result=with_usage)
+    run(cluster.apply(reconciler, body))
+
+    assert body["status"]["run"] == 2
+    assert [a["number"] for a in body["status"]["usage"]["attempts"]] == [1, 2, 3]
+    assert body["status"]["usage"]["total"]["inputTokens"] == 200
 
 
 def test_two_goals_of_one_task_never_run_at_once() -> None:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from backlog_operator.api.admission import PATH_MAX_LENGTH, repository_path_rules, validations
+from backlog_operator.api.budget import BudgetSpec, BudgetStatus
 from backlog_operator.api.common import ApiModel, Condition
 from backlog_operator.api.goal import (
     DEFAULT_BACKLOG_PATH,
@@ -16,6 +17,7 @@ from backlog_operator.api.goal import (
     refuse_outside_path,
 )
 from backlog_operator.api.templates import TaskGoalTemplate
+from backlog_operator.api.usage import OwnerUsage
 
 
 class BacklogLimits(ApiModel):
@@ -63,6 +65,10 @@ class BacklogSpec(ApiModel):
     failure_budget: FailureBudget = Field(default_factory=FailureBudget)
     history: GoalHistory = Field(default_factory=GoalHistory)
     suspend: bool = Field(default=False, description="Stop selecting; running goals go on.")
+    budget: BudgetSpec | None = Field(
+        default=None,
+        description="A daily budget: once spent, no new Goal starts until the next UTC day.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -122,6 +128,12 @@ class BacklogStatus(ApiModel):
         default=None, description="lastSyncedCommit's first 7 characters."
     )
     last_handled_reconcile_at: str | None = None
+    usage: OwnerUsage | None = Field(
+        default=None, description="What the Backlog's Goals used, per UTC day (the last 7)."
+    )
+    budget: BudgetStatus | None = Field(
+        default=None, description="Today's budget, when spec.budget sets one."
+    )
 
 
 class Backlog(ApiModel):

@@ -20,6 +20,7 @@ from backlog_operator.api.admission import (
 )
 from backlog_operator.api.common import ApiModel, Condition, SecretKeyReference
 from backlog_operator.api.quantity import QUANTITY_PATTERN, ResourceRequirements, positive_quantity
+from backlog_operator.api.usage import GoalUsage
 from backlog_operator.naming import url_has_credentials
 
 DEFAULT_BACKLOG_PATH = ".backlog/backlog.yaml"
@@ -412,6 +413,13 @@ class GoalStatus(ApiModel):
     )
     last_handled_reconcile_at: str | None = Field(
         default=None, description="The last backlog.dev/requested-at value acted on."
+    )
+    usage: GoalUsage | None = Field(
+        default=None,
+        description=(
+            "What the tasks reported they used (the usage file, see docs/worker.md): the latest "
+            "attempts one by one and the sum over every attempt of every run."
+        ),
     )
 
 

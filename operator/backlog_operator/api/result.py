@@ -14,6 +14,7 @@ from pydantic import Field
 
 from backlog_operator.api.common import ApiModel
 from backlog_operator.api.goal import PullRequestStatus
+from backlog_operator.api.usage import TaskUsage
 
 MAX_RESULT_BYTES = 4096
 
@@ -63,6 +64,10 @@ class WorkerResult(ApiModel):
     step: Literal["clone", "task", "publish"] | None = Field(
         default=None, description="The step that produced this result."
     )
+    usage: TaskUsage | None = Field(
+        default=None,
+        description="What the task reported it used (its usage file, checked); None: no file.",
+    )
 
     @property
     def exit_code(self) -> ExitCode:
@@ -76,7 +81,8 @@ class WorkerResult(ApiModel):
 
         To fit, in order: each warning is cut to 200 characters, the changed-file list is
         halved (with `changedFilesTruncated: true`) while more than ten remain, warnings are
-        dropped, and last the message is cut. The outcome and its identifiers always stay.
+        dropped, the message is cut, the changed files go, and last the usage's warnings and
+        counters. The outcome, its identifiers and the usage's figures always stay.
         """
         data = self.model_dump(by_alias=True, exclude_none=True, mode="json")
         if _fits(data):
@@ -95,6 +101,10 @@ class WorkerResult(ApiModel):
         while not _fits(data) and data.get("changedFiles"):
             data["changedFiles"] = data["changedFiles"][:-1]
             data["changedFilesTruncated"] = True
+        usage = data.get("usage")
+        for detail in ("warnings", "counters"):  # bounded, so this fits; the figures stay
+            if not _fits(data) and isinstance(usage, dict):
+                usage.pop(detail, None)
         return _dump(data)
 
     @classmethod

@@ -18,6 +18,8 @@ the other. Every step's container gets the same environment:
 The `task` step runs in the goal's own image, which has no `backlogctl`: its command is
 `launcher_command`, a few lines of POSIX shell that skip the task when `clone` left the skip
 marker and source the task's variables `clone` wrote, both in the workspace's state folder.
+Among them is `BACKLOG_USAGE_FILE`: where the task may write what it used (`api.usage`), a file
+in that state folder that `publish` reads, warily (`worker.usage_file`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ REPO_DIR = "repo"
 STATE_DIR = ".backlog-state"
 SKIP_MARKER = "skip"  # in STATE_DIR: the task is already completed, run nothing
 TASK_ENV_FILE = "task.env"  # in STATE_DIR: `export NAME='value'` lines the launcher sources
+USAGE_FILE = "usage.json"  # in STATE_DIR: what the task reports it used (its to write)
+# The task's variable naming USAGE_FILE's path (one of those clone writes into TASK_ENV_FILE).
+USAGE_FILE_VARIABLE = "BACKLOG_USAGE_FILE"
 
 # The launcher spells out the names above: BACKLOG_WORKSPACE, WORKSPACE, STATE_DIR, SKIP_MARKER,
 # TASK_ENV_FILE and REPO_DIR.

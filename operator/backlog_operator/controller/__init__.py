@@ -6,7 +6,7 @@
   operator`; `settings`; `metrics` (Prometheus) and `health` (readiness).
 - `results` (`Reconciled`, `Event`), `status` (typed status and its one writer), `conditions`
   (Ready, Reconciling, Stalled for every kind), `owned_goals` (what Backlog and GoalSchedule
-  share about the Goals they create).
+  share about the Goals they create), `usage` (task usage summed, daily budgets decided).
 - `goals/`, `backlogs/`, `schedules/`: each kind's `reconciler` (with the Protocol of what it
   needs from the cluster) and its pure rules (the Job, retry, outcome, capacity; cron).
 """

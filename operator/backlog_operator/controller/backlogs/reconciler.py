@@ -8,9 +8,12 @@ Ordered steps on each reconcile (no kopf here):
 4. see what runs: this Backlog's Goals (by label) and, through the forge, its open pull
    requests — when the forge cannot be asked, nothing starts (fail closed);
 5. select tasks within the limits and the failure budget, and create one Goal per task, named
-   from the task id so two syncs never create two Goals for one task;
-6. delete finished Goals beyond the history limits, oldest first;
-7. report counts, ready, blocked and in-progress tasks, and conditions (a `BacklogStatus`).
+   from the task id so two syncs never create two Goals for one task; none while today's
+   budget (`spec.budget`) is spent, and no more than it has room for;
+6. delete finished Goals beyond the history limits, oldest first (once the status holds all of
+   a Goal's usage: `controller/usage.py`);
+7. report counts, ready, blocked and in-progress tasks, usage per day, the budget, and
+   conditions (a `BacklogStatus`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -62,6 +65,13 @@ from backlog_operator.controller.conditions import (
 from backlog_operator.controller.owned_goals import owned_goal, phase_of, trim_history
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.status import evolve, instant, parse_time, read_status
+from backlog_operator.controller.usage import (
+    BUDGET_EXHAUSTED,
+    HELD_REQUEUE_SECONDS,
+    Accounted,
+    account,
+    settled,
+)
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
 from backlog_operator.redact import private_token_file
 
@@ -159,6 +169,7 @@ class BacklogReconciler:
         goals = await self.cluster.list_goals(
             backlog.metadata.namespace, f"{LABEL_BACKLOG_UID}={backlog.metadata.uid}"
         )
+        accounted = account(status.usage, backlog.spec.budget, status.budget, goals, self.clock())
         given = self._selection_input(backlog, goals, open_prs, forge_error, parsed.tasks)
         try:
             # Tens of milliseconds on a big backlog: off kopf's event loop, like the parse.
@@ -169,20 +180,27 @@ class BacklogReconciler:
             return self._not_ready(
                 status, "InvalidBacklog", str(error), generation, stalled=True, requeue=interval
             )
-        started, events = await self._start(backlog, selection, goals)
-        events += await trim_history(
+        started, events = await self._start(backlog, selection.start[: accounted.room], goals)
+        trimmed, held = await trim_history(
             self.cluster,
             backlog.metadata.namespace or "default",
             goals,
             successful=backlog.spec.history.successful,
             failed=backlog.spec.history.failed,
+            deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
+        events += trimmed
         new = self._report(backlog, status, parsed, selection, started, generation)
+        new = self._budget(new, status, accounted, events, generation)
         if forge_error is not None:
             new = self._forge_unavailable(new, status, forge_error, generation, events)
         if status.last_synced_commit != parsed.commit:
             events.append(_synced(backlog, parsed, selection))
-        return Reconciled(new, events, requeue_after=interval)
+        decision = accounted.decision
+        requeue = decision.requeue_after(self.clock(), interval) if decision else interval
+        if held:  # deleted once this status, which holds their usage, is written
+            requeue = min(requeue, HELD_REQUEUE_SECONDS)
+        return Reconciled(new, events, requeue_after=requeue)
 
     # ------------------------------------------------------------------- reading
 
@@ -319,10 +337,10 @@ class BacklogReconciler:
         )
 
     async def _start(
-        self, backlog: Backlog, selection: Selection, goals: list[dict[str, Any]]
+        self, backlog: Backlog, tasks: Sequence[Task], goals: list[dict[str, Any]]
     ) -> tuple[list[str], list[Event]]:
         started, events = [], []
-        for task in selection.start:
+        for task in tasks:
             earlier = sum(1 for goal in goals if _task(goal) == task.id)
             manifest = goal_for_task(backlog, task, number=earlier + 1)
             try:
@@ -409,6 +427,29 @@ class BacklogReconciler:
                 status.conditions, reason, message, generation=generation, now=self.clock()
             ),
         )
+
+    def _budget(
+        self,
+        new: BacklogStatus,
+        status: BacklogStatus,
+        accounted: Accounted,
+        events: list[Event],
+        generation: int | None,
+    ) -> BacklogStatus:
+        """`new` with the usage per day and today's budget; Ready's reason `BudgetExhausted`
+        while it is spent; the budget's transition in `events`."""
+        fields, unset = accounted.status_fields()
+        events[:0] = accounted.events  # why Goals start again (or not) comes first
+        decision = accounted.decision
+        if decision is not None and decision.exhausted:
+            fields["conditions"] = mark_ready(
+                status.conditions,
+                BUDGET_EXHAUSTED,
+                decision.status.message,
+                generation=generation,
+                now=self.clock(),
+            )
+        return evolve(new, unset=unset, **fields)
 
     def _forge_unavailable(
         self,

@@ -4,7 +4,8 @@
 2. honour a re-run request (the `backlog.dev/requested-at` annotation, as Flux's requestedAt);
 3. a finished goal stays finished (a changed spec is noted, not re-run);
 4. a running goal: read its Job and Pod; while it runs, say its step and what holds the Pod
-   up (failing early what cannot heal); on completion write the result, retry or stall;
+   up (failing early what cannot heal); on completion write the result and the attempt's
+   usage (`status.usage`), retry or stall;
 5. a waiting goal: suspend, one run per task, backoff, capacity — then start the attempt's Job
    (a Job the API server refuses fails the goal: `InvalidSpec` or `JobRefused`, never a loop).
 
@@ -70,6 +71,7 @@ from backlog_operator.controller.goals.retry import backoff_seconds, should_retr
 from backlog_operator.controller.results import AttemptEnd, Event, Reconciled
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import evolve, instant, read_status
+from backlog_operator.controller.usage import record_attempt
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
 
 # Status fields that describe one run; cleared when a re-run starts.
@@ -369,6 +371,10 @@ class GoalReconciler:
         attempts = status.attempts or 1
         generation = goal.metadata.generation
         fields = _result_fields(result)
+        # Every ended attempt is recorded, whatever its task reported (nothing, often).
+        fields["usage"] = record_attempt(
+            status.usage, result, attempt_id=status.attempt_id, now=now
+        )
         if result.outcome is not Outcome.FAILED:
             reason = "Published" if result.outcome is Outcome.PUBLISHED else "AlreadyCompleted"
             message = _success_message(result)
