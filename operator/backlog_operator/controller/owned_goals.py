@@ -13,6 +13,7 @@ plus the one shared step both take: deleting finished Goals beyond the history l
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -122,10 +123,12 @@ async def trim_history(
     *,
     successful: int,
     failed: int,
+    keep: AbstractSet[str] = frozenset(),
 ) -> list[Event]:
     """Delete finished Goals beyond the limits per outcome, oldest first (as CronJob does).
 
-    Skipped counts as success: the task was done.
+    Skipped counts as success: the task was done. Goals named in `keep` are neither deleted nor
+    counted (a Backlog's Goal whose pull request is open, or that holds a decline).
     """
     finished = [
         FinishedGoal(
@@ -134,7 +137,7 @@ async def trim_history(
             start_time=parse_time((g.get("status") or {}).get("startTime")),
         )
         for g in goals
-        if phase_of(g) in FINAL_PHASES
+        if phase_of(g) in FINAL_PHASES and g["metadata"]["name"] not in keep
     ]
     doomed = history_to_delete(finished, successful, failed)
     for name in doomed:
