@@ -18,12 +18,17 @@
 | `API_CONCURRENCY` | requests to the API server in flight at most (threads and connections) | 16 |
 | `API_QPS` | requests a second to the API server on average; 0 = no limit | 0 |
 | `API_BURST` | requests at once above `API_QPS`; 0 = twice `API_QPS` | 0 |
+| `PR_POLL_SECONDS` | how often a goal's open pull request is looked at (±25 % jitter) (4) | 300 |
+| `PR_POLLS_PER_ROUND` | pull requests looked at, at most, per round of the loop (4) | 20 |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
 (2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
 resources replace these as a whole); `{}` = none.
 (3) Also the precision of a goal's backoff; waiting goals are not polled (docs/operator.md,
 "Scaling").
+(4) Each look is a conditional request (ETag): one whose pull request has not changed costs no
+rate limit. `PR_POLLS_PER_ROUND` every `REQUEUE_SECONDS` bounds the burst; keep it at least
+(open pull requests * `REQUEUE_SECONDS` / `PR_POLL_SECONDS`) so that every one gets its turn.
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ class OperatorSettings(BaseSettings):
     api_concurrency: int = Field(default=API_CONCURRENCY, ge=1, le=512)
     api_qps: float = Field(default=0.0, ge=0)
     api_burst: int = Field(default=0, ge=0)
+    pr_poll_seconds: float = Field(default=300.0, gt=0)
+    pr_polls_per_round: int = Field(default=20, ge=1)
 
     @field_validator("namespaces", mode="before")
     @classmethod
