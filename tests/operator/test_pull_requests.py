@@ -266,6 +266,16 @@ def test_a_pull_request_the_token_cannot_read_shows_on_the_goal(cluster: Cluster
     assert TOKEN not in json.dumps(cluster.goal("g2"))
     assert cluster.status("g2")["pullRequest"]["state"] == "open"
 
+    # The token is given access again: the next look that works puts the condition back
+    # (still open, so no event).
+    cluster.github.clear_failures()
+    cluster.wait_status(
+        "g2",
+        lambda s: any(c["type"] == "Merged" and c["status"] == "False" for c in s["conditions"]),
+    )
+    assert cluster.condition("g2", "Merged")["reason"] == "PullRequestOpen"
+    assert ("Normal", "PullRequestOpen") not in cluster.events("g2")
+
 
 # ------------------------------------------------------- closed: the Backlog's task declined
 

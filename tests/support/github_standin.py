@@ -353,6 +353,11 @@ class GitHubStandIn:
                 )
             )
 
+    def clear_failures(self) -> None:
+        """Drop the failures still queued: answer normally from now on."""
+        with self._lock:
+            self._failures.clear()
+
     def rate_limit_next(
         self,
         *,

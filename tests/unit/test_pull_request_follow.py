@@ -261,3 +261,24 @@ def test_a_rate_limit_holds_every_look_at_that_forge() -> None:
     assert [i.key for i in follower.take_due(30.0)] == ["ns/c"]  # b waits, c's forge is free
     assert [i.key for i in follower.take_due(600.0)] == ["ns/c"]
     assert {"ns/a", "ns/b"} <= {i.key for i in follower.take_due(612.0)}
+
+
+def test_a_goal_shown_unreadable_gets_its_next_answer_written() -> None:
+    """After a look the forge refused, the next one asks without an ETag (a 304 would leave
+    Merged=Unknown standing), also after a restart (the condition says so)."""
+    follower = PullRequestFollower(10.0, batch=5, rng=random.Random(1))
+    follower.track(item("ns/g"), "ns/g", now=0.0)
+    follower.take_due(10.0)
+    follower.looked("ns/g", 'W/"abc"', "open", now=10.0)
+
+    follower.shown_unreadable("ns/g")
+
+    known = follower.get("ns/g")
+    assert known is not None and (known.unreadable, known.etag) == (True, None)
+    follower.looked("ns/g", 'W/"def"', "open", now=20.0)
+    assert (known.unreadable, known.etag) == (False, 'W/"def"')
+
+    shown = unreadable(published(), "403", NOW)
+    assert shown is not None
+    restarted = to_follow(goal()[0], evolve(shown, phase="Succeeded"))
+    assert restarted is not None and restarted.unreadable

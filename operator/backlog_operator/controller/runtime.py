@@ -656,7 +656,8 @@ class Runtime:
             await self._look_failed(item, error)
             return
         seen = poll.state
-        if seen is None or seen.state == item.state:  # 304, or nothing the status shows
+        if seen is None or (seen.state == item.state and not item.unreadable):
+            # A 304, or nothing the status shows changed (a comment changes the ETag).
             self.pulls.looked(item.key, poll.etag, item.state, time.monotonic())
             return
 
@@ -731,6 +732,7 @@ class Runtime:
             new = unreadable(status, message, self.clock()) if body is not None else None
             if body is not None and new is not None:
                 await self._write_seen(body, new, [])
+                self.pulls.shown_unreadable(item.key)
 
         await self._cycle(GOALS, item.namespace, item.name, show)
 

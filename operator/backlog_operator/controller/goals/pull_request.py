@@ -154,6 +154,7 @@ class Followed:
     etag: str | None = None
     due: float = 0.0
     failures: int = field(default=0)
+    unreadable: bool = False  # the goal shows Merged=Unknown: the next answer is written
 
     @property
     def namespace(self) -> str:
@@ -179,6 +180,7 @@ def to_follow(goal: Goal, status: GoalStatus) -> Followed | None:
     if repository is None:
         return None
     secret = goal.spec.repository.credentials_secret
+    merged = find(status.conditions, MERGED)
     return Followed(
         key=f"{goal.metadata.namespace}/{goal.metadata.name}",
         uid=goal.metadata.uid or "",
@@ -187,6 +189,7 @@ def to_follow(goal: Goal, status: GoalStatus) -> Followed | None:
         api_base_url=spec.api_base_url,
         secret=(secret.name, secret.key) if secret is not None else None,
         state=pull.state,
+        unreadable=merged is not None and merged.reason == UNREADABLE_REASON,
     )
 
 
@@ -217,7 +220,7 @@ class PullRequestFollower:
             return
         known = self._followed.get(key)
         if known is not None and (known.uid, known.number) == (wanted.uid, wanted.number):
-            known.state = wanted.state
+            known.state, known.unreadable = wanted.state, wanted.unreadable or known.unreadable
             return
         # Within its second half-interval: a pull request just opened has not changed yet,
         # and after a restart the looks at every one of them are spread over that time.
@@ -255,7 +258,7 @@ class PullRequestFollower:
         item = self._followed.get(key)
         if item is None:
             return
-        item.etag, item.state, item.failures = etag, state, 0
+        item.etag, item.state, item.failures, item.unreadable = etag, state, 0, False
         if state in ("merged", "closed"):
             self._followed.pop(key, None)
 
@@ -269,6 +272,13 @@ class PullRequestFollower:
         if retry_after:
             self._hosts_blocked[item.api_base_url] = now + retry_after
             self._plan(item, now + max(retry_after, self._jittered(self.interval)))
+
+    def shown_unreadable(self, key: str) -> None:
+        """The goal now shows that its pull request cannot be read: the next look asks
+        without an ETag (a 304 would say nothing), and its answer is written."""
+        item = self._followed.get(key)
+        if item is not None:
+            item.unreadable, item.etag = True, None
 
     def _plan(self, item: Followed, due: float) -> None:
         item.due = due
