@@ -226,6 +226,31 @@ def owned(
     }
 
 
+def published(
+    task: str,
+    state: str | None,
+    *,
+    number: int = 7,
+    closed_at: datetime | None = None,
+    closed_by: str | None = "reviewer",
+    created: datetime | None = None,
+    **more: Any,
+) -> Json:
+    """A succeeded Goal of `task` whose pull request is in `state` (None: not looked at yet)."""
+    goal = owned(task, "Succeeded", started=OLD, **more)
+    pull: Json = {"number": number, "url": f"https://github.com/octo/project/pull/{number}"}
+    if state is not None:
+        pull["state"] = state
+    if state == "closed":
+        pull["closedAt"] = ts(closed_at or NOW - timedelta(hours=1))
+        if closed_by:
+            pull["closedBy"] = closed_by
+    goal["status"]["pullRequest"] = pull
+    if created is not None:
+        goal["metadata"]["creationTimestamp"] = ts(created)
+    return goal
+
+
 def failed(task: str, at: datetime, **more: Any) -> Json:
     return owned(task, "Failed", reason="TaskFailed", completed=at, **more)
 
@@ -814,6 +839,118 @@ HISTORY_AND_REPORT = [
 ]
 
 
+CLOSED_AT = NOW - timedelta(hours=1)
+DECLINED_CI_CACHE = {
+    "id": "ci-cache",
+    "pullRequest": {"number": 7, "url": "https://github.com/octo/project/pull/7"},
+    "closedBy": "reviewer",
+    "declinedAt": ts(CLOSED_AT),
+    "goal": "team-ci-cache",
+}
+DECLINED_EVENT = (
+    "Normal",
+    "TaskDeclined",
+    "pull request #7 was closed without merging by reviewer",
+)
+
+DECLINING = [
+    pytest.param(
+        Case(
+            body=backlog(history={"successful": 0, "failed": 0}),
+            goals=[published("ci-cache", "closed")],
+            fields={
+                "declined": [DECLINED_CI_CACHE],
+                "inProgress": [],
+                "ready": ["docs-intro"],
+                "started": ["team-docs-intro"],
+            },
+            events=[("Normal", "GoalCreated", "team-docs-intro"), DECLINED_EVENT, SYNCED],
+            create_goal=["team-docs-intro"],
+            deleted=[],  # its Goal holds the decline: kept whatever the history says
+        ),
+        id="closed-without-merge-is-declined-not-selected-and-kept",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(status=said("Synced", "True", declined=[DECLINED_CI_CACHE])),
+            goals=[published("ci-cache", "closed")],
+            fields={"declined": [DECLINED_CI_CACHE], "started": ["team-docs-intro"]},
+            events=[("Normal", "GoalCreated", "team-docs-intro"), SYNCED],  # said once
+            create_goal=["team-docs-intro"],
+        ),
+        id="a-decline-is-announced-once",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(
+                annotations={"revive.backlog.dev/ci-cache": ts(NOW - timedelta(minutes=5))}
+            ),
+            goals=[published("ci-cache", "closed")],
+            fields={"declined": [], "started": ["team-ci-cache-2"]},
+            events=[("Normal", "GoalCreated", "team-ci-cache-2 for task ci-cache"), SYNCED],
+            create_goal=["team-ci-cache-2"],
+        ),
+        id="revived-after-the-close-is-selected-again-as-a-new-goal",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(
+                annotations={
+                    "revive.backlog.dev/ci-cache": ts(NOW - timedelta(hours=2)),
+                    "revive.backlog.dev/docs-intro": "not a time",
+                }
+            ),
+            goals=[published("ci-cache", "closed")],
+            fields={"declined": [DECLINED_CI_CACHE], "started": ["team-docs-intro"]},
+            events=[("Normal", "GoalCreated", "team-docs-intro"), DECLINED_EVENT, SYNCED],
+            create_goal=["team-docs-intro"],
+        ),
+        id="a-revival-before-the-close-does-not-count",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(),
+            goals=[published("ci-cache", "closed", digest="an-older-entry")],
+            fields={"declined": [], "started": ["team-ci-cache-2"]},
+            events=[("Normal", "GoalCreated", "team-ci-cache-2"), SYNCED],
+            create_goal=["team-ci-cache-2"],
+        ),
+        id="an-edited-entry-is-selected-again",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(),
+            goals=[
+                published("ci-cache", "closed", created=NOW - timedelta(days=2)),
+                owned("ci-cache", "Running", name="team-ci-cache-2"),
+            ],
+            fields={"declined": [], "inProgress": ["ci-cache"], "started": []},
+            events=[SYNCED],
+        ),
+        id="the-latest-goal-decides-a-revived-task-runs",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(history={"successful": 0, "failed": 0}),
+            goals=[
+                published("ci-cache", "open", name="team-ci-cache"),
+                published("docs-intro", None, name="team-docs-intro"),
+                published("api-docs", "merged", name="team-api-docs"),
+            ],
+            # Merged but not yet read so from the file: held too, but its Goal is history.
+            fields={
+                "declined": [],
+                "inProgress": ["docs-intro", "ci-cache", "api-docs"],
+                "started": [],
+            },
+            events=[("Normal", "HistoryTrimmed", "deleted finished goals team-api-docs"), SYNCED],
+            deleted=["team-api-docs"],
+        ),
+        id="open-pull-requests-hold-their-task-and-their-goal",
+    ),
+]
+
+
 def reconciler_for(
     case: Case, clock: FixedClock
 ) -> tuple[BacklogReconciler, FakeCluster, FakeBacklogSource, FakeForgeFactory]:
@@ -832,7 +969,7 @@ def reconciler_for(
 
 
 @pytest.mark.parametrize(
-    "case", [*VALIDATION, *READING, *SELECTING, *FAILURES, *HISTORY_AND_REPORT]
+    "case", [*VALIDATION, *READING, *SELECTING, *FAILURES, *HISTORY_AND_REPORT, *DECLINING]
 )
 def test_backlog_reconcile(case: Case) -> None:
     clock = FixedClock(NOW)
@@ -1134,3 +1271,38 @@ def test_a_finished_goal_leaves_history_only_once_its_usage_is_counted() -> None
     assert (day["attempts"], day["costs"]) == (1, [{"amount": "0.4", "currency": "USD"}])
     assert body["status"]["usage"]["counted"] == []
     assert "budget" not in body["status"]  # no spec.budget: no budget status
+
+
+def test_a_declined_task_is_not_picked_again_once_its_goal_would_leave_the_history() -> None:
+    """What happened before pull requests were followed: a succeeded Goal held its task until
+    history trimming deleted it, and the task whose pull request a person had closed was picked
+    again. Now its Goal is kept, and the task stays declined sync after sync."""
+    clock = FixedClock(NOW)
+    body = backlog(history={"successful": 0, "failed": 0})
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+    run(cluster.apply(reconciler, body))  # ci-cache starts
+    cluster.goal("team-ci-cache")["status"] = {
+        "phase": "Succeeded",
+        "startTime": ts(clock()),
+        "pullRequest": {
+            "number": 7,
+            "url": "https://github.com/octo/project/pull/7",
+            "state": "closed",
+            "closedAt": ts(clock()),
+            "closedBy": "reviewer",
+        },
+    }
+    for _ in range(3):
+        clock.advance(seconds=61)
+        run(cluster.apply(reconciler, body))
+    assert cluster.created_goals == ["team-ci-cache", "team-docs-intro"]
+    assert cluster.deleted_goals == []
+    assert [task["id"] for task in body["status"]["declined"]] == ["ci-cache"]
+
+    # Revived: one more Goal for it, after which it is no longer declined.
+    body["metadata"]["annotations"]["revive.backlog.dev/ci-cache"] = ts(clock())
+    cluster.goal("team-docs-intro")["status"] = {"phase": "Failed", "completionTime": ts(clock())}
+    clock.advance(seconds=61)
+    run(cluster.apply(reconciler, body))
+    assert cluster.created_goals[-1] == "team-ci-cache-2"
+    assert body["status"]["declined"] == []

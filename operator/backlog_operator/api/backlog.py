@@ -13,6 +13,7 @@ from backlog_operator.api.common import ApiModel, Condition
 from backlog_operator.api.goal import (
     DEFAULT_BACKLOG_PATH,
     GoalMetadata,
+    PullRequestStatus,
     RepositorySpec,
     refuse_outside_path,
 )
@@ -85,6 +86,18 @@ class BlockedTask(ApiModel):
     message: str = ""
 
 
+class DeclinedTask(ApiModel):
+    """A task whose pull request was closed without merging: a person's "no". It is not
+    selected again until revived (a `revive.backlog.dev/<task-id>` annotation with a later
+    time, an edit of its entry in the file, or deleting its Goal)."""
+
+    id: str
+    pull_request: PullRequestStatus = Field(description="The pull request that was closed.")
+    closed_by: str | None = Field(default=None, description="Who closed it, if the forge says.")
+    declined_at: datetime | None = Field(default=None, description="When it was closed.")
+    goal: str = Field(description="The Goal that opened it (kept: it holds the decline).")
+
+
 class TaskCounts(ApiModel):
     """Tasks per state in the backlog file."""
 
@@ -113,6 +126,10 @@ class BacklogStatus(ApiModel):
         default_factory=list, description="Completed in the file: never selected again (capped)."
     )
     started: list[str] = Field(default_factory=list, description="Goals created at the last sync.")
+    declined: list[DeclinedTask] = Field(
+        default_factory=list,
+        description="Tasks whose pull request was closed without merging: not selected (capped).",
+    )
     # Counts and the short commit for `kubectl get`'s columns, which cannot count or cut.
     ready_count: int | None = Field(
         default=None, description="How many tasks are selectable now (`ready` is capped)."

@@ -15,6 +15,12 @@ the other. Every step's container gets the same environment:
 | `BACKLOG_TERMINATION_LOG` | where the result JSON goes | `/dev/termination-log` |
 | `BACKLOG_GOAL_URL` | a link to the goal, put in the pull request body | none |
 
+The `task` container alone also gets `BACKLOG_PREVIOUS_FAILURE` on a retry: JSON saying how the
+previous attempt of the run failed (`attempt`, `reason`, `message`, `step`, and `log`, the end of
+that attempt's task log when its Pod still exists), so that an agent can learn from it. The
+operator writes it from the goal's status and the task's own output, bounded and with anything
+shaped like a token masked; it never carries a credential.
+
 The `task` step runs in the goal's own image, which has no `backlogctl`: its command is
 `launcher_command`, a few lines of POSIX shell that skip the task when `clone` left the skip
 marker and source the task's variables `clone` wrote, both in the workspace's state folder.
@@ -37,6 +43,8 @@ PRIVATE_DIR_VARIABLE = "BACKLOG_PRIVATE_DIR"
 TOKEN_FILE_VARIABLE = "BACKLOG_TOKEN_FILE"  # noqa: S105 (a variable's name, not a secret)
 TERMINATION_LOG_VARIABLE = "BACKLOG_TERMINATION_LOG"
 GOAL_URL_VARIABLE = "BACKLOG_GOAL_URL"
+# The task container's only: the previous attempt's failure, as JSON (see the module docstring).
+PREVIOUS_FAILURE_VARIABLE = "BACKLOG_PREVIOUS_FAILURE"
 
 # Where the Job mounts its volumes, and what the worker assumes when it is not told.
 WORKSPACE = "/workspace"

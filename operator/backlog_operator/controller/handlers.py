@@ -40,6 +40,7 @@ from backlog_operator.api.labels import (
     LABEL_MANAGED_BY,
     LABEL_SCHEDULE,
     MANAGED_BY,
+    revived_tasks,
 )
 from backlog_operator.controller.backlogs.reconciler import ForgeFactory, github_forge
 from backlog_operator.controller.health import Readiness
@@ -222,12 +223,14 @@ def register_backlogs(registry: kopf.OperatorRegistry) -> None:
             runtime.forget_backlog(key, body.metadata.uid)
             return
         # Each sync writes its status (lastSyncTime): act on what a person changed only (the
-        # spec, or a sync/clear request), not on our own writes; the interval does the rest.
+        # spec, or a sync, clear or revive request), not on our own writes; the interval does
+        # the rest.
         annotations = body.metadata.annotations
         seen = (
             body.metadata.get("generation"),
             annotations.get(ANNOTATION_REQUESTED_AT),
             annotations.get(ANNOTATION_FAILURES_CLEARED_AT),
+            tuple(sorted(revived_tasks(annotations).items())),
         )
         if runtime.backlog_seen.get(key) == seen:
             return

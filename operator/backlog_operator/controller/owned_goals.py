@@ -13,6 +13,7 @@ plus the one shared step both take: deleting finished Goals beyond the history l
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -122,13 +123,16 @@ async def trim_history(
     *,
     successful: int,
     failed: int,
+    keep: AbstractSet[str] = frozenset(),
     deletable: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> tuple[list[Event], list[str]]:
     """Delete finished Goals beyond the limits per outcome, oldest first (as CronJob does);
     the events, and the names of those beyond the limits that `deletable` held back for now.
 
-    Skipped counts as success: the task was done. A Goal `deletable` refuses still counts
-    against the limits (it is gone soon), so no newer Goal is deleted in its place.
+    Skipped counts as success: the task was done. Goals named in `keep` are neither deleted nor
+    counted (a Backlog's Goal whose pull request is open, or that holds a decline). A Goal
+    `deletable` refuses still counts against the limits (it is gone soon), so no newer Goal is
+    deleted in its place.
     """
     finished = [
         FinishedGoal(
@@ -137,7 +141,7 @@ async def trim_history(
             start_time=parse_time((g.get("status") or {}).get("startTime")),
         )
         for g in goals
-        if phase_of(g) in FINAL_PHASES
+        if phase_of(g) in FINAL_PHASES and g["metadata"]["name"] not in keep
     ]
     beyond = history_to_delete(finished, successful, failed)
     allowed = {str(g["metadata"]["name"]) for g in goals if deletable is None or deletable(g)}

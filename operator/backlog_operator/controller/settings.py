@@ -21,6 +21,8 @@
 | `API_QPS` | requests a second to the API server on average; 0 = no limit | 0 |
 | `API_BURST` | requests at once above `API_QPS`; 0 = twice `API_QPS` | 0 |
 | `LOG_FORMAT` | `text` or `json` (one object per line); `--log-format` overrides it | `text` |
+| `PR_POLL_SECONDS` | how often a goal's open pull request is looked at (±25 % jitter) (5) | 300 |
+| `PR_POLLS_PER_ROUND` | pull requests looked at, at most, per round of the loop (5) | 20 |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
 (2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
@@ -29,6 +31,9 @@ resources replace these as a whole); `{}` = none.
 "Scaling").
 (4) `/healthz` on the metrics port replaces it; a URL such as `http://0.0.0.0:8081/healthz`
 turns kopf's on too (on another port).
+(5) Each look is a conditional request (ETag): one whose pull request has not changed costs no
+rate limit. `PR_POLLS_PER_ROUND` every `REQUEUE_SECONDS` bounds the burst; keep it at least
+(open pull requests * `REQUEUE_SECONDS` / `PR_POLL_SECONDS`) so that every one gets its turn.
 """
 
 from __future__ import annotations
@@ -84,6 +89,8 @@ class OperatorSettings(BaseSettings):
     api_qps: float = Field(default=0.0, ge=0)
     api_burst: int = Field(default=0, ge=0)
     log_format: Literal["text", "json"] = "text"
+    pr_poll_seconds: float = Field(default=300.0, gt=0)
+    pr_polls_per_round: int = Field(default=20, ge=1)
 
     @field_validator("namespaces", mode="before")
     @classmethod

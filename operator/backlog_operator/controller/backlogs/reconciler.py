@@ -8,12 +8,14 @@ Ordered steps on each reconcile (no kopf here):
 4. see what runs: this Backlog's Goals (by label) and, through the forge, its open pull
    requests — when the forge cannot be asked, nothing starts (fail closed);
 5. select tasks within the limits and the failure budget, and create one Goal per task, named
-   from the task id so two syncs never create two Goals for one task; none while today's
-   budget (`spec.budget`) is spent, and no more than it has room for;
-6. delete finished Goals beyond the history limits, oldest first (once the status holds all of
-   a Goal's usage: `controller/usage.py`);
-7. report counts, ready, blocked and in-progress tasks, usage per day, the budget, and
-   conditions (a `BacklogStatus`).
+   from the task id so two syncs never create two Goals for one task; a task whose pull request
+   was closed without merging is declined (`declined.py`), not selected, until revived; none
+   while today's budget (`spec.budget`) is spent, and no more than it has room for;
+6. delete finished Goals beyond the history limits, oldest first (but those whose pull request
+   is open, or that hold a decline; and only once the status holds all of a Goal's usage:
+   `controller/usage.py`);
+7. report counts, ready, blocked, in-progress and declined tasks, usage per day, the budget,
+   and conditions (a `BacklogStatus`).
 """
 
 from __future__ import annotations
@@ -33,12 +35,19 @@ from pydantic import ValidationError
 from backlog_operator import naming
 from backlog_operator.adapters.backlog_source import BacklogSource
 from backlog_operator.adapters.git import GitCredentials
-from backlog_operator.api.backlog import Backlog, BacklogStatus, BlockedTask, TaskCounts
+from backlog_operator.api.backlog import (
+    Backlog,
+    BacklogStatus,
+    BlockedTask,
+    DeclinedTask,
+    TaskCounts,
+)
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.goal import DEFAULT_BRANCH_PREFIX, FINAL_PHASES, SUCCESSFUL_PHASES, Phase
 from backlog_operator.api.labels import (
     ANNOTATION_FAILURES_CLEARED_AT,
     ANNOTATION_REQUESTED_AT,
+    ANNOTATION_REVIVE_PREFIX,
     ANNOTATION_TASK_DIGEST,
     LABEL_BACKLOG,
     LABEL_BACKLOG_UID,
@@ -54,6 +63,13 @@ from backlog_operator.backlog.selection import (
     SelectionInput,
     goal_name,
     select_tasks,
+)
+from backlog_operator.controller.backlogs.declined import (
+    CLOSED,
+    declined_tasks,
+    kept_goals,
+    pull_request_state,
+    revive_times,
 )
 from backlog_operator.controller.conditions import (
     READY,
@@ -93,9 +109,11 @@ class BacklogCluster(Protocol):
 
 
 class Forge(Protocol):
-    """The forge calls a sync makes (adapters.github.GitHubForge)."""
+    """The forge calls the operator makes (adapters.github.GitHubForge): a sync lists the open
+    pull requests; a goal's pull request is followed after it opened."""
 
     def open_pull_requests(self, head_prefix: str) -> list[tuple[Any, datetime]]: ...
+    def pull_request_state(self, number: int, etag: str | None = None) -> Any: ...
 
 
 ForgeFactory = Callable[[str, str | None, str | None], Forge]
@@ -170,7 +188,9 @@ class BacklogReconciler:
             backlog.metadata.namespace, f"{LABEL_BACKLOG_UID}={backlog.metadata.uid}"
         )
         accounted = account(status.usage, backlog.spec.budget, status.budget, goals, self.clock())
-        given = self._selection_input(backlog, goals, open_prs, forge_error, parsed.tasks)
+        digests = {task.id: task_digest(task) for task in parsed.tasks}
+        declined = declined_tasks(goals, digests, revive_times(backlog.metadata.annotations))
+        given = self._selection_input(backlog, goals, open_prs, forge_error, digests, declined)
         try:
             # Tens of milliseconds on a big backlog: off kopf's event loop, like the parse.
             selection = await asyncio.to_thread(
@@ -187,11 +207,13 @@ class BacklogReconciler:
             goals,
             successful=backlog.spec.history.successful,
             failed=backlog.spec.history.failed,
+            keep=kept_goals(goals, declined),
             deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
         events += trimmed
-        new = self._report(backlog, status, parsed, selection, started, generation)
+        new = self._report(backlog, status, parsed, selection, started, generation, declined)
         new = self._budget(new, status, accounted, events, generation)
+        events += _newly_declined(status, new)
         if forge_error is not None:
             new = self._forge_unavailable(new, status, forge_error, generation, events)
         if status.last_synced_commit != parsed.commit:
@@ -291,7 +313,8 @@ class BacklogReconciler:
         goals: list[dict[str, Any]],
         open_prs: list[tuple[str, datetime]],
         forge_error: str | None,
-        tasks: list[Task],
+        digests: Mapping[str, str],
+        declined: Mapping[str, DeclinedTask],
     ) -> SelectionInput:
         now = self.clock()
         spec = backlog.spec
@@ -299,11 +322,15 @@ class BacklogReconciler:
         running = {_task(g) for g in goals if phase_of(g) not in FINAL_PHASES} - {""}
         # A Goal that succeeded pushed its work; main's backlog says `completed` only once that
         # is merged. Until then the task counts as having an open pull request (held, and
-        # counted against the limit) even where the forge is not asked (`provider: none`).
-        awaiting_merge = {_task(g) for g in goals if phase_of(g) in SUCCESSFUL_PHASES}
+        # counted against the limit) even where the forge is not asked (`provider: none`). A
+        # pull request closed without merging holds nothing: its task is declined, or revived.
+        awaiting_merge = {
+            _task(g)
+            for g in goals
+            if phase_of(g) in SUCCESSFUL_PHASES and pull_request_state(g) != CLOSED
+        }
         # Failures count against the budget only while the task's entry is the one they ran:
         # editing the task in the backlog (a new description, say) gives it a fresh budget.
-        digests = {task.id: task_digest(task) for task in tasks}
         failures: dict[str, list[Failure]] = {}
         for goal in goals:
             annotations = goal.get("metadata", {}).get("annotations") or {}
@@ -333,6 +360,7 @@ class BacklogReconciler:
             cleared=dict.fromkeys(failures, cleared_at) if cleared_at else frozenset(),
             suspended=spec.suspend,
             forge_error=forge_error,
+            declined=frozenset(declined),
             max_listed=_LISTED,
         )
 
@@ -382,6 +410,7 @@ class BacklogReconciler:
         selection: Selection,
         started: list[str],
         generation: int | None,
+        declined: Mapping[str, DeclinedTask],
     ) -> BacklogStatus:
         report = selection.report
         counts = report.counts
@@ -419,6 +448,7 @@ class BacklogReconciler:
             in_progress=list(report.in_progress.ids),
             completed=list(report.completed.ids),
             started=started,
+            declined=[declined[task_id] for task_id in report.declined.ids],
             ready_count=report.ready.total,
             in_progress_count=report.in_progress.total,
             short_commit=parsed.commit[:SHORT_COMMIT],
@@ -520,6 +550,26 @@ def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str,
         },
         spec=spec,
     )
+
+
+def _newly_declined(before: BacklogStatus, now: BacklogStatus) -> list[Event]:
+    """An event for each task the status lists as declined that it did not list before."""
+    known = {task.id for task in before.declined}
+    events = []
+    for task in now.declined:
+        if task.id in known:
+            continue
+        by = f" by {task.closed_by}" if task.closed_by else ""
+        events.append(
+            Event(
+                "Normal",
+                "TaskDeclined",
+                f"task {task.id} is not selected again: pull request #{task.pull_request.number} "
+                f"was closed without merging{by}; revive it with the annotation "
+                f"{ANNOTATION_REVIVE_PREFIX}{task.id}=<time>, or edit its entry",
+            )
+        )
+    return events
 
 
 def _synced(backlog: Backlog, parsed: _Parsed, selection: Selection) -> Event:
