@@ -134,6 +134,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     run.set_defaults(handler="backlog_operator.worker.local:main")
 
+    heal = commands.add_parser(
+        "heal", help="merge the base into a task's pull request branch, resolving its backlog"
+    )
+    heal.add_argument("goal", metavar="GOAL.yaml", help="the Goal manifest of the task")
+    heal.add_argument("--branch", required=True, help="the pull request's branch")
+    heal.add_argument("--attempt-id", help="attempt id to report (default: a new one)")
+    heal.add_argument("--token-file", help="file holding the forge token (default: none)")
+    heal.set_defaults(handler="backlog_operator.worker.heal:main")
+
     worker = commands.add_parser("worker", help="the steps a Job's containers run")
     steps = worker.add_subparsers(dest="step", required=True, metavar="STEP")
     steps.add_parser("clone", help="clone the repository and check the backlog").set_defaults(
@@ -145,6 +154,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     steps.add_parser("publish", help="commit, push, open the pull request").set_defaults(
         handler="backlog_operator.worker.steps:publish_main"
     )
+    heal_step = steps.add_parser("heal", help="merge the base into a pull request's branch")
+    heal_step.add_argument("--branch", required=True, help="the pull request's branch")
+    heal_step.set_defaults(handler="backlog_operator.worker.heal:heal_main")
 
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("--output", default="-", help="folder to write into, or - for stdout")

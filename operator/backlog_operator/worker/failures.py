@@ -10,7 +10,7 @@ from backlog_operator.errors import ClassifiedError
 from backlog_operator.redact import Redactor
 from backlog_operator.worker.context import InvalidGoalError
 
-Step = Literal["clone", "task", "publish"]
+Step = Literal["clone", "task", "publish", "heal"]
 
 
 class StepFailure(ClassifiedError):  # noqa: N818 (a failure is the normal outcome it names)
