@@ -113,6 +113,18 @@ def _add_day_two(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         sub.set_defaults(handler=f"{_CLUSTER}:suspend_main", suspend=verb == "suspend")
 
 
+def _add_heal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`heal`: merge the base into a task's pull request branch (docs/worker.md)."""
+    heal = commands.add_parser(
+        "heal", help="merge the base into a task's pull request branch, resolving its backlog"
+    )
+    heal.add_argument("goal", metavar="GOAL.yaml", help="the Goal manifest of the task")
+    heal.add_argument("--branch", required=True, help="the pull request's branch")
+    heal.add_argument("--attempt-id", help="attempt id to report (default: a new one)")
+    heal.add_argument("--token-file", help="file holding the forge token (default: none)")
+    heal.set_defaults(handler="backlog_operator.worker.heal:main")
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command-line interface; each subcommand's module adds its own arguments."""
     parser = argparse.ArgumentParser(
@@ -133,15 +145,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="push nothing, open no pull request: print the change as a unified diff",
     )
     run.set_defaults(handler="backlog_operator.worker.local:main")
-
-    heal = commands.add_parser(
-        "heal", help="merge the base into a task's pull request branch, resolving its backlog"
-    )
-    heal.add_argument("goal", metavar="GOAL.yaml", help="the Goal manifest of the task")
-    heal.add_argument("--branch", required=True, help="the pull request's branch")
-    heal.add_argument("--attempt-id", help="attempt id to report (default: a new one)")
-    heal.add_argument("--token-file", help="file holding the forge token (default: none)")
-    heal.set_defaults(handler="backlog_operator.worker.heal:main")
+    _add_heal(commands)
 
     worker = commands.add_parser("worker", help="the steps a Job's containers run")
     steps = worker.add_subparsers(dest="step", required=True, metavar="STEP")

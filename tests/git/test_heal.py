@@ -9,7 +9,9 @@ clone, as a person merging its pull request would; the second then conflicts.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +313,30 @@ def test_healing_over_https_never_shows_the_token(
     for text in (outcome.stdout, outcome.stderr, refused.stdout, refused.stderr):
         assert TOKEN not in text
     assert TOKEN not in json.dumps(outcome.result)
+
+
+def test_healing_imports_no_git_library_nor_forge_client(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    remote = make_remote(tmp_path, {BACKLOG_PATH: FLOW})
+    alpha, _ = open_branch(capfd, goal_file(tmp_path, "alpha", str(remote)), "attempt-alpha-1")
+    beta_goal = goal_file(tmp_path, "beta", str(remote))
+    beta, _ = open_branch(capfd, beta_goal, "attempt-beta-1")
+    merge_into_main(remote, tmp_path / "work", alpha)
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    process = subprocess.run(
+        [sys.executable, "-m", "backlog_operator.cli", "heal", str(beta_goal), "--branch", beta],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert json.loads(process.stdout.splitlines()[-1])["reason"] == "Healed"
+    loaded = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in process.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "backlog_operator" in loaded  # the report is read at all
+    assert not loaded & {"git", "gitdb", "github", "kubernetes", "kopf"}
