@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from backlog_operator.adapters.endpoints import Endpoints
 from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.api.usage import TaskUsage
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.health import Readiness
 from backlog_operator.controller.metrics import Metrics
@@ -36,6 +37,17 @@ from tests.support.operator_process import OperatorProcess
 
 NS = "default"
 BACKLOGS = "backlog.dev/v1alpha1/backlogs"
+GOALS = "backlog.dev/v1alpha1/goals"
+# A model name is the task's free text: it must reach no label, whatever it holds.
+HOSTILE_MODEL = 'gpt"} evil_series{x="1'
+USAGE = TaskUsage.model_validate(
+    {
+        "model": HOSTILE_MODEL,
+        "inputTokens": 1200,
+        "outputTokens": 80,
+        "cost": {"amount": "0.42", "currency": "USD"},
+    }
+)
 TOKEN = "ghp_metricsMustNeverShowThis0123456789"
 BACKLOG_FILE = """\
 tasks:
@@ -190,6 +202,39 @@ def test_a_goal_that_succeeds_and_one_that_fails_are_counted(
         assert word not in after.text
 
 
+def test_a_goals_reported_usage_is_counted_once_whatever_rewrites_its_status(
+    cluster: Cluster, emulator_server: EmulatorServer
+) -> None:
+    alone = {"namespace": NS, "owner_kind": "", "owner": ""}
+    with metered_operator(emulator_server) as (_, endpoints):
+        cluster.create(goal_manifest("goal-with-usage"))
+        [job] = cluster.wait_jobs("goal-with-usage", 1)
+        cluster.finish(job, PUBLISHED.model_copy(update={"usage": USAGE}))
+        cluster.wait_phase("goal-with-usage", "Succeeded")
+        counted = scrape_until(
+            endpoints.port,
+            lambda s: s.value("backlog_task_usage_attempts_total", **alone) == 1,
+        )
+        # The spec edited after the end: the status is written again (observedGeneration, an
+        # event posted after the write is recorded), with the same attempt in it.
+        cluster.api.patch_object(GOALS, NS, "goal-with-usage", {"spec": {"priority": 5}})
+        wait_for(
+            lambda: ("Normal", "SpecChangedAfterFinish") in cluster.events("goal-with-usage"),
+            message="the status was not written again",
+        )
+        assert cluster.status("goal-with-usage")["observedGeneration"] == 2
+        again = scrape(endpoints.port)
+    for scraped in (counted, again):
+        assert scraped.value("backlog_task_usage_attempts_total", **alone) == 1
+        tokens = scraped.value("backlog_task_usage_tokens_total", **alone, direction="input")
+        assert tokens == 1200
+        assert scraped.value("backlog_task_usage_tokens_total", **alone, direction="output") == 80
+        assert scraped.value("backlog_task_usage_cost_total", **alone, currency="USD") == 0.42
+        assert scraped.value("backlog_task_usage_unreported_total", **alone, missing="cost") == 0
+        assert "gpt" not in scraped.text and "evil_series" not in scraped.text
+    assert cluster.status("goal-with-usage")["usage"]["total"]["attempts"] == 1
+
+
 def test_a_reconcile_that_fails_is_counted_as_an_error(
     cluster: Cluster, emulator_server: EmulatorServer
 ) -> None:
@@ -334,6 +379,59 @@ def test_backlog_tasks_and_forge_answers_are_counted_and_no_secret_shows(
         assert base64.b64encode(TOKEN.encode()).decode() not in text
         assert "forge-token" not in text and "first-task" not in text
     assert "backlog_forge_rate_limit_remaining{" not in gone.text
+
+
+def test_a_backlogs_spent_budget_and_its_goals_usage_are_shown(
+    cluster: Cluster, emulator_server: EmulatorServer, tmp_path: Path
+) -> None:
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "forge-token", "namespace": NS},
+            "data": {"token": base64.b64encode(TOKEN.encode()).decode()},
+        }
+    )
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG_FILE})
+    owner = {"namespace": NS, "owner_kind": "Backlog", "owner": "team"}
+    with (
+        GitHubStandIn("octo/project", token=TOKEN) as github,
+        metered_operator(emulator_server, cache_dir=str(tmp_path / "cache")) as (_, endpoints),
+    ):
+        backlog = _backlog(str(remote), github.base_url)
+        backlog["spec"]["budget"] = {"perDay": {"attempts": 5, "tokens": 1000}}
+        cluster.create(backlog)
+        available = scrape_until(
+            endpoints.port,
+            lambda s: (
+                ("backlog_budget_exhausted", frozenset(owner.items())) in s.samples
+                and s.value("backlog_budget_exhausted", **owner) == 0
+            ),
+        )
+        goal = wait_for(lambda: cluster.api.list_objects(GOALS, NS))[0]
+        [job] = cluster.wait_jobs(goal["metadata"]["name"], 1)
+        # Its task reports 1280 tokens, of the 1000 of the day: the budget is spent.
+        cluster.finish(job, PUBLISHED.model_copy(update={"usage": USAGE}))
+        spent = scrape_until(
+            endpoints.port,
+            lambda s: (
+                s.value("backlog_task_usage_attempts_total", **owner) == 1
+                and s.value("backlog_budget_exhausted", **owner) == 1
+            ),
+        )
+        cluster.api.delete_object(BACKLOGS, NS, "team")
+        gone = scrape_until(
+            endpoints.port, lambda s: "backlog_budget_exhausted{" not in s.text, "budget gone"
+        )
+    assert available.value("backlog_budget_remaining", **owner, limit="tokens") == 1000
+    assert available.value("backlog_budget_remaining", **owner, limit="attempts") == 5
+    assert spent.value("backlog_budget_remaining", **owner, limit="tokens") == 0
+    assert spent.value("backlog_budget_remaining", **owner, limit="attempts") == 4
+    assert spent.value("backlog_task_usage_tokens_total", **owner, direction="input") == 1200
+    assert spent.value("backlog_task_usage_cost_total", **owner, currency="USD") == 0.42
+    assert "backlog_budget_remaining{" not in gone.text
+    # Counters outlive their owner (a deleted Backlog's usage still happened).
+    assert gone.value("backlog_task_usage_attempts_total", **owner) == 1
 
 
 def _backlog(url: str, api: str) -> dict[str, Any]:

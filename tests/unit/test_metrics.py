@@ -11,16 +11,21 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backlog_operator.api.backlog import BacklogStatus, TaskCounts
+from backlog_operator.api.budget import BudgetStatus
 from backlog_operator.api.goal import GoalStatus, Phase, PullRequestStatus
 from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.api.usage import Cost, GoalUsage, OwnerUsage, TaskUsage
 from backlog_operator.controller.health import Readiness
 from backlog_operator.controller.metrics import (
+    MAX_CURRENCIES,
+    MAX_OWNERS,
     MAX_REASONS,
     Metrics,
     attempt_seconds,
     step_seconds,
 )
 from backlog_operator.controller.results import AttemptEnd
+from backlog_operator.controller.usage import record_attempt
 
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 TOKEN = "ghp_neverInMetrics0123456789abcdef"
@@ -367,6 +372,142 @@ def test_no_secret_goal_name_or_message_reaches_the_output() -> None:
     assert TOKEN not in text
     assert "goal-with-a-telling-name" not in text
     assert "GitHub refused" not in text
+
+
+# ------------------------------------------------------------------------------------- usage
+
+
+def owned(name: str, kind: str = "Backlog", owner: str = "web", **meta: Any) -> dict[str, Any]:
+    """A Goal's body controlled by a Backlog (or GoalSchedule) of the project's group."""
+    body = goal(name, "Running")
+    body["metadata"]["uid"] = f"uid-{name}"
+    body["metadata"]["ownerReferences"] = [
+        {"apiVersion": "backlog.dev/v1alpha1", "kind": kind, "name": owner, "controller": True}
+    ]
+    body["metadata"].update(meta)
+    return body
+
+
+def ended(usage: GoalUsage | None, reported: TaskUsage | None, **result: Any) -> GoalStatus:
+    """A Goal's status with one more attempt recorded, as the reconciler writes it."""
+    worker = published(True) if not result else failure(**result)
+    worker = worker.model_copy(update={"usage": reported})
+    return GoalStatus(usage=record_attempt(usage, worker, attempt_id="a", now=NOW))
+
+
+REPORTED = TaskUsage.model_validate(
+    {
+        "model": "gpt-5",
+        "inputTokens": 1200,
+        "outputTokens": 80,
+        "cost": {"amount": "0.42", "currency": "USD"},
+    }
+)
+
+
+def test_an_attempts_usage_is_counted_once_under_the_goals_owner() -> None:
+    metrics = Metrics()
+    body = owned("web-task")
+    first = ended(None, REPORTED)
+    metrics.usage_recorded(body, first)
+    metrics.usage_recorded(body, first)  # the same attempt again: not counted twice
+    second = ended(first.usage, None, reason="TaskFailed", message="exit 3", retryable=True)
+    metrics.usage_recorded(body, second)
+    owner = {"namespace": "team", "owner_kind": "Backlog", "owner": "web"}
+
+    assert value(metrics, "backlog_task_usage_attempts_total", **owner) == 2
+    assert value(metrics, "backlog_task_usage_tokens_total", **owner, direction="input") == 1200
+    assert value(metrics, "backlog_task_usage_tokens_total", **owner, direction="output") == 80
+    assert value(metrics, "backlog_task_usage_cost_total", **owner, currency="USD") == 0.42
+    # The failed attempt's task ran and reported nothing: unreported, both ways.
+    assert value(metrics, "backlog_task_usage_unreported_total", **owner, missing="cost") == 1
+    assert value(metrics, "backlog_task_usage_unreported_total", **owner, missing="tokens") == 1
+    assert "gpt-5" not in generate_latest(metrics.registry).decode()
+    # A Goal of its own; and one whose clone failed (its task never ran: not unreported).
+    alone = goal("alone", "Running")
+    metrics.usage_recorded(
+        alone, ended(None, None, reason="CloneFailed", message="x", retryable=True, step="clone")
+    )
+    none = {"namespace": "team", "owner_kind": "", "owner": ""}
+    assert value(metrics, "backlog_task_usage_attempts_total", **none) == 1
+    assert value(metrics, "backlog_task_usage_unreported_total", **none, missing="cost") == 0
+
+
+def test_a_recreated_goal_of_the_same_name_counts_again() -> None:
+    metrics = Metrics()
+    metrics.usage_recorded(owned("web-task"), ended(None, REPORTED))
+    metrics.forget_goal("team/web-task")
+    metrics.usage_recorded(owned("web-task", uid="uid-2"), ended(None, REPORTED))
+    owner = {"namespace": "team", "owner_kind": "Backlog", "owner": "web"}
+    assert value(metrics, "backlog_task_usage_attempts_total", **owner) == 2
+
+
+def test_hostile_currencies_and_many_owners_make_few_label_values() -> None:
+    metrics = Metrics()
+    codes = [f"Q{a}{b}" for a in "ABCDEFGHIJ" for b in "ABCDEFGHIJ"]  # 100 valid ISO-like codes
+    for index, code in enumerate(codes):
+        reported = REPORTED.model_copy(update={"cost": Cost(amount="0.42", currency=code)})
+        metrics.usage_recorded(owned(f"g{index}"), ended(None, reported))
+    for index in range(MAX_OWNERS + 50):
+        metrics.usage_recorded(owned(f"o{index}", owner=f"backlog-{index}"), ended(None, None))
+    found = samples(metrics)
+    currencies = {
+        dict(labels)["currency"]
+        for name, labels in found
+        if name == "backlog_task_usage_cost_total"
+    }
+    assert len(currencies) == MAX_CURRENCIES + 1 and "Other" in currencies
+    owners = {dict(labels)["owner"] for name, labels in found if name.startswith("backlog_task_")}
+    assert len(owners) == MAX_OWNERS + 1 and "Other" in owners
+    # Every cost is still counted, under `Other` past the first currencies.
+    total = sum(v for (name, _), v in found.items() if name == "backlog_task_usage_cost_total")
+    assert total == pytest.approx(0.42 * len(codes))
+    # An owner reference of another group, or not the controller, is no owner.
+    foreign = owned("foreign")
+    foreign["metadata"]["ownerReferences"][0]["apiVersion"] = "evil.example/v1"
+    assert metrics.owner_of(foreign["metadata"]) == ("team", "", "")
+
+
+def owner_body(budget: dict[str, Any] | None, kind: str = "Backlog") -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": kind, "metadata": {"name": "web", "namespace": "team"}}
+    body["spec"] = {"budget": budget} if budget else {}
+    return body
+
+
+def test_the_budget_state_and_what_each_limit_leaves() -> None:
+    metrics = Metrics()
+    budget = {
+        "perDay": {"cost": {"amount": "1.00", "currency": "USD"}, "tokens": 1000, "attempts": 3}
+    }
+    day = {
+        "date": "2026-02-01",
+        "attempts": 2,
+        "inputTokens": 900,
+        "outputTokens": 300,
+        "costs": [{"amount": "0.25", "currency": "USD"}, {"amount": "9", "currency": "EUR"}],
+    }
+    usage = OwnerUsage.model_validate({"days": [day]})
+    spent = BudgetStatus(exhausted=True, reason="TokensSpent", day="2026-02-01")
+    metrics.budget_seen("Backlog", owner_body(budget), usage, spent)
+    owner = {"namespace": "team", "owner_kind": "Backlog", "owner": "web"}
+
+    assert value(metrics, "backlog_budget_exhausted", **owner) == 1
+    assert value(metrics, "backlog_budget_remaining", **owner, limit="attempts") == 1
+    assert value(metrics, "backlog_budget_remaining", **owner, limit="tokens") == 0
+    assert value(metrics, "backlog_budget_remaining", **owner, limit="cost") == 0.75
+    # The next day: nothing used yet, available again; a limit dropped loses its series.
+    budget["perDay"].pop("tokens")
+    available = BudgetStatus(exhausted=False, reason="Available", day="2026-02-02")
+    metrics.budget_seen("Backlog", owner_body(budget), usage, available)
+    assert value(metrics, "backlog_budget_exhausted", **owner) == 0
+    assert value(metrics, "backlog_budget_remaining", **owner, limit="attempts") == 3
+    assert value(metrics, "backlog_budget_remaining", **owner, limit="tokens") is None
+    # No budget any more, or the Backlog deleted: no series.
+    metrics.budget_seen("Backlog", owner_body(None), usage, None)
+    assert value(metrics, "backlog_budget_exhausted", **owner) is None
+    metrics.budget_seen("GoalSchedule", owner_body(budget, "GoalSchedule"), usage, available)
+    metrics.forget_budget("team", "GoalSchedule", "web")
+    assert not [key for key in samples(metrics) if key[0].startswith("backlog_budget_")]
 
 
 # ------------------------------------------------------------------------------------ health

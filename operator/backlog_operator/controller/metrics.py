@@ -26,6 +26,12 @@ from what the operator already does or is told.
 | `backlog_forge_rate_limit_remaining{namespace,backlog}` | gauge | in the last answer |
 | `backlog_tasks{namespace,backlog,state}` | gauge | a Backlog's tasks by state (7) |
 | `backlog_tasks_ready{namespace,backlog}` | gauge | of them, selectable now |
+| `backlog_task_usage_attempts_total{namespace,owner_kind,owner}` | counter | attempts (8) |
+| `backlog_task_usage_tokens_total{namespace,owner_kind,owner,direction}` | counter | tokens (8) |
+| `backlog_task_usage_cost_total{namespace,owner_kind,owner,currency}` | counter | cost (8, 9) |
+| `backlog_task_usage_unreported_total{namespace,owner_kind,owner,missing}` | counter | (10) |
+| `backlog_budget_exhausted{namespace,owner_kind,owner}` | gauge | 1: today's budget spent |
+| `backlog_budget_remaining{namespace,owner_kind,owner,limit}` | gauge | what today leaves (11) |
 | `backlog_operator_build_info{version}` | gauge | 1 |
 
 (1) By kind (`goal`, `backlog`, `goalschedule`) and result (`success`, `error`), named as
@@ -35,11 +41,20 @@ or its backoff's end, to its attempt's Job. (5) By outcome (`published`, `alread
 `failed`) and reason (`Published`, `AlreadyCompleted`, or the failure's). (6) Of Backlog syncs;
 `error`: no answer came. (7) At its last sync: `pending`, `in_progress`, `completed`, `failed`,
 `blocked`.
+(8) What tasks reported, counted once per attempt as the Goal's status that records it is
+written, under the Goal's owner (`Backlog` or `GoalSchedule`, by its controller ownerReference;
+both empty for a Goal of its own); `direction` `input` or `output`. Never the model: it is the
+task's free text. (9) In the currency's units; a currency past the first `MAX_CURRENCIES` seen
+is `Other`. (10) Attempts whose task ran and reported no `cost`, or no `tokens` (`missing`), as
+`status.usage` counts them. (11) By `limit` (`attempts`, `tokens`, `cost` in the budget's
+currency) of `spec.budget.perDay` that the owner sets: the limit less what attempts that ended
+today used, never below 0 (goals running or waiting take from it as they end).
 
 Labels are few and bounded: kinds, phases, steps, outcomes and HTTP statuses are fixed sets; a
 reason is a CamelCase word (anything else counts as `Other`, as does any reason past the first
-`MAX_REASONS`); namespaces and names are those of Backlogs only. Never a goal's name, a task id,
-a URL, a message or anything read from a Secret.
+`MAX_REASONS`); namespaces and names are those of Backlogs and GoalSchedules only (owners past
+the first `MAX_OWNERS` seen are `Other`, a name no Kubernetes object can have). Never a goal's
+name, a task id, a model, a URL, a message or anything read from a Secret.
 """
 
 from __future__ import annotations
@@ -54,8 +69,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from backlog_operator import __version__
 from backlog_operator.api.backlog import BacklogStatus
+from backlog_operator.api.budget import BudgetSpec, BudgetStatus
 from backlog_operator.api.goal import FINAL_PHASES, GoalStatus, Phase
 from backlog_operator.api.result import Outcome
+from backlog_operator.api.usage import AttemptUsage, OwnerUsage, UsageTotals
 from backlog_operator.controller.results import AttemptEnd
 from backlog_operator.controller.status import parse_time
 
@@ -68,6 +85,14 @@ TASK_STATES = ("pending", "in_progress", "completed", "failed", "blocked")
 MAX_REASONS = 100
 OTHER = "Other"
 _REASON = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
+# Owners (namespace, kind, name) and currencies kept apart at most; later ones are `Other`.
+MAX_OWNERS = 500
+MAX_CURRENCIES = 10
+OWNER_KINDS = ("Backlog", "GoalSchedule")
+BUDGET_LIMITS = ("attempts", "tokens", "cost")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_GROUP_PREFIX = "backlog.dev/"
+_NAME_MAX_LENGTH = 253
 _PHASES = frozenset(phase.value for phase in Phase)
 _FINAL_PHASES = frozenset(phase.value for phase in FINAL_PHASES)
 _SUCCESS_REASONS = {Outcome.PUBLISHED: "Published", Outcome.ALREADY_COMPLETED: "AlreadyCompleted"}
@@ -88,6 +113,7 @@ class Metrics:
         self._define_goals()
         self._define_attempts()
         self._define_backlogs()
+        self._define_usage()
         Gauge(
             "backlog_operator_build_info",
             "The operator's version, as a label; the value is 1.",
@@ -96,6 +122,9 @@ class Metrics:
         ).labels(__version__).set(1)
         self._goal_phases: dict[str, tuple[str, str]] = {}  # goal -> (namespace, phase) counted
         self._reasons: set[str] = set()
+        self._owners: set[tuple[str, str, str]] = set()
+        self._currencies: set[str] = set()
+        self._usage_counted: dict[str, tuple[str, int]] = {}  # goal -> (uid, attempt number)
 
     def _define_reconciles(self) -> None:
         self.reconciles = Counter(
@@ -208,6 +237,46 @@ class Metrics:
             registry=self.registry,
         )
 
+    def _define_usage(self) -> None:
+        owner = ["namespace", "owner_kind", "owner"]
+        self.usage_attempts = Counter(
+            "backlog_task_usage_attempts_total",
+            "Attempts whose usage was recorded in their Goal's status, by the Goal's owner.",
+            owner,
+            registry=self.registry,
+        )
+        self.usage_tokens = Counter(
+            "backlog_task_usage_tokens_total",
+            "Tokens the tasks reported, by the Goal's owner and direction (input, output).",
+            [*owner, "direction"],
+            registry=self.registry,
+        )
+        self.usage_cost = Counter(
+            "backlog_task_usage_cost_total",
+            "What the tasks reported they cost, in the currency's units, by the Goal's owner.",
+            [*owner, "currency"],
+            registry=self.registry,
+        )
+        self.usage_unreported = Counter(
+            "backlog_task_usage_unreported_total",
+            "Attempts whose task ran and reported no cost, or no tokens (missing).",
+            [*owner, "missing"],
+            registry=self.registry,
+        )
+        self.budget_exhausted = Gauge(
+            "backlog_budget_exhausted",
+            "1 while a Backlog's or GoalSchedule's daily budget is spent, else 0.",
+            owner,
+            registry=self.registry,
+        )
+        self.budget_remaining = Gauge(
+            "backlog_budget_remaining",
+            "A daily budget's limit less what attempts that ended today used (cost: in the "
+            "budget's currency).",
+            [*owner, "limit"],
+            registry=self.registry,
+        )
+
     # ---------------------------------------------------------------------- reconciles
 
     def reconciled(self, plural: str, seconds: float, *, error: bool) -> None:
@@ -249,6 +318,7 @@ class Metrics:
 
     def forget_goal(self, key: str) -> None:
         """A goal that is gone: no longer counted."""
+        self._usage_counted.pop(key, None)
         known = self._goal_phases.pop(key, None)
         if known is not None:
             self.goals.labels(*known).dec()
@@ -320,12 +390,147 @@ class Metrics:
         for gauge, labels in self._backlog_series(namespace, name):
             with suppress(KeyError):  # never set
                 gauge.remove(*labels)
+        self.forget_budget(namespace, "Backlog", name)
 
     def _backlog_series(self, namespace: str, name: str) -> Iterator[tuple[Gauge, tuple[str, ...]]]:
         for state in TASK_STATES:
             yield self.tasks, (namespace, name, state)
         yield self.tasks_ready, (namespace, name)
         yield self.forge_rate_limit, (namespace, name)
+
+    # --------------------------------------------------------------------------- usage
+
+    def usage_recorded(self, body: Mapping[str, Any], status: GoalStatus) -> None:
+        """A Goal's status that records an attempt's end (`status`, computed from `body`) was
+        written: that attempt's usage, the newest in `status.usage`, counted under the Goal's
+        owner, once (an attempt already counted for this Goal is not counted again)."""
+        usage = status.usage
+        if usage is None or not usage.attempts:
+            return
+        entry = usage.attempts[-1]
+        metadata = body.get("metadata") or {}
+        key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+        uid = str(metadata.get("uid") or "")
+        known = self._usage_counted.get(key)
+        if known is not None and known[0] == uid and known[1] >= entry.number:
+            return
+        self._usage_counted[key] = (uid, entry.number)
+        self._count_usage(self.owner_of(metadata), entry)
+
+    def _count_usage(self, owner: tuple[str, str, str], entry: AttemptUsage) -> None:
+        self.usage_attempts.labels(*owner).inc()
+        self.usage_tokens.labels(*owner, "input").inc(entry.input_tokens or 0)
+        self.usage_tokens.labels(*owner, "output").inc(entry.output_tokens or 0)
+        if entry.cost is not None:
+            currency = self.currency(entry.cost.currency)
+            self.usage_cost.labels(*owner, currency).inc(float(entry.cost.value))
+        self.usage_unreported.labels(*owner, "cost").inc(int(entry.task_ran and not entry.cost))
+        unreported_tokens = entry.task_ran and not entry.reports_tokens
+        self.usage_unreported.labels(*owner, "tokens").inc(int(unreported_tokens))
+
+    def owner_of(self, metadata: Mapping[str, Any]) -> tuple[str, str, str]:
+        """(namespace, kind, name) of the Backlog or GoalSchedule a Goal's controller
+        ownerReference names; the kind and name empty for a Goal of its own."""
+        namespace = str(metadata.get("namespace"))
+        for ref in metadata.get("ownerReferences") or []:
+            if (
+                isinstance(ref, Mapping)
+                and ref.get("controller") is True
+                and ref.get("kind") in OWNER_KINDS
+                and str(ref.get("apiVersion", "")).startswith(_GROUP_PREFIX)
+                and ref.get("name")
+            ):
+                return self.owner(namespace, str(ref["kind"]), str(ref["name"]))
+        return (namespace, "", "")
+
+    def owner(self, namespace: str, kind: str, name: str) -> tuple[str, str, str]:
+        """The labels of an owner: as they are among the first `MAX_OWNERS` seen, else its name
+        is `Other` (no Kubernetes name has a capital letter)."""
+        key = (namespace, kind, name)
+        if key in self._owners:
+            return key
+        if len(self._owners) >= MAX_OWNERS or not 0 < len(name) <= _NAME_MAX_LENGTH:
+            return (namespace, kind, OTHER)
+        self._owners.add(key)
+        return key
+
+    def currency(self, currency: str) -> str:
+        """`currency` as a label value: an ISO 4217 code among the first `MAX_CURRENCIES` seen,
+        else `Other` (a task may report any of 17,576 three-letter codes)."""
+        if currency in self._currencies:
+            return currency
+        if not _CURRENCY.match(currency) or len(self._currencies) >= MAX_CURRENCIES:
+            return OTHER
+        self._currencies.add(currency)
+        return currency
+
+    def budget_seen(
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        usage: OwnerUsage | None,
+        budget: BudgetStatus | None,
+    ) -> None:
+        """A Backlog's or GoalSchedule's status after its reconcile: whether today's budget is
+        spent, and what each limit of its `spec.budget` leaves; no series without a budget."""
+        metadata = body.get("metadata") or {}
+        namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+        spec = budget_spec(body)
+        if spec is None or budget is None:
+            self.forget_budget(namespace, kind, name)
+            return
+        owner = self.owner(namespace, kind, name)
+        if owner[2] == OTHER:  # its series would mix with other owners': none
+            return
+        self.budget_exhausted.labels(*owner).set(1 if budget.exhausted else 0)
+        for limit, left in remaining(spec, day_totals(usage, budget.day)).items():
+            if left is None:
+                with suppress(KeyError):
+                    self.budget_remaining.remove(*owner, limit)
+            else:
+                self.budget_remaining.labels(*owner, limit).set(left)
+
+    def forget_budget(self, namespace: str, kind: str, name: str) -> None:
+        """An owner without a budget (or gone): its budget series go."""
+        with suppress(KeyError):
+            self.budget_exhausted.remove(namespace, kind, name)
+        for limit in BUDGET_LIMITS:
+            with suppress(KeyError):
+                self.budget_remaining.remove(namespace, kind, name, limit)
+
+
+def budget_spec(body: Mapping[str, Any]) -> BudgetSpec | None:
+    """The `spec.budget` of a Backlog's or GoalSchedule's body, None when unset or invalid."""
+    raw = (body.get("spec") or {}).get("budget")
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return BudgetSpec.model_validate(raw)
+    except ValueError:
+        return None
+
+
+def day_totals(usage: OwnerUsage | None, day: str) -> UsageTotals:
+    """The usage of the UTC `day` in an owner's `usage`, zero when it has none."""
+    for totals in usage.days if usage else []:
+        if totals.date == day:
+            return totals
+    return UsageTotals()
+
+
+def remaining(spec: BudgetSpec, today: UsageTotals) -> dict[str, float | None]:
+    """What each limit of `spec.perDay` leaves after `today` (None: no such limit), never
+    below 0; cost in the budget's currency."""
+    limits = spec.per_day
+    left: dict[str, float | None] = dict.fromkeys(BUDGET_LIMITS)
+    if limits.attempts is not None:
+        left["attempts"] = max(0, limits.attempts - today.attempts)
+    if limits.tokens is not None:
+        left["tokens"] = max(0, limits.tokens - today.input_tokens - today.output_tokens)
+    if limits.cost is not None:
+        cost = limits.cost.value - today.cost_in(limits.cost.currency)
+        left["cost"] = max(float(cost), 0.0)
+    return left
 
 
 def attempt_seconds(job: Mapping[str, Any] | None, now: datetime) -> float | None:

@@ -31,7 +31,8 @@ per object.
 
 What it does is also counted (`metrics.Metrics`, served on `/metrics`): each cycle's time and
 result as it ends, each status as it is written (a goal's wait for a slot, its run, its
-attempt; a Backlog's tasks), each Goal's phase as its watch says it.
+attempt and the usage its task reported; a Backlog's tasks), each Goal's phase as its watch
+says it, and the daily budget of a Backlog or GoalSchedule after each of its reconciles.
 
 kopf does not retry event handlers, so the runtime does: a cycle that raises, whatever raised,
 is tried again by the requeue loop after a per-object exponential backoff with equal jitter
@@ -470,6 +471,7 @@ class Runtime:
                 return
             result = await reconciler.reconcile(body)
             await self._write(plural, body, result)
+            self._record_budget(plural, body, result)
             delay = result.requeue_after if result.requeue_after is not None else default_delay
             wakes[key] = started + timedelta(seconds=max(0.0, delay))
 
@@ -513,10 +515,20 @@ class Runtime:
             self.metrics.goal_written(body, result.status, now)
             if result.attempt is not None:
                 self.metrics.attempt_ended(result.attempt, now)
+                self.metrics.usage_recorded(body, result.status)
         elif isinstance(result.status, BacklogStatus):
             metadata = body.get("metadata") or {}
             namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
             self.metrics.backlog_synced(namespace, name, result.status)
+
+    def _record_budget(self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]) -> None:
+        """The budget metrics of a Backlog or GoalSchedule after each reconcile, whether its
+        status changed or not (gauges: set again to the same value, they say the same)."""
+        status = result.status
+        if status is None and (body.get("spec") or {}).get("budget") is not None:
+            status = read_status(_STATUS_MODELS[plural], body.get("status"))
+        usage, budget = getattr(status, "usage", None), getattr(status, "budget", None)
+        self.metrics.budget_seen(_KINDS[plural], body, usage, budget)
 
     async def _write_status(
         self, plural: str, body: Mapping[str, Any], patch: Mapping[str, Any] | None
@@ -868,6 +880,8 @@ class Runtime:
         """A deleted GoalSchedule: no more ticks of it."""
         self.schedule_wake.pop(key, None)
         self.backoff.forget(f"{SCHEDULES}:{key}")
+        namespace, _, name = key.partition("/")
+        self.metrics.forget_budget(namespace, "GoalSchedule", name)
 
 
 def _due(wakes: Mapping[str, datetime], now: datetime) -> list[str]:
