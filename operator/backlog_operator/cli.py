@@ -132,6 +132,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="push nothing, open no pull request: print the change as a unified diff",
     )
+    run.add_argument(
+        "--stage",
+        action="store_true",
+        help="push nothing: write the change as a patch (and PATCH.json), print its hash",
+    )
+    run.add_argument("--out", metavar="PATCH", help="where --stage writes (default: TASK.patch)")
+    run.add_argument("--apply", metavar="PATCH", help="publish a staged change (no task runs)")
+    run.add_argument("--hash", metavar="SHA256", help="the staged change's hash, for --apply")
     run.set_defaults(handler="backlog_operator.worker.local:main")
 
     worker = commands.add_parser("worker", help="the steps a Job's containers run")
