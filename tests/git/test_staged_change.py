@@ -180,7 +180,9 @@ def test_an_oversized_change_is_not_staged_and_an_oversized_patch_not_applied(
     remote: Path, write_goal: WriteGoal, run_goal: RunGoal, tmp_path: Path
 ) -> None:
     big = staging.MAX_PATCH_BYTES // 20
-    goal = write_goal(script=f"mkdir -p docs && seq 1 {big} | sed 's/$/ lorem ipsum dolor sit/' > docs/big.md")
+    goal = write_goal(
+        script=f"mkdir -p docs && seq 1 {big} | sed 's/$/ lorem ipsum dolor sit/' > docs/big.md"
+    )
     patch = tmp_path / "big.patch"
     before = refs(remote)
 
@@ -197,7 +199,7 @@ def test_an_oversized_change_is_not_staged_and_an_oversized_patch_not_applied(
     assert refused(run_goal, goal, patch, "sha256:" + "1" * 64, remote) == "PatchTooLarge"
 
 
-def hostile(remote: Path, tmp_path: Path, change: Callable[[Path], None]) -> tuple[Path, str]:
+def hostile(remote: Path, tmp_path: Path, change: Callable[[Path], object]) -> tuple[Path, str]:
     """A patch made by hand from `change` in a clone, with its manifest and its true hash."""
     checkout = tmp_path / "hostile"
     run_git("clone", "--quiet", str(remote), str(checkout))

@@ -414,8 +414,9 @@ class TreeChange:
     path: str
     old_mode: str
     new_mode: str
-    #: The object on the new side (all zeros when the path is gone there).
-    new_sha: str = ""
+    #: The object on the new side (all zeros when the path is gone there); not compared: a
+    #: change is told by its path and modes.
+    new_sha: str = field(default="", compare=False)
 
     @property
     def is_gitlink(self) -> bool:

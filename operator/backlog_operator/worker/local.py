@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
         goal = resolve_local_repository(load_goal_file(Path(args.goal)), Path(args.goal).parent)
     except InvalidGoalError as error:
         return _report(None, failed_result(error, step="clone", redactor=Redactor()))
-    if (args.stage or args.apply) and args.dry_run or args.stage and args.apply:
+    if ((args.stage or args.apply) and args.dry_run) or (args.stage and args.apply):
         log.error("--dry-run, --stage and --apply go one at a time")
         return int(ExitCode.USAGE)
     if args.apply and not args.hash:
@@ -86,9 +86,7 @@ def main(args: argparse.Namespace) -> int:
         return run_locally(ctx, dry_run=args.dry_run, stage_to=stage_to)
 
 
-def run_locally(
-    ctx: WorkerContext, *, dry_run: bool = False, stage_to: Path | None = None
-) -> int:
+def run_locally(ctx: WorkerContext, *, dry_run: bool = False, stage_to: Path | None = None) -> int:
     """clone → access check → task → publish in this process; returns the exit status.
 
     `stage_to`: publish as a dry run and write the change there as a staged change."""

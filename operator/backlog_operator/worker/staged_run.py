@@ -40,7 +40,9 @@ def manifest_path(patch: Path) -> Path:
     return patch.with_name(patch.name + MANIFEST_SUFFIX)
 
 
-def write_stage(ctx: WorkerContext, base_commit: str, result: WorkerResult, out: Path) -> WorkerResult:
+def write_stage(
+    ctx: WorkerContext, base_commit: str, result: WorkerResult, out: Path
+) -> WorkerResult:
     """Write the staged change of a dry run's `result` to `out` (and its manifest); the result
     to report, the hash in its message, or the failure."""
     try:
@@ -214,7 +216,7 @@ def _refuse_conflict_with_head(repo: gitops.Repository, head: str, patch: bytes)
         ) from error
 
 
-def _failed(ctx: WorkerContext, error: BaseException) -> WorkerResult:
+def _failed(ctx: WorkerContext, error: Exception) -> WorkerResult:
     return failed_result(
         error,
         step="publish",
@@ -224,7 +226,9 @@ def _failed(ctx: WorkerContext, error: BaseException) -> WorkerResult:
     )
 
 
-def apply_attempt(ctx: WorkerContext, record: CloneRecord, patch_path: Path, given: str) -> WorkerResult:
+def apply_attempt(
+    ctx: WorkerContext, record: CloneRecord, patch_path: Path, given: str
+) -> WorkerResult:
     """`read_staged` and `apply_staged`, every failure a failed result."""
     if record.already_completed:
         return WorkerResult(

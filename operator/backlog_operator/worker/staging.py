@@ -137,7 +137,9 @@ def changed_entries(repo: gitops.AnyRepository, base: str, tree: str) -> list[Ch
     return entries
 
 
-def stage(repo: gitops.AnyRepository, *, base_commit: str, commit: str, branch: str) -> StagedChange:
+def stage(
+    repo: gitops.AnyRepository, *, base_commit: str, commit: str, branch: str
+) -> StagedChange:
     """The staged change of `commit` (what `publish` committed, unpushed) on `base_commit`.
 
     StepFailure(PatchTooLarge) when the patch is over MAX_PATCH_BYTES.
