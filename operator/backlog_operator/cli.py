@@ -125,15 +125,8 @@ def _add_heal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     heal.set_defaults(handler="backlog_operator.worker.heal:main")
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The command-line interface; each subcommand's module adds its own arguments."""
-    parser = argparse.ArgumentParser(
-        prog=prog or program_name(),
-        description="Work through a repository's backlog, one pull request per task.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`run`: a goal on this machine (docs/worker.md)."""
     run = commands.add_parser("run", help="run a goal on this machine (clone, task, publish)")
     run.add_argument("goal", metavar="GOAL.yaml", help="a Goal manifest (YAML or JSON)")
     run.add_argument("--workspace", help="folder to work in (default: a temporary folder)")
@@ -144,7 +137,27 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="push nothing, open no pull request: print the change as a unified diff",
     )
+    run.add_argument(
+        "--stage",
+        action="store_true",
+        help="push nothing: write the change as a patch (and PATCH.json), print its hash",
+    )
+    run.add_argument("--out", metavar="PATCH", help="where --stage writes (default: TASK.patch)")
+    run.add_argument("--apply", metavar="PATCH", help="publish a staged change (no task runs)")
+    run.add_argument("--hash", metavar="SHA256", help="the staged change's hash, for --apply")
     run.set_defaults(handler="backlog_operator.worker.local:main")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command-line interface; each subcommand's module adds its own arguments."""
+    parser = argparse.ArgumentParser(
+        prog=prog or program_name(),
+        description="Work through a repository's backlog, one pull request per task.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_run(commands)
     _add_heal(commands)
 
     worker = commands.add_parser("worker", help="the steps a Job's containers run")

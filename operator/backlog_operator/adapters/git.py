@@ -40,8 +40,9 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -413,6 +414,9 @@ class TreeChange:
     path: str
     old_mode: str
     new_mode: str
+    #: The object on the new side (all zeros when the path is gone there); not compared: a
+    #: change is told by its path and modes.
+    new_sha: str = field(default="", compare=False)
 
     @property
     def is_gitlink(self) -> bool:
@@ -552,9 +556,114 @@ def tree_changes(repo: AnyRepository, old: str, new: str) -> list[TreeChange]:
     for meta, path in zip(fields[0::2], fields[1::2], strict=False):
         if not meta.startswith(":"):
             continue
-        old_mode, new_mode = meta[1:].split()[:2]
-        changes.append(TreeChange(path, old_mode, new_mode))
+        old_mode, new_mode, _, new_sha = meta[1:].split()[:4]
+        changes.append(TreeChange(path, old_mode, new_mode, new_sha))
     return changes
+
+
+def binary_patch(repo: AnyRepository, old: str, new: str) -> bytes:
+    """`git diff --binary --full-index` from tree `old` to tree `new`, as `git apply` takes it.
+
+    Made in a throwaway git folder that borrows `repo`'s objects: the sealed metadata marks
+    every path `-diff`, which would turn every text change into a binary one (see `seal`).
+    """
+    args = ["diff-tree", "-p", "--binary", "--full-index", "--no-renames", "--no-ext-diff"]
+    with _plain_view(repo) as view:
+        return _checked(
+            view, [*args, "--no-textconv", _peeled(old, "tree"), _peeled(new, "tree"), "--"]
+        ).stdout
+
+
+def numstat(repo: AnyRepository, old: str, new: str) -> list[tuple[str, int | None, int | None]]:
+    """(path, lines added, lines deleted) per changed path; None, None for a binary file."""
+    args = ["diff-tree", "-r", "-z", "--numstat", "--no-renames", "--no-ext-diff"]
+    with _plain_view(repo) as view:
+        listing = _checked(view, [*args, _peeled(old, "tree"), _peeled(new, "tree"), "--"]).text
+    rows = []
+    for record in listing.split("\0"):
+        added, _, rest = record.partition("\t")
+        deleted, _, path = rest.partition("\t")
+        if path:
+            rows.append((path, _count(added), _count(deleted)))
+    return rows
+
+
+def _count(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def tree_from_patch(repo: AnyRepository, base: str, patch: bytes) -> str:
+    """The tree `patch` (as `binary_patch` makes it) turns `base` (a commit) into.
+
+    Applied to a private index alone, never to a work tree, so no path of the patch is written
+    to disk. Raises GitError(PatchDoesNotApply) when git refuses the patch: it does not apply
+    to `base`, or a path in it is one git will not have in a tree.
+    """
+    with tempfile.TemporaryDirectory(prefix="backlog-apply-") as folder:
+        env = {"GIT_INDEX_FILE": os.path.join(folder, "index")}
+        _checked(repo, ["read-tree", _peeled(base, "tree")], env=env)
+        # --unsafe-paths is not given: a path leaving the repository is refused.
+        args = ["apply", "--cached", "--binary", "--whitespace=nowarn", "-"]
+        applied = _git(repo, args, env=env, timeout=LOCAL_TIMEOUT_SECONDS, data=patch)
+        if applied.status != 0:
+            detail = _excerpt(applied.stderr, Redactor())
+            raise GitError(
+                "PatchDoesNotApply",
+                _sentence("the patch does not apply to its base commit", detail),
+                retryable=False,
+                detail=detail,
+            )
+        return _checked(repo, ["write-tree"], env=env).text.strip()
+
+
+@contextlib.contextmanager
+def _plain_view(repo: AnyRepository) -> Iterator[Repository]:
+    """A bare, empty git folder reading `repo`'s objects: no attributes, hooks or config."""
+    source = _repository(repo)
+    objects = source.environment.get("GIT_OBJECT_DIRECTORY") or str(source.git_dir / "objects")
+    with tempfile.TemporaryDirectory(prefix="backlog-view-") as folder:
+        made = _git(None, ["init", "--quiet", "--bare", folder], timeout=LOCAL_TIMEOUT_SECONDS)
+        if made.status != 0:
+            raise _local_error(["init"], made)
+        view = Path(folder)
+        environment = {
+            "GIT_DIR": folder,
+            "GIT_OBJECT_DIRECTORY": str(view / "objects"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(Path(objects).absolute()),
+        }
+        yield Repository(view, view, environment)
+
+
+def fetch_commit(
+    repo: AnyRepository,
+    sha: str,
+    *,
+    url: str,
+    credentials: GitCredentials | None = None,
+    timeout: float | None = NETWORK_TIMEOUT_SECONDS,
+) -> bool:
+    """Fetch commit `sha` (and nothing else: depth 1) from `url`; whether the remote had it."""
+    if not _FULL_SHA.match(sha):
+        raise GitError("RefNotFound", f"{sha!r} is not a full commit name", retryable=False)
+    remote, scope = _remote_and_scope(repo, url)
+    args = ["fetch", "--no-tags", "--no-write-fetch-head", "--depth=1", "--", remote, sha]
+    result = _git(repo, args, env=_network_env(credentials, scope), timeout=timeout)
+    if result.status != 0:
+        error = _network_error("fetch", result, _redactor(credentials))
+        if error.reason in ("GitFailed", "BranchNotFound", "RefNotFound"):
+            return False
+        raise error
+    return True
+
+
+def load_index(repo: AnyRepository, tree: str) -> None:
+    """Make the index hold `tree` (the work tree is not touched): `put_file` then edits it."""
+    _checked(repo, ["read-tree", _peeled(tree, "tree")])
+
+
+def tree_of(repo: AnyRepository, revision: str) -> str:
+    """The sha of the tree of `revision` (a commit or a tree); GitError(RefNotFound)."""
+    return _resolve(repo, revision, "tree")
 
 
 def tree_paths(repo: AnyRepository, tree: str) -> list[str]:

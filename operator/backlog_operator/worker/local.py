@@ -58,6 +58,12 @@ def main(args: argparse.Namespace) -> int:
         goal = resolve_local_repository(load_goal_file(Path(args.goal)), Path(args.goal).parent)
     except InvalidGoalError as error:
         return _report(None, failed_result(error, step="clone", redactor=Redactor()))
+    if ((args.stage or args.apply) and args.dry_run) or (args.stage and args.apply):
+        log.error("--dry-run, --stage and --apply go one at a time")
+        return int(ExitCode.USAGE)
+    if args.apply and not args.hash:
+        log.error("--apply needs --hash sha256:... (the hash of the approved change)")
+        return int(ExitCode.USAGE)
     if args.workspace and _not_empty(Path(args.workspace)):
         log.error("workspace %s is not empty; give an empty or new folder", args.workspace)
         return int(ExitCode.USAGE)
@@ -74,11 +80,16 @@ def main(args: argparse.Namespace) -> int:
             token_file=token_file,
         )
         configure_logging(ctx)
-        return run_locally(ctx, dry_run=args.dry_run)
+        if args.apply:
+            return apply_locally(ctx, Path(args.apply), args.hash or "")
+        stage_to = Path(args.out or f"{goal.work_name}.patch") if args.stage else None
+        return run_locally(ctx, dry_run=args.dry_run, stage_to=stage_to)
 
 
-def run_locally(ctx: WorkerContext, *, dry_run: bool = False) -> int:
-    """clone → access check → task → publish in this process; returns the exit status."""
+def run_locally(ctx: WorkerContext, *, dry_run: bool = False, stage_to: Path | None = None) -> int:
+    """clone → access check → task → publish in this process; returns the exit status.
+
+    `stage_to`: publish as a dry run and write the change there as a staged change."""
     record = clone_attempt(ctx)
     if isinstance(record, WorkerResult):
         return _report(ctx, record)
@@ -88,13 +99,30 @@ def run_locally(ctx: WorkerContext, *, dry_run: bool = False) -> int:
     exit_code = run_task(ctx, record)
     if exit_code != 0:
         return _report(ctx, task_failed(ctx, exit_code))
-    if not dry_run:
+    if not dry_run and stage_to is None:
         return _report(ctx, publish_attempt(ctx))
     result = publish_attempt(ctx, dry_run=True)
+    if stage_to is not None and result.outcome is Outcome.PUBLISHED and result.commit:
+        from backlog_operator.worker.staged_run import write_stage
+
+        return _report(ctx, write_stage(ctx, record.base_commit, result, stage_to))
     if result.outcome is Outcome.PUBLISHED and result.commit:
         print_dry_run_diff(ctx, record.base_commit, result.commit)
         result = result.model_copy(update={"message": _dry_run_message(ctx, result)})
     return _report(ctx, result)
+
+
+def apply_locally(ctx: WorkerContext, patch: Path, given_hash: str) -> int:
+    """clone → access check → apply the staged change at `patch` (no task runs)."""
+    from backlog_operator.worker import staged_run
+
+    record = clone_attempt(ctx)
+    if isinstance(record, WorkerResult):
+        return _report(ctx, record)
+    refused = None if record.already_completed else check_access(ctx)
+    if refused is not None:
+        return _report(ctx, refused)
+    return _report(ctx, staged_run.apply_attempt(ctx, record, patch, given_hash))
 
 
 def _report(ctx: WorkerContext | None, result: WorkerResult) -> int:

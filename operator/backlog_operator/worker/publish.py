@@ -110,6 +110,48 @@ def publish(
     )
     if dry_run:
         return _result(ctx, state)
+    return _push_and_open(ctx, record, repo, forge, state, existing, now)
+
+
+def publish_commit(
+    ctx: WorkerContext,
+    record: CloneRecord,
+    repo: gitops.Repository,
+    *,
+    tree: str,
+    branch: str,
+    changed_files: list[str],
+    now: datetime,
+) -> WorkerResult:
+    """Commit `tree` (checked by the caller: an approved staged change) on the base commit,
+    push it as the new branch `branch` and open its pull request, as `publish` does."""
+    gitops.load_index(repo, tree)  # the follow-up commit's writeback edits the index
+    state = _Publication(branch=branch, tree=tree, changed_files=changed_files)
+    state.warnings = list(record.warnings)
+    if ctx.task_id is not None and record.backlog_path in changed_files and record.task_found:
+        document, mode = _task_backlog(repo, tree, record, ctx.task_id)
+        if document.find(ctx.task_id) is not None:
+            state.backlog, state.backlog_mode, state.backlog_updated = document, mode, True
+    state.commit = gitops.commit_tree(
+        repo,
+        tree=tree,
+        parents=[record.base_commit],
+        message=_render(ctx, record, ctx.goal.spec.commit.message),
+        **_author(ctx),
+    )
+    return _push_and_open(ctx, record, repo, _forge(ctx), state, None, now)
+
+
+def _push_and_open(
+    ctx: WorkerContext,
+    record: CloneRecord,
+    repo: gitops.Repository,
+    forge: GitHubForge | None,
+    state: _Publication,
+    existing: PullRequestRef | None,
+    now: datetime,
+) -> WorkerResult:
+    """Steps 5 to 7: push (onto `existing`'s branch, or a new one), open, record the number."""
     if existing is not None:
         _push_onto_open_pull_request(ctx, repo, state, existing)
         if forge is not None:  # found through the forge: it is there
@@ -124,14 +166,22 @@ def publish(
 def _task_tree(repo: gitops.Repository, record: CloneRecord) -> tuple[str, list[str]]:
     """The tree the task left (on the base commit) and the paths it changed, once checked."""
     tree = gitops.snapshot(repo)
-    changes = gitops.tree_changes(repo, record.base_commit, tree)
+    return tree, refuse_unpublishable(repo, record.base_commit, tree, record.allowed_paths)
+
+
+def refuse_unpublishable(
+    repo: gitops.AnyRepository, base: str, tree: str, allowed: list[str] | None, *, skip: str = ""
+) -> list[str]:
+    """The paths `tree` changes from `base`, once none is a submodule, outside `allowed`
+    (`skip`, the backlog file's writeback, aside) or differing from another only in case."""
+    changes = gitops.tree_changes(repo, base, tree)
     _refuse_submodule_changes(changes)
     paths = [change.path for change in changes]
-    _refuse_paths_outside(paths, record.allowed_paths)
+    _refuse_paths_outside([path for path in paths if path != skip], allowed)
     added = [change.path for change in changes if change.old_mode == "000000"]
     if added:
         _refuse_case_collisions(gitops.tree_paths(repo, tree), added)
-    return tree, paths
+    return paths
 
 
 def _refuse_submodule_changes(changes: list[gitops.TreeChange]) -> None:
