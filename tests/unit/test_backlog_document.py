@@ -76,7 +76,7 @@ def test_mapping_format_reads_every_field() -> None:
     assert first.priority == 1
     assert first.requires == ["other-task-id"]
     assert first.allowed_paths == ["docs/**"]
-    assert first.model_extra == {"owner": "someone"}
+    assert first.extra == {"owner": "someone"}
     assert first.line == 4
     assert second.requires == ["first"]  # `dependencies` is `requires`
     assert second.priority == "critical"
@@ -161,11 +161,11 @@ def test_priorities_sort_words_and_integers_together() -> None:
 def test_a_task_may_have_its_own_line_field() -> None:
     task = _parse(b"tasks:\n  - id: a\n    line: 99\n").tasks[0]
     assert task.line == 2
-    assert task.model_extra == {"line": 99}
+    assert task.extra == {"line": 99}
 
 
 def test_task_model_is_usable_on_its_own() -> None:
-    task = Task.model_validate({"id": "x", "priority": "medium", "status": "blocked"})
+    task = Task.from_mapping({"id": "x", "priority": "medium", "status": "blocked"})
     assert (task.line, task.priority_rank, task.status) == (0, 2, "blocked")
 
 
@@ -190,7 +190,7 @@ def test_mark_completed_sets_the_writeback_fields() -> None:
     assert task.branch_name == "backlog/docs-backlog-guide-3f9c2a"
     assert task.pr_number == 707
     assert task.completed_at == NOW
-    assert task.model_extra == {"owner": "someone"}
+    assert task.extra == {"owner": "someone"}
     assert b'    completed_at: "2026-01-30T23:15:00Z"\n' in document.render()
     # Later tasks moved down by the four inserted lines; the edited one did not move.
     assert [task.line for task in document.tasks] == [4, 17, 21]

@@ -71,7 +71,6 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -98,7 +97,7 @@ from backlog_operator.backlog.errors import (
     BacklogNotFoundError,
     UnknownTaskError,
 )
-from backlog_operator.backlog.model import Task, value_kind
+from backlog_operator.backlog.model import Task, TaskFieldError, value_kind
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 # What one file may hold, whatever its size in bytes (see the module docstring).
@@ -247,12 +246,8 @@ def _validate_task(item: OutlineNode, number: int, source: str) -> Task:
         raise BacklogError(source, item.line, f"{label}: key {odd!r} is not a string")
     try:
         return Task.from_mapping(data, line=item.line)
-    except ValidationError as error:
-        problem = error.errors(include_url=False, include_input=False)[0]
-        field_name = str(problem["loc"][0]) if problem["loc"] else ""
-        cause = (problem.get("ctx") or {}).get("error")
-        message = str(cause) if cause is not None else f"`{field_name}`: {problem['msg']}"
-        raise BacklogError(source, _key_line(item, field_name), f"{label}: {message}") from None
+    except TaskFieldError as error:
+        raise BacklogError(source, _key_line(item, error.key), f"{label}: {error}") from None
 
 
 # ------------------------------------------------------------------------ decoding, one item
@@ -539,7 +534,7 @@ class BacklogDocument:
             self._cross_check(text, position, expected)
         try:
             task = Task.from_mapping(expected, line=item.line)
-        except ValidationError as error:
+        except TaskFieldError as error:
             raise self._refuse(item, f"the result does not validate: {error}") from None
         # Only now does the document change: every check above raises before this point.
         line_shift = sum(
@@ -553,13 +548,13 @@ class BacklogDocument:
         if outline is not None:
             self._outline = outline
             for existing, new_item in zip(self._tasks, outline.items, strict=True):
-                existing._line = new_item.line
+                existing.relocate(new_item.line)
         elif not self._partial:
             # The outline's offsets after the edit are out of date: read again before the next
             # edit, rather than on every edit (most documents see one).
             self._stale = True
             for later in self._tasks[position + 1 :] if line_shift else ():  # lines moved
-                later._line += line_shift
+                later.relocate(later.line + line_shift)
 
     def _position(self, task_id: str) -> int:
         """The task's index, with an outline up to date (read again after an edit)."""
