@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backlog_operator.api.common import describe_validation_error
-from backlog_operator.api.goal import GoalSpec
+from backlog_operator.api.goal import GoalSpec, PullRequestStatus
 from backlog_operator.api.result import MAX_RESULT_BYTES, ExitCode, Outcome, WorkerResult, failure
+from backlog_operator.api.worker_result import ResultPullRequest, StepResult, failed
 from backlog_operator.redact import Redactor
+from backlog_operator.worker.record import RECORD_FILE, CloneRecord
 
 
 def test_redactor_masks_known_secrets_and_url_userinfo() -> None:
@@ -77,3 +82,114 @@ def test_long_failure_message_is_cut_to_fit() -> None:
     text = failure("Big", "é" * 5000, retryable=True).to_json()
     assert len(text.encode()) <= MAX_RESULT_BYTES
     assert json.loads(text)["reason"] == "Big"
+
+
+def test_the_steps_result_has_the_operators_fields() -> None:
+    # The steps write a StepResult, the operator reads a WorkerResult: one shape, field by field.
+    assert [item.name for item in dataclasses.fields(StepResult)] == list(WorkerResult.model_fields)
+    assert [item.name for item in dataclasses.fields(ResultPullRequest)] == list(
+        PullRequestStatus.model_fields
+    )
+
+
+STEP_RESULTS: list[dict[str, Any]] = [
+    {"outcome": Outcome.PUBLISHED},
+    {
+        "outcome": Outcome.PUBLISHED,
+        "task_id": "docs-guide",
+        "attempt_id": "attempt-docs-guide-3f9c2a",
+        "branch": "backlog/docs-guide-3f9c2a",
+        "commit": "a" * 40,
+        "pull_request": (7, "https://github.example/o/r/pull/7"),
+        "changed_files": ["docs/guide.md", ".backlog/backlog.yaml"],
+        "backlog_updated": True,
+        "warnings": ["the task removed 'x' from the backlog; not marked"],
+        "step": "publish",
+    },
+    {
+        "outcome": Outcome.ALREADY_COMPLETED,
+        "task_id": "t",
+        "message": "done at abc",
+        "step": "clone",
+    },
+    {
+        "outcome": Outcome.FAILED,
+        "reason": "RateLimited",
+        "message": "é" * 5000,
+        "retryable": True,
+        "retry_after_seconds": 60,
+        "step": "publish",
+    },
+    {
+        "outcome": Outcome.PUBLISHED,
+        "changed_files": [f"src/module_{i:05d}/file_with_a_long_name.py" for i in range(2000)],
+        "warnings": ["w" * 5000, "v" * 10],
+    },
+]
+
+
+@pytest.mark.parametrize("fields", STEP_RESULTS)
+def test_the_steps_result_json_is_the_operators(fields: dict[str, Any]) -> None:
+    pull_request = fields.get("pull_request")
+    step = StepResult(
+        **{**fields, "pull_request": pull_request and ResultPullRequest(*pull_request)}
+    )
+    model = WorkerResult(
+        **{
+            **fields,
+            "pull_request": pull_request
+            and PullRequestStatus(number=pull_request[0], url=pull_request[1]),
+        }
+    )
+
+    assert step.to_json() == model.to_json()
+    assert step.exit_code is model.exit_code
+    assert WorkerResult.from_json(step.to_json()).outcome is step.outcome
+
+
+def test_a_failed_step_result_is_the_operators_failure() -> None:
+    step = failed("PathViolation", "changed src/", retryable=False, step="publish", task_id="t")
+    model = failure("PathViolation", "changed src/", retryable=False, step="publish", task_id="t")
+    assert step.to_json() == model.to_json()
+    assert step.exit_code is ExitCode.PERMANENT
+
+
+def test_the_clone_record_reads_back_what_it_wrote(tmp_path: Path) -> None:
+    record = CloneRecord(
+        base_commit="a" * 40,
+        backlog_path=".backlog/backlog.yaml",
+        task_found=True,
+        title="Tïtle",
+        allowed_paths=["docs/**"],
+        backlog_sha256="b" * 64,
+        warnings=["w"],
+    )
+    record.save(tmp_path)
+    assert CloneRecord.load(tmp_path) == record
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"extra": 1},  # an unknown key
+        {"task_found": "yes"},
+        {"allowed_paths": "docs/**"},
+        {"allowed_paths": ["docs/**", 1]},
+        {"warnings": None},
+        {"backlog_sha256": 5},
+        {"base_commit": None},
+    ],
+)
+def test_a_clone_record_of_another_shape_is_refused(
+    tmp_path: Path, change: dict[str, object]
+) -> None:
+    data = {"base_commit": "a" * 40, "backlog_path": ".backlog/backlog.yaml", **change}
+    (tmp_path / RECORD_FILE).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=RECORD_FILE):
+        CloneRecord.load(tmp_path)
+
+
+def test_a_clone_record_without_its_commit_is_refused(tmp_path: Path) -> None:
+    (tmp_path / RECORD_FILE).write_text(json.dumps({"backlog_path": "b.yaml"}))
+    with pytest.raises(ValueError, match="missing"):
+        CloneRecord.load(tmp_path)

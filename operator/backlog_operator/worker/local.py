@@ -18,7 +18,7 @@ from pathlib import Path
 
 from backlog_operator import naming
 from backlog_operator.api.goal import Goal
-from backlog_operator.api.result import ExitCode, WorkerResult
+from backlog_operator.api.worker_result import ExitCode, StepResult
 from backlog_operator.redact import Redactor, private_token_file
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext, load_goal_file
 from backlog_operator.worker.failures import failed_result
@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
 def run_locally(ctx: WorkerContext) -> int:
     """clone → task → publish in this process; returns the exit status."""
     record = clone_attempt(ctx)
-    if isinstance(record, WorkerResult):
+    if isinstance(record, StepResult):
         return emit(ctx, record)
     exit_code = run_task(ctx, record)
     if exit_code != 0:

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING
 
 from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
-from backlog_operator.api.goal import PullRequestStatus
-from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.api.worker_result import Outcome, ResultPullRequest, StepResult
 from backlog_operator.backlog.document import DEFAULT_MAX_BYTES, BacklogDocument
 from backlog_operator.backlog.model import path_allowed
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext
@@ -62,10 +61,10 @@ class _Publication:
     backlog_mode: str = ""
 
 
-def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> WorkerResult:
+def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> StepResult:
     """Publish the attempt; raises StepFailure (or an adapter's error) when it cannot."""
     if record.already_completed:
-        return WorkerResult(
+        return StepResult(
             outcome=Outcome.ALREADY_COMPLETED,
             task_id=ctx.work_name,
             attempt_id=ctx.attempt_id,
@@ -358,13 +357,13 @@ def _open_and_record(
     state.commit = follow_up
 
 
-def _result(ctx: WorkerContext, state: _Publication) -> WorkerResult:
+def _result(ctx: WorkerContext, state: _Publication) -> StepResult:
     pull_request = (
-        PullRequestStatus(number=state.pull_request.number, url=state.pull_request.url)
+        ResultPullRequest(number=state.pull_request.number, url=state.pull_request.url)
         if state.pull_request
         else None
     )
-    return WorkerResult(
+    return StepResult(
         outcome=Outcome.PUBLISHED,
         task_id=ctx.work_name,
         attempt_id=ctx.attempt_id,
