@@ -18,8 +18,6 @@ from ruamel.yaml.error import YAMLError
 
 from backlog_operator import naming
 from backlog_operator.adapters.git import GitCredentials
-from backlog_operator.api.common import describe_validation_error
-from backlog_operator.api.goal import Goal
 from backlog_operator.api.worker_contract import (
     ATTEMPT_ID_VARIABLE,
     GOAL_FILE_VARIABLE,
@@ -36,20 +34,26 @@ from backlog_operator.api.worker_contract import PRIVATE_DIR as DEFAULT_PRIVATE_
 from backlog_operator.api.worker_contract import TERMINATION_LOG as DEFAULT_TERMINATION_LOG
 from backlog_operator.api.worker_contract import WORKSPACE as DEFAULT_WORKSPACE
 from backlog_operator.redact import Redactor
+from backlog_operator.worker.goal import InvalidGoalError, WorkerGoal, goal_from_data
 
 if TYPE_CHECKING:
     from backlog_operator.backlog.document import BacklogDocument
 
 
-class InvalidGoalError(ValueError):
-    """The goal (or the worker's environment) is unusable: a permanent failure."""
+__all__ = [
+    "InvalidGoalError",
+    "WorkerContext",
+    "context_from_environment",
+    "load_goal_file",
+    "parse_goal",
+]
 
 
 @dataclass
 class WorkerContext:
     """Everything a step needs, resolved once."""
 
-    goal: Goal
+    goal: WorkerGoal
     attempt_id: str
     workspace: Path
     private_dir: Path
@@ -112,7 +116,7 @@ class WorkerContext:
         return token or None
 
 
-def parse_goal(text: str, *, source: str) -> Goal:
+def parse_goal(text: str, *, source: str) -> WorkerGoal:
     """A Goal from YAML or JSON text; InvalidGoalError names the source and the problem."""
     try:
         data = YAML(typ="safe", pure=True).load(text)
@@ -123,15 +127,10 @@ def parse_goal(text: str, *, source: str) -> Goal:
     kind = data.get("kind", "Goal")
     if kind != "Goal":
         raise InvalidGoalError(f"{source}: expected kind Goal, found {kind!r}")
-    try:
-        return Goal.model_validate(dict(data))
-    except ValueError as error:
-        raise InvalidGoalError(
-            f"{source}: invalid Goal: {describe_validation_error(error)}"
-        ) from None
+    return goal_from_data(data, source=source)
 
 
-def load_goal_file(path: Path) -> Goal:
+def load_goal_file(path: Path) -> WorkerGoal:
     """Read and validate a Goal manifest from a file."""
     try:
         text = path.read_text(encoding="utf-8")

@@ -14,14 +14,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from backlog_operator import naming
-from backlog_operator.api.goal import Goal
 from backlog_operator.api.worker_result import ExitCode, StepResult
 from backlog_operator.redact import Redactor, private_token_file
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext, load_goal_file
 from backlog_operator.worker.failures import failed_result
+from backlog_operator.worker.goal import WorkerGoal
 from backlog_operator.worker.steps import (
     clone_attempt,
     configure_logging,
@@ -73,7 +74,7 @@ def run_locally(ctx: WorkerContext) -> int:
     return emit(ctx, publish_attempt(ctx))
 
 
-def resolve_local_repository(goal: Goal, base: Path) -> Goal:
+def resolve_local_repository(goal: WorkerGoal, base: Path) -> WorkerGoal:
     """A repository given as a local path is taken relative to the goal file's folder."""
     url = goal.spec.repository.url
     if "://" in url or _SCP_LIKE.match(url):
@@ -81,9 +82,8 @@ def resolve_local_repository(goal: Goal, base: Path) -> Goal:
     path = (base / url).resolve()
     if not path.exists():
         raise InvalidGoalError(f"repository {url!r} is not a URL and no folder {path} exists")
-    repository = goal.spec.repository.model_copy(update={"url": str(path)})
-    spec = goal.spec.model_copy(update={"repository": repository})
-    return goal.model_copy(update={"spec": spec})
+    repository = replace(goal.spec.repository, url=str(path))
+    return replace(goal, spec=replace(goal.spec, repository=repository))
 
 
 def _not_empty(path: Path) -> bool:
