@@ -4,7 +4,8 @@ The Goal's definition is the pydantic model `api.goal.Goal` (the CRDs are genera
 A worker step, though, is a short process, and importing pydantic and building the Goal's models
 would cost it more than its git commands take. So `goal_from_data` first reads the manifest
 itself, field by field with the model's own bounds, patterns and checks (`api.goal_rules`,
-`api.quantity_rules`), into a `WorkerGoal`: plain frozen dataclasses of what the steps use.
+`api.quantity_rules`), into a `WorkerGoal`: named tuples of what the steps use (a frozen
+dataclass costs a step several times more to define).
 
 Whatever this reader is not sure of goes to the model, imported then, which accepts it or says
 why not in its own words: a key spelled the Python way (`base_branch`), a `status`, a
@@ -20,8 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from backlog_operator.api.admission import PATH_MAX_LENGTH, has_credentials, repository_path_problem
 from backlog_operator.api.goal_rules import (
@@ -66,8 +66,7 @@ class InvalidGoalError(ValueError):
 # ------------------------------------------------------------------------------- the view
 
 
-@dataclass(frozen=True)
-class RepositoryRef:
+class RepositoryRef(NamedTuple):
     """`spec.repository`: what the steps clone and push to."""
 
     url: str
@@ -75,24 +74,21 @@ class RepositoryRef:
     insecure: bool = False
 
 
-@dataclass(frozen=True)
-class BacklogRef:
+class BacklogRef(NamedTuple):
     """`spec.backlog`: the backlog file, and the task this goal completes."""
 
     path: str = DEFAULT_BACKLOG_PATH
     task_id: str | None = None
 
 
-@dataclass(frozen=True)
-class EnvVar:
+class EnvVar(NamedTuple):
     """One of `spec.task.env`."""
 
     name: str
     value: str = ""
 
 
-@dataclass(frozen=True)
-class TaskCommand:
+class TaskCommand(NamedTuple):
     """`spec.task`, what `backlogctl run` uses of it (the image is the Job's matter)."""
 
     command: tuple[str, ...]
@@ -101,8 +97,7 @@ class TaskCommand:
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
 
 
-@dataclass(frozen=True)
-class PullRequestSpec:
+class PullRequestSpec(NamedTuple):
     """`spec.pullRequest`."""
 
     provider: str = "github"
@@ -119,8 +114,7 @@ class PullRequestSpec:
         return DEFAULT_BRANCH_PREFIX if self.branch_prefix is None else self.branch_prefix
 
 
-@dataclass(frozen=True)
-class CommitSpec:
+class CommitSpec(NamedTuple):
     """`spec.commit`."""
 
     author_name: str = DEFAULT_AUTHOR_NAME
@@ -128,8 +122,7 @@ class CommitSpec:
     message: str = DEFAULT_COMMIT_MESSAGE
 
 
-@dataclass(frozen=True)
-class WorkerSpec:
+class WorkerSpec(NamedTuple):
     """What the steps use of `spec` (retry, priority and suspend are the operator's)."""
 
     repository: RepositoryRef
@@ -139,16 +132,14 @@ class WorkerSpec:
     commit: CommitSpec = CommitSpec()
 
 
-@dataclass(frozen=True)
-class GoalName:
+class GoalName(NamedTuple):
     """What the steps use of `metadata`."""
 
     name: str = "local"
     namespace: str | None = None
 
 
-@dataclass(frozen=True)
-class WorkerGoal:
+class WorkerGoal(NamedTuple):
     """A Goal as the worker steps see it, validated (by `goal_from_data`)."""
 
     spec: WorkerSpec

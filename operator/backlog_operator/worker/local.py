@@ -14,7 +14,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from backlog_operator import naming
@@ -82,8 +81,8 @@ def resolve_local_repository(goal: WorkerGoal, base: Path) -> WorkerGoal:
     path = (base / url).resolve()
     if not path.exists():
         raise InvalidGoalError(f"repository {url!r} is not a URL and no folder {path} exists")
-    repository = replace(goal.spec.repository, url=str(path))
-    return replace(goal, spec=replace(goal.spec, repository=repository))
+    repository = goal.spec.repository._replace(url=str(path))
+    return goal._replace(spec=goal.spec._replace(repository=repository))
 
 
 def _not_empty(path: Path) -> bool:
