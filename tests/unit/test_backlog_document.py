@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +15,12 @@ from ruamel.yaml import YAML
 from backlog_operator.backlog import _edits
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._full_reader import FullReader
-from backlog_operator.backlog._outline import OutsideSubsetError, plain_value, task_items
+from backlog_operator.backlog._outline import (
+    ODD_CHARACTERS,
+    OutsideSubsetError,
+    plain_value,
+    task_items,
+)
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogEditError
 from backlog_operator.backlog.model import PRIORITY_WORDS, Task, TaskStatus, path_allowed
@@ -493,3 +499,15 @@ def test_failed_save_leaves_the_file_and_no_temporary(
 )
 def test_path_allowed(path: str, patterns: list[str], allowed: bool) -> None:
     assert path_allowed(path, patterns) is allowed
+
+
+def test_odd_characters_are_those_outside_what_yaml_allows_in_a_stream() -> None:
+    # YAML's printable set (as ruamel.yaml's reader checks it), minus the line separators
+    # \u2028 and \u2029, which some readers take as line breaks.
+    allowed = re.compile(
+        "[\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+        "\U00010000-\U0010ffff]"
+    )
+    every = "".join(map(chr, range(0x110000)))
+    odd = {match.start() for match in ODD_CHARACTERS.finditer(every)}
+    assert odd == {point for point in range(0x110000) if not allowed.match(every[point])}
