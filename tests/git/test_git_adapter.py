@@ -1060,3 +1060,22 @@ def test_token_appears_in_no_error_log_or_output(
     texts += [captured.out, captured.err]
     leaks = [text for text in texts if TOKEN in text]
     assert leaks == []
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_blob_id_is_the_name_git_gives_the_blob(tmp_path: Path, object_format: str) -> None:
+    repo = tmp_path / "r"
+    subprocess.run(["git", "init", "-q", f"--object-format={object_format}", str(repo)], check=True)
+    for data in (b"", b"tasks: []\n", "é\r\n".encode() * 1000):
+        named = (
+            subprocess.run(
+                ["git", "hash-object", "--stdin"],
+                cwd=repo,
+                input=data,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        assert gitops.blob_id(data, like=named) == named

@@ -33,6 +33,7 @@ reach, over the work tree the task leaves; see docs/worker.md for that trust bou
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -730,6 +731,17 @@ def read_blob(
             raise GitError("RefNotFound", f"there is no blob {sha} here", retryable=False)
         raise error
     return result.stdout
+
+
+def blob_id(data: bytes, *, like: str) -> str:
+    """The object name git gives a blob holding `data`, computed here without a git process.
+
+    In the hash of `like`, an object name of the same repository: SHA-1, or SHA-256 in a
+    repository of that object format (64 hex digits).
+    """
+    digest = hashlib.sha256 if len(like) == 64 else hashlib.sha1
+    header = b"blob %d\0" % len(data)
+    return digest(header + data).hexdigest()
 
 
 # ------------------------------------------------------------------------------------ internals

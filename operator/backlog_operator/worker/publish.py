@@ -235,10 +235,10 @@ def _task_backlog(
     """The backlog file as the task left it, and its mode; InvalidBacklog if it is no file.
 
     `base` is the backlog as `clone` read it, when it ran in this process: taken as it is when
-    the task left the file's bytes unchanged, instead of reading them a second time. In a
-    separate `publish`, bytes unchanged since `clone` validated them whole (the record's
-    digest) are read for the task's entry alone (`BacklogDocument.for_task`); bytes the task
-    changed are read and validated whole.
+    the task left the file's bytes unchanged (the blob's name tells), without reading them a
+    second time. In a separate `publish`, bytes unchanged since `clone` validated them whole
+    (the record's digest) are read for the task's entry alone (`BacklogDocument.for_task`);
+    bytes the task changed are read and validated whole.
 
     Read from the snapshot's tree, never from the work tree: a link there is a link here,
     and is refused rather than followed.
@@ -263,9 +263,15 @@ def _task_backlog(
         raise StepFailure(
             "InvalidBacklog", f"{path}: {problem}; nothing was pushed", retryable=False
         )
-    data = gitops.read_blob(repo, entry.sha)
-    if base is not None and not base.changed and base.render() == data:
+    # The task left the bytes `clone` read when their blob is the one those bytes make: known
+    # without reading the blob back.
+    if (
+        base is not None
+        and not base.changed
+        and gitops.blob_id(base.render(), like=entry.sha) == entry.sha
+    ):
         return base, entry.mode
+    data = gitops.read_blob(repo, entry.sha)
     if record.backlog_sha256 == hashlib.sha256(data).hexdigest():
         return BacklogDocument.for_task(data, task_id, source=path), entry.mode
     return BacklogDocument.parse(data, source=path), entry.mode
