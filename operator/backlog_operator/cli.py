@@ -69,6 +69,13 @@ def _add_day_two(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     validate.add_argument("-o", "--output", choices=("text", "json"), default="text")
     validate.set_defaults(handler="backlog_operator.commands.validate:main")
 
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script (kubectl: for `kubectl backlog`, see the docs)",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "kubectl"), metavar="SHELL")
+    completion.set_defaults(handler="backlog_operator.cli:completion_main")
+
     version = commands.add_parser("version", help="print the version")
     version.add_argument("-o", "--output", choices=("text", "json"), default="text")
     version.set_defaults(handler="backlog_operator.cli:version_main")
@@ -136,10 +143,15 @@ def build_parser(prog: str | None = None, *, only: str | None = None) -> argpars
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`run`: a goal on this machine."""
     run = commands.add_parser("run", help="run a goal on this machine (clone, task, publish)")
-    run.add_argument("goal", help="a Goal manifest (YAML or JSON)")
+    run.add_argument("goal", metavar="GOAL.yaml", help="a Goal manifest (YAML or JSON)")
     run.add_argument("--workspace", help="folder to work in (default: a temporary folder)")
     run.add_argument("--attempt-id", help="attempt id to use (default: a new one)")
     run.add_argument("--token-file", help="file holding the forge token (default: none)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="push nothing, open no pull request: print the change as a unified diff",
+    )
     run.set_defaults(handler="backlog_operator.worker.local:main")
 
 
@@ -167,7 +179,15 @@ def _add_tooling(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     operator = commands.add_parser("operator", help="run the operator (kopf) in this process")
     operator.add_argument("--namespace", action="append", default=None, help="watch only these")
-    operator.add_argument("--verbose", action="store_true")
+    operator.add_argument(
+        "--verbose", action="store_true", help="debug lines, and kopf's line for every event"
+    )
+    operator.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="text (default) or json: one object per line ($BACKLOG_OPERATOR_LOG_FORMAT)",
+    )
     operator.set_defaults(handler="backlog_operator.controller.main:main")
 
 
@@ -177,6 +197,14 @@ def version_main(args: argparse.Namespace) -> int:
         print(json.dumps({"version": __version__, "program": program_name()}))
     else:
         print(f"{program_name()} {__version__}")
+    return 0
+
+
+def completion_main(args: argparse.Namespace) -> int:
+    """`completion bash|zsh|kubectl`: the script, generated from this parser, on stdout."""
+    from backlog_operator.commands.completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
     return 0
 
 

@@ -12,10 +12,13 @@ from pathlib import Path
 
 REDACTED = "***"
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# GitHub's tokens have a recognisable shape (a prefix, then 36 or more characters): masked even
+# where the redactor was not told the value (a token echoed back in some library's message).
+_GITHUB_TOKEN = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")
 
 
 class Redactor:
-    """Replaces known secret values, and any userinfo in URLs, with `***`."""
+    """Replaces known secret values, GitHub tokens, and any userinfo in URLs, with `***`."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: list[str] = []
@@ -32,6 +35,7 @@ class Redactor:
         """`text` with every secret and URL credential masked."""
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
+        text = _GITHUB_TOKEN.sub(REDACTED, text)
         return _URL_USERINFO.sub(_mask_userinfo, text)
 
     def filter(self) -> logging.Filter:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -360,6 +363,79 @@ def test_logs_of_a_gone_pod_say_so_and_show_the_status(emulator_server: Emulator
     assert "pullRequest: #707 https://github.com/o/r/pull/707" in result.stderr
 
 
+def test_logs_follow_prints_lines_written_later(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    goal = make_goal(api, "g", {"phase": "Running", "step": "task", "attempts": 1})
+    pod = make_pod(api, goal, 1)
+    clone_done = {"name": "clone", "state": {"terminated": {"exitCode": 0}}}
+
+    def task(state: Json) -> None:
+        statuses = [clone_done, {"name": "task", "state": state}]
+        api.patch_status("v1/pods", NS, pod, {"initContainerStatuses": statuses})
+
+    task({"running": {"startedAt": "2026-01-30T23:15:00Z"}})
+    env = {**os.environ, "KUBECONFIG": str(emulator_server.kubeconfig)}
+    command = [sys.executable, "-m", "backlog_operator.cli", "logs", "g", "-f"]
+    process = subprocess.Popen(
+        [*command, "--context", "emulator-admin"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout or []:
+            lines.put(line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        # A bound on waiting only, so a broken follow fails instead of hanging the suite.
+        assert lines.get(timeout=60) == "task of attempt 1\n"  # the step running now
+        api.append_pod_log(NS, pod, "written later\n", container="task")
+        assert lines.get(timeout=60) == "written later\n"
+        task({"terminated": {"exitCode": 0}})
+        assert process.wait(timeout=60) == 0  # the stream ends with the container
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        reader.join()
+    assert lines.empty()
+    assert process.stderr is not None and process.stderr.read() == ""
+
+
+def test_logs_follow_ends_quietly_on_interrupt(emulator_server: EmulatorServer) -> None:
+    api = emulator_server.emulator
+    goal = make_goal(api, "g", {"phase": "Running", "step": "task", "attempts": 1})
+    pod = make_pod(api, goal, 1)
+    running = {"name": "task", "state": {"running": {"startedAt": "2026-01-30T23:15:00Z"}}}
+    api.patch_status("v1/pods", NS, pod, {"initContainerStatuses": [running]})
+    env = {**os.environ, "KUBECONFIG": str(emulator_server.kubeconfig)}
+    command = [sys.executable, "-m", "backlog_operator.cli", "logs", "g", "-f", "--step", "task"]
+    process = subprocess.Popen(
+        [*command, "--context", "emulator-admin"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "task of attempt 1\n"  # following now
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 130
+    assert "Traceback" not in err
+
+
 # ------------------------------------------------------------------------- as a kubectl plugin
 
 
@@ -391,6 +467,39 @@ def test_kubectl_runs_the_plugin_and_usage_names_it(emulator_server: EmulatorSer
     assert wrong.returncode == 2
     assert wrong.stderr.startswith("usage: kubectl backlog get")
     assert "unknown kind 'widgets'" in wrong.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None or not (SCRIPTS / "kubectl-backlog").exists(),
+    reason="kubectl or the kubectl-backlog script is not installed",
+)
+def test_kubectl_completes_the_plugin_with_names_from_the_cluster(
+    emulator_server: EmulatorServer, tmp_path: Path
+) -> None:
+    api = emulator_server.emulator
+    make_goal(api, "docs-guide")
+    make_goal(api, "lint")
+    plugin = tmp_path / "kubectl_complete-backlog"
+    plugin.write_text(cli(emulator_server, "completion", "kubectl", admin=False).stdout)
+    plugin.chmod(0o755)
+    path = os.pathsep.join([str(tmp_path), str(SCRIPTS), os.environ.get("PATH", "")])
+    env = {**os.environ, "KUBECONFIG": str(emulator_server.kubeconfig), "PATH": path}
+
+    def tab(*words: str) -> list[str]:
+        # What kubectl's own shell completion asks it for `kubectl backlog WORDS<TAB>`.
+        done = subprocess.run(
+            ["kubectl", "__complete", "backlog", *words],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.splitlines()
+
+    assert tab("sta") == ["status", ":4"]
+    assert tab("logs", "--context", "emulator-admin", "") == ["docs-guide", "lint", ":4"]
+    assert tab("rerun", "--context", "emulator-admin", "-n", "elsewhere", "") == [":4"]
 
 
 def test_unreachable_cluster_is_one_line_on_stderr(tmp_path: Path) -> None:

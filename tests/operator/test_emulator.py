@@ -1330,6 +1330,42 @@ def test_object_gets_answer_json_after_a_pod_log(
         assert read.metadata is not None and read.metadata.name == "p1"
 
 
+def test_a_followed_pod_log_streams_later_lines_until_the_container_stops(
+    emulator_server: EmulatorServer,
+) -> None:
+    emulator = emulator_server.emulator
+    running = {"name": "main", "state": {"running": {"startedAt": "2026-01-30T23:15:00Z"}}}
+    emulator.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p1", "namespace": "default"},
+            "spec": {"containers": ONE_CONTAINER},
+        }
+    )
+    emulator.patch_status("v1/pods", "default", "p1", {"containerStatuses": [running]})
+    emulator.set_pod_log("default", "p1", "first\n", container="main")
+    conn = http.client.HTTPConnection("127.0.0.1", emulator_server.port, timeout=10)
+    conn.request("GET", "/api/v1/namespaces/default/pods/p1/log?container=main&follow=true")
+    response = conn.getresponse()
+
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert response.readline() == b"first\n"  # sent before the container ends
+    emulator.append_pod_log("default", "p1", "second\n", container="main")
+    assert response.readline() == b"second\n"
+    stopped = {"name": "main", "state": {"terminated": {"exitCode": 0}}}
+    emulator.patch_status("v1/pods", "default", "p1", {"containerStatuses": [stopped]})
+    assert response.read() == b""  # the stream ends with the container
+    conn.close()
+    # Not following: the log so far, at once, even while the container runs.
+    emulator.patch_status("v1/pods", "default", "p1", {"containerStatuses": [running]})
+    conn = http.client.HTTPConnection("127.0.0.1", emulator_server.port, timeout=10)
+    conn.request("GET", "/api/v1/namespaces/default/pods/p1/log?container=main")
+    assert conn.getresponse().read() == b"first\nsecond\n"
+    conn.close()
+
+
 # --- Opt-in RBAC -------------------------------------------------------------------------------
 
 

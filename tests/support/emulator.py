@@ -29,7 +29,8 @@ matching re-scans every past request; see `HardenedEmulator`). A write that chan
 (empty metadata maps are not stored, as ObjectMeta's are `omitempty`) keeps the resourceVersion
 and sends no event; a strategic-merge patch of a built-in merges lists by the official schema's
 merge keys and applies its directives; every response has its own content type (kmock kept a
-`pods/log` answer's text/plain for later object GETs). `kubectl get` of a custom resource gets
+`pods/log` answer's text/plain for later object GETs; `follow=true` streams lines appended with
+`append_pod_log` while the container's status says it runs). `kubectl get` of a custom resource gets
 the Table it asks for (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`): Name, then the
 CRD's printer columns (or the default Age) evaluated by JSONPath, a `date` shown as an age,
 rows with the object's metadata (`?includeObject=`), one Table per event on a watch (`kubectl
@@ -237,11 +238,26 @@ def _api_version(res: kmock.resource) -> str:
     return f"{res.group}/{res.version}" if res.group else str(res.version)
 
 
+def _container_running(pod: Json, container: str | None) -> bool:
+    """Whether the Pod's status says the container (any, when None) is running."""
+    status = pod.get("status") or {}
+    statuses = [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]
+    return any(
+        "running" in (entry.get("state") or {})
+        for entry in statuses
+        if container is None or entry.get("name") == container
+    )
+
+
 def _as_resource(ref: ResourceRef) -> kmock.resource:
     res = ref if isinstance(ref, kmock.resource) else kmock.resource(ref)
     if res.group is None or res.version is None or res.plural is None:
         raise ValueError(f"Not a specific resource (group/version/plural): {ref!r}")
     return res
+
+
+# Pods: their logs' followers wait on the Pods' wake-up (a log written, a status changed).
+_PODS = _as_resource("v1/pods")
 
 
 def _version_rank(version: str) -> tuple[int, int, int]:
@@ -1872,6 +1888,10 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         if len(self._log) > 2 * self.event_history + 64:
             del self._log[: len(self._log) - self.event_history]
         self._notify_waiters()
+        self._wake_from_any_thread(event.res)
+
+    def _wake_from_any_thread(self, res: kmock.resource) -> None:
+        # The watchers of `res` (and the followers of its Pods' logs) run in the server's loop.
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
@@ -1879,11 +1899,11 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             except RuntimeError:
                 running = None
             if running is loop:
-                self._wake_watchers(event.res)
+                self._wake_watchers(res)
             else:
                 # A loop closed in between has nobody watching.
                 with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._wake_watchers, event.res)
+                    loop.call_soon_threadsafe(self._wake_watchers, res)
 
     def _log_start(self) -> int:
         # Where the resumable history starts in `_log` (the last `event_history` events).
@@ -2670,6 +2690,17 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         """Set what ``GET .../pods/{name}/log`` answers (for one container or any)."""
         with self._store_lock:
             self._pod_logs[(namespace, name, container)] = text
+        self._wake_from_any_thread(_PODS)
+
+    def append_pod_log(
+        self, namespace: str, name: str, text: str, container: str | None = None
+    ) -> None:
+        """Add lines to a container's log, as the container writes them: a ``follow=true``
+        reader gets them at once."""
+        with self._store_lock:
+            key = (namespace, name, container)
+            self._pod_logs[key] = self._pod_logs.get(key, "") + text
+        self._wake_from_any_thread(_PODS)
 
     def wait_for(
         self,
@@ -2970,13 +3001,14 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         ns = request.namespace if meta.namespaced else None
         assert request.name is not None
         if request.subresource == "log" and "log" in meta.subresources:
+            container = request.params.get("container")
             with self._store_lock:
                 if self._current(meta.res, ns, request.name) is None:
                     raise _not_found(meta.res, request.name)
-                container = request.params.get("container")
-                text = self._pod_logs.get((ns or "", request.name, container))
-                if text is None:
-                    text = self._pod_logs.get((ns or "", request.name, None), "")
+                text = self._pod_log(ns or "", request.name, container)
+            if request.params.get("follow") == "true":
+                stream = self._follow_log(meta, ns or "", request.name, container)
+                return rendering.Response(headers={"Content-Type": "text/plain"}, payload=stream)
             return rendering.Response(
                 status=200, headers={"Content-Type": "text/plain"}, payload=text.encode()
             )
@@ -2992,6 +3024,33 @@ class HardenedEmulator(kmock.KubernetesEmulator):
         if table is not None:
             return self._table(request, meta, [obj], obj["metadata"]["resourceVersion"], table)
         return obj
+
+    def _pod_log(self, namespace: str, name: str, container: str | None) -> str:
+        # The container's own log, else the one set for any container of the Pod.
+        text = self._pod_logs.get((namespace, name, container))
+        return self._pod_logs.get((namespace, name, None), "") if text is None else text
+
+    async def _follow_log(
+        self, meta: _ResourceMeta, namespace: str, name: str, container: str | None
+    ) -> AsyncIterator[rendering.Payload]:
+        # `follow=true` as the kubelet serves it: the log so far, then each line as it is
+        # written, until the container is no longer running (or the Pod is gone).
+        sent = 0
+        yield b""  # the headers now, as the API server sends them
+        while not self._closing:
+            wake = self._wakes.get(meta.res)
+            if wake is None:
+                wake = self._wakes[meta.res] = asyncio.Event()
+            with self._store_lock:
+                pod = self._current(meta.res, namespace, name)
+                text = self._pod_log(namespace, name, container)
+            if len(text) > sent:
+                yield text[sent:].encode()
+                sent = len(text)
+                continue
+            if pod is None or not _container_running(pod, container) or self._loop is None:
+                return
+            await wake.wait()
 
     # Table output: what `kubectl get` asks for first (`Accept: application/json;as=Table;
     # v=v1;g=meta.k8s.io, ...`). The API server answers a custom resource's list or object as a

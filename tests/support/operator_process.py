@@ -10,9 +10,9 @@ period does) and start it again::
 Each start is a new process that learns everything from the API server, as a restarted Pod
 does. Only the Python imports (most of a start's two seconds of CPU) are done once: a small
 server process imports the operator's modules, then forks one child per `start`, which runs
-`backlogctl operator`'s own entry point (`backlog_operator.cli.main(["operator"])`). So a test
-can restart the operator many times on a busy machine. The child is signalled through a pidfd
-(never by a process id that could by then name another process).
+`backlogctl operator`'s own entry point (`backlog_operator.cli.main(["operator", ...])`). So a
+test can restart the operator many times on a busy machine. The child is signalled through a
+pidfd (never by a process id that could by then name another process).
 
 Settings reach the process as a Deployment gives them: `BACKLOG_OPERATOR_*` environment
 variables (`controller.settings`), and the emulator's kubeconfig (`KUBECONFIG`). All output of
@@ -27,7 +27,7 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -65,7 +65,7 @@ for line in sys.stdin:
         os.dup2(2, 1)
         status = 70
         try:
-            status = backlog_operator.cli.main(["operator"])
+            status = backlog_operator.cli.main(["operator", *sys.argv[2:]])
         finally:
             logging.shutdown()
             sys.stderr.flush()
@@ -82,16 +82,24 @@ class OperatorProcess:
 
     `settings`: the operator's settings by name after the `BACKLOG_OPERATOR_` prefix
     (``{"MAX_RUNNING": "4"}``); the liveness endpoint is off unless set (a killed process's
-    port may not be free yet for the next)."""
+    port may not be free yet for the next). `args`: more arguments of `backlogctl operator`
+    (``["--verbose"]``)."""
 
-    def __init__(self, server: EmulatorServer, settings: Mapping[str, str], *, log: Path) -> None:
+    def __init__(
+        self,
+        server: EmulatorServer,
+        settings: Mapping[str, str],
+        *,
+        log: Path,
+        args: Sequence[str] = (),
+    ) -> None:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(server.kubeconfig)
         env["BACKLOG_OPERATOR_LIVENESS_ENDPOINT"] = ""
         env.update({f"BACKLOG_OPERATOR_{name}": value for name, value in settings.items()})
         self._log: IO[bytes] = log.open("ab")
         self._server = subprocess.Popen(
-            [sys.executable, "-c", _FORK_SERVER, str(os.getpid())],
+            [sys.executable, "-c", _FORK_SERVER, str(os.getpid()), *args],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -176,6 +176,8 @@ def run(command: Callable[[Cluster, argparse.Namespace], int], args: argparse.Na
         )
     except HTTPError as error:
         print(f"error: cannot reach the API server: {error}", file=sys.stderr)
+    except KeyboardInterrupt:  # ^C, the usual end of `logs -f`: no traceback
+        return 130
     return 1
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import sys
 
 import kopf
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.result import ExitCode
+from backlog_operator.controller import logs
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 
@@ -47,12 +47,8 @@ def main(args: argparse.Namespace) -> int:
         return int(ExitCode.USAGE)
     if args.namespace:
         settings = settings.model_copy(update={"namespaces": list(args.namespace)})
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
-    kopf.configure(verbose=args.verbose)
-    if not args.verbose:
-        # kopf says "Handler ... succeeded" for every event: three lines per goal, thousands a
-        # minute on a large cluster. Its warnings and errors stay; the operator logs its own.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # One handler (kopf's), never a second one of `logging.basicConfig`: each line once.
+    logs.configure(args.log_format or settings.log_format, verbose=args.verbose)
     registry = build_registry(settings, api_client)
     gc.collect()
     gc.freeze()

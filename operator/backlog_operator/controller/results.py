@@ -22,6 +22,8 @@ class Event:
     kind: str  # Normal | Warning
     reason: str
     message: str
+    # What caused it where `reason` does not say (a failed attempt's reason): for the log only.
+    cause: str | None = None
 
 
 @dataclass

@@ -57,6 +57,7 @@ from backlog_operator.api.labels import (
     MANAGED_BY,
 )
 from backlog_operator.api.schedule import GoalScheduleStatus
+from backlog_operator.controller import logs
 from backlog_operator.controller.backlogs.reconciler import (
     BacklogReconciler,
     ForgeFactory,
@@ -90,6 +91,7 @@ _SCHEDULE_DELAY = 3600.0
 _BACKLOG_DELAY = 300.0
 
 GOALS, BACKLOGS, SCHEDULES = "goals", "backlogs", "goalschedules"
+_KINDS = {GOALS: "Goal", BACKLOGS: "Backlog", SCHEDULES: "GoalSchedule"}
 _STATUS_MODELS: dict[str, type[ApiModel]] = {
     GOALS: GoalStatus,
     BACKLOGS: BacklogStatus,
@@ -436,13 +438,15 @@ class Runtime:
         backoff by the requeue loop (and shown on the object when it keeps happening)."""
         key = f"{namespace}/{name}"
         seen = _Seen()
-        async with self.lock(key if plural == GOALS else f"{plural}:{key}"):
-            try:
-                await step(namespace, name, seen)
-            except Exception as error:
-                await self._failed(plural, key, seen.body, error)
-                return
-            self.backoff.succeeded(f"{plural}:{key}")
+        lock = self.lock(key if plural == GOALS else f"{plural}:{key}")
+        with logs.about(_KINDS[plural], namespace, name):  # its lines name it
+            async with lock:
+                try:
+                    await step(namespace, name, seen)
+                except Exception as error:
+                    await self._failed(plural, key, seen.body, error)
+                    return
+                self.backoff.succeeded(f"{plural}:{key}")
 
     async def _write(
         self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]
@@ -450,6 +454,7 @@ class Runtime:
         """The status a reconcile asks for (if it changed), then its events (best effort); the
         object as written (None: nothing written, or it is gone)."""
         written = await self._write_status(plural, body, _patch(body, result.status))
+        logs.log_transitions(body, result.events)  # once: events are made on transitions only
         await self._post(body, result.events)
         return written
 
@@ -528,7 +533,9 @@ class Runtime:
                 plural, body, _patch(body, evolve(status, conditions=conditions))
             )
             if started:
-                await self.cluster.post_event(body, "Warning", RECONCILE_ERROR, message)
+                event = Event("Warning", RECONCILE_ERROR, message)
+                logs.log_transitions(body, [event])
+                await self.cluster.post_event(body, event.kind, event.reason, event.message)
         except Exception as error:
             log.info("could not show the failure on %s %s: %s", plural, metadata.get("name"), error)
 
@@ -646,7 +653,8 @@ class Runtime:
                     await self.cluster.delete_job(namespace, job.partition("/")[2])
             except Exception as error:
                 message, _ = describe_failure(error)
-                log.warning("stopping the Jobs of deleted goal %s failed: %s", key, message)
+                with logs.about("Goal", namespace, name):
+                    log.warning("stopping the Jobs of the deleted goal failed: %s", message)
             self.jobs.forget_goal(uid)
             self.goals.forget(job.partition("/")[2] for job in jobs)
         self._admit_and_wake()

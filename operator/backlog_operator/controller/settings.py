@@ -18,6 +18,7 @@
 | `API_CONCURRENCY` | requests to the API server in flight at most (threads and connections) | 16 |
 | `API_QPS` | requests a second to the API server on average; 0 = no limit | 0 |
 | `API_BURST` | requests at once above `API_QPS`; 0 = twice `API_QPS` | 0 |
+| `LOG_FORMAT` | `text` or `json` (one object per line); `--log-format` overrides it | `text` |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
 (2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
@@ -31,7 +32,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -75,6 +76,7 @@ class OperatorSettings(BaseSettings):
     api_concurrency: int = Field(default=API_CONCURRENCY, ge=1, le=512)
     api_qps: float = Field(default=0.0, ge=0)
     api_burst: int = Field(default=0, ge=0)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("namespaces", mode="before")
     @classmethod
@@ -82,6 +84,11 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("workspace_size_limit")
     @classmethod

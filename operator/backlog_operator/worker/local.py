@@ -1,7 +1,19 @@
-"""`backlogctl run GOAL.yaml`: the three steps on this machine, the task as a local process.
+"""`backlogctl run GOAL.yaml [--dry-run]`: the three steps on this machine, the task as a local
+process.
 
-Progress goes to stderr; the result JSON is the last line of stdout. Exit status 0 for
-`published` and `already_completed`, 65 (permanent) or 75 (retryable) for `failed`.
+Before the task runs, the access the run needs is checked: the clone is an authenticated read
+of the remote (a remote that cannot be reached, or refuses the token, fails there); then, when
+the goal's provider is `github`, a token is required and the task's open pull requests are
+listed with it (GitHub refuses a bad token). A task already completed skips the check: nothing
+will be published.
+
+`--dry-run`: clone and task as usual; `publish` commits locally only (no push, no forge write)
+and the change that run would have pushed, the task's work and the backlog writeback, is
+printed on stdout as a unified diff, before the result.
+
+Progress, and a failure's reason and message, go to stderr; the result JSON is the last line of
+stdout. Exit status 0 for `published` and `already_completed`, 65 (permanent) or 75
+(retryable) for `failed`.
 """
 
 from __future__ import annotations
@@ -11,16 +23,19 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from backlog_operator import naming
-from backlog_operator.api.worker_result import ExitCode, StepResult
+from backlog_operator.adapters import git as gitops
+from backlog_operator.api.worker_result import ExitCode, Outcome, StepResult
 from backlog_operator.redact import Redactor, private_token_file
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext, load_goal_file
-from backlog_operator.worker.failures import failed_result
+from backlog_operator.worker.failures import StepFailure, failed_result
 from backlog_operator.worker.goal import WorkerGoal
 from backlog_operator.worker.steps import (
     clone_attempt,
@@ -42,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         goal = resolve_local_repository(load_goal_file(Path(args.goal)), Path(args.goal).parent)
     except InvalidGoalError as error:
-        return emit(None, failed_result(error, step="clone", redactor=Redactor()))
+        return _report(None, failed_result(error, step="clone", redactor=Redactor()))
     if args.workspace and _not_empty(Path(args.workspace)):
         log.error("workspace %s is not empty; give an empty or new folder", args.workspace)
         return int(ExitCode.USAGE)
@@ -59,18 +74,112 @@ def main(args: argparse.Namespace) -> int:
             token_file=token_file,
         )
         configure_logging(ctx)
-        return run_locally(ctx)
+        return run_locally(ctx, dry_run=args.dry_run)
 
 
-def run_locally(ctx: WorkerContext) -> int:
-    """clone → task → publish in this process; returns the exit status."""
+def run_locally(ctx: WorkerContext, *, dry_run: bool = False) -> int:
+    """clone → access check → task → publish in this process; returns the exit status."""
     record = clone_attempt(ctx)
     if isinstance(record, StepResult):
-        return emit(ctx, record)
+        return _report(ctx, record)
+    refused = None if record.already_completed else check_access(ctx)
+    if refused is not None:
+        return _report(ctx, refused)
     exit_code = run_task(ctx, record)
     if exit_code != 0:
-        return emit(ctx, task_failed(ctx, exit_code))
-    return emit(ctx, publish_attempt(ctx))
+        return _report(ctx, task_failed(ctx, exit_code))
+    if not dry_run:
+        return _report(ctx, publish_attempt(ctx))
+    result = publish_attempt(ctx, dry_run=True)
+    if result.outcome is Outcome.PUBLISHED and result.commit:
+        print_dry_run_diff(ctx, record.base_commit, result.commit)
+        result = replace(result, message=_dry_run_message(ctx, result))
+    return _report(ctx, result)
+
+
+def _report(ctx: WorkerContext | None, result: StepResult) -> int:
+    """`emit` the result (JSON, the last line of stdout) and, for the person who ran this, a
+    failure's reason and message on stderr as well."""
+    if result.outcome is Outcome.FAILED:
+        log.error("%s step failed: %s: %s", result.step or "run", result.reason, result.message)
+    return emit(ctx, result)
+
+
+def check_access(ctx: WorkerContext) -> StepResult | None:
+    """None when the token and the forge let this run publish; else the failed result (step
+    `clone`: the task has not run). See the module docstring."""
+    try:
+        _check_access(ctx)
+    except Exception as error:  # every failure must reach the result contract
+        log.debug("access check failed", exc_info=True)
+        return failed_result(
+            error,
+            step="clone",
+            redactor=ctx.redactor,
+            task_id=ctx.work_name,
+            attempt_id=ctx.attempt_id,
+        )
+    return None
+
+
+def _check_access(ctx: WorkerContext) -> None:
+    spec = ctx.goal.spec
+    token = ctx.read_token()
+    github = spec.pull_request.provider != "none"
+    if github and token is None:
+        raise StepFailure(
+            "CredentialsUnavailable",
+            "the goal opens pull requests on GitHub, which needs a token: give --token-file, "
+            "$BACKLOG_TOKEN_FILE or $GITHUB_TOKEN (or set spec.pullRequest.provider to none)",
+            retryable=False,
+        )
+    if github:
+        _check_forge(ctx, token)
+
+
+def _check_forge(ctx: WorkerContext, token: str | None) -> None:
+    """List the task's open pull requests with the token: a read that GitHub refuses (401) for a
+    bad token, and that tells what a real run would reuse."""
+    from backlog_operator.adapters.github import GitHubForge  # PyGithub: only for github
+
+    spec = ctx.goal.spec
+    slug = spec.pull_request.repository or naming.forge_repository(spec.repository.url)
+    if slug is None:
+        raise InvalidGoalError(
+            "cannot tell owner/name of the repository from its URL; set spec.pullRequest.repository"
+        )
+    prefix = naming.task_branch_prefix(spec.pull_request.branch_prefix_or_default(), ctx.work_name)
+    with GitHubForge(slug, token, base_url=spec.pull_request.api_base_url) as forge:
+        existing = forge.find_open_pull_request(prefix, spec.repository.base_branch)
+    if existing is not None:
+        log.info(
+            "pull request #%d (%s) is open for this task: a run adds its change to it",
+            existing.number,
+            existing.head_branch,
+        )
+
+
+def print_dry_run_diff(ctx: WorkerContext, base_commit: str, commit: str) -> None:
+    """The change a real run would push (`base_commit`..`commit`), as a unified diff on stdout."""
+    from backlog_operator.worker.diff import unified_diff  # difflib: only for a dry run
+
+    try:
+        repo = gitops.open_sealed_repository(ctx.private_dir, ctx.repo_dir)
+        diff = unified_diff(repo, base_commit, commit)
+    except gitops.GitError as error:  # the result still says what would be pushed
+        log.warning("cannot show the change: %s", error)
+        return
+    sys.stdout.write(ctx.redactor(diff))
+    sys.stdout.flush()
+
+
+def _dry_run_message(ctx: WorkerContext, result: StepResult) -> str:
+    count = len(result.changed_files)
+    also = " and open a pull request" if ctx.goal.spec.pull_request.provider != "none" else ""
+    return (
+        f"dry run, nothing pushed: a run would push {count} changed "
+        f"file{'s' if count != 1 else ''} on branch {result.branch}{also}"
+    )
 
 
 def resolve_local_repository(goal: WorkerGoal, base: Path) -> WorkerGoal:

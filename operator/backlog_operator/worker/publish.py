@@ -61,8 +61,15 @@ class _Publication:
     backlog_mode: str = ""
 
 
-def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> StepResult:
-    """Publish the attempt; raises StepFailure (or an adapter's error) when it cannot."""
+def publish(
+    ctx: WorkerContext, record: CloneRecord, *, now: datetime, dry_run: bool = False
+) -> StepResult:
+    """Publish the attempt; raises StepFailure (or an adapter's error) when it cannot.
+
+    `dry_run` (`backlogctl run --dry-run`): steps 1, 3 and 4 only. The commit is made in the
+    private metadata and nothing else: no push, no forge call (so the branch is always a new
+    one); the result names that local commit.
+    """
     if record.already_completed:
         return StepResult(
             outcome=Outcome.ALREADY_COMPLETED,
@@ -73,7 +80,7 @@ def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> StepRe
         )
     repo = gitops.open_sealed_repository(ctx.private_dir, ctx.repo_dir)
     tree, task_changes = _task_tree(repo, record)
-    forge = _forge(ctx)
+    forge = None if dry_run else _forge(ctx)
     existing = _open_pull_request(ctx, forge)
     state = _Publication(
         branch=existing.head_branch if existing else _new_branch(ctx),
@@ -98,6 +105,8 @@ def publish(ctx: WorkerContext, record: CloneRecord, *, now: datetime) -> StepRe
         message=_render(ctx, record, ctx.goal.spec.commit.message),
         **_author(ctx),
     )
+    if dry_run:
+        return _result(ctx, state)
     if existing is not None:
         _push_onto_open_pull_request(ctx, repo, state, existing)
         if forge is not None:  # found through the forge: it is there

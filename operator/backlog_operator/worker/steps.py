@@ -215,8 +215,11 @@ def task_failed(ctx: WorkerContext, exit_code: int) -> StepResult:
 # -------------------------------------------------------------------------------------- publish
 
 
-def publish_attempt(ctx: WorkerContext, *, now: datetime | None = None) -> StepResult:
-    """Publish the task's changes; every failure becomes a failed result, never an exception."""
+def publish_attempt(
+    ctx: WorkerContext, *, now: datetime | None = None, dry_run: bool = False
+) -> StepResult:
+    """Publish the task's changes (`dry_run`: commit them locally only, see `publish`); every
+    failure becomes a failed result, never an exception."""
     try:
         record = CloneRecord.load(ctx.private_dir)
     except FileNotFoundError:
@@ -235,7 +238,7 @@ def publish_attempt(ctx: WorkerContext, *, now: datetime | None = None) -> StepR
     from backlog_operator.worker.publish import publish
 
     try:
-        return publish(ctx, record, now=now or datetime.now(UTC))
+        return publish(ctx, record, now=now or datetime.now(UTC), dry_run=dry_run)
     except Exception as error:
         log.debug("publish failed", exc_info=True)
         return failed_result(

@@ -388,13 +388,14 @@ class GoalReconciler:
             new = self._status(status, Phase.QUEUED, "Backoff", text, generation, **fields)
             new = evolve(new, next_attempt_time=instant(next_time))
             self.capacity.put(entry_for(goal, new))
-            return Reconciled(new, [Event("Warning", "AttemptFailed", text)], requeue_after=delay)
+            event = Event("Warning", "AttemptFailed", text, cause=reason)
+            return Reconciled(new, [event], requeue_after=delay)
         why = "retries exhausted" if result.retryable else "not retryable"
         text = f"{message} ({why})"
         new = self._status(status, Phase.FAILED, reason, text, generation, **fields)
         new = evolve(new, completion_time=instant(now))
         self.capacity.put(entry_for(goal, new))
-        return Reconciled(new, [Event("Warning", "Failed", text)])
+        return Reconciled(new, [Event("Warning", "Failed", text, cause=reason)])
 
     # -------------------------------------------------------------------- 5. waiting
 
