@@ -26,6 +26,10 @@ from tests.support.pod import Pod
 #: the goal, the backlog, the clone record and the result are read and written without pydantic
 #: (`worker.goal`, `backlog.model`, `worker.record`, `api.worker_result`).
 NEVER = {"git", "gitdb", "github", "kubernetes", "kopf", "pydantic", "pydantic_core"}
+#: Nor `dataclasses`, which imports `inspect` (and it `ast`, `dis`, `tokenize`): with the classes
+#: defined, some 10 ms of every step. The modules a step imports use named tuples, or plain
+#: classes with slots where a value changes.
+NEVER |= {"dataclasses", "inspect"}
 
 
 def imported(stderr: str) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -86,10 +85,8 @@ def test_long_failure_message_is_cut_to_fit() -> None:
 
 def test_the_steps_result_has_the_operators_fields() -> None:
     # The steps write a StepResult, the operator reads a WorkerResult: one shape, field by field.
-    assert [item.name for item in dataclasses.fields(StepResult)] == list(WorkerResult.model_fields)
-    assert [item.name for item in dataclasses.fields(ResultPullRequest)] == list(
-        PullRequestStatus.model_fields
-    )
+    assert list(StepResult._fields) == list(WorkerResult.model_fields)
+    assert list(ResultPullRequest._fields) == list(PullRequestStatus.model_fields)
 
 
 STEP_RESULTS: list[dict[str, Any]] = [

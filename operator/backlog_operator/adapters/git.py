@@ -43,9 +43,9 @@ import stat
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 from urllib.parse import urlsplit
 
 from backlog_operator.errors import ClassifiedError
@@ -118,22 +118,29 @@ class GitError(ClassifiedError):
         self.detail = detail
 
 
-@dataclass(frozen=True)
-class GitCredentials:
+class _Credentials(NamedTuple):
+    token_file: Path | None
+    username: str = "x-access-token"
+    insecure: bool = False
+
+
+class GitCredentials(_Credentials):
     """A token for git over HTTPS, held in a file (a mounted Secret key) and read only on use.
 
     `token_file=None` means anonymous access: no helper at all is consulted, not even the user's.
     `insecure` allows the token over plain http:// to a host that is not loopback.
     """
 
-    token_file: Path | None
-    username: str = "x-access-token"
-    insecure: bool = False
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
+    def __new__(
+        cls, token_file: Path | None, username: str = "x-access-token", insecure: bool = False
+    ) -> GitCredentials:
+        """The credentials; ValueError for a user name that is not one non-empty line."""
         # The helper speaks a line-based protocol: a newline in the user name would forge a field.
-        if any(char in self.username for char in "\r\n\0") or not self.username:
+        if any(char in username for char in "\r\n\0") or not username:
             raise ValueError("the git user name must be one non-empty line")
+        return super().__new__(cls, token_file, username, insecure)
 
     def environment(self, url: str) -> dict[str, str]:
         """Environment for git processes talking to `url`: no prompts, only our helper.
@@ -175,8 +182,7 @@ class GitCredentials:
             return None
 
 
-@dataclass(frozen=True)
-class Repository:
+class Repository(NamedTuple):
     """A repository as the commands here see it: its git folder, where they run, their variables.
 
     `environment` is what every command on it gets besides the module's own (the sealed clone
@@ -185,7 +191,7 @@ class Repository:
 
     git_dir: Path
     cwd: Path
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = MappingProxyType({})
 
 
 #: What the functions here take: a `Repository`, or a GitPython `Repo` (its folders and the
@@ -407,8 +413,7 @@ _SEALED_ATTRIBUTES = "* -text !eol -filter -ident -working-tree-encoding -diff -
 _GITLINK = "160000"
 
 
-@dataclass(frozen=True)
-class TreeChange:
+class TreeChange(NamedTuple):
     """One path that differs between two trees, with its mode on each side ("000000": absent)."""
 
     path: str
@@ -602,8 +607,7 @@ def commit_tree(
 # ------------------------------------------------------------------- fetching without a work tree
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     """What a path is in a commit's tree, told without reading a file's contents.
 
     `mode` as git writes it (100644 a file, 100755 an executable file, 120000 a symbolic link,
@@ -747,8 +751,7 @@ def blob_id(data: bytes, *, like: str) -> str:
 # ------------------------------------------------------------------------------------ internals
 
 
-@dataclass(frozen=True)
-class _Result:
+class _Result(NamedTuple):
     status: int
     stdout: bytes
     stderr: str

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -103,30 +102,108 @@ class TaskFieldError(ValueError):
         self.key = key
 
 
-@dataclass(frozen=True)
+# A task's fields, in the order of the constructor's arguments (and of `repr`).
+_TASK_FIELDS = (
+    "id",
+    "title",
+    "description",
+    "ready",
+    "status",
+    "priority",
+    "requires",
+    "allowed_paths",
+    "last_attempt_id",
+    "branch_name",
+    "pr_number",
+    "completed_at",
+    "extra",
+    "line",
+)
+
+
 class Task:
     """One task of the backlog, validated; `line` is where it starts in the file (1-based).
 
     Build one with `from_mapping`, which validates; the constructor takes the values as given.
     `extra` holds the fields the operator does not know, as read (a task may well have its own
-    `line:` key, which is one of them).
+    `line:` key, which is one of them). Read-only but for `relocate`. A plain class rather than
+    a dataclass: every worker step reads a backlog, and defining dataclasses (importing
+    `dataclasses` and `inspect`) would cost it several milliseconds.
     """
 
+    __slots__ = _TASK_FIELDS
     id: str
-    title: str | None = None
-    description: str | None = None
-    ready: bool = False
-    status: TaskStatus = TaskStatus.PENDING
-    priority: int | str | None = None
-    requires: list[str] = field(default_factory=list)
-    allowed_paths: list[str] | None = None
-    last_attempt_id: str | None = None
-    branch_name: str | None = None
-    pr_number: int | None = None
-    completed_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    title: str | None
+    description: str | None
+    ready: bool
+    status: TaskStatus
+    priority: int | str | None
+    requires: list[str]
+    allowed_paths: list[str] | None
+    last_attempt_id: str | None
+    branch_name: str | None
+    pr_number: int | None
+    completed_at: datetime | None
+    extra: dict[str, Any]
     #: The 1-based line where the task starts in the file (0 when not read from a file).
-    line: int = 0
+    line: int
+
+    def __init__(
+        self,
+        id: str,
+        title: str | None = None,
+        description: str | None = None,
+        ready: bool = False,
+        status: TaskStatus = TaskStatus.PENDING,
+        priority: int | str | None = None,
+        requires: list[str] | None = None,
+        allowed_paths: list[str] | None = None,
+        last_attempt_id: str | None = None,
+        branch_name: str | None = None,
+        pr_number: int | None = None,
+        completed_at: datetime | None = None,
+        extra: dict[str, Any] | None = None,
+        line: int = 0,
+    ) -> None:
+        """The task's values as given (see `from_mapping`, which validates)."""
+        values = (
+            id,
+            title,
+            description,
+            ready,
+            status,
+            priority,
+            [] if requires is None else requires,
+            allowed_paths,
+            last_attempt_id,
+            branch_name,
+            pr_number,
+            completed_at,
+            {} if extra is None else extra,
+            line,
+        )
+        for name, value in zip(_TASK_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Task is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Task is read-only: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Task:
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and it holds lists
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _TASK_FIELDS)
+        return f"Task({shown})"
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _TASK_FIELDS)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, line: int = 0) -> Task:

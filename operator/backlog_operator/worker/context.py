@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,21 +48,33 @@ __all__ = [
 ]
 
 
-@dataclass
 class WorkerContext:
     """Everything a step needs, resolved once."""
 
-    goal: WorkerGoal
-    attempt_id: str
-    workspace: Path
-    private_dir: Path
-    token_file: Path | None = None
-    termination_log: Path | None = None
-    goal_url: str | None = None
-    redactor: Redactor = field(default_factory=Redactor)
-    #: The backlog as `clone` read it at the base commit, for a `publish` in the same process
-    #: (`backlogctl run`): see `take_base_backlog`.
-    base_backlog: BacklogDocument | None = None
+    def __init__(
+        self,
+        *,
+        goal: WorkerGoal,
+        attempt_id: str,
+        workspace: Path,
+        private_dir: Path,
+        token_file: Path | None = None,
+        termination_log: Path | None = None,
+        goal_url: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        """The step's goal, attempt and folders; where the token and the result are."""
+        self.goal = goal
+        self.attempt_id = attempt_id
+        self.workspace = workspace
+        self.private_dir = private_dir
+        self.token_file = token_file
+        self.termination_log = termination_log
+        self.goal_url = goal_url
+        self.redactor = redactor if redactor is not None else Redactor()
+        #: The backlog as `clone` read it at the base commit, for a `publish` in the same
+        #: process (`backlogctl run`): see `take_base_backlog`.
+        self.base_backlog: BacklogDocument | None = None
 
     @property
     def repo_dir(self) -> Path:

@@ -27,7 +27,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from backlog_operator import naming
@@ -93,7 +92,7 @@ def run_locally(ctx: WorkerContext, *, dry_run: bool = False) -> int:
     result = publish_attempt(ctx, dry_run=True)
     if result.outcome is Outcome.PUBLISHED and result.commit:
         print_dry_run_diff(ctx, record.base_commit, result.commit)
-        result = replace(result, message=_dry_run_message(ctx, result))
+        result = result._replace(message=_dry_run_message(ctx, result))
     return _report(ctx, result)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -44,21 +43,23 @@ if TYPE_CHECKING:  # PyGithub costs a sixth of a second to import: only for prov
 log = logging.getLogger("backlog_operator.worker")
 
 
-@dataclass
 class _Publication:
     """What publishing has done so far (for the result)."""
 
-    branch: str
-    tree: str
-    commit: str = ""
-    pull_request: PullRequestRef | None = None
-    backlog_updated: bool = False
-    changed_files: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    #: The backlog as marked, and its file mode: the pull request number is recorded in this
-    #: same document, not in a second reading of the file.
-    backlog: BacklogDocument | None = None
-    backlog_mode: str = ""
+    def __init__(
+        self, *, branch: str, tree: str, pull_request: PullRequestRef | None, warnings: list[str]
+    ) -> None:
+        self.branch = branch
+        self.tree = tree
+        self.commit = ""
+        self.pull_request = pull_request
+        self.backlog_updated = False
+        self.changed_files: list[str] = []
+        self.warnings = warnings
+        #: The backlog as marked, and its file mode: the pull request number is recorded in
+        #: this same document, not in a second reading of the file.
+        self.backlog: BacklogDocument | None = None
+        self.backlog_mode = ""
 
 
 def publish(

@@ -4,22 +4,21 @@ It is read from the backlog at the base commit, before the task runs, and kept w
 cannot write (a volume not mounted into the task container), so a task can neither widen its
 own `allowed_paths` nor skip the writeback by editing the backlog file or the record.
 
-A plain dataclass read back with explicit checks (no pydantic to import in a worker step): a
-record with an unknown key, a missing one or a value of another type is refused (ValueError).
+A named tuple read back with explicit checks (no pydantic to import in a worker step): a record
+with an unknown key, a missing one or a value of another type is refused (ValueError).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 RECORD_FILE = "clone.json"
 
 
-@dataclass(frozen=True)
-class CloneRecord:
+class CloneRecord(NamedTuple):
     """What `clone` found."""
 
     base_commit: str
@@ -32,12 +31,12 @@ class CloneRecord:
     #: The SHA-256 of the backlog's bytes that clone read and validated whole: where the task
     #: left the same bytes, publish reads only the task's entry to mark it (the rest was checked).
     backlog_sha256: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: Sequence[str] = ()
 
     def save(self, private_dir: Path) -> None:
         """Write the record into the private folder."""
         private_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(asdict(self), indent=2, ensure_ascii=False)
+        text = json.dumps(self._asdict(), indent=2, ensure_ascii=False)
         (private_dir / RECORD_FILE).write_text(text, encoding="utf-8")
 
     @classmethod
@@ -52,7 +51,7 @@ class CloneRecord:
         """The record from its JSON object, every key known and of its type; else ValueError."""
         if not isinstance(data, dict):
             raise ValueError(f"{RECORD_FILE}: not a JSON object")
-        unknown = set(data) - {item.name for item in fields(cls)}
+        unknown = set(data) - set(cls._fields)
         if unknown:
             raise ValueError(f"{RECORD_FILE}: unknown keys {sorted(unknown)}")
         for name, check in _CHECKS.items():

@@ -18,7 +18,6 @@ import shlex
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,18 +80,17 @@ def _check_backlog(ctx: WorkerContext, record: CloneRecord) -> CloneRecord:
     except BacklogNotFoundError as error:
         warning = f"{error}; the task runs without writeback"
         log.warning("%s", warning)
-        return replace(record, warnings=[warning])
+        return record._replace(warnings=[warning])
     ctx.base_backlog = document  # a `publish` in this process need not read it again
     task = document.find(task_id) if task_id else None
     if task is None:
         warning = f"task {task_id!r} is not in {record.backlog_path}; it runs without writeback"
         log.warning("%s", warning)
-        return replace(record, warnings=[warning])
+        return record._replace(warnings=[warning])
     completed = task.status == "completed"
     if completed:
         log.info("task %s is already completed at %s", task_id, record.base_commit[:12])
-    return replace(
-        record,
+    return record._replace(
         task_found=True,
         already_completed=completed,
         title=task.title or "",
