@@ -69,7 +69,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -77,7 +77,6 @@ from ruamel.yaml.error import YAMLError
 from backlog_operator.backlog._edits import Edit, apply_edits, plan_edits
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._full_reader import FullReader
-from backlog_operator.backlog._locate import Located, locate
 from backlog_operator.backlog._outline import (
     BLOCK,
     PLAIN,
@@ -98,6 +97,9 @@ from backlog_operator.backlog.errors import (
     UnknownTaskError,
 )
 from backlog_operator.backlog.model import Task, TaskFieldError, value_kind
+
+if TYPE_CHECKING:  # `_locate` is imported by `for_task`, the one reading that uses it
+    from backlog_operator.backlog._locate import Located
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 # What one file may hold, whatever its size in bytes (see the module docstring).
@@ -366,6 +368,8 @@ class BacklogDocument:
         file first, as `parse` does (and may raise what it raises). A file in which the task's
         lines cannot be shown this way, or that does not hold the task, is read whole at once.
         """
+        from backlog_operator.backlog._locate import locate
+
         text, bom = _decode(data, source)
         located = locate(text, task_id, max_nodes=MAX_NODES, max_tasks=MAX_TASKS)
         document = None if located is None else cls._one_task(text, bom, source, located)

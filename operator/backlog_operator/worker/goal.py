@@ -17,7 +17,8 @@ read here alone. `tests/unit/test_worker_goal.py` holds this reader to the model
 their bounds and defaults, the model's validators, and generated goals.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: `typing.NamedTuple` would compile each of its
+# fields' annotations from their text, a noticeable part of a worker step's start.
 
 import re
 from collections.abc import Callable, Mapping
@@ -157,7 +158,7 @@ class WorkerGoal(NamedTuple):
         return self.spec.backlog.task_id or self.metadata.name
 
     @classmethod
-    def from_model(cls, goal: Goal) -> WorkerGoal:
+    def from_model(cls, goal: "Goal") -> "WorkerGoal":
         """The view of a Goal the model validated."""
         spec = goal.spec
         task, pull_request, commit = spec.task, spec.pull_request, spec.commit

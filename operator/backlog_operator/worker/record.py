@@ -8,7 +8,8 @@ A named tuple read back with explicit checks (no pydantic to import in a worker 
 with an unknown key, a missing one or a value of another type is refused (ValueError).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: `typing.NamedTuple` would compile each of its
+# fields' annotations from their text, a noticeable part of a worker step's start.
 
 import json
 from collections.abc import Sequence
@@ -40,14 +41,14 @@ class CloneRecord(NamedTuple):
         (private_dir / RECORD_FILE).write_text(text, encoding="utf-8")
 
     @classmethod
-    def load(cls, private_dir: Path) -> CloneRecord:
+    def load(cls, private_dir: Path) -> "CloneRecord":
         """Read the record; FileNotFoundError when `clone` has not run with this folder, and
         ValueError when the file is not a record."""
         text = (private_dir / RECORD_FILE).read_text(encoding="utf-8")
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def from_dict(cls, data: object) -> CloneRecord:
+    def from_dict(cls, data: object) -> "CloneRecord":
         """The record from its JSON object, every key known and of its type; else ValueError."""
         if not isinstance(data, dict):
             raise ValueError(f"{RECORD_FILE}: not a JSON object")
