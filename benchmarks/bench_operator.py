@@ -224,6 +224,7 @@ class Operator:
             os.environ,
             KUBECONFIG=str(server.kubeconfig),
             BACKLOG_OPERATOR_LIVENESS_ENDPOINT="",
+            BACKLOG_OPERATOR_METRICS_PORT="0",  # recorded all the same, not served
             **{f"BACKLOG_OPERATOR_{key.upper()}": value for key, value in settings.items()},
         )
         command = [str(Path(sys.executable).with_name("backlogctl")), "operator"]

@@ -3,8 +3,8 @@ day-two commands against a cluster (`get`, `status`, `logs`, `rerun`, ...).
 
 This module only parses: each command's module is imported when that command runs, so `worker
 clone` loads neither the Kubernetes client nor the day-two commands. A process started for
-`run` or `worker` (a Job's container, a short process) builds only that command's parser:
-argparse takes about a millisecond a command to build.
+`run`, `heal` or `worker` (a Job's container, a short process) builds only that command's
+parser: argparse takes about a millisecond a command to build.
 """
 
 from __future__ import annotations
@@ -115,8 +115,20 @@ def _add_day_two(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         sub.set_defaults(handler=f"{_CLUSTER}:suspend_main", suspend=verb == "suspend")
 
 
+def _add_heal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`heal`: merge the base into a task's pull request branch (docs/worker.md)."""
+    heal = commands.add_parser(
+        "heal", help="merge the base into a task's pull request branch, resolving its backlog"
+    )
+    heal.add_argument("goal", metavar="GOAL.yaml", help="the Goal manifest of the task")
+    heal.add_argument("--branch", required=True, help="the pull request's branch")
+    heal.add_argument("--attempt-id", help="attempt id to report (default: a new one)")
+    heal.add_argument("--token-file", help="file holding the forge token (default: none)")
+    heal.set_defaults(handler="backlog_operator.worker.heal:main")
+
+
 #: Commands whose process builds only its own parser (see the module docstring).
-STEP_COMMANDS = ("run", "worker")
+STEP_COMMANDS = ("run", "heal", "worker")
 
 
 def build_parser(prog: str | None = None, *, only: str | None = None) -> argparse.ArgumentParser:
@@ -132,6 +144,8 @@ def build_parser(prog: str | None = None, *, only: str | None = None) -> argpars
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     if only in (None, "run"):
         _add_run(commands)
+    if only in (None, "heal"):
+        _add_heal(commands)
     if only in (None, "worker"):
         _add_worker(commands)
     if only is None:
@@ -156,7 +170,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`worker clone|task|publish`: the steps of a Job."""
+    """`worker clone|task|publish|heal`: the steps of a Job."""
     worker = commands.add_parser("worker", help="the steps a Job's containers run")
     steps = worker.add_subparsers(dest="step", required=True, metavar="STEP")
     steps.add_parser("clone", help="clone the repository and check the backlog").set_defaults(
@@ -168,6 +182,9 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     steps.add_parser("publish", help="commit, push, open the pull request").set_defaults(
         handler="backlog_operator.worker.steps:publish_main"
     )
+    heal_step = steps.add_parser("heal", help="merge the base into a pull request's branch")
+    heal_step.add_argument("--branch", required=True, help="the pull request's branch")
+    heal_step.set_defaults(handler="backlog_operator.worker.heal:heal_main")
 
 
 def _add_tooling(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -51,6 +51,20 @@ class Redactor:
         return _Filter()
 
 
+# The shapes of GitHub's tokens (personal, OAuth, user-to-server, server-to-server, refresh, and
+# fine-grained), and a bearer or basic `Authorization` header: masked in text the operator did
+# not write (a task's log) even when the value itself is not known.
+_TOKEN_SHAPES = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"
+    r"|(?i:(?<=authorization:)\s*(?:bearer|basic|token)\s+\S+)"
+)
+
+
+def mask_token_shapes(text: str) -> str:
+    """`text` with anything shaped like a GitHub token or an Authorization header masked."""
+    return _TOKEN_SHAPES.sub(REDACTED, text)
+
+
 def _mask_userinfo(match: re.Match[str]) -> str:
     userinfo = match.group("userinfo")
     user = userinfo.split(":", 1)[0] if ":" in userinfo else userinfo

@@ -32,6 +32,14 @@ NEVER = {"git", "gitdb", "github", "kubernetes", "kopf", "pydantic", "pydantic_c
 NEVER |= {"dataclasses", "inspect"}
 
 
+# The task writes a file and reports its usage: `publish` checks the usage file without pydantic.
+WRITE_AND_REPORT = (
+    "echo x > docs/x.md && printf '%s' "
+    """'{"inputTokens": 12, "cost": {"amount": 0.5, "currency": "usd"}, "counters": {"n": 1}}' """
+    '> "$BACKLOG_USAGE_FILE"'
+)
+
+
 def imported(stderr: str) -> set[str]:
     """The modules a process imported, from its `-X importtime` lines."""
     return {
@@ -53,7 +61,7 @@ def goal(url: str, provider: str) -> Goal:
             "spec": {
                 "repository": {"url": url},
                 "backlog": {"taskId": "docs-guide"},
-                "task": {"image": "busybox", "command": ["sh", "-c", "echo x > docs/x.md"]},
+                "task": {"image": "busybox", "command": ["sh", "-c", WRITE_AND_REPORT]},
                 "pullRequest": {"provider": provider, "repository": "o/r"},
             },
         }
@@ -95,6 +103,12 @@ def test_publish_without_a_forge_imports_no_forge_client_and_no_git_library(
 
     assert publish.returncode == 0, publish.stderr
     assert pod.result("publish")["outcome"] == "published"
+    assert pod.result("publish")["usage"] == {
+        "inputTokens": 12,
+        "cost": {"amount": "0.5", "currency": "USD"},
+        "counters": {"n": 1},
+        "warnings": [],
+    }
     modules = imported(publish.stderr)
     assert "backlog_operator.worker.publish" in modules
     assert packages(modules) & NEVER == set()
@@ -117,7 +131,8 @@ def test_backlogctl_run_imports_no_pydantic_no_forge_client_and_no_git_library(
     )
 
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout.splitlines()[-1])["outcome"] == "published"
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert (result["outcome"], result["usage"]["inputTokens"]) == ("published", 12)
     modules = imported(run.stderr)
     assert {"backlog_operator.worker.local", "backlog_operator.worker.publish"} <= modules
     assert packages(modules) & NEVER == set()

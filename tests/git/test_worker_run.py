@@ -14,6 +14,7 @@ import pytest
 
 from backlog_operator.api.result import ExitCode
 from backlog_operator.backlog.document import BacklogDocument
+from tests.git.conftest import BACKLOG as TEAM_BACKLOG
 from tests.git.conftest import TOKEN, RunOutcome
 from tests.support.github_standin import GitHubStandIn
 from tests.support.gitrepos import (
@@ -70,6 +71,7 @@ def test_publishes_task_and_backlog_change_in_one_commit_and_opens_pr(
     [pr] = github.open_pulls()
     assert result["pullRequest"]["number"] == pr.number
     assert result["pullRequest"]["url"].endswith(f"/octo/project/pull/{pr.number}")
+    assert result["pullRequestCreated"] is True  # opened by this attempt
     assert (pr.head, pr.base, pr.draft) == ("backlog/docs-guide-abc123", "main", True)
     assert pr.title == "Do docs-guide: Write the guide"
     assert "Explain the backlog." in (pr.body or "") and "team/goal-one" in (pr.body or "")
@@ -173,9 +175,35 @@ def test_task_missing_from_backlog_publishes_without_writeback(
     assert run.result["changedFiles"] == ["notes.txt"]
     assert any("not-in-backlog" in warning for warning in run.result["warnings"])
     assert "pullRequest" not in run.result  # provider none: the branch only
+    assert "pullRequestCreated" not in run.result
     assert show(remote, run.result["branch"], ".backlog/backlog.yaml") == show(
         remote, "main", ".backlog/backlog.yaml"
     )
+
+
+def test_an_earlier_attempts_pr_number_is_cleared_when_this_one_opens_none(
+    remote: Path, write_goal: WriteGoal, run_goal: RunGoal
+) -> None:
+    """The task went through a pull request before (#700, then reopened by a person); this
+    attempt pushes a branch only (`provider: none`): #700 is not its pull request."""
+    reopened = TEAM_BACKLOG.replace(
+        '    allowed_paths: ["docs/**"]\n',
+        '    allowed_paths: ["docs/**"]\n    branch_name: backlog/docs-guide-111111\n'
+        "    pr_number: 700\n",
+    )
+    commit_to_remote(remote, "main", {BACKLOG: reopened})
+    goal = write_goal(pull_request={"provider": "none"})
+
+    run = run_goal(goal, "--attempt-id", "attempt-docs-guide-222222")
+
+    assert run.status == 0, run.stderr
+    assert "pullRequest" not in run.result
+    written = BacklogDocument.parse(
+        show(remote, run.result["branch"], BACKLOG).encode(), source=BACKLOG
+    ).find("docs-guide")
+    assert written is not None
+    assert (written.pr_number, written.branch_name) == (None, "backlog/docs-guide-222222")
+    assert "    pr_number: null\n" in show(remote, run.result["branch"], BACKLOG)
 
 
 def test_task_environment_has_task_fields_and_no_credentials(
@@ -315,6 +343,7 @@ def test_reuses_the_open_pull_request_of_the_task_without_losing_history(
 
     assert run.status == 0, run.stderr
     assert run.result["pullRequest"]["number"] == existing.number
+    assert run.result["pullRequestCreated"] is False  # reused
     assert run.result["branch"] == "backlog/docs-guide-old111"
     assert github.requests_to("POST", "/pulls") == []  # no second pull request
     assert len(github.open_pulls()) == 1

@@ -14,6 +14,7 @@ import pytest
 
 from backlog_operator.api.labels import LABEL_BACKLOG, LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.api.usage import Cost, TaskUsage
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 from tests.support.emulator import EmulatorServer, HardenedEmulator
@@ -103,9 +104,10 @@ class Synced:
             message=lambda: f"{name}: {self.status(name)}",
         )
 
-    def finish(self, name: str, task: str, phase: str) -> None:
+    def finish(self, name: str, task: str, phase: str, *, usage: TaskUsage | None = None) -> None:
         """Run the task's unfinished Goal to `phase` through its Job, as the Job controller and
-        the worker would report it (the Goal controller writes the Goal's status itself)."""
+        the worker would report it (the Goal controller writes the Goal's status itself); a
+        published result carries `usage`, what the task reported."""
         [goal] = [
             g
             for key, g in self.goals(name).items()
@@ -120,7 +122,7 @@ class Synced:
         pod = self.api.start_job(NS, job["metadata"]["name"])
         if phase == "Succeeded":
             result = WorkerResult(
-                outcome=Outcome.PUBLISHED, task_id=task, branch=f"backlog/{task}-1"
+                outcome=Outcome.PUBLISHED, task_id=task, branch=f"backlog/{task}-1", usage=usage
             )
             self.api.finish_pod(NS, pod["metadata"]["name"], messages={"publish": result.to_json()})
         else:
@@ -441,6 +443,111 @@ def test_editing_the_task_gives_it_a_fresh_failure_budget(synced: Synced, remote
     )
     assert retried
     assert all(b["id"] != "ci-cache" for b in synced.status("edit").get("blocked", []))
+
+
+# --- daily budgets ------------------------------------------------------------------------------
+
+
+def next_utc_day(now: datetime) -> datetime:
+    return datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+
+def budget_of(synced: Synced, name: str) -> dict[str, Any]:
+    budget: dict[str, Any] = synced.status(name).get("budget") or {}
+    return budget
+
+
+def test_an_attempts_budget_stops_new_goals_says_so_and_renews_the_next_day(
+    synced: Synced, remote: Path
+) -> None:
+    synced.api.create_object(
+        backlog(
+            "daily",
+            str(remote),
+            limits={"maxRunningGoals": 5},
+            budget={"perDay": {"attempts": 1}},
+        )
+    )
+    synced.wait_synced("daily")
+    # ci-cache and docs-intro are ready; the day has room for one attempt.
+    assert synced.tasks_with_goals("daily") == ["ci-cache"]
+
+    synced.finish("daily", "ci-cache", "Succeeded")
+
+    spent = synced.api.wait_for(
+        lambda: budget_of(synced, "daily").get("exhausted") and budget_of(synced, "daily"),
+        message=lambda: f"{synced.status('daily')}",
+    )
+    assert spent["reason"] == "AttemptsSpent"
+    assert spent["resumeTime"] == next_utc_day(synced.clock.now).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ready = _condition(synced.status("daily"), "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "BudgetExhausted")
+    assert "1 attempt(s) ended today, of 1" in ready["message"]
+    synced.api.wait_for(lambda: "BudgetExhausted" in synced.events("daily") or None)
+    before = synced.status("daily")["lastSyncTime"]
+    synced.next_sync()
+    synced.api.wait_for(lambda: synced.status("daily")["lastSyncTime"] != before or None)
+    assert synced.tasks_with_goals("daily") == ["ci-cache"]  # still held back
+    assert synced.events("daily").count("BudgetExhausted") == 1
+
+    synced.clock.now = next_utc_day(synced.clock.now) + timedelta(seconds=5)
+
+    started = synced.api.wait_for(
+        lambda: len(t := synced.tasks_with_goals("daily")) == 2 and t,
+        message=lambda: f"{synced.status('daily')}",
+    )
+    assert started == ["ci-cache", "docs-intro"]
+    synced.api.wait_for(lambda: "BudgetAvailable" in synced.events("daily") or None)
+    status = synced.api.wait_for(
+        lambda: budget_of(synced, "daily").get("exhausted") is False and synced.status("daily")
+    )
+    [yesterday] = status["usage"]["days"]
+    assert (yesterday["date"], yesterday["attempts"]) == (spent["day"], 1)
+
+
+def test_a_cost_budget_counts_what_the_tasks_report(synced: Synced, tmp_path: Path) -> None:
+    three = "tasks:\n" + "".join(
+        f"  - id: t{i}\n    title: T{i}\n    ready: true\n    priority: {i}\n" for i in range(3)
+    )
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": three}, name="three.git")
+    synced.api.create_object(
+        backlog(
+            "paid", str(remote), budget={"perDay": {"cost": {"amount": "1", "currency": "USD"}}}
+        )
+    )
+    synced.wait_synced("paid")
+
+    def spend(amount: str) -> TaskUsage:
+        return TaskUsage(input_tokens=1000, cost=Cost(amount=amount, currency="USD"))
+
+    synced.finish("paid", "t0", "Succeeded", usage=spend("0.6"))
+    synced.api.wait_for(lambda: "t1" in synced.tasks_with_goals("paid") or None)
+    synced.finish("paid", "t1", "Succeeded", usage=spend("0.45"))
+
+    spent = synced.api.wait_for(
+        lambda: budget_of(synced, "paid").get("exhausted") and budget_of(synced, "paid"),
+        message=lambda: f"{synced.status('paid')}",
+    )
+    assert spent["reason"] == "CostSpent"
+    assert "1.05 USD spent today, of 1" in spent["message"]
+    assert synced.tasks_with_goals("paid") == ["t0", "t1"]
+    [today] = synced.status("paid")["usage"]["days"]
+    assert (today["attempts"], today["inputTokens"], today["costs"]) == (
+        2,
+        2000,
+        [{"amount": "1.05", "currency": "USD"}],
+    )
+    goal = synced.goals("paid")["t1#paid-t1"]
+    assert goal["status"]["usage"]["total"]["costs"] == [{"amount": "0.45", "currency": "USD"}]
+    synced.api.wait_for(lambda: "BudgetExhausted" in synced.events("paid") or None)
+
+    synced.clock.now = next_utc_day(synced.clock.now) + timedelta(seconds=5)
+
+    synced.api.wait_for(lambda: "t2" in synced.tasks_with_goals("paid") or None)
+    renewed = synced.api.wait_for(  # the status is written after the Goal is created
+        lambda: budget_of(synced, "paid").get("exhausted") is False and budget_of(synced, "paid")
+    )
+    assert renewed["message"] == "used today: 0 of 1 USD"
 
 
 # --- failures: retried with backoff, shown on the Backlog -------------------------------------

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +304,52 @@ def test_status_lists_ready_blocked_in_progress_and_pull_requests(
     view = json.loads(as_json.stdout)
     assert view["usage"]["runningGoals"] == 1
     assert [row["goal"] for row in view["pullRequests"]] == ["team-docs-guide"]
+
+
+def test_status_shows_todays_task_usage_and_the_budget_state(
+    emulator_server: EmulatorServer,
+) -> None:
+    api = emulator_server.emulator
+    body = backlog("team", "https://github.com/o/r.git")
+    body["spec"]["budget"] = {"perDay": {"cost": {"amount": "1.00", "currency": "USD"}}}
+    api.create_object(body)
+    today = datetime.now(UTC).date().isoformat()
+    day = {
+        "attempts": 3,
+        "inputTokens": 12000,
+        "outputTokens": 800,
+        "costs": [{"amount": "1.25", "currency": "USD"}],
+        "withoutCost": 1,
+        "withoutTokens": 0,
+    }
+    message = "daily budget spent: 1.25 USD spent today, of 1.00; no new Goal starts until ..."
+    status = {
+        "usage": {"days": [{"date": "2000-01-01", "attempts": 9}, {"date": today, **day}]},
+        "budget": {"exhausted": True, "reason": "CostSpent", "message": message, "day": today},
+    }
+    api.patch_status(BACKLOGS, NS, "team", status)
+
+    text = cli(emulator_server, "status", "team")
+    as_json = cli(emulator_server, "status", "team", "-o", "json")
+
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert (
+        f"Task usage today ({today} UTC): 3 attempt(s), 12000 input + 800 output tokens, "
+        "cost 1.25 USD"
+    ) in lines
+    assert "  attempts whose task reported no cost: 1, no tokens: 0" in lines
+    assert f"Budget: SPENT (CostSpent): {message}" in lines
+    view = json.loads(as_json.stdout)["taskUsage"]
+    assert view["attempts"] == 3 and view["budget"]["exhausted"] is True
+    # A Backlog with no budget and no usage yet says so.
+    api.create_object(backlog("plain", "https://github.com/o/p.git"))
+    plain = cli(emulator_server, "status", "plain").stdout.splitlines()
+    assert (
+        f"Task usage today ({today} UTC): 0 attempt(s), 0 input + 0 output tokens, "
+        "cost none reported"
+    ) in plain
+    assert "Budget: none (spec.budget is not set)" in plain
 
 
 # --------------------------------------------------------------------------------------- logs

@@ -1468,7 +1468,7 @@ def test_rbac_forbids_what_the_operator_role_does_not_grant(
         core.read_namespaced_secret("token", "default")
     assert missing.value.status == 404  # authorized, then not found
 
-    # Not granted: list secrets (only get is), delete a pod (only read), read pod logs.
+    # Not granted: list secrets (only get is), delete a pod (only read), read a pod's status.
     with pytest.raises(ApiException) as listing:
         core.list_namespaced_secret("default")
     assert listing.value.status == 403
@@ -1492,9 +1492,15 @@ def test_rbac_forbids_what_the_operator_role_does_not_grant(
     assert 'cannot delete resource "pods" in API group ""' in status["message"]
     assert status["details"] == {"name": "p1", "kind": "pods"}
     assert emulator.get_object("v1/pods", "default", "p1") is not None
-    with pytest.raises(ApiException) as logs:
-        core.read_namespaced_pod_log("p1", "default")
-    assert 'cannot get resource "pods/log"' in error_status(logs.value)["message"]
+    with pytest.raises(ApiException) as pod_status:
+        core.read_namespaced_pod_status("p1", "default")
+    assert 'cannot get resource "pods/status"' in error_status(pod_status.value)["message"]
+    # A subresource granted alone: a Pod's log (a retry is told the failed task's), not the Pod.
+    emulator.set_pod_log("default", "p1", "tests failed\n")
+    assert core.read_namespaced_pod_log("p1", "default") == "tests failed\n"
+    with pytest.raises(ApiException) as reading:
+        core.read_namespaced_pod("p1", "default")
+    assert 'cannot get resource "pods" in API group' in error_status(reading.value)["message"]
 
     # Jobs: deletecollection and cluster-wide watch of configmaps are not granted either.
     code, _, status = http_request(emulator_server, "DELETE", JOBS_PATH)

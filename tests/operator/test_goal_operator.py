@@ -179,7 +179,11 @@ def test_goal_runs_as_a_job_and_reports_the_pull_request(cluster: Cluster) -> No
     cluster.finish(job, PUBLISHED)
 
     status = cluster.wait_phase("g1", "Succeeded")
-    assert status["pullRequest"] == {"number": 707, "url": "https://github.com/o/r/pull/707"}
+    assert status["pullRequest"] == {
+        "number": 707,
+        "url": "https://github.com/o/r/pull/707",
+        "state": "open",  # followed from now on (tests/operator/test_pull_requests.py)
+    }
     assert status["branch"] == "backlog/docs-guide-3f9c2a"
     assert status["changedFiles"] == ["docs/guide.md", ".backlog/backlog.yaml"]
     assert status["observedGeneration"] == cluster.goal("g1")["metadata"]["generation"]
@@ -188,6 +192,7 @@ def test_goal_runs_as_a_job_and_reports_the_pull_request(cluster: Cluster) -> No
         "Ready": ("True", "Published"),
         "Reconciling": ("False", "Finished"),
         "Stalled": ("False", "NotStalled"),
+        "Merged": ("False", "PullRequestOpen"),
     }
     assert status["startTime"] and status["completionTime"]
     events = cluster.api.wait_for(

@@ -347,6 +347,19 @@ def test_the_operator_uses_every_rule_of_its_role(
             ),
         )
         cluster.run_to_success(goal, "docs-intro")
+        # A Goal whose attempt fails: its retry is told the end of the failed task's log
+        # (pods/log get), found by listing the attempt's Pod.
+        failing = standalone_goal("retried")
+        failing["spec"]["repository"]["url"] = "https://github.com/o/retried.git"
+        failing["spec"]["retry"] = {"maxAttempts": 2, "backoffSeconds": 0}
+        failing = api.create_object(failing)
+        [job] = api.wait_for(lambda: cluster.jobs_of(failing))
+        pod = api.start_job(NS, job["metadata"]["name"])
+        api.set_pod_log(NS, pod["metadata"]["name"], "tests failed\n", container="task")
+        api.finish_pod(NS, pod["metadata"]["name"], exit_codes={"task": 3})
+        api.complete_job(NS, job["metadata"]["name"], succeeded=False)
+        api.wait_for(lambda: len(cluster.jobs_of(failing)) == 2 or None)
+        assert ("", "pods/log", "get") in cluster.calls()
         # A GoalSchedule replacing its Goal at the next tick: goals delete.
         api.create_object(schedule("nightly", concurrencyPolicy="Replace"))
         api.wait_for(lambda: scheduled.status("nightly").get("nextScheduleTime"))

@@ -13,6 +13,7 @@ Endpoints, relative to `path_prefix` ("" like api.github.com, "/api/v3" like Git
     POST  /repos/{owner}/{repo}/pulls               title, head, base, body, draft
     GET   /repos/{owner}/{repo}/pulls/{number}
     PATCH /repos/{owner}/{repo}/pulls/{number}      title, body, state, base
+    GET   /repos/{owner}/{repo}/issues/{number}     (the issue of a pull request: closed_by)
     POST  /repos/{owner}/{repo}/issues/{number}/labels     ["a"] or {"labels": ["a"]}
     POST  /repos/{owner}/{repo}/issues/{number}/comments   {"body": "..."}
 
@@ -21,8 +22,10 @@ and the same under `/repositories/{id}`, the form GitHub's own `Link` headers po
 Fields of a pull request: url, id, node_id, html_url, diff_url, patch_url, issue_url,
 comments_url, number, state, locked, title, body, user, labels, created_at, updated_at,
 closed_at, merged_at, merge_commit_sha, draft, author_association, head and base (label, ref,
-sha, user, repo), and, on a single pull request (GET, POST, PATCH), merged, mergeable,
-mergeable_state, comments, commits. A repository: id, node_id, name, full_name, private, owner,
+sha, user, repo), and, on a single pull request (GET, POST, PATCH), merged, merged_by,
+mergeable, mergeable_state, comments, commits. An issue (of a pull request): url, id, number,
+state, state_reason, title, user, labels, created_at, updated_at, closed_at, closed_by,
+pull_request (url, html_url, merged_at). A repository: id, node_id, name, full_name, private, owner,
 html_url, url, fork, default_branch, pulls_url, issues_url.
 
 Kept from GitHub:
@@ -37,10 +40,17 @@ Kept from GitHub:
   already exists for owner:branch."), and, once branches are registered (`add_branch`), for a
   head or base branch that does not exist.
 - Every answer carries `X-RateLimit-*` headers; a 404 for any other repository or path.
+- Conditional requests: every 200 answer to a GET carries a weak `ETag` (a digest of the body);
+  a GET whose `If-None-Match` names the current one is answered `304 Not Modified` with no body,
+  and does not count against the rate limit (`X-RateLimit-Remaining` stays), as GitHub does for
+  an authenticated request. `not_modified` counts the 304s.
+- `merge(number, by=...)` and `close(number, by=...)` change a pull request as a person would;
+  GitHub tells who merged on the pull request (`merged_by`), and who closed one without merging
+  only on its issue (`closed_by`).
 
 Not emulated: issues that are not pull requests, reviews, merging through the API, the
-`mergeable` computation, sort by popularity or long-running (treated as created), conditional
-requests, GraphQL.
+`mergeable` computation, sort by popularity or long-running (treated as created),
+`If-Modified-Since`, GraphQL.
 
 Failures are injected with `fail_next` (any status, headers and body), `rate_limit_next`
 (primary limit: 403, `X-RateLimit-Remaining: 0`, `X-RateLimit-Reset`),
@@ -91,6 +101,7 @@ _ROUTE = re.compile(
 )
 _PULL = re.compile(r"^/pulls/(?P<number>\d+)$")
 _ISSUE_PART = re.compile(r"^/issues/(?P<number>\d+)/(?P<part>labels|comments)$")
+_ISSUE = re.compile(r"^/issues/(?P<number>\d+)$")
 _NOT_JSON = object()
 
 
@@ -126,6 +137,8 @@ class StandInPull:
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     closed_at: datetime | None = None
     merged_at: datetime | None = None
+    merged_by: str | None = None
+    closed_by: str | None = None
 
 
 @dataclass
@@ -175,6 +188,7 @@ class GitHubStandIn:
         self.branches: dict[str, str] | None = None
         self.rate_remaining = _RATE_LIMIT
         self.rate_reset = int(time.time()) + 3600
+        self.not_modified = 0  # 304 answers to conditional requests
         self._failures: list[_Failure] = []
         self._next_number = 1
         self._next_comment_id = 1
@@ -272,21 +286,23 @@ class GitHubStandIn:
                 self.close(pr.number)
             return pr
 
-    def merge(self, number: int) -> StandInPull:
-        """Mark a pull request merged (and closed), as if someone merged it."""
+    def merge(self, number: int, *, by: str = "octocat") -> StandInPull:
+        """Mark a pull request merged (and closed), as if the person `by` merged it."""
         with self._lock:
             pr = self.pulls[number]
             now = datetime.now(UTC)
             pr.state, pr.merged = "closed", True
             pr.merged_at = pr.closed_at = pr.updated_at = now
+            pr.merged_by = pr.closed_by = by
             return pr
 
-    def close(self, number: int) -> StandInPull:
-        """Close a pull request without merging it."""
+    def close(self, number: int, *, by: str = "octocat") -> StandInPull:
+        """Close a pull request without merging it, as if the person `by` did."""
         with self._lock:
             pr = self.pulls[number]
             now = datetime.now(UTC)
             pr.state, pr.closed_at, pr.updated_at = "closed", now, now
+            pr.closed_by = by
             return pr
 
     def open_pulls(self) -> list[StandInPull]:
@@ -336,6 +352,11 @@ class GitHubStandIn:
                     delay=delay,
                 )
             )
+
+    def clear_failures(self) -> None:
+        """Drop the failures still queued: answer normally from now on."""
+        with self._lock:
+            self._failures.clear()
 
     def rate_limit_next(
         self,
@@ -440,7 +461,19 @@ class GitHubStandIn:
         origin = f"http://{headers.get('host') or f'127.0.0.1:{self.port}'}"
         with self._lock:
             answer = self._answer(method, split.path, query, headers, body, origin)
+            if method == "GET" and answer.status == 200:
+                answer = self._conditional(answer, headers.get("if-none-match"))
         self._send(handler, answer)
+
+    def _conditional(self, answer: _Answer, if_none_match: str | None) -> _Answer:
+        """GitHub's conditional requests: a weak ETag on the answer; 304 when it matches."""
+        digest = hashlib.sha256(json.dumps(answer.body, sort_keys=True).encode()).hexdigest()
+        etag = f'W/"{digest}"'
+        if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+            self.not_modified += 1
+            return _Answer(304, None, {"ETag": etag, **answer.headers})
+        answer.headers["ETag"] = etag
+        return answer
 
     def _take_failure(self, method: str, path: str) -> _Failure | None:
         for failure in self._failures:
@@ -452,7 +485,9 @@ class GitHubStandIn:
         return None
 
     def _send(self, handler: _Handler, answer: _Answer) -> None:
-        if isinstance(answer.body, bytes):
+        if answer.status == 304:
+            payload, content_type = b"", ""
+        elif isinstance(answer.body, bytes):
             payload, content_type = answer.body, "text/html; charset=utf-8"
         elif isinstance(answer.body, str):
             payload, content_type = answer.body.encode(), "text/html; charset=utf-8"
@@ -460,7 +495,8 @@ class GitHubStandIn:
             payload, content_type = json.dumps(answer.body).encode(), "application/json"
             content_type += "; charset=utf-8"
         with self._lock:
-            self.rate_remaining = max(0, self.rate_remaining - 1)
+            if answer.status != 304:  # a conditional request answered 304 is free
+                self.rate_remaining = max(0, self.rate_remaining - 1)
             headers = {
                 "Content-Type": content_type,
                 "X-GitHub-Media-Type": "github.v3; format=json",
@@ -472,6 +508,8 @@ class GitHubStandIn:
                 "X-RateLimit-Resource": "core",
                 "X-GitHub-Request-Id": f"STANDIN:{len(self.requests):08X}",
             }
+        if not content_type:
+            del headers["Content-Type"]
         # Injected headers replace the defaults whatever their spelling.
         lowered = {k.lower() for k in answer.headers}
         headers = {k: v for k, v in headers.items() if k.lower() not in lowered}
@@ -480,7 +518,8 @@ class GitHubStandIn:
             handler.send_response(answer.status)
             for name, value in headers.items():
                 handler.send_header(name, value)
-            handler.send_header("Content-Length", str(len(payload)))
+            if answer.status != 304:  # a 304 has no body, so no length either
+                handler.send_header("Content-Length", str(len(payload)))
             handler.end_headers()
             handler.wfile.write(payload)
         except OSError:
@@ -526,6 +565,12 @@ class GitHubStandIn:
             if method == "PATCH":
                 return self._update_pull(pr, body, api, origin)
             return _Answer(200, self._pull_json(pr, api, origin, full=True))
+        issue = _ISSUE.match(rest)
+        if issue is not None and method == "GET":
+            pr = self.pulls.get(int(issue.group("number")))
+            if pr is None:
+                return _not_found()
+            return _Answer(200, self._issue_json(pr, api, origin))
         part = _ISSUE_PART.match(rest)
         if part is not None and method == "POST":
             pr = self.pulls.get(int(part.group("number")))
@@ -768,12 +813,42 @@ class GitHubStandIn:
         if full:
             data.update(
                 merged=pr.merged,
+                merged_by=self._user_json(pr.merged_by, api, origin) if pr.merged_by else None,
                 mergeable=None if pr.merged else True,
                 mergeable_state="unknown",
                 comments=len(pr.comments),
                 commits=1,
             )
         return data
+
+    def _issue_json(self, pr: StandInPull, api: str, origin: str) -> dict[str, Any]:
+        """The issue of a pull request, as GitHub's issues endpoint shows it."""
+        repo_api = f"{api}/repos/{self.repository}"
+        closed_by = pr.closed_by if pr.state == "closed" else None
+        return {
+            "url": f"{repo_api}/issues/{pr.number}",
+            "id": 200000 + pr.number,
+            "node_id": f"I_{pr.number}",
+            "number": pr.number,
+            "html_url": f"{origin}/{self.repository}/pull/{pr.number}",
+            "state": pr.state,
+            "state_reason": None if pr.state == "open" else "completed" if pr.merged else None,
+            "title": pr.title,
+            "body": pr.body,
+            "user": self._user_json(pr.user, api, origin),
+            "labels": [self._label_json(name, api) for name in pr.labels],
+            "comments": len(pr.comments),
+            "created_at": _iso(pr.created_at),
+            "updated_at": _iso(pr.updated_at),
+            "closed_at": _iso(pr.closed_at),
+            "closed_by": self._user_json(closed_by, api, origin) if closed_by else None,
+            "author_association": "CONTRIBUTOR",
+            "pull_request": {
+                "url": f"{repo_api}/pulls/{pr.number}",
+                "html_url": f"{origin}/{self.repository}/pull/{pr.number}",
+                "merged_at": _iso(pr.merged_at),
+            },
+        }
 
     def _part_json(
         self, ref: str, sha: str, repo: str | None, api: str, origin: str

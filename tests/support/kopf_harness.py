@@ -76,8 +76,11 @@ class KopfThread:
     """A kopf operator running in its own thread and event loop against an emulator server.
 
     ``registry`` defaults to kopf's global registry; ``module`` (a module or its dotted name)
-    is imported first so its ``@kopf.on...`` decorators fill that registry. ``start()`` returns
-    once kopf reports ready; ``stop()`` asks it to exit, waits, and re-raises its failure."""
+    is imported first so its ``@kopf.on...`` decorators fill that registry. ``serving``, an
+    async context manager (the operator's HTTP endpoints), is entered on the operator's loop
+    before kopf starts and left after it stops, as `backlogctl operator` does. ``start()``
+    returns once kopf reports ready (or at once with ``wait=False``); ``stop()`` asks it to
+    exit, waits, and re-raises its failure."""
 
     def __init__(
         self,
@@ -92,8 +95,10 @@ class KopfThread:
         peering_name: str | None = None,
         priority: int | None = None,
         memo: object | None = None,
+        serving: contextlib.AbstractAsyncContextManager[object] | None = None,
     ) -> None:
         self.url = server if isinstance(server, str) else server.url
+        self.serving = serving
         self.registry = registry
         self.module = module
         self.settings = settings if settings is not None else fast_settings()
@@ -108,8 +113,9 @@ class KopfThread:
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
-    def start(self, timeout: float = 15.0) -> Self:
-        """Start the operator; returns when kopf signals readiness (or raises its failure)."""
+    def start(self, timeout: float = 15.0, *, wait: bool = True) -> Self:
+        """Start the operator; returns when kopf signals readiness (or raises its failure), or
+        at once when not asked to `wait` (`wait_ready` then waits)."""
         if self._thread is not None:
             raise RuntimeError("The operator is already started.")
         if isinstance(self.module, str):
@@ -118,6 +124,13 @@ class KopfThread:
         with _live_lock:
             _live.add(self)
         self._thread.start()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Wait until kopf signals readiness (its startup handlers done); raise its failure."""
+        assert self._thread is not None, "the operator was not started"
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.01):
             if not self._thread.is_alive():
@@ -128,7 +141,6 @@ class KopfThread:
                 with contextlib.suppress(RuntimeError):
                     self.stop()
                 raise RuntimeError(f"The kopf operator was not ready in {timeout}s.")
-        return self
 
     def stop(self, timeout: float = 15.0) -> None:
         """Ask kopf to exit, wait for its thread, and re-raise anything it failed with."""
@@ -173,6 +185,10 @@ class KopfThread:
         # is empty or invalidated, so the operator talks to the emulator from the start.
         # kopf exports no name for the vault class, hence the private import.
         vault = Vault({"emulator": kopf.ConnectionInfo(server=self.url, insecure=True)})
+        async with self.serving or contextlib.nullcontext():
+            await self._kopf(vault)
+
+    async def _kopf(self, vault: Vault) -> None:
         await kopf.operator(
             registry=self.registry,
             settings=self.settings,

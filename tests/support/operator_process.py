@@ -81,9 +81,9 @@ class OperatorProcess:
     """`backlogctl operator` in its own process, killed and started again at will by a test.
 
     `settings`: the operator's settings by name after the `BACKLOG_OPERATOR_` prefix
-    (``{"MAX_RUNNING": "4"}``); the liveness endpoint is off unless set (a killed process's
-    port may not be free yet for the next). `args`: more arguments of `backlogctl operator`
-    (``["--verbose"]``)."""
+    (``{"MAX_RUNNING": "4"}``); the metrics port and kopf's liveness endpoint are off unless
+    set (a killed process's port may not be free yet for the next). `args`: more arguments of
+    `backlogctl operator` (``["--verbose"]``)."""
 
     def __init__(
         self,
@@ -96,6 +96,7 @@ class OperatorProcess:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(server.kubeconfig)
         env["BACKLOG_OPERATOR_LIVENESS_ENDPOINT"] = ""
+        env["BACKLOG_OPERATOR_METRICS_PORT"] = "0"
         env.update({f"BACKLOG_OPERATOR_{name}": value for name, value in settings.items()})
         self._log: IO[bytes] = log.open("ab")
         self._server = subprocess.Popen(

@@ -82,6 +82,7 @@ class FakeCluster:
     jobs: dict[tuple[str, str], Json] = field(default_factory=dict)
     pods: list[Json] = field(default_factory=list)
     pod_event_list: list[Json] = field(default_factory=list)  # Events about Pods (kubelet's)
+    pod_logs: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (ns, pod, container)
     goals: dict[tuple[str, str], Json] = field(default_factory=dict)
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     hidden_once: set[str] = field(default_factory=set)
@@ -169,6 +170,14 @@ class FakeCluster:
             ):
                 return copy.deepcopy(pod)
         return None
+
+    async def pod_log_tail(
+        self, namespace: str, pod: str, container: str, *, max_bytes: int
+    ) -> str | None:
+        self.calls.append(("pod_log_tail", namespace, pod, container))
+        self._failure("pod_log_tail", committed=False)
+        text = self.pod_logs.get((namespace, pod, container))
+        return None if text is None else text.encode()[-max_bytes:].decode(errors="ignore")
 
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]:
         self.calls.append(("pod_events", namespace, pod, reason))

@@ -232,6 +232,7 @@ PLACES: dict[str, dict[str, tuple[str, ...]]] = {
         "repository": ("spec", "goalTemplate", "spec", "repository"),
         "backlogRef": ("spec", "goalTemplate", "spec", "backlog"),
         "metadata": ("spec", "goalTemplate", "metadata"),
+        "budget": ("spec", "budget"),
     },
     "Backlog": {
         "task": ("spec", "goalTemplate", "spec", "task"),
@@ -240,6 +241,7 @@ PLACES: dict[str, dict[str, tuple[str, ...]]] = {
         "repository": ("spec", "repository"),
         "backlogSpec": ("spec",),
         "metadata": ("spec", "goalTemplate", "metadata"),
+        "budget": ("spec", "budget"),
     },
 }
 
@@ -285,7 +287,53 @@ WHOLE_RULE = "is counted in whole units"
 HUGEPAGES_RULE = "hugepages need a cpu or memory"
 KEY_RULE = "must be a Kubernetes key"
 
+BUDGET_RULE = "budget.perDay must set at least one of cost, tokens or attempts"
+
 CASES: dict[str, Case] = {
+    # spec.budget (Backlog, GoalSchedule)
+    "budget of attempts": ("budget", put(perDay={"attempts": 20}), None),
+    "budget of everything": (
+        "budget",
+        put(
+            perDay={"cost": {"amount": "25.50", "currency": "EUR"}, "tokens": 10**6, "attempts": 0},
+            unreportedUsage="Allow",
+        ),
+        None,
+    ),
+    "budget with nothing per day": ("budget", put(perDay={}), BUDGET_RULE),
+    "budget without perDay": ("budget", put(unreportedUsage="Block"), SCHEMA),
+    "budget cost as a number": (
+        "budget",
+        put(perDay={"cost": {"amount": 25, "currency": "USD"}}),
+        SCHEMA,
+    ),
+    "budget cost negative": (
+        "budget",
+        put(perDay={"cost": {"amount": "-1", "currency": "USD"}}),
+        SCHEMA,
+    ),
+    "budget cost with an exponent": (
+        "budget",
+        put(perDay={"cost": {"amount": "1e3", "currency": "USD"}}),
+        SCHEMA,
+    ),
+    "budget cost with ten places": (
+        "budget",
+        put(perDay={"cost": {"amount": "0.0000000001", "currency": "USD"}}),
+        SCHEMA,
+    ),
+    "budget currency in lower case": (
+        "budget",
+        put(perDay={"cost": {"amount": "1", "currency": "usd"}}),
+        SCHEMA,
+    ),
+    "budget cost without a currency": ("budget", put(perDay={"cost": {"amount": "1"}}), SCHEMA),
+    "budget of negative tokens": ("budget", put(perDay={"tokens": -1}), SCHEMA),
+    "budget unreported usage misspelt": (
+        "budget",
+        put(perDay={"attempts": 1}, unreportedUsage="allow"),
+        SCHEMA,
+    ),
     # task.image
     "image given": ("task", put(image="ghcr.io/o/tools:1"), None),
     "image missing": ("task", drop("image"), "task.image is required on a cluster"),

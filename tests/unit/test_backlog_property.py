@@ -309,6 +309,8 @@ def _check_mark_completed(backlog: Generated, data: st.DataObject) -> None:
     }
     if pr_number is not None:
         changes["pr_number"] = pr_number
+    elif _tasks_of(backlog.value)[position].get("pr_number") not in (None, ""):
+        changes["pr_number"] = None  # an earlier attempt's number is not this one's
     expected = _tasks_of(backlog.value)
     expected[position] = {**expected[position], **changes}
     assert _load(rendered.decode("utf-8-sig")) == backlog.value  # value now holds the change

@@ -30,9 +30,12 @@ from backlog_operator.api.labels import (
     LABEL_BACKLOG_UID,
     LABEL_TASK,
 )
+from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.api.usage import Cost, TaskUsage
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.controller.backlogs.reconciler import BacklogReconciler, task_digest
-from backlog_operator.controller.status import timestamp
+from backlog_operator.controller.status import timestamp, to_wire
+from backlog_operator.controller.usage import record_attempt
 from backlog_operator.errors import ClassifiedError
 from tests.unit.fakes import (
     ABSENT,
@@ -221,6 +224,31 @@ def owned(
         },
         "status": status,
     }
+
+
+def published(
+    task: str,
+    state: str | None,
+    *,
+    number: int = 7,
+    closed_at: datetime | None = None,
+    closed_by: str | None = "reviewer",
+    created: datetime | None = None,
+    **more: Any,
+) -> Json:
+    """A succeeded Goal of `task` whose pull request is in `state` (None: not looked at yet)."""
+    goal = owned(task, "Succeeded", started=OLD, **more)
+    pull: Json = {"number": number, "url": f"https://github.com/octo/project/pull/{number}"}
+    if state is not None:
+        pull["state"] = state
+    if state == "closed":
+        pull["closedAt"] = ts(closed_at or NOW - timedelta(hours=1))
+        if closed_by:
+            pull["closedBy"] = closed_by
+    goal["status"]["pullRequest"] = pull
+    if created is not None:
+        goal["metadata"]["creationTimestamp"] = ts(created)
+    return goal
 
 
 def failed(task: str, at: datetime, **more: Any) -> Json:
@@ -811,6 +839,118 @@ HISTORY_AND_REPORT = [
 ]
 
 
+CLOSED_AT = NOW - timedelta(hours=1)
+DECLINED_CI_CACHE = {
+    "id": "ci-cache",
+    "pullRequest": {"number": 7, "url": "https://github.com/octo/project/pull/7"},
+    "closedBy": "reviewer",
+    "declinedAt": ts(CLOSED_AT),
+    "goal": "team-ci-cache",
+}
+DECLINED_EVENT = (
+    "Normal",
+    "TaskDeclined",
+    "pull request #7 was closed without merging by reviewer",
+)
+
+DECLINING = [
+    pytest.param(
+        Case(
+            body=backlog(history={"successful": 0, "failed": 0}),
+            goals=[published("ci-cache", "closed")],
+            fields={
+                "declined": [DECLINED_CI_CACHE],
+                "inProgress": [],
+                "ready": ["docs-intro"],
+                "started": ["team-docs-intro"],
+            },
+            events=[("Normal", "GoalCreated", "team-docs-intro"), DECLINED_EVENT, SYNCED],
+            create_goal=["team-docs-intro"],
+            deleted=[],  # its Goal holds the decline: kept whatever the history says
+        ),
+        id="closed-without-merge-is-declined-not-selected-and-kept",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(status=said("Synced", "True", declined=[DECLINED_CI_CACHE])),
+            goals=[published("ci-cache", "closed")],
+            fields={"declined": [DECLINED_CI_CACHE], "started": ["team-docs-intro"]},
+            events=[("Normal", "GoalCreated", "team-docs-intro"), SYNCED],  # said once
+            create_goal=["team-docs-intro"],
+        ),
+        id="a-decline-is-announced-once",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(
+                annotations={"revive.backlog.dev/ci-cache": ts(NOW - timedelta(minutes=5))}
+            ),
+            goals=[published("ci-cache", "closed")],
+            fields={"declined": [], "started": ["team-ci-cache-2"]},
+            events=[("Normal", "GoalCreated", "team-ci-cache-2 for task ci-cache"), SYNCED],
+            create_goal=["team-ci-cache-2"],
+        ),
+        id="revived-after-the-close-is-selected-again-as-a-new-goal",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(
+                annotations={
+                    "revive.backlog.dev/ci-cache": ts(NOW - timedelta(hours=2)),
+                    "revive.backlog.dev/docs-intro": "not a time",
+                }
+            ),
+            goals=[published("ci-cache", "closed")],
+            fields={"declined": [DECLINED_CI_CACHE], "started": ["team-docs-intro"]},
+            events=[("Normal", "GoalCreated", "team-docs-intro"), DECLINED_EVENT, SYNCED],
+            create_goal=["team-docs-intro"],
+        ),
+        id="a-revival-before-the-close-does-not-count",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(),
+            goals=[published("ci-cache", "closed", digest="an-older-entry")],
+            fields={"declined": [], "started": ["team-ci-cache-2"]},
+            events=[("Normal", "GoalCreated", "team-ci-cache-2"), SYNCED],
+            create_goal=["team-ci-cache-2"],
+        ),
+        id="an-edited-entry-is-selected-again",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(),
+            goals=[
+                published("ci-cache", "closed", created=NOW - timedelta(days=2)),
+                owned("ci-cache", "Running", name="team-ci-cache-2"),
+            ],
+            fields={"declined": [], "inProgress": ["ci-cache"], "started": []},
+            events=[SYNCED],
+        ),
+        id="the-latest-goal-decides-a-revived-task-runs",
+    ),
+    pytest.param(
+        Case(
+            body=backlog(history={"successful": 0, "failed": 0}),
+            goals=[
+                published("ci-cache", "open", name="team-ci-cache"),
+                published("docs-intro", None, name="team-docs-intro"),
+                published("api-docs", "merged", name="team-api-docs"),
+            ],
+            # Merged but not yet read so from the file: held too, but its Goal is history.
+            fields={
+                "declined": [],
+                "inProgress": ["docs-intro", "ci-cache", "api-docs"],
+                "started": [],
+            },
+            events=[("Normal", "HistoryTrimmed", "deleted finished goals team-api-docs"), SYNCED],
+            deleted=["team-api-docs"],
+        ),
+        id="open-pull-requests-hold-their-task-and-their-goal",
+    ),
+]
+
+
 def reconciler_for(
     case: Case, clock: FixedClock
 ) -> tuple[BacklogReconciler, FakeCluster, FakeBacklogSource, FakeForgeFactory]:
@@ -829,7 +969,7 @@ def reconciler_for(
 
 
 @pytest.mark.parametrize(
-    "case", [*VALIDATION, *READING, *SELECTING, *FAILURES, *HISTORY_AND_REPORT]
+    "case", [*VALIDATION, *READING, *SELECTING, *FAILURES, *HISTORY_AND_REPORT, *DECLINING]
 )
 def test_backlog_reconcile(case: Case) -> None:
     clock = FixedClock(NOW)
@@ -1050,3 +1190,180 @@ def test_task_digests_are_those_goals_already_carry() -> None:
         "naive-time": "f2c573f99fe7398f",
         "date-only": "6948a5bf1359fa58",
     }
+
+
+# ------------------------------------------------------------------------ usage and budget
+
+
+def ended(cluster: FakeCluster, name: str, phase: str, *results: WorkerResult) -> None:
+    """The Goal `name` ends in `phase` after one attempt per result, recorded as the Goal
+    reconciler records them (at the clock's time)."""
+    goal = cluster.goal(name)
+    usage = None
+    for result in results:
+        usage = record_attempt(usage, result, attempt_id=None, now=cluster.clock())  # type: ignore[misc]
+    assert usage is not None
+    goal["status"] = {
+        "phase": phase,
+        "startTime": ts(NOW),
+        "completionTime": ts(cluster.clock()),  # type: ignore[misc]
+        "usage": to_wire(usage),
+    }
+
+
+PUBLISHED_USAGE = WorkerResult(
+    outcome=Outcome.PUBLISHED,
+    step="publish",
+    usage=TaskUsage(input_tokens=1000, output_tokens=50, cost=Cost(amount="0.4", currency="USD")),
+)
+
+
+def test_an_attempts_budget_stops_new_goals_until_the_next_utc_day() -> None:
+    clock = FixedClock(NOW)
+    body = backlog(limits={"maxRunningGoals": 5}, budget={"perDay": {"attempts": 1}})
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+
+    first = run(cluster.apply(reconciler, body))
+    # Two tasks are ready; the budget has room for one attempt.
+    assert cluster.created_goals == ["team-ci-cache"]
+    assert body["status"]["budget"]["exhausted"] is False
+    assert "BudgetExhausted" not in [reason for _, reason in events_of(first)]
+
+    clock.advance(seconds=61)
+    spent = run(cluster.apply(reconciler, body))  # its Goal runs: its attempt is in flight
+    assert cluster.created_goals == ["team-ci-cache"]
+    assert body["status"]["budget"] == {
+        "exhausted": True,
+        "reason": "AttemptsSpent",
+        "message": "daily budget spent: 0 attempt(s) ended today and 1 running or waiting, "
+        "of 1; no new Goal starts until 2026-03-03T00:00:00Z",
+        "day": "2026-03-02",
+        "resumeTime": "2026-03-03T00:00:00Z",
+    }
+    assert conditions_of(body["status"]) == ready("BudgetExhausted")
+    assert events_of(spent) == [("Warning", "BudgetExhausted")]
+
+    ended(cluster, "team-ci-cache", "Succeeded", PUBLISHED_USAGE)
+    clock.advance(seconds=61)
+    still = run(cluster.apply(reconciler, body))
+    assert cluster.created_goals == ["team-ci-cache"]
+    assert body["status"]["budget"]["message"].startswith("daily budget spent: 1 attempt(s)")
+    assert events_of(still) == []  # said once
+
+    clock.now = datetime(2026, 3, 3, 0, 0, 5, tzinfo=UTC)
+    renewed = run(cluster.apply(reconciler, body))
+
+    assert cluster.created_goals == ["team-ci-cache", "team-docs-intro"]
+    assert events_of(renewed)[0] == ("Normal", "BudgetAvailable")
+    assert body["status"]["budget"]["exhausted"] is False
+    assert body["status"]["budget"]["day"] == "2026-03-03"
+    [yesterday] = body["status"]["usage"]["days"]
+    assert (yesterday["date"], yesterday["attempts"], yesterday["inputTokens"]) == (
+        "2026-03-02",
+        1,
+        1000,
+    )
+    assert conditions_of(body["status"])["Ready"] != ("True", "BudgetExhausted")
+
+
+def test_a_spent_budget_looks_again_at_midnight() -> None:
+    clock = FixedClock(datetime(2026, 3, 2, 23, 59, 40, tzinfo=UTC))
+    body = backlog(budget={"perDay": {"attempts": 0}})
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+
+    result = run(cluster.apply(reconciler, body))
+
+    assert cluster.created_goals == []
+    assert result.requeue_after == 20.0  # not the 60 s interval
+
+
+@pytest.mark.parametrize(("unreported", "spent"), [("Block", "UsageUnreported"), ("Allow", None)])
+def test_a_task_that_reported_no_cost_spends_a_cost_budget_unless_allowed(
+    unreported: str, spent: str | None
+) -> None:
+    clock = FixedClock(NOW)
+    body = backlog(
+        limits={"maxRunningGoals": 1},
+        budget={
+            "perDay": {"cost": {"amount": "10", "currency": "USD"}},
+            "unreportedUsage": unreported,
+        },
+    )
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+    run(cluster.apply(reconciler, body))
+    silent = failure("TaskFailed", "exit 3", retryable=True, step="task")  # no usage file read
+    ended(cluster, "team-ci-cache", "Failed", silent)
+    clock.advance(seconds=61)
+
+    run(cluster.apply(reconciler, body))
+
+    budget = body["status"]["budget"]
+    assert budget["exhausted"] is (spent is not None)
+    if spent is not None:
+        assert budget["reason"] == spent
+        assert "1 attempt(s) today reported no cost" in budget["message"]
+        assert cluster.created_goals == ["team-ci-cache"]
+    else:
+        assert budget["message"] == "used today: 0 of 10 USD"
+        assert cluster.created_goals == ["team-ci-cache", "team-ci-cache-2"]  # tried again
+
+
+def test_a_finished_goal_leaves_history_only_once_its_usage_is_counted() -> None:
+    clock = FixedClock(NOW)
+    body = backlog(history={"successful": 0, "failed": 0})
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+    run(cluster.apply(reconciler, body))
+    ended(cluster, "team-ci-cache", "Succeeded", PUBLISHED_USAGE)
+    clock.advance(seconds=61)
+
+    held = run(cluster.apply(reconciler, body))
+    assert cluster.deleted_goals == []  # the status read does not hold its attempt yet
+    assert body["status"]["usage"]["days"][0]["attempts"] == 1
+    assert held.requeue_after == 5.0  # soon, not at the next interval
+
+    clock.advance(seconds=5)
+    again = run(cluster.apply(reconciler, body))
+    assert cluster.deleted_goals == ["team-ci-cache"]
+    assert again.requeue_after == 60.0
+    clock.advance(seconds=61)
+    run(cluster.apply(reconciler, body))
+
+    [day] = body["status"]["usage"]["days"]
+    assert (day["attempts"], day["costs"]) == (1, [{"amount": "0.4", "currency": "USD"}])
+    assert body["status"]["usage"]["counted"] == []
+    assert "budget" not in body["status"]  # no spec.budget: no budget status
+
+
+def test_a_declined_task_is_not_picked_again_once_its_goal_would_leave_the_history() -> None:
+    """What happened before pull requests were followed: a succeeded Goal held its task until
+    history trimming deleted it, and the task whose pull request a person had closed was picked
+    again. Now its Goal is kept, and the task stays declined sync after sync."""
+    clock = FixedClock(NOW)
+    body = backlog(history={"successful": 0, "failed": 0})
+    reconciler, cluster, _, _ = reconciler_for(Case(body=body), clock)
+    run(cluster.apply(reconciler, body))  # ci-cache starts
+    cluster.goal("team-ci-cache")["status"] = {
+        "phase": "Succeeded",
+        "startTime": ts(clock()),
+        "pullRequest": {
+            "number": 7,
+            "url": "https://github.com/octo/project/pull/7",
+            "state": "closed",
+            "closedAt": ts(clock()),
+            "closedBy": "reviewer",
+        },
+    }
+    for _ in range(3):
+        clock.advance(seconds=61)
+        run(cluster.apply(reconciler, body))
+    assert cluster.created_goals == ["team-ci-cache", "team-docs-intro"]
+    assert cluster.deleted_goals == []
+    assert [task["id"] for task in body["status"]["declined"]] == ["ci-cache"]
+
+    # Revived: one more Goal for it, after which it is no longer declined.
+    body["metadata"]["annotations"]["revive.backlog.dev/ci-cache"] = ts(clock())
+    cluster.goal("team-docs-intro")["status"] = {"phase": "Failed", "completionTime": ts(clock())}
+    clock.advance(seconds=61)
+    run(cluster.apply(reconciler, body))
+    assert cluster.created_goals[-1] == "team-ci-cache-2"
+    assert body["status"]["declined"] == []

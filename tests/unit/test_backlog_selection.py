@@ -219,6 +219,61 @@ def test_running_goals_and_open_pull_requests_are_excluded() -> None:
     )
 
 
+def test_a_declined_task_is_never_selected_and_reported_declined() -> None:
+    """A person closed its pull request without merging: the task stays pending and ready in
+    the file (the writeback was never merged), but it is not picked again."""
+    selection = select(leviathan(), declined=frozenset({"lev-004-lint", "lev-003-docs"}))
+
+    assert selection.start_ids == ("lev-005-api", "lev-011-cache", "lev-010-cleanup")
+    assert selection.held["lev-004-lint"].reason is Hold.DECLINED
+    assert "closed without merging" in selection.held["lev-004-lint"].detail
+    assert selection.report.declined == IdList(("lev-003-docs", "lev-004-lint"), 2)  # file order
+    assert "lev-004-lint" not in selection.report.ready.ids
+    assert "lev-004-lint" not in selection.report.in_progress.ids
+    # Still pending in the file: the counts are the file's.
+    assert selection.report.counts == select(leviathan()).report.counts
+
+
+def test_a_declined_task_stays_out_whatever_the_limits_allow() -> None:
+    tasks = [task("declined-one", priority="critical"), task("next")]
+    selection = select(
+        tasks,
+        limits=Limits(max_running_goals=5, max_open_pull_requests=5),
+        declined=frozenset({"declined-one"}),
+    )
+    assert selection.start_ids == ("next",)
+    assert selection.deferred == ()
+    assert selection.limit is None
+
+
+def test_a_running_goal_or_open_pull_request_comes_before_declined() -> None:
+    """A revived task's new Goal runs (or a person reopened the pull request): it is in
+    progress, not declined, even if a stale decline is given."""
+    selection = select(
+        leviathan(),
+        declined=frozenset({"lev-004-lint", "lev-005-api"}),
+        active_goals=frozenset({"lev-004-lint"}),
+        open_pull_requests=frozenset({"lev-005-api"}),
+    )
+    assert selection.held["lev-004-lint"].reason is Hold.RUNNING
+    assert selection.held["lev-005-api"].reason is Hold.OPEN_PULL_REQUEST
+    assert selection.report.declined == IdList((), 0)
+
+
+def test_completed_in_the_file_wins_over_declined() -> None:
+    """Merged by hand after all (or marked completed): completed, never declined."""
+    selection = select(leviathan(), declined=frozenset({"lev-001-bootstrap"}))
+    assert selection.held["lev-001-bootstrap"].reason is Hold.COMPLETED
+    assert selection.report.declined.total == 0
+
+
+def test_declined_list_is_capped_but_counted() -> None:
+    tasks = [task(f"t{i}", line=i) for i in range(5)]
+    selection = select(tasks, declined=frozenset(f"t{i}" for i in range(4)), max_listed=2)
+    assert selection.report.declined == IdList(("t0", "t1"), 4)
+    assert selection.start_ids == ("t4",)
+
+
 def test_goals_and_pull_requests_of_tasks_not_in_the_file_are_ignored_but_counted() -> None:
     selection = select(
         leviathan(),
@@ -777,6 +832,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Task], SelectionInput]:
         },
         cleared=frozenset(draw(st.lists(ids, max_size=2))),
         suspended=draw(st.booleans()) and draw(st.booleans()),
+        declined=frozenset(draw(st.lists(ids, max_size=3))),
     )
     return tasks, given
 
@@ -810,6 +866,7 @@ def test_selection_properties(scenario: tuple[list[Task], SelectionInput]) -> No
         assert all(by_id[r].status is TaskStatus.COMPLETED for r in chosen.requires)
         assert chosen.ready and chosen.status is TaskStatus.PENDING
         assert chosen.id not in given.active_goals | given.open_pull_requests
+        assert chosen.id not in given.declined
     # Never over a limit.
     allowed = _allowed(given)
     if given.suspended:

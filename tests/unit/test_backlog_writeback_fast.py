@@ -164,6 +164,7 @@ def _hostile_lines(rng: random.Random, c: int, k: int, fake: str) -> list[str]:
             [f"{keys}id: |-", f"{keys}  {fake}"],
             [f"{dash}{{id: {fake}, status: pending}}"],
             [f'{dash}{{"id": {fake}}}'],
+            [f"{dash}{{id: {fake}\t}}"],
             [f"{keys}meta:", f"{keys}  id: {fake}"],
             # block scalars: an indentation indicator, a dash line deeper than the keys
             [f"{keys}notes: |2", f"{keys}  {dash}id: {fake}"],
@@ -387,6 +388,99 @@ def test_a_duplicate_id_the_search_cannot_see_is_refused_as_the_whole_reading_do
     text, task_id = HOSTILE["the same id again, escaped"]
     with pytest.raises(BacklogError, match="duplicate task id 'b'"):
         BacklogDocument.for_task(text.encode(), task_id, source=SOURCE)
+
+
+# The file the hostile-layout property found: the first item is `alpha` as a flow mapping, and
+# an item at column 0 after another task's nested block list spells it `{"id": alpha}`. The
+# list's grammar took that line for one more entry of the nested list (its indentation was not
+# required again), so the search saw one `alpha` and the first was edited.
+FOUND = (
+    "\n- {id: alpha, status: pending, ready: true}\n\n- {id: beta, status: pending, ready: true}"
+    "\n\n- {id: gamma, status: pending, ready: true}\n\n- id: delta\n\n# between keys\n"
+    "  description: |\n    Text with - id: delta and 'quotes\"\n\n      more\n  notes: >-\n"
+    "    folded\n# a comment less indented\n  requires:\n    - a\n    - 'b'\n"
+    '- {"id": alpha}\n'
+)
+# What comes before the second `alpha` in another task: nested collections end where a less
+# indented line starts, and that line may be an item.
+_BEFORE_DUPLICATE = {
+    "after a scalar": ["title: x"],
+    "after a nested list": ["requires:", "  - a", "  - 'b'"],
+    "after a nested list at the keys' column": ["requires:", "- a"],
+    "after a nested mapping": ["labels:", "  area: core"],
+    "after a block scalar": ["notes: |", "  text"],
+}
+# The same id, spelt as YAML reads it: plain, quoted, escaped, under a quoted or explicit key,
+# as a block scalar, in a flow mapping, with tabs around it.
+_SPELLINGS = {
+    "plain": "- id: alpha",
+    "single-quoted": "- id: 'alpha'",
+    "double-quoted": '- id: "alpha"',
+    "escaped": '- id: "\\x61lpha"',
+    "plain with a comment": "- id: alpha  # again",
+    "a block scalar": "- id: |-\n{k}  alpha",
+    "under a double-quoted key": '- "id": alpha',
+    "under a single-quoted key": "- 'id': alpha",
+    "under an escaped key": '- "i\\x64": alpha',
+    "under an explicit key": "- ? id\n{k}: alpha",
+    "under a second key": "- title: x\n{k}id: alpha",
+    "a flow mapping": "- {id: alpha}",
+    "a flow mapping, quoted value": "- {status: pending, id: 'alpha'}",
+    "a flow mapping, double-quoted key": '- {"id": alpha}',
+    "a flow mapping, single-quoted key": "- {'id': alpha}",
+    "a flow mapping, escaped key": '- {"i\\x64": alpha}',
+    "a flow mapping, JSON-like": '- {"id":"alpha"}',
+    "a flow mapping, a tab after the value": "- {id: alpha\t}",
+    "a flow mapping, a tab before the value": "- {id:  \talpha, ready: true}",
+    "a flow mapping, quoted, a tab after": "- {id: 'alpha'\t, ready: true}",
+}
+
+
+def _duplicated(before: str, spelling: str, c: int) -> str:
+    """A backlog whose task `alpha` comes again after the task `delta`, at dash column `c`."""
+    k = c + 2
+    dash, keys = " " * c, " " * k
+    lines = [] if c == 0 else ["tasks:"]
+    lines += [f"{dash}- id: alpha", f"{keys}ready: true", f"{dash}- id: delta"]
+    lines += [keys + line for line in _BEFORE_DUPLICATE[before]]
+    lines += [dash + line for line in _SPELLINGS[spelling].replace("{k}", "  ").split("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_found_duplicate_id_is_refused_as_the_whole_reading_does() -> None:
+    refused = _read_error(FOUND.encode())
+    assert refused == "backlog.yaml:21: duplicate task id 'alpha' (first at line 2)"
+    with pytest.raises(BacklogError) as one:
+        BacklogDocument.for_task(FOUND.encode(), "alpha", source=SOURCE)
+    assert str(one.value) == refused
+    assert _locate.locate(FOUND, "alpha", max_nodes=10**6, max_tasks=10**4) is None
+    _check(FOUND.encode(), "alpha")
+
+
+@pytest.mark.parametrize("c", [0, 2])
+@pytest.mark.parametrize("before", _BEFORE_DUPLICATE)
+@pytest.mark.parametrize("spelling", _SPELLINGS)
+def test_a_duplicate_id_in_any_spelling_is_refused_as_the_whole_reading_does(
+    spelling: str, before: str, c: int
+) -> None:
+    data = _duplicated(before, spelling, c).encode()
+    refused = _read_error(data)
+    assert refused is not None and "duplicate task id 'alpha'" in refused, refused
+    with pytest.raises(BacklogError) as one:
+        BacklogDocument.for_task(data, "alpha", source=SOURCE)
+    assert str(one.value) == refused
+    _check(data, "alpha")
+    _check(data, "delta")  # there once: edited alone, or refused as the whole reading does
+
+
+def test_a_key_after_a_nested_mapping_ends_the_task_list() -> None:
+    # Read whole, `tasks` is there twice; the fast path took the second for a nested key.
+    data = b"tasks:\n  - id: a\n    labels:\n      x: 1\ntasks:\n  - id: b\n"
+    refused = _read_error(data)
+    assert refused is not None and "duplicate top-level key 'tasks'" in refused
+    with pytest.raises(BacklogError) as one:
+        BacklogDocument.for_task(data, "b", source=SOURCE)
+    assert str(one.value) == refused
 
 
 @pytest.mark.parametrize("limit", ["MAX_TASKS", "MAX_NODES"])

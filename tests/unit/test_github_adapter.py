@@ -14,6 +14,7 @@ from backlog_operator.adapters.github import (
     ForgeError,
     GitHubForge,
     PullRequestRef,
+    PullRequestState,
     _rate_limit_wait,
 )
 from tests.support.github_standin import GitHubStandIn, free_port
@@ -204,6 +205,76 @@ def test_an_empty_prefix_is_refused(forge: GitHubForge) -> None:
 
 
 # -- errors -------------------------------------------------------------------------------------
+
+
+# -- following a pull request after it opened ----------------------------------------------------
+
+
+def test_a_pull_request_is_followed_with_conditional_requests(
+    gh: GitHubStandIn, forge: GitHubForge
+) -> None:
+    pr = gh.add_pull(f"{PREFIX}3f9c2a")
+
+    first = forge.pull_request_state(pr.number)
+    assert first.state is not None and first.etag
+    assert (first.state.number, first.state.state, first.state.merge_commit) == (1, "open", None)
+    assert first.state.url.endswith("/octo-org/octo-repo/pull/1")
+    unchanged = forge.pull_request_state(pr.number, first.etag)
+    assert (unchanged.state, unchanged.etag) == (None, first.etag)
+    assert gh.not_modified == 1
+    [_, second] = gh.requests_to("GET", "/pulls/1")
+    assert second.headers["if-none-match"] == first.etag
+
+    gh.merge(pr.number, by="maintainer")
+    merged = forge.pull_request_state(pr.number, first.etag)
+    assert merged.state is not None and merged.etag not in (None, first.etag)
+    assert (merged.state.state, merged.state.merged_by, merged.state.closed_by) == (
+        "merged",
+        "maintainer",
+        None,
+    )
+    assert merged.state.merge_commit and len(merged.state.merge_commit) == 40
+    assert merged.state.merged_at is not None and merged.state.merged_at.tzinfo is not None
+    assert gh.requests_to("GET", "/issues/") == []  # who merged is on the pull request
+
+
+def test_closed_without_merging_says_who_closed_it(gh: GitHubStandIn, forge: GitHubForge) -> None:
+    pr = gh.add_pull(f"{PREFIX}3f9c2a")
+    gh.close(pr.number, by="reviewer")
+
+    closed = forge.pull_request_state(pr.number).state
+
+    assert closed == PullRequestState(
+        number=1,
+        url=closed.url if closed else "",
+        state="closed",
+        closed_by="reviewer",
+        closed_at=closed.closed_at if closed else None,
+    )
+    assert closed is not None and closed.closed_at is not None
+    assert len(gh.requests_to("GET", "/issues/1")) == 1
+
+
+def test_who_closed_it_unknown_when_the_issue_cannot_be_read(
+    gh: GitHubStandIn, forge: GitHubForge
+) -> None:
+    pr = gh.add_pull(f"{PREFIX}3f9c2a")
+    gh.close(pr.number)
+    gh.fail_next(502, path_contains="/issues/")
+
+    closed = forge.pull_request_state(pr.number).state
+
+    assert closed is not None and (closed.state, closed.closed_by) == ("closed", None)
+
+
+def test_following_a_pull_request_maps_errors(gh: GitHubStandIn, forge: GitHubForge) -> None:
+    gh.add_pull(f"{PREFIX}3f9c2a")
+    assert _raises(forge.pull_request_state, 7).reason == "NotFound"
+    gh.rate_limit_next(reset_in=90)
+    limited = _raises(forge.pull_request_state, 1)
+    assert (limited.reason, limited.retryable) == ("RateLimited", True)
+    gh.fail_next(200, body="<html>maintenance</html>", path_contains="/pulls/1")
+    assert _raises(forge.pull_request_state, 1).reason == "UnexpectedResponse"
 
 
 def test_primary_rate_limit_is_reported_not_slept_on(gh: GitHubStandIn, forge: GitHubForge) -> None:
@@ -442,3 +513,48 @@ def test_a_token_echoed_by_the_server_is_masked_in_errors(
         assert TOKEN not in str(error)
         assert TOKEN not in repr(error)
         assert "***" in str(error)
+
+
+# -- each answer, observed ----------------------------------------------------------------------
+
+
+def test_every_answer_is_told_with_its_status_and_rate_limit_remaining(
+    gh: GitHubStandIn, forge: GitHubForge
+) -> None:
+    answers: list[tuple[int | None, int | None]] = []
+    forge.on_answer = lambda status, remaining: answers.append((status, remaining))
+    for i in range(130):
+        gh.add_pull(f"backlog/task-{i}-aaaaaa")
+    gh.rate_remaining = 100
+
+    forge.open_pull_requests("backlog/")  # two pages
+    _open(forge)  # a create, then its labels
+    gh.fail_next(503)
+    _raises(forge.open_pull_requests, "backlog/")
+
+    # One call per answer, each with the X-RateLimit-Remaining it carried (the stand-in counts
+    # down one per request, as GitHub does).
+    assert [status for status, _ in answers] == [200, 200, 201, 200, 503]
+    assert [remaining for _, remaining in answers] == [99, 98, 97, 96, 95]
+
+
+def test_a_call_that_got_no_answer_is_told_without_a_status() -> None:
+    answers: list[tuple[int | None, int | None]] = []
+    forge = GitHubForge(REPO, TOKEN, base_url=f"http://127.0.0.1:{free_port()}")
+    forge.on_answer = lambda status, remaining: answers.append((status, remaining))
+
+    _raises(forge.open_pull_requests, PREFIX)
+
+    assert answers == [(None, None)]
+
+
+def test_an_observer_that_fails_does_not_fail_the_call(
+    gh: GitHubStandIn, forge: GitHubForge
+) -> None:
+    def broken(status: int | None, remaining: int | None) -> None:
+        raise RuntimeError("the observer blew up")
+
+    forge.on_answer = broken
+    gh.add_pull(f"{PREFIX}aaaaaa")
+
+    assert len(forge.open_pull_requests(PREFIX)) == 1

@@ -33,6 +33,7 @@ def call(
     *,
     auth: str | None = f"token {TOKEN}",
     timeout: float = 5,
+    extra_headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     """One request; `path` may be absolute (a `Link` URL) or relative to the API root."""
     if path.startswith("http"):
@@ -42,6 +43,7 @@ def call(
         path = f"{gh.path_prefix}{path}"
     connection = http.client.HTTPConnection("127.0.0.1", gh.port, timeout=timeout)
     headers = {"Authorization": auth} if auth else {}
+    headers.update(extra_headers or {})
     payload = None if body is None else json.dumps(body).encode()
     if payload is not None:
         headers["Content-Type"] = "application/json"
@@ -201,6 +203,53 @@ def test_merge_close_and_patch(gh: GitHubStandIn) -> None:
     assert second.state == "closed"
     assert call(gh, "GET", f"/repos/{REPO}/pulls")[2] == []
     assert call(gh, "GET", f"/repos/{REPO}/pulls/99")[0] == 404
+
+
+def test_who_merged_is_on_the_pull_who_closed_on_its_issue(gh: GitHubStandIn) -> None:
+    merged = gh.add_pull("feature-a")
+    closed = gh.add_pull("feature-b")
+    still_open = gh.add_pull("feature-c")
+
+    gh.merge(merged.number, by="maintainer")
+    gh.close(closed.number, by="reviewer")
+
+    pull = call(gh, "GET", f"/repos/{REPO}/pulls/{merged.number}")[2]
+    assert (pull["merged"], pull["merged_by"]["login"]) == (True, "maintainer")
+    assert pull["merge_commit_sha"] and pull["merged_at"] and pull["closed_at"]
+    pull = call(gh, "GET", f"/repos/{REPO}/pulls/{closed.number}")[2]
+    assert (pull["state"], pull["merged"], pull["merged_by"], pull["merge_commit_sha"]) == (
+        "closed",
+        False,
+        None,
+        None,
+    )
+    assert "closed_by" not in pull  # GitHub has it on the issue only
+    issue = call(gh, "GET", f"/repos/{REPO}/issues/{closed.number}")[2]
+    assert (issue["state"], issue["closed_by"]["login"]) == ("closed", "reviewer")
+    assert issue["pull_request"]["url"].endswith(f"/pulls/{closed.number}")
+    issue = call(gh, "GET", f"/repos/{REPO}/issues/{still_open.number}")[2]
+    assert (issue["state"], issue["closed_by"]) == ("open", None)
+    assert call(gh, "GET", f"/repos/{REPO}/issues/99")[0] == 404
+
+
+def test_conditional_requests_answer_304_free_of_rate_limit(gh: GitHubStandIn) -> None:
+    pr = gh.add_pull("feature-a")
+    path = f"/repos/{REPO}/pulls/{pr.number}"
+
+    status, headers, _ = call(gh, "GET", path)
+    etag, remaining = headers["etag"], int(headers["x-ratelimit-remaining"])
+    assert status == 200 and etag.startswith('W/"')
+    status, headers, body = call(gh, "GET", path, extra_headers={"If-None-Match": etag})
+    assert (status, body, headers["etag"]) == (304, b"", etag)
+    assert int(headers["x-ratelimit-remaining"]) == remaining  # a 304 is free
+    assert gh.not_modified == 1
+
+    gh.close(pr.number)  # the pull request changed: so does its ETag
+    status, headers, body = call(gh, "GET", path, extra_headers={"If-None-Match": etag})
+    assert (status, body["state"]) == (200, "closed")
+    assert headers["etag"] != etag
+    assert int(headers["x-ratelimit-remaining"]) == remaining - 1
+    assert gh.not_modified == 1
 
 
 def test_labels_and_comments(gh: GitHubStandIn) -> None:

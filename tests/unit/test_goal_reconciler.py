@@ -28,6 +28,7 @@ from backlog_operator.api.labels import (
     LABEL_RUN,
 )
 from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.api.usage import Cost, TaskUsage
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.settings import OperatorSettings
@@ -625,7 +626,11 @@ OBSERVING = [
                     "https://github.com/o/r/pull/707"
                 ),
                 "outcome": "published",
-                "pullRequest": {"number": 707, "url": "https://github.com/o/r/pull/707"},
+                "pullRequest": {
+                    "number": 707,
+                    "url": "https://github.com/o/r/pull/707",
+                    "state": "open",
+                },
                 "branch": "backlog/docs-guide-3f9c2a",
                 "commit": "0" * 40,
                 "changedFiles": ["docs/guide.md", ".backlog/backlog.yaml"],
@@ -633,7 +638,7 @@ OBSERVING = [
                 "completionTime": ts(NOW),
                 "attempts": 1,
             },
-            conditions=ready("Published"),
+            conditions={**ready("Published"), "Merged": ("False", "PullRequestOpen")},
             events=[("Normal", "Published", "pull request #707 on backlog/docs-guide-3f9c2a")],
             reads=[("get_job", NS, JOB1), ("find_pod", NS, SELECTOR_1)],
             entry=(Phase.SUCCEEDED, False),
@@ -1451,7 +1456,14 @@ def test_started_job_is_the_attempts_job() -> None:
 # ------------------------------------------------------------------ several reconciles in a row
 
 
-def finish(cluster: FakeCluster, name: str, *, attempt: int, failed: bool = False) -> None:
+def finish(
+    cluster: FakeCluster,
+    name: str,
+    *,
+    attempt: int,
+    failed: bool = False,
+    result: WorkerResult = PUBLISHED,
+) -> None:
     """Play the Job controller and the kubelet: the attempt's Pod ends, its Job finishes."""
     found = cluster.job(name)
     found["status"] = {
@@ -1459,7 +1471,7 @@ def finish(cluster: FakeCluster, name: str, *, attempt: int, failed: bool = Fals
     }
     labels = found["metadata"]["labels"]
     uid = labels[LABEL_GOAL_UID]
-    publish = exited(0, "Completed", PUBLISHED.to_json())
+    publish = exited(0, "Completed", result.to_json())
     steps = (
         {"clone": ok(), "task": exited(3)}
         if failed
@@ -1504,6 +1516,57 @@ def test_retry_then_success_over_several_reconciles() -> None:
         ("Normal", "Started"),
         ("Normal", "Published"),
     ]
+
+
+def test_each_attempts_usage_is_recorded_and_summed_across_runs() -> None:
+    """The failed task reported nothing (publish never ran), the published attempt its usage;
+    a re-run's attempts are numbered on and added to the same total."""
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    reconciler, _ = reconciler_for(Case(body=goal()), cluster, clock)
+    body = goal()
+    reported = TaskUsage(
+        model="m1", input_tokens=100, output_tokens=20, cost=Cost(amount="0.25", currency="USD")
+    )
+    with_usage = PUBLISHED.model_copy(update={"usage": reported})
+
+    run(cluster.apply(reconciler, body))
+    first_id = body["status"]["attemptId"]
+    assert "usage" not in body["status"]  # nothing until an attempt ends
+    finish(cluster, JOB1, attempt=1, failed=True)
+    run(cluster.apply(reconciler, body))
+    clock.advance(seconds=30)
+    run(cluster.apply(reconciler, body))
+    finish(cluster, JOB2, attempt=2, result=with_usage)
+    run(cluster.apply(reconciler, body))
+
+    usage = body["status"]["usage"]
+    assert [
+        (a["number"], a["attemptId"], a.get("inputTokens"), a["endTime"]) for a in usage["attempts"]
+    ] == [
+        (1, first_id, None, ts(NOW)),
+        (2, body["status"]["attemptId"], 100, ts(NOW + timedelta(seconds=30))),
+    ]
+    assert usage["total"] == {
+        "attempts": 2,
+        "inputTokens": 100,
+        "outputTokens": 20,
+        "costs": [{"amount": "0.25", "currency": "USD"}],
+        "durationSeconds": 0,
+        "counters": {},
+        "withoutCost": 1,
+        "withoutTokens": 1,
+    }
+
+    rerun = {ANNOTATION_REQUESTED_AT: TOKEN}
+    body["metadata"]["annotations"] = rerun
+    run(cluster.apply(reconciler, body))
+    finish(cluster, "g1-0a1b2-r2-1", attempt=1, result=with_usage)
+    run(cluster.apply(reconciler, body))
+
+    assert body["status"]["run"] == 2
+    assert [a["number"] for a in body["status"]["usage"]["attempts"]] == [1, 2, 3]
+    assert body["status"]["usage"]["total"]["inputTokens"] == 200
 
 
 def test_two_goals_of_one_task_never_run_at_once() -> None:
@@ -1717,3 +1780,116 @@ def test_a_reconcile_error_the_runtime_showed_is_replaced_on_the_next_success() 
     assert status is not None and status["phase"] == "Running"
     assert conditions_of(status) == conditions(*RUNNING)
     assert result.events == []
+
+
+# ------------------------------------------------ what a retry is told; a declined pull request
+
+
+def task_env(job: Json) -> dict[str, str]:
+    [task] = [c for c in job["spec"]["template"]["spec"]["initContainers"] if c["name"] == "task"]
+    return {item["name"]: item["value"] for item in task["env"]}
+
+
+def test_a_retry_is_told_how_the_attempt_before_it_failed() -> None:
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    cluster.secrets[(NS, "gh")] = {"token": "s3cr3t-goal-token"}
+    body = goal(
+        repository={"url": "https://github.com/o/r.git", "credentialsSecret": {"name": "gh"}}
+    )
+    reconciler, _ = reconciler_for(Case(body=body), cluster, clock)
+    run(cluster.apply(reconciler, body))
+    finish(cluster, JOB1, attempt=1, failed=True)
+    cluster.pod_logs[(NS, "pod-1-1", "task")] = (
+        "x" * 10_000 + "\nusing s3cr3t-goal-token at https://bot:hunter22@github.com/o/r\nFAIL\n"
+    )
+    run(cluster.apply(reconciler, body))
+    assert body["status"]["lastFailure"] == {
+        "attempt": 1,
+        "reason": "TaskFailed",
+        "message": body["status"]["lastFailure"]["message"],
+        "step": "task",
+        "time": ts(NOW),
+    }
+    assert body["status"]["lastFailure"]["message"] == "the task command exited with 3"
+    assert "BACKLOG_PREVIOUS_FAILURE" not in task_env(cluster.job(JOB1))
+
+    clock.advance(seconds=30)
+    run(cluster.apply(reconciler, body))
+
+    told = json.loads(task_env(cluster.job(JOB2))["BACKLOG_PREVIOUS_FAILURE"])
+    assert (told["attempt"], told["reason"], told["step"]) == (1, "TaskFailed", "task")
+    assert told["message"] == body["status"]["lastFailure"]["message"]
+    assert told["log"].endswith("\nusing *** at https://***@github.com/o/r\nFAIL\n")
+    assert len(told["log"].encode()) == 4096
+    assert ("find_pod", NS, SELECTOR_1) in cluster.calls
+    assert ("pod_log_tail", NS, "pod-1-1", "task") in cluster.calls
+    # The worker steps are not told (they have the token; the task is the one to learn).
+    for container in cluster.job(JOB2)["spec"]["template"]["spec"]["containers"]:
+        assert "BACKLOG_PREVIOUS_FAILURE" not in {e["name"] for e in container["env"]}
+
+
+def test_a_retry_whose_log_cannot_be_read_is_told_the_reason_alone() -> None:
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    body = goal()
+    reconciler, _ = reconciler_for(Case(body=body), cluster, clock)
+    run(cluster.apply(reconciler, body))
+    finish(cluster, JOB1, attempt=1, failed=True)
+    run(cluster.apply(reconciler, body))
+    cluster.failures["pod_log_tail"] = [(ClassifiedError("Boom", "no log", retryable=True), False)]
+    clock.advance(seconds=30)
+
+    run(cluster.apply(reconciler, body))
+
+    told = json.loads(task_env(cluster.job(JOB2))["BACKLOG_PREVIOUS_FAILURE"])
+    assert (told["attempt"], told["reason"]) == (1, "TaskFailed")
+    assert "log" not in told
+    assert body["status"]["phase"] == "Running"
+
+
+def test_a_rerun_forgets_the_last_runs_failure_and_pull_request() -> None:
+    clock = FixedClock(NOW)
+    cluster = FakeCluster(clock=clock)
+    status = {
+        "phase": "Succeeded",
+        "reason": "Published",
+        "observedGeneration": 1,
+        "pullRequest": {"number": 7, "url": "u", "state": "closed", "closedBy": "reviewer"},
+        "lastFailure": {"attempt": 1, "reason": "TaskFailed"},
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "Published"},
+            {"type": "Merged", "status": "False", "reason": "PullRequestClosed"},
+        ],
+    }
+    body = goal(status=status, annotations={ANNOTATION_REQUESTED_AT: "again"})
+    reconciler, _ = reconciler_for(Case(body=body), cluster, clock)
+
+    run(cluster.apply(reconciler, body))
+
+    assert body["status"]["phase"] == "Running"
+    assert "lastFailure" not in body["status"] and "pullRequest" not in body["status"]
+    assert "Merged" not in {c["type"] for c in body["status"]["conditions"]}
+    assert "BACKLOG_PREVIOUS_FAILURE" not in task_env(cluster.job(cluster.created_jobs[0]))
+
+
+def test_a_goal_whose_pull_request_was_closed_did_not_complete_its_task() -> None:
+    """A second goal of the task (its Backlog revived it) runs, where one whose pull request
+    is open or merged would be skipped."""
+    clock = FixedClock(NOW)
+    for state, phase in (("closed", "Running"), ("merged", "Skipped"), ("open", "Skipped")):
+        cluster = FakeCluster(clock=clock)
+        first = goal(
+            "g0",
+            uid="uid-0",
+            status={
+                "phase": "Succeeded",
+                "pullRequest": {"number": 7, "url": "u", "state": state},
+            },
+        )
+        reconciler, _ = reconciler_for(Case(body=goal(), others=[first]), cluster, clock)
+        body = goal()
+
+        run(cluster.apply(reconciler, body))
+
+        assert body["status"]["phase"] == phase, state

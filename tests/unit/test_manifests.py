@@ -16,7 +16,6 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -109,6 +108,11 @@ def test_kustomization_renders_valid_objects(folder: Path) -> None:
     assert documents, f"{folder} renders nothing"
     for document in documents:
         label = f"{document['kind']}/{document['metadata']['name']}"
+        if document["apiVersion"] == "monitoring.coreos.com/v1":
+            # The Prometheus Operator's kinds: no schema here; `test_service_monitor_...` checks
+            # what it selects.
+            assert document["kind"] == "ServiceMonitor", label
+            continue
         custom = custom_resource_validators().get((document["apiVersion"], document["kind"]))
         if custom is not None:
             errors = [error.message for error in custom.iter_errors(document)]
@@ -121,7 +125,16 @@ def test_kustomization_renders_valid_objects(folder: Path) -> None:
 
 
 def test_every_folder_under_kustomize_is_a_kustomization() -> None:
-    for folder in ["crd", "rbac", "manager", "default", "samples", "overlays/kind"]:
+    for folder in [
+        "crd",
+        "rbac",
+        "manager",
+        "default",
+        "samples",
+        "prometheus",
+        "overlays/kind",
+        "overlays/prometheus",
+    ]:
         assert (KUSTOMIZE / folder / "kustomization.yaml").is_file(), folder
 
 
@@ -184,7 +197,7 @@ def test_operator_runs_hardened() -> None:
 
 
 @needs_kubectl
-def test_operator_runs_backlogctl_operator_with_a_liveness_probe() -> None:
+def test_operator_runs_backlogctl_operator_with_probes_on_its_metrics_port() -> None:
     _, container = _manager(render(KUSTOMIZE / "default"))
     assert container["image"] == RELEASED_IMAGE
     assert container["args"] == ["operator"]
@@ -192,19 +205,44 @@ def test_operator_runs_backlogctl_operator_with_a_liveness_probe() -> None:
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert all(name.startswith("BACKLOG_OPERATOR_") for name in env)
     assert env[WORKER_IMAGE_ENV] == container["image"]
-    # The probe must ask the health endpoint kopf serves in `backlogctl operator`. Imported
-    # here so that only this test depends on the controller importing cleanly.
+    # The probes must ask the endpoints `backlogctl operator` serves by default. Imported here
+    # so that only this test depends on the controller importing cleanly.
     from backlog_operator.controller.settings import OperatorSettings
 
-    liveness_endpoint = OperatorSettings().liveness_endpoint
-
-    endpoint = urlsplit(liveness_endpoint)
-    probe = container["livenessProbe"]["httpGet"]
+    defaults = OperatorSettings()
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert probe["path"] == endpoint.path
-    assert ports[probe["port"]] == endpoint.port
-    # The kubelet probes the pod's IP, so the endpoint must listen on every interface.
-    assert endpoint.hostname == "0.0.0.0"  # noqa: S104
+    assert ports == {"metrics": defaults.metrics_port}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    # The kubelet probes the pod's IP, so the endpoints must listen on every interface.
+    assert defaults.metrics_bind_address == "0.0.0.0"  # noqa: S104
+    assert "BACKLOG_OPERATOR_METRICS_PORT" not in env, "the default is what the probes name"
+    assert not defaults.liveness_endpoint, "kopf's own endpoint would take the same port"
+
+
+@needs_kubectl
+def test_service_monitor_scrapes_the_metrics_service_of_the_operator() -> None:
+    documents = render(KUSTOMIZE / "overlays" / "prometheus")
+    service = find(documents, "Service", "backlog-operator-metrics")
+    monitor = find(documents, "ServiceMonitor", "backlog-operator")
+    pod_labels = find(documents, "Deployment", "backlog-operator")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    _, container = _manager(documents)
+    assert service["metadata"]["namespace"] == monitor["metadata"]["namespace"] == NAMESPACE
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] in {p["name"] for p in container["ports"]}
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == (port["name"], "/metrics")
+    # The bundle installs the Service; the ServiceMonitor only with the overlay (it needs the
+    # Prometheus Operator's CRDs).
+    default = render(KUSTOMIZE / "default")
+    assert find(default, "Service", "backlog-operator-metrics") == service
+    assert not [d for d in default if d["kind"] == "ServiceMonitor"]
 
 
 def test_the_released_image_is_named_alike_everywhere() -> None:
@@ -312,12 +350,13 @@ OPERATOR_CALLS: list[tuple[str, str, str, str]] = [
     ("backlog.dev", "goalschedules", "list watch", "kopf"),
     ("backlog.dev", "goalschedules/status", "patch", "the GoalSchedule's status"),
     ("backlog.dev", "goalschedules/finalizers", "update", "blockOwnerDeletion on its Goals"),
-    ("", "secrets", "get", "the token a Backlog names, by name only"),
+    ("", "secrets", "get", "the token a Backlog or a Goal names, by name only"),
     ("batch", "jobs", "create", "one Job per attempt"),
     ("batch", "jobs", "get", "a running goal's Job the watch has not shown (or said gone)"),
     ("batch", "jobs", "list watch", "kopf (ours only); ours at start and now and then"),
     ("batch", "jobs", "delete", "stopping a deleted Goal's attempt (foreground, by name)"),
     ("", "pods", "list", "the attempt's Pod: termination message, exit codes"),
+    ("", "pods/log", "get", "a retry is told the end of the failed attempt's task log"),
     ("", "events", "create", "one Event per transition (always a new one)"),
     ("", "events", "list", "a Pod's FailedMount Events, when it waits long to start"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list watch", "kopf: resources"),
@@ -343,6 +382,7 @@ KUBE_CLIENT_CALLS: dict[str, list[tuple[str, str, str]]] = {
     "list_job_for_all_namespaces": [("batch", "jobs", "list")],
     "delete_namespaced_job": [("batch", "jobs", "delete")],
     "list_namespaced_pod": [("", "pods", "list")],
+    "read_namespaced_pod_log": [("", "pods/log", "get")],
     "read_namespaced_secret": [("", "secrets", "get")],
     "create_namespaced_event": [("", "events", "create")],
     "list_namespaced_event": [("", "events", "list")],

@@ -89,6 +89,17 @@ def test_the_steps_result_has_the_operators_fields() -> None:
     assert list(ResultPullRequest._fields) == list(PullRequestStatus.model_fields)
 
 
+# A usage as a step's result carries it (`usage_rules.usage_data`), the model's JSON of it.
+FULL_USAGE: dict[str, Any] = {
+    "model": "gpt-5.1-codex",
+    "inputTokens": 12000,
+    "outputTokens": 800,
+    "cost": {"amount": "0.42", "currency": "USD"},
+    "durationSeconds": 95.5,
+    "counters": {"toolCalls": 31},
+    "warnings": ["1 unknown field(s) ignored"],
+}
+
 STEP_RESULTS: list[dict[str, Any]] = [
     {"outcome": Outcome.PUBLISHED},
     {
@@ -122,6 +133,43 @@ STEP_RESULTS: list[dict[str, Any]] = [
         "changed_files": [f"src/module_{i:05d}/file_with_a_long_name.py" for i in range(2000)],
         "warnings": ["w" * 5000, "v" * 10],
     },
+    {
+        "outcome": Outcome.PUBLISHED,
+        "pull_request": (8, "https://github.example/o/r/pull/8"),
+        "pull_request_created": False,
+        "step": "publish",
+        "usage": FULL_USAGE,
+    },
+    {
+        "outcome": Outcome.FAILED,
+        "reason": "Conflicted",
+        "message": "merging main into backlog/t-1 conflicts in src/a.py",
+        "retryable": False,
+        "branch": "backlog/t-1",
+        "commit": "b" * 40,
+        "conflicted_files": [f"src/{n}.py" for n in range(50)],
+        "step": "heal",
+    },
+    {
+        "outcome": Outcome.FAILED,
+        "reason": "TaskFailed",
+        "step": "task",
+        "usage": {"counters": {}, "warnings": ["the usage file is a symbolic link; no usage read"]},
+    },
+    {
+        # Too big even with no changed files: last the usage's warnings and counters go.
+        "outcome": Outcome.PUBLISHED,
+        "pull_request_created": True,
+        "conflicted_files": [f"src/{'y' * 40}/{n}.py" for n in range(50)],
+        "changed_files": [f"docs/{'x' * 60}-{n}.md" for n in range(200)],
+        "warnings": ["w" * 500] * 10,
+        "message": "m" * 3000,
+        "usage": {
+            **FULL_USAGE,
+            "counters": {f"counter.{n:02d}.{'x' * 50}": 10**15 for n in range(16)},
+            "warnings": ["u" * 200] * 3,
+        },
+    },
 ]
 
 
@@ -140,8 +188,10 @@ def test_the_steps_result_json_is_the_operators(fields: dict[str, Any]) -> None:
     )
 
     assert step.to_json() == model.to_json()
+    assert len(step.to_json().encode()) <= MAX_RESULT_BYTES
     assert step.exit_code is model.exit_code
     assert WorkerResult.from_json(step.to_json()).outcome is step.outcome
+    assert step.usage == fields.get("usage")  # fitting changed the JSON, not the result
 
 
 def test_a_failed_step_result_is_the_operators_failure() -> None:
@@ -149,6 +199,20 @@ def test_a_failed_step_result_is_the_operators_failure() -> None:
     model = failure("PathViolation", "changed src/", retryable=False, step="publish", task_id="t")
     assert step.to_json() == model.to_json()
     assert step.exit_code is ExitCode.PERMANENT
+
+
+def test_a_failed_heal_is_the_operators_failure() -> None:
+    fields: dict[str, Any] = {
+        "retryable": False,
+        "step": "heal",
+        "branch": "backlog/t-1",
+        "commit": "c" * 40,
+        "conflicted_files": ["src/a.py", ".backlog/backlog.yaml"],
+    }
+    step = failed("Conflicted", "conflicts in src/a.py", **fields)
+    model = failure("Conflicted", "conflicts in src/a.py", **fields)
+    assert step.to_json() == model.to_json()
+    assert json.loads(step.to_json())["conflictedFiles"] == fields["conflicted_files"]
 
 
 def test_the_clone_record_reads_back_what_it_wrote(tmp_path: Path) -> None:

@@ -24,8 +24,10 @@ from backlog_operator.api.labels import (
     LABEL_SCHEDULE,
     LABEL_SCHEDULE_UID,
 )
+from backlog_operator.api.result import failure
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
-from backlog_operator.controller.status import status_patch, timestamp
+from backlog_operator.controller.status import status_patch, timestamp, to_wire
+from backlog_operator.controller.usage import record_attempt
 from tests.unit.fakes import (
     ABSENT,
     FakeCluster,
@@ -827,3 +829,52 @@ def test_a_reconcile_that_changes_nothing_writes_nothing() -> None:
 
     assert writes == 13
     assert cluster.created_goals == [name_for(TICK1 + timedelta(minutes=5 * i)) for i in range(12)]
+
+
+def test_a_spent_budget_skips_ticks_until_the_next_utc_day() -> None:
+    """Attempts budget 2, a tick every 5 minutes, Goals that keep running: two ticks start a
+    Goal, the third finds the budget spent (said once), the fourth too; the next day's tick
+    starts one again."""
+    clock = FixedClock(CREATED)
+    cluster = FakeCluster(clock=clock)
+    reconciler = GoalScheduleReconciler(cluster, clock=clock)
+    body = schedule(concurrencyPolicy="Allow", budget={"perDay": {"attempts": 2}})
+
+    for _ in range(5):
+        result = run(cluster.apply(reconciler, body))
+        assert result.requeue_after is not None
+        clock.advance(seconds=result.requeue_after + 1)
+
+    assert cluster.created_goals == [name_for(TICK1), name_for(TICK2)]
+    assert body["status"]["lastScheduleTime"] == ts(TICK1 + timedelta(minutes=15))
+    assert body["status"]["budget"]["reason"] == "AttemptsSpent"
+    assert conditions_of(body["status"]) == scheduled("BudgetExhausted")
+    assert [reason for _, _, reason, _ in cluster.events] == [
+        "GoalCreated",
+        "GoalCreated",
+        "BudgetExhausted",
+    ]
+
+    silent = failure("TaskFailed", "exit 3", retryable=False, step="task")
+    ended = record_attempt(None, silent, attempt_id=None, now=clock())
+    for name in cluster.created_goals:  # they end, one attempt each, reporting nothing
+        cluster.goal(name)["status"] = {"phase": "Failed", "usage": to_wire(ended)}
+    clock.now = datetime(2026, 1, 2, 0, 0, 30, tzinfo=UTC)
+    run(cluster.apply(reconciler, body))
+
+    next_day = datetime(2026, 1, 2, 0, 0, tzinfo=UTC)
+    assert cluster.created_goals[-1] == name_for(next_day)
+    assert [reason for _, _, reason, _ in cluster.events][-2:] == ["BudgetAvailable", "GoalCreated"]
+    assert body["status"]["usage"]["days"] == [
+        {
+            "date": "2026-01-01",  # the day they ended on
+            "attempts": 2,
+            "inputTokens": 0,
+            "outputTokens": 0,
+            "costs": [],
+            "durationSeconds": 0,
+            "counters": {},
+            "withoutCost": 2,
+            "withoutTokens": 2,
+        }
+    ]

@@ -635,6 +635,11 @@ def remote_url(url: str) -> str:
 
 
 def init_bare(dest: Path, url: str, *, lazy_blobs: bool = False) -> git.Repo:
+    """`init_bare_repository`, as a GitPython `Repo`."""
+    return _gitpython(init_bare_repository(dest, url, lazy_blobs=lazy_blobs))
+
+
+def init_bare_repository(dest: Path, url: str, *, lazy_blobs: bool = False) -> Repository:
     """A new bare repository at `dest` (which must not hold one) whose origin is `url`.
 
     `remote.origin.url` is written last, so a repository left half made (a crash) has none.
@@ -673,7 +678,7 @@ def init_bare(dest: Path, url: str, *, lazy_blobs: bool = False) -> git.Repo:
     for key, value in settings:
         # `--`: a value is never read as an option.
         _checked(repo, ["config", "--", key, value])
-    return _gitpython(repo)
+    return repo
 
 
 def entry_at(
@@ -746,6 +751,87 @@ def blob_id(data: bytes, *, like: str) -> str:
     digest = hashlib.sha256 if len(like) == 64 else hashlib.sha1
     header = b"blob %d\0" % len(data)
     return digest(header + data).hexdigest()
+
+
+# ------------------------------------------------------------------------- merging without a tree
+
+# For `merge_trees`, in the bare repository's `info/attributes` (which wins over any
+# `.gitattributes` of the merged commits): git's own text merge for every path, and no filter,
+# end-of-line or encoding conversion chosen by the repository's content.
+_MERGE_ATTRIBUTES = "* -text !eol -filter -ident -working-tree-encoding -diff merge=text\n"
+
+
+class MergedTree(NamedTuple):
+    """What merging two commits gives: the tree (conflicting files hold conflict markers) and
+    the paths that conflict (empty: a clean merge)."""
+
+    tree: str
+    conflicted: list[str]
+
+
+def is_ancestor(repo: AnyRepository, ancestor: str, descendant: str) -> bool:
+    """Whether commit `ancestor` is `descendant` or in its history."""
+    args = [
+        "merge-base",
+        "--is-ancestor",
+        _peeled(ancestor, "commit"),
+        _peeled(descendant, "commit"),
+    ]
+    result = _git(repo, args, timeout=LOCAL_TIMEOUT_SECONDS)
+    if result.status not in (0, 1):
+        raise _local_error(args, result)
+    return result.status == 0
+
+
+def merge_base(repo: AnyRepository, one: str, other: str) -> str | None:
+    """The best common ancestor of two commits (one of them, when there are several); None for
+    unrelated histories."""
+    args = ["merge-base", _peeled(one, "commit"), _peeled(other, "commit")]
+    result = _git(repo, args, timeout=LOCAL_TIMEOUT_SECONDS)
+    if result.status == 1 and not result.stderr:
+        return None
+    if result.status != 0:
+        raise _local_error(args, result)
+    return result.text.split()[0]
+
+
+def merge_trees(repo: AnyRepository, ours: str, theirs: str) -> MergedTree:
+    """Merge commit `theirs` into `ours` as `git merge` would, without a work tree or index.
+
+    For a bare repository (`init_bare_repository`): nothing is checked out and no ref moves.
+    Its `info/attributes` is pinned first, so the merged commits' `.gitattributes` choose no
+    merge driver or conversion. Raises GitError (GitFailed) when git cannot merge at all
+    (unrelated histories).
+    """
+    info = _repository(repo).git_dir / "info"
+    info.mkdir(exist_ok=True)
+    (info / "attributes").write_text(_MERGE_ATTRIBUTES, encoding="utf-8")
+    args = ["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z"]
+    args += [_peeled(ours, "commit"), _peeled(theirs, "commit")]
+    result = _git(repo, args, timeout=LOCAL_TIMEOUT_SECONDS)
+    # 0: clean, 1: conflicts; anything else is git refusing to merge.
+    fields = [field for field in result.text.split("\0") if field]
+    if result.status not in (0, 1) or not fields or not _FULL_SHA.match(fields[0]):
+        raise _local_error(args, result)
+    return MergedTree(fields[0], sorted(set(fields[1:])) if result.status == 1 else [])
+
+
+def tree_with_file(
+    repo: AnyRepository, tree: str, path: str, blob: str, mode: str = "100644"
+) -> str:
+    """`tree` (a tree or a commit) with `path` holding `blob`; the new tree's sha.
+
+    Made in an index file of its own beside the git folder, so neither a work tree nor the
+    repository's index is touched.
+    """
+    index = _repository(repo).git_dir / "merge-index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    try:
+        _checked(repo, ["read-tree", _peeled(tree, "tree")], env=env)
+        _checked(repo, ["update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}"], env=env)
+        return _checked(repo, ["write-tree"], env=env).text.strip()
+    finally:
+        index.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------ internals

@@ -27,19 +27,30 @@ rate-limit message (primary or secondary). `retry_after_seconds` follows GitHub'
 `Date` header where there is one, so a skewed local clock does not matter); else one minute.
 5xx answers carry `retry_after_seconds` only when they send `Retry-After`.
 
+Every answer GitHub sends (and every call that got none) can be observed through `on_answer`:
+its HTTP status (None: no answer) and the `X-RateLimit-Remaining` it carried. The operator counts
+them in its metrics; the worker leaves it unset.
+
+Following a pull request after it opened (`pull_request_state`) is a conditional request: the
+ETag of the last answer goes out as `If-None-Match`, and GitHub answers 304 Not Modified, which
+does not count against the rate limit, while nothing changed. PyGithub has no call that hands
+back a 304 with the ETag kept outside its objects, so the request goes through its requester
+(same connection pool, token, timeouts and retry policy) and the answer is read here.
+
 The token travels only in the `Authorization` header (`Auth.Token`): never in a URL, and every
 message passes through the redactor before it reaches an exception or a log line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -54,7 +65,15 @@ from backlog_operator import __version__
 from backlog_operator.errors import ClassifiedError
 from backlog_operator.redact import Redactor
 
-__all__ = ["DEFAULT_API_URL", "ForgeError", "GitHubForge", "PullRequestRef"]
+__all__ = [
+    "DEFAULT_API_URL",
+    "AnswerHook",
+    "ForgeError",
+    "GitHubForge",
+    "PullRequestPoll",
+    "PullRequestRef",
+    "PullRequestState",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +85,10 @@ _DEFAULT_RATE_LIMIT_WAIT = 60
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _DUPLICATE = "a pull request already exists"
 
+# Called with each answer's HTTP status (None: the call got no answer) and the rate limit
+# remaining that answer reported (None: it reported none).
+AnswerHook = Callable[[int | None, int | None], None]
+
 
 @dataclass(frozen=True)
 class PullRequestRef:
@@ -76,6 +99,34 @@ class PullRequestRef:
     head_branch: str
     head_sha: str
     base_branch: str
+
+
+@dataclass(frozen=True)
+class PullRequestState:
+    """Where a pull request stands: `state` is `open`, `merged` or `closed` (without merging).
+
+    `merge_commit` and `merged_by` (a login) are set once merged; `closed_by` once closed
+    without merging, when GitHub says who (it does on the issue of the pull request, not on the
+    pull request itself). A deleted account is `ghost` on GitHub's side, or absent.
+    """
+
+    number: int
+    url: str
+    state: str
+    merge_commit: str | None = None
+    merged_by: str | None = None
+    merged_at: datetime | None = None
+    closed_by: str | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PullRequestPoll:
+    """One conditional read of a pull request: `state` is None when GitHub answered 304 (nothing
+    changed since the ETag sent); `etag` is the one to send next time."""
+
+    state: PullRequestState | None
+    etag: str | None
 
 
 class ForgeError(ClassifiedError):
@@ -151,6 +202,11 @@ class GitHubForge:
             lazy=True,
         )
         self._repo = self._client.get_repo(repository)
+        self.on_answer: AnswerHook | None = None
+        # PyGithub hands every answer (status, lower-cased headers, body) to its Requester's
+        # DEBUG_ON_RESPONSE, a no-op unless its debug flag is set: this client's own requester
+        # (shared by the repository and every object read through it) tells `on_answer` instead.
+        self._client.requester.DEBUG_ON_RESPONSE = self._answered  # type: ignore[method-assign,assignment]
 
     def __repr__(self) -> str:
         return f"GitHubForge({self.repository!r}, base_url={self.base_url!r})"
@@ -254,6 +310,61 @@ class GitHubForge:
         with self._translate(f"labelling pull request #{number}"):
             self._repo.get_pull(number).add_to_labels(*labels)
 
+    def _answered(
+        self, status: int | None, headers: Mapping[str, Any], data: object = None
+    ) -> None:
+        """Tell `on_answer` of one answer (or of a call that got none: `status` None)."""
+        if self.on_answer is None:
+            return
+        remaining = _int_or_none(headers.get("x-ratelimit-remaining"))
+        try:
+            self.on_answer(status, remaining)
+        except Exception:  # an observer must never fail the call it observes
+            log.debug("the forge answer hook failed", exc_info=True)
+
+    def pull_request_state(self, number: int, etag: str | None = None) -> PullRequestPoll:
+        """Pull request `number` as it stands, asked with `If-None-Match: etag` when there is
+        one: `state` None when nothing changed (a 304, free of rate limit).
+
+        Closed without merging, the issue of the pull request is read too (one more request,
+        once: the caller stops asking after a merge or a close) for who closed it; should that
+        read fail, `closed_by` is None rather than the close unseen.
+        """
+        action = f"reading pull request #{number}"
+        with self._translate(action):
+            headers = {"If-None-Match": etag} if etag else None
+            status, answered, body = self._client.requester.requestJson(
+                "GET", f"/repos/{self.repository}/pulls/{int(number)}", headers=headers
+            )
+            if status == 304:
+                return PullRequestPoll(None, etag)
+            if status >= 400:
+                raise GithubException(status, _json_or_none(body), answered)
+            found = _pull_state(_json_or_none(body))
+            new_etag = {str(k).lower(): v for k, v in answered.items()}.get("etag")
+        if found is None:
+            raise ForgeError(
+                "UnexpectedResponse",
+                f"GitHub at {self.base_url} answered something unreadable while {action} "
+                f"in {self.repository}.",
+                retryable=True,
+            )
+        if found.state == "closed":
+            found = replace(found, closed_by=self._closed_by(number))
+        return PullRequestPoll(found, str(new_etag) if new_etag else None)
+
+    def _closed_by(self, number: int) -> str | None:
+        """Who closed issue (pull request) `number`, or None when GitHub cannot say."""
+        try:
+            with self._translate(f"reading issue #{number}"):
+                _, data = self._client.requester.requestJsonAndCheck(
+                    "GET", f"/repos/{self.repository}/issues/{int(number)}"
+                )
+        except ForgeError as error:
+            log.info("who closed pull request #%d is unknown: %s", number, error)
+            return None
+        return _login(data.get("closed_by") if isinstance(data, Mapping) else None)
+
     def _open_pull_from(self, head: str, base: str) -> PullRequest | None:
         # GitHub's `head` filter wants `owner:branch`; the branch check below guards against a
         # server that ignores the filter.
@@ -284,6 +395,7 @@ class GitHubForge:
                 retryable=True,
             ) from None
         except OSError as error:
+            self._answered(None, {})
             # requests' ConnectionError and Timeout are OSErrors. Their text repeats the URL
             # (no token in it, but no help either); the kind of failure is what people need.
             raise ForgeError(
@@ -404,6 +516,49 @@ def _ref(pr: PullRequest) -> PullRequestRef:
     )
 
 
+def _json_or_none(body: str) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def _pull_state(data: Any) -> PullRequestState | None:
+    """A pull request's JSON as the state the operator follows; None when it is not one."""
+    if not isinstance(data, Mapping):
+        return None
+    number, state = data.get("number"), data.get("state")
+    if not isinstance(number, int) or state not in ("open", "closed"):
+        return None
+    merged = bool(data.get("merged")) or data.get("merged_at") is not None
+    sha = data.get("merge_commit_sha")
+    return PullRequestState(
+        number=number,
+        url=str(data.get("html_url") or ""),
+        state="merged" if merged else str(state),
+        # GitHub fills merge_commit_sha for an open pull request too (a test merge): only a
+        # merged one's is the merge commit.
+        merge_commit=str(sha) if merged and sha else None,
+        merged_by=_login(data.get("merged_by")) if merged else None,
+        merged_at=_time(data.get("merged_at")),
+        closed_at=_time(data.get("closed_at")) if state == "closed" else None,
+    )
+
+
+def _login(user: Any) -> str | None:
+    login = user.get("login") if isinstance(user, Mapping) else None
+    return str(login) if login else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _is_duplicate(error: GithubException) -> bool:
     if error.status != 422:
         return False
@@ -478,7 +633,7 @@ def _server_now(headers: Mapping[str, str]) -> float:
     return time.time()
 
 
-def _int_or_none(value: str | None) -> int | None:
+def _int_or_none(value: object) -> int | None:
     try:
         return int(str(value).strip())
     except ValueError:

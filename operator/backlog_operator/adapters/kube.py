@@ -43,6 +43,10 @@ GOAL_PLURAL = "goals"
 COMPONENT = "backlog-operator"
 # (connect, read) seconds of every call: an API server that never answers fails the call.
 REQUEST_TIMEOUT = (10.0, 60.0)
+# A container log's tail: the lines asked of the kubelet, and the bytes read of them at most
+# (`limitBytes` keeps the first bytes of those lines: a few very long lines are cut there).
+LOG_TAIL_LINES = 200
+LOG_READ_BYTES = 256 * 1024
 # Requests in flight at most (threads, and pooled connections), unless the settings say.
 API_CONCURRENCY = 16
 # Items per page of a listing of everything (start-up): bounded answers, a bounded memory peak.
@@ -229,6 +233,35 @@ class KubeCluster:
         return max(
             items, key=lambda pod: str(pod.get("metadata", {}).get("creationTimestamp") or "")
         )
+
+    async def pod_log_tail(
+        self, namespace: str, pod: str, container: str, *, max_bytes: int
+    ) -> str | None:
+        """The end of one container's log: its last `LOG_TAIL_LINES` lines as the kubelet
+        sends them (at most `LOG_READ_BYTES`), cut to the last `max_bytes` bytes; None when
+        the Pod, or the container's log, is not there (a 404, or a 400 for a container that
+        never started)."""
+        if self._limit is not None:
+            await self._limit.wait()
+        call = functools.partial(
+            _read_raw,
+            self._core.read_namespaced_pod_log,
+            pod,
+            namespace,
+            container=container,
+            tail_lines=LOG_TAIL_LINES,
+            limit_bytes=LOG_READ_BYTES,
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except ApiException as error:
+            if error.status in (400, 404):
+                return None
+            raise
+        tail = data[-max_bytes:] if max_bytes > 0 else b""
+        return tail.decode("utf-8", errors="replace").lstrip("\ufffd")
 
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]:
         """The Events about one Pod with `reason` (e.g. the kubelet's `FailedMount`), which say
@@ -491,6 +524,12 @@ def _event_retry_wait(error: Exception, attempt: int) -> float | None:
     delay = min(EVENT_MAX_WAIT, 0.2 * 2 ** (attempt - 1))
     jittered: float = delay / 2 + random.random() * delay / 2  # noqa: S311 (jitter)
     return jittered
+
+
+def _read_raw(method: Any, *args: Any, **kwargs: Any) -> bytes:
+    response = method(*args, **kwargs)
+    data = response.data if hasattr(response, "data") else response
+    return data if isinstance(data, bytes) else str(data or "").encode()
 
 
 def _call_sync(method: Any, *args: Any, **kwargs: Any) -> Any:

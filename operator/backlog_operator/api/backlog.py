@@ -8,14 +8,17 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from backlog_operator.api.admission import PATH_MAX_LENGTH, repository_path_rules, validations
+from backlog_operator.api.budget import BudgetSpec, BudgetStatus
 from backlog_operator.api.common import ApiModel, Condition
 from backlog_operator.api.goal import (
     DEFAULT_BACKLOG_PATH,
     GoalMetadata,
+    PullRequestStatus,
     RepositorySpec,
     refuse_outside_path,
 )
 from backlog_operator.api.templates import TaskGoalTemplate
+from backlog_operator.api.usage import OwnerUsage
 
 
 class BacklogLimits(ApiModel):
@@ -63,6 +66,10 @@ class BacklogSpec(ApiModel):
     failure_budget: FailureBudget = Field(default_factory=FailureBudget)
     history: GoalHistory = Field(default_factory=GoalHistory)
     suspend: bool = Field(default=False, description="Stop selecting; running goals go on.")
+    budget: BudgetSpec | None = Field(
+        default=None,
+        description="A daily budget: once spent, no new Goal starts until the next UTC day.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -77,6 +84,18 @@ class BlockedTask(ApiModel):
     reason: Literal["Requires", "FailureBudget", "MarkedBlocked"]
     requires: list[str] = Field(default_factory=list, description="Unfinished requirements.")
     message: str = ""
+
+
+class DeclinedTask(ApiModel):
+    """A task whose pull request was closed without merging: a person's "no". It is not
+    selected again until revived (a `revive.backlog.dev/<task-id>` annotation with a later
+    time, an edit of its entry in the file, or deleting its Goal)."""
+
+    id: str
+    pull_request: PullRequestStatus = Field(description="The pull request that was closed.")
+    closed_by: str | None = Field(default=None, description="Who closed it, if the forge says.")
+    declined_at: datetime | None = Field(default=None, description="When it was closed.")
+    goal: str = Field(description="The Goal that opened it (kept: it holds the decline).")
 
 
 class TaskCounts(ApiModel):
@@ -107,6 +126,10 @@ class BacklogStatus(ApiModel):
         default_factory=list, description="Completed in the file: never selected again (capped)."
     )
     started: list[str] = Field(default_factory=list, description="Goals created at the last sync.")
+    declined: list[DeclinedTask] = Field(
+        default_factory=list,
+        description="Tasks whose pull request was closed without merging: not selected (capped).",
+    )
     # Counts and the short commit for `kubectl get`'s columns, which cannot count or cut.
     ready_count: int | None = Field(
         default=None, description="How many tasks are selectable now (`ready` is capped)."
@@ -122,6 +145,12 @@ class BacklogStatus(ApiModel):
         default=None, description="lastSyncedCommit's first 7 characters."
     )
     last_handled_reconcile_at: str | None = None
+    usage: OwnerUsage | None = Field(
+        default=None, description="What the Backlog's Goals used, per UTC day (the last 7)."
+    )
+    budget: BudgetStatus | None = Field(
+        default=None, description="Today's budget, when spec.budget sets one."
+    )
 
 
 class Backlog(ApiModel):

@@ -45,6 +45,7 @@ from backlog_operator.api.goal_rules import (
     repository_url_has_credentials,
 )
 from backlog_operator.api.quantity import QUANTITY_PATTERN, ResourceRequirements, positive_quantity
+from backlog_operator.api.usage import GoalUsage
 
 # Defined with the rules that need no pydantic (`goal_rules`), and importable from here.
 __all__ = [
@@ -329,6 +330,44 @@ class PullRequestStatus(ApiModel):
     url: str = Field(description="Its web address.")
 
 
+PullRequestState = Literal["open", "merged", "closed"]
+
+
+class FollowedPullRequest(PullRequestStatus):
+    """The pull request a goal opened or reused, as the operator follows it after it opened."""
+
+    state: PullRequestState | None = Field(
+        default=None,
+        description=(
+            "open, merged, or closed (without merging), as last seen on the forge; followed "
+            "until merged or closed (BACKLOG_OPERATOR_PR_POLL_SECONDS)."
+        ),
+    )
+    merge_commit: str | None = Field(
+        default=None, description="Once merged: the commit the merge made on the base branch."
+    )
+    merged_by: str | None = Field(default=None, description="Once merged: who merged it.")
+    merged_at: datetime | None = Field(default=None, description="Once merged: when.")
+    closed_by: str | None = Field(
+        default=None, description="Once closed without merging: who closed it, if the forge says."
+    )
+    closed_at: datetime | None = Field(
+        default=None, description="Once closed without merging: when."
+    )
+
+
+class AttemptFailure(ApiModel):
+    """How an attempt of the current run failed (the next attempt is told, see worker.md)."""
+
+    attempt: int = Field(description="The attempt that failed (1-based).")
+    reason: str = Field(description="The failure's reason (TaskFailed, PushRejected, ...).")
+    message: str = Field(default="", description="The same, for people.")
+    step: Literal["clone", "task", "publish"] | None = Field(
+        default=None, description="The step that failed, when known."
+    )
+    time: datetime | None = Field(default=None, description="When the failure was seen.")
+
+
 class GoalStatus(ApiModel):
     """What the operator observed; written only by the operator."""
 
@@ -341,7 +380,10 @@ class GoalStatus(ApiModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Reconciling and Stalled, as metav1.Condition.",
+        description=(
+            "Ready, Reconciling and Stalled, as metav1.Condition; and Merged once a pull "
+            "request is out (True when merged)."
+        ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     attempts: int = Field(default=0, description="Attempts of the current run.")
@@ -351,8 +393,8 @@ class GoalStatus(ApiModel):
     task_id: str | None = Field(default=None, description="The task (or the goal's name).")
     branch: str | None = Field(default=None, description="The branch that was pushed.")
     commit: str | None = Field(default=None, description="The commit at the branch's head.")
-    pull_request: PullRequestStatus | None = Field(
-        default=None, description="The pull request opened or reused."
+    pull_request: FollowedPullRequest | None = Field(
+        default=None, description="The pull request opened or reused, and where it stands."
     )
     changed_files: list[str] = Field(
         default_factory=list, description="Files the pull request changes."
@@ -402,6 +444,20 @@ class GoalStatus(ApiModel):
     )
     last_handled_reconcile_at: str | None = Field(
         default=None, description="The last backlog.dev/requested-at value acted on."
+    )
+    usage: GoalUsage | None = Field(
+        default=None,
+        description=(
+            "What the tasks reported they used (the usage file, see docs/worker.md): the latest "
+            "attempts one by one and the sum over every attempt of every run."
+        ),
+    )
+    last_failure: AttemptFailure | None = Field(
+        default=None,
+        description=(
+            "The latest failed attempt of the current run: its reason and message, handed to "
+            "the next attempt's task (BACKLOG_PREVIOUS_FAILURE)."
+        ),
     )
 
 

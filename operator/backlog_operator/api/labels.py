@@ -12,6 +12,8 @@ object a Goal belongs to, read its controller ownerReference, which has the name
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from backlog_operator.naming import label_value
 
 # --------------------------------------------------------------------------- worker Jobs
@@ -67,6 +69,21 @@ ANNOTATION_REQUESTED_AT = "backlog.dev/requested-at"
 # Set by a person on a Backlog (an RFC 3339 time): failures of its tasks up to that time no
 # longer count against the failure budget.
 ANNOTATION_FAILURES_CLEARED_AT = "backlog.dev/failures-cleared-at"
+# Set by a person on a Backlog, one per task: `revive.backlog.dev/<task-id>: <RFC 3339 time>`.
+# A task whose pull request was closed without merging (declined) is selected again when this
+# time is at or after the close. The key carries the task id (an annotation name holds up to 63
+# of the same characters a Backlog's task ids do), so reviving one task never undoes another's
+# revival, and the operator, which writes only status, never needs to remove it.
+ANNOTATION_REVIVE_PREFIX = "revive.backlog.dev/"
+
+
+def revived_tasks(annotations: Mapping[str, str]) -> dict[str, str]:
+    """Task id -> the time written, of the `revive.backlog.dev/<task-id>` annotations."""
+    return {
+        key[len(ANNOTATION_REVIVE_PREFIX) :]: value
+        for key, value in annotations.items()
+        if key.startswith(ANNOTATION_REVIVE_PREFIX) and len(key) > len(ANNOTATION_REVIVE_PREFIX)
+    }
 
 
 def name_selector(label: str, name: str) -> str:

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from backlog_operator.api.common import ApiModel
 from backlog_operator.api.goal import PullRequestStatus
+from backlog_operator.api.usage import TaskUsage
 from backlog_operator.api.worker_result import (
     MAX_RESULT_BYTES,
     ExitCode,
@@ -35,17 +36,32 @@ class WorkerResult(ApiModel):
     branch: str | None = None
     commit: str | None = None
     pull_request: PullRequestStatus | None = None
+    pull_request_created: bool | None = Field(
+        default=None,
+        description="True: this attempt opened the pull request; false: it reused an open one.",
+    )
     changed_files: list[str] = Field(default_factory=list)
     backlog_updated: bool = False
-    reason: str | None = Field(default=None, description="CamelCase word, for a failure.")
+    reason: str | None = Field(
+        default=None,
+        description="CamelCase word: why an attempt failed, or what a heal did (Healed, ...).",
+    )
     message: str | None = Field(default=None, description="A sentence for people.")
     retryable: bool | None = Field(
         default=None, description="For a failure: worth another attempt."
     )
     retry_after_seconds: int | None = Field(default=None, description="The forge asked to wait.")
+    conflicted_files: list[str] | None = Field(
+        default=None,
+        description="A heal that met conflicts: the conflicting paths (at most 50).",
+    )
     warnings: list[str] = Field(default_factory=list)
-    step: Literal["clone", "task", "publish"] | None = Field(
+    step: Literal["clone", "task", "publish", "heal"] | None = Field(
         default=None, description="The step that produced this result."
+    )
+    usage: TaskUsage | None = Field(
+        default=None,
+        description="What the task reported it used (its usage file, checked); None: no file.",
     )
 
     @property
@@ -72,7 +88,7 @@ def failure(
     message: str,
     *,
     retryable: bool,
-    step: Literal["clone", "task", "publish"] | None = None,
+    step: Literal["clone", "task", "publish", "heal"] | None = None,
     **fields: object,
 ) -> WorkerResult:
     """A failed result."""

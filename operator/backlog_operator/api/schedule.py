@@ -7,9 +7,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from backlog_operator.api.budget import BudgetSpec, BudgetStatus
 from backlog_operator.api.common import ApiModel, Condition
 from backlog_operator.api.goal import GoalMetadata
 from backlog_operator.api.templates import GoalTemplate
+from backlog_operator.api.usage import OwnerUsage
 
 
 class GoalScheduleSpec(ApiModel):
@@ -28,6 +30,10 @@ class GoalScheduleSpec(ApiModel):
     suspend: bool = Field(default=False, description="Stamp nothing; running goals go on.")
     successful_goals_history_limit: int = Field(default=3, ge=0)
     failed_goals_history_limit: int = Field(default=1, ge=0)
+    budget: BudgetSpec | None = Field(
+        default=None,
+        description="A daily budget: once spent, ticks start no Goal until the next UTC day.",
+    )
 
 
 class ActiveGoal(ApiModel):
@@ -50,6 +56,12 @@ class GoalScheduleStatus(ApiModel):
     active: list[ActiveGoal] = Field(default_factory=list)
     # For `kubectl get`'s ACTIVE column, which cannot count a list.
     active_count: int | None = Field(default=None, description="How many Goals `active` has.")
+    usage: OwnerUsage | None = Field(
+        default=None, description="What the schedule's Goals used, per UTC day (the last 7)."
+    )
+    budget: BudgetStatus | None = Field(
+        default=None, description="Today's budget, when spec.budget sets one."
+    )
 
 
 class GoalSchedule(ApiModel):

@@ -15,9 +15,17 @@ the other. Every step's container gets the same environment:
 | `BACKLOG_TERMINATION_LOG` | where the result JSON goes | `/dev/termination-log` |
 | `BACKLOG_GOAL_URL` | a link to the goal, put in the pull request body | none |
 
+The `task` container alone also gets `BACKLOG_PREVIOUS_FAILURE` on a retry: JSON saying how the
+previous attempt of the run failed (`attempt`, `reason`, `message`, `step`, and `log`, the end of
+that attempt's task log when its Pod still exists), so that an agent can learn from it. The
+operator writes it from the goal's status and the task's own output, bounded and with anything
+shaped like a token masked; it never carries a credential.
+
 The `task` step runs in the goal's own image, which has no `backlogctl`: its command is
 `launcher_command`, a few lines of POSIX shell that skip the task when `clone` left the skip
 marker and source the task's variables `clone` wrote, both in the workspace's state folder.
+Among them is `BACKLOG_USAGE_FILE`: where the task may write what it used (`api.usage`), a file
+in that state folder that `publish` reads, warily (`worker.usage_file`).
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ PRIVATE_DIR_VARIABLE = "BACKLOG_PRIVATE_DIR"
 TOKEN_FILE_VARIABLE = "BACKLOG_TOKEN_FILE"  # noqa: S105 (a variable's name, not a secret)
 TERMINATION_LOG_VARIABLE = "BACKLOG_TERMINATION_LOG"
 GOAL_URL_VARIABLE = "BACKLOG_GOAL_URL"
+# The task container's only: the previous attempt's failure, as JSON (see the module docstring).
+PREVIOUS_FAILURE_VARIABLE = "BACKLOG_PREVIOUS_FAILURE"
 
 # Where the Job mounts its volumes, and what the worker assumes when it is not told.
 WORKSPACE = "/workspace"
@@ -48,6 +58,9 @@ REPO_DIR = "repo"
 STATE_DIR = ".backlog-state"
 SKIP_MARKER = "skip"  # in STATE_DIR: the task is already completed, run nothing
 TASK_ENV_FILE = "task.env"  # in STATE_DIR: `export NAME='value'` lines the launcher sources
+USAGE_FILE = "usage.json"  # in STATE_DIR: what the task reports it used (its to write)
+# The task's variable naming USAGE_FILE's path (one of those clone writes into TASK_ENV_FILE).
+USAGE_FILE_VARIABLE = "BACKLOG_USAGE_FILE"
 
 # The launcher spells out the names above: BACKLOG_WORKSPACE, WORKSPACE, STATE_DIR, SKIP_MARKER,
 # TASK_ENV_FILE and REPO_DIR.

@@ -11,13 +11,13 @@ write the same JSON (`fit_result` is the one place that fits it into the kubelet
 # fields' annotations from their text, a noticeable part of a worker step's start.
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import IntEnum, StrEnum
 from typing import Any, Literal, NamedTuple
 
 MAX_RESULT_BYTES = 4096
 
-Step = Literal["clone", "task", "publish"]
+Step = Literal["clone", "task", "publish", "heal"]
 
 
 class Outcome(StrEnum):
@@ -59,14 +59,18 @@ class StepResult(NamedTuple):
     branch: str | None = None
     commit: str | None = None
     pull_request: ResultPullRequest | None = None
+    pull_request_created: bool | None = None
     changed_files: Sequence[str] = ()
     backlog_updated: bool = False
     reason: str | None = None
     message: str | None = None
     retryable: bool | None = None
     retry_after_seconds: int | None = None
+    conflicted_files: Sequence[str] | None = None
     warnings: Sequence[str] = ()
     step: Step | None = None
+    #: The task's usage in its JSON form (`api.usage_rules.usage_data`), or None.
+    usage: Mapping[str, Any] | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -89,14 +93,20 @@ class StepResult(NamedTuple):
                 if pull_request is None
                 else {"number": pull_request.number, "url": pull_request.url}
             ),
+            "pullRequestCreated": self.pull_request_created,
             "changedFiles": list(self.changed_files),
             "backlogUpdated": self.backlog_updated,
             "reason": self.reason,
             "message": self.message,
             "retryable": self.retryable,
             "retryAfterSeconds": self.retry_after_seconds,
+            "conflictedFiles": (
+                None if self.conflicted_files is None else list(self.conflicted_files)
+            ),
             "warnings": list(self.warnings),
             "step": self.step,
+            # A copy: fitting pops the usage's own keys, never a nested value's.
+            "usage": None if self.usage is None else dict(self.usage),
         }
         return {key: value for key, value in values.items() if value is not None}
 
@@ -114,6 +124,9 @@ def failed(
     task_id: str | None = None,
     attempt_id: str | None = None,
     retry_after_seconds: int | None = None,
+    branch: str | None = None,
+    commit: str | None = None,
+    conflicted_files: Sequence[str] | None = None,
 ) -> StepResult:
     """A failed result."""
     return StepResult(
@@ -125,6 +138,9 @@ def failed(
         task_id=task_id,
         attempt_id=attempt_id,
         retry_after_seconds=retry_after_seconds,
+        branch=branch,
+        commit=commit,
+        conflicted_files=conflicted_files,
     )
 
 
@@ -132,8 +148,9 @@ def fit_result(data: dict[str, Any]) -> str:
     """A result's camelCase fields as compact JSON of at most MAX_RESULT_BYTES bytes.
 
     To fit, in order: each warning is cut to 200 characters, the changed-file list is halved
-    (with `changedFilesTruncated: true`) while more than ten remain, warnings are dropped, and
-    last the message is cut. The outcome and its identifiers always stay.
+    (with `changedFilesTruncated: true`) while more than ten remain, warnings are dropped, the
+    message is cut, the changed files go, and last the usage's warnings and counters. The
+    outcome, its identifiers and the usage's figures always stay.
     """
     if _fits(data):
         return _dump(data)
@@ -149,6 +166,10 @@ def fit_result(data: dict[str, Any]) -> str:
     while not _fits(data) and data.get("changedFiles"):
         data["changedFiles"] = data["changedFiles"][:-1]
         data["changedFilesTruncated"] = True
+    usage = data.get("usage")
+    for detail in ("warnings", "counters"):  # bounded, so this fits; the figures stay
+        if not _fits(data) and isinstance(usage, dict):
+            usage.pop(detail, None)
     return _dump(data)
 
 

@@ -41,6 +41,8 @@ def _emit(value: object, style: str | None, *, quoted: bool = False) -> str:
     take the old value's quotes (double quotes when there were none). `quoted` asks for quotes
     even when plain would do (timestamps, which YAML would otherwise read as dates).
     """
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

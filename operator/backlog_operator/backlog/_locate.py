@@ -11,7 +11,8 @@ task's item as any YAML parser reads the file, at the speed of a few regular exp
    grammar (`_grammar_source`): items whose keys (plain) all sit at column `k`, each value on
    its key's line (plain, quoted, or a flat flow collection closed on the line), a `|` or `>`
    block scalar (its lines: those indented deeper than `k`), or one level of block list or
-   mapping of such values; comments and blank lines anywhere. No construct in it goes on past
+   mapping of such values (every line of it at its first line's indentation: a dash or key
+   less indented ends it); comments and blank lines anywhere. No construct in it goes on past
    its line but a block scalar, whose extent is measured by indentation as YAML measures it;
    so YAML reads each line the grammar accepts as what it looks like: a dash at column `c`
    starts an item, and nothing else does. Anything else ends the match.
@@ -21,7 +22,10 @@ task's item as any YAML parser reads the file, at the speed of a few regular exp
 4. The task: the lines of the list where an item's `id` key holds this id. The grammar holds
    every item's `id` to a form whose text shows its value (plain, single-quoted, or
    double-quoted without escapes), so the search (`_id_line`) sees every one; there must be
-   exactly one.
+   exactly one. An `id` on a line the search looks at whose value it cannot read counts as
+   this id. So a duplicate of the id, in any spelling YAML reads as the same (an escape, a
+   quoted or flow key, a block scalar: all outside the grammar), sends the file to the whole
+   reading, which refuses it as `parse` does.
 
 Anything outside this shape (anchors, aliases, merge keys, tags, multi-line quoted, plain or
 flow values, deeper nesting, directives, characters that may be read as line breaks, control
@@ -100,13 +104,14 @@ def _grammar_source(c: int, k: int, eol: str, max_tasks: int) -> str:
         rf"(?:(?P=text){rest}*+{eol}|{blank})*+)?"
     )
     # A key with nothing after its colon: a block list (at the keys' column or deeper) or
-    # mapping (deeper) of values, each line at the indentation of the first, or nothing.
+    # mapping (deeper) of values, each line at the indentation of the first, or nothing. The
+    # first line's indentation is captured in a look ahead, and every line, the first too,
+    # must start with it: a line less indented (a dash or key at column 0) ends the collection.
     nested = (
         rf"(?:(?:{blank}|{comment})*+(?:"
-        rf"(?P<dashes>{keys}[ ]*+)(?=-[ ])(?:-[ ]++{value}(?:{blank}|{comment})*+"
-        rf"(?:(?P=dashes)(?=-[ ]))?)++"
-        rf"|(?P<keys>{keys}[ ]++)(?=[A-Za-z_])(?:{_KEY}[ ]*+:(?:[ ]++{value}|{trailer})"
-        rf"(?:{blank}|{comment})*+(?:(?P=keys)(?=[A-Za-z_]))?)++"
+        rf"(?=(?P<dashes>{keys}[ ]*+)-[ ])(?:(?P=dashes)-[ ]++{value}(?:{blank}|{comment})*+)++"
+        rf"|(?=(?P<keys>{keys}[ ]++)[A-Za-z_])"
+        rf"(?:(?P=keys){_KEY}[ ]*+:(?:[ ]++{value}|{trailer})(?:{blank}|{comment})*+)++"
         rf"))?"
     )
     entry = (
@@ -302,14 +307,22 @@ def _rest_is_plain(text: str, found: _List, end: int) -> bool:
 _ID_KEY = r"id[ ]*+:[ ]++"
 # Lines holding the id's text that the search looks at, at most (descriptions that repeat it).
 _MAX_ID_LINES = 1000
-# An `id`'s value on its line (plain, single- or double-quoted) and what may follow it; and an
-# `id` in a flow mapping on a dash's line, with its value. The grammar allows no escapes in them.
+# An `id`'s value on its line (plain, single- or double-quoted) and what may follow it; and in a
+# flow mapping on a dash's line, an `id` key and its value. The grammar allows no escapes in
+# them. YAML separates a value from what follows with spaces or tabs, so a tab around a value
+# is not part of it (a plain value in the grammar ends with whatever its line holds, and a flow
+# mapping's may hold tabs). A plain value runs over spaces and tabs that a comment or the
+# line's end does not follow: each character is looked at once (a lazy `.*?` would try each
+# space against the rest of its run, in time quadratic in the line's length).
 _ID_VALUE = re.compile(
-    r"""('(?:[^'\r\n]++|'')*+'|"[^"\\\r\n]*+"|[^'"\r\n][^\r\n]*?)(?:[ ]++\#|[ ]*+\r?\n|[ ]*+\Z)"""
+    r"""[ \t]*+('(?:[^'\r\n]++|'')*+'|"[^"\\\r\n]*+"|"""
+    r"""[^'"\r\n](?:[^ \t\r\n]++|[ \t]++(?!\#|\r?\n|\Z))*+)"""
+    r"""(?:[ \t]++\#|[ \t]*+\r?\n|[ \t]*+\Z)"""
 )
-_FLOW_ID = re.compile(
-    r"""[{,][ ]*+id[ ]*+:[ ]++('(?:[^'\r\n]++|'')*+'|"[^"\\\r\n]*+"|[^\[\]{}"',#\r\n]*"""
-    r"""[^\[\]{}"',# \r\n])(?=[ ]*+[,}])"""
+_FLOW_ID_KEY = re.compile(r"[{,][ ]*+id[ ]*+:[ ]")
+_FLOW_ID_VALUE = re.compile(
+    r"""[ \t]*+('(?:[^'\r\n]++|'')*+'|"[^"\\\r\n]*+"|[^\[\]{}"',#\r\n]*"""
+    r"""[^\[\]{}"',# \t\r\n])(?=[ \t]*+[,}])"""
 )
 
 
@@ -355,17 +368,24 @@ def _id_line(text: str, task_id: str, found: _List, end: int) -> int | None:
 
 
 def _holds_id(text: str, task_id: str, line: int, line_end: int, found: _List) -> bool:
-    """Whether the line [line, line_end) is an item's line whose `id` is `task_id`."""
+    """Whether the line [line, line_end) is an item's line whose `id` may be `task_id`.
+
+    An `id` whose value the patterns here cannot read counts as this id: a second line then
+    sends the file to the whole reading, which tells. Only a value read as another string
+    rules the line out.
+    """
     block, flow = _id_lines(found.c, found.k)
     key = block.match(text, line, line_end)
     if key is not None:
         value = _ID_VALUE.match(text, key.end(), line_end + 1)
-        return value is not None and _scalar(value.group(1)) == task_id
+        return value is None or _scalar(value.group(1)) in (task_id, None)
     if flow.match(text, line, line_end) is None:
         return False
-    return any(
-        _scalar(entry.group(1)) == task_id for entry in _FLOW_ID.finditer(text, line, line_end)
-    )
+    for entry in _FLOW_ID_KEY.finditer(text, line, line_end):
+        value = _FLOW_ID_VALUE.match(text, entry.end(), line_end)
+        if value is None or _scalar(value.group(1)) in (task_id, None):
+            return True
+    return False
 
 
 def _scalar(text: str) -> str | None:

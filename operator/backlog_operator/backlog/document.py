@@ -493,8 +493,10 @@ class BacklogDocument:
         """Record that an attempt completed the task.
 
         Sets `status: completed`, `ready: false`, `last_attempt_id`, `branch_name`, `pr_number`
-        (only when given) and `completed_at` (UTC, whole seconds, quoted:
-        "2026-01-30T23:15:00Z"). Raises UnknownTaskError for an id not in the file.
+        and `completed_at` (UTC, whole seconds, quoted: "2026-01-30T23:15:00Z"). Without a
+        `pr_number`, one the task has from an earlier attempt is set to `null`: it names
+        another attempt's pull request, not this one's (a later `set_pr_number` records the
+        new one). Raises UnknownTaskError for an id not in the file.
         """
         if completed_at.tzinfo is None or completed_at.utcoffset() is None:
             raise ValueError("completed_at must be a timezone-aware datetime")
@@ -509,6 +511,8 @@ class BacklogDocument:
         }
         if pr_number is not None:
             changes["pr_number"] = _require_pr_number(pr_number)
+        elif (task := self.find(task_id)) is not None and task.pr_number is not None:
+            changes["pr_number"] = None  # stale: an earlier attempt's pull request
         changes["completed_at"] = stamp
         self._edit(task_id, changes)
 

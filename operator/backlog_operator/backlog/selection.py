@@ -20,7 +20,8 @@ Validation comes first, and nothing is selected from a backlog that does not val
 
 A task is selected when it is `ready: true`, its status is `pending` (absent is pending), every
 task it requires is `completed` in the file, no Goal is running for it, no pull request of it is
-open, and it is not over the failure budget. Selected tasks are ordered by priority rank
+open, it is not declined (its pull request was closed without merging, and no one revived it),
+and it is not over the failure budget. Selected tasks are ordered by priority rank
 (`Task.sort_key`: integers and words on one scale, no priority last), then file order. Then the
 limits cut the list: `suspended`, a forge that could not be asked (fail closed: nothing starts),
 `max_running_goals`, `max_open_pull_requests` and an hourly cap on new pull requests.
@@ -123,6 +124,8 @@ class SelectionInput:
       a mapping forgives those at or before the time given (later failures count again).
     - `suspended`: the Backlog is suspended; nothing starts, running Goals are left alone.
     - `forge_error`: set when the forge could not be asked; nothing starts (fail closed).
+    - `declined`: ids of tasks whose pull request a person closed without merging (and that
+      no one revived since): never started, reported as declined.
     - `max_listed`: how many ids each status list shows.
     """
 
@@ -137,6 +140,7 @@ class SelectionInput:
     cleared: AbstractSet[str] | Mapping[str, datetime] = frozenset()
     suspended: bool = False
     forge_error: str | None = None
+    declined: AbstractSet[str] = frozenset()
     max_listed: int = DEFAULT_MAX_LISTED
 
     def __post_init__(self) -> None:
@@ -171,6 +175,7 @@ class Hold(StrEnum):
     IN_PROGRESS = "in_progress"  # `status: in_progress` in the file
     RUNNING = "running"  # a Goal is running for it
     OPEN_PULL_REQUEST = "open_pull_request"
+    DECLINED = "declined"  # its pull request was closed without merging, not revived
     FAILED = "failed"  # `status: failed` in the file
     BLOCKED = "blocked"  # `status: blocked` in the file
     NOT_READY = "not_ready"  # `ready` is not true
@@ -263,7 +268,8 @@ class BacklogReport:
     those a limit holds back). `in_progress`: in progress in the file, or with a running Goal
     or an open pull request. `blocked`: by unfinished requirements, the failure budget, or the
     file's `status: blocked`. `failed`: the file says failed. `not_ready`: `ready` is not true.
-    Lists other than `ready` are in file order.
+    `declined`: its pull request was closed without merging. Lists other than `ready` are in
+    file order.
     """
 
     counts: StatusCounts
@@ -274,6 +280,7 @@ class BacklogReport:
     completed: IdList
     failed: IdList
     not_ready: IdList
+    declined: IdList = IdList()
 
 
 @dataclass(frozen=True)
@@ -561,6 +568,7 @@ class _Standing:
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     not_ready: list[str] = field(default_factory=list)
+    declined: list[str] = field(default_factory=list)
     blocked: list[BlockedTask] = field(default_factory=list)
     # The selectable tasks as (rank, file position, task), in file order.
     selectable: list[tuple[tuple[int, int], int, Task]] = field(default_factory=list)
@@ -576,6 +584,7 @@ class _Standing:
             completed=_id_list(self.completed, cap),
             failed=_id_list(self.failed, cap),
             not_ready=_id_list(self.not_ready, cap),
+            declined=_id_list(self.declined, cap),
         )
 
 
@@ -586,6 +595,7 @@ def _stand(tasks: Sequence[Task], given: SelectionInput) -> _Standing:
     counts, held, selectable = standing.counts, standing.held, standing.selectable
     in_progress, completed_ids = standing.in_progress, standing.completed
     active, open_pull_requests = given.active_goals, given.open_pull_requests
+    declined = given.declined
     completed = {task.id for task in tasks if task.status is TaskStatus.COMPLETED}
     budget = _FailureBudget(given)
     for index, task in enumerate(tasks):
@@ -600,6 +610,8 @@ def _stand(tasks: Sequence[Task], given: SelectionInput) -> _Standing:
             hold, where = _RUNNING, in_progress
         elif task_id in open_pull_requests:
             hold, where = _OPEN_PULL_REQUEST, in_progress
+        elif task_id in declined:
+            hold, where = _DECLINED, standing.declined
         elif status is TaskStatus.FAILED:
             hold, where = _FAILED, standing.failed
         elif status is not TaskStatus.BLOCKED and not task.ready:
@@ -649,6 +661,9 @@ _COMPLETED = Held(Hold.COMPLETED, "completed in the backlog; never selected agai
 _IN_PROGRESS = Held(Hold.IN_PROGRESS, "status in_progress in the backlog")
 _RUNNING = Held(Hold.RUNNING, "a Goal is running for it")
 _OPEN_PULL_REQUEST = Held(Hold.OPEN_PULL_REQUEST, "a pull request of it is open")
+_DECLINED = Held(
+    Hold.DECLINED, "its pull request was closed without merging; revive it to select it again"
+)
 _FAILED = Held(Hold.FAILED, "status failed in the backlog")
 _BLOCKED = Held(Hold.BLOCKED, "status blocked in the backlog")
 _NOT_READY = Held(Hold.NOT_READY, "ready is not true in the backlog")

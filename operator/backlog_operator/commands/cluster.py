@@ -421,9 +421,10 @@ def suspend_main(args: argparse.Namespace) -> int:
 FINISHED = frozenset({"Succeeded", "Failed", "Skipped", "Rejected"})
 
 
-def backlog_view(backlog: Mapping[str, Any], goals: list[Json]) -> Json:
+def backlog_view(backlog: Mapping[str, Any], goals: list[Json], today: str | None = None) -> Json:
     """What `status BACKLOG` shows, as JSON: the Backlog's last sync (tasks ready, blocked and
-    why, in progress, completed) with its Goals (step, pull request) and its limits' usage."""
+    why, in progress, completed) with its Goals (step, pull request), its limits' usage, and
+    what its tasks reported they used on the UTC day `today` (default: now's) with its budget."""
     meta, spec, status = _meta(backlog), dict(backlog.get("spec") or {}), _status(backlog)
     limits = spec.get("limits") or {}
     goal_rows = []
@@ -468,7 +469,47 @@ def backlog_view(backlog: Mapping[str, Any], goals: list[Json]) -> Json:
             "goalsWithPullRequests": len(with_pr),
             "maxOpenPullRequests": limits.get("maxOpenPullRequests", 5),
         },
+        "taskUsage": task_usage(status, today or datetime.now(UTC).date().isoformat()),
     }
+
+
+def task_usage(status: Mapping[str, Any], today: str) -> Json:
+    """An owner's usage of the UTC day `today` (`status.usage.days`; zero when it has none)
+    and its budget's state (`status.budget`; None without one)."""
+    days = (status.get("usage") or {}).get("days") or []
+    found = next((day for day in days if isinstance(day, Mapping) and day.get("date") == today), {})
+    return {
+        "date": today,
+        "attempts": found.get("attempts", 0),
+        "inputTokens": found.get("inputTokens", 0),
+        "outputTokens": found.get("outputTokens", 0),
+        "costs": found.get("costs") or [],
+        "withoutCost": found.get("withoutCost", 0),
+        "withoutTokens": found.get("withoutTokens", 0),
+        "budget": status.get("budget"),
+    }
+
+
+def usage_lines(usage: Mapping[str, Any]) -> Iterator[str]:
+    """The human text of an owner's usage today and its budget."""
+    costs = ", ".join(f"{cost.get('amount')} {cost.get('currency')}" for cost in usage["costs"])
+    yield (
+        f"Task usage today ({usage['date']} UTC): {usage['attempts']} attempt(s), "
+        f"{usage['inputTokens']} input + {usage['outputTokens']} output tokens, "
+        f"cost {costs or 'none reported'}"
+    )
+    if usage["withoutCost"] or usage["withoutTokens"]:
+        yield (
+            f"  attempts whose task reported no cost: {usage['withoutCost']}, "
+            f"no tokens: {usage['withoutTokens']}"
+        )
+    budget = usage["budget"]
+    if not budget:
+        yield "Budget: none (spec.budget is not set)"
+    elif budget.get("exhausted"):
+        yield f"Budget: SPENT ({budget.get('reason')}): {budget.get('message', '')}".rstrip()
+    else:
+        yield f"Budget: available: {budget.get('message', '')}".rstrip()
 
 
 def _ids(ids: list[str], total: int | None = None) -> str:
@@ -513,6 +554,7 @@ def status_lines(view: Mapping[str, Any]) -> Iterator[str]:
         f"{usage['goalsWithPullRequests']} goals with a pull request "
         f"(at most {usage['maxOpenPullRequests']} open at once)"
     )
+    yield from usage_lines(view["taskUsage"])
 
 
 def _status_command(cluster: Cluster, args: argparse.Namespace) -> int:

@@ -243,8 +243,9 @@ class Jobs:
 
 
 class WatchedJobs:
-    """The goal reconciler's cluster (`GoalCluster`, `JobStopper`): Jobs from `Jobs` where
-    known, from the API where not; a created Job recorded from the create's answer."""
+    """The goal reconciler's cluster (`GoalCluster`, `JobStopper`, `LogReader`): Jobs from
+    `Jobs` where known, from the API where not; a created Job recorded from the create's
+    answer."""
 
     def __init__(self, cluster: KubeCluster, jobs: Jobs) -> None:
         self.cluster = cluster
@@ -277,3 +278,13 @@ class WatchedJobs:
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job (foreground: its Pod first)."""
         await self.cluster.delete_job(namespace, name)
+
+    async def pod_log_tail(
+        self, namespace: str, pod: str, container: str, *, max_bytes: int
+    ) -> str | None:
+        """The end of a container's log (read from the API)."""
+        return await self.cluster.pod_log_tail(namespace, pod, container, max_bytes=max_bytes)
+
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret (read from the API)."""
+        return await self.cluster.read_secret_key(namespace, name, key)

@@ -10,7 +10,8 @@ GoalSchedule), each helper setting the three together, always all three, in that
 | `mark_stalled` | False (reason, message) | False (`Finished`) | True (reason, message) |
 
 Each condition carries the `observedGeneration` it was computed for; `lastTransitionTime`
-changes only when a condition's status changes, as Kubernetes expects.
+changes only when a condition's status changes, as Kubernetes expects. Conditions of other
+types (a Goal's `Merged`) are kept as they are, after the three.
 
 `mark_failing` is the runtime's, for any kind: a reconcile that keeps failing whatever raised
 (`ReconcileError`): still retried (`Reconciling`), or `Stalled` when no retry can fix it.
@@ -166,4 +167,4 @@ def _summary(
             now=now,
         )
         conditions.append(condition)
-    return conditions
+    return conditions + [c for c in previous if c.type not in (READY, RECONCILING, STALLED)]

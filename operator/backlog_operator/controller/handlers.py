@@ -40,8 +40,11 @@ from backlog_operator.api.labels import (
     LABEL_MANAGED_BY,
     LABEL_SCHEDULE,
     MANAGED_BY,
+    revived_tasks,
 )
 from backlog_operator.controller.backlogs.reconciler import ForgeFactory, github_forge
+from backlog_operator.controller.health import Readiness
+from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.owned_goals import phase_of
 from backlog_operator.controller.runtime import RetryPolicy, Runtime
 from backlog_operator.controller.settings import OperatorSettings
@@ -57,8 +60,11 @@ def build_registry(
     clock: Callable[[], datetime] | None = None,
     forge_factory: ForgeFactory = github_forge,
     retry: RetryPolicy | None = None,
+    metrics: Metrics | None = None,
+    readiness: Readiness | None = None,
 ) -> kopf.OperatorRegistry:
-    """A kopf registry with the operator's handlers (a fresh one each, so tests can run many)."""
+    """A kopf registry with the operator's handlers (a fresh one each, so tests can run many).
+    `metrics` and `readiness` are what `/metrics` and `/readyz` serve (their own otherwise)."""
     registry = kopf.OperatorRegistry()
     register_lifecycle(
         registry,
@@ -68,6 +74,8 @@ def build_registry(
         clock=clock,
         forge_factory=forge_factory,
         retry=retry,
+        metrics=metrics,
+        readiness=readiness,
     )
     register_goals(registry)
     register_backlogs(registry)
@@ -132,8 +140,12 @@ def register_lifecycle(
     clock: Callable[[], datetime] | None = None,
     forge_factory: ForgeFactory = github_forge,
     retry: RetryPolicy | None = None,
+    metrics: Metrics | None = None,
+    readiness: Readiness | None = None,
 ) -> None:
-    """Login (unless the caller logs in itself), startup (the runtime, into `memo`), cleanup."""
+    """Login (unless the caller logs in itself), startup (the runtime, into `memo`; ready once
+    it has listed what exists), cleanup (no longer ready)."""
+    ready = readiness or Readiness()
     if login:
 
         @kopf.on.login(registry=registry)
@@ -156,13 +168,15 @@ def register_lifecycle(
             qps=operator_settings.api_qps,
             burst=operator_settings.api_burst,
         )
-        runtime = Runtime(cluster, operator_settings, clock, forge_factory, retry)
+        runtime = Runtime(cluster, operator_settings, clock, forge_factory, retry, metrics)
         memo[_MEMO_KEY] = runtime
         await runtime.seed(operator_settings.namespaces)
         runtime.start_requeuing()
+        ready.mark_synced()
 
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
+        ready.mark_stopping()
         runtime = memo.get(_MEMO_KEY)
         if isinstance(runtime, Runtime):
             await runtime.stop_requeuing()
@@ -209,12 +223,14 @@ def register_backlogs(registry: kopf.OperatorRegistry) -> None:
             runtime.forget_backlog(key, body.metadata.uid)
             return
         # Each sync writes its status (lastSyncTime): act on what a person changed only (the
-        # spec, or a sync/clear request), not on our own writes; the interval does the rest.
+        # spec, or a sync, clear or revive request), not on our own writes; the interval does
+        # the rest.
         annotations = body.metadata.annotations
         seen = (
             body.metadata.get("generation"),
             annotations.get(ANNOTATION_REQUESTED_AT),
             annotations.get(ANNOTATION_FAILURES_CLEARED_AT),
+            tuple(sorted(revived_tasks(annotations).items())),
         )
         if runtime.backlog_seen.get(key) == seen:
             return

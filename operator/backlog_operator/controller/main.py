@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import sys
 
@@ -12,10 +13,13 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from pydantic import ValidationError
 
+from backlog_operator.adapters.endpoints import Endpoints, ListenError
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.result import ExitCode
 from backlog_operator.controller import logs
 from backlog_operator.controller.handlers import build_registry
+from backlog_operator.controller.health import Readiness
+from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.settings import OperatorSettings
 
 # Python's cycle collector, tuned for a long-running process that allocates much per event and
@@ -49,16 +53,44 @@ def main(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"namespaces": list(args.namespace)})
     # One handler (kopf's), never a second one of `logging.basicConfig`: each line once.
     logs.configure(args.log_format or settings.log_format, verbose=args.verbose)
-    registry = build_registry(settings, api_client)
+    metrics, readiness = Metrics(), Readiness()
+    registry = build_registry(settings, api_client, metrics=metrics, readiness=readiness)
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    asyncio.run(
-        kopf.operator(
+    try:
+        asyncio.run(operate(settings, registry, serving(settings, metrics, readiness)))
+    except ListenError as error:
+        print(
+            f"backlogctl operator: {error.strerror} (BACKLOG_OPERATOR_METRICS_PORT, "
+            "BACKLOG_OPERATOR_METRICS_BIND_ADDRESS)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def serving(settings: OperatorSettings, metrics: Metrics, readiness: Readiness) -> Endpoints | None:
+    """`/metrics`, `/healthz` and `/readyz` on the metrics port (None: `METRICS_PORT` is 0)."""
+    if not settings.metrics_port:
+        return None
+    return Endpoints(
+        metrics.registry,
+        readiness.check,
+        host=settings.metrics_bind_address,
+        port=settings.metrics_port,
+    )
+
+
+async def operate(
+    settings: OperatorSettings, registry: kopf.OperatorRegistry, endpoints: Endpoints | None
+) -> None:
+    """kopf, with the endpoints listening on its loop from before its start-up (so `/readyz`
+    says "not yet" while the operator lists what exists) until it has stopped."""
+    async with endpoints or contextlib.nullcontext():
+        await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=settings.liveness_endpoint or None,
         )
-    )
-    return 0

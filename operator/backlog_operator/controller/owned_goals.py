@@ -12,7 +12,8 @@ plus the one shared step both take: deleting finished Goals beyond the history l
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -122,10 +123,16 @@ async def trim_history(
     *,
     successful: int,
     failed: int,
-) -> list[Event]:
-    """Delete finished Goals beyond the limits per outcome, oldest first (as CronJob does).
+    keep: AbstractSet[str] = frozenset(),
+    deletable: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> tuple[list[Event], list[str]]:
+    """Delete finished Goals beyond the limits per outcome, oldest first (as CronJob does);
+    the events, and the names of those beyond the limits that `deletable` held back for now.
 
-    Skipped counts as success: the task was done.
+    Skipped counts as success: the task was done. Goals named in `keep` are neither deleted nor
+    counted (a Backlog's Goal whose pull request is open, or that holds a decline). A Goal
+    `deletable` refuses still counts against the limits (it is gone soon), so no newer Goal is
+    deleted in its place.
     """
     finished = [
         FinishedGoal(
@@ -134,14 +141,17 @@ async def trim_history(
             start_time=parse_time((g.get("status") or {}).get("startTime")),
         )
         for g in goals
-        if phase_of(g) in FINAL_PHASES
+        if phase_of(g) in FINAL_PHASES and g["metadata"]["name"] not in keep
     ]
-    doomed = history_to_delete(finished, successful, failed)
+    beyond = history_to_delete(finished, successful, failed)
+    allowed = {str(g["metadata"]["name"]) for g in goals if deletable is None or deletable(g)}
+    doomed = [name for name in beyond if name in allowed]
+    held = [name for name in beyond if name not in allowed]
     for name in doomed:
         await cluster.delete_goal(namespace, name)
     if not doomed:
-        return []
-    return [Event("Normal", "HistoryTrimmed", f"deleted finished goals {', '.join(doomed)}")]
+        return [], held
+    return [Event("Normal", "HistoryTrimmed", f"deleted finished goals {', '.join(doomed)}")], held
 
 
 def _age(goal: FinishedGoal) -> tuple[bool, datetime, str]:

@@ -17,12 +17,22 @@ Goals are driven by events, not polled:
 - times: a backing-off goal is looked at when its next attempt is due, a running goal whose Pod
   waits when that wait's grace ends (`outcome.STUCK_GRACE`);
 - a queue position is written again when it moved materially (`capacity.position_stale`).
+A goal that succeeded with a pull request has it followed until it is merged or closed
+(`goals/pull_request.py`): each round of the loop takes the few looks that are due (conditional
+requests to the forge, in a thread, in a background task of their own) and writes what changed
+into the goal's status.
 One loop (`BACKLOG_OPERATOR_REQUEUE_SECONDS`) runs what is due: those times, failed cycles'
-retries, GoalSchedules and Backlogs whose next look is due, queue positions; every twelfth
+retries, GoalSchedules and Backlogs whose next look is due, queue positions, pull request looks;
+every twelfth
 round the running goals whose Job has a Pod (a Pod that starts to wait changes no Job: the Pod
 is read), and the worker Jobs listed afresh, a page at a time (a Job deleted while the watch
 was away sends no event). Not a kopf timer per object, which would need a finalizer and a task
 per object.
+
+What it does is also counted (`metrics.Metrics`, served on `/metrics`): each cycle's time and
+result as it ends, each status as it is written (a goal's wait for a slot, its run, its
+attempt and the usage its task reported; a Backlog's tasks), each Goal's phase as its watch
+says it, and the daily budget of a Backlog or GoalSchedule after each of its reconciles.
 
 kopf does not retry event handlers, so the runtime does: a cycle that raises, whatever raised,
 is tried again by the requeue loop after a per-object exponential backoff with equal jitter
@@ -68,13 +78,22 @@ from backlog_operator.controller.conditions import READY, RECONCILE_ERROR, mark_
 from backlog_operator.controller.goals import outcome
 from backlog_operator.controller.goals.capacity import WAITING, CapacityTable, entry_for
 from backlog_operator.controller.goals.outcome import job_finished
+from backlog_operator.controller.goals.pull_request import (
+    Followed,
+    PullRequestFollower,
+    pull_request_seen,
+    to_follow,
+    unreadable,
+)
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.goals.retry import jittered_backoff
 from backlog_operator.controller.keyed import KeyedLocks, WakeTimes
+from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import evolve, read_status, status_patch
+from backlog_operator.errors import ClassifiedError
 
 log = logging.getLogger("backlog_operator.controller")
 
@@ -183,9 +202,11 @@ class Runtime:
         clock: Callable[[], datetime] | None = None,
         forge_factory: ForgeFactory = github_forge,
         retry: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cluster = cluster
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry = retry or RetryPolicy()
         self.backoff = Backoff(self.retry)
@@ -201,7 +222,13 @@ class Runtime:
             BacklogSource(Path(settings.cache_dir)),
             forge_factory=forge_factory,
             clock=self.clock,
+            forge_observer=self.metrics.forge_answered,
         )
+        self.metrics.track_capacity(self.capacity.queued, self.capacity.held, settings.max_running)
+        self.forge_factory = forge_factory
+        # Goals whose pull request is followed, until merged or closed.
+        self.pulls = PullRequestFollower(settings.pr_poll_seconds, settings.pr_polls_per_round)
+        self._following: asyncio.Task[None] | None = None
         # namespace/name -> the next time to look at that GoalSchedule or Backlog
         self.schedule_wake: dict[str, datetime] = {}
         self.backlog_wake: dict[str, datetime] = {}
@@ -267,6 +294,7 @@ class Runtime:
                     continue
                 status = goal.status or GoalStatus()
                 entry = entry_for(goal, status)
+                self.pulls.track(to_follow(goal, status), entry.key, time.monotonic())
                 uid = goal.metadata.uid
                 unrecorded = (uid, str(status.run or 1), str(status.attempts + 1)) in made
                 if entry.phase in WAITING and (uid in running or unrecorded):
@@ -279,6 +307,7 @@ class Runtime:
         """A Goal's watch event: a cycle if the event says something new; a deleted goal's
         attempt stopped. Both run in the runtime's own tasks (a bounded number of cycles at
         once), so the event handler returns at once and kopf keeps no event while it waits."""
+        self.metrics.goal_seen(event_type, body)
         metadata = body.get("metadata") or {}
         if event_type == "DELETED":
             namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
@@ -338,6 +367,7 @@ class Runtime:
             # that Job will come, and the echo of this write says nothing new. Look again now.
             self.goal_wake.plan(key, self.clock())
         if status.phase in FINAL_PHASES:
+            self._follow(key, body, status)
             self.bodies.shed(key)  # rarely looked at again: keep its version, not its body
 
     async def _goal_body(self, key: str) -> dict[str, Any] | None:
@@ -354,6 +384,19 @@ class Runtime:
             if body is not None:
                 self.bodies.offer(body)
         return body
+
+    def _follow(self, key: str, body: Mapping[str, Any], status: GoalStatus) -> None:
+        """Follow the pull request of a finished goal, or stop following it (the goal's
+        model is read only for one that has a pull request still to follow)."""
+        pull = status.pull_request
+        if status.phase is not Phase.SUCCEEDED or pull is None or pull.state not in (None, "open"):
+            self.pulls.track(None, key, time.monotonic())
+            return
+        try:
+            goal = Goal.model_validate(body)
+        except ValueError:
+            return
+        self.pulls.track(to_follow(goal, status), key, time.monotonic())
 
     def _job_ended_unseen(self, namespace: str, status: GoalStatus) -> bool:
         """Whether a goal that now says Running names a Job known to have finished."""
@@ -428,6 +471,7 @@ class Runtime:
                 return
             result = await reconciler.reconcile(body)
             await self._write(plural, body, result)
+            self._record_budget(plural, body, result)
             delay = result.requeue_after if result.requeue_after is not None else default_delay
             wakes[key] = started + timedelta(seconds=max(0.0, delay))
 
@@ -441,11 +485,14 @@ class Runtime:
         lock = self.lock(key if plural == GOALS else f"{plural}:{key}")
         with logs.about(_KINDS[plural], namespace, name):  # its lines name it
             async with lock:
+                started = time.perf_counter()
                 try:
                     await step(namespace, name, seen)
                 except Exception as error:
+                    self.metrics.reconciled(plural, time.perf_counter() - started, error=True)
                     await self._failed(plural, key, seen.body, error)
                     return
+                self.metrics.reconciled(plural, time.perf_counter() - started, error=False)
                 self.backoff.succeeded(f"{plural}:{key}")
 
     async def _write(
@@ -455,8 +502,33 @@ class Runtime:
         object as written (None: nothing written, or it is gone)."""
         written = await self._write_status(plural, body, _patch(body, result.status))
         logs.log_transitions(body, result.events)  # once: events are made on transitions only
+        if written is not None:  # None: unchanged, or gone
+            self._record(plural, body, result)
         await self._post(body, result.events)
         return written
+
+    def _record(self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]) -> None:
+        """The metrics of a status as written: a goal's wait or run that ended, its attempt; a
+        Backlog's tasks."""
+        if isinstance(result.status, GoalStatus):
+            now = self.clock()
+            self.metrics.goal_written(body, result.status, now)
+            if result.attempt is not None:
+                self.metrics.attempt_ended(result.attempt, now)
+                self.metrics.usage_recorded(body, result.status)
+        elif isinstance(result.status, BacklogStatus):
+            metadata = body.get("metadata") or {}
+            namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
+            self.metrics.backlog_synced(namespace, name, result.status)
+
+    def _record_budget(self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]) -> None:
+        """The budget metrics of a Backlog or GoalSchedule after each reconcile, whether its
+        status changed or not (gauges: set again to the same value, they say the same)."""
+        status = result.status
+        if status is None and (body.get("spec") or {}).get("budget") is not None:
+            status = read_status(_STATUS_MODELS[plural], body.get("status"))
+        usage, budget = getattr(status, "usage", None), getattr(status, "budget", None)
+        self.metrics.budget_seen(_KINDS[plural], body, usage, budget)
 
     async def _write_status(
         self, plural: str, body: Mapping[str, Any], patch: Mapping[str, Any] | None
@@ -579,6 +651,9 @@ class Runtime:
         if audit and (self._auditing is None or self._auditing.done()):
             self._auditing = asyncio.create_task(self._audit_logged(), name="backlog-audit")
             self._track(self._auditing)
+        if len(self.pulls) and (self._following is None or self._following.done()):
+            self._following = asyncio.create_task(self._follow_logged(), name="backlog-prs")
+            self._track(self._following)
         self._admit_and_wake()  # backing-off goals whose time came may take free slots
         self._spawn(goals)
         now = self.clock()
@@ -591,6 +666,129 @@ class Runtime:
             for key in sorted(due | set(self._retries_due(plural))):
                 namespace, _, name = key.partition("/")
                 await apply(namespace, name)
+
+    # --------------------------------------------------------------- pull requests
+
+    async def follow_pull_requests(self) -> None:
+        """Look at the pull requests whose turn it is (a bounded number), one after the other;
+        a token and a forge client serve every look at the same repository in this round."""
+        items = self.pulls.take_due(time.monotonic())
+        tokens: dict[tuple[str, str, str], str | None] = {}
+        forges: dict[tuple[str, str | None, str | None], Any] = {}
+        try:
+            for item in items:
+                await self._look(item, tokens, forges)
+        finally:
+            for forge in forges.values():
+                close = getattr(forge, "close", None)
+                if callable(close):
+                    await asyncio.to_thread(close)
+
+    async def _look(
+        self,
+        item: Followed,
+        tokens: dict[tuple[str, str, str], str | None],
+        forges: dict[tuple[str, str | None, str | None], Any],
+    ) -> None:
+        """One look at a goal's pull request; a change is written into the goal's status."""
+        try:
+            token = await self._forge_token(item, tokens)
+            key = (item.repository, item.api_base_url, token)
+            if key not in forges:  # made in a thread: its first use imports PyGithub
+                forges[key] = await asyncio.to_thread(
+                    self.forge_factory, item.repository, token, item.api_base_url
+                )
+            poll = await asyncio.to_thread(forges[key].pull_request_state, item.number, item.etag)
+        except Exception as error:
+            await self._look_failed(item, error)
+            return
+        seen = poll.state
+        if seen is None or (seen.state == item.state and not item.unreadable):
+            # A 304, or nothing the status shows changed (a comment changes the ETag).
+            self.pulls.looked(item.key, poll.etag, item.state, time.monotonic())
+            return
+
+        async def write(namespace: str, name: str, read: _Seen) -> None:
+            body = await self._goal_body(item.key)
+            read.body = body
+            if body is None or (body.get("metadata") or {}).get("uid") != item.uid:
+                self.pulls.forget(item.key)  # gone, or another goal of that name
+                return
+            status = read_status(GoalStatus, body.get("status"))
+            new, events = pull_request_seen(status, seen, self.clock())
+            if new is not None:
+                await self._write_seen(body, new, events)
+            self.pulls.looked(item.key, poll.etag, seen.state, time.monotonic())
+            self._follow(item.key, body, new or status)
+
+        await self._cycle(GOALS, item.namespace, item.name, write)
+
+    async def _write_seen(
+        self, body: Mapping[str, Any], new: GoalStatus, events: Sequence[Event]
+    ) -> None:
+        """Write what was seen of a goal's pull request; its capacity entry follows (a goal
+        whose pull request was closed without merging did not complete its task)."""
+        written = await self._write(GOALS, body, Reconciled(new, list(events)))
+        key = object_key(body)
+        if written is not None:
+            self.bodies.offer(written)
+            self.bodies.shed(key)
+        with contextlib.suppress(ValueError):
+            self.capacity.put(entry_for(Goal.model_validate(body), new))
+
+    async def _forge_token(
+        self, item: Followed, tokens: dict[tuple[str, str, str], str | None]
+    ) -> str | None:
+        """The token of the goal's credentials Secret (read once per round and Secret)."""
+        if item.secret is None:
+            return None
+        key = (item.namespace, *item.secret)
+        if key not in tokens:
+            tokens[key] = await self.cluster.read_secret_key(*key)
+        if tokens[key] is None:
+            raise ClassifiedError(
+                "SecretNotFound",
+                f"secret {item.secret[0]!r} has no key {item.secret[1]!r} (or does not exist)",
+                retryable=True,
+            )
+        return tokens[key]
+
+    async def _look_failed(self, item: Followed, error: Exception) -> None:
+        """A look that failed: tried again later (after the forge's wait for a rate limit);
+        one no retry fixes shows on the goal (Merged=Unknown) at the first of a streak."""
+        message, permanent = describe_failure(error)
+        if isinstance(error, ClassifiedError):
+            message, permanent = str(error), not error.retryable
+        waited = getattr(error, "retry_after_seconds", None)
+        first = item.failures == 0
+        self.pulls.failed(item.key, time.monotonic(), float(waited) if waited else None)
+        log.log(
+            logging.WARNING if first else logging.INFO,
+            "looking at pull request #%d of goal %s failed: %s",
+            item.number,
+            item.key,
+            message,
+        )
+        if not (permanent and first):
+            return
+
+        async def show(namespace: str, name: str, read: _Seen) -> None:
+            body = await self._goal_body(item.key)
+            read.body = body
+            status = read_status(GoalStatus, (body or {}).get("status"))
+            new = unreadable(status, message, self.clock()) if body is not None else None
+            if body is not None and new is not None:
+                await self._write_seen(body, new, [])
+                self.pulls.shown_unreadable(item.key)
+
+        await self._cycle(GOALS, item.namespace, item.name, show)
+
+    async def _follow_logged(self) -> None:
+        try:
+            await self.follow_pull_requests()
+        except Exception as error:  # the next round tries again
+            message, _ = describe_failure(error)
+            log.warning("following pull requests failed: %s", message)
 
     async def audit(self) -> None:
         """The worker Jobs as the API has them now, from one listing read page by page (not a
@@ -662,6 +860,8 @@ class Runtime:
     def _forget_goal(self, key: str) -> None:
         """Everything kept about a goal, but its Jobs."""
         self.capacity.remove(key)
+        self.metrics.forget_goal(key)
+        self.pulls.forget(key)
         self.backoff.forget(f"{GOALS}:{key}")
         self.bodies.forget(key)
         self.goal_wake.plan(key, None)
@@ -673,11 +873,15 @@ class Runtime:
         self.backlog_wake.pop(key, None)
         self.backlog_seen.pop(key, None)
         self.backoff.forget(f"{BACKLOGS}:{key}")
+        namespace, _, name = key.partition("/")
+        self.metrics.forget_backlog(namespace, name)
 
     def forget_schedule(self, key: str) -> None:
         """A deleted GoalSchedule: no more ticks of it."""
         self.schedule_wake.pop(key, None)
         self.backoff.forget(f"{SCHEDULES}:{key}")
+        namespace, _, name = key.partition("/")
+        self.metrics.forget_budget(namespace, "GoalSchedule", name)
 
 
 def _due(wakes: Mapping[str, datetime], now: datetime) -> list[str]:

@@ -11,7 +11,9 @@
 | `REQUEUE_SECONDS` | how often the loop runs what is due (backoffs, retries, syncs) (3) | 5 |
 | `GOAL_URL_TEMPLATE` | link to a goal in pull requests (`{namespace}`, `{name}`) | none |
 | `WORKER_SERVICE_ACCOUNT` | service account of worker Pods (token not mounted) | `default` |
-| `LIVENESS_ENDPOINT` | kopf's health endpoint; empty = none | `http://0.0.0.0:8080/healthz` |
+| `METRICS_PORT` | port of `/metrics`, `/healthz` and `/readyz`; 0 = none | 8080 |
+| `METRICS_BIND_ADDRESS` | address that port listens on | `0.0.0.0` |
+| `LIVENESS_ENDPOINT` | kopf's own health endpoint (4); empty = none | none |
 | `CACHE_DIR` | where Backlog syncs keep small per-repository git caches | a temporary folder |
 | `WORKSPACE_SIZE_LIMIT` | `sizeLimit` of the workspace and private volumes (1) | `4Gi` |
 | `TASK_RESOURCES` | JSON resources of the task step (2) | `DEFAULT_TASK_RESOURCES` |
@@ -19,12 +21,19 @@
 | `API_QPS` | requests a second to the API server on average; 0 = no limit | 0 |
 | `API_BURST` | requests at once above `API_QPS`; 0 = twice `API_QPS` | 0 |
 | `LOG_FORMAT` | `text` or `json` (one object per line); `--log-format` overrides it | `text` |
+| `PR_POLL_SECONDS` | how often a goal's open pull request is looked at (±25 % jitter) (5) | 300 |
+| `PR_POLLS_PER_ROUND` | pull requests looked at, at most, per round of the loop (5) | 20 |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
 (2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
 resources replace these as a whole); `{}` = none.
 (3) Also the precision of a goal's backoff; waiting goals are not polled (docs/operator.md,
 "Scaling").
+(4) `/healthz` on the metrics port replaces it; a URL such as `http://0.0.0.0:8081/healthz`
+turns kopf's on too (on another port).
+(5) Each look is a conditional request (ETag): one whose pull request has not changed costs no
+rate limit. `PR_POLLS_PER_ROUND` every `REQUEUE_SECONDS` bounds the burst; keep it at least
+(open pull requests * `REQUEUE_SECONDS` / `PR_POLL_SECONDS`) so that every one gets its turn.
 """
 
 from __future__ import annotations
@@ -67,7 +76,10 @@ class OperatorSettings(BaseSettings):
     requeue_seconds: float = Field(default=5.0, gt=0)
     goal_url_template: str | None = None
     worker_service_account: str = "default"
-    liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    metrics_port: int = Field(default=8080, ge=0, le=65535)
+    # Every interface: the kubelet probes, and Prometheus scrapes, the Pod's IP.
+    metrics_bind_address: str = Field(default="0.0.0.0", min_length=1)  # noqa: S104
+    liveness_endpoint: str = ""
     cache_dir: str = Field(
         default_factory=lambda: str(Path(tempfile.gettempdir()) / "backlog-operator"),
     )
@@ -77,6 +89,8 @@ class OperatorSettings(BaseSettings):
     api_qps: float = Field(default=0.0, ge=0)
     api_burst: int = Field(default=0, ge=0)
     log_format: Literal["text", "json"] = "text"
+    pr_poll_seconds: float = Field(default=300.0, gt=0)
+    pr_polls_per_round: int = Field(default=20, ge=1)
 
     @field_validator("namespaces", mode="before")
     @classmethod

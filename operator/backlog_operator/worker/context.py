@@ -27,6 +27,7 @@ from backlog_operator.api.worker_contract import (
     STATE_DIR,
     TERMINATION_LOG_VARIABLE,
     TOKEN_FILE_VARIABLE,
+    USAGE_FILE,
     WORKSPACE_VARIABLE,
 )
 from backlog_operator.api.worker_contract import PRIVATE_DIR as DEFAULT_PRIVATE_DIR
@@ -85,10 +86,16 @@ class WorkerContext:
     def state_dir(self) -> Path:
         """What `clone` tells the task (its variables, the skip marker), outside the clone.
 
-        The task can write here: `publish` reads nothing from it. What `publish` relies on is
-        in `private_dir`, which the task never sees.
+        The task can write here: `publish` reads nothing from it but the task's own usage
+        report, as hostile input (`worker.usage_file`). What `publish` relies on is in
+        `private_dir`, which the task never sees.
         """
         return self.workspace / STATE_DIR
+
+    @property
+    def usage_file(self) -> Path:
+        """Where the task may write its usage (`BACKLOG_USAGE_FILE`), outside the clone."""
+        return self.state_dir / USAGE_FILE
 
     def git_credentials(self) -> GitCredentials | None:
         """The token for git, offered only to the spec's repository host (see the adapter)."""

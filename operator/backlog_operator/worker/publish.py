@@ -47,12 +47,20 @@ class _Publication:
     """What publishing has done so far (for the result)."""
 
     def __init__(
-        self, *, branch: str, tree: str, pull_request: PullRequestRef | None, warnings: list[str]
+        self,
+        *,
+        branch: str,
+        tree: str,
+        pull_request: PullRequestRef | None,
+        created: bool | None,
+        warnings: list[str],
     ) -> None:
         self.branch = branch
         self.tree = tree
         self.commit = ""
         self.pull_request = pull_request
+        #: Whether this attempt opened `pull_request` (False: it reused an open one).
+        self.created = created
         self.backlog_updated = False
         self.changed_files: list[str] = []
         self.warnings = warnings
@@ -87,6 +95,7 @@ def publish(
         branch=existing.head_branch if existing else _new_branch(ctx),
         tree=tree,
         pull_request=existing,
+        created=False if existing else None,
         warnings=list(record.warnings),
     )
     state.backlog_updated = _mark_completed(ctx, repo, record, state, now)
@@ -343,7 +352,7 @@ def _open_and_record(
         draft=spec.draft,
         labels=spec.labels,
     )
-    state.pull_request = pull_request
+    state.pull_request, state.created = pull_request, created
     log.info("%s pull request #%d", "opened" if created else "reused", pull_request.number)
     document = state.backlog
     if not state.backlog_updated or ctx.task_id is None or document is None:
@@ -386,6 +395,7 @@ def _result(ctx: WorkerContext, state: _Publication) -> StepResult:
         branch=state.branch,
         commit=state.commit,
         pull_request=pull_request,
+        pull_request_created=state.created if pull_request else None,
         changed_files=state.changed_files,
         backlog_updated=state.backlog_updated,
         warnings=[ctx.redactor(warning) for warning in state.warnings],

@@ -27,6 +27,7 @@ from backlog_operator.api.worker_contract import (
     TASK_ENV_FILE,
     TERMINATION_LOG,
     TERMINATION_LOG_VARIABLE,
+    USAGE_FILE_VARIABLE,
     WORKSPACE,
     WORKSPACE_VARIABLE,
     launcher_command,
@@ -39,6 +40,7 @@ from backlog_operator.worker import launcher
 from backlog_operator.worker.context import WorkerContext, context_from_environment
 from backlog_operator.worker.failures import Step, StepFailure, failed_result
 from backlog_operator.worker.record import CloneRecord
+from backlog_operator.worker.usage_file import read_usage, remove_usage_file
 
 log = logging.getLogger("backlog_operator.worker")
 
@@ -69,6 +71,7 @@ def clone(ctx: WorkerContext) -> CloneRecord:
     record.save(ctx.private_dir)
     if record.already_completed:
         launcher.write_skip_marker(ctx.state_dir)
+    remove_usage_file(ctx.state_dir)
     launcher.write_task_environment(ctx.state_dir, task_variables(ctx, record))
     return record
 
@@ -126,6 +129,7 @@ def task_variables(ctx: WorkerContext, record: CloneRecord) -> dict[str, str]:
         "BACKLOG_TASK_DESCRIPTION": record.description,
         "BACKLOG_ATTEMPT_ID": ctx.attempt_id,
         "BACKLOG_GOAL_NAME": ctx.goal.metadata.name,
+        USAGE_FILE_VARIABLE: str(ctx.usage_file),
     }
 
 
@@ -200,14 +204,17 @@ def _end_process_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def task_failed(ctx: WorkerContext, exit_code: int) -> StepResult:
-    """The result of an attempt whose task command failed (retryable: tasks are often flaky)."""
-    return failed_result(
+    """The result of an attempt whose task command failed (retryable: tasks are often flaky),
+    with what the task reported it used (in a Job the operator builds this result itself, from
+    the Pod, and no step reads the usage file: `publish` does not run after a failed task)."""
+    result = failed_result(
         StepFailure("TaskFailed", f"the task command exited with {exit_code}", retryable=True),
         step="task",
         redactor=ctx.redactor,
         task_id=ctx.work_name,
         attempt_id=ctx.attempt_id,
     )
+    return result._replace(usage=read_usage(ctx.state_dir))
 
 
 # -------------------------------------------------------------------------------------- publish
@@ -235,17 +242,20 @@ def publish_attempt(
     # Here, not at the top: `worker clone` has no use for it.
     from backlog_operator.worker.publish import publish
 
+    # Read before anything is published: the task's report, whatever publishing comes to.
+    usage = None if record.already_completed else read_usage(ctx.state_dir)
     try:
-        return publish(ctx, record, now=now or datetime.now(UTC), dry_run=dry_run)
+        result = publish(ctx, record, now=now or datetime.now(UTC), dry_run=dry_run)
     except Exception as error:
         log.debug("publish failed", exc_info=True)
-        return failed_result(
+        result = failed_result(
             error,
             step="publish",
             redactor=ctx.redactor,
             task_id=ctx.work_name,
             attempt_id=ctx.attempt_id,
         )
+    return result if usage is None else result._replace(usage=usage)
 
 
 # ------------------------------------------------------------------------------- entry points

@@ -8,9 +8,14 @@ Ordered steps on each reconcile (no kopf here):
 4. see what runs: this Backlog's Goals (by label) and, through the forge, its open pull
    requests — when the forge cannot be asked, nothing starts (fail closed);
 5. select tasks within the limits and the failure budget, and create one Goal per task, named
-   from the task id so two syncs never create two Goals for one task;
-6. delete finished Goals beyond the history limits, oldest first;
-7. report counts, ready, blocked and in-progress tasks, and conditions (a `BacklogStatus`).
+   from the task id so two syncs never create two Goals for one task; a task whose pull request
+   was closed without merging is declined (`declined.py`), not selected, until revived; none
+   while today's budget (`spec.budget`) is spent, and no more than it has room for;
+6. delete finished Goals beyond the history limits, oldest first (but those whose pull request
+   is open, or that hold a decline; and only once the status holds all of a Goal's usage:
+   `controller/usage.py`);
+7. report counts, ready, blocked, in-progress and declined tasks, usage per day, the budget,
+   and conditions (a `BacklogStatus`).
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
@@ -30,12 +36,19 @@ from pydantic_core import to_jsonable_python
 from backlog_operator import naming
 from backlog_operator.adapters.backlog_source import BacklogSource
 from backlog_operator.adapters.git import GitCredentials
-from backlog_operator.api.backlog import Backlog, BacklogStatus, BlockedTask, TaskCounts
+from backlog_operator.api.backlog import (
+    Backlog,
+    BacklogStatus,
+    BlockedTask,
+    DeclinedTask,
+    TaskCounts,
+)
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.goal import DEFAULT_BRANCH_PREFIX, FINAL_PHASES, SUCCESSFUL_PHASES, Phase
 from backlog_operator.api.labels import (
     ANNOTATION_FAILURES_CLEARED_AT,
     ANNOTATION_REQUESTED_AT,
+    ANNOTATION_REVIVE_PREFIX,
     ANNOTATION_TASK_DIGEST,
     LABEL_BACKLOG,
     LABEL_BACKLOG_UID,
@@ -52,6 +65,13 @@ from backlog_operator.backlog.selection import (
     goal_name,
     select_tasks,
 )
+from backlog_operator.controller.backlogs.declined import (
+    CLOSED,
+    declined_tasks,
+    kept_goals,
+    pull_request_state,
+    revive_times,
+)
 from backlog_operator.controller.conditions import (
     READY,
     mark_ready,
@@ -62,6 +82,13 @@ from backlog_operator.controller.conditions import (
 from backlog_operator.controller.owned_goals import owned_goal, phase_of, trim_history
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.status import evolve, instant, parse_time, read_status
+from backlog_operator.controller.usage import (
+    BUDGET_EXHAUSTED,
+    HELD_REQUEUE_SECONDS,
+    Accounted,
+    account,
+    settled,
+)
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
 from backlog_operator.redact import private_token_file
 
@@ -83,12 +110,24 @@ class BacklogCluster(Protocol):
 
 
 class Forge(Protocol):
-    """The forge calls a sync makes (adapters.github.GitHubForge)."""
+    """The forge calls the operator makes (adapters.github.GitHubForge): a sync lists the open
+    pull requests; a goal's pull request is followed after it opened."""
 
     def open_pull_requests(self, head_prefix: str) -> list[tuple[Any, datetime]]: ...
+    def pull_request_state(self, number: int, etag: str | None = None) -> Any: ...
 
 
 ForgeFactory = Callable[[str, str | None, str | None], Forge]
+# Told of each answer of the forge to a Backlog's sync: (namespace, Backlog name, HTTP status or
+# None when no answer came, the rate limit remaining or None).
+ForgeObserver = Callable[[str, str, int | None, int | None], None]
+
+
+@runtime_checkable
+class ObservableForge(Protocol):
+    """A forge that tells of each answer it gets (GitHubForge does); others are not observed."""
+
+    on_answer: Callable[[int | None, int | None], None] | None
 
 
 def github_forge(repository: str, token: str | None, base_url: str | None) -> Forge:
@@ -114,10 +153,12 @@ class BacklogReconciler:
         *,
         forge_factory: ForgeFactory = github_forge,
         clock: Callable[[], datetime] | None = None,
+        forge_observer: ForgeObserver | None = None,
     ) -> None:
         self.cluster = cluster
         self.source = source
         self.forge_factory = forge_factory
+        self.forge_observer = forge_observer
         self.clock = clock or (lambda: datetime.now(UTC))
         # Backlog uid -> what was read (URL, branch, path) and that commit's tasks: one per
         # Backlog, replaced when it reads something else, dropped when it is deleted.
@@ -147,7 +188,10 @@ class BacklogReconciler:
         goals = await self.cluster.list_goals(
             backlog.metadata.namespace, f"{LABEL_BACKLOG_UID}={backlog.metadata.uid}"
         )
-        given = self._selection_input(backlog, goals, open_prs, forge_error, parsed.tasks)
+        accounted = account(status.usage, backlog.spec.budget, status.budget, goals, self.clock())
+        digests = {task.id: task_digest(task) for task in parsed.tasks}
+        declined = declined_tasks(goals, digests, revive_times(backlog.metadata.annotations))
+        given = self._selection_input(backlog, goals, open_prs, forge_error, digests, declined)
         try:
             # Tens of milliseconds on a big backlog: off kopf's event loop, like the parse.
             selection = await asyncio.to_thread(
@@ -157,20 +201,29 @@ class BacklogReconciler:
             return self._not_ready(
                 status, "InvalidBacklog", str(error), generation, stalled=True, requeue=interval
             )
-        started, events = await self._start(backlog, selection, goals)
-        events += await trim_history(
+        started, events = await self._start(backlog, selection.start[: accounted.room], goals)
+        trimmed, held = await trim_history(
             self.cluster,
             backlog.metadata.namespace or "default",
             goals,
             successful=backlog.spec.history.successful,
             failed=backlog.spec.history.failed,
+            keep=kept_goals(goals, declined),
+            deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
-        new = self._report(backlog, status, parsed, selection, started, generation)
+        events += trimmed
+        new = self._report(backlog, status, parsed, selection, started, generation, declined)
+        new = self._budget(new, status, accounted, events, generation)
+        events += _newly_declined(status, new)
         if forge_error is not None:
             new = self._forge_unavailable(new, status, forge_error, generation, events)
         if status.last_synced_commit != parsed.commit:
             events.append(_synced(backlog, parsed, selection))
-        return Reconciled(new, events, requeue_after=interval)
+        decision = accounted.decision
+        requeue = decision.requeue_after(self.clock(), interval) if decision else interval
+        if held:  # deleted once this status, which holds their usage, is written
+            requeue = min(requeue, HELD_REQUEUE_SECONDS)
+        return Reconciled(new, events, requeue_after=requeue)
 
     # ------------------------------------------------------------------- reading
 
@@ -242,6 +295,9 @@ class BacklogReconciler:
         def listing() -> list[tuple[Any, datetime]]:
             # The forge is made in the thread too: its first use imports PyGithub (slow).
             forge = self.forge_factory(slug, token, spec.api_base_url)
+            if self.forge_observer is not None and isinstance(forge, ObservableForge):
+                namespace, name = backlog.metadata.namespace or "default", backlog.metadata.name
+                forge.on_answer = partial(self.forge_observer, namespace, name)
             return forge.open_pull_requests(prefix or DEFAULT_BRANCH_PREFIX)
 
         try:
@@ -258,7 +314,8 @@ class BacklogReconciler:
         goals: list[dict[str, Any]],
         open_prs: list[tuple[str, datetime]],
         forge_error: str | None,
-        tasks: list[Task],
+        digests: Mapping[str, str],
+        declined: Mapping[str, DeclinedTask],
     ) -> SelectionInput:
         now = self.clock()
         spec = backlog.spec
@@ -266,11 +323,15 @@ class BacklogReconciler:
         running = {_task(g) for g in goals if phase_of(g) not in FINAL_PHASES} - {""}
         # A Goal that succeeded pushed its work; main's backlog says `completed` only once that
         # is merged. Until then the task counts as having an open pull request (held, and
-        # counted against the limit) even where the forge is not asked (`provider: none`).
-        awaiting_merge = {_task(g) for g in goals if phase_of(g) in SUCCESSFUL_PHASES}
+        # counted against the limit) even where the forge is not asked (`provider: none`). A
+        # pull request closed without merging holds nothing: its task is declined, or revived.
+        awaiting_merge = {
+            _task(g)
+            for g in goals
+            if phase_of(g) in SUCCESSFUL_PHASES and pull_request_state(g) != CLOSED
+        }
         # Failures count against the budget only while the task's entry is the one they ran:
         # editing the task in the backlog (a new description, say) gives it a fresh budget.
-        digests = {task.id: task_digest(task) for task in tasks}
         failures: dict[str, list[Failure]] = {}
         for goal in goals:
             annotations = goal.get("metadata", {}).get("annotations") or {}
@@ -300,14 +361,15 @@ class BacklogReconciler:
             cleared=dict.fromkeys(failures, cleared_at) if cleared_at else frozenset(),
             suspended=spec.suspend,
             forge_error=forge_error,
+            declined=frozenset(declined),
             max_listed=_LISTED,
         )
 
     async def _start(
-        self, backlog: Backlog, selection: Selection, goals: list[dict[str, Any]]
+        self, backlog: Backlog, tasks: Sequence[Task], goals: list[dict[str, Any]]
     ) -> tuple[list[str], list[Event]]:
         started, events = [], []
-        for task in selection.start:
+        for task in tasks:
             earlier = sum(1 for goal in goals if _task(goal) == task.id)
             manifest = goal_for_task(backlog, task, number=earlier + 1)
             try:
@@ -349,6 +411,7 @@ class BacklogReconciler:
         selection: Selection,
         started: list[str],
         generation: int | None,
+        declined: Mapping[str, DeclinedTask],
     ) -> BacklogStatus:
         report = selection.report
         counts = report.counts
@@ -386,6 +449,7 @@ class BacklogReconciler:
             in_progress=list(report.in_progress.ids),
             completed=list(report.completed.ids),
             started=started,
+            declined=[declined[task_id] for task_id in report.declined.ids],
             ready_count=report.ready.total,
             in_progress_count=report.in_progress.total,
             short_commit=parsed.commit[:SHORT_COMMIT],
@@ -394,6 +458,29 @@ class BacklogReconciler:
                 status.conditions, reason, message, generation=generation, now=self.clock()
             ),
         )
+
+    def _budget(
+        self,
+        new: BacklogStatus,
+        status: BacklogStatus,
+        accounted: Accounted,
+        events: list[Event],
+        generation: int | None,
+    ) -> BacklogStatus:
+        """`new` with the usage per day and today's budget; Ready's reason `BudgetExhausted`
+        while it is spent; the budget's transition in `events`."""
+        fields, unset = accounted.status_fields()
+        events[:0] = accounted.events  # why Goals start again (or not) comes first
+        decision = accounted.decision
+        if decision is not None and decision.exhausted:
+            fields["conditions"] = mark_ready(
+                status.conditions,
+                BUDGET_EXHAUSTED,
+                decision.status.message,
+                generation=generation,
+                now=self.clock(),
+            )
+        return evolve(new, unset=unset, **fields)
 
     def _forge_unavailable(
         self,
@@ -464,6 +551,26 @@ def goal_for_task(backlog: Backlog, task: Task, *, number: int = 1) -> dict[str,
         },
         spec=spec,
     )
+
+
+def _newly_declined(before: BacklogStatus, now: BacklogStatus) -> list[Event]:
+    """An event for each task the status lists as declined that it did not list before."""
+    known = {task.id for task in before.declined}
+    events = []
+    for task in now.declined:
+        if task.id in known:
+            continue
+        by = f" by {task.closed_by}" if task.closed_by else ""
+        events.append(
+            Event(
+                "Normal",
+                "TaskDeclined",
+                f"task {task.id} is not selected again: pull request #{task.pull_request.number} "
+                f"was closed without merging{by}; revive it with the annotation "
+                f"{ANNOTATION_REVIVE_PREFIX}{task.id}=<time>, or edit its entry",
+            )
+        )
+    return events
 
 
 def _synced(backlog: Backlog, parsed: _Parsed, selection: Selection) -> Event:

@@ -54,6 +54,8 @@ class GoalEntry:
     blocked: bool = False  # waits for another goal of the same task
     ready_at: datetime | None = None  # backing off until then
     position: int | None = None  # the queue position its status says
+    # Succeeded, but its pull request was closed without merging: it did not complete the task.
+    declined: bool = False
 
     @property
     def order(self) -> Order:
@@ -80,6 +82,7 @@ def entry_for(goal: Goal, status: GoalStatus) -> GoalEntry:
         suspended=goal.spec.suspend,
         ready_at=status.next_attempt_time,
         position=status.queue_position,
+        declined=status.pull_request is not None and status.pull_request.state == "closed",
     )
 
 

@@ -31,6 +31,7 @@ from backlog_operator.api.worker_contract import (
     ATTEMPT_ID_VARIABLE,
     GOAL_URL_VARIABLE,
     GOAL_VARIABLE,
+    PREVIOUS_FAILURE_VARIABLE,
     PRIVATE_DIR,
     PRIVATE_DIR_VARIABLE,
     TOKEN_FILE_VARIABLE,
@@ -86,8 +87,16 @@ def job_labels(goal: Goal, attempt: int, run: int = 1) -> dict[str, str]:
     }
 
 
-def build_job(goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1) -> dict[str, Any]:
-    """The Job manifest of `attempt` (1-based) of `run` (1-based) of `goal`."""
+def build_job(
+    goal: Goal,
+    attempt: int,
+    settings: OperatorSettings,
+    run: int = 1,
+    *,
+    previous_failure: str | None = None,
+) -> dict[str, Any]:
+    """The Job manifest of `attempt` (1-based) of `run` (1-based) of `goal`; on a retry,
+    `previous_failure` (JSON) goes to the task container as BACKLOG_PREVIOUS_FAILURE."""
     name = job_name(goal.metadata.name, goal.metadata.uid or "", attempt, run)
     labels = job_labels(goal, attempt, run)
     spec = goal.spec
@@ -125,7 +134,7 @@ def build_job(goal: Goal, attempt: int, settings: OperatorSettings, run: int = 1
                     },
                     "initContainers": [
                         _worker_container("clone", settings, worker_env, has_token),
-                        _task_container(goal, settings),
+                        _task_container(goal, settings, previous_failure),
                     ],
                     "containers": [_worker_container("publish", settings, worker_env, has_token)],
                     "volumes": _volumes(goal, settings),
@@ -190,10 +199,14 @@ def _worker_container(
     }
 
 
-def _task_container(goal: Goal, settings: OperatorSettings) -> dict[str, Any]:
+def _task_container(
+    goal: Goal, settings: OperatorSettings, previous_failure: str | None = None
+) -> dict[str, Any]:
     task = goal.spec.task
     env = [{"name": item.name, "value": item.value} for item in task.env]
     env.append({"name": WORKSPACE_VARIABLE, "value": WORKSPACE})
+    if previous_failure is not None:
+        env.append({"name": PREVIOUS_FAILURE_VARIABLE, "value": previous_failure})
     container: dict[str, Any] = {
         "name": "task",
         "image": task.image,

@@ -4,7 +4,8 @@
 2. honour a re-run request (the `backlog.dev/requested-at` annotation, as Flux's requestedAt);
 3. a finished goal stays finished (a changed spec is noted, not re-run);
 4. a running goal: read its Job and Pod; while it runs, say its step and what holds the Pod
-   up (failing early what cannot heal); on completion write the result, retry or stall;
+   up (failing early what cannot heal); on completion write the result and the attempt's
+   usage (`status.usage`), retry or stall;
 5. a waiting goal: suspend, one run per task, backoff, capacity — then start the attempt's Job
    (a Job the API server refuses fails the goal: `InvalidSpec` or `JobRefused`, never a loop).
 
@@ -19,6 +20,7 @@ runtime wrote meanwhile is replaced by the phase's conditions on the next succes
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -27,11 +29,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from backlog_operator.adapters.kube import describe_failure
 from backlog_operator.api.common import Condition, describe_validation_error
 from backlog_operator.api.goal import (
     ACTIVE_PHASES,
     FINAL_PHASES,
     SUCCESSFUL_PHASES,
+    AttemptFailure,
+    FollowedPullRequest,
     Goal,
     GoalStatus,
     Phase,
@@ -66,11 +71,21 @@ from backlog_operator.controller.goals.outcome import (
     same_wait,
     stuck_result,
 )
+from backlog_operator.controller.goals.previous_failure import (
+    LOG_BYTES,
+    TASK_CONTAINER,
+    previous_failure_value,
+)
+from backlog_operator.controller.goals.pull_request import MERGED, opened_condition
 from backlog_operator.controller.goals.retry import backoff_seconds, should_retry
-from backlog_operator.controller.results import Event, Reconciled
+from backlog_operator.controller.results import AttemptEnd, Event, Reconciled
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import evolve, instant, read_status
+from backlog_operator.controller.usage import record_attempt
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
+from backlog_operator.redact import Redactor
+
+log = logging.getLogger("backlog_operator.controller")
 
 # Status fields that describe one run; cleared when a re-run starts.
 _RUN_FIELDS = (
@@ -92,6 +107,7 @@ _RUN_FIELDS = (
     "step_message",
     "step_reason_time",
     "disruptions",
+    "last_failure",
 )
 # Status fields that describe the running attempt's Pod; cleared when the attempt ends.
 _STEP_FIELDS = ("step", "step_reason", "step_message", "step_reason_time")
@@ -107,6 +123,18 @@ class GoalCluster(Protocol):
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def find_pod(self, namespace: str, selector: str) -> dict[str, Any] | None: ...
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class LogReader(Protocol):
+    """A cluster that can read the end of a container's log, and a Secret's key (KubeCluster
+    can): a retry is told how the attempt before it failed, with its task's log (the token
+    masked). Without it, the retry is told the reason and message only."""
+
+    async def pod_log_tail(
+        self, namespace: str, pod: str, container: str, *, max_bytes: int
+    ) -> str | None: ...
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None: ...
 
 
 @runtime_checkable
@@ -244,7 +272,12 @@ class GoalReconciler:
         if status.phase not in FINAL_PHASES:
             return status, []  # running or waiting already: the request is satisfied
         status = evolve(
-            status, unset=_RUN_FIELDS, phase=Phase.PENDING, attempts=0, run=(status.run or 1) + 1
+            status,
+            unset=_RUN_FIELDS,
+            phase=Phase.PENDING,
+            attempts=0,
+            run=(status.run or 1) + 1,
+            conditions=[c for c in status.conditions if c.type != MERGED],
         )
         return status, [Event("Normal", "RerunRequested", f"re-run requested ({token})")]
 
@@ -274,6 +307,7 @@ class GoalReconciler:
         job_name = status.job_name or ""
         self._created.discard(job_name)  # recorded: a 409 on it no longer means a lost answer
         found_job = await self.cluster.get_job(namespace, job_name)
+        pod = None
         if found_job is None:
             result = failure("JobMissing", f"the worker Job {job_name} disappeared", retryable=True)
         elif job_finished(found_job) is None:
@@ -287,7 +321,9 @@ class GoalReconciler:
             result = found or failure(
                 "JobFailed", "the worker Job ended without a result", retryable=True
             )
-        return self._attempt_done(goal, status, result)
+        done = self._attempt_done(goal, status, result)
+        done.attempt = AttemptEnd(result, found_job, pod)
+        return done
 
     async def _running(
         self, goal: Goal, status: GoalStatus, found_job: Mapping[str, Any]
@@ -309,6 +345,7 @@ class GoalReconciler:
                     await self._stop(namespace, status.job_name or "")
                     result = self._attempt_done(goal, new, stuck)
                     result.events[:0] = events
+                    result.attempt = AttemptEnd(stuck, found_job)
                     return result
         return Reconciled(new if new != status else None, events)
 
@@ -365,15 +402,28 @@ class GoalReconciler:
         attempts = status.attempts or 1
         generation = goal.metadata.generation
         fields = _result_fields(result)
+        # Every ended attempt is recorded, whatever its task reported (nothing, often).
+        fields["usage"] = record_attempt(
+            status.usage, result, attempt_id=status.attempt_id, now=now
+        )
         if result.outcome is not Outcome.FAILED:
             reason = "Published" if result.outcome is Outcome.PUBLISHED else "AlreadyCompleted"
             message = _success_message(result)
             new = self._status(status, Phase.SUCCEEDED, reason, message, generation, **fields)
             new = evolve(new, completion_time=instant(now))
+            if new.pull_request is not None:  # followed from now on: Merged=False while open
+                new = evolve(new, conditions=opened_condition(new, generation, now))
             self.capacity.put(entry_for(goal, new))
             return Reconciled(new, [Event("Normal", reason, message)])
         reason = result.reason or "Failed"
         message = f"attempt {attempts} failed: {result.message or reason}"
+        fields["last_failure"] = AttemptFailure(
+            attempt=attempts,
+            reason=reason,
+            message=result.message or "",
+            step=result.step,
+            time=instant(now),
+        )
         disruptions = status.disruptions or 0
         if reason == DISRUPTED and disruptions < MAX_UNCOUNTED_DISRUPTIONS:
             disruptions += 1  # not the attempt's fault: it does not count toward maxAttempts
@@ -426,7 +476,7 @@ class GoalReconciler:
             self.capacity.put(entry)
             return self._wait(status, "Suspended", "suspended: spec.suspend is true", generation)
         for other in self.capacity.same_task(entry):
-            if other.phase is Phase.SUCCEEDED:
+            if other.phase is Phase.SUCCEEDED and not other.declined:
                 message = f"goal {other.key} already completed this task"
                 new = self._status(status, Phase.SKIPPED, "AlreadySucceeded", message, generation)
                 new = evolve(new, completion_time=instant(now))
@@ -527,13 +577,15 @@ class GoalReconciler:
         self, goal: Goal, status: GoalStatus, attempt: int
     ) -> Reconciled[GoalStatus]:
         run = status.run or 1
-        manifest = job.build_job(goal, attempt, self.settings, run)
-        name = manifest["metadata"]["name"]
+        name = job.job_name(goal.metadata.name, goal.metadata.uid or "", attempt, run)
         ours = name in self._created
-        # The slot is taken before the create is sent: should its answer be lost, the Job may
-        # exist, and the next reconcile adopts it before another goal is admitted.
+        # The slot is taken before anything is awaited (the create is sent): should its answer
+        # be lost, the Job may exist, and the next reconcile adopts it before another goal is
+        # admitted.
         self.capacity.put(replace(entry_for(goal, status), phase=Phase.RUNNING))
         self._created.add(name)
+        previous = await self._previous_failure(goal, status, attempt)
+        manifest = job.build_job(goal, attempt, self.settings, run, previous_failure=previous)
         adopted = False
         try:
             await self.cluster.create_job(manifest)
@@ -567,6 +619,43 @@ class GoalReconciler:
         )
         self.capacity.put(entry_for(goal, new))
         return Reconciled(new, [Event("Normal", "Started" if not adopted else "Adopted", message)])
+
+    async def _previous_failure(self, goal: Goal, status: GoalStatus, attempt: int) -> str | None:
+        """BACKLOG_PREVIOUS_FAILURE for `attempt`: the last failure of this run, with the end of
+        that attempt's task log when its Pod is still there; best effort (a log that cannot be
+        read is left out, never the retry held up)."""
+        failure = status.last_failure
+        if failure is None or attempt <= 1:
+            return None
+        redactor = Redactor()
+        log_tail = None
+        if isinstance(self.cluster, LogReader):
+            try:
+                log_tail = await self._failed_task_log(goal, status, failure.attempt, redactor)
+            except Exception as error:  # the retry goes on without the log
+                message, _ = describe_failure(error)
+                log.info("no task log for %s's retry: %s", goal.label(), message)
+        return previous_failure_value(failure, log_tail, redactor)
+
+    async def _failed_task_log(
+        self, goal: Goal, status: GoalStatus, attempt: int, redactor: Redactor
+    ) -> str | None:
+        """The end of the task log of `attempt` (its Pod, if it still exists); `redactor`
+        learns the goal's token first, should the operator be able to read it."""
+        assert isinstance(self.cluster, LogReader)
+        namespace = goal.metadata.namespace or "default"
+        selector = _pod_selector(goal, evolve(status, attempts=attempt))
+        pod = await self.cluster.find_pod(namespace, selector)
+        if pod is None:
+            return None
+        secret = goal.spec.repository.credentials_secret
+        if secret is not None:
+            redactor.add(await self.cluster.read_secret_key(namespace, secret.name, secret.key))
+        name = str((pod.get("metadata") or {}).get("name"))
+        # Twice what is kept: masking a token needs all of it, the cut comes after.
+        return await self.cluster.pod_log_tail(
+            namespace, name, TASK_CONTAINER, max_bytes=2 * LOG_BYTES
+        )
 
     def _job_refused(
         self, goal: Goal, status: GoalStatus, error: ClassifiedError
@@ -636,11 +725,15 @@ def _pod_selector(goal: Goal, status: GoalStatus) -> str:
 
 
 def _result_fields(result: WorkerResult) -> dict[str, Any]:
+    pull = result.pull_request
     return {
         "outcome": result.outcome.value,
         "branch": result.branch,
         "commit": result.commit,
-        "pull_request": result.pull_request,
+        # Opened or reused just now: open (the operator follows it from here).
+        "pull_request": FollowedPullRequest(number=pull.number, url=pull.url, state="open")
+        if pull is not None
+        else None,
         "changed_files": list(result.changed_files),
     }
 

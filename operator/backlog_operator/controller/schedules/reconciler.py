@@ -2,8 +2,11 @@
 
 Ordered steps on each reconcile:
 1. validate the spec and the cron expression (a bad one: `Stalled`, an event, no crash loop);
-2. read the schedule's Goals (by label) and delete finished ones beyond the history limits;
-3. unless suspended: is a tick due (at most one catch-up, within startingDeadlineSeconds)?
+2. read the schedule's Goals (by label), add their ended attempts to the usage per day, decide
+   today's budget (`spec.budget`), and delete finished Goals beyond the history limits (once
+   the status holds all of a Goal's usage);
+3. unless suspended: is a tick due (at most one catch-up, within startingDeadlineSeconds)? A
+   tick due while the budget is spent starts nothing;
 4. apply the concurrency policy (Allow, Forbid, Replace) and create the tick's Goal, named
    after the tick so a repeated reconcile never makes two; a Goal of that name that exists
    already is adopted when this schedule controls it (active unless finished, as CronJob does
@@ -56,6 +59,14 @@ from backlog_operator.controller.status import (
     read_status,
     timestamp,
 )
+from backlog_operator.controller.usage import (
+    BUDGET_EXHAUSTED,
+    HELD_REQUEUE_SECONDS,
+    Accounted,
+    BudgetDecision,
+    account,
+    settled,
+)
 from backlog_operator.errors import AlreadyExistsError
 
 
@@ -93,27 +104,26 @@ class GoalScheduleReconciler:
             namespace, f"{LABEL_SCHEDULE_UID}={schedule.metadata.uid}"
         )
         active = sorted(g["metadata"]["name"] for g in goals if phase_of(g) not in FINAL_PHASES)
-        events = await trim_history(
+        accounted = account(status.usage, schedule.spec.budget, status.budget, goals, now)
+        events, held = await trim_history(
             self.cluster,
             namespace,
             goals,
             successful=schedule.spec.successful_goals_history_limit,
             failed=schedule.spec.failed_goals_history_limit,
+            deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
-        plan = _plan(schedule, cron, status, now)
+        plan = _plan(schedule, cron, status, now, accounted.decision)
         events += plan.events
-        new = status
-        if plan.skipped_time is not None:
-            # Recorded as handled, so the miss is reported once, not on every reconcile.
-            new = evolve(new, last_schedule_time=instant(plan.skipped_time))
-        if plan.run_for is not None:
-            active, more = await self._tick(schedule, plan.run_for, active)
-            events += more
-            new = evolve(new, last_schedule_time=instant(plan.run_for))
+        new, active, more = await self._follow(schedule, status, plan, active, accounted)
+        events += more
         next_time = plan.next_time
         latest_success = _latest_success(goals, status.last_successful_time)
+        fields, unset = accounted.status_fields()
         new = evolve(
             new,
+            unset=unset,
+            **fields,
             active=[ActiveGoal(name=name) for name in active],
             active_count=len(active),
             next_schedule_time=instant(next_time) if next_time else None,
@@ -124,7 +134,32 @@ class GoalScheduleReconciler:
             ),
         )
         requeue = (next_time - now).total_seconds() if next_time else None
+        if accounted.decision is not None and accounted.decision.exhausted:
+            requeue = accounted.decision.requeue_after(now, requeue or 86400.0)
+        if held:  # deleted once this status, which holds their usage, is written
+            requeue = min(requeue or HELD_REQUEUE_SECONDS, HELD_REQUEUE_SECONDS)
         return Reconciled(new, events, requeue_after=requeue)
+
+    async def _follow(
+        self,
+        schedule: GoalSchedule,
+        status: GoalScheduleStatus,
+        plan: _Plan,
+        active: list[str],
+        accounted: Accounted,
+    ) -> tuple[GoalScheduleStatus, list[str], list[Event]]:
+        """Step 4: the plan carried out. A tick due while today's budget is spent starts
+        nothing and is recorded as handled (the budget's event said why, once)."""
+        new, events = status, list(accounted.events)
+        if plan.skipped_time is not None:
+            # Recorded as handled, so the miss is reported once, not on every reconcile.
+            new = evolve(new, last_schedule_time=instant(plan.skipped_time))
+        if plan.run_for is not None:
+            if accounted.room != 0:
+                active, more = await self._tick(schedule, plan.run_for, active)
+                events += more
+            new = evolve(new, last_schedule_time=instant(plan.run_for))
+        return new, active, events
 
     async def _tick(
         self, schedule: GoalSchedule, tick: datetime, active: list[str]
@@ -200,9 +235,14 @@ class _Plan:
 
 
 def _plan(
-    schedule: GoalSchedule, cron: CronSchedule, status: GoalScheduleStatus, now: datetime
+    schedule: GoalSchedule,
+    cron: CronSchedule,
+    status: GoalScheduleStatus,
+    now: datetime,
+    budget: BudgetDecision | None = None,
 ) -> _Plan:
-    """Step 3 of the reconcile: unless suspended, whether a tick is due (`cron.due`)."""
+    """Step 3 of the reconcile: unless suspended, whether a tick is due (`cron.due`); Ready's
+    reason `BudgetExhausted` while today's budget is spent."""
     if schedule.spec.suspend:
         return _Plan(None, None, None, "Suspended", "suspended: spec.suspend is true")
     decision = due(
@@ -217,12 +257,18 @@ def _plan(
         events.append(Event("Warning", TOO_MANY_MISSED, decision.message))
     if decision.skipped_time is not None:
         events.append(Event("Warning", MISSED_SCHEDULE, decision.message))
+    reason, message = "Scheduled", f"next tick at {timestamp(decision.next_time)}"
+    if budget is not None and budget.exhausted:
+        reason, message = (
+            BUDGET_EXHAUSTED,
+            f"{budget.status.message}; ticks until then start nothing",
+        )
     return _Plan(
         run_for=decision.run_for,
         skipped_time=decision.skipped_time,
         next_time=decision.next_time,
-        reason="Scheduled",
-        message=f"next tick at {timestamp(decision.next_time)}",
+        reason=reason,
+        message=message,
         events=tuple(events),
     )
 
