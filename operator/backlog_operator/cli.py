@@ -2,7 +2,9 @@
 day-two commands against a cluster (`get`, `status`, `logs`, `rerun`, ...).
 
 This module only parses: each command's module is imported when that command runs, so `worker
-clone` loads neither the Kubernetes client nor the day-two commands.
+clone` loads neither the Kubernetes client nor the day-two commands. A process started for
+`run`, `heal` or `worker` (a Job's container, a short process) builds only that command's
+parser: argparse takes about a millisecond a command to build.
 """
 
 from __future__ import annotations
@@ -125,8 +127,35 @@ def _add_heal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     heal.set_defaults(handler="backlog_operator.worker.heal:main")
 
 
+#: Commands whose process builds only its own parser (see the module docstring).
+STEP_COMMANDS = ("run", "heal", "worker")
+
+
+def build_parser(prog: str | None = None, *, only: str | None = None) -> argparse.ArgumentParser:
+    """The command-line interface; with `only` (one of STEP_COMMANDS), just that command.
+
+    A command parses its arguments the same whether or not the others are there.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog or program_name(),
+        description="Work through a repository's backlog, one pull request per task.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if only in (None, "run"):
+        _add_run(commands)
+    if only in (None, "heal"):
+        _add_heal(commands)
+    if only in (None, "worker"):
+        _add_worker(commands)
+    if only is None:
+        _add_tooling(commands)
+        _add_day_two(commands)
+    return parser
+
+
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`run`: a goal on this machine (docs/worker.md)."""
+    """`run`: a goal on this machine."""
     run = commands.add_parser("run", help="run a goal on this machine (clone, task, publish)")
     run.add_argument("goal", metavar="GOAL.yaml", help="a Goal manifest (YAML or JSON)")
     run.add_argument("--workspace", help="folder to work in (default: a temporary folder)")
@@ -148,18 +177,8 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.set_defaults(handler="backlog_operator.worker.local:main")
 
 
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The command-line interface; each subcommand's module adds its own arguments."""
-    parser = argparse.ArgumentParser(
-        prog=prog or program_name(),
-        description="Work through a repository's backlog, one pull request per task.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    _add_run(commands)
-    _add_heal(commands)
-
+def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`worker clone|task|publish|heal`: the steps of a Job."""
     worker = commands.add_parser("worker", help="the steps a Job's containers run")
     steps = worker.add_subparsers(dest="step", required=True, metavar="STEP")
     steps.add_parser("clone", help="clone the repository and check the backlog").set_defaults(
@@ -175,6 +194,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     heal_step.add_argument("--branch", required=True, help="the pull request's branch")
     heal_step.set_defaults(handler="backlog_operator.worker.heal:heal_main")
 
+
+def _add_tooling(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`crds` and `operator`."""
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("--output", default="-", help="folder to write into, or - for stdout")
     crds.add_argument("--reference", help="also write the Markdown API reference to this file")
@@ -192,8 +214,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="text (default) or json: one object per line ($BACKLOG_OPERATOR_LOG_FORMAT)",
     )
     operator.set_defaults(handler="backlog_operator.controller.main:main")
-    _add_day_two(commands)
-    return parser
 
 
 def version_main(args: argparse.Namespace) -> int:
@@ -215,7 +235,9 @@ def completion_main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `backlogctl` and `kubectl-backlog`; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    only = given[0] if given and given[0] in STEP_COMMANDS else None
+    args = build_parser(only=only).parse_args(given)
     module_name, _, function_name = args.handler.partition(":")
     # Imported on demand: `worker clone` must not pay for kopf, the operator for GitPython.
     module = __import__(module_name, fromlist=[function_name])

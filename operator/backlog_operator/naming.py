@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 from urllib.parse import urlsplit
 
 # Characters git refuses in a ref name (git-check-ref-format), plus whitespace and control bytes.
@@ -22,8 +21,11 @@ _LABEL_HASH_LENGTH = 10
 
 def new_attempt_id(task_id: str, nonce: str | None = None) -> str:
     """`attempt-<task>-<6 hex>`: unique per attempt, readable in branch names and logs."""
-    suffix = nonce if nonce is not None else secrets.token_hex(3)
-    return f"attempt-{dns_label(task_id, max_length=40)}-{suffix}"
+    if nonce is None:
+        import secrets  # here: a worker step is usually given its attempt id
+
+        nonce = secrets.token_hex(3)
+    return f"attempt-{dns_label(task_id, max_length=40)}-{nonce}"
 
 
 def attempt_suffix(attempt_id: str) -> str:

@@ -529,11 +529,14 @@ def test_tree_changes_between_commits_and_trees(clone: git.Repo, sealed: git.Rep
 
     tree = gitops.snapshot(sealed)
 
-    assert gitops.tree_changes(sealed, base, tree) == [
-        gitops.TreeChange("README.md", "100644", "100644"),
-        gitops.TreeChange("added.txt", "000000", "100644"),
-        gitops.TreeChange("doomed.txt", "100644", "000000"),
+    found = gitops.tree_changes(sealed, base, tree)
+    assert [change[:3] for change in found] == [
+        ("README.md", "100644", "100644"),
+        ("added.txt", "000000", "100644"),
+        ("doomed.txt", "100644", "000000"),
     ]
+    # The new side's object: the blob of "changed\n", as `git hash-object` names it.
+    assert found[0].new_sha == hashlib.sha1(b"blob 8\0changed\n").hexdigest()  # noqa: S324
     assert changes(sealed, tree, base_tree) == [
         ("README.md", "100644", "100644"),
         ("added.txt", "100644", "000000"),
@@ -1060,3 +1063,22 @@ def test_token_appears_in_no_error_log_or_output(
     texts += [captured.out, captured.err]
     leaks = [text for text in texts if TOKEN in text]
     assert leaks == []
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_blob_id_is_the_name_git_gives_the_blob(tmp_path: Path, object_format: str) -> None:
+    repo = tmp_path / "r"
+    subprocess.run(["git", "init", "-q", f"--object-format={object_format}", str(repo)], check=True)
+    for data in (b"", b"tasks: []\n", "é\r\n".encode() * 1000):
+        named = (
+            subprocess.run(
+                ["git", "hash-object", "--stdin"],
+                cwd=repo,
+                input=data,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        assert gitops.blob_id(data, like=named) == named

@@ -18,10 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
+from backlog_operator.api.goal import Goal
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.cli import main as backlogctl
 from tests.git.conftest import TOKEN, RunOutcome
+from tests.git.test_worker_imports import NEVER, imported, packages
 from tests.support.gitrepos import GitHttpServer, make_remote, remote_sha, run_git
+from tests.support.pod import Pod
 
 # Compact block layout: no blank line between tasks, and each task's first line is one the
 # writeback changes, so the end of one task's writeback touches the next task's (git merges
@@ -315,28 +318,44 @@ def test_healing_over_https_never_shows_the_token(
     assert TOKEN not in json.dumps(outcome.result)
 
 
-def test_healing_imports_no_git_library_nor_forge_client(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["heal", "worker heal"])
+def test_healing_imports_no_pydantic_no_git_library_nor_forge_client(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str
 ) -> None:
+    """`backlogctl heal` and a heal Job's container (`worker heal`) are short processes too,
+    held to what every worker step imports (`test_worker_imports.NEVER`)."""
     remote = make_remote(tmp_path, {BACKLOG_PATH: FLOW})
     alpha, _ = open_branch(capfd, goal_file(tmp_path, "alpha", str(remote)), "attempt-alpha-1")
     beta_goal = goal_file(tmp_path, "beta", str(remote))
     beta, _ = open_branch(capfd, beta_goal, "attempt-beta-1")
     merge_into_main(remote, tmp_path / "work", alpha)
-    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
-    process = subprocess.run(
-        [sys.executable, "-m", "backlog_operator.cli", "heal", str(beta_goal), "--branch", beta],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    if command == "heal":
+        env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+        process = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "backlog_operator.cli",
+                "heal",
+                str(beta_goal),
+                "--branch",
+                beta,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        result = json.loads(process.stdout.splitlines()[-1])
+    else:
+        (tmp_path / "pod").mkdir()
+        pod = Pod(tmp_path / "pod", Goal.model_validate(yaml.safe_load(beta_goal.read_text())))
+        pod.base_env["PYTHONPROFILEIMPORTTIME"] = "1"
+        process = pod.worker("heal", "--branch", beta)
+        result = pod.result("heal")
     assert process.returncode == 0, process.stderr
-    assert json.loads(process.stdout.splitlines()[-1])["reason"] == "Healed"
-    loaded = {
-        line.rsplit("|", 1)[1].strip().split(".")[0]
-        for line in process.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
-    assert "backlog_operator" in loaded  # the report is read at all
-    assert not loaded & {"git", "gitdb", "github", "kubernetes", "kopf"}
+    assert result["reason"] == "Healed"
+    assert result["step"] == "heal"
+    loaded = imported(process.stderr)
+    assert "backlog_operator.worker.heal" in loaded  # the report is read at all
+    assert packages(loaded) & NEVER == set()

@@ -21,6 +21,7 @@ import pytest
 
 from backlog_operator.api.goal import Goal
 from backlog_operator.api.result import ExitCode
+from backlog_operator.api.usage import TaskUsage
 from backlog_operator.api.worker_contract import STATE_DIR, USAGE_FILE
 from backlog_operator.worker.usage_file import read_usage
 from tests.git.conftest import BACKLOG, TOKEN, RunOutcome
@@ -52,9 +53,11 @@ def state(tmp_path: Path) -> Path:
 def only_warning(state: Path) -> str:
     usage = read_usage(state)
     assert usage is not None
-    assert usage.model_dump(exclude_unset=True, exclude={"warnings"}) == {}
-    [warning] = usage.warnings
-    assert TOKEN not in json.dumps(usage.model_dump())
+    # Nothing but the warning (and the model's empty counters).
+    assert {key: value for key, value in usage.items() if key != "warnings"} == {"counters": {}}
+    [warning] = usage["warnings"]
+    assert isinstance(warning, str)
+    assert TOKEN not in json.dumps(usage)
     return warning
 
 
@@ -72,8 +75,11 @@ def test_a_usage_file_is_read(state: Path) -> None:
     usage = read_usage(state)
 
     assert usage is not None
-    assert (usage.model, usage.input_tokens, usage.warnings) == (USAGE["model"], 1200, [])
-    assert usage.cost is not None and usage.cost.amount == "0.0425"
+    assert (usage["model"], usage["inputTokens"], usage["warnings"]) == (USAGE["model"], 1200, [])
+    assert usage["cost"] == {"amount": "0.0425", "currency": "USD"}
+    # The operator's model reads it back as it is.
+    model = TaskUsage.model_validate(usage)
+    assert model.model_dump(by_alias=True, exclude_none=True, mode="json") == usage
 
 
 def test_a_link_to_the_token_file_is_not_followed(state: Path, token_file: Path) -> None:

@@ -1,13 +1,18 @@
 """Each worker step imports what it needs and nothing more.
 
-A step is a short process: GitPython, PyGithub, the Kubernetes client or kopf would cost more to
-import than most of its git commands take. The steps run as a Job's containers run them, with
-Python reporting every module it imports (`PYTHONPROFILEIMPORTTIME`, the variable of
-`-X importtime`), so what is checked is what a container really loads.
+A step is a short process: pydantic, GitPython, PyGithub, the Kubernetes client or kopf would
+cost more to import than most of its git commands take (pydantic and the Goal's models alone
+were a third of `backlogctl run` on a small repository). The steps run as a Job's containers
+run them, and `backlogctl run` as a person runs it, with Python reporting every module it
+imports (`PYTHONPROFILEIMPORTTIME`, the variable of `-X importtime`), so what is checked is what
+a process really loads.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +22,22 @@ from tests.git.conftest import BACKLOG
 from tests.support.gitrepos import make_remote
 from tests.support.pod import Pod
 
-#: Never needed by `clone`, nor by `publish` without a forge: the git CLI does the git work.
-NEVER = {"git", "gitdb", "github", "kubernetes", "kopf"}
+#: Never needed by `clone`, nor by `publish` without a forge: the git CLI does the git work, and
+#: the goal, the backlog, the clone record and the result are read and written without pydantic
+#: (`worker.goal`, `backlog.model`, `worker.record`, `api.worker_result`).
+NEVER = {"git", "gitdb", "github", "kubernetes", "kopf", "pydantic", "pydantic_core"}
+#: Nor `dataclasses`, which imports `inspect` (and it `ast`, `dis`, `tokenize`): with the classes
+#: defined, some 10 ms of every step. The modules a step imports use named tuples, or plain
+#: classes with slots where a value changes.
+NEVER |= {"dataclasses", "inspect"}
+
+
+# The task writes a file and reports its usage: `publish` checks the usage file without pydantic.
+WRITE_AND_REPORT = (
+    "echo x > docs/x.md && printf '%s' "
+    """'{"inputTokens": 12, "cost": {"amount": 0.5, "currency": "usd"}, "counters": {"n": 1}}' """
+    '> "$BACKLOG_USAGE_FILE"'
+)
 
 
 def imported(stderr: str) -> set[str]:
@@ -42,7 +61,7 @@ def goal(url: str, provider: str) -> Goal:
             "spec": {
                 "repository": {"url": url},
                 "backlog": {"taskId": "docs-guide"},
-                "task": {"image": "busybox", "command": ["sh", "-c", "echo x > docs/x.md"]},
+                "task": {"image": "busybox", "command": ["sh", "-c", WRITE_AND_REPORT]},
                 "pullRequest": {"provider": provider, "repository": "o/r"},
             },
         }
@@ -66,7 +85,7 @@ def test_clone_imports_no_forge_client_and_no_git_library(tmp_path: Path) -> Non
     assert clone.returncode == 0, clone.stderr
     modules = imported(clone.stderr)
     assert "backlog_operator.worker.steps" in modules  # the report is there
-    assert {"pydantic", "ruamel"} <= packages(modules)  # goal and backlog are read
+    assert "ruamel" in packages(modules)  # goal and backlog are read
     assert packages(modules) & NEVER == set()
     assert "backlog_operator.worker.publish" not in modules  # the next step's code
 
@@ -84,6 +103,36 @@ def test_publish_without_a_forge_imports_no_forge_client_and_no_git_library(
 
     assert publish.returncode == 0, publish.stderr
     assert pod.result("publish")["outcome"] == "published"
+    assert pod.result("publish")["usage"] == {
+        "inputTokens": 12,
+        "cost": {"amount": "0.5", "currency": "USD"},
+        "counters": {"n": 1},
+        "warnings": [],
+    }
     modules = imported(publish.stderr)
     assert "backlog_operator.worker.publish" in modules
+    assert packages(modules) & NEVER == set()
+
+
+@pytest.mark.usefixtures("import_report")
+def test_backlogctl_run_imports_no_pydantic_no_forge_client_and_no_git_library(
+    tmp_path: Path,
+) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG, "docs/a.md": "a\n"})
+    goal_file = tmp_path / "goal.yaml"
+    goal_file.write_text(json.dumps(goal(str(remote), "none").model_dump(by_alias=True)))
+
+    run = subprocess.run(
+        [sys.executable, "-m", "backlog_operator.cli", "run", str(goal_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert (result["outcome"], result["usage"]["inputTokens"]) == ("published", 12)
+    modules = imported(run.stderr)
+    assert {"backlog_operator.worker.local", "backlog_operator.worker.publish"} <= modules
     assert packages(modules) & NEVER == set()

@@ -65,8 +65,9 @@ class Pod:
             self.base_env["HOME"] = str(home)
         self.outputs: list[str] = []
 
-    def worker(self, step: str) -> Completed:
-        """`backlogctl worker STEP` with the environment of the `clone`/`publish` containers."""
+    def worker(self, step: str, *args: str) -> Completed:
+        """`backlogctl worker STEP ARGS` with the environment of the `clone`/`publish`
+        containers (a heal Job's container has the same)."""
         env = dict(self.base_env)
         env.update(
             BACKLOG_GOAL=goal_to_environment(self.goal),
@@ -77,7 +78,7 @@ class Pod:
         )
         if self.token_file is not None:
             env["BACKLOG_TOKEN_FILE"] = str(self.token_file)
-        return self._keep(backlogctl("worker", step, env=env))
+        return self._keep(backlogctl("worker", step, *args, env=env))
 
     def task(self) -> Completed:
         """The task container: the launcher and the goal's command, the goal's env only."""

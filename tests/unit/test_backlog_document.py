@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +15,12 @@ from ruamel.yaml import YAML
 from backlog_operator.backlog import _edits
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._full_reader import FullReader
-from backlog_operator.backlog._outline import OutsideSubsetError, plain_value, task_items
+from backlog_operator.backlog._outline import (
+    ODD_CHARACTERS,
+    OutsideSubsetError,
+    plain_value,
+    task_items,
+)
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogEditError
 from backlog_operator.backlog.model import PRIORITY_WORDS, Task, TaskStatus, path_allowed
@@ -76,7 +82,7 @@ def test_mapping_format_reads_every_field() -> None:
     assert first.priority == 1
     assert first.requires == ["other-task-id"]
     assert first.allowed_paths == ["docs/**"]
-    assert first.model_extra == {"owner": "someone"}
+    assert first.extra == {"owner": "someone"}
     assert first.line == 4
     assert second.requires == ["first"]  # `dependencies` is `requires`
     assert second.priority == "critical"
@@ -161,11 +167,11 @@ def test_priorities_sort_words_and_integers_together() -> None:
 def test_a_task_may_have_its_own_line_field() -> None:
     task = _parse(b"tasks:\n  - id: a\n    line: 99\n").tasks[0]
     assert task.line == 2
-    assert task.model_extra == {"line": 99}
+    assert task.extra == {"line": 99}
 
 
 def test_task_model_is_usable_on_its_own() -> None:
-    task = Task.model_validate({"id": "x", "priority": "medium", "status": "blocked"})
+    task = Task.from_mapping({"id": "x", "priority": "medium", "status": "blocked"})
     assert (task.line, task.priority_rank, task.status) == (0, 2, "blocked")
 
 
@@ -190,7 +196,7 @@ def test_mark_completed_sets_the_writeback_fields() -> None:
     assert task.branch_name == "backlog/docs-backlog-guide-3f9c2a"
     assert task.pr_number == 707
     assert task.completed_at == NOW
-    assert task.model_extra == {"owner": "someone"}
+    assert task.extra == {"owner": "someone"}
     assert b'    completed_at: "2026-01-30T23:15:00Z"\n' in document.render()
     # Later tasks moved down by the four inserted lines; the edited one did not move.
     assert [task.line for task in document.tasks] == [4, 17, 21]
@@ -493,3 +499,15 @@ def test_failed_save_leaves_the_file_and_no_temporary(
 )
 def test_path_allowed(path: str, patterns: list[str], allowed: bool) -> None:
     assert path_allowed(path, patterns) is allowed
+
+
+def test_odd_characters_are_those_outside_what_yaml_allows_in_a_stream() -> None:
+    # YAML's printable set (as ruamel.yaml's reader checks it), minus the line separators
+    # \u2028 and \u2029, which some readers take as line breaks.
+    allowed = re.compile(
+        "[\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+        "\U00010000-\U0010ffff]"
+    )
+    every = "".join(map(chr, range(0x110000)))
+    odd = {match.start() for match in ODD_CHARACTERS.finditer(every)}
+    assert odd == {point for point in range(0x110000) if not allowed.match(every[point])}

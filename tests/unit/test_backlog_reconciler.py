@@ -1131,6 +1131,67 @@ def test_merged_task_is_never_selected_again_over_several_syncs() -> None:
     assert len(cluster.created_goals) == 3  # never a second ci-cache
 
 
+# Tasks of every kind of field and unknown field, and their digests as the operator wrote them
+# into Goal annotations while a task was a pydantic model (`model_dump(mode="json")`): a digest
+# that changed would make every existing Goal look out of date.
+DIGESTED = """\
+tasks:
+  - id: plain
+    title: A plain task
+    ready: true
+  - id: full
+    title: Full
+    description: |
+      Several lines
+      of text
+    ready: "yes"
+    status: completed
+    priority: High
+    dependencies: [plain]
+    allowed_paths: ["docs/**", "src/*.py"]
+    last_attempt_id: attempt-full-1
+    branch_name: backlog/full-1
+    pr_number: 707
+    completed_at: "2026-01-30T23:15:00Z"
+  - id: extras
+    priority: 3
+    line: 99
+    owner: someone
+    when: 2026-01-02
+    stamp: 2026-01-02T03:04:05
+    stamp_tz: 2026-01-02T03:04:05+02:00
+    ratio: 1.5
+    nothing: null
+    not_a_number: .nan
+    infinite: -.inf
+    flag: false
+    big: 123456789012345678901234567890
+    nested: {a: [1, 2, {b: c}], d: null}
+    listed: [x, 1, true, 2.5]
+  - id: naive-time
+    completed_at: 2026-01-30 23:15:00
+    pr_number: ""
+    requires: []
+  - id: date-only
+    completed_at: 2026-01-30
+    status: null
+    ready: off
+    priority: null
+"""
+
+
+def test_task_digests_are_those_goals_already_carry() -> None:
+    tasks = BacklogDocument.parse(DIGESTED.encode(), source=PATH).tasks
+
+    assert {task.id: task_digest(task) for task in tasks} == {
+        "plain": "4181395da27a7706",
+        "full": "8c5e4159e019ce37",
+        "extras": "2f255320becb9376",
+        "naive-time": "f2c573f99fe7398f",
+        "date-only": "6948a5bf1359fa58",
+    }
+
+
 # ------------------------------------------------------------------------ usage and budget
 
 

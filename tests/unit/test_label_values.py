@@ -180,7 +180,7 @@ def assert_valid_labels(labels: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("number", [1, 2, 12])
 def test_a_long_backlogs_goal_has_a_valid_name_and_labels(number: int) -> None:
-    task = Task.model_validate({"id": "ci-cache", "title": "Cache CI", "line": 3})
+    task = Task.from_mapping({"id": "ci-cache", "title": "Cache CI", "line": 3})
     manifest = goal_for_task(backlog(LONG_NAME), task, number=number)
     name = manifest["metadata"]["name"]
     assert len(name) <= 63 and DNS_LABEL.fullmatch(name)
@@ -190,7 +190,7 @@ def test_a_long_backlogs_goal_has_a_valid_name_and_labels(number: int) -> None:
 
 
 def test_a_short_backlogs_labels_are_unchanged() -> None:
-    task = Task.model_validate({"id": "ci-cache", "title": "Cache CI", "line": 3})
+    task = Task.from_mapping({"id": "ci-cache", "title": "Cache CI", "line": 3})
     manifest = goal_for_task(backlog("team"), task)
     assert manifest["metadata"]["name"] == "team-ci-cache"
     assert manifest["metadata"]["labels"][LABEL_BACKLOG] == "team"

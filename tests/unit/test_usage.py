@@ -10,6 +10,7 @@ total), `fold_goals` (an owner's days, no attempt counted twice, none lost with 
 from __future__ import annotations
 
 import json
+import random
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +32,7 @@ from backlog_operator.api.usage import (
     UsageTotals,
     parse_usage,
 )
+from backlog_operator.api.usage_rules import usage_data
 from backlog_operator.controller.status import to_wire
 from backlog_operator.controller.usage import (
     all_counted,
@@ -192,6 +194,68 @@ def test_warnings_never_repeat_what_the_file_holds() -> None:
 
 
 # ---------------------------------------------------------------------------- the result
+
+
+# What the file's checks are held to: documents near every bound, and generated ones.
+NEAR_THE_BOUNDS: list[Any] = [
+    FULL,
+    {},
+    {"model": "x" * 128},
+    {"model": "x" * 129},
+    {"model": "gpt\n"},
+    {"inputTokens": 10**15, "outputTokens": 0},
+    {"inputTokens": 1e15},
+    {"cost": {"amount": -0.0, "currency": "usd"}},
+    {"cost": {"amount": 1e9, "currency": "EUR"}},
+    {"cost": {"amount": 0.0000000001, "currency": "EUR"}},
+    {"cost": {"amount": 1, "currency": "usd\n"}},
+    {"cost": {"amount": 1, "currency": "US"}},
+    {"durationSeconds": -0.0},
+    {"durationSeconds": 1e7},
+    {"durationSeconds": 0.0004},
+    {"counters": {"ok\n": 1}},
+    {"counters": {f"c{n}": 10**15 for n in range(16)}},
+    {"counters": {"x" * 63: 1}},
+    {"counters": {"x" * 64: 1}},
+    {"other": 1, "more": 2, "model": 3, "inputTokens": -1, "cost": 1, "counters": 2},
+]
+
+
+def generated_documents(count: int) -> list[Any]:
+    """Usage documents drawn from values that hold and values that do not, field by field."""
+    pool: list[Any] = [0, -0.0, 1, 1.5, -1, 1e3, 10**15, 10**16, True, None, "x", "", [], {}]
+    costs: list[Any] = [
+        {"amount": amount, "currency": currency}
+        for amount in (0, -0.0, 0.42, 1e-10, 1e9, 1e10, "1")
+        for currency in ("USD", "usd", "usd\n", "EURO", 3)
+    ]
+    counters: list[Any] = [{"a": 1}, {"a\n": 1}, {"1a": 1}, {"a": -1}, {"a": 2.0}, {"a": 0.5}]
+    rng = random.Random(7)
+    documents = []
+    for _ in range(count):
+        document = {
+            "model": rng.choice([*pool, "gpt-5", "gpt\t", "m" * 128, "m" * 129]),
+            "inputTokens": rng.choice(pool),
+            "outputTokens": rng.choice(pool),
+            "cost": rng.choice([*pool, *costs]),
+            "durationSeconds": rng.choice([*pool, 1e7, 1e7 + 1, 0.0005]),
+            "counters": rng.choice([*pool, *counters]),
+            "extra": 1,
+        }
+        documents.append({key: value for key, value in document.items() if rng.random() < 0.6})
+    return documents
+
+
+def test_the_files_checks_give_what_the_model_reads_back() -> None:
+    # A worker step checks the file with `usage_data` (no pydantic), the operator reads what it
+    # wrote with TaskUsage: whatever the file, the two agree, and the model never refuses it.
+    for document in [*NEAR_THE_BOUNDS, *generated_documents(400)]:
+        plain = usage_data(json.dumps(document).encode())
+
+        model = TaskUsage.model_validate(plain)
+
+        assert model.model_dump(by_alias=True, exclude_none=True, mode="json") == plain, document
+        assert json.loads(json.dumps(plain)) == plain  # plain JSON values only
 
 
 def test_usage_in_a_result_that_must_shrink_keeps_its_figures() -> None:

@@ -33,6 +33,7 @@ reach, over the work tree the task leaves; see docs/worker.md for that trust bou
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -43,9 +44,9 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 from urllib.parse import urlsplit
 
 from backlog_operator.errors import ClassifiedError
@@ -118,22 +119,29 @@ class GitError(ClassifiedError):
         self.detail = detail
 
 
-@dataclass(frozen=True)
-class GitCredentials:
+class _Credentials(NamedTuple):
+    token_file: Path | None
+    username: str = "x-access-token"
+    insecure: bool = False
+
+
+class GitCredentials(_Credentials):
     """A token for git over HTTPS, held in a file (a mounted Secret key) and read only on use.
 
     `token_file=None` means anonymous access: no helper at all is consulted, not even the user's.
     `insecure` allows the token over plain http:// to a host that is not loopback.
     """
 
-    token_file: Path | None
-    username: str = "x-access-token"
-    insecure: bool = False
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
+    def __new__(
+        cls, token_file: Path | None, username: str = "x-access-token", insecure: bool = False
+    ) -> GitCredentials:
+        """The credentials; ValueError for a user name that is not one non-empty line."""
         # The helper speaks a line-based protocol: a newline in the user name would forge a field.
-        if any(char in self.username for char in "\r\n\0") or not self.username:
+        if any(char in username for char in "\r\n\0") or not username:
             raise ValueError("the git user name must be one non-empty line")
+        return super().__new__(cls, token_file, username, insecure)
 
     def environment(self, url: str) -> dict[str, str]:
         """Environment for git processes talking to `url`: no prompts, only our helper.
@@ -175,8 +183,7 @@ class GitCredentials:
             return None
 
 
-@dataclass(frozen=True)
-class Repository:
+class Repository(NamedTuple):
     """A repository as the commands here see it: its git folder, where they run, their variables.
 
     `environment` is what every command on it gets besides the module's own (the sealed clone
@@ -185,7 +192,7 @@ class Repository:
 
     git_dir: Path
     cwd: Path
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = MappingProxyType({})
 
 
 #: What the functions here take: a `Repository`, or a GitPython `Repo` (its folders and the
@@ -407,16 +414,14 @@ _SEALED_ATTRIBUTES = "* -text !eol -filter -ident -working-tree-encoding -diff -
 _GITLINK = "160000"
 
 
-@dataclass(frozen=True)
-class TreeChange:
+class TreeChange(NamedTuple):
     """One path that differs between two trees, with its mode on each side ("000000": absent)."""
 
     path: str
     old_mode: str
     new_mode: str
-    #: The object on the new side (all zeros when the path is gone there); not compared: a
-    #: change is told by its path and modes.
-    new_sha: str = field(default="", compare=False)
+    #: The object on the new side (all zeros when the path is gone there); "" when not asked.
+    new_sha: str = ""
 
     @property
     def is_gitlink(self) -> bool:
@@ -710,8 +715,7 @@ def commit_tree(
 # ------------------------------------------------------------------- fetching without a work tree
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     """What a path is in a commit's tree, told without reading a file's contents.
 
     `mode` as git writes it (100644 a file, 100755 an executable file, 120000 a symbolic link,
@@ -846,6 +850,17 @@ def read_blob(
     return result.stdout
 
 
+def blob_id(data: bytes, *, like: str) -> str:
+    """The object name git gives a blob holding `data`, computed here without a git process.
+
+    In the hash of `like`, an object name of the same repository: SHA-1, or SHA-256 in a
+    repository of that object format (64 hex digits).
+    """
+    digest = hashlib.sha256 if len(like) == 64 else hashlib.sha1
+    header = b"blob %d\0" % len(data)
+    return digest(header + data).hexdigest()
+
+
 # ------------------------------------------------------------------------- merging without a tree
 
 # For `merge_trees`, in the bare repository's `info/attributes` (which wins over any
@@ -854,8 +869,7 @@ def read_blob(
 _MERGE_ATTRIBUTES = "* -text !eol -filter -ident -working-tree-encoding -diff merge=text\n"
 
 
-@dataclass(frozen=True)
-class MergedTree:
+class MergedTree(NamedTuple):
     """What merging two commits gives: the tree (conflicting files hold conflict markers) and
     the paths that conflict (empty: a clean merge)."""
 
@@ -931,8 +945,7 @@ def tree_with_file(
 # ------------------------------------------------------------------------------------ internals
 
 
-@dataclass(frozen=True)
-class _Result:
+class _Result(NamedTuple):
     status: int
     stdout: bytes
     stderr: str

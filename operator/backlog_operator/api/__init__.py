@@ -1,1 +1,2 @@
-"""API models (pydantic): the source of truth for the custom resources and the worker result."""
+"""API models (pydantic): the source of truth for the custom resources and the worker result;
+and the rules and the result the worker steps use without pydantic."""

@@ -20,15 +20,13 @@ iterates, and a string it matches needs `maxLength`: the bounds sit next to each
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # --------------------------------------------------------------------------------------------
 # Rules as the CRD carries them.
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One `x-kubernetes-validations` entry: a CEL expression that must hold, and what to tell
     a person when it does not (the API server prefixes the field's path)."""
 

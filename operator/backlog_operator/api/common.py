@@ -8,6 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from backlog_operator.api.goal_rules import (
+    DEFAULT_SECRET_KEY,
+    SECRET_KEY_MAX_LENGTH,
+    SECRET_KEY_PATTERN,
+    SECRET_NAME_MAX_LENGTH,
+    SECRET_NAME_PATTERN,
+)
+
 GROUP = "backlog.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -55,15 +63,15 @@ class SecretKeyReference(ApiModel):
 
     name: str = Field(
         min_length=1,
-        max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=SECRET_NAME_MAX_LENGTH,
+        pattern=SECRET_NAME_PATTERN,
         description="Name of the Secret, in the same namespace as the resource.",
     )
     key: str = Field(
-        default="token",
+        default=DEFAULT_SECRET_KEY,
         min_length=1,
-        max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
+        max_length=SECRET_KEY_MAX_LENGTH,
+        pattern=SECRET_KEY_PATTERN,
         description="Key inside the Secret that holds the token.",
     )
 

@@ -11,65 +11,58 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 from backlog_operator.api.admission import (
     PATH_MAX_LENGTH,
     Rule,
-    has_credentials,
     no_credentials_in_template,
     no_credentials_in_url,
-    repository_path_problem,
     repository_path_rules,
     validations,
 )
 from backlog_operator.api.common import ApiModel, Condition, SecretKeyReference
+from backlog_operator.api.goal_rules import (
+    BRANCH_MAX_LENGTH,
+    BRANCH_PREFIX_MAX_LENGTH,
+    BRANCH_PREFIX_PATTERN,
+    DEFAULT_AUTHOR_EMAIL,
+    DEFAULT_AUTHOR_NAME,
+    DEFAULT_BACKLOG_PATH,
+    DEFAULT_BRANCH_PREFIX,
+    DEFAULT_COMMIT_MESSAGE,
+    DEFAULT_PR_BODY,
+    DEFAULT_PR_TITLE,
+    ENV_NAME_PATTERN,
+    FORGE_REPOSITORY_PATTERN,
+    MAX_ATTEMPTS,
+    PR_TITLE_MAX_LENGTH,
+    REPOSITORY_URL_CREDENTIALS,
+    TASK_ID_CHARACTERS,
+    TASK_ID_MAX_LENGTH,
+    TASK_ID_PATTERN,
+    TEMPLATE_MAX_LENGTH,
+    TIMEOUT_MAX_SECONDS,
+    URL_MAX_LENGTH,
+    refuse_credentials,
+    refuse_credentials_in_text,
+    refuse_outside_path,
+    repository_url_has_credentials,
+)
 from backlog_operator.api.quantity import QUANTITY_PATTERN, ResourceRequirements, positive_quantity
 from backlog_operator.api.usage import GoalUsage
-from backlog_operator.naming import url_has_credentials
 
-DEFAULT_BACKLOG_PATH = ".backlog/backlog.yaml"
-DEFAULT_BRANCH_PREFIX = "backlog/"
-DEFAULT_PR_TITLE = "{taskId}: {title}"
-DEFAULT_PR_BODY = "{description}"
-DEFAULT_COMMIT_MESSAGE = "{taskId}: {title}"
-
-# The task-id rule, one for every place a task id comes from (a Goal's spec.backlog.taskId here,
-# a backlog file's `id` in backlog/selection.py). Task ids name branches
-# (`<prefix><task-id>-<attempt>`), attempt ids, Job and Goal labels and a Backlog's Goals: a
-# conservative character set keeps them valid everywhere, starting with a letter or digit.
-TASK_ID_CHARACTERS = "A-Za-z0-9._-"
-# The most a task id may have anywhere. It bounds branch names (a ref component stays far below
-# git's 255 bytes even with the attempt suffix); label values and names made from an id are
-# shortened with a hash by `naming.dns_label`, so they need no tighter limit. Tasks a Backlog
-# selects from its file are held to a DNS label's 63 (see MAX_TASK_ID_LENGTH in selection.py).
-TASK_ID_MAX_LENGTH = 128
-TASK_ID_PATTERN = rf"^[A-Za-z0-9][{TASK_ID_CHARACTERS}]{{0,{TASK_ID_MAX_LENGTH - 1}}}$"
-
-URL_MAX_LENGTH = 2048
-# The pull request body and the commit message: GitHub's limit of a pull request body. The bound
-# also keeps the CEL rule that reads them within the API server's cost budget.
-TEMPLATE_MAX_LENGTH = 65536
-
-
-def refuse_credentials(value: str | None, field: str, instead: str) -> str | None:
-    """`value` when it carries no credential; else a ValueError (which never repeats it)."""
-    if value is None or not has_credentials(value):
-        return value
-    raise ValueError(f"{field} must not carry credentials; {instead}")
-
-
-def refuse_credentials_in_text(text: str, field: str) -> str:
-    """`text` (a template) when it holds no URL with credentials; else a ValueError."""
-    if has_credentials(text):
-        raise ValueError(
-            f"{field} must not contain a URL with credentials: the text ends up in a pull "
-            "request or a commit"
-        )
-    return text
-
-
-def refuse_outside_path(value: str, field: str) -> str:
-    """`value` when it names a file inside the repository; else a ValueError."""
-    problem = repository_path_problem(value)
-    if problem is not None:
-        raise ValueError(f"{field} {problem}")
-    return value
+# Defined with the rules that need no pydantic (`goal_rules`), and importable from here.
+__all__ = [
+    "DEFAULT_BACKLOG_PATH",
+    "DEFAULT_BRANCH_PREFIX",
+    "DEFAULT_COMMIT_MESSAGE",
+    "DEFAULT_PR_BODY",
+    "DEFAULT_PR_TITLE",
+    "TASK_ID_CHARACTERS",
+    "TASK_ID_MAX_LENGTH",
+    "TASK_ID_PATTERN",
+    "TEMPLATE_MAX_LENGTH",
+    "URL_MAX_LENGTH",
+    "refuse_credentials",
+    "refuse_credentials_in_text",
+    "refuse_outside_path",
+]
 
 
 class RepositorySpec(ApiModel):
@@ -91,7 +84,7 @@ class RepositorySpec(ApiModel):
     base_branch: str = Field(
         default="main",
         min_length=1,
-        max_length=255,
+        max_length=BRANCH_MAX_LENGTH,
         description="Branch to clone and to open the pull request against.",
     )
     credentials_secret: SecretKeyReference | None = Field(
@@ -110,11 +103,8 @@ class RepositorySpec(ApiModel):
     def _no_credentials_in_url(self) -> RepositorySpec:
         # On the model rather than the field: the error is reported at `repository`, as before.
         # The shared expression (the CRD's rule), and the worker's own reading of a URL.
-        if has_credentials(self.url) or url_has_credentials(self.url):
-            raise ValueError(
-                "repository.url must not carry credentials; reference a Secret in "
-                "repository.credentialsSecret instead"
-            )
+        if repository_url_has_credentials(self.url):
+            raise ValueError(REPOSITORY_URL_CREDENTIALS)
         return self
 
 
@@ -143,7 +133,7 @@ class BacklogRef(ApiModel):
 class EnvVar(ApiModel):
     """A plain environment variable for the task (no valueFrom: the task gets no secrets)."""
 
-    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    name: str = Field(pattern=ENV_NAME_PATTERN)
     value: str = ""
 
 
@@ -196,7 +186,7 @@ class TaskSpec(ApiModel):
     timeout_seconds: int = Field(
         default=3600,
         ge=1,
-        le=7 * 24 * 3600,
+        le=TIMEOUT_MAX_SECONDS,
         description="Deadline of the whole attempt (the Job's activeDeadlineSeconds).",
     )
 
@@ -226,12 +216,12 @@ class PullRequestSpec(ApiModel):
     )
     repository: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        pattern=FORGE_REPOSITORY_PATTERN,
         description="owner/name on the forge; derived from repository.url when absent.",
     )
     title: str = Field(
         default=DEFAULT_PR_TITLE,
-        max_length=256,
+        max_length=PR_TITLE_MAX_LENGTH,
         description="Title template: {taskId}, {title}, {description}, {goal}, {attemptId}.",
         json_schema_extra=validations(no_credentials_in_template("pullRequest.title")),
     )
@@ -245,8 +235,8 @@ class PullRequestSpec(ApiModel):
     draft: bool = Field(default=False, description="Open the pull request as a draft.")
     branch_prefix: str | None = Field(
         default=None,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9._/-]*$",
+        max_length=BRANCH_PREFIX_MAX_LENGTH,
+        pattern=BRANCH_PREFIX_PATTERN,
         description=(
             "Prefix of the branch `<prefix><task-id>-<attempt>`; "
             "default: the operator's setting, `backlog/` out of the box."
@@ -273,8 +263,8 @@ class PullRequestSpec(ApiModel):
 class CommitSpec(ApiModel):
     """Who the commit is by and what it says."""
 
-    author_name: str = Field(default="backlog-operator", min_length=1)
-    author_email: str = Field(default="backlog-operator@users.noreply.github.com", min_length=3)
+    author_name: str = Field(default=DEFAULT_AUTHOR_NAME, min_length=1)
+    author_email: str = Field(default=DEFAULT_AUTHOR_EMAIL, min_length=3)
     message: str = Field(
         default=DEFAULT_COMMIT_MESSAGE,
         max_length=TEMPLATE_MAX_LENGTH,
@@ -292,7 +282,7 @@ class RetrySpec(ApiModel):
     """How retryable failures are retried: exponential backoff with jitter."""
 
     max_attempts: int = Field(
-        default=3, ge=1, le=100, description="Attempts in all, the first included."
+        default=3, ge=1, le=MAX_ATTEMPTS, description="Attempts in all, the first included."
     )
     backoff_seconds: int = Field(default=30, ge=0, description="Delay before the second attempt.")
     max_backoff_seconds: int = Field(default=600, ge=0, description="Upper bound of the delay.")

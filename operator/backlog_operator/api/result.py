@@ -2,12 +2,14 @@
 
 The operator reads it back into the Goal's status, so its shape is a public contract
 (documented in docs/worker.md). It must fit in 4096 bytes, the kubelet's limit.
+
+This is the operator's model of it, which validates what it reads. The worker steps write it
+from the plain `api.worker_result.StepResult` (same fields, same JSON; no pydantic to import).
 """
 
 from __future__ import annotations
 
 import json
-from enum import IntEnum, StrEnum
 from typing import Literal
 
 from pydantic import Field
@@ -15,28 +17,14 @@ from pydantic import Field
 from backlog_operator.api.common import ApiModel
 from backlog_operator.api.goal import PullRequestStatus
 from backlog_operator.api.usage import TaskUsage
+from backlog_operator.api.worker_result import (
+    MAX_RESULT_BYTES,
+    ExitCode,
+    Outcome,
+    fit_result,
+)
 
-MAX_RESULT_BYTES = 4096
-
-
-class Outcome(StrEnum):
-    """How an attempt ended."""
-
-    PUBLISHED = "published"
-    ALREADY_COMPLETED = "already_completed"
-    FAILED = "failed"
-
-
-class ExitCode(IntEnum):
-    """Exit codes of the worker steps, mapped by the operator (sysexits.h numbers).
-
-    Any other non-zero code (a crash, an OOM kill) is treated as retryable.
-    """
-
-    OK = 0
-    USAGE = 64  # bad command line: permanent
-    PERMANENT = 65  # bad goal, bad backlog, path violation, access denied: do not retry
-    RETRYABLE = 75  # unreachable remote, base moved, forge 5xx or rate limit: retry later
+__all__ = ["MAX_RESULT_BYTES", "ExitCode", "Outcome", "WorkerResult", "failure"]
 
 
 class WorkerResult(ApiModel):
@@ -84,35 +72,8 @@ class WorkerResult(ApiModel):
         return ExitCode.RETRYABLE if self.retryable else ExitCode.PERMANENT
 
     def to_json(self) -> str:
-        """Compact JSON of at most MAX_RESULT_BYTES bytes.
-
-        To fit, in order: each warning is cut to 200 characters, the changed-file list is
-        halved (with `changedFilesTruncated: true`) while more than ten remain, warnings are
-        dropped, the message is cut, the changed files go, and last the usage's warnings and
-        counters. The outcome, its identifiers and the usage's figures always stay.
-        """
-        data = self.model_dump(by_alias=True, exclude_none=True, mode="json")
-        if _fits(data):
-            return _dump(data)
-        data["warnings"] = [_cut(str(w), 200) for w in data.get("warnings", [])]
-        while not _fits(data) and len(data.get("changedFiles", [])) > 10:
-            data["changedFiles"] = data["changedFiles"][: len(data["changedFiles"]) // 2]
-            data["changedFilesTruncated"] = True
-        if not _fits(data):
-            data.pop("warnings", None)
-        if not _fits(data) and data.get("message"):
-            overflow = len(_dump(data).encode()) - MAX_RESULT_BYTES
-            data["message"] = _cut(
-                str(data["message"]), max(0, len(data["message"]) - overflow - 8)
-            )
-        while not _fits(data) and data.get("changedFiles"):
-            data["changedFiles"] = data["changedFiles"][:-1]
-            data["changedFilesTruncated"] = True
-        usage = data.get("usage")
-        for detail in ("warnings", "counters"):  # bounded, so this fits; the figures stay
-            if not _fits(data) and isinstance(usage, dict):
-                usage.pop(detail, None)
-        return _dump(data)
+        """Compact JSON of at most MAX_RESULT_BYTES bytes (see `worker_result.fit_result`)."""
+        return fit_result(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
 
     @classmethod
     def from_json(cls, text: str) -> WorkerResult:
@@ -120,18 +81,6 @@ class WorkerResult(ApiModel):
         data = json.loads(text)
         data.pop("changedFilesTruncated", None)
         return cls.model_validate(data)
-
-
-def _dump(data: dict[str, object]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def _fits(data: dict[str, object]) -> bool:
-    return len(_dump(data).encode()) <= MAX_RESULT_BYTES
-
-
-def _cut(text: str, length: int) -> str:
-    return text if len(text) <= length else text[: max(0, length - 1)] + "…"
 
 
 def failure(

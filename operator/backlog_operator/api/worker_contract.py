@@ -31,8 +31,10 @@ in that state folder that `publish` reads, warily (`worker.usage_file`).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from backlog_operator.api.goal import Goal
+if TYPE_CHECKING:  # the worker steps read the contract, and import no pydantic
+    from backlog_operator.api.goal import Goal
 
 # The environment of every worker step (see the table above).
 GOAL_VARIABLE = "BACKLOG_GOAL"

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from backlog_operator.backlog._outline import (
     BLOCK,
@@ -82,8 +81,7 @@ def _double_quoted(text: str) -> str:
     return "".join(out)
 
 
-@dataclass(slots=True)
-class Edit:
+class Edit(NamedTuple):
     """Replace text[start:end] with `text`; an insertion has start == end.
 
     `order` breaks ties between edits at one offset: a value's replacement comes before the

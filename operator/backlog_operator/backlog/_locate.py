@@ -42,8 +42,8 @@ line it looks at once.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._outline import (
@@ -157,8 +157,7 @@ _COUNTED = b"\n,[{"
 _ALL_BUT_LOOKED_AT = bytes(set(range(256)) - set(_COUNTED + _ODD_ASCII + b"\r"))
 
 
-@dataclass(frozen=True, slots=True)
-class Located:
+class Located(NamedTuple):
     """One task's item: its lines [begin, end), the dashes' column, and the list's shape."""
 
     begin: int
@@ -167,8 +166,7 @@ class Located:
     bare_list: bool  # the file is a bare list of tasks (else a mapping with `tasks:`)
 
 
-@dataclass(frozen=True, slots=True)
-class _List:
+class _List(NamedTuple):
     """Where the task list starts (its first dash's line), its columns, and its owner."""
 
     start: int

@@ -11,7 +11,6 @@ duplicate-key check that both readers' outlines go through.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -28,7 +27,6 @@ PLAIN, SINGLE, DOUBLE, LITERAL, FOLDED = "plain", "'", '"', "|", ">"
 FLOW, BLOCK, EMPTY = "flow", "block", "empty"
 
 
-@dataclass(slots=True, eq=False)
 class OutlineNode:
     """One node of the outline: where it is in the text and, where known, its value.
 
@@ -36,21 +34,58 @@ class OutlineNode:
     `&`/`!`), `end` the offset just after its last character of content: for a block scalar
     the end of its last content line (for `|+`/`>+` of its last kept empty line), for a block
     collection the end of its last item. Offsets count characters of the decoded text.
+
+    A plain class with slots (compared by identity) rather than a dataclass: every worker step
+    reads a backlog, and defining dataclasses would cost it several milliseconds.
     """
 
-    value: Any
-    start: int
-    end: int
-    line: int  # 1-based
-    style: str
-    # A mapping's keys and values, duplicates kept.
-    pairs: list[tuple[OutlineNode, OutlineNode]] | None = None
-    items: list[OutlineNode] | None = None  # a sequence's items
-    column: int = 0  # a block collection's key or dash column
-    shared: bool = False  # an anchored or aliased node: one text, several places in the data
-    # Fast reader, the task list as a block sequence: for each item, the offset of its dash line
-    # and the offset of the line after it (the next content line, or the end of the text).
-    spans: list[tuple[int, int]] | None = None
+    __slots__ = (
+        "column",
+        "end",
+        "items",
+        "line",
+        "pairs",
+        "shared",
+        "spans",
+        "start",
+        "style",
+        "value",
+    )
+
+    def __init__(
+        self,
+        value: Any,
+        start: int,
+        end: int,
+        line: int,
+        style: str,
+        pairs: list[tuple[OutlineNode, OutlineNode]] | None = None,
+        items: list[OutlineNode] | None = None,
+        column: int = 0,
+        shared: bool = False,
+        spans: list[tuple[int, int]] | None = None,
+    ) -> None:
+        """A node read at [start, end) on `line` (1-based), in `style`."""
+        self.value = value
+        self.start = start
+        self.end = end
+        self.line = line
+        self.style = style
+        # A mapping's keys and values, duplicates kept.
+        self.pairs = pairs
+        self.items = items  # a sequence's items
+        self.column = column  # a block collection's key or dash column
+        self.shared = shared  # an anchored or aliased node: one text, several places in the data
+        # Fast reader, the task list as a block sequence: for each item, the offset of its dash
+        # line and the offset of the line after it (the next content line, or the end of the
+        # text).
+        self.spans = spans
+
+    def __repr__(self) -> str:
+        return (
+            f"OutlineNode({self.value!r}, {self.start}, {self.end}, line={self.line}, "
+            f"style={self.style!r})"
+        )
 
 
 def shift(node: OutlineNode, offset: int, lines: int) -> None:
@@ -68,13 +103,16 @@ def shift(node: OutlineNode, offset: int, lines: int) -> None:
         shift(item, offset, lines)
 
 
-@dataclass(slots=True)
 class Outline:
     """A read file: its tree, its tasks' nodes, and which reader read it."""
 
-    root: OutlineNode
-    items: list[OutlineNode]
-    fast: bool
+    __slots__ = ("fast", "items", "root")
+
+    def __init__(self, root: OutlineNode, items: list[OutlineNode], fast: bool) -> None:
+        """The outline of a file read by the fast reader (`fast`) or the full one."""
+        self.root = root
+        self.items = items
+        self.fast = fast
 
 
 # ------------------------------------------------------------------ YAML text and scalars
@@ -120,9 +158,12 @@ _CONSTRUCTED_TAGS = frozenset(
 
 # Characters YAML does not allow in a stream (as ruamel.yaml's reader checks), and the
 # characters that some YAML readers take as line breaks: both send a file to the full parser.
+# Spelled as the few ranges outside what YAML allows (tab, line feed, carriage return, printable
+# ASCII, \xa0-\u2027, \u202a-\ud7ff, \ue000-\ufefe, \uff00-\ufffd, \U00010000-\U0010ffff):
+# the same characters, and the negated class of those big ranges took every worker step some
+# 4 ms to compile.
 ODD_CHARACTERS = re.compile(
-    "[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-    "\U00010000-\U0010ffff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]"
 )
 
 # YAML 1.2 (core schema, as ruamel.yaml reads it) gives a meaning other than a string to a plain

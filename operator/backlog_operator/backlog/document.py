@@ -69,16 +69,14 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from backlog_operator.backlog._edits import Edit, apply_edits, plan_edits
 from backlog_operator.backlog._fast_reader import FastReader
 from backlog_operator.backlog._full_reader import FullReader
-from backlog_operator.backlog._locate import Located, locate
 from backlog_operator.backlog._outline import (
     BLOCK,
     PLAIN,
@@ -98,7 +96,10 @@ from backlog_operator.backlog.errors import (
     BacklogNotFoundError,
     UnknownTaskError,
 )
-from backlog_operator.backlog.model import Task, value_kind
+from backlog_operator.backlog.model import Task, TaskFieldError, value_kind
+
+if TYPE_CHECKING:  # `_locate` is imported by `for_task`, the one reading that uses it
+    from backlog_operator.backlog._locate import Located
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 # What one file may hold, whatever its size in bytes (see the module docstring).
@@ -247,12 +248,8 @@ def _validate_task(item: OutlineNode, number: int, source: str) -> Task:
         raise BacklogError(source, item.line, f"{label}: key {odd!r} is not a string")
     try:
         return Task.from_mapping(data, line=item.line)
-    except ValidationError as error:
-        problem = error.errors(include_url=False, include_input=False)[0]
-        field_name = str(problem["loc"][0]) if problem["loc"] else ""
-        cause = (problem.get("ctx") or {}).get("error")
-        message = str(cause) if cause is not None else f"`{field_name}`: {problem['msg']}"
-        raise BacklogError(source, _key_line(item, field_name), f"{label}: {message}") from None
+    except TaskFieldError as error:
+        raise BacklogError(source, _key_line(item, error.key), f"{label}: {error}") from None
 
 
 # ------------------------------------------------------------------------ decoding, one item
@@ -371,6 +368,8 @@ class BacklogDocument:
         file first, as `parse` does (and may raise what it raises). A file in which the task's
         lines cannot be shown this way, or that does not hold the task, is read whole at once.
         """
+        from backlog_operator.backlog._locate import locate
+
         text, bom = _decode(data, source)
         located = locate(text, task_id, max_nodes=MAX_NODES, max_tasks=MAX_TASKS)
         document = None if located is None else cls._one_task(text, bom, source, located)
@@ -543,7 +542,7 @@ class BacklogDocument:
             self._cross_check(text, position, expected)
         try:
             task = Task.from_mapping(expected, line=item.line)
-        except ValidationError as error:
+        except TaskFieldError as error:
             raise self._refuse(item, f"the result does not validate: {error}") from None
         # Only now does the document change: every check above raises before this point.
         line_shift = sum(
@@ -557,13 +556,13 @@ class BacklogDocument:
         if outline is not None:
             self._outline = outline
             for existing, new_item in zip(self._tasks, outline.items, strict=True):
-                existing._line = new_item.line
+                existing.relocate(new_item.line)
         elif not self._partial:
             # The outline's offsets after the edit are out of date: read again before the next
             # edit, rather than on every edit (most documents see one).
             self._stale = True
             for later in self._tasks[position + 1 :] if line_shift else ():  # lines moved
-                later._line += line_shift
+                later.relocate(later.line + line_shift)
 
     def _position(self, task_id: str) -> int:
         """The task's index, with an outline up to date (read again after an edit)."""

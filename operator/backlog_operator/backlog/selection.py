@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from backlog_operator.api.goal import TASK_ID_CHARACTERS
+from backlog_operator.api.goal_rules import TASK_ID_CHARACTERS
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.backlog.model import Task, TaskStatus
 from backlog_operator.naming import dns_label

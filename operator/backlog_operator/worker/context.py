@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +17,6 @@ from ruamel.yaml.error import YAMLError
 
 from backlog_operator import naming
 from backlog_operator.adapters.git import GitCredentials
-from backlog_operator.api.common import describe_validation_error
-from backlog_operator.api.goal import Goal
 from backlog_operator.api.worker_contract import (
     ATTEMPT_ID_VARIABLE,
     GOAL_FILE_VARIABLE,
@@ -37,30 +34,48 @@ from backlog_operator.api.worker_contract import PRIVATE_DIR as DEFAULT_PRIVATE_
 from backlog_operator.api.worker_contract import TERMINATION_LOG as DEFAULT_TERMINATION_LOG
 from backlog_operator.api.worker_contract import WORKSPACE as DEFAULT_WORKSPACE
 from backlog_operator.redact import Redactor
+from backlog_operator.worker.goal import InvalidGoalError, WorkerGoal, goal_from_data
 
 if TYPE_CHECKING:
     from backlog_operator.backlog.document import BacklogDocument
 
 
-class InvalidGoalError(ValueError):
-    """The goal (or the worker's environment) is unusable: a permanent failure."""
+__all__ = [
+    "InvalidGoalError",
+    "WorkerContext",
+    "context_from_environment",
+    "load_goal_file",
+    "parse_goal",
+]
 
 
-@dataclass
 class WorkerContext:
     """Everything a step needs, resolved once."""
 
-    goal: Goal
-    attempt_id: str
-    workspace: Path
-    private_dir: Path
-    token_file: Path | None = None
-    termination_log: Path | None = None
-    goal_url: str | None = None
-    redactor: Redactor = field(default_factory=Redactor)
-    #: The backlog as `clone` read it at the base commit, for a `publish` in the same process
-    #: (`backlogctl run`): see `take_base_backlog`.
-    base_backlog: BacklogDocument | None = None
+    def __init__(
+        self,
+        *,
+        goal: WorkerGoal,
+        attempt_id: str,
+        workspace: Path,
+        private_dir: Path,
+        token_file: Path | None = None,
+        termination_log: Path | None = None,
+        goal_url: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        """The step's goal, attempt and folders; where the token and the result are."""
+        self.goal = goal
+        self.attempt_id = attempt_id
+        self.workspace = workspace
+        self.private_dir = private_dir
+        self.token_file = token_file
+        self.termination_log = termination_log
+        self.goal_url = goal_url
+        self.redactor = redactor if redactor is not None else Redactor()
+        #: The backlog as `clone` read it at the base commit, for a `publish` in the same
+        #: process (`backlogctl run`): see `take_base_backlog`.
+        self.base_backlog: BacklogDocument | None = None
 
     @property
     def repo_dir(self) -> Path:
@@ -119,7 +134,7 @@ class WorkerContext:
         return token or None
 
 
-def parse_goal(text: str, *, source: str) -> Goal:
+def parse_goal(text: str, *, source: str) -> WorkerGoal:
     """A Goal from YAML or JSON text; InvalidGoalError names the source and the problem."""
     try:
         data = YAML(typ="safe", pure=True).load(text)
@@ -130,15 +145,10 @@ def parse_goal(text: str, *, source: str) -> Goal:
     kind = data.get("kind", "Goal")
     if kind != "Goal":
         raise InvalidGoalError(f"{source}: expected kind Goal, found {kind!r}")
-    try:
-        return Goal.model_validate(dict(data))
-    except ValueError as error:
-        raise InvalidGoalError(
-            f"{source}: invalid Goal: {describe_validation_error(error)}"
-        ) from None
+    return goal_from_data(data, source=source)
 
 
-def load_goal_file(path: Path) -> Goal:
+def load_goal_file(path: Path) -> WorkerGoal:
     """Read and validate a Goal manifest from a file."""
     try:
         text = path.read_text(encoding="utf-8")

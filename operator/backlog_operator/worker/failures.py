@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from backlog_operator.api.result import WorkerResult, failure
+from backlog_operator.api.worker_result import Step, StepResult, failed
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.errors import ClassifiedError
 from backlog_operator.redact import Redactor
 from backlog_operator.worker.context import InvalidGoalError
 
-Step = Literal["clone", "task", "publish", "heal"]
+__all__ = ["Step", "StepFailure", "as_step_failure", "failed_result"]
 
 
 class StepFailure(ClassifiedError):  # noqa: N818 (a failure is the normal outcome it names)
@@ -36,10 +34,10 @@ def failed_result(
     redactor: Redactor,
     task_id: str | None = None,
     attempt_id: str | None = None,
-) -> WorkerResult:
+) -> StepResult:
     """The failed result for `error`, every text scrubbed of secrets."""
     problem = as_step_failure(error)
-    return failure(
+    return failed(
         problem.reason,
         redactor(problem.message),
         retryable=problem.retryable,

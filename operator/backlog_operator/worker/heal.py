@@ -26,20 +26,21 @@ writeback on the base's version of it:
 (`backlogctl heal GOAL.yaml --branch BRANCH`).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: `typing.NamedTuple` would compile each of its
+# fields' annotations from their text, a noticeable part of a step's start.
 
 import argparse
 import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
-from backlog_operator.api.result import Outcome, WorkerResult, failure
+from backlog_operator.api.worker_result import Outcome, StepResult, failed
 from backlog_operator.backlog.document import DEFAULT_MAX_BYTES, BacklogDocument
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.backlog.model import TaskStatus
@@ -55,8 +56,7 @@ HEAL_GIT_DIR = "heal.git"
 MAX_PATHS_SHOWN = 50
 
 
-@dataclass(frozen=True)
-class _Writeback:
+class _Writeback(NamedTuple):
     """The writeback a pull request made to its task, as read back from its branch."""
 
     task_id: str
@@ -80,8 +80,7 @@ class _Writeback:
             document.set_pr_number(self.task_id, self.pr_number)
 
 
-@dataclass(frozen=True)
-class _Heads:
+class _Heads(NamedTuple):
     """The two commits a heal merges, in the bare repository it works in."""
 
     repo: gitops.Repository
@@ -90,7 +89,7 @@ class _Heads:
     base: str
 
 
-def heal_attempt(ctx: WorkerContext, branch: str) -> WorkerResult:
+def heal_attempt(ctx: WorkerContext, branch: str) -> StepResult:
     """Heal the pull request on `branch` (see the module docstring); never raises."""
     try:
         return heal(ctx, branch)
@@ -103,10 +102,10 @@ def heal_attempt(ctx: WorkerContext, branch: str) -> WorkerResult:
             task_id=ctx.work_name,
             attempt_id=ctx.attempt_id,
         )
-        return result.model_copy(update={"branch": branch})
+        return result._replace(branch=branch)
 
 
-def heal(ctx: WorkerContext, branch: str) -> WorkerResult:
+def heal(ctx: WorkerContext, branch: str) -> StepResult:
     """Merge the base branch into `branch`, resolving a backlog-only conflict; raises
     StepFailure or an adapter's error when it cannot even try."""
     heads = _fetch(ctx, _checked_branch(ctx, branch))
@@ -238,7 +237,7 @@ def _gives(writeback: _Writeback, original: bytes, wanted: bytes, path: str) -> 
     return document.render() == wanted
 
 
-def _push_merge(ctx: WorkerContext, heads: _Heads, tree: str) -> WorkerResult:
+def _push_merge(ctx: WorkerContext, heads: _Heads, tree: str) -> StepResult:
     """Commit the merge onto the branch's head and push it (a fast-forward); the result."""
     spec = ctx.goal.spec
     base_branch = spec.repository.base_branch
@@ -260,7 +259,7 @@ def _push_merge(ctx: WorkerContext, heads: _Heads, tree: str) -> WorkerResult:
         heads.repo, commit, heads.branch, url=spec.repository.url, credentials=ctx.git_credentials()
     )
     changes = gitops.tree_changes(heads.repo, heads.base, commit)
-    return WorkerResult(
+    return StepResult(
         outcome=Outcome.PUBLISHED,
         reason="Healed",
         message=(
@@ -278,9 +277,9 @@ def _push_merge(ctx: WorkerContext, heads: _Heads, tree: str) -> WorkerResult:
     )
 
 
-def _nothing_to_heal(ctx: WorkerContext, heads: _Heads, how: str) -> WorkerResult:
+def _nothing_to_heal(ctx: WorkerContext, heads: _Heads, how: str) -> StepResult:
     base_branch = ctx.goal.spec.repository.base_branch
-    return WorkerResult(
+    return StepResult(
         outcome=Outcome.PUBLISHED,
         reason="NothingToHeal",
         message=f"{heads.branch} {how} {base_branch} ({heads.base[:12]}); nothing was pushed",
@@ -292,10 +291,10 @@ def _nothing_to_heal(ctx: WorkerContext, heads: _Heads, how: str) -> WorkerResul
     )
 
 
-def _conflicted(ctx: WorkerContext, heads: _Heads, paths: list[str], why: str) -> WorkerResult:
+def _conflicted(ctx: WorkerContext, heads: _Heads, paths: list[str], why: str) -> StepResult:
     shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
     base_branch = ctx.goal.spec.repository.base_branch
-    return failure(
+    return failed(
         "Conflicted",
         ctx.redactor(
             f"merging {base_branch} ({heads.base[:12]}) into {heads.branch} conflicts in "
@@ -311,9 +310,9 @@ def _conflicted(ctx: WorkerContext, heads: _Heads, paths: list[str], why: str) -
     )
 
 
-def _task_gone(ctx: WorkerContext, heads: _Heads) -> WorkerResult:
+def _task_gone(ctx: WorkerContext, heads: _Heads) -> StepResult:
     spec = ctx.goal.spec
-    return failure(
+    return failed(
         "TaskNotInBase",
         f"task {ctx.task_id} is no longer in {spec.backlog.path} on "
         f"{spec.repository.base_branch} ({heads.base[:12]}); nothing was pushed",
@@ -326,9 +325,9 @@ def _task_gone(ctx: WorkerContext, heads: _Heads) -> WorkerResult:
     )
 
 
-def _completed_in_base(ctx: WorkerContext, heads: _Heads) -> WorkerResult:
+def _completed_in_base(ctx: WorkerContext, heads: _Heads) -> StepResult:
     spec = ctx.goal.spec
-    return WorkerResult(
+    return StepResult(
         outcome=Outcome.ALREADY_COMPLETED,
         reason="CompletedInBase",
         message=(

@@ -31,12 +31,11 @@ from pathlib import Path
 
 from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
-from backlog_operator.api.goal import Goal
-from backlog_operator.api.result import ExitCode, Outcome, WorkerResult
+from backlog_operator.api.worker_result import ExitCode, Outcome, StepResult
 from backlog_operator.redact import Redactor, private_token_file
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext, load_goal_file
-from backlog_operator.worker.diff import unified_diff
 from backlog_operator.worker.failures import StepFailure, failed_result
+from backlog_operator.worker.goal import WorkerGoal
 from backlog_operator.worker.steps import (
     clone_attempt,
     configure_logging,
@@ -91,7 +90,7 @@ def run_locally(ctx: WorkerContext, *, dry_run: bool = False, stage_to: Path | N
 
     `stage_to`: publish as a dry run and write the change there as a staged change."""
     record = clone_attempt(ctx)
-    if isinstance(record, WorkerResult):
+    if isinstance(record, StepResult):
         return _report(ctx, record)
     refused = None if record.already_completed else check_access(ctx)
     if refused is not None:
@@ -108,7 +107,7 @@ def run_locally(ctx: WorkerContext, *, dry_run: bool = False, stage_to: Path | N
         return _report(ctx, write_stage(ctx, record.base_commit, result, stage_to))
     if result.outcome is Outcome.PUBLISHED and result.commit:
         print_dry_run_diff(ctx, record.base_commit, result.commit)
-        result = result.model_copy(update={"message": _dry_run_message(ctx, result)})
+        result = result._replace(message=_dry_run_message(ctx, result))
     return _report(ctx, result)
 
 
@@ -117,7 +116,7 @@ def apply_locally(ctx: WorkerContext, patch: Path, given_hash: str) -> int:
     from backlog_operator.worker import staged_run
 
     record = clone_attempt(ctx)
-    if isinstance(record, WorkerResult):
+    if isinstance(record, StepResult):
         return _report(ctx, record)
     refused = None if record.already_completed else check_access(ctx)
     if refused is not None:
@@ -125,7 +124,7 @@ def apply_locally(ctx: WorkerContext, patch: Path, given_hash: str) -> int:
     return _report(ctx, staged_run.apply_attempt(ctx, record, patch, given_hash))
 
 
-def _report(ctx: WorkerContext | None, result: WorkerResult) -> int:
+def _report(ctx: WorkerContext | None, result: StepResult) -> int:
     """`emit` the result (JSON, the last line of stdout) and, for the person who ran this, a
     failure's reason and message on stderr as well."""
     if result.outcome is Outcome.FAILED:
@@ -133,7 +132,7 @@ def _report(ctx: WorkerContext | None, result: WorkerResult) -> int:
     return emit(ctx, result)
 
 
-def check_access(ctx: WorkerContext) -> WorkerResult | None:
+def check_access(ctx: WorkerContext) -> StepResult | None:
     """None when the token and the forge let this run publish; else the failed result (step
     `clone`: the task has not run). See the module docstring."""
     try:
@@ -189,6 +188,8 @@ def _check_forge(ctx: WorkerContext, token: str | None) -> None:
 
 def print_dry_run_diff(ctx: WorkerContext, base_commit: str, commit: str) -> None:
     """The change a real run would push (`base_commit`..`commit`), as a unified diff on stdout."""
+    from backlog_operator.worker.diff import unified_diff  # difflib: only for a dry run
+
     try:
         repo = gitops.open_sealed_repository(ctx.private_dir, ctx.repo_dir)
         diff = unified_diff(repo, base_commit, commit)
@@ -199,7 +200,7 @@ def print_dry_run_diff(ctx: WorkerContext, base_commit: str, commit: str) -> Non
     sys.stdout.flush()
 
 
-def _dry_run_message(ctx: WorkerContext, result: WorkerResult) -> str:
+def _dry_run_message(ctx: WorkerContext, result: StepResult) -> str:
     count = len(result.changed_files)
     also = " and open a pull request" if ctx.goal.spec.pull_request.provider != "none" else ""
     return (
@@ -208,7 +209,7 @@ def _dry_run_message(ctx: WorkerContext, result: WorkerResult) -> str:
     )
 
 
-def resolve_local_repository(goal: Goal, base: Path) -> Goal:
+def resolve_local_repository(goal: WorkerGoal, base: Path) -> WorkerGoal:
     """A repository given as a local path is taken relative to the goal file's folder."""
     url = goal.spec.repository.url
     if "://" in url or _SCP_LIKE.match(url):
@@ -216,9 +217,8 @@ def resolve_local_repository(goal: Goal, base: Path) -> Goal:
     path = (base / url).resolve()
     if not path.exists():
         raise InvalidGoalError(f"repository {url!r} is not a URL and no folder {path} exists")
-    repository = goal.spec.repository.model_copy(update={"url": str(path)})
-    spec = goal.spec.model_copy(update={"repository": repository})
-    return goal.model_copy(update={"spec": spec})
+    repository = goal.spec.repository._replace(url=str(path))
+    return goal._replace(spec=goal.spec._replace(repository=repository))
 
 
 def _not_empty(path: Path) -> bool:

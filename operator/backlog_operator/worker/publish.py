@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
-from backlog_operator.api.goal import PullRequestStatus
-from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.api.worker_result import Outcome, ResultPullRequest, StepResult
 from backlog_operator.backlog.document import DEFAULT_MAX_BYTES, BacklogDocument
 from backlog_operator.backlog.model import path_allowed
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext
@@ -45,27 +43,36 @@ if TYPE_CHECKING:  # PyGithub costs a sixth of a second to import: only for prov
 log = logging.getLogger("backlog_operator.worker")
 
 
-@dataclass
 class _Publication:
     """What publishing has done so far (for the result)."""
 
-    branch: str
-    tree: str
-    commit: str = ""
-    pull_request: PullRequestRef | None = None
-    created: bool | None = None  # whether this attempt opened `pull_request` (False: reused)
-    backlog_updated: bool = False
-    changed_files: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    #: The backlog as marked, and its file mode: the pull request number is recorded in this
-    #: same document, not in a second reading of the file.
-    backlog: BacklogDocument | None = None
-    backlog_mode: str = ""
+    def __init__(
+        self,
+        *,
+        branch: str,
+        tree: str,
+        pull_request: PullRequestRef | None,
+        created: bool | None,
+        warnings: list[str],
+    ) -> None:
+        self.branch = branch
+        self.tree = tree
+        self.commit = ""
+        self.pull_request = pull_request
+        #: Whether this attempt opened `pull_request` (False: it reused an open one).
+        self.created = created
+        self.backlog_updated = False
+        self.changed_files: list[str] = []
+        self.warnings = warnings
+        #: The backlog as marked, and its file mode: the pull request number is recorded in
+        #: this same document, not in a second reading of the file.
+        self.backlog: BacklogDocument | None = None
+        self.backlog_mode = ""
 
 
 def publish(
     ctx: WorkerContext, record: CloneRecord, *, now: datetime, dry_run: bool = False
-) -> WorkerResult:
+) -> StepResult:
     """Publish the attempt; raises StepFailure (or an adapter's error) when it cannot.
 
     `dry_run` (`backlogctl run --dry-run`): steps 1, 3 and 4 only. The commit is made in the
@@ -73,7 +80,7 @@ def publish(
     one); the result names that local commit.
     """
     if record.already_completed:
-        return WorkerResult(
+        return StepResult(
             outcome=Outcome.ALREADY_COMPLETED,
             task_id=ctx.work_name,
             attempt_id=ctx.attempt_id,
@@ -122,12 +129,14 @@ def publish_commit(
     branch: str,
     changed_files: list[str],
     now: datetime,
-) -> WorkerResult:
+) -> StepResult:
     """Commit `tree` (checked by the caller: an approved staged change) on the base commit,
     push it as the new branch `branch` and open its pull request, as `publish` does."""
     gitops.load_index(repo, tree)  # the follow-up commit's writeback edits the index
-    state = _Publication(branch=branch, tree=tree, changed_files=changed_files)
-    state.warnings = list(record.warnings)
+    state = _Publication(
+        branch=branch, tree=tree, pull_request=None, created=None, warnings=list(record.warnings)
+    )
+    state.changed_files = changed_files
     if ctx.task_id is not None and record.backlog_path in changed_files and record.task_found:
         document, mode = _task_backlog(repo, tree, record, ctx.task_id)
         if document.find(ctx.task_id) is not None:
@@ -150,7 +159,7 @@ def _push_and_open(
     state: _Publication,
     existing: PullRequestRef | None,
     now: datetime,
-) -> WorkerResult:
+) -> StepResult:
     """Steps 5 to 7: push (onto `existing`'s branch, or a new one), open, record the number."""
     if existing is not None:
         _push_onto_open_pull_request(ctx, repo, state, existing)
@@ -297,10 +306,10 @@ def _task_backlog(
     """The backlog file as the task left it, and its mode; InvalidBacklog if it is no file.
 
     `base` is the backlog as `clone` read it, when it ran in this process: taken as it is when
-    the task left the file's bytes unchanged, instead of reading them a second time. In a
-    separate `publish`, bytes unchanged since `clone` validated them whole (the record's
-    digest) are read for the task's entry alone (`BacklogDocument.for_task`); bytes the task
-    changed are read and validated whole.
+    the task left the file's bytes unchanged (the blob's name tells), without reading them a
+    second time. In a separate `publish`, bytes unchanged since `clone` validated them whole
+    (the record's digest) are read for the task's entry alone (`BacklogDocument.for_task`);
+    bytes the task changed are read and validated whole.
 
     Read from the snapshot's tree, never from the work tree: a link there is a link here,
     and is refused rather than followed.
@@ -325,9 +334,15 @@ def _task_backlog(
         raise StepFailure(
             "InvalidBacklog", f"{path}: {problem}; nothing was pushed", retryable=False
         )
-    data = gitops.read_blob(repo, entry.sha)
-    if base is not None and not base.changed and base.render() == data:
+    # The task left the bytes `clone` read when their blob is the one those bytes make: known
+    # without reading the blob back.
+    if (
+        base is not None
+        and not base.changed
+        and gitops.blob_id(base.render(), like=entry.sha) == entry.sha
+    ):
         return base, entry.mode
+    data = gitops.read_blob(repo, entry.sha)
     if record.backlog_sha256 == hashlib.sha256(data).hexdigest():
         return BacklogDocument.for_task(data, task_id, source=path), entry.mode
     return BacklogDocument.parse(data, source=path), entry.mode
@@ -419,13 +434,13 @@ def _open_and_record(
     state.commit = follow_up
 
 
-def _result(ctx: WorkerContext, state: _Publication) -> WorkerResult:
+def _result(ctx: WorkerContext, state: _Publication) -> StepResult:
     pull_request = (
-        PullRequestStatus(number=state.pull_request.number, url=state.pull_request.url)
+        ResultPullRequest(number=state.pull_request.number, url=state.pull_request.url)
         if state.pull_request
         else None
     )
-    return WorkerResult(
+    return StepResult(
         outcome=Outcome.PUBLISHED,
         task_id=ctx.work_name,
         attempt_id=ctx.attempt_id,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
-from backlog_operator.api.result import Outcome, WorkerResult
+from backlog_operator.api.worker_result import Outcome, StepResult
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.model import path_allowed
 from backlog_operator.worker import staging
@@ -40,9 +40,7 @@ def manifest_path(patch: Path) -> Path:
     return patch.with_name(patch.name + MANIFEST_SUFFIX)
 
 
-def write_stage(
-    ctx: WorkerContext, base_commit: str, result: WorkerResult, out: Path
-) -> WorkerResult:
+def write_stage(ctx: WorkerContext, base_commit: str, result: StepResult, out: Path) -> StepResult:
     """Write the staged change of a dry run's `result` to `out` (and its manifest); the result
     to report, the hash in its message, or the failure."""
     try:
@@ -62,7 +60,7 @@ def write_stage(
         f"staged, nothing pushed: {change.hash}, {count} changed file{'s' if count != 1 else ''} "
         f"for branch {change.branch}, patch in {out}"
     )
-    return result.model_copy(update={"message": message, "commit": None})
+    return result._replace(message=message, commit=None)
 
 
 def _json(data: object) -> str:
@@ -94,7 +92,7 @@ def apply_staged(
     given_hash: str,
     *,
     now: datetime | None = None,
-) -> WorkerResult:
+) -> StepResult:
     """Apply, check and publish the staged change (see the module docstring); raises
     StepFailure or an adapter's error when it refuses or cannot."""
     from backlog_operator.worker.publish import publish_commit, refuse_unpublishable
@@ -154,14 +152,9 @@ def _record_at_base(
     document = _backlog_at(repo, base, record.backlog_path)
     task = document.find(ctx.task_id) if document is not None and ctx.task_id else None
     if task is None:
-        return record.model_copy(update={"base_commit": base, "task_found": False})
-    return record.model_copy(
-        update={
-            "base_commit": base,
-            "task_found": True,
-            "allowed_paths": list(task.allowed_paths) if task.allowed_paths is not None else None,
-        }
-    )
+        return record._replace(base_commit=base, task_found=False)
+    allowed = list(task.allowed_paths) if task.allowed_paths is not None else None
+    return record._replace(base_commit=base, task_found=True, allowed_paths=allowed)
 
 
 def _backlog_at(repo: gitops.Repository, tree: str, path: str) -> BacklogDocument | None:
@@ -216,7 +209,7 @@ def _refuse_conflict_with_head(repo: gitops.Repository, head: str, patch: bytes)
         ) from error
 
 
-def _failed(ctx: WorkerContext, error: Exception) -> WorkerResult:
+def _failed(ctx: WorkerContext, error: Exception) -> StepResult:
     return failed_result(
         error,
         step="publish",
@@ -228,10 +221,10 @@ def _failed(ctx: WorkerContext, error: Exception) -> WorkerResult:
 
 def apply_attempt(
     ctx: WorkerContext, record: CloneRecord, patch_path: Path, given: str
-) -> WorkerResult:
+) -> StepResult:
     """`read_staged` and `apply_staged`, every failure a failed result."""
     if record.already_completed:
-        return WorkerResult(
+        return StepResult(
             outcome=Outcome.ALREADY_COMPLETED,
             task_id=ctx.work_name,
             attempt_id=ctx.attempt_id,

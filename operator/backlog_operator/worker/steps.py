@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from backlog_operator.adapters import git as gitops
-from backlog_operator.api.result import ExitCode, WorkerResult
 from backlog_operator.api.worker_contract import (
     STATE_DIR,
     TASK_ENV_FILE,
@@ -33,6 +32,7 @@ from backlog_operator.api.worker_contract import (
     WORKSPACE_VARIABLE,
     launcher_command,
 )
+from backlog_operator.api.worker_result import ExitCode, StepResult
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogNotFoundError
 from backlog_operator.redact import Redactor
@@ -83,29 +83,27 @@ def _check_backlog(ctx: WorkerContext, record: CloneRecord) -> CloneRecord:
     except BacklogNotFoundError as error:
         warning = f"{error}; the task runs without writeback"
         log.warning("%s", warning)
-        return record.model_copy(update={"warnings": [warning]})
+        return record._replace(warnings=[warning])
     ctx.base_backlog = document  # a `publish` in this process need not read it again
     task = document.find(task_id) if task_id else None
     if task is None:
         warning = f"task {task_id!r} is not in {record.backlog_path}; it runs without writeback"
         log.warning("%s", warning)
-        return record.model_copy(update={"warnings": [warning]})
+        return record._replace(warnings=[warning])
     completed = task.status == "completed"
     if completed:
         log.info("task %s is already completed at %s", task_id, record.base_commit[:12])
-    return record.model_copy(
-        update={
-            "task_found": True,
-            "already_completed": completed,
-            "title": task.title or "",
-            "description": task.description or "",
-            "allowed_paths": list(task.allowed_paths) if task.allowed_paths is not None else None,
-            "backlog_sha256": hashlib.sha256(document.render()).hexdigest(),
-        }
+    return record._replace(
+        task_found=True,
+        already_completed=completed,
+        title=task.title or "",
+        description=task.description or "",
+        allowed_paths=list(task.allowed_paths) if task.allowed_paths is not None else None,
+        backlog_sha256=hashlib.sha256(document.render()).hexdigest(),
     )
 
 
-def clone_attempt(ctx: WorkerContext) -> CloneRecord | WorkerResult:
+def clone_attempt(ctx: WorkerContext) -> CloneRecord | StepResult:
     """Clone; every failure becomes a failed result, never an exception."""
     try:
         return clone(ctx)
@@ -205,7 +203,7 @@ def _end_process_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def task_failed(ctx: WorkerContext, exit_code: int) -> WorkerResult:
+def task_failed(ctx: WorkerContext, exit_code: int) -> StepResult:
     """The result of an attempt whose task command failed (retryable: tasks are often flaky),
     with what the task reported it used (in a Job the operator builds this result itself, from
     the Pod, and no step reads the usage file: `publish` does not run after a failed task)."""
@@ -216,7 +214,7 @@ def task_failed(ctx: WorkerContext, exit_code: int) -> WorkerResult:
         task_id=ctx.work_name,
         attempt_id=ctx.attempt_id,
     )
-    return result.model_copy(update={"usage": read_usage(ctx.state_dir)})
+    return result._replace(usage=read_usage(ctx.state_dir))
 
 
 # -------------------------------------------------------------------------------------- publish
@@ -224,7 +222,7 @@ def task_failed(ctx: WorkerContext, exit_code: int) -> WorkerResult:
 
 def publish_attempt(
     ctx: WorkerContext, *, now: datetime | None = None, dry_run: bool = False
-) -> WorkerResult:
+) -> StepResult:
     """Publish the task's changes (`dry_run`: commit them locally only, see `publish`); every
     failure becomes a failed result, never an exception."""
     try:
@@ -257,7 +255,7 @@ def publish_attempt(
             task_id=ctx.work_name,
             attempt_id=ctx.attempt_id,
         )
-    return result if usage is None else result.model_copy(update={"usage": usage})
+    return result if usage is None else result._replace(usage=usage)
 
 
 # ------------------------------------------------------------------------------- entry points
@@ -276,7 +274,7 @@ def configure_logging(ctx: WorkerContext | None = None, *, verbose: bool = False
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def emit(ctx: WorkerContext | None, result: WorkerResult) -> int:
+def emit(ctx: WorkerContext | None, result: StepResult) -> int:
     """Write the result to the termination-message path and stdout; return the exit code."""
     text = result.to_json()
     if ctx is not None:
@@ -291,7 +289,7 @@ def emit(ctx: WorkerContext | None, result: WorkerResult) -> int:
     return int(result.exit_code)
 
 
-def _context_or_result(step: Step) -> WorkerContext | WorkerResult:
+def _context_or_result(step: Step) -> WorkerContext | StepResult:
     """The step's context, or (a bad goal or environment) its failed result."""
     try:
         return context_from_environment()
@@ -300,7 +298,7 @@ def _context_or_result(step: Step) -> WorkerContext | WorkerResult:
         return failed_result(error, step=step, redactor=Redactor())
 
 
-def _setup_failed(result: WorkerResult) -> int:
+def _setup_failed(result: StepResult) -> int:
     """Report a step that could not even read its goal, termination message included."""
     path = Path(os.environ.get(TERMINATION_LOG_VARIABLE, TERMINATION_LOG))
     with contextlib.suppress(OSError):
@@ -311,11 +309,11 @@ def _setup_failed(result: WorkerResult) -> int:
 def clone_main(args: argparse.Namespace) -> int:
     """`backlogctl worker clone`: the Job's first init container."""
     ctx = _context_or_result("clone")
-    if isinstance(ctx, WorkerResult):
+    if isinstance(ctx, StepResult):
         return _setup_failed(ctx)
     configure_logging(ctx)
     outcome = clone_attempt(ctx)
-    return emit(ctx, outcome) if isinstance(outcome, WorkerResult) else 0
+    return emit(ctx, outcome) if isinstance(outcome, StepResult) else 0
 
 
 def task_main(args: argparse.Namespace) -> int:
@@ -332,7 +330,7 @@ def task_main(args: argparse.Namespace) -> int:
     argv = [part for part in (args.argv or []) if part != "--"]
     if not argv:
         ctx = _context_or_result("task")
-        if isinstance(ctx, WorkerResult):
+        if isinstance(ctx, StepResult):
             return _setup_failed(ctx)
         argv = [*ctx.goal.spec.task.command, *ctx.goal.spec.task.args]
     return subprocess.run(launcher_command(argv, []), check=False).returncode
@@ -341,7 +339,7 @@ def task_main(args: argparse.Namespace) -> int:
 def publish_main(args: argparse.Namespace) -> int:
     """`backlogctl worker publish`: the Job's main container."""
     ctx = _context_or_result("publish")
-    if isinstance(ctx, WorkerResult):
+    if isinstance(ctx, StepResult):
         return _setup_failed(ctx)
     configure_logging(ctx)
     return emit(ctx, publish_attempt(ctx))

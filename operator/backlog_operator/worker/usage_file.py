@@ -19,8 +19,14 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
-from backlog_operator.api.usage import USAGE_FILE_MAX_BYTES, TaskUsage, parse_usage
+from backlog_operator.api.usage_rules import (
+    USAGE_FILE_MAX_BYTES,
+    as_written,
+    refused,
+    usage_data,
+)
 from backlog_operator.api.worker_contract import USAGE_FILE
 
 log = logging.getLogger("backlog_operator.worker")
@@ -33,18 +39,22 @@ class _Refused(Exception):  # noqa: N818 (the refusal is the message)
     """The usage file cannot be read safely; the message says why, without its content."""
 
 
-def read_usage(state_dir: Path) -> TaskUsage | None:
+def read_usage(state_dir: Path) -> dict[str, Any] | None:
     """The task's usage (checked), a usage holding only warnings when the file was refused or
-    malformed, or None when the task wrote no usage file."""
+    malformed, or None when the task wrote no usage file.
+
+    In the JSON form of `api.usage.TaskUsage` (the checks are `api.usage_rules`', which need no
+    pydantic), as the result carries it.
+    """
     try:
         data = _read_bounded(state_dir, USAGE_FILE)
     except _Refused as refusal:
-        usage = TaskUsage(warnings=[f"the usage file {refusal}; no usage read"])
+        usage = as_written(refused(str(refusal)))
     else:
         if data is None:
             return None
-        usage = parse_usage(data)
-    for warning in usage.warnings:
+        usage = usage_data(data)
+    for warning in usage["warnings"]:
         log.warning("usage: %s", warning)
     return usage
 

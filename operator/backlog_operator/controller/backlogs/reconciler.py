@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 
 from backlog_operator import naming
 from backlog_operator.adapters.backlog_source import BacklogSource
@@ -587,7 +588,12 @@ def _synced(backlog: Backlog, parsed: _Parsed, selection: Selection) -> Event:
 
 def task_digest(task: Task) -> str:
     """A short digest of a task's entry in the file (every field but where it stands)."""
-    fields = task.model_dump(mode="json", exclude={"line"})
+    # As pydantic's JSON mode writes them (times in ISO 8601 with `Z`, NaN as null), as when the
+    # task was a pydantic model: the digests on existing Goals stay valid.
+    fields = to_jsonable_python(
+        {key: value for key, value in task.fields().items() if key != "line"},
+        inf_nan_mode="null",
+    )
     text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
