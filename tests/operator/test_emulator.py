@@ -428,13 +428,14 @@ def test_lists_are_paged_as_the_api_server_pages_them(
     assert http_request(server, "GET", f"{path}?limit=2&continue=bogus")[0] == 400
     # The official client follows the tokens.
     custom = kubernetes.client.CustomObjectsApi(kube_client)
-    seen, token = [], None
+    seen: list[str] = []
+    token = None
     while True:
-        page = custom.list_namespaced_custom_object(
+        listed: dict[str, Any] = custom.list_namespaced_custom_object(  # type: ignore[assignment]
             GROUP, VERSION, "default", "widgets", limit=4, **({"_continue": token} if token else {})
         )
-        seen += [item["metadata"]["name"] for item in page["items"]]
-        token = page["metadata"].get("continue")
+        seen += [item["metadata"]["name"] for item in listed["items"]]
+        token = listed["metadata"].get("continue")
         if not token:
             break
     assert seen == ["w0", "w1", "w2", "w3", "w4", "w5"]
