@@ -8,15 +8,21 @@ are read from /proc, its HTTP requests counted by the emulator. Three scenarios 
   p50/p99, HTTP requests per goal, operator CPU per goal, peak RSS. Measured in the same run,
   the ceiling: a bare client in a separate process that watches Goals and their Jobs and makes
   the calls the operator needs per goal (read it, create its Job, write its status, post an
-  event), with the same concurrency toward the API server as the operator's
-  (`--concurrency`); `--repeat` takes the two in turn and compares medians.
+  event), with the same bodies (the emulator validates what it stores: the same work for
+  both) and the same concurrency toward the API server as the operator's (`--concurrency`);
+  `--repeat` takes the two in turn and prints the ratio's min and median.
 - delete: the burst's N Goals deleted at once; seconds until every one of their Jobs is gone.
 - waiting: N Goals created at once with room for 10 (`BACKLOG_OPERATOR_MAX_RUNNING`);
   seconds until every goal has a phase (a queued one with its queue position), then the
   operator's steady-state CPU (share of one core) and requests/s while they wait, then how
   long a freed slot stays free (a running Job finished: seconds until the next Job exists).
 
-Figures are printed with their targets; nothing is asserted.
+Figures are printed with their targets; nothing is asserted. Beside them, the conditions: the
+machine's load, and for each scenario the emulator's CPU (its server thread's share of the time
+on a CPU and waiting for one, and CPU per goal) and the operator's event loop likewise. A
+server thread near 1.0 busy sets the pace, for the operator and the bare client alike: the
+ratio between them then says how much CPU the operator takes from the emulator, not how fast
+it is by itself. `--repeat` runs each scenario that many times (a loaded machine's spread).
 
 Run: .venv/bin/python benchmarks/bench_operator.py [--goals N ...] [--only burst,delete,...]
 """
@@ -210,10 +216,89 @@ def create_all(server: EmulatorServer, names: list[str], threads: int = 8) -> di
 # -------------------------------------------------------------------------- the operator
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user and system, all threads) a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU time (user and system) a process has used, all its threads, or one of them."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def schedstat(pid: int, thread: int) -> tuple[float, float]:
+    """Seconds a thread has run on a CPU, and waited runnable for one (the scheduler's)."""
+    fields = Path(f"/proc/{pid}/task/{thread}/schedstat").read_text().split()
+    return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+
+
+@dataclass
+class Busy:
+    """A thread over a span, as shares of it: on a CPU, and runnable but waiting for a CPU
+    (taken by other processes). The two adding up to near 1.0: the thread never waited for
+    work, it set the pace (or would have, given a CPU)."""
+
+    cpu: float
+    queued: float
+    wall: float  # the span, seconds
+
+    def __str__(self) -> str:
+        return f"{self.cpu:.2f} on a CPU + {self.queued:.2f} waiting for one"
+
+
+class ThreadMeter:
+    """Reads a thread's `Busy` from a start to a stop."""
+
+    def __init__(self, pid: int, thread: int | None) -> None:
+        self._pid, self._thread = pid, thread
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        if self._thread is None:
+            return time.monotonic(), float("nan"), float("nan")
+        return time.monotonic(), *schedstat(self._pid, self._thread)
+
+    def stop(self) -> Busy:
+        """The shares from the start until now."""
+        now = self._read()
+        wall = now[0] - self._start[0]
+        return Busy((now[1] - self._start[1]) / wall, (now[2] - self._start[2]) / wall, wall)
+
+
+@dataclass
+class Emulator:
+    """The emulator over a span: its server thread (`Busy`), and this whole process's CPU as a
+    share of one core (the server thread and the threads that create or delete goals, which
+    share one interpreter lock). The server thread busy near 1.0: the emulator, not its
+    client, sets the pace."""
+
+    server: Busy
+    process: float
+
+    def __str__(self) -> str:
+        return f"server thread {self.server}; whole process {self.process:.2f} on a CPU"
+
+    def per_goal(self, goals: int) -> str:
+        """The server thread's CPU per goal (requests, watch events, schema validation)."""
+        return f"{self.server.cpu * self.server.wall / goals * 1000:8.2f} ms"
+
+
+class EmulatorMeter:
+    """Reads the emulator's `Emulator` from a start to a stop."""
+
+    def __init__(self) -> None:
+        found = [t for t in threading.enumerate() if t.name == "k8s-emulator"]
+        self._server = ThreadMeter(os.getpid(), found[0].native_id if found else None)
+        self._start = time.monotonic(), cpu_seconds(os.getpid())
+
+    def stop(self) -> Emulator:
+        """From the start until now."""
+        wall = time.monotonic() - self._start[0]
+        process = (cpu_seconds(os.getpid()) - self._start[1]) / wall
+        return Emulator(self._server.stop(), process)
+
+
+def load() -> str:
+    """The machine's load: what else ran on its cores while this was measured."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min), {os.cpu_count()} CPUs"
 
 
 class Operator:
@@ -277,6 +362,8 @@ class Burst:
     p99: float
     requests: collections.Counter[str]
     cpu: float
+    emulator: Emulator
+    loop: Busy  # the operator's event loop (its main thread)
     peak: float = 0.0
 
 
@@ -286,12 +373,14 @@ def burst(crds: Path, count: int, *, delete: bool) -> Burst:
     try:
         with operator(server, max_running=str(count * 2), max_running_per_repository="10") as op:
             before, cpu = RECORD.requests.copy(), op.cpu_seconds()
-            start = time.monotonic()
+            start, meter = time.monotonic(), EmulatorMeter()
+            loop = ThreadMeter(op.process.pid, op.process.pid)
             created = create_all(server, names)
             wait_until(
                 lambda: len(RECORD.job_seen) > count,  # the warm-up's too
                 lambda: f"{len(RECORD.job_seen) - 1} of {count} goals have Jobs",
             )
+            emulator, busy = meter.stop(), loop.stop()
             elapsed = max(RECORD.job_seen[n] for n in names) - start
             latencies = sorted(RECORD.job_seen[n] - created[n] for n in names)
             wait_quiet()
@@ -302,24 +391,35 @@ def burst(crds: Path, count: int, *, delete: bool) -> Burst:
                 p99=latencies[max(0, int(len(latencies) * 0.99) - 1)],
                 requests=RECORD.requests - before,
                 cpu=op.cpu_seconds() - cpu,
+                emulator=emulator,
+                loop=busy,
             )
             result.peak = op.peak_rss_mb()
             print_burst(result)
             if delete:
-                print_deleted(count, *delete_all(server, names))
+                print_deleted(delete_all(server, op, names))
     finally:
         server.stop()
     return result
 
 
-def delete_all(server: EmulatorServer, names: list[str]) -> tuple[float, int, int]:
-    """Delete the goals at once: seconds until none of their Jobs is left (at most
-    `DELETE_LIMIT`), Jobs left then, requests made."""
+@dataclass
+class Deleted:
+    goals: int
+    elapsed: float  # until none of their Jobs is left (or `DELETE_LIMIT`)
+    left: int  # Jobs left then
+    requests: int
+    cpu: float  # the operator's, seconds
+    emulator: Emulator
+
+
+def delete_all(server: EmulatorServer, op: Operator, names: list[str]) -> Deleted:
+    """Delete the goals at once (from 8 threads, as `kubectl delete` by many people would)."""
     before = RECORD.total_requests()
     doomed = set(names)
     with RECORD.changed:  # the Jobs of other goals (the warm-up's) stay
         others = sum(owner not in doomed for owner in RECORD.jobs_live.values())
-    start = time.monotonic()
+    start, cpu, meter = time.monotonic(), op.cpu_seconds(), EmulatorMeter()
 
     def delete(name: str) -> None:
         server.emulator.delete_object(GOALS, NS, name)
@@ -332,12 +432,13 @@ def delete_all(server: EmulatorServer, names: list[str]) -> tuple[float, int, in
         lambda: f"{len(RECORD.jobs_live) - others} Jobs left",
         limit=DELETE_LIMIT,
     )
-    elapsed = time.monotonic() - start
+    elapsed, emulator = time.monotonic() - start, meter.stop()
     with RECORD.changed:
         left = len(RECORD.jobs_live) - others
     if not left:
         wait_quiet()
-    return elapsed, left, RECORD.total_requests() - before
+    requests = RECORD.total_requests() - before
+    return Deleted(len(names), elapsed, left, requests, op.cpu_seconds() - cpu, emulator)
 
 
 @dataclass
@@ -349,6 +450,7 @@ class Waiting:
     steady_requests: collections.Counter[str]
     freed: list[float]
     peak: float
+    emulator: Emulator  # until every goal has a phase
 
 
 def waiting(crds: Path, count: int) -> Waiting:
@@ -359,12 +461,13 @@ def waiting(crds: Path, count: int) -> Waiting:
             server, max_running=str(WAITING_CAPACITY), max_running_per_repository="10"
         ) as op:
             # The warm-up goal holds one slot for good: the queue is what is left.
-            start = time.monotonic()
+            start, meter = time.monotonic(), EmulatorMeter()
             create_all(server, names)
             wait_until(
                 lambda: len(RECORD.phased) > count,
                 lambda: f"{len(RECORD.phased) - 1} of {count} goals have a phase",
             )
+            emulator = meter.stop()
             phased_in = max(RECORD.phased[n] for n in names) - start
             wait_quiet(limit=STEADY_SECONDS * 6)  # the burst's tail: events posted last
             quiet_in = time.monotonic() - start
@@ -376,7 +479,7 @@ def waiting(crds: Path, count: int) -> Waiting:
             peak = op.peak_rss_mb()
     finally:
         server.stop()
-    return Waiting(count, phased_in, quiet_in, steady_cpu, steady_requests, freed, peak)
+    return Waiting(count, phased_in, quiet_in, steady_cpu, steady_requests, freed, peak, emulator)
 
 
 def free_a_slot(server: EmulatorServer) -> float:
@@ -400,9 +503,16 @@ def free_a_slot(server: EmulatorServer) -> float:
 # ------------------------------------------------------------------------ the bare client
 
 
-def ceiling(crds: Path, count: int, concurrency: int) -> tuple[float, float]:
-    """Goals per second of the bare client (`--bare-client`), measured as the operator is, and
-    its CPU seconds per goal."""
+@dataclass
+class Ceiling:
+    rate: float  # goals/s
+    cpu: float  # the bare client's CPU seconds per goal
+    emulator: Emulator
+
+
+def ceiling(crds: Path, count: int, concurrency: int) -> Ceiling:
+    """Goals per second of the bare client (`--bare-client`), measured as the operator is, its
+    CPU seconds per goal, the emulator's CPU meanwhile."""
     names = [f"raw-{i:05d}" for i in range(count)]
     server = served(crds)
     client = subprocess.Popen(
@@ -422,24 +532,88 @@ def ceiling(crds: Path, count: int, concurrency: int) -> tuple[float, float]:
             timeout=60,
         )
         cpu = cpu_seconds(client.pid)
-        start = time.monotonic()
+        start, meter = time.monotonic(), EmulatorMeter()
         create_all(server, names)
         wait_until(
             lambda: len(RECORD.job_seen) >= count,
             lambda: f"{len(RECORD.job_seen)} of {count} goals have Jobs (bare client)",
         )
+        emulator = meter.stop()
         rate = count / (max(RECORD.job_seen.values()) - start)
         wait_quiet()
-        return rate, (cpu_seconds(client.pid) - cpu) / count
+        return Ceiling(rate, (cpu_seconds(client.pid) - cpu) / count, emulator)
     finally:
         client.terminate()
         client.wait(timeout=30)
         server.stop()
 
 
+def running_status(goal: dict[str, Any], job: str) -> dict[str, Any]:
+    """The status patch the operator writes when a goal's first Job starts, field for field (the
+    emulator validates what it stores against the CRD's schema: the same work for both)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    message = f"attempt 1 started: Job {job}"
+    generation = goal["metadata"].get("generation", 1)
+
+    def condition(kind: str, status: str, reason: str, text: str) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": text,
+            "observedGeneration": generation,
+            "lastTransitionTime": now,
+        }
+
+    status = {
+        "observedGeneration": generation,
+        "phase": "Running",
+        "conditions": [
+            condition("Ready", "False", "Running", message),
+            condition("Reconciling", "True", "Running", message),
+            condition("Stalled", "False", "NotStalled", ""),
+        ],
+        "attempts": 1,
+        "run": 1,
+        "jobName": job,
+        "attemptId": f"attempt-t-{goal['metadata']['uid'][:6]}",
+        "taskId": "t",
+        "reason": "Running",
+        "message": message,
+        "startTime": now,
+    }
+    return {"status": status, "metadata": {"resourceVersion": goal["metadata"]["resourceVersion"]}}
+
+
+def started_event(goal: dict[str, Any], message: str) -> dict[str, Any]:
+    """The `Started` event the operator posts, field for field."""
+    metadata = goal["metadata"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{metadata['name']}.", "namespace": NS},
+        "involvedObject": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Goal",
+            "name": metadata["name"],
+            "namespace": NS,
+            "uid": metadata["uid"],
+        },
+        "type": "Normal",
+        "reason": "Started",
+        "message": message,
+        "source": {"component": "backlog-operator"},
+        "reportingComponent": "backlog-operator",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
 def bare_client(kubeconfig: str, concurrency: int) -> int:
     """Watch Goals and their Jobs; for each new Goal, read it, create its Job, write its
-    status, post an event: the calls the operator makes for a goal."""
+    status, post an event: the calls the operator makes for a goal, with the same bodies."""
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=kubeconfig, client_configuration=configuration
@@ -461,17 +635,11 @@ def bare_client(kubeconfig: str, concurrency: int) -> int:
         body = json.loads(read.data)  # type: ignore[attr-defined]
         job = build_job(Goal.model_validate(body), 1, settings)
         batch.create_namespaced_job(NS, job, _preload_content=False)  # type: ignore[arg-type]
-        status = {"status": {"phase": "Running", "attempts": 1, "jobName": name}}
+        status = running_status(body, job["metadata"]["name"])
         custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, NS, "goals", name, status, _preload_content=False
         )
-        event: dict[str, Any] = {
-            "metadata": {"generateName": f"{name}.", "namespace": NS},
-            "involvedObject": {"kind": "Goal", "name": name, "namespace": NS},
-            "reason": "Started",
-            "message": "m",
-            "type": "Normal",
-        }
+        event = started_event(body, status["status"]["message"])
         core.create_namespaced_event(NS, event, _preload_content=False)  # type: ignore[arg-type]
 
     def watch_jobs() -> None:  # as the operator does: it hears of its Jobs
@@ -510,7 +678,7 @@ def operator_concurrency() -> int:
 def print_burst(result: Burst) -> None:
     count = result.goals
     requests = result.requests
-    print(f"--- burst of {count} goals (room for all)")
+    print(f"--- burst of {count} goals (room for all)   ({load()})")
     print(f"goals/s to Job                 : {result.rate:8.1f}")
     print(f"latency create→Job p50 / p99   : {result.p50:8.2f} s / {result.p99:.2f} s")
     per_goal = sum(requests.values()) / count
@@ -518,49 +686,88 @@ def print_burst(result: Burst) -> None:
     for key, number in sorted(requests.items(), key=lambda kv: -kv[1]):
         if number >= count / 100:
             print(f"    {key:<34}: {number / count:6.2f}")
-    print(f"operator CPU per goal          : {result.cpu / count * 1000:8.2f} ms")
+    loop = result.loop.cpu * result.loop.wall / count * 1000
+    print(
+        f"operator CPU per goal          : {result.cpu / count * 1000:8.2f} ms   "
+        f"(its event loop {loop:.2f} ms, the rest its API threads)"
+    )
+    print(f"operator event loop            : {result.loop}")
+    print(f"emulator                       : {result.emulator}")
+    print(f"emulator server CPU per goal   : {result.emulator.per_goal(count)}")
     print(f"operator peak memory (RSS)     : {result.peak:8.1f} MB   (target <= 350 MB at 10,000)")
     sys.stdout.flush()
 
 
-def print_ceiling(
-    result: Burst,
-    rates: list[float],
-    ceilings: list[tuple[float, float]],
-    first: Burst,
-    concurrency: int,
-) -> None:
-    limits = [limit for limit, _ in ceilings]
-    rate, limit = statistics.median(rates), statistics.median(limits)
-    if len(rates) > 1:
-        listed = " ".join(f"{r:.1f}/{c:.1f}" for r, c in zip(rates, limits, strict=True))
+@dataclass
+class Size:
+    """A size's bursts and ceilings, taken in turn."""
+
+    goals: int
+    rates: list[float]
+    ceilings: list[Ceiling]
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Operator / ceiling of each turn."""
+        return [r / c.rate for r, c in zip(self.rates, self.ceilings, strict=True)]
+
+
+def _spread(values: list[float], digits: int = 2) -> str:
+    if len(values) == 1:
+        return f"{values[0]:8.{digits}f}"
+    return f"{min(values):8.{digits}f} min, {statistics.median(values):.{digits}f} median"
+
+
+def print_ceiling(size: Size, first: Size, concurrency: int) -> None:
+    limits = [c.rate for c in size.ceilings]
+    print(f"--- {size.goals} goals: operator against the ceiling   ({load()})")
+    if len(size.rates) > 1:
+        listed = " ".join(f"{r:.1f}/{c:.1f}" for r, c in zip(size.rates, limits, strict=True))
         print(f"operator/bare goals/s, in turn : {listed}")
     print(
-        f"bare client ceiling, goals/s   : {limit:8.1f}   "
+        f"bare client ceiling, goals/s   : {_spread(limits, 1)}   "
         f"({concurrency} in flight, 4 calls/goal, 2 watches)"
     )
-    cpu = statistics.median(cpu for _, cpu in ceilings)
+    cpu = statistics.median(c.cpu for c in size.ceilings)
     print(f"bare client CPU per goal       : {cpu * 1000:8.2f} ms")
-    print(f"operator / ceiling             : {rate / limit:8.2f}   (target >= 0.9 at 1,000)")
-    if first is not result:
-        ratio = rate / first.rate
-        print(f"goals/s vs {first.goals:<6} goals        : {ratio:8.2f}   (target >= 0.9)")
+    middle = sorted(size.ceilings, key=lambda c: c.rate)[len(size.ceilings) // 2]
+    print(f"emulator (median bare run)     : {middle.emulator}")
+    print(f"emulator server CPU per goal   : {middle.emulator.per_goal(size.goals)}")
+    print(f"operator / ceiling             : {_spread(size.ratios)}   (target >= 0.9 at 1,000)")
+    if first is not size:
+        ratio = size.rate / first.rate
+        ceilings = statistics.median(limits) / statistics.median(c.rate for c in first.ceilings)
+        print(
+            f"goals/s vs {first.goals:<6} goals        : {ratio:8.2f}   "
+            f"(target >= 0.9; the ceilings': {ceilings:.2f})"
+        )
     sys.stdout.flush()
 
 
-def print_deleted(count: int, elapsed: float, left: int, requests: int) -> None:
-    print(f"--- {count} goals deleted at once")
-    if left:
-        print(f"Jobs left after {elapsed:.0f} s         : {left:8d}   (target: none after 60 s)")
+def print_deleted(result: Deleted) -> None:
+    count = result.goals
+    print(f"--- {count} goals deleted at once   ({load()})")
+    if result.left:
+        print(
+            f"Jobs left after {result.elapsed:.0f} s         : {result.left:8d}   "
+            "(target: none after 60 s)"
+        )
     else:
-        print(f"until all their Jobs are gone  : {elapsed:8.1f} s   (target <= 60 s)")
-    print(f"HTTP requests per goal         : {requests / count:8.2f}")
+        print(f"until all their Jobs are gone  : {result.elapsed:8.1f} s   (target <= 60 s)")
+    print(f"HTTP requests per goal         : {result.requests / count:8.2f}")
+    print(f"operator CPU per goal          : {result.cpu / count * 1000:8.2f} ms")
+    print(f"emulator                       : {result.emulator}")
     sys.stdout.flush()
 
 
 def print_waiting(result: Waiting) -> None:
-    print(f"--- {result.goals} goals for {WAITING_CAPACITY} slots")
+    print(f"--- {result.goals} goals for {WAITING_CAPACITY} slots   ({load()})")
     print(f"every goal has a phase         : {result.phased_in:8.1f} s   (target <= 30 s)")
+    print(f"  emulator meanwhile           : {result.emulator}")
     print(f"the operator quiet after       : {result.quiet_in:8.1f} s")
     print(
         f"steady-state operator CPU      : {result.steady_cpu * 100:8.1f} % of a core   "
@@ -584,7 +791,7 @@ def main() -> int:
     parser.add_argument("--only", default="burst,ceiling,delete,waiting")
     parser.add_argument("--concurrency", type=int, default=operator_concurrency())
     parser.add_argument(
-        "--repeat", type=int, default=1, help="bursts and ceilings, taken in turn (medians)"
+        "--repeat", type=int, default=1, help="each scenario; bursts and ceilings in turn"
     )
     parser.add_argument("--bare-client", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -592,22 +799,20 @@ def main() -> int:
         return bare_client(args.bare_client, args.concurrency)
     only = set(args.only.split(","))
     crds = ROOT / "crds"
-    first: Burst | None = None
+    first: Size | None = None
     for count in args.goals or [200]:
         if only & {"burst", "delete"}:
-            rates: list[float] = []
-            ceilings: list[tuple[float, float]] = []
-            for turn in range(args.repeat):  # in turn: a load that drifts weighs on both alike
-                result = burst(crds, count, delete="delete" in only and turn == 0)
-                rates.append(result.rate)
+            size = Size(count, [], [])
+            for _ in range(args.repeat):  # in turn: a load that drifts weighs on both alike
+                size.rates.append(burst(crds, count, delete="delete" in only).rate)
                 if "ceiling" in only:
-                    ceilings.append(ceiling(crds, count, args.concurrency))
-            result.rate = statistics.median(rates)
-            first = first or result
-            if ceilings:
-                print_ceiling(result, rates, ceilings, first, args.concurrency)
+                    size.ceilings.append(ceiling(crds, count, args.concurrency))
+            first = first or size
+            if size.ceilings:
+                print_ceiling(size, first, args.concurrency)
         if "waiting" in only:
-            print_waiting(waiting(crds, count))
+            for _ in range(args.repeat):
+                print_waiting(waiting(crds, count))
         sys.stdout.flush()
     return 0
 

@@ -397,6 +397,50 @@ def test_lists_carry_kind_api_version_and_resource_version(
     assert core.list_namespaced_config_map("default").items == []
 
 
+def test_lists_are_paged_as_the_api_server_pages_them(
+    server: EmulatorServer, kube_client: kubernetes.client.ApiClient
+) -> None:
+    for name in ("w5", "w1", "w4", "w2", "w3"):
+        server.emulator.create_object(widget(name, colour="red" if name != "w4" else "blue"))
+    path = "/apis/example.dev/v1/namespaces/default/widgets"
+    status, _, first = http_request(server, "GET", f"{path}?limit=2")
+    assert status == 200
+    assert [item["metadata"]["name"] for item in first["items"]] == ["w1", "w2"]
+    listed_at = first["metadata"]["resourceVersion"]
+    # A change between pages: the later pages still say the first page's version, the one a
+    # watch resumes from (and replays the change).
+    server.emulator.create_object(widget("w0"))
+    names, token = [], first["metadata"]["continue"]
+    while token:
+        status, _, page = http_request(server, "GET", f"{path}?limit=2&continue={token}")
+        assert status == 200
+        assert page["metadata"]["resourceVersion"] == listed_at
+        names += [item["metadata"]["name"] for item in page["items"]]
+        token = page["metadata"].get("continue")
+    assert names == ["w3", "w4", "w5"]
+    # Paged after filtering; without a limit, one page; a token not given here: 400.
+    _, _, red = http_request(server, "GET", f"{path}?labelSelector=colour%3Dred&limit=3")
+    assert [item["metadata"]["name"] for item in red["items"]] == ["w1", "w2", "w3"]
+    assert "continue" in red["metadata"]
+    _, _, whole = http_request(server, "GET", path)
+    assert len(whole["items"]) == 6
+    assert "continue" not in whole["metadata"]
+    assert http_request(server, "GET", f"{path}?limit=2&continue=bogus")[0] == 400
+    # The official client follows the tokens.
+    custom = kubernetes.client.CustomObjectsApi(kube_client)
+    seen: list[str] = []
+    token = None
+    while True:
+        listed: dict[str, Any] = custom.list_namespaced_custom_object(  # type: ignore[assignment]
+            GROUP, VERSION, "default", "widgets", limit=4, **({"_continue": token} if token else {})
+        )
+        seen += [item["metadata"]["name"] for item in listed["items"]]
+        token = listed["metadata"].get("continue")
+        if not token:
+            break
+    assert seen == ["w0", "w1", "w2", "w3", "w4", "w5"]
+
+
 def test_kubectl_create_apply_get_and_watch(server: EmulatorServer) -> None:
     manifest = yaml.safe_dump(widget("w1", size=3))
     assert "created" in server.kubectl("create", "-f", "-", input=manifest).stdout

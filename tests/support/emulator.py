@@ -17,7 +17,9 @@ restores in a comment):
    (410 Expired once that is older than the kept history), so no event between a list and its
    watch is lost;
 7. `/status` is a real subresource, a stale resourceVersion answers 409 Conflict, label
-   selectors (equality- and set-based) and field selectors filter lists and watches.
+   selectors (equality- and set-based) and field selectors filter lists and watches; lists
+   are paged (`?limit=`, `?continue=`) as the API server pages them, so a client that lists
+   10,000 objects 500 at a time holds one page at once here too.
 
 Also: custom resources are pruned, defaulted and validated against their CRD's
 openAPIV3Schema (422 Invalid; 400 for unknown fields with `fieldValidation=Strict`), names,
@@ -70,14 +72,15 @@ generated selector, backoffLimit or template labels), the API server's validatio
 `_BUILTIN_CHECKS` (e.g. probes, security contexts, affinity), authentication (identity is by
 port), OpenAPI schemas (`kubectl explain`), protobuf (typed kubectl commands such as `kubectl
 create namespace` get 415), table output of built-in kinds, CEL validation rules, pagination
-(`limit` is ignored), deleting a CRD's objects with it, and controllers: Jobs never run; tests
-move Job and Pod status themselves with `start_job`, `finish_pod`, `complete_job` or
-`patch_status`.
+of a Table (`kubectl get` gets every row at once), deleting a CRD's objects with it, and
+controllers: Jobs never run; tests move Job and Pod status themselves with `start_job`,
+`finish_pod`, `complete_job` or `patch_status`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import bisect
 import contextlib
 import contextvars
@@ -309,6 +312,37 @@ def _conflict(res: kmock.resource, name: str) -> kmock.KubernetesError:
 
 def _bad_request(message: str) -> kmock.KubernetesError:
     return _error(400, "BadRequest", message)
+
+
+def _page(items: list[Json], rv: str, limit: str | None, token: str | None) -> dict[str, Any]:
+    """One page of a list (pagination: `?limit=` and `?continue=`), as the API server pages:
+    items in key order (namespace, then name), at most `limit` of them, and a `continue` token
+    while more follow; every page says the resourceVersion of the first, the one a watch
+    resumes from after the last. Unlike the API server's (a consistent snapshot at that
+    version), a later page is read from the objects as they are then. A token that is not one
+    this emulator gave answers 400, as a malformed one does."""
+    after: list[str] | None = None
+    if token:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+            rv, after = str(decoded["rv"]), [str(part) for part in decoded["after"]]
+        except (ValueError, KeyError, TypeError) as error:
+            raise _bad_request(f"continue key is not valid: {error}") from None
+    if after is not None:
+        start = next((i for i, item in enumerate(items) if _list_key(item) > after), len(items))
+        items = items[start:]
+    metadata: dict[str, Any] = {"resourceVersion": rv}
+    size = int(limit) if limit and limit.isdigit() else 0
+    if 0 < size < len(items):
+        items = items[:size]
+        last = json.dumps({"rv": rv, "after": _list_key(items[-1])}).encode()
+        metadata["continue"] = base64.urlsafe_b64encode(last).decode()
+    return {"metadata": metadata, "items": items}
+
+
+def _list_key(item: Mapping[str, Any]) -> list[str]:
+    metadata = item.get("metadata") or {}
+    return [metadata.get("namespace") or "", str(metadata.get("name"))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -2989,11 +3023,11 @@ class HardenedEmulator(kmock.KubernetesEmulator):
             rv = str(self._rv)
         if table is not None:
             return self._table(request, meta, items, rv, table)
+        page = _page(items, rv, request.params.get("limit"), request.params.get("continue"))
         return {
             "apiVersion": meta.api_version,
             "kind": f"{meta.kind}List",
-            "metadata": {"resourceVersion": rv},
-            "items": items,
+            **page,
         }
 
     async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
