@@ -77,6 +77,17 @@ def test_result_fits_the_termination_message_limit() -> None:
     assert WorkerResult.from_json(text).outcome is Outcome.PUBLISHED
 
 
+def test_a_heal_with_many_long_conflicted_paths_still_fits() -> None:
+    # A conflict in hundreds of deep paths: the result must still reach the operator whole.
+    paths = [f"src/{'deep/' * 40}module_{n:04d}.py" for n in range(300)]
+    result = failure("Conflicted", "conflicts", retryable=False, step="heal")
+    text = result.model_copy(update={"conflicted_files": paths}).to_json()
+    assert len(text.encode()) <= MAX_RESULT_BYTES
+    read = WorkerResult.from_json(text)
+    assert read.reason == "Conflicted"
+    assert read.conflicted_files and set(read.conflicted_files) < set(paths)
+
+
 def test_long_failure_message_is_cut_to_fit() -> None:
     text = failure("Big", "é" * 5000, retryable=True).to_json()
     assert len(text.encode()) <= MAX_RESULT_BYTES
@@ -148,6 +159,14 @@ STEP_RESULTS: list[dict[str, Any]] = [
         "branch": "backlog/t-1",
         "commit": "b" * 40,
         "conflicted_files": [f"src/{n}.py" for n in range(50)],
+        "step": "heal",
+    },
+    {
+        # Too many conflicted paths to fit: the list is cut, the same in both.
+        "outcome": Outcome.FAILED,
+        "reason": "Conflicted",
+        "retryable": False,
+        "conflicted_files": [f"src/{'deep/' * 40}{n}.py" for n in range(300)],
         "step": "heal",
     },
     {

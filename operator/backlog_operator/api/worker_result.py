@@ -147,10 +147,12 @@ def failed(
 def fit_result(data: dict[str, Any]) -> str:
     """A result's camelCase fields as compact JSON of at most MAX_RESULT_BYTES bytes.
 
-    To fit, in order: each warning is cut to 200 characters, the changed-file list is halved
-    (with `changedFilesTruncated: true`) while more than ten remain, warnings are dropped, the
-    message is cut, the changed files go, and last the usage's warnings and counters. The
-    outcome, its identifiers and the usage's figures always stay.
+    To fit, in order: each warning is cut to 200 characters, the changed-file and the
+    conflicted-file lists are halved (with `changedFilesTruncated: true` for the first) while
+    more than ten remain, warnings are dropped, the message is cut, the changed files go, then
+    the conflicted files, and last the usage's warnings and counters. The outcome, its
+    identifiers and the usage's figures always stay: a result that does not fit is one the
+    operator cannot read.
     """
     if _fits(data):
         return _dump(data)
@@ -158,6 +160,8 @@ def fit_result(data: dict[str, Any]) -> str:
     while not _fits(data) and len(data.get("changedFiles", [])) > 10:
         data["changedFiles"] = data["changedFiles"][: len(data["changedFiles"]) // 2]
         data["changedFilesTruncated"] = True
+    while not _fits(data) and len(data.get("conflictedFiles") or []) > 10:
+        data["conflictedFiles"] = data["conflictedFiles"][: len(data["conflictedFiles"]) // 2]
     if not _fits(data):
         data.pop("warnings", None)
     if not _fits(data) and data.get("message"):
@@ -166,6 +170,8 @@ def fit_result(data: dict[str, Any]) -> str:
     while not _fits(data) and data.get("changedFiles"):
         data["changedFiles"] = data["changedFiles"][:-1]
         data["changedFilesTruncated"] = True
+    while not _fits(data) and data.get("conflictedFiles"):
+        data["conflictedFiles"] = data["conflictedFiles"][:-1]
     usage = data.get("usage")
     for detail in ("warnings", "counters"):  # bounded, so this fits; the figures stay
         if not _fits(data) and isinstance(usage, dict):
