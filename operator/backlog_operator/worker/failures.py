@@ -6,9 +6,9 @@ from backlog_operator.api.worker_result import Step, StepResult, failed
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.errors import ClassifiedError
 from backlog_operator.redact import Redactor
-from backlog_operator.worker.context import InvalidGoalError
+from backlog_operator.worker.context import InvalidGoalError, WorkerContext
 
-__all__ = ["Step", "StepFailure", "as_step_failure", "failed_result"]
+__all__ = ["Step", "StepFailure", "as_step_failure", "attempt_failure", "failed_result"]
 
 
 class StepFailure(ClassifiedError):  # noqa: N818 (a failure is the normal outcome it names)
@@ -45,4 +45,11 @@ def failed_result(
         retry_after_seconds=problem.retry_after_seconds,
         task_id=task_id,
         attempt_id=attempt_id,
+    )
+
+
+def attempt_failure(ctx: WorkerContext, error: Exception, *, step: Step) -> StepResult:
+    """`failed_result` for this attempt: scrubbed of its secrets, its task and attempt named."""
+    return failed_result(
+        error, step=step, redactor=ctx.redactor, task_id=ctx.work_name, attempt_id=ctx.attempt_id
     )

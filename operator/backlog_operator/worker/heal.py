@@ -46,7 +46,7 @@ from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.backlog.model import TaskStatus
 from backlog_operator.redact import Redactor, private_token_file
 from backlog_operator.worker.context import WorkerContext
-from backlog_operator.worker.failures import StepFailure, failed_result
+from backlog_operator.worker.failures import StepFailure, attempt_failure, failed_result
 
 log = logging.getLogger("backlog_operator.worker")
 
@@ -95,13 +95,7 @@ def heal_attempt(ctx: WorkerContext, branch: str) -> StepResult:
         return heal(ctx, branch)
     except Exception as error:  # every failure must reach the result contract
         log.debug("heal failed", exc_info=True)
-        result = failed_result(
-            error,
-            step="heal",
-            redactor=ctx.redactor,
-            task_id=ctx.work_name,
-            attempt_id=ctx.attempt_id,
-        )
+        result = attempt_failure(ctx, error, step="heal")
         return result._replace(branch=branch)
 
 

@@ -34,8 +34,9 @@ from backlog_operator.adapters import git as gitops
 from backlog_operator.api.worker_result import ExitCode, Outcome, StepResult
 from backlog_operator.redact import Redactor, private_token_file
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext, load_goal_file
-from backlog_operator.worker.failures import StepFailure, failed_result
+from backlog_operator.worker.failures import StepFailure, attempt_failure, failed_result
 from backlog_operator.worker.goal import WorkerGoal
+from backlog_operator.worker.record import CloneRecord
 from backlog_operator.worker.steps import (
     clone_attempt,
     configure_logging,
@@ -89,12 +90,9 @@ def run_locally(ctx: WorkerContext, *, dry_run: bool = False, stage_to: Path | N
     """clone → access check → task → publish in this process; returns the exit status.
 
     `stage_to`: publish as a dry run and write the change there as a staged change."""
-    record = clone_attempt(ctx)
+    record = _cloned_with_access(ctx)
     if isinstance(record, StepResult):
         return _report(ctx, record)
-    refused = None if record.already_completed else check_access(ctx)
-    if refused is not None:
-        return _report(ctx, refused)
     exit_code = run_task(ctx, record)
     if exit_code != 0:
         return _report(ctx, task_failed(ctx, exit_code))
@@ -115,13 +113,20 @@ def apply_locally(ctx: WorkerContext, patch: Path, given_hash: str) -> int:
     """clone → access check → apply the staged change at `patch` (no task runs)."""
     from backlog_operator.worker import staged_run
 
-    record = clone_attempt(ctx)
+    record = _cloned_with_access(ctx)
     if isinstance(record, StepResult):
         return _report(ctx, record)
-    refused = None if record.already_completed else check_access(ctx)
-    if refused is not None:
-        return _report(ctx, refused)
     return _report(ctx, staged_run.apply_attempt(ctx, record, patch, given_hash))
+
+
+def _cloned_with_access(ctx: WorkerContext) -> CloneRecord | StepResult:
+    """Clone, then check the token and the forge before anything runs (a task already
+    completed publishes nothing: no check); the record, or the failed result."""
+    record = clone_attempt(ctx)
+    if isinstance(record, StepResult) or record.already_completed:
+        return record
+    refused = check_access(ctx)
+    return record if refused is None else refused
 
 
 def _report(ctx: WorkerContext | None, result: StepResult) -> int:
@@ -139,13 +144,7 @@ def check_access(ctx: WorkerContext) -> StepResult | None:
         _check_access(ctx)
     except Exception as error:  # every failure must reach the result contract
         log.debug("access check failed", exc_info=True)
-        return failed_result(
-            error,
-            step="clone",
-            redactor=ctx.redactor,
-            task_id=ctx.work_name,
-            attempt_id=ctx.attempt_id,
-        )
+        return attempt_failure(ctx, error, step="clone")
     return None
 
 

@@ -27,7 +27,7 @@ from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.model import path_allowed
 from backlog_operator.worker import staging
 from backlog_operator.worker.context import WorkerContext
-from backlog_operator.worker.failures import StepFailure, failed_result
+from backlog_operator.worker.failures import StepFailure, attempt_failure
 from backlog_operator.worker.record import CloneRecord
 
 log = logging.getLogger("backlog_operator.worker")
@@ -53,7 +53,7 @@ def write_stage(ctx: WorkerContext, base_commit: str, result: StepResult, out: P
         manifest_path(out).write_text(_json(manifest), encoding="utf-8")
     except Exception as error:  # every failure must reach the result contract
         log.debug("staging failed", exc_info=True)
-        return _failed(ctx, error)
+        return attempt_failure(ctx, error, step="publish")
     print(change.hash, flush=True)
     count = len(change.changed_files)
     message = (
@@ -209,16 +209,6 @@ def _refuse_conflict_with_head(repo: gitops.Repository, head: str, patch: bytes)
         ) from error
 
 
-def _failed(ctx: WorkerContext, error: Exception) -> StepResult:
-    return failed_result(
-        error,
-        step="publish",
-        redactor=ctx.redactor,
-        task_id=ctx.work_name,
-        attempt_id=ctx.attempt_id,
-    )
-
-
 def apply_attempt(
     ctx: WorkerContext, record: CloneRecord, patch_path: Path, given: str
 ) -> StepResult:
@@ -236,4 +226,4 @@ def apply_attempt(
         return apply_staged(ctx, record, patch, manifest, given)
     except Exception as error:  # every failure must reach the result contract
         log.debug("applying the staged change failed", exc_info=True)
-        return _failed(ctx, error)
+        return attempt_failure(ctx, error, step="publish")

@@ -38,7 +38,7 @@ from backlog_operator.backlog.errors import BacklogNotFoundError
 from backlog_operator.redact import Redactor
 from backlog_operator.worker import launcher
 from backlog_operator.worker.context import WorkerContext, context_from_environment
-from backlog_operator.worker.failures import Step, StepFailure, failed_result
+from backlog_operator.worker.failures import Step, StepFailure, attempt_failure, failed_result
 from backlog_operator.worker.record import CloneRecord
 from backlog_operator.worker.usage_file import read_usage, remove_usage_file
 
@@ -109,13 +109,7 @@ def clone_attempt(ctx: WorkerContext) -> CloneRecord | StepResult:
         return clone(ctx)
     except Exception as error:  # every failure must reach the result contract
         log.debug("clone failed", exc_info=True)
-        return failed_result(
-            error,
-            step="clone",
-            redactor=ctx.redactor,
-            task_id=ctx.work_name,
-            attempt_id=ctx.attempt_id,
-        )
+        return attempt_failure(ctx, error, step="clone")
 
 
 # ----------------------------------------------------------------------------------------- task
@@ -207,12 +201,10 @@ def task_failed(ctx: WorkerContext, exit_code: int) -> StepResult:
     """The result of an attempt whose task command failed (retryable: tasks are often flaky),
     with what the task reported it used (in a Job the operator builds this result itself, from
     the Pod, and no step reads the usage file: `publish` does not run after a failed task)."""
-    result = failed_result(
+    result = attempt_failure(
+        ctx,
         StepFailure("TaskFailed", f"the task command exited with {exit_code}", retryable=True),
         step="task",
-        redactor=ctx.redactor,
-        task_id=ctx.work_name,
-        attempt_id=ctx.attempt_id,
     )
     return result._replace(usage=read_usage(ctx.state_dir))
 
@@ -228,16 +220,14 @@ def publish_attempt(
     try:
         record = CloneRecord.load(ctx.private_dir)
     except FileNotFoundError:
-        return failed_result(
+        return attempt_failure(
+            ctx,
             StepFailure(
                 "InvalidWorkspace",
                 f"no clone record in {ctx.private_dir}: the clone step has not run here",
                 retryable=True,
             ),
             step="publish",
-            redactor=ctx.redactor,
-            task_id=ctx.work_name,
-            attempt_id=ctx.attempt_id,
         )
     # Here, not at the top: `worker clone` has no use for it.
     from backlog_operator.worker.publish import publish
@@ -248,13 +238,7 @@ def publish_attempt(
         result = publish(ctx, record, now=now or datetime.now(UTC), dry_run=dry_run)
     except Exception as error:
         log.debug("publish failed", exc_info=True)
-        result = failed_result(
-            error,
-            step="publish",
-            redactor=ctx.redactor,
-            task_id=ctx.work_name,
-            attempt_id=ctx.attempt_id,
-        )
+        result = attempt_failure(ctx, error, step="publish")
     return result if usage is None else result._replace(usage=usage)
 
 
