@@ -47,8 +47,21 @@ run: $(STAMP) ## Run an example goal locally: makes an example repository, then 
 	@bash examples/local/make-example-repo.sh $(EXAMPLE_DIR)
 	$(BIN)/backlogctl run $(EXAMPLE_DIR)/goal.yaml
 
+# GitHub's own descriptions, which tests hold the project to (tests/fixtures/npm): its REST API's
+# OpenAPI description, example webhook payloads and their schemas. Installed with npm where it
+# exists; without npm, the tests that read them skip with a message.
+NPM_FIXTURES := .work/npm/.installed
+$(NPM_FIXTURES): tests/fixtures/npm/package.json tests/fixtures/npm/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  mkdir -p .work/npm && cp tests/fixtures/npm/package.json tests/fixtures/npm/package-lock.json .work/npm/ && \
+	  npm ci --prefix .work/npm --no-audit --no-fund --silent && touch $@; \
+	else echo "note: npm not found; tests on GitHub's OpenAPI description and webhook payloads will skip"; fi
+
+.PHONY: fixtures
+fixtures: $(NPM_FIXTURES) ## Install GitHub's OpenAPI description and webhook examples (npm) for the tests.
+
 .PHONY: test
-test: $(STAMP) lint ## Lint, then the tests (image tests skip without buildah, cluster tests without kind).
+test: $(STAMP) lint fixtures ## Lint, then the tests (image tests skip without buildah, cluster tests without kind).
 	BUILDAH_STORAGE_DRIVER=$(BUILDAH_STORAGE_DRIVER) $(BIN)/pytest
 
 .PHONY: lint
