@@ -582,15 +582,19 @@ def test_a_failing_sync_is_retried_on_backoff_not_on_every_tick(
     monkeypatch: pytest.MonkeyPatch,
     failure: str,
 ) -> None:
-    """50 requeue ticks (0.05 s each) of a sync that fails after `git ls-remote` and the pull
-    request listing: a handful of tries on the backoff (1 s, doubling), not one per tick."""
+    """A sync that fails after `git ls-remote` and the pull request listing, with requeue ticks
+    every 0.05 s: its tries follow the backoff (1 s, doubling), not the ticks. Held by the
+    gaps between tries, which a slow machine only widens: one try per tick would show as gaps
+    of 0.05 s."""
     from backlog_operator.adapters import git as gitops
 
     ls_remote = gitops.remote_branch_sha
     tips: list[str] = []
+    tried_at: list[float] = []
 
     def counted(*args: Any, **kwargs: Any) -> str | None:
         tips.append(args[0])
+        tried_at.append(time.monotonic())
         return ls_remote(*args, **kwargs)
 
     monkeypatch.setattr(gitops, "remote_branch_sha", counted)
@@ -607,9 +611,10 @@ def test_a_failing_sync_is_retried_on_backoff_not_on_every_tick(
         if failure == "goal-listing-fails":
             synced.api.faults.add(verb="list", resource="goals", status=500)
         synced.api.create_object(backlog("team", str(remote), template=template))
-        synced.api.wait_for(lambda: forges)
-        time.sleep(2.5)
+        synced.api.wait_for(lambda: len(forges) >= 3, timeout=60)
+        time.sleep(0.5)  # 10 more ticks: none may bring a try forward
         tries = (len(tips), len(forges))
+        gaps = [later - earlier for earlier, later in zip(tried_at, tried_at[1:], strict=False)]
         ready = synced.api.wait_for(
             lambda: (
                 (c := _condition(synced.status("team"), "Ready")).get("reason") == "ReconcileError"
@@ -618,7 +623,9 @@ def test_a_failing_sync_is_retried_on_backoff_not_on_every_tick(
             message=lambda: f"{synced.status('team')}",
         )
         synced.api.wait_for(lambda: "ReconcileError" in synced.events("team") or None)
-    assert 2 <= tries[0] <= 4 and tries[0] == tries[1], tries
+    assert tries[0] == tries[1] >= 3, tries
+    # The backoff doubles from 1 s with equal jitter: each wait is at least half its step.
+    assert all(gap >= 0.45 * 2**i for i, gap in enumerate(gaps[:3])), gaps
     assert ready["status"] == "False"
     if failure == "forge-raises":  # what no retry is known to fix: Stalled at once
         assert "RuntimeError: the forge client blew up" in ready["message"]
