@@ -273,3 +273,10 @@ def test_a_clone_record_without_its_commit_is_refused(tmp_path: Path) -> None:
     (tmp_path / RECORD_FILE).write_text(json.dumps({"backlog_path": "b.yaml"}))
     with pytest.raises(ValueError, match="missing"):
         CloneRecord.load(tmp_path)
+
+
+def test_a_result_with_an_unknown_key_is_refused_not_ignored() -> None:
+    written = json.loads(failure("TaskFailed", "boom", retryable=False, step="task").to_json())
+    assert WorkerResult.from_json(json.dumps(written)).reason == "TaskFailed"
+    with pytest.raises(ValueError, match="smuggled"):
+        WorkerResult.from_json(json.dumps({**written, "smuggled": "x"}))

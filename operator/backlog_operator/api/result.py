@@ -77,7 +77,8 @@ class WorkerResult(ApiModel):
 
     @classmethod
     def from_json(cls, text: str) -> WorkerResult:
-        """Parse a termination message written by `to_json` (extra keys are ignored)."""
+        """Parse a termination message written by `to_json`. Unknown keys are refused, as any
+        field out of bounds is: a result is read as input the operator does not trust."""
         data = json.loads(text)
         data.pop("changedFilesTruncated", None)
         return cls.model_validate(data)
