@@ -5,6 +5,8 @@ commands themselves against the API emulator: tests/operator/test_cli_approval.p
 from __future__ import annotations
 
 import gzip
+import zlib
+from typing import Any
 
 import pytest
 
@@ -48,6 +50,30 @@ def test_unpacking_stops_at_the_bound() -> None:
     assert approval.gunzip_bounded(gzip.compress(b"x" * limit), limit) == b"x" * limit
     with pytest.raises(CommandError, match="more than 1000 bytes"):
         approval.gunzip_bounded(gzip.compress(b"x" * (limit + 1)), limit)
+
+
+def test_a_gzip_bomb_is_not_unpacked_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    produced: list[int] = []
+    real = zlib.decompressobj
+
+    class Counting:
+        """zlib's decompressor, counting the bytes it produces."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.inner = real(*args, **kwargs)
+
+        def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+            out = self.inner.decompress(data, max_length)
+            produced.append(len(out))
+            return out
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    with pytest.raises(CommandError, match="not unpacked further"):
+        approval.gunzip_bounded(gzip.compress(b"\0" * (16 << 20)), 1000)
+    assert 0 < sum(produced) <= 1001
 
 
 def test_the_bound_is_the_largest_patch_the_operator_stages() -> None:
