@@ -367,6 +367,19 @@ def test_approve_without_hash_approves_the_staged_change(server: EmulatorServer)
     assert annotations_of(goal_now(api))[ANNOTATION_APPROVED_PATCH] == HASH
 
 
+def test_approving_again_keeps_the_first_approval(server: EmulatorServer) -> None:
+    api = server.emulator
+    awaiting(api)
+    assert cli(server, "approve", "docs-guide", "--hash", HASH).returncode == 0
+    first = goal_now(api)
+
+    again = cli(server, "approve", "docs-guide", "--hash", HASH, admin=False)
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"goal/docs-guide is approved already by {ADMIN_USER}")
+    assert goal_now(api) == first  # not written again: who approved first stays
+
+
 @pytest.mark.parametrize(
     ("given", "said"),
     [

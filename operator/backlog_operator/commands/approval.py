@@ -413,6 +413,11 @@ def _approve(cluster: Cluster, args: argparse.Namespace) -> int:
     if ANNOTATION_REJECTED in staged.annotations:
         by = staged.annotations.get(ANNOTATION_REJECTED_BY, "unknown")
         raise CommandError(f'goal "{staged.goal}" is rejected already (by {printable(by)})')
+    if staged.annotations.get(ANNOTATION_APPROVED_PATCH) == staged.hash:
+        # Approved already: the record of who approved first stays as it is.
+        by = printable(staged.annotations.get(ANNOTATION_APPROVED_BY, "unknown"))
+        print(f"goal/{staged.goal} is approved already by {by}: {staged.hash}")
+        return 0
     user = person(cluster)
     annotations = {ANNOTATION_APPROVED_PATCH: staged.hash, ANNOTATION_APPROVED_BY: user}
     body = {"metadata": {"resourceVersion": staged.resource_version, "annotations": annotations}}
