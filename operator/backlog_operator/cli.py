@@ -1,5 +1,5 @@
 """`backlogctl` (also `kubectl-backlog`): run goals locally, the worker steps, tooling, and the
-day-two commands against a cluster (`get`, `status`, `logs`, `rerun`, ...).
+day-two commands against a cluster (`get`, `status`, `logs`, `rerun`, `approve`, ...).
 
 This module only parses: each command's module is imported when that command runs, so `worker
 clone` loads neither the Kubernetes client nor the day-two commands. A process started for
@@ -19,6 +19,7 @@ from backlog_operator import __version__
 
 # The day-two commands, each with a module under `commands` (imported on demand).
 _CLUSTER = "backlog_operator.commands.cluster"
+_APPROVAL = "backlog_operator.commands.approval"
 OUTPUTS = ("json", "yaml", "wide")
 KINDS = ("goals", "backlogs", "schedules")
 # Also accepted: kubectl's singular, short and full names (`goal`, `gl`, `goalschedules`).
@@ -113,6 +114,43 @@ def _add_day_two(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         sub.add_argument("kind", type=_kind, metavar="KIND", help="goal | backlog | schedule")
         sub.add_argument("name", metavar="NAME")
         sub.set_defaults(handler=f"{_CLUSTER}:suspend_main", suspend=verb == "suspend")
+    _add_approval(commands, cluster)
+
+
+def _add_approval(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    cluster: argparse.ArgumentParser,
+) -> None:
+    """`diff`, `approve`, `reject` (a Goal's staged change) and `revive` (a declined task)."""
+    diff = commands.add_parser(
+        "diff", parents=[cluster], help="show a goal's staged change awaiting approval"
+    )
+    diff.add_argument("name", metavar="GOAL")
+    diff.add_argument("--stat", action="store_true", help="the files changed, not the patch")
+    diff.set_defaults(handler=f"{_APPROVAL}:diff_main")
+
+    approve = commands.add_parser(
+        "approve", parents=[cluster], help="approve a goal's staged change: it is published"
+    )
+    approve.add_argument("name", metavar="GOAL")
+    approve.add_argument(
+        "--hash", metavar="SHA256", help="approve only if this is the staged change's hash"
+    )
+    approve.set_defaults(handler=f"{_APPROVAL}:approve_main")
+
+    reject = commands.add_parser(
+        "reject", parents=[cluster], help="reject a goal's staged change: the goal fails"
+    )
+    reject.add_argument("name", metavar="GOAL")
+    reject.add_argument("--reason", required=True, help="why (kept up to 1 KiB)")
+    reject.set_defaults(handler=f"{_APPROVAL}:reject_main")
+
+    revive = commands.add_parser(
+        "revive", parents=[cluster], help="select a declined task again (its PR was closed)"
+    )
+    revive.add_argument("name", metavar="BACKLOG")
+    revive.add_argument("task", metavar="TASK", help="the task's id")
+    revive.set_defaults(handler=f"{_APPROVAL}:revive_main")
 
 
 def _add_heal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

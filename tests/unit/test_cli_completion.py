@@ -21,7 +21,11 @@ from backlog_operator.cli import main
 CASES = [
     (["backlogctl", "ge"], ["get"]),
     (["kubectl-backlog", "ge"], ["get"]),
-    (["backlogctl", "re"], ["rerun", "reconcile", "resume"]),
+    (["backlogctl", "re"], ["rerun", "reconcile", "resume", "reject", "revive"]),
+    (["kubectl-backlog", "ap"], ["approve"]),
+    (["backlogctl", "diff", "--s"], ["--stat"]),
+    (["backlogctl", "approve", "g", "--ha"], ["--hash"]),
+    (["backlogctl", "reject", "g", "--r"], ["--reason"]),
     (["backlogctl", "get", ""], ["goals", "backlogs", "schedules"]),
     (["backlogctl", "get", "-o", ""], ["json", "yaml", "wide"]),
     (["backlogctl", "get", "--a"], ["--all-namespaces"]),
@@ -117,6 +121,28 @@ def test_names_come_from_kubectl_with_the_lines_namespace_and_context(
         "get goals.backlog.dev -o name -n team",
         "get goalschedules.backlog.dev -o name --context c1",
         "get backlogs.backlog.dev -o name --namespace=ops",
+    ]
+
+
+def test_the_approval_commands_complete_goal_and_backlog_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded = script(tmp_path, "bash", capsys)
+    env, calls = fake_kubectl(tmp_path)
+
+    for command in ("diff", "approve", "reject"):
+        assert complete("bash", loaded, ["backlogctl", command, "-n", "team", ""], env) == [
+            "alpha",
+            "beta",
+        ]
+    revived = complete("bash", loaded, ["kubectl-backlog", "revive", "b"], env)
+    task = complete("bash", loaded, ["kubectl-backlog", "revive", "team", ""], env)
+
+    assert revived == ["beta"]
+    assert task == []  # a task id: nothing to offer
+    assert calls.read_text().splitlines() == [
+        *["get goals.backlog.dev -o name -n team"] * 3,
+        "get backlogs.backlog.dev -o name",
     ]
 
 

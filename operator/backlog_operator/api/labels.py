@@ -75,6 +75,23 @@ ANNOTATION_FAILURES_CLEARED_AT = "backlog.dev/failures-cleared-at"
 # of the same characters a Backlog's task ids do), so reviving one task never undoes another's
 # revival, and the operator, which writes only status, never needs to remove it.
 ANNOTATION_REVIVE_PREFIX = "revive.backlog.dev/"
+# The name part of an annotation key (after its prefix): at most 63 characters, alphanumeric at
+# both ends, `-`, `_` and `.` between. A task id is revivable when it is such a name.
+ANNOTATION_NAME_MAX_LENGTH = 63
+
+# Set by a person (`kubectl backlog approve`) on a Goal awaiting approval: the staged change's
+# hash (`sha256:<64 hex>`, status.approval.patchHash). Honoured only while the Goal is
+# AwaitingApproval, the value is the staged hash and the approval has not expired; then the
+# operator publishes exactly that change.
+ANNOTATION_APPROVED_PATCH = "backlog.dev/approved-patch"
+# Set with it: who approved (the kubeconfig user of the CLI's context; `unknown` when there is
+# none). Informational: at most 253 printable characters.
+ANNOTATION_APPROVED_BY = "backlog.dev/approved-by"
+# Set by a person (`kubectl backlog reject`) on a Goal awaiting approval: the rejection, its
+# value the reason (may be empty; at most 1 KiB). The Goal ends Failed, reason Rejected.
+ANNOTATION_REJECTED = "backlog.dev/rejected"
+# Set with it: who rejected; as ANNOTATION_APPROVED_BY.
+ANNOTATION_REJECTED_BY = "backlog.dev/rejected-by"
 
 
 def revived_tasks(annotations: Mapping[str, str]) -> dict[str, str]:
@@ -84,6 +101,17 @@ def revived_tasks(annotations: Mapping[str, str]) -> dict[str, str]:
         for key, value in annotations.items()
         if key.startswith(ANNOTATION_REVIVE_PREFIX) and len(key) > len(ANNOTATION_REVIVE_PREFIX)
     }
+
+
+def revive_annotation(task_id: str) -> str | None:
+    """The `revive.backlog.dev/<task-id>` annotation key of a task, or None when the id is not
+    valid as an annotation's name (longer than 63, or not alphanumeric at both ends)."""
+    if not 0 < len(task_id) <= ANNOTATION_NAME_MAX_LENGTH or not task_id.isascii():
+        return None
+    inner_ok = all(char.isalnum() or char in "-_." for char in task_id)
+    if not inner_ok or not (task_id[0].isalnum() and task_id[-1].isalnum()):
+        return None
+    return ANNOTATION_REVIVE_PREFIX + task_id
 
 
 def name_selector(label: str, name: str) -> str:

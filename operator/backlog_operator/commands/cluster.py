@@ -61,6 +61,8 @@ class Cluster:
 
     api: client.ApiClient
     namespace: str
+    #: The kubeconfig user of the context in use (who approves or rejects), or "unknown".
+    user: str = "unknown"
 
     @property
     def custom(self) -> client.CustomObjectsApi:
@@ -137,20 +139,20 @@ class Cluster:
 def connect(args: argparse.Namespace) -> Cluster:
     """The client from the kubeconfig (`--kubeconfig`, `$KUBECONFIG`, ~/.kube/config) and its
     context, or from inside a Pod; the namespace from `-n`, else the context's, else default."""
-    namespace = getattr(args, "namespace", None)
+    namespace, user = getattr(args, "namespace", None), None
     try:
         api = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
-        if namespace is None:
-            _, current = config.list_kube_config_contexts(config_file=args.kubeconfig)
-            if args.context is not None:
-                contexts, _ = config.list_kube_config_contexts(config_file=args.kubeconfig)
-                current = next(c for c in contexts if c["name"] == args.context)
-            namespace = (current.get("context") or {}).get("namespace")
+        contexts, current = config.list_kube_config_contexts(config_file=args.kubeconfig)
+        if args.context is not None:
+            current = next(c for c in contexts if c["name"] == args.context)
+        context = current.get("context") or {}
+        namespace = namespace or context.get("namespace")
+        user = context.get("user")
     except (ConfigException, StopIteration, OSError) as error:
         if args.kubeconfig is not None or args.context is not None:
             raise CommandError(f"cannot use the kubeconfig: {error}") from None
         api = _in_cluster(error)
-    return Cluster(api=api, namespace=namespace or "default")
+    return Cluster(api=api, namespace=namespace or "default", user=str(user or "unknown"))
 
 
 def _in_cluster(reason: Exception) -> client.ApiClient:
