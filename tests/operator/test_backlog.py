@@ -3,6 +3,7 @@ the forge stand-in where pull requests matter, and the operator's clock in the t
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -614,7 +615,7 @@ def test_a_failing_sync_is_retried_on_backoff_not_on_every_tick(
         synced.api.wait_for(lambda: len(forges) >= 3, timeout=60)
         time.sleep(0.5)  # 10 more ticks: none may bring a try forward
         tries = (len(tips), len(forges))
-        gaps = [later - earlier for earlier, later in zip(tried_at, tried_at[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(tried_at)]
         ready = synced.api.wait_for(
             lambda: (
                 (c := _condition(synced.status("team"), "Ready")).get("reason") == "ReconcileError"
