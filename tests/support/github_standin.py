@@ -16,8 +16,19 @@ Endpoints, relative to `path_prefix` ("" like api.github.com, "/api/v3" like Git
     GET   /repos/{owner}/{repo}/issues/{number}     (the issue of a pull request: closed_by)
     POST  /repos/{owner}/{repo}/issues/{number}/labels     ["a"] or {"labels": ["a"]}
     POST  /repos/{owner}/{repo}/issues/{number}/comments   {"body": "..."}
+    GET   /repos/{owner}/{repo}/installation        the GitHub App installation on it
+    POST  /app/installations/{id}/access_tokens     an installation token (an hour)
 
 and the same under `/repositories/{id}`, the form GitHub's own `Link` headers point to.
+
+Every answer is held to GitHub's own description of its REST API (npm `@octokit/openapi`, see
+`tests/support/openapi.py`): the operation must be one GitHub has (and listed in `OPERATIONS`),
+the status one it documents, the body of the shape it documents. What breaks it is kept in
+`violations`, and `stop` (the end of the `with` block or fixture) fails the test with the list,
+so a wrong shape fails the test that met it even when the code under test swallowed the answer
+(a retry, an error it handles). Injected failures (`fail_next`) may carry any status or a body
+that is not JSON, as GitHub's front end and proxies send; a JSON body they carry with a
+status of known shape is checked.
 
 Fields of a pull request: url, id, node_id, html_url, diff_url, patch_url, issue_url,
 comments_url, number, state, locked, title, body, user, labels, created_at, updated_at,
@@ -86,6 +97,7 @@ from tests.support.openapi import Description, github_description
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "OPERATIONS",
     "GitHubStandIn",
     "RecordedRequest",
     "StandInPull",
@@ -102,6 +114,25 @@ _ROUTE = re.compile(
     r"^/(?:repos/(?P<owner>[^/]+)/(?P<name>[^/]+)|repositories/(?P<id>\d+))(?P<rest>/.*)?$"
 )
 _PULL = re.compile(r"^/pulls/(?P<number>\d+)$")
+_ACCESS_TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
+_APP_ID = 901
+_INSTALLATION_ID = 4242
+# The operations the stand-in serves, as GitHub's description names them; an answer to any
+# other (but a 404) is a violation, and a test checks each is in the description.
+OPERATIONS = frozenset(
+    {
+        ("GET", "/repos/{owner}/{repo}"),
+        ("GET", "/repos/{owner}/{repo}/pulls"),
+        ("POST", "/repos/{owner}/{repo}/pulls"),
+        ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"),
+        ("PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}"),
+        ("GET", "/repos/{owner}/{repo}/issues/{issue_number}"),
+        ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),
+        ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
+        ("GET", "/repos/{owner}/{repo}/installation"),
+        ("POST", "/app/installations/{installation_id}/access_tokens"),
+    }
+)
 _ISSUE_PART = re.compile(r"^/issues/(?P<number>\d+)/(?P<part>labels|comments)$")
 _ISSUE = re.compile(r"^/issues/(?P<number>\d+)$")
 _NOT_JSON = object()
@@ -175,6 +206,8 @@ _REPO_COUNTS = {
     "watchers_count": 0,
 }
 _REPO_CREATED = "2024-01-15T09:30:00Z"
+# What the GitHub App is installed with: what the worker needs, no more.
+_APP_PERMISSIONS = {"contents": "write", "metadata": "read", "pull_requests": "write"}
 
 
 @dataclass(frozen=True)
@@ -576,6 +609,10 @@ class GitHubStandIn:
         found = self.description.violations(
             method, path, answer.status, answer.body, injected=injected
         )
+        template = self.description.template(path)
+        served = not injected and answer.status not in (401, 404)
+        if served and (method, template) not in OPERATIONS:
+            found.append(f"{method} {template or path}: served, but not listed in OPERATIONS")
         if found:
             with self._lock:
                 self.violations.extend(found)
@@ -659,6 +696,9 @@ class GitHubStandIn:
         denied = self._check_auth(headers)
         if denied is not None:
             return denied
+        tokens = _ACCESS_TOKENS.match(path)
+        if tokens is not None and method == "POST":
+            return self._create_access_token(int(tokens.group("id")), body)
         match = _ROUTE.match(path)
         if match is None or not self._is_our_repository(match):
             return _not_found()
@@ -668,6 +708,8 @@ class GitHubStandIn:
         rest = match.group("rest") or ""
         if rest in ("", "/") and method == "GET":
             return _Answer(200, self._repo_json(api, origin, self.repository, full=True))
+        if rest == "/installation" and method == "GET":
+            return _Answer(200, self._installation_json(api, origin))
         if rest == "/pulls" and method == "GET":
             return self._list_pulls(query, api, origin)
         if rest == "/pulls" and method == "POST":
@@ -695,6 +737,23 @@ class GitHubStandIn:
                 return self._add_labels(pr, body, api)
             return self._add_comment(pr, body, api, origin)
         return _not_found()
+
+    def _create_access_token(self, installation_id: int, body: Any) -> _Answer:
+        """An installation token, as GitHub mints one: `permissions` as asked (else the
+        installation's), an hour to live."""
+        if installation_id != _INSTALLATION_ID:
+            return _not_found()
+        asked = body.get("permissions") if isinstance(body, dict) else None
+        expires = datetime.fromtimestamp(time.time() + 3600, UTC)
+        return _Answer(
+            201,
+            {
+                "token": f"ghs_{_sha(f'{installation_id}:{time.time_ns()}')[:36]}",
+                "expires_at": _iso(expires),
+                "permissions": asked or dict(_APP_PERMISSIONS),
+                "repository_selection": "selected",
+            },
+        )
 
     def _check_auth(self, headers: dict[str, str]) -> _Answer | None:
         if self.token is None:
@@ -1085,6 +1144,33 @@ class GitHubStandIn:
             "type": kind or ("Bot" if login.endswith("[bot]") else "User"),
             "user_view_type": "public",
             "site_admin": False,
+        }
+
+    def _installation_json(self, api: str, origin: str) -> dict[str, Any]:
+        """The GitHub App's installation on this repository's owner (an organisation)."""
+        account = self._user_json(self.owner, api, origin, kind="Organization")
+        return {
+            "id": _INSTALLATION_ID,
+            "client_id": f"Iv1.{_sha('backlog-operator')[:16]}",
+            "account": account,
+            "repository_selection": "selected",
+            "access_tokens_url": f"{api}/app/installations/{_INSTALLATION_ID}/access_tokens",
+            "repositories_url": f"{api}/installation/repositories",
+            "html_url": f"{origin}/organizations/{self.owner}/settings/installations/"
+            f"{_INSTALLATION_ID}",
+            "app_id": _APP_ID,
+            "app_slug": "backlog-operator",
+            "target_id": account["id"],
+            "target_type": "Organization",
+            "permissions": dict(_APP_PERMISSIONS),
+            "events": ["pull_request", "push"],
+            "created_at": _REPO_CREATED,
+            "updated_at": _REPO_CREATED,
+            "single_file_name": None,
+            "has_multiple_single_files": False,
+            "single_file_paths": [],
+            "suspended_by": None,
+            "suspended_at": None,
         }
 
     def _label_json(self, name: str, api: str) -> dict[str, Any]:
