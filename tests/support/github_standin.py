@@ -30,14 +30,10 @@ so a wrong shape fails the test that met it even when the code under test swallo
 that is not JSON, as GitHub's front end and proxies send; a JSON body they carry with a
 status of known shape is checked.
 
-Fields of a pull request: url, id, node_id, html_url, diff_url, patch_url, issue_url,
-comments_url, number, state, locked, title, body, user, labels, created_at, updated_at,
-closed_at, merged_at, merge_commit_sha, draft, author_association, head and base (label, ref,
-sha, user, repo), and, on a single pull request (GET, POST, PATCH), merged, merged_by,
-mergeable, mergeable_state, comments, commits. An issue (of a pull request): url, id, number,
-state, state_reason, title, user, labels, created_at, updated_at, closed_at, closed_by,
-pull_request (url, html_url, merged_at). A repository: id, node_id, name, full_name, private, owner,
-html_url, url, fork, default_branch, pulls_url, issues_url.
+Shapes carry every field GitHub's description requires, with realistic values (URLs, users,
+repositories). A pull request has, on a single one (GET, POST, PATCH), also merged, merged_by,
+mergeable, rebaseable, mergeable_state, comments, commits, additions, deletions and
+changed_files; its issue tells `closed_by`.
 
 Kept from GitHub:
 
@@ -114,11 +110,14 @@ _ROUTE = re.compile(
     r"^/(?:repos/(?P<owner>[^/]+)/(?P<name>[^/]+)|repositories/(?P<id>\d+))(?P<rest>/.*)?$"
 )
 _PULL = re.compile(r"^/pulls/(?P<number>\d+)$")
+_ISSUE_PART = re.compile(r"^/issues/(?P<number>\d+)/(?P<part>labels|comments)$")
+_ISSUE = re.compile(r"^/issues/(?P<number>\d+)$")
+_NOT_JSON = object()
 _ACCESS_TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
 _APP_ID = 901
 _INSTALLATION_ID = 4242
 # The operations the stand-in serves, as GitHub's description names them; an answer to any
-# other (but a 404) is a violation, and a test checks each is in the description.
+# other (but a 401 or 404) is a violation, and a test checks each is in the description.
 OPERATIONS = frozenset(
     {
         ("GET", "/repos/{owner}/{repo}"),
@@ -133,9 +132,6 @@ OPERATIONS = frozenset(
         ("POST", "/app/installations/{installation_id}/access_tokens"),
     }
 )
-_ISSUE_PART = re.compile(r"^/issues/(?P<number>\d+)/(?P<part>labels|comments)$")
-_ISSUE = re.compile(r"^/issues/(?P<number>\d+)$")
-_NOT_JSON = object()
 # A repository's and a user's URLs, after its API URL, as GitHub spells them (templates too).
 _REPO_URLS = {
     "forks_url": "forks",
