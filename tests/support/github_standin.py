@@ -16,17 +16,24 @@ Endpoints, relative to `path_prefix` ("" like api.github.com, "/api/v3" like Git
     GET   /repos/{owner}/{repo}/issues/{number}     (the issue of a pull request: closed_by)
     POST  /repos/{owner}/{repo}/issues/{number}/labels     ["a"] or {"labels": ["a"]}
     POST  /repos/{owner}/{repo}/issues/{number}/comments   {"body": "..."}
+    GET   /repos/{owner}/{repo}/installation        the GitHub App installation on it
+    POST  /app/installations/{id}/access_tokens     an installation token (an hour)
 
 and the same under `/repositories/{id}`, the form GitHub's own `Link` headers point to.
 
-Fields of a pull request: url, id, node_id, html_url, diff_url, patch_url, issue_url,
-comments_url, number, state, locked, title, body, user, labels, created_at, updated_at,
-closed_at, merged_at, merge_commit_sha, draft, author_association, head and base (label, ref,
-sha, user, repo), and, on a single pull request (GET, POST, PATCH), merged, merged_by,
-mergeable, mergeable_state, comments, commits. An issue (of a pull request): url, id, number,
-state, state_reason, title, user, labels, created_at, updated_at, closed_at, closed_by,
-pull_request (url, html_url, merged_at). A repository: id, node_id, name, full_name, private, owner,
-html_url, url, fork, default_branch, pulls_url, issues_url.
+Every answer is held to GitHub's own description of its REST API (npm `@octokit/openapi`, see
+`tests/support/openapi.py`): the operation must be one GitHub has (and listed in `OPERATIONS`),
+the status one it documents, the body of the shape it documents. What breaks it is kept in
+`violations`, and `stop` (the end of the `with` block or fixture) fails the test with the list,
+so a wrong shape fails the test that met it even when the code under test swallowed the answer
+(a retry, an error it handles). Injected failures (`fail_next`) may carry any status or a body
+that is not JSON, as GitHub's front end and proxies send; a JSON body they carry with a
+status of known shape is checked.
+
+Shapes carry every field GitHub's description requires, with realistic values (URLs, users,
+repositories). A pull request has, on a single one (GET, POST, PATCH), also merged, merged_by,
+mergeable, rebaseable, mergeable_state, comments, commits, additions, deletions and
+changed_files; its issue tells `closed_by`.
 
 Kept from GitHub:
 
@@ -82,8 +89,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from tests.support.openapi import Description, github_description
+
 __all__ = [
     "DEFAULT_TOKEN",
+    "OPERATIONS",
     "GitHubStandIn",
     "RecordedRequest",
     "StandInPull",
@@ -103,6 +113,97 @@ _PULL = re.compile(r"^/pulls/(?P<number>\d+)$")
 _ISSUE_PART = re.compile(r"^/issues/(?P<number>\d+)/(?P<part>labels|comments)$")
 _ISSUE = re.compile(r"^/issues/(?P<number>\d+)$")
 _NOT_JSON = object()
+_ACCESS_TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
+_APP_ID = 901
+_INSTALLATION_ID = 4242
+# The operations the stand-in serves, as GitHub's description names them; an answer to any
+# other (but a 401 or 404) is a violation, and a test checks each is in the description.
+OPERATIONS = frozenset(
+    {
+        ("GET", "/repos/{owner}/{repo}"),
+        ("GET", "/repos/{owner}/{repo}/pulls"),
+        ("POST", "/repos/{owner}/{repo}/pulls"),
+        ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"),
+        ("PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}"),
+        ("GET", "/repos/{owner}/{repo}/issues/{issue_number}"),
+        ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),
+        ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
+        ("GET", "/repos/{owner}/{repo}/installation"),
+        ("POST", "/app/installations/{installation_id}/access_tokens"),
+    }
+)
+# A repository's and a user's URLs, after its API URL, as GitHub spells them (templates too).
+_REPO_URLS = {
+    "forks_url": "forks",
+    "keys_url": "keys{/key_id}",
+    "collaborators_url": "collaborators{/collaborator}",
+    "teams_url": "teams",
+    "hooks_url": "hooks",
+    "issue_events_url": "issues/events{/number}",
+    "events_url": "events",
+    "assignees_url": "assignees{/user}",
+    "branches_url": "branches{/branch}",
+    "tags_url": "tags",
+    "blobs_url": "git/blobs{/sha}",
+    "git_tags_url": "git/tags{/sha}",
+    "git_refs_url": "git/refs{/sha}",
+    "trees_url": "git/trees{/sha}",
+    "statuses_url": "statuses/{sha}",
+    "languages_url": "languages",
+    "stargazers_url": "stargazers",
+    "contributors_url": "contributors",
+    "subscribers_url": "subscribers",
+    "subscription_url": "subscription",
+    "commits_url": "commits{/sha}",
+    "git_commits_url": "git/commits{/sha}",
+    "comments_url": "comments{/number}",
+    "issue_comment_url": "issues/comments{/number}",
+    "contents_url": "contents/{+path}",
+    "compare_url": "compare/{base}...{head}",
+    "merges_url": "merges",
+    "archive_url": "{archive_format}{/ref}",
+    "downloads_url": "downloads",
+    "issues_url": "issues{/number}",
+    "pulls_url": "pulls{/number}",
+    "milestones_url": "milestones{/number}",
+    "notifications_url": "notifications{?since,all,participating}",
+    "labels_url": "labels{/name}",
+    "releases_url": "releases{/id}",
+    "deployments_url": "deployments",
+}
+_USER_URLS = {
+    "followers_url": "followers",
+    "following_url": "following{/other_user}",
+    "gists_url": "gists{/gist_id}",
+    "starred_url": "starred{/owner}{/repo}",
+    "subscriptions_url": "subscriptions",
+    "organizations_url": "orgs",
+    "repos_url": "repos",
+    "events_url": "events{/privacy}",
+    "received_events_url": "received_events",
+}
+_REPO_FLAGS = {
+    "archived": False,
+    "disabled": False,
+    "is_template": False,
+    "has_issues": True,
+    "has_projects": True,
+    "has_wiki": False,
+    "has_pages": False,
+    "has_downloads": True,
+}
+_REPO_COUNTS = {
+    "forks": 0,
+    "forks_count": 0,
+    "open_issues": 0,
+    "open_issues_count": 0,
+    "stargazers_count": 0,
+    "watchers": 0,
+    "watchers_count": 0,
+}
+_REPO_CREATED = "2024-01-15T09:30:00Z"
+# What the GitHub App is installed with: what the worker needs, no more.
+_APP_PERMISSIONS = {"contents": "write", "metadata": "read", "pull_requests": "write"}
 
 
 @dataclass(frozen=True)
@@ -189,6 +290,10 @@ class GitHubStandIn:
         self.rate_remaining = _RATE_LIMIT
         self.rate_reset = int(time.time()) + 3600
         self.not_modified = 0  # 304 answers to conditional requests
+        # GitHub's description every answer is held to (None: not installed, nothing checked),
+        # and what answers broke it; `stop` fails on any.
+        self.description: Description | None = github_description()
+        self.violations: list[str] = []
         self._failures: list[_Failure] = []
         self._next_number = 1
         self._next_comment_id = 1
@@ -219,6 +324,23 @@ class GitHubStandIn:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.assert_described()
+
+    def assert_described(self) -> None:
+        """Fail (AssertionError) when any answer served so far is one GitHub would never send.
+
+        Called by `stop`, so a test whose requests met such an answer fails even when the code
+        under test swallowed it (a retry, an error it handles).
+        """
+        with self._lock:
+            violations, self.violations = self.violations, []
+        if violations:
+            assert self.description is not None
+            raise AssertionError(
+                "The GitHub stand-in answered what GitHub's REST API description "
+                f"({self.description.version}) does not allow; fix the stand-in:\n- "
+                + "\n- ".join(violations)
+            )
 
     def __enter__(self) -> GitHubStandIn:
         return self.start()
@@ -456,14 +578,40 @@ class GitHubStandIn:
             if failure.delay:
                 self._stopping.wait(failure.delay)
             if failure.status is not None:
-                self._send(handler, _Answer(failure.status, failure.body, failure.headers))
+                injected = _Answer(failure.status, failure.body, failure.headers)
+                self._check(method, split.path, injected, injected=True)
+                self._send(handler, injected)
                 return
         origin = f"http://{headers.get('host') or f'127.0.0.1:{self.port}'}"
         with self._lock:
             answer = self._answer(method, split.path, query, headers, body, origin)
             if method == "GET" and answer.status == 200:
                 answer = self._conditional(answer, headers.get("if-none-match"))
+        self._check(method, split.path, answer)
         self._send(handler, answer)
+
+    def _check(self, method: str, path: str, answer: _Answer, *, injected: bool = False) -> None:
+        """Hold an answer to GitHub's description, keeping what it breaks in `violations`.
+
+        `/repositories/{id}/...`, the form GitHub's `Link` headers point to, serves what
+        `/repos/{owner}/{repo}/...` does but is not in the description: checked as that.
+        """
+        if self.description is None or not path.startswith(self.path_prefix + "/"):
+            return  # outside the API root: GitHub Enterprise's web server, not its API
+        path = path[len(self.path_prefix) :]
+        alias = _ROUTE.match(path)
+        if alias is not None and alias.group("id") is not None:
+            path = f"/repos/{self.repository}{alias.group('rest') or ''}"
+        found = self.description.violations(
+            method, path, answer.status, answer.body, injected=injected
+        )
+        template = self.description.template(path)
+        served = not injected and answer.status not in (401, 404)
+        if served and (method, template) not in OPERATIONS:
+            found.append(f"{method} {template or path}: served, but not listed in OPERATIONS")
+        if found:
+            with self._lock:
+                self.violations.extend(found)
 
     def _conditional(self, answer: _Answer, if_none_match: str | None) -> _Answer:
         """GitHub's conditional requests: a weak ETag on the answer; 304 when it matches."""
@@ -544,6 +692,9 @@ class GitHubStandIn:
         denied = self._check_auth(headers)
         if denied is not None:
             return denied
+        tokens = _ACCESS_TOKENS.match(path)
+        if tokens is not None and method == "POST":
+            return self._create_access_token(int(tokens.group("id")), body)
         match = _ROUTE.match(path)
         if match is None or not self._is_our_repository(match):
             return _not_found()
@@ -552,7 +703,9 @@ class GitHubStandIn:
         api = f"{origin}{self.path_prefix}"
         rest = match.group("rest") or ""
         if rest in ("", "/") and method == "GET":
-            return _Answer(200, self._repo_json(api, origin, self.repository))
+            return _Answer(200, self._repo_json(api, origin, self.repository, full=True))
+        if rest == "/installation" and method == "GET":
+            return _Answer(200, self._installation_json(api, origin))
         if rest == "/pulls" and method == "GET":
             return self._list_pulls(query, api, origin)
         if rest == "/pulls" and method == "POST":
@@ -580,6 +733,23 @@ class GitHubStandIn:
                 return self._add_labels(pr, body, api)
             return self._add_comment(pr, body, api, origin)
         return _not_found()
+
+    def _create_access_token(self, installation_id: int, body: Any) -> _Answer:
+        """An installation token, as GitHub mints one: `permissions` as asked (else the
+        installation's), an hour to live."""
+        if installation_id != _INSTALLATION_ID:
+            return _not_found()
+        asked = body.get("permissions") if isinstance(body, dict) else None
+        expires = datetime.fromtimestamp(time.time() + 3600, UTC)
+        return _Answer(
+            201,
+            {
+                "token": f"ghs_{_sha(f'{installation_id}:{time.time_ns()}')[:36]}",
+                "expires_at": _iso(expires),
+                "permissions": asked or dict(_APP_PERMISSIONS),
+                "repository_selection": "selected",
+            },
+        )
 
     def _check_auth(self, headers: dict[str, str]) -> _Answer | None:
         if self.token is None:
@@ -792,7 +962,11 @@ class GitHubStandIn:
             "diff_url": f"{origin}/{self.repository}/pull/{pr.number}.diff",
             "patch_url": f"{origin}/{self.repository}/pull/{pr.number}.patch",
             "issue_url": f"{repo_api}/issues/{pr.number}",
+            "commits_url": f"{repo_api}/pulls/{pr.number}/commits",
+            "review_comments_url": f"{repo_api}/pulls/{pr.number}/comments",
+            "review_comment_url": f"{repo_api}/pulls/comments{{/number}}",
             "comments_url": f"{repo_api}/issues/{pr.number}/comments",
+            "statuses_url": f"{repo_api}/statuses/{pr.head_sha}",
             "number": pr.number,
             "state": pr.state,
             "locked": False,
@@ -800,54 +974,101 @@ class GitHubStandIn:
             "body": pr.body,
             "user": self._user_json(pr.user, api, origin),
             "labels": [self._label_json(name, api) for name in pr.labels],
+            "milestone": None,
+            "active_lock_reason": None,
             "created_at": _iso(pr.created_at),
             "updated_at": _iso(pr.updated_at),
             "closed_at": _iso(pr.closed_at),
             "merged_at": _iso(pr.merged_at),
             "merge_commit_sha": _sha(f"merge:{pr.number}") if pr.merged else None,
-            "draft": pr.draft,
-            "author_association": "CONTRIBUTOR",
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_teams": [],
             "head": self._part_json(pr.head, pr.head_sha, pr.head_repo, api, origin),
             "base": self._part_json(pr.base, _sha(pr.base), self.repository, api, origin),
+            "_links": self._pull_links(pr, api, origin),
+            "author_association": "CONTRIBUTOR",
+            "auto_merge": None,
+            "draft": pr.draft,
         }
         if full:
-            data.update(
-                merged=pr.merged,
-                merged_by=self._user_json(pr.merged_by, api, origin) if pr.merged_by else None,
-                mergeable=None if pr.merged else True,
-                mergeable_state="unknown",
-                comments=len(pr.comments),
-                commits=1,
-            )
+            data.update(self._pull_detail(pr, api, origin))
         return data
+
+    def _pull_detail(self, pr: StandInPull, api: str, origin: str) -> dict[str, Any]:
+        """What GitHub adds on a single pull request (GET, POST, PATCH), not in a listing."""
+        return {
+            "merged": pr.merged,
+            "mergeable": None if pr.merged else True,
+            "rebaseable": None if pr.merged else True,
+            "mergeable_state": "unknown",
+            "merged_by": self._user_json(pr.merged_by, api, origin) if pr.merged_by else None,
+            "comments": len(pr.comments),
+            "review_comments": 0,
+            "maintainer_can_modify": False,
+            "commits": 1,
+            "additions": 1,
+            "deletions": 0,
+            "changed_files": 1,
+        }
+
+    def _pull_links(self, pr: StandInPull, api: str, origin: str) -> dict[str, Any]:
+        repo_api = f"{api}/repos/{self.repository}"
+        links = {
+            "self": f"{repo_api}/pulls/{pr.number}",
+            "html": f"{origin}/{self.repository}/pull/{pr.number}",
+            "issue": f"{repo_api}/issues/{pr.number}",
+            "comments": f"{repo_api}/issues/{pr.number}/comments",
+            "review_comments": f"{repo_api}/pulls/{pr.number}/comments",
+            "review_comment": f"{repo_api}/pulls/comments{{/number}}",
+            "commits": f"{repo_api}/pulls/{pr.number}/commits",
+            "statuses": f"{repo_api}/statuses/{pr.head_sha}",
+        }
+        return {name: {"href": href} for name, href in links.items()}
 
     def _issue_json(self, pr: StandInPull, api: str, origin: str) -> dict[str, Any]:
         """The issue of a pull request, as GitHub's issues endpoint shows it."""
         repo_api = f"{api}/repos/{self.repository}"
         closed_by = pr.closed_by if pr.state == "closed" else None
+        issue_api = f"{repo_api}/issues/{pr.number}"
+        html = f"{origin}/{self.repository}/pull/{pr.number}"
         return {
-            "url": f"{repo_api}/issues/{pr.number}",
+            "url": issue_api,
+            "repository_url": repo_api,
+            "labels_url": f"{issue_api}/labels{{/name}}",
+            "comments_url": f"{issue_api}/comments",
+            "events_url": f"{issue_api}/events",
+            "html_url": html,
             "id": 200000 + pr.number,
             "node_id": f"I_{pr.number}",
             "number": pr.number,
-            "html_url": f"{origin}/{self.repository}/pull/{pr.number}",
             "state": pr.state,
             "state_reason": None if pr.state == "open" else "completed" if pr.merged else None,
             "title": pr.title,
             "body": pr.body,
             "user": self._user_json(pr.user, api, origin),
             "labels": [self._label_json(name, api) for name in pr.labels],
+            "assignee": None,
+            "assignees": [],
+            "milestone": None,
+            "locked": False,
+            "active_lock_reason": None,
             "comments": len(pr.comments),
             "created_at": _iso(pr.created_at),
             "updated_at": _iso(pr.updated_at),
             "closed_at": _iso(pr.closed_at),
             "closed_by": self._user_json(closed_by, api, origin) if closed_by else None,
             "author_association": "CONTRIBUTOR",
+            "draft": pr.draft,
             "pull_request": {
                 "url": f"{repo_api}/pulls/{pr.number}",
-                "html_url": f"{origin}/{self.repository}/pull/{pr.number}",
+                "html_url": html,
+                "diff_url": f"{html}.diff",
+                "patch_url": f"{html}.patch",
                 "merged_at": _iso(pr.merged_at),
             },
+            "timeline_url": f"{issue_api}/timeline",
         }
 
     def _part_json(
@@ -862,11 +1083,14 @@ class GitHubStandIn:
             "repo": None if repo is None else self._repo_json(api, origin, repo),
         }
 
-    def _repo_json(self, api: str, origin: str, full_name: str) -> dict[str, Any]:
+    def _repo_json(
+        self, api: str, origin: str, full_name: str, *, full: bool = False
+    ) -> dict[str, Any]:
+        """A repository as a pull request's head and base show it; `full`: as GET shows it."""
         owner, name = full_name.split("/", 1)
         ours = full_name.lower() == self.repository.lower()
         repo_id = _REPO_ID if ours else int(_sha(full_name)[:6], 16)
-        return {
+        data: dict[str, Any] = {
             "id": repo_id,
             "node_id": f"R_{repo_id}",
             "name": name,
@@ -874,24 +1098,75 @@ class GitHubStandIn:
             "private": True,
             "owner": self._user_json(owner, api, origin, kind="Organization"),
             "html_url": f"{origin}/{full_name}",
-            "url": f"{api}/repos/{full_name}",
-            "pulls_url": f"{api}/repos/{full_name}/pulls{{/number}}",
-            "issues_url": f"{api}/repos/{full_name}/issues{{/number}}",
+            "description": None,
             "fork": not ours,
+            "url": f"{api}/repos/{full_name}",
+            **{key: f"{api}/repos/{full_name}/{tail}" for key, tail in _REPO_URLS.items()},
+            "git_url": f"git://{urlsplit(origin).netloc}/{full_name}.git",
+            "ssh_url": f"git@{urlsplit(origin).hostname}:{full_name}.git",
+            "clone_url": f"{origin}/{full_name}.git",
+            "svn_url": f"{origin}/{full_name}",
+            "homepage": None,
+            "language": None,
+            "mirror_url": None,
+            "license": None,
+            "size": 108,
             "default_branch": self.default_branch,
+            "visibility": "private",
+            "created_at": _REPO_CREATED,
+            "updated_at": _REPO_CREATED,
+            "pushed_at": _REPO_CREATED,
+            **_REPO_FLAGS,
+            **_REPO_COUNTS,
         }
+        if full:
+            data.update(network_count=0, subscribers_count=1, has_discussions=False)
+        return data
 
     def _user_json(
         self, login: str, api: str, origin: str, kind: str | None = None
     ) -> dict[str, Any]:
+        user_id = int(_sha(login)[:6], 16)
+        user_api = f"{api}/users/{login}"
         return {
             "login": login,
-            "id": int(_sha(login)[:6], 16),
+            "id": user_id,
             "node_id": f"U_{login}",
-            "type": kind or ("Bot" if login.endswith("[bot]") else "User"),
-            "site_admin": False,
-            "url": f"{api}/users/{login}",
+            "avatar_url": f"{origin}/avatars/u/{user_id}?v=4",
+            "gravatar_id": "",
+            "url": user_api,
             "html_url": f"{origin}/{login}",
+            **{key: f"{user_api}/{tail}" for key, tail in _USER_URLS.items()},
+            "type": kind or ("Bot" if login.endswith("[bot]") else "User"),
+            "user_view_type": "public",
+            "site_admin": False,
+        }
+
+    def _installation_json(self, api: str, origin: str) -> dict[str, Any]:
+        """The GitHub App's installation on this repository's owner (an organisation)."""
+        account = self._user_json(self.owner, api, origin, kind="Organization")
+        return {
+            "id": _INSTALLATION_ID,
+            "client_id": f"Iv1.{_sha('backlog-operator')[:16]}",
+            "account": account,
+            "repository_selection": "selected",
+            "access_tokens_url": f"{api}/app/installations/{_INSTALLATION_ID}/access_tokens",
+            "repositories_url": f"{api}/installation/repositories",
+            "html_url": f"{origin}/organizations/{self.owner}/settings/installations/"
+            f"{_INSTALLATION_ID}",
+            "app_id": _APP_ID,
+            "app_slug": "backlog-operator",
+            "target_id": account["id"],
+            "target_type": "Organization",
+            "permissions": dict(_APP_PERMISSIONS),
+            "events": ["pull_request", "push"],
+            "created_at": _REPO_CREATED,
+            "updated_at": _REPO_CREATED,
+            "single_file_name": None,
+            "has_multiple_single_files": False,
+            "single_file_paths": [],
+            "suspended_by": None,
+            "suspended_at": None,
         }
 
     def _label_json(self, name: str, api: str) -> dict[str, Any]:

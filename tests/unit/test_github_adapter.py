@@ -17,7 +17,7 @@ from backlog_operator.adapters.github import (
     PullRequestState,
     _rate_limit_wait,
 )
-from tests.support.github_standin import GitHubStandIn, free_port
+from tests.support.github_standin import DOCS, GitHubStandIn, free_port
 
 TOKEN = "ghp_standInSecretToken0123456789abcdef"
 REPO = "octo-org/octo-repo"
@@ -115,6 +115,7 @@ def test_a_duplicate_that_is_no_longer_open_is_a_retryable_conflict(
                     "message": f"A pull request already exists for octo-org:{PREFIX}3f9c2a.",
                 }
             ],
+            "documentation_url": DOCS,
         },
     )
 
@@ -504,7 +505,14 @@ def test_a_token_echoed_by_the_server_is_masked_in_errors(
     gh: GitHubStandIn, forge: GitHubForge
 ) -> None:
     gh.fail_next(403, body={"message": f"token {TOKEN} may not do this"})
-    gh.fail_next(422, body={"message": "Validation Failed", "errors": [{"message": TOKEN}]})
+    gh.fail_next(
+        422,
+        body={
+            "message": "Validation Failed",
+            "errors": [{"code": "custom", "message": TOKEN}],
+            "documentation_url": DOCS,
+        },
+    )
 
     errors = [_raises(forge.open_pull_requests, PREFIX) for _ in range(2)]
 
