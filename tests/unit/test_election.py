@@ -197,7 +197,7 @@ def test_the_release_clears_the_holder_and_shortens_the_lease() -> None:
 def test_timings_must_let_the_leader_give_up_before_the_lease_expires() -> None:
     with pytest.raises(ValueError, match="lease duration > renew deadline > retry period"):
         Timing(lease_duration=10, renew_deadline=10.0, retry_period=2.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"got 15, 2\.0, 2\.0"):
         Timing(lease_duration=15, renew_deadline=2.0, retry_period=2.0)
 
 
