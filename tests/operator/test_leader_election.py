@@ -198,6 +198,17 @@ def leader_status(port: int) -> float | None:
     return None
 
 
+def standing_by(api: ElectionEmulator, log: Path) -> None:
+    """Wait until the replica logging to `log` waits for the Lease, and three more renewals of
+    the leader (a retry period each) have passed: it has tried as often meanwhile."""
+    api.wait_for(
+        lambda: log.is_file() and "waits for Lease" in log.read_text(errors="replace"),
+        timeout=START_WITHIN,
+    )
+    renewals = len(api.lease_writes)
+    api.wait_for(lambda: len(api.lease_writes) >= renewals + 3)
+
+
 def goal_reads(api: HardenedEmulator) -> int:
     """Lists and watches of Goals any replica made (kopf's, the start-up listing's)."""
     return sum(
@@ -218,13 +229,16 @@ def test_the_standby_takes_over_a_killed_leader_with_no_duplicate_job_and_no_los
         b = replica(emulator_server, "operator-b", tmp_path, stack, **QUICK_LEASE)
         a.start()
         api.wait_for(lambda: holder(api).startswith("operator-a_"), timeout=START_WITHIN)
-        b.start()
         for index in range(4):
             api.create_object(goal(index))
         # Two goals run (MAX_RUNNING), one ends, the next starts: the leader is at work.
         [first, _] = api.wait_for(
             lambda: len(unfinished(api)) == 2 and unfinished(api), timeout=START_WITHIN
         )
+        listed = goal_reads(api)
+        b.start()
+        standing_by(api, tmp_path / "operator-b.log")
+        assert goal_reads(api) == listed, "the standby read Goals"
         finish(api, first)
         api.wait_for(
             lambda: len(api.job_creates) == 3 and len(unfinished(api)) == 2,
@@ -293,10 +307,8 @@ def test_a_graceful_stop_releases_the_lease_and_the_standby_takes_over_at_once(
         answer = api.wait_for(lambda: get(pb, "/readyz"), timeout=START_WITHIN)
         assert answer == (503, "standby: another replica is active\n")
         assert (leader_status(pa), leader_status(pb)) == (1.0, 0.0)
-        # Three more renewals of the leader (a retry period each): the standby tried as often,
-        # and it lists and watches nothing (kopf not started).
-        renewals = len(writes_by(api, "operator-a"))
-        api.wait_for(lambda: len(writes_by(api, "operator-a")) >= renewals + 3)
+        # The standby lists and watches nothing (kopf not started).
+        standing_by(api, tmp_path / "operator-b.log")
         assert get(pb, "/readyz") == (503, "standby: another replica is active\n")
         assert goal_reads(api) == listed, "the standby read Goals"
 

@@ -157,10 +157,10 @@ def test_a_leader_that_cannot_renew_steps_down_at_the_renew_deadline_before_expi
     mine.written(Observed(write.record, "1"))
     clock.now += 9.9
     mine.failed()
-    assert mine.leading and not mine.lost
+    assert (mine.leading, mine.lost) == (True, False)
     clock.now += 0.1  # 10 s: the deadline, 5 s before anyone else may take the Lease
     mine.failed()
-    assert mine.lost and not mine.leading
+    assert (mine.leading, mine.lost) == (False, True)
     assert mine.next_write() is None and mine.release_write() is None
 
 

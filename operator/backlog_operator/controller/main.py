@@ -177,6 +177,14 @@ async def operate(
 async def _kopf(
     settings: OperatorSettings, registry: kopf.OperatorRegistry, stop: asyncio.Event | None = None
 ) -> None:
+    if stop is not None:
+        # kopf waits for its stop flag in a task of its own, which a stop by kopf's own signal
+        # handler leaves waiting: kopf's shutdown would then wait 5 s for it before it gives up
+        # (and the Lease would be released that much later). Its cleanup sets the flag.
+        @kopf.on.cleanup(registry=registry)
+        def _stopped(**_: object) -> None:
+            stop.set()
+
     await kopf.operator(
         registry=registry,
         clusterwide=not settings.namespaces,
