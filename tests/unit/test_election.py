@@ -5,12 +5,17 @@ concurrency (a write naming a stale resourceVersion is refused with a conflict).
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
+from pydantic import ValidationError
 
 from backlog_operator.adapters.leases import LeaseConflictError
+from backlog_operator.controller import main
 from backlog_operator.controller.election import (
     RELEASED_LEASE_SECONDS,
     Election,
@@ -20,7 +25,10 @@ from backlog_operator.controller.election import (
     lease_spec,
     observed,
 )
+from backlog_operator.controller.health import Readiness
 from backlog_operator.controller.leader import LeaderElector
+from backlog_operator.controller.metrics import Metrics
+from backlog_operator.controller.settings import OperatorSettings
 
 TIMING = Timing(lease_duration=15, renew_deadline=10.0, retry_period=2.0)
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -327,3 +335,48 @@ def test_acquire_returns_when_asked_to_stop() -> None:
 
     assert run(scenario()) is False
     assert not waiting.leading
+
+
+# ----------------------------------------------------------------------- settings and wiring
+
+
+def test_settings_refuse_a_lease_that_does_not_outlast_the_renew_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BACKLOG_OPERATOR_LEASE_DURATION_SECONDS", "10")
+    with pytest.raises(ValidationError, match="LEASE_DURATION_SECONDS > RENEW_DEADLINE_SECONDS"):
+        OperatorSettings()
+    monkeypatch.setenv("BACKLOG_OPERATOR_LEASE_DURATION_SECONDS", "15")
+    monkeypatch.setenv("BACKLOG_OPERATOR_RETRY_PERIOD_SECONDS", "10")
+    with pytest.raises(ValidationError, match=r"got 15, 10\.0, 10\.0"):
+        OperatorSettings()
+
+
+def test_leader_election_is_off_unless_asked_and_then_uses_the_pods_namespace_and_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(main, "api_client", k8s.ApiClient)  # no cluster: nothing is called
+    metrics, readiness = Metrics(), Readiness()
+    assert main.leader_elector(OperatorSettings(), metrics, readiness) is None
+    assert readiness.active() is True
+
+    namespace_file = tmp_path / "namespace"
+    monkeypatch.setattr(main, "SERVICE_ACCOUNT_NAMESPACE", namespace_file)
+    on = OperatorSettings(leader_election=True, pod_name="backlog-operator-7c9f-x2")
+    with pytest.raises(ValueError, match="BACKLOG_OPERATOR_LEADER_ELECTION_NAMESPACE"):
+        main.leader_elector(on, metrics, readiness)
+    namespace_file.write_text("ops\n", encoding="utf-8")
+    elector = main.leader_elector(on, metrics, readiness)
+    assert elector is not None
+    assert (elector.store.namespace, elector.store.name) == ("ops", "backlog-operator")
+    assert re.fullmatch(r"backlog-operator-7c9f-x2_[0-9a-f]{8}", elector.election.identity)
+    assert elector.timing == Timing(15, 10.0, 2.0)
+    # A standby until it leads: /readyz 503, leader_election_master_status 0, then 1.
+    assert readiness.check() == (False, "standby: another replica is active")
+    gauge = ("leader_election_master_status", {"name": "backlog-operator"})
+    assert metrics.registry.get_sample_value(*gauge) == 0
+    elector.on_change(True)
+    assert metrics.registry.get_sample_value(*gauge) == 1
+    named = OperatorSettings(leader_election=True, leader_election_namespace="elsewhere")
+    other = main.leader_elector(named, Metrics(), Readiness())
+    assert other is not None and other.store.namespace == "elsewhere"
