@@ -172,6 +172,19 @@ def test_a_leader_that_cannot_renew_steps_down_at_the_renew_deadline_before_expi
     assert mine.next_write() is None and mine.release_write() is None
 
 
+def test_the_renew_deadline_counts_from_when_the_renewal_was_sent() -> None:
+    clock = Clock()
+    mine = election("a", clock)
+    mine.observe(None)
+    write = mine.next_write()
+    assert write is not None
+    sent_at = clock.now
+    clock.now += 1.5  # a slow answer: the API server may have stored it as it was sent
+    mine.written(Observed(write.record, "1"), sent_at)
+    clock.now += 8.5  # 10 s since it was sent, 8.5 since the answer
+    assert mine.check_deadline() and not mine.leading
+
+
 def test_a_leader_that_reads_another_holder_has_lost_for_good() -> None:
     clock = Clock()
     mine = election("a", clock)

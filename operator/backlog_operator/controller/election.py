@@ -146,10 +146,12 @@ class Election:
         )
         return Write(record, self.observed.resource_version)
 
-    def written(self, stored: Observed) -> None:
-        """A write of ours was stored: this replica leads until `renew_deadline` from now."""
+    def written(self, stored: Observed, sent_at: float | None = None) -> None:
+        """A write of ours was stored: this replica leads until `renew_deadline` from when it
+        was sent (`sent_at`, else now): the API server stored it no earlier, so the deadline
+        never falls later than the lease's expiry as a standby counts it."""
         self.observed, self.observed_at = stored, self.clock()
-        self.renewed_at = self.observed_at
+        self.renewed_at = self.observed_at if sent_at is None else sent_at
         self.leading = stored.record.holder == self.identity
         if not self.leading:  # our own release
             self.renewed_at = None

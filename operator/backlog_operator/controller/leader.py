@@ -67,8 +67,9 @@ class LeaderElector:
             self.election.observe(_or_none(await self.store.read()))
             write = self.election.next_write()
             if write is not None:
+                sent_at = self.election.clock()
                 stored = await self.store.write(lease_spec(write.record), write.resource_version)
-                self.election.written(observed(stored))
+                self.election.written(observed(stored), sent_at)
         except LeaseConflictError:
             self.election.conflicted()
         except Exception as error:  # no answer, 5xx, 403: tried again
