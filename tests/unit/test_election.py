@@ -117,6 +117,18 @@ def test_a_held_lease_is_taken_only_once_it_expired_on_the_candidates_own_clock(
     assert write.record.acquire_time == write.record.renew_time == clock.wall()
 
 
+def test_a_standby_tries_again_right_when_the_lease_it_saw_expires() -> None:
+    clock = Clock()
+    mine = election("b", clock)
+    assert mine.next_try_in() == 2.0  # nothing seen yet: the retry period
+    mine.observe(held_by("a"))
+    clock.now += 14.0
+    assert mine.next_try_in() == 1.0  # the expiry comes before the next period's try
+    clock.now += 1.0
+    assert mine.next_try_in() == 0.0
+    assert mine.next_write() is not None
+
+
 def test_a_renewal_seen_restarts_the_wait() -> None:
     clock = Clock()
     mine = election("b", clock)

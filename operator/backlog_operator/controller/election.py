@@ -124,6 +124,14 @@ class Election:
         duration = self.observed.record.lease_duration_seconds
         return self.clock() >= self.observed_at + duration
 
+    def next_try_in(self) -> float:
+        """Seconds until a standby's next try: the retry period, or less when the observed
+        lease expires sooner (so a takeover comes at the expiry, not up to a period later)."""
+        if self.observed is None or not self.observed.record.holder:
+            return self.timing.retry_period
+        expiry = self.observed_at + self.observed.record.lease_duration_seconds
+        return min(self.timing.retry_period, max(0.0, expiry - self.clock()))
+
     def next_write(self) -> Write | None:
         """The write to make now: create or take over the Lease, or renew it; None while
         another replica holds a lease that has not expired (or once this one has lost)."""

@@ -1,8 +1,9 @@
 """Leader election's loops: `LeaderElector` drives an `election.Election` against the Lease
 (`adapters.leases.LeaseStore`).
 
-- `acquire`: a standby reads the Lease every `retry_period` and takes it when it is free or
-  has expired; it returns once this replica leads (or when asked to stop first).
+- `acquire`: a standby reads the Lease every `retry_period` (and once more right when the
+  lease it saw expires) and takes it when it is free or has expired; it returns once this
+  replica leads (or when asked to stop first).
 - `keep`: the leader renews every `retry_period`; each try is cut off at the renew deadline.
   Once the Lease is lost (not renewed within `renew_deadline`, or another holder read in it) it
   calls `on_lost` and returns: the caller must stop acting at once (`main` exits the process).
@@ -88,7 +89,7 @@ class LeaderElector:
                 log.info("leader election: %s leads (Lease %s)", self.election.identity, where)
                 return True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.timing.retry_period)
+                await asyncio.wait_for(stop.wait(), self.election.next_try_in())
         return False
 
     async def keep(self, on_lost: Callable[[], None]) -> None:
