@@ -405,3 +405,26 @@ def test_leader_election_is_off_unless_asked_and_then_uses_the_pods_namespace_an
     named = OperatorSettings(leader_election=True, leader_election_namespace="elsewhere")
     other = main.leader_elector(named, Metrics(), Readiness())
     assert other is not None and other.store.namespace == "elsewhere"
+
+
+def test_renewals_that_end_for_any_reason_but_a_cancel_stop_the_replica(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stopped: list[bool] = []
+    monkeypatch.setattr(main, "_stop_acting_now", lambda: stopped.append(True))
+
+    async def broken() -> None:
+        raise RuntimeError("a defect in the renewals")
+
+    async def scenario() -> None:
+        failed = asyncio.create_task(broken())
+        await asyncio.wait([failed])
+        main._renewals_ended(failed)
+        cancelled = asyncio.create_task(asyncio.sleep(60))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.wait([cancelled])
+        main._renewals_ended(cancelled)  # kopf stopped: the renewals are cancelled, as planned
+
+    run(scenario())
+    assert stopped == [True]

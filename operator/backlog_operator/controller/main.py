@@ -165,9 +165,11 @@ async def operate(
         # Made before kopf starts: kopf cancels, as it stops, every task made after it started,
         # and the renewals must go on until kopf has stopped.
         keeper = asyncio.create_task(elector.keep(_stop_acting_now), name="leader-lease")
+        keeper.add_done_callback(_renewals_ended)
         try:
             await _kopf(settings, registry, stop)
         finally:
+            keeper.remove_done_callback(_renewals_ended)
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
@@ -203,6 +205,14 @@ def _stop_on_signals() -> asyncio.Event:
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
     return stop
+
+
+def _renewals_ended(keeper: asyncio.Task[None]) -> None:
+    """The renewals stopped while kopf runs (they end only when the Lease is lost, and then
+    the process has exited already): whatever ended them, nobody renews, so stop acting."""
+    if not keeper.cancelled():
+        log.critical("leader election: the Lease's renewals stopped: %r", keeper.exception())
+        _stop_acting_now()
 
 
 def _stop_acting_now() -> None:
