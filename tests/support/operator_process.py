@@ -5,6 +5,7 @@ period does) and start it again::
     with OperatorProcess(server, {"MAX_RUNNING": "4"}, log=tmp_path / "operator.log") as op:
         ...
         op.kill()      # SIGKILL; returns once the process is gone
+        op.terminate() # SIGTERM (a graceful stop); returns its exit status once it is gone
         op.start()     # a new process: nothing survives but what the API server stored
 
 Each start is a new process that learns everything from the API server, as a restarted Pod
@@ -148,6 +149,13 @@ class OperatorProcess:
         """SIGKILL the running operator; return once it is gone."""
         self.signal_kill()
         self.wait_dead()
+
+    def terminate(self, timeout: float = _TIMEOUT) -> int:
+        """SIGTERM the running operator (as the kubelet stops a Pod) and wait until it has
+        exited; its exit status."""
+        assert self._pidfd is not None, "no operator process was started"
+        signal.pidfd_send_signal(self._pidfd, signal.SIGTERM)
+        return self.wait_dead(timeout)
 
     def stop(self) -> None:
         """Stop the operator (SIGTERM: kopf exits cleanly; SIGKILL should it not), then the fork

@@ -326,9 +326,9 @@ MANAGER_ROLE = "backlog-operator-manager"
 #     when kube.py calls a method that map does not know;
 #   - kopf, for the handlers of controller/handlers.py and what its startup handler sets: it lists
 #     and watches every resource with a handler (Goals, Jobs, Backlogs, GoalSchedules), the CRDs
-#     (to notice resources come and go), the namespaces (only when limited to some), and its
-#     peering objects (when kopf's peering CRDs are installed: list, watch and a keep-alive patch);
-#     kopf's own Events are switched off, and it puts no finalizer or annotation on anything;
+#     (to notice resources come and go) and the namespaces (only when limited to some); kopf's
+#     peering is off (leader election on a Lease instead: `LEADER_ELECTION_CALLS`, a Role of its
+#     own), its own Events are switched off, and it puts no finalizer or annotation on anything;
 #   - the OwnerReferencesPermissionEnforcement admission plugin (OpenShift): an ownerReference with
 #     blockOwnerDeletion (kopf.append_owner_reference sets it) needs update on the owner's
 #     finalizers, so each kind that owns something needs it on its `/finalizers`.
@@ -361,8 +361,15 @@ OPERATOR_CALLS: list[tuple[str, str, str, str]] = [
     ("", "events", "list", "a Pod's FailedMount Events, when it waits long to start"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list watch", "kopf: resources"),
     ("", "namespaces", "list watch", "kopf, only when limited to some namespaces"),
-    ("kopf.dev", "clusterkopfpeerings", "list watch patch", "kopf peering, all namespaces"),
-    ("kopf.dev", "kopfpeerings", "list watch patch", "kopf peering, some namespaces"),
+]
+# Leader election's calls (controller/leader.py through adapters/leases.py), granted by the Role
+# in leader_election_role.yaml in the operator's namespace only;
+# tests/operator/test_leader_election.py runs two operators under that Role.
+LEADER_ELECTION_ROLE = "backlog-operator-leader-election"
+LEADER_ELECTION_CALLS: list[tuple[str, str, str, str]] = [
+    ("coordination.k8s.io", "leases", "get", "every try reads the Lease"),
+    ("coordination.k8s.io", "leases", "create", "the first replica to run creates it"),
+    ("coordination.k8s.io", "leases", "update", "take over, renew, release (resourceVersion)"),
 ]
 
 
@@ -498,6 +505,67 @@ def test_manager_role_grants_exactly_the_operators_calls() -> None:
     # A Backlog's token is read by name; never listed or watched (which would expose them all).
     assert ("", "secrets", "list") not in granted
     assert ("", "secrets", "watch") not in granted
+
+
+def _documents_of(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def test_leader_election_role_grants_exactly_its_calls_in_the_operators_namespace() -> None:
+    [role] = _documents_of(KUSTOMIZE / "rbac" / "leader_election_role.yaml")
+    [binding] = _documents_of(KUSTOMIZE / "rbac" / "leader_election_role_binding.yaml")
+    assert role["kind"] == "Role", "a Lease in the operator's own namespace: not cluster-wide"
+    assert role["metadata"] == {"name": LEADER_ELECTION_ROLE, "namespace": NAMESPACE}
+    needed = {(g, r, verb) for g, r, verbs, _ in LEADER_ELECTION_CALLS for verb in verbs.split()}
+    assert _granted(role["rules"]) == needed
+    assert binding["kind"] == "RoleBinding"
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": LEADER_ELECTION_ROLE,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "backlog-operator", "namespace": NAMESPACE}
+    ]
+    # Its one rule says why, as every ClusterRole rule does.
+    text = (KUSTOMIZE / "rbac" / "leader_election_role.yaml").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.strip().startswith("- apiGroups:"))
+    assert lines[index - 1].strip().startswith("# ")
+    # No kopf peering any more: the Lease replaces it.
+    assert not any(group == "kopf.dev" for group, _, _ in _granted(_manager_rules()))
+
+
+@needs_kubectl
+def test_the_bundle_runs_two_replicas_electing_a_leader_on_a_lease() -> None:
+    documents = render(KUSTOMIZE / "default")
+    deployment = find(documents, "Deployment", "backlog-operator")
+    assert deployment["spec"]["replicas"] == 2
+    # A standby is never ready: a rolling update would wait for it for ever.
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [d for d in documents if d["kind"] == "PodDisruptionBudget"]
+    pod, container = _manager(documents)
+    env = {item["name"]: item for item in container["env"]}
+    assert env["BACKLOG_OPERATOR_LEADER_ELECTION"]["value"] == "true"
+    assert env["BACKLOG_OPERATOR_LEADER_ELECTION_NAMESPACE"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }
+    assert env["BACKLOG_OPERATOR_POD_NAME"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.name"}
+    }
+    from backlog_operator.controller.settings import OperatorSettings
+
+    lease = env["BACKLOG_OPERATOR_LEADER_ELECTION_LEASE_NAME"]["value"]
+    assert lease == OperatorSettings().leader_election_lease_name
+    # The Role and its binding are in the bundle, in the operator's namespace.
+    role = find(documents, "Role", LEADER_ELECTION_ROLE)
+    assert role["metadata"]["namespace"] == NAMESPACE
+    binding = find(documents, "RoleBinding", LEADER_ELECTION_ROLE)
+    assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
+    # Both replicas' metrics are scraped, the standby's too.
+    service = find(documents, "Service", "backlog-operator-metrics")
+    assert service["spec"]["publishNotReadyAddresses"] is True
 
 
 def test_manager_role_has_one_rule_per_resource() -> None:

@@ -525,3 +525,5 @@ def test_ready_once_synced_while_active_and_not_stopping() -> None:
     readiness.mark_stopping()
     assert readiness.check() == (False, "stopping")
     assert Readiness().active() is True  # one replica: always the active one
+    # A standby runs no kopf, so it never lists: it says it waits, not that it starts.
+    assert Readiness(active=lambda: False).check() == (False, "standby: another replica is active")

@@ -155,8 +155,9 @@ def register_lifecycle(
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         settings.posting.enabled = False  # our own events, on transitions only
-        settings.peering.name = "backlog-operator"
-        settings.peering.mandatory = False
+        # No kopf peering, even where some kopf-based operator installed its CRDs: one replica
+        # acts by leader election on a Lease (`controller.leader`, docs/operator.md).
+        settings.peering.standalone = True
         settings.watching.server_timeout = 300
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()

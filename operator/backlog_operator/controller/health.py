@@ -4,8 +4,9 @@ Ready means all three:
 - synced: the start-up listing of every Goal and worker Job is done, so the capacity table holds
   what runs and no decision over-admits (`Runtime.seed`, in the startup handler). kopf's own
   first listing of each kind follows as watch events, which the runtime takes as they come;
-- active: this replica is the one that acts. One replica runs today (the Deployment's Recreate
-  strategy), so it always is; leader election sets `active` to its own answer;
+- active: this replica is the one that acts. With leader election (`controller.leader`) that
+  is the replica holding the Lease: a standby answers 503 "standby" (it lists nothing, as it
+  runs no kopf, until it leads); without, the only replica always is;
 - not stopping: kopf's cleanup has not begun.
 """
 
@@ -40,8 +41,8 @@ class Readiness:
         """(ready, why) for `/readyz`."""
         if self.stopping:
             return False, "stopping"
-        if not self.synced:
-            return False, "starting: listing goals and worker Jobs"
         if not self.active():
             return False, "standby: another replica is active"
+        if not self.synced:
+            return False, "starting: listing goals and worker Jobs"
         return True, "ok"

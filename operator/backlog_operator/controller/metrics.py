@@ -33,6 +33,7 @@ from what the operator already does or is told.
 | `backlog_budget_exhausted{namespace,owner_kind,owner}` | gauge | 1: today's budget spent |
 | `backlog_budget_remaining{namespace,owner_kind,owner,limit}` | gauge | what today leaves (11) |
 | `backlog_operator_build_info{version}` | gauge | 1 |
+| `leader_election_master_status{name}` | gauge | 1 while this replica leads, 0 standby (12) |
 
 (1) By kind (`goal`, `backlog`, `goalschedule`) and result (`success`, `error`), named as
 controller-runtime's so that its dashboards work. (2) The status write and events included.
@@ -49,6 +50,9 @@ is `Other`. (10) Attempts whose task ran and reported no `cost`, or no `tokens` 
 `status.usage` counts them. (11) By `limit` (`attempts`, `tokens`, `cost` in the budget's
 currency) of `spec.budget.perDay` that the owner sets: the limit less what attempts that ended
 today used, never below 0 (goals running or waiting take from it as they end).
+(12) controller-runtime's name; `name` is the Lease's. Only with leader election on
+(`BACKLOG_OPERATOR_LEADER_ELECTION`); a standby serves it too (the metrics Service publishes
+replicas that are not ready).
 
 Labels are few and bounded: kinds, phases, steps, outcomes and HTTP statuses are fixed sets; a
 reason is a CamelCase word (anything else counts as `Other`, as does any reason past the first
@@ -120,6 +124,12 @@ class Metrics:
             ["version"],
             registry=self.registry,
         ).labels(__version__).set(1)
+        self.leader = Gauge(
+            "leader_election_master_status",
+            "1 while this replica holds the leader election Lease `name`, 0 while it waits.",
+            ["name"],
+            registry=self.registry,
+        )
         self._goal_phases: dict[str, tuple[str, str]] = {}  # goal -> (namespace, phase) counted
         self._reasons: set[str] = set()
         self._owners: set[tuple[str, str, str]] = set()

@@ -23,6 +23,13 @@
 | `LOG_FORMAT` | `text` or `json` (one object per line); `--log-format` overrides it | `text` |
 | `PR_POLL_SECONDS` | how often a goal's open pull request is looked at (±25 % jitter) (5) | 300 |
 | `PR_POLLS_PER_ROUND` | pull requests looked at, at most, per round of the loop (5) | 20 |
+| `LEADER_ELECTION` | take part in leader election on a Lease (6) | `false` (bundle: `true`) |
+| `LEADER_ELECTION_LEASE_NAME` | the Lease's name | `backlog-operator` |
+| `LEADER_ELECTION_NAMESPACE` | the Lease's namespace; empty = the Pod's own (7) | the Pod's |
+| `POD_NAME` | this replica's name in the Lease (`<name>_<random>`); empty = host name | host name |
+| `LEASE_DURATION_SECONDS` | how long a standby waits after the leader's last renewal (8) | 15 |
+| `RENEW_DEADLINE_SECONDS` | how long the leader keeps trying to renew before it stops | 10 |
+| `RETRY_PERIOD_SECONDS` | how often the leader renews and a standby tries | 2 |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
 (2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
@@ -34,6 +41,9 @@ turns kopf's on too (on another port).
 (5) Each look is a conditional request (ETag): one whose pull request has not changed costs no
 rate limit. `PR_POLLS_PER_ROUND` every `REQUEUE_SECONDS` bounds the burst; keep it at least
 (open pull requests * `REQUEUE_SECONDS` / `PR_POLL_SECONDS`) so that every one gets its turn.
+(6) One replica leads and acts, the others wait (docs/operator.md, "High availability");
+`backlogctl operator` run by hand leaves it off. (7) The service account's namespace file.
+(8) An integer (the Lease's `leaseDurationSeconds`); lease > renew deadline > retry period.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backlog_operator.adapters.kube import API_CONCURRENCY
@@ -91,6 +101,27 @@ class OperatorSettings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     pr_poll_seconds: float = Field(default=300.0, gt=0)
     pr_polls_per_round: int = Field(default=20, ge=1)
+    leader_election: bool = False
+    leader_election_lease_name: str = Field(default="backlog-operator", min_length=1)
+    leader_election_namespace: str = ""
+    pod_name: str = ""
+    lease_duration_seconds: int = Field(default=15, ge=1)
+    renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    retry_period_seconds: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_renewal(self) -> OperatorSettings:
+        # client-go's rule: the leader gives up (renew deadline) before a standby may take over
+        # (lease duration), and tries more than once before it gives up (retry period).
+        if not (
+            self.lease_duration_seconds > self.renew_deadline_seconds > self.retry_period_seconds
+        ):
+            raise ValueError(
+                f"{ENV_PREFIX}LEASE_DURATION_SECONDS > RENEW_DEADLINE_SECONDS > "
+                f"RETRY_PERIOD_SECONDS is needed, got {self.lease_duration_seconds}, "
+                f"{self.renew_deadline_seconds}, {self.retry_period_seconds}"
+            )
+        return self
 
     @field_validator("namespaces", mode="before")
     @classmethod
