@@ -40,7 +40,7 @@ JOBS = "batch/v1/jobs"
 LEASES = "coordination.k8s.io/v1/leases"
 LEASE_NS = "backlog-operator-system"
 LEASE = "backlog-operator"
-# Shorter than the defaults (15, 10, 2) where a test waits out an expiry: the protocol is the
+# Shorter than the defaults (12, 8, 2) where a test waits out an expiry: the protocol is the
 # same, the wait shorter. The graceful hand-over runs on the defaults.
 QUICK_LEASE = {
     "LEASE_DURATION_SECONDS": "4",

@@ -368,12 +368,12 @@ def test_acquire_returns_when_asked_to_stop() -> None:
 def test_settings_refuse_a_lease_that_does_not_outlast_the_renew_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("BACKLOG_OPERATOR_LEASE_DURATION_SECONDS", "10")
+    monkeypatch.setenv("BACKLOG_OPERATOR_LEASE_DURATION_SECONDS", "8")
     with pytest.raises(ValidationError, match="LEASE_DURATION_SECONDS > RENEW_DEADLINE_SECONDS"):
         OperatorSettings()
     monkeypatch.setenv("BACKLOG_OPERATOR_LEASE_DURATION_SECONDS", "15")
-    monkeypatch.setenv("BACKLOG_OPERATOR_RETRY_PERIOD_SECONDS", "10")
-    with pytest.raises(ValidationError, match=r"got 15, 10\.0, 10\.0"):
+    monkeypatch.setenv("BACKLOG_OPERATOR_RETRY_PERIOD_SECONDS", "8")
+    with pytest.raises(ValidationError, match=r"got 15, 8\.0, 8\.0"):
         OperatorSettings()
 
 
@@ -395,7 +395,7 @@ def test_leader_election_is_off_unless_asked_and_then_uses_the_pods_namespace_an
     assert elector is not None
     assert (elector.store.namespace, elector.store.name) == ("ops", "backlog-operator")
     assert re.fullmatch(r"backlog-operator-7c9f-x2_[0-9a-f]{8}", elector.election.identity)
-    assert elector.timing == Timing(15, 10.0, 2.0)
+    assert elector.timing == Timing(12, 8.0, 2.0)
     # A standby until it leads: /readyz 503, leader_election_master_status 0, then 1.
     assert readiness.check() == (False, "standby: another replica is active")
     gauge = ("leader_election_master_status", {"name": "backlog-operator"})

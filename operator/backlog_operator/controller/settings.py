@@ -27,8 +27,8 @@
 | `LEADER_ELECTION_LEASE_NAME` | the Lease's name | `backlog-operator` |
 | `LEADER_ELECTION_NAMESPACE` | the Lease's namespace; empty = the Pod's own (7) | the Pod's |
 | `POD_NAME` | this replica's name in the Lease (`<name>_<random>`); empty = host name | host name |
-| `LEASE_DURATION_SECONDS` | how long a standby waits after the leader's last renewal (8) | 15 |
-| `RENEW_DEADLINE_SECONDS` | how long the leader keeps trying to renew before it stops | 10 |
+| `LEASE_DURATION_SECONDS` | how long a standby waits after the leader's last renewal (8) | 12 |
+| `RENEW_DEADLINE_SECONDS` | how long the leader keeps trying to renew before it stops | 8 |
 | `RETRY_PERIOD_SECONDS` | how often the leader renews and a standby tries | 2 |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
@@ -105,8 +105,8 @@ class OperatorSettings(BaseSettings):
     leader_election_lease_name: str = Field(default="backlog-operator", min_length=1)
     leader_election_namespace: str = ""
     pod_name: str = ""
-    lease_duration_seconds: int = Field(default=15, ge=1)
-    renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    lease_duration_seconds: int = Field(default=12, ge=1)
+    renew_deadline_seconds: float = Field(default=8.0, gt=0)
     retry_period_seconds: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
