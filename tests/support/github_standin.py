@@ -82,6 +82,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from tests.support.github_apps import AppAuthority
+
 __all__ = [
     "DEFAULT_TOKEN",
     "GitHubStandIn",
@@ -189,6 +191,8 @@ class GitHubStandIn:
         self.rate_remaining = _RATE_LIMIT
         self.rate_reset = int(time.time()) + 3600
         self.not_modified = 0  # 304 answers to conditional requests
+        # GitHub Apps, their installations and installation tokens (tests/support/github_apps.py)
+        self.apps = AppAuthority()
         self._failures: list[_Failure] = []
         self._next_number = 1
         self._next_comment_id = 1
@@ -541,12 +545,26 @@ class GitHubStandIn:
             if not path.startswith(self.path_prefix + "/"):
                 return _not_found()
             path = path[len(self.path_prefix) :]
+        app_reply = self.apps.answer(
+            method,
+            path,
+            headers.get("authorization", ""),
+            body,
+            f"{origin}{self.path_prefix}",
+            lambda login, kind: self._user_json(login, f"{origin}{self.path_prefix}", origin, kind),
+        )
+        if app_reply is not None:
+            return _Answer(*app_reply)
         denied = self._check_auth(headers)
         if denied is not None:
             return denied
         match = _ROUTE.match(path)
         if match is None or not self._is_our_repository(match):
             return _not_found()
+        credential = headers.get("authorization", "").partition(" ")[2].strip()
+        scoped = self.apps.authorize(credential, self.repository, _needs(method, match["rest"]))
+        if scoped is not None:  # an installation token held to its repository and permissions
+            return _Answer(*scoped)
         if body is _NOT_JSON:
             return _Answer(400, {"message": "Problems parsing JSON", "documentation_url": DOCS})
         api = f"{origin}{self.path_prefix}"
@@ -587,7 +605,9 @@ class GitHubStandIn:
         scheme, _, credential = headers.get("authorization", "").partition(" ")
         if not scheme:
             return _Answer(401, {"message": "Requires authentication", "documentation_url": DOCS})
-        if scheme.lower() not in ("token", "bearer") or credential.strip() != self.token:
+        if scheme.lower() not in ("token", "bearer") or (
+            credential.strip() != self.token and not self.apps.knows(credential.strip())
+        ):
             return _Answer(
                 401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
             )
@@ -966,6 +986,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _needs(method: str, rest: str | None) -> dict[str, str]:
+    """The permissions (any one of them) an installation token needs for a call on the
+    repository, as GitHub's documentation of each endpoint lists them."""
+    rest = rest or ""
+    write = method not in ("GET", "HEAD")
+    if rest in ("", "/"):
+        return {"metadata": "read"}
+    if rest.startswith("/pulls"):
+        return {"pull_requests": "write" if write else "read"}
+    if rest.startswith("/issues"):
+        level = "write" if write else "read"
+        return {"issues": level, "pull_requests": level}
+    return {"metadata": "read"}
 
 
 def _not_found() -> _Answer:

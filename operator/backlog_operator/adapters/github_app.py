@@ -257,7 +257,7 @@ class GitHubApp:
         where = f"while {action} with GitHub App {self.credentials.app_id} at {self.base_url}"
         text = f"{status} {said}".strip()
         retry_after = _int_or_none(answer.headers.get("Retry-After"))
-        if status == 401:
+        if status == 401 or (status == 404 and "integration not found" in said.lower()):
             reason, message, retryable = (
                 "AppAuthenticationFailed",
                 f"GitHub refused the App's signature {where} ({text}): the App id is unknown "

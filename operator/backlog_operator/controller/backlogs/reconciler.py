@@ -180,8 +180,7 @@ class BacklogReconciler:
             )
         interval = float(backlog.spec.sync_interval_seconds)
         try:
-            token = await self._token(backlog)
-            parsed = await self._read(backlog, token)
+            token, parsed = await self._read_with_token(backlog)
             forge_error, open_prs = await self._open_pull_requests(backlog, token)
         except BacklogError as error:
             return self._not_ready(
@@ -242,6 +241,18 @@ class BacklogReconciler:
             spec.api_base_url,
             fresh=fresh,
         )
+
+    async def _read_with_token(self, backlog: Backlog) -> tuple[str | None, _Parsed]:
+        """The token, and the backlog read with it; read once more with a new token when the
+        remote refuses it (a GitHub App's installation token revoked or expired early)."""
+        token = await self._token(backlog)
+        try:
+            return token, await self._read(backlog, token)
+        except ClassifiedError as error:
+            if error.reason != "AuthenticationFailed" or token is None:
+                raise
+        token = await self._token(backlog, fresh=True)
+        return token, await self._read(backlog, token)
 
     async def _read(self, backlog: Backlog, token: str | None) -> _Parsed:
         repository = backlog.spec.repository

@@ -75,7 +75,8 @@ class AttemptTokens:
 
     def __init__(self, credentials: ForgeCredentials) -> None:
         self.credentials = credentials
-        self._expiry: dict[str, datetime] = {}  # token Secret (namespace/name) -> expires at
+        # token Secret (namespace/name) -> when its token expires; None: the attempt has none
+        self._expiry: dict[str, datetime | None] = {}
 
     async def prepare(self, goal: Goal) -> InstallationToken | None:
         """A new token for the next attempt of `goal` when its Secret holds an App; None when
@@ -122,15 +123,16 @@ class AttemptTokens:
         """While `job` runs: re-mint its token when it expires within `REFRESH_MARGIN` and
         before the Job's deadline. Seconds until it should be looked at again; None: never
         (no token Secret of its own, or one that outlives the deadline)."""
-        name = _mounted_token_secret(job)
-        if name is None or not isinstance(cluster, TokenSecrets):
+        if goal.spec.repository.credentials_secret is None or not isinstance(cluster, TokenSecrets):
             return None
-        namespace = str((job.get("metadata") or {}).get("namespace"))
+        metadata = job.get("metadata") or {}
+        namespace, name = str(metadata.get("namespace")), token_secret_name(str(metadata["name"]))
         key = f"{namespace}/{name}"
-        expires = self._expiry.get(key) or await self._read_expiry(cluster, namespace, name)
-        deadline = _deadline(job, now)
+        if key not in self._expiry:  # after a restart: one read per attempt, then known
+            self._expiry[key] = await self._read_expiry(cluster, namespace, name)
+        expires, deadline = self._expiry[key], _deadline(job, now)
         if expires is None or expires - REFRESH_MARGIN >= deadline:
-            return None  # unknown (not put yet: the create path puts it) or long enough
+            return None  # no token Secret of its own (a token goal), or one long enough
         due = expires - REFRESH_MARGIN
         if now >= due:
             token = await self.prepare(goal)
@@ -153,23 +155,7 @@ class AttemptTokens:
     ) -> datetime | None:
         secret = await cluster.get_secret(namespace, name)
         annotations = ((secret or {}).get("metadata") or {}).get("annotations") or {}
-        expires = parse_time(annotations.get(ANNOTATION_TOKEN_EXPIRES))
-        if expires is not None:
-            self._expiry[f"{namespace}/{name}"] = expires
-        return expires
-
-
-def _mounted_token_secret(job: Mapping[str, Any]) -> str | None:
-    """The attempt's own token Secret when the Job mounts one (an App's), else None."""
-    name = str((job.get("metadata") or {}).get("name") or "")
-    spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
-    for volume in spec.get("volumes") or []:
-        secret = volume.get("secret") or {}
-        if volume.get("name") == "credentials" and secret.get("secretName") == token_secret_name(
-            name
-        ):
-            return token_secret_name(name)
-    return None
+        return parse_time(annotations.get(ANNOTATION_TOKEN_EXPIRES))
 
 
 def _deadline(job: Mapping[str, Any], now: datetime) -> datetime:
