@@ -370,3 +370,36 @@ def test_a_backlog_with_an_app_syncs_with_cached_tokens_renewed_when_refused(
         )
     )
     assert ready
+
+
+def test_a_token_secret_that_fails_to_be_made_is_made_when_the_job_is_adopted(
+    world: World,
+) -> None:
+    # The Job is created, then its Secret's create fails (as if the operator stopped between
+    # the two): the next look adopts the Job and puts its Secret; one Job, never a second.
+    world.api.faults.add(verb="create", resource="secrets", status=500, times=1)
+    world.api.create_object(goal_manifest(world, "windowed"))
+    [job] = world.api.wait_for(lambda: world.jobs_of("windowed"))
+    secret = world.api.wait_for(
+        lambda: world.api.get_object(SECRETS, NS, f"{job['metadata']['name']}-token"),
+        timeout=15,
+    )
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    status = world.api.wait_for(lambda: (s := world.status("windowed")).get("phase") and s)
+    assert status["phase"] == "Running" and status["jobName"] == job["metadata"]["name"]
+    assert len(world.jobs_of("windowed")) == 1
+    # Each try minted a token of its own; the Secret holds the last one.
+    assert world.secret_data(secret["metadata"]["name"])["token"] == world.issued()[-1]
+
+
+def test_a_token_secret_the_api_server_refuses_stops_the_job_and_fails_the_goal(
+    world: World,
+) -> None:
+    world.api.faults.add(verb="create", resource="secrets", status=403)
+    world.api.create_object(goal_manifest(world, "refused"))
+    status = world.api.wait_for(
+        lambda: (s := world.status("refused")).get("phase") == "Failed" and s
+    )
+    assert status["reason"] == "TokenSecretRefused"
+    assert "403" in status["message"]
+    world.api.wait_for(lambda: world.jobs_of("refused") == [] or None)  # deleted

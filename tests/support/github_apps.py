@@ -156,6 +156,17 @@ class AppAuthority:
             self.installations[number] = installation
             return installation
 
+    def issue(self, installation_id: int, names: list[str], permissions: Mapping[str, str]) -> str:
+        """A token minted as `POST .../access_tokens` would (for tests that need one directly)."""
+        with self._lock:
+            status, body = self._mint(
+                self.installations[installation_id],
+                {"repositories": names, "permissions": dict(permissions)},
+            )
+        assert status == 201, body
+        token: str = body["token"]
+        return token
+
     def expire_all(self) -> None:
         """Every token issued so far stops working now (as if an hour had passed)."""
         with self._lock:
