@@ -37,6 +37,7 @@ REUSE_MARGIN = timedelta(minutes=5)
 AppFactory = Callable[[AppCredentials, "str | None"], GitHubApp]
 
 
+@runtime_checkable
 class SecretKeyReader(Protocol):
     """A cluster that reads one key of a Secret (every cluster adapter can)."""
 
@@ -72,7 +73,7 @@ class ForgeCredentials:
 
     def __init__(
         self,
-        cluster: SecretKeyReader,
+        cluster: SecretKeyReader | SecretDataReader | object,
         *,
         clock: Callable[[], datetime] | None = None,
         app_factory: AppFactory | None = None,
@@ -96,6 +97,8 @@ class ForgeCredentials:
                 return SecretCredentials(app=app)
             found = (data.get(ref.key) or "").strip()
             return SecretCredentials(token=found) if found else None
+        if not isinstance(self.cluster, SecretKeyReader):
+            return None  # a cluster that reads no Secret: the kubelet mounts the goal's
         value = await self.cluster.read_secret_key(namespace, ref.name, ref.key)
         return SecretCredentials(token=value) if value else None
 

@@ -193,7 +193,7 @@ class GoalReconciler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rng = rng or random.Random()  # noqa: S311 (jitter)
         # A GitHub App's installation token per attempt, in a Secret of the attempt's Job.
-        self.tokens = AttemptTokens(credentials or ForgeCredentials(cluster, clock=self.clock))  # type: ignore[arg-type]
+        self.tokens = AttemptTokens(credentials or ForgeCredentials(cluster, clock=self.clock))
         # Jobs this process asked to create and has not seen recorded in a status yet: a 409
         # on one of them is our own create whose answer (or status write) was lost.
         self._created: set[str] = set()
