@@ -36,6 +36,7 @@ revoking a token (`DELETE /installation/token`), listing installations.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import string
@@ -66,7 +67,6 @@ _REPO_INSTALLATION = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<name>[^/]+)/insta
 _ALPHABET = string.ascii_letters + string.digits
 
 Reply = tuple[int, Any]  # (HTTP status, JSON body)
-UserJson = Callable[[str, str], dict[str, Any]]  # (login, kind) -> a simple-user
 
 
 @dataclass
@@ -176,7 +176,7 @@ class AppAuthority:
     # -- serving ----------------------------------------------------------------------------
 
     def answer(
-        self, method: str, path: str, authorization: str, body: Any, api: str, user: UserJson
+        self, method: str, path: str, authorization: str, body: Any, api: str
     ) -> Reply | None:
         """The answer to an App endpoint, or None when `path` is not one."""
         installation = _INSTALLATION.match(path)
@@ -193,7 +193,7 @@ class AppAuthority:
                 found = self._installation_on(app.app_id, repository)
                 if found is None:
                     return self._refuse(404, "Not Found")
-                return 200, self._installation_json(found, api, user)
+                return 200, self._installation_json(found, api)
             assert installation is not None
             number = int(installation["id"])
             known = self.installations.get(number)
@@ -202,7 +202,7 @@ class AppAuthority:
             if installation["tokens"] and method == "POST":
                 return self._mint(known, body)
             if not installation["tokens"] and method == "GET":
-                return 200, self._installation_json(known, api, user)
+                return 200, self._installation_json(known, api)
             return self._refuse(404, "Not Found")
 
     def knows(self, credential: str) -> bool:
@@ -312,14 +312,12 @@ class AppAuthority:
             "repository_selection": "selected" if names is not None else "all",
         }
 
-    def _installation_json(
-        self, installation: StandInInstallation, api: str, user: UserJson
-    ) -> dict[str, Any]:
+    def _installation_json(self, installation: StandInInstallation, api: str) -> dict[str, Any]:
         number = installation.installation_id
         app = self.apps[installation.app_id]
         return {
             "id": number,
-            "account": user(installation.account, "Organization"),
+            "account": _account_json(installation.account, api),
             "repository_selection": "selected",
             "access_tokens_url": f"{api}/app/installations/{number}/access_tokens",
             "repositories_url": f"{api}/installation/repositories",
@@ -364,6 +362,33 @@ def _times_refused(claims: Mapping[str, Any], now: float) -> tuple[int, str] | N
             "assertion was issued",
         )
     return None
+
+
+def _account_json(login: str, api: str) -> dict[str, Any]:
+    """The account an App is installed on, as GitHub's `simple-user` (an organisation)."""
+    number = int(hashlib.sha1(login.encode(), usedforsecurity=False).hexdigest()[:6], 16)
+    users = f"{api}/users/{login}"
+    web = api.removesuffix("/api/v3")
+    return {
+        "login": login,
+        "id": number,
+        "node_id": f"O_{number}",
+        "avatar_url": f"{web}/avatars/u/{number}",
+        "gravatar_id": "",
+        "url": users,
+        "html_url": f"{web}/{login}",
+        "followers_url": f"{users}/followers",
+        "following_url": f"{users}/following{{/other_user}}",
+        "gists_url": f"{users}/gists{{/gist_id}}",
+        "starred_url": f"{users}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{users}/subscriptions",
+        "organizations_url": f"{users}/orgs",
+        "repos_url": f"{users}/repos",
+        "events_url": f"{users}/events{{/privacy}}",
+        "received_events_url": f"{users}/received_events",
+        "type": "Organization",
+        "site_admin": False,
+    }
 
 
 def _grants(granted: Mapping[str, str], permission: str, level: str) -> bool:

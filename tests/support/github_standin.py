@@ -545,13 +545,9 @@ class GitHubStandIn:
             if not path.startswith(self.path_prefix + "/"):
                 return _not_found()
             path = path[len(self.path_prefix) :]
+        authorization = headers.get("authorization", "")
         app_reply = self.apps.answer(
-            method,
-            path,
-            headers.get("authorization", ""),
-            body,
-            f"{origin}{self.path_prefix}",
-            lambda login, kind: self._user_json(login, f"{origin}{self.path_prefix}", origin, kind),
+            method, path, authorization, body, f"{origin}{self.path_prefix}"
         )
         if app_reply is not None:
             return _Answer(*app_reply)
