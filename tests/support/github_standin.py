@@ -17,7 +17,9 @@ Endpoints, relative to `path_prefix` ("" like api.github.com, "/api/v3" like Git
     POST  /repos/{owner}/{repo}/issues/{number}/labels     ["a"] or {"labels": ["a"]}
     POST  /repos/{owner}/{repo}/issues/{number}/comments   {"body": "..."}
 
-and the same under `/repositories/{id}`, the form GitHub's own `Link` headers point to.
+and the same under `/repositories/{id}`, the form GitHub's own `Link` headers point to; and a
+GitHub App's (`apps`: its JWT, installations, installation tokens held to their repository,
+permissions and expiry on every call above): see `github_apps.py`.
 
 Fields of a pull request: url, id, node_id, html_url, diff_url, patch_url, issue_url,
 comments_url, number, state, locked, title, body, user, labels, created_at, updated_at,

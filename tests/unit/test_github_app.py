@@ -6,6 +6,10 @@ permissions and their expiry (a clock the test controls), and cached for the ope
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +17,8 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
 
 from backlog_operator.adapters.github import ForgeError, GitHubForge
 from backlog_operator.adapters.github_app import (
@@ -339,3 +345,69 @@ def test_app_credentials_do_not_show_the_key() -> None:
     found = app_credentials({"appId": "5", "privateKey": private_pem(new_private_key())})
     assert isinstance(found, AppCredentials)
     assert "PRIVATE" not in repr(found) and "private_key" not in repr(found)
+
+
+def _hs256(claims: dict[str, Any], secret: bytes) -> str:
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = part(json.dumps(claims).encode())
+    mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{part(mac)}"
+
+
+def _signed(key: Any, **claims: Any) -> str:
+    return jwt.encode(claims, key, algorithm="RS256")
+
+
+@pytest.mark.parametrize(
+    ("claims", "accepted"),
+    [
+        ({"iat": -60, "exp": 540}, True),
+        ({"iat": 0, "exp": 600}, True),  # ten minutes: GitHub's limit, inclusive
+        ({"iat": 0, "exp": 601}, False),  # a second more
+        ({"iat": 30, "exp": 300}, False),  # issued in the future
+        ({"iat": -700, "exp": -1}, False),  # expired
+        ({"exp": 300}, False),  # no iat
+    ],
+)
+def test_the_stand_in_holds_a_jwt_to_githubs_time_bounds(
+    gh: GitHubStandIn, clock: Clock, claims: dict[str, int], accepted: bool
+) -> None:
+    key = gh.apps.add_app(APP_ID)
+    gh.apps.install(APP_ID, [REPO])
+    now = int(clock.epoch())
+    token = _signed(key, iss=str(APP_ID), **{k: now + v for k, v in claims.items()})
+    answer = requests.get(
+        f"{gh.base_url}/repos/{REPO}/installation",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert answer.status_code == (200 if accepted else 401), answer.text
+
+
+def test_the_stand_in_refuses_a_jwt_not_signed_rs256_with_the_apps_key(
+    gh: GitHubStandIn, clock: Clock
+) -> None:
+    key = gh.apps.add_app(APP_ID)
+    gh.apps.install(APP_ID, [REPO])
+    now = int(clock.epoch())
+    claims = {"iss": str(APP_ID), "iat": now - 60, "exp": now + 500}
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    forged = [
+        _hs256(claims, public),  # the public key as an HMAC secret (PyJWT will not do it)
+        jwt.encode(claims, new_private_key(), algorithm="RS256"),  # another key
+        jwt.encode(claims, key, algorithm="RS512"),  # the App's key, another algorithm
+    ]
+    for token in forged:
+        answer = requests.get(
+            f"{gh.base_url}/repos/{REPO}/installation",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        assert answer.status_code == 401
+        assert answer.json()["message"] == "A JSON web token could not be decoded"
+    assert gh.apps.issued == []
