@@ -411,3 +411,16 @@ def test_the_stand_in_refuses_a_jwt_not_signed_rs256_with_the_apps_key(
         assert answer.status_code == 401
         assert answer.json()["message"] == "A JSON web token could not be decoded"
     assert gh.apps.issued == []
+
+
+def test_a_secrets_app_is_parsed_once_per_content(pem: str) -> None:
+    # Loading an RSA key checks it (tens of milliseconds): not at every sync and look.
+    cluster = SecretCluster({"app": {"appId": str(APP_ID), "privateKey": pem}})
+    credentials = ForgeCredentials(cluster)
+    ref = SecretKeyReference(name="app")
+    first = asyncio.run(credentials.read("ns", ref))
+    again = asyncio.run(credentials.read("ns", ref))
+    assert first is not None and again is not None and first.app is again.app
+    cluster.secrets["app"] = {"appId": str(APP_ID), "privateKey": private_pem(new_private_key())}
+    rotated = asyncio.run(credentials.read("ns", ref))
+    assert rotated is not None and rotated.app is not first.app  # a rotated key is read anew

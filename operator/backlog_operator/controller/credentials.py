@@ -14,13 +14,17 @@ No kopf here, and nothing blocks the event loop: the App's requests run in a thr
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from backlog_operator.adapters.github_app import (
+    APP_ID_KEY,
+    INSTALLATION_ID_KEY,
     OPERATOR_PERMISSIONS,
+    PRIVATE_KEY_KEY,
     WORKER_PERMISSIONS,
     AppCredentials,
     GitHubApp,
@@ -34,6 +38,8 @@ from backlog_operator.errors import ClassifiedError
 # made with it (a paged listing, a git fetch) has time to finish.
 REUSE_MARGIN = timedelta(minutes=5)
 
+# Parsed Apps kept (one per Secret content): a handful in any namespace's life.
+_PARSED_APPS = 64
 AppFactory = Callable[[AppCredentials, "str | None"], GitHubApp]
 
 
@@ -84,6 +90,7 @@ class ForgeCredentials:
             lambda app, base_url: GitHubApp(app, base_url=base_url, clock=self.clock)
         )
         self._cached: dict[tuple[str, str, int | None, str], InstallationToken] = {}
+        self._apps: dict[str, AppCredentials] = {}  # digest of a Secret's App keys -> parsed
         self.minted = 0  # installation tokens minted (the cache's misses), for tests and metrics
 
     async def read(self, namespace: str, ref: SecretKeyReference) -> SecretCredentials | None:
@@ -92,7 +99,7 @@ class ForgeCredentials:
             data = await self.cluster.read_secret_data(namespace, ref.name)
             if data is None:
                 return None
-            app = app_credentials(data)
+            app = self._parsed_app(data)
             if app is not None:
                 return SecretCredentials(app=app)
             found = (data.get(ref.key) or "").strip()
@@ -101,6 +108,25 @@ class ForgeCredentials:
             return None  # a cluster that reads no Secret: the kubelet mounts the goal's
         value = await self.cluster.read_secret_key(namespace, ref.name, ref.key)
         return SecretCredentials(token=value) if value else None
+
+    def _parsed_app(self, data: Mapping[str, str]) -> AppCredentials | None:
+        """The App in a Secret's data, parsed once per content: loading an RSA key checks it,
+        which takes tens of milliseconds, and a Secret is read at every sync and look."""
+        if APP_ID_KEY not in data:
+            return None
+        digest = hashlib.sha256(
+            "\0".join(
+                data.get(k, "") for k in (APP_ID_KEY, PRIVATE_KEY_KEY, INSTALLATION_ID_KEY)
+            ).encode()
+        ).hexdigest()
+        known = self._apps.get(digest)
+        if known is None:
+            known = app_credentials(data)
+            if len(self._apps) >= _PARSED_APPS:  # Secrets rotated many times: start afresh
+                self._apps.clear()
+            if known is not None:
+                self._apps[digest] = known
+        return known
 
     async def token(
         self,
