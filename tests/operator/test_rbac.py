@@ -31,6 +31,8 @@ from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
 from tests.operator.test_goal_schedule import Clock, Scheduled, schedule
 from tests.support.emulator import EmulatorServer, HardenedEmulator
+from tests.support.github_apps import private_pem
+from tests.support.github_standin import GitHubStandIn
 from tests.support.gitrepos import make_remote
 from tests.support.kopf_harness import KopfThread, new_api_client
 from tests.support.rbac import RbacPolicy, RequestAttributes, request_attributes
@@ -192,6 +194,36 @@ def standalone_goal(name: str) -> dict[str, Any]:
     }
 
 
+def app_goal(api: HardenedEmulator, github: GitHubStandIn, clock: Clock) -> None:
+    """A Goal whose credentials Secret holds a GitHub App, its attempt started; the App's
+    tokens live ten minutes, inside the margin: re-minted as soon as the operator looks."""
+    github.apps.clock = lambda: clock().timestamp()
+    github.apps.token_lifetime = 600
+    key = github.apps.add_app(7)
+    github.apps.install(7, ["octo/app"])
+    pem = base64.b64encode(private_pem(key).encode()).decode()
+    api.create_object(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "github-app", "namespace": NS},
+            "data": {"appId": base64.b64encode(b"7").decode(), "privateKey": pem},
+        }
+    )
+    goal = standalone_goal("with-app")
+    goal["spec"]["repository"] = {
+        "url": "https://github.com/octo/app.git",
+        "credentialsSecret": {"name": "github-app"},
+    }
+    goal["spec"]["pullRequest"] = {"provider": "github", "apiBaseUrl": github.base_url}
+    created = api.create_object(goal)
+    uid = created["metadata"]["uid"]
+    [job] = api.wait_for(
+        lambda: api.list_objects(JOBS, NS, label_selector=f"{LABEL_GOAL_UID}={uid}")
+    )
+    api.start_job(NS, job["metadata"]["name"])
+
+
 def blocking_owner(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     owner: dict[str, Any]
     [owner] = obj["metadata"]["ownerReferences"]
@@ -333,7 +365,8 @@ def test_the_operator_uses_every_rule_of_its_role(
     )
     remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG_FILE})
     monkeypatch.setattr(runtime, "AUDIT_EVERY", 20)  # the Jobs listed afresh: each second
-    with operator(emulator_server, clock, tmp_path):
+    github = GitHubStandIn("octo/app", token="unused-static")
+    with github, operator(emulator_server, clock, tmp_path):
         # A Backlog with a token: secrets get; its Goal runs to success (jobs, pods).
         api.create_object(
             backlog(
@@ -349,6 +382,12 @@ def test_the_operator_uses_every_rule_of_its_role(
             ),
         )
         cluster.run_to_success(goal, "docs-intro")
+        # A Goal whose Secret holds a GitHub App: its attempt's token in a Secret of the Job's
+        # (secrets create), re-minted while it runs as it would expire too soon (secrets patch).
+        app_goal(api, github, clock)
+        api.wait_for(
+            lambda: {("", "secrets", "create"), ("", "secrets", "patch")} <= cluster.calls()
+        )
         # A Goal whose attempt fails: its retry is told the end of the failed task's log
         # (pods/log get), found by listing the attempt's Pod.
         failing = standalone_goal("retried")

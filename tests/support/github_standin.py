@@ -19,7 +19,9 @@ Endpoints, relative to `path_prefix` ("" like api.github.com, "/api/v3" like Git
     GET   /repos/{owner}/{repo}/installation        the GitHub App installation on it
     POST  /app/installations/{id}/access_tokens     an installation token (an hour)
 
-and the same under `/repositories/{id}`, the form GitHub's own `Link` headers point to.
+and the same under `/repositories/{id}`, the form GitHub's own `Link` headers point to; and a
+GitHub App's (`apps`: its JWT, installations, installation tokens held to their repository,
+permissions and expiry on every call above): see `github_apps.py`.
 
 Every answer is held to GitHub's own description of its REST API (npm `@octokit/openapi`, see
 `tests/support/openapi.py`): the operation must be one GitHub has (and listed in `OPERATIONS`),
@@ -89,6 +91,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from tests.support.github_apps import AppAuthority
 from tests.support.openapi import Description, github_description
 
 __all__ = [
@@ -113,9 +116,6 @@ _PULL = re.compile(r"^/pulls/(?P<number>\d+)$")
 _ISSUE_PART = re.compile(r"^/issues/(?P<number>\d+)/(?P<part>labels|comments)$")
 _ISSUE = re.compile(r"^/issues/(?P<number>\d+)$")
 _NOT_JSON = object()
-_ACCESS_TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
-_APP_ID = 901
-_INSTALLATION_ID = 4242
 # The operations the stand-in serves, as GitHub's description names them; an answer to any
 # other (but a 401 or 404) is a violation, and a test checks each is in the description.
 OPERATIONS = frozenset(
@@ -129,6 +129,7 @@ OPERATIONS = frozenset(
         ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/labels"),
         ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
         ("GET", "/repos/{owner}/{repo}/installation"),
+        ("GET", "/app/installations/{installation_id}"),
         ("POST", "/app/installations/{installation_id}/access_tokens"),
     }
 )
@@ -202,8 +203,6 @@ _REPO_COUNTS = {
     "watchers_count": 0,
 }
 _REPO_CREATED = "2024-01-15T09:30:00Z"
-# What the GitHub App is installed with: what the worker needs, no more.
-_APP_PERMISSIONS = {"contents": "write", "metadata": "read", "pull_requests": "write"}
 
 
 @dataclass(frozen=True)
@@ -294,6 +293,8 @@ class GitHubStandIn:
         # and what answers broke it; `stop` fails on any.
         self.description: Description | None = github_description()
         self.violations: list[str] = []
+        # GitHub Apps, their installations and installation tokens (tests/support/github_apps.py)
+        self.apps = AppAuthority()
         self._failures: list[_Failure] = []
         self._next_number = 1
         self._next_comment_id = 1
@@ -689,23 +690,28 @@ class GitHubStandIn:
             if not path.startswith(self.path_prefix + "/"):
                 return _not_found()
             path = path[len(self.path_prefix) :]
+        authorization = headers.get("authorization", "")
+        app_reply = self.apps.answer(
+            method, path, authorization, body, f"{origin}{self.path_prefix}"
+        )
+        if app_reply is not None:
+            return _Answer(*app_reply)
         denied = self._check_auth(headers)
         if denied is not None:
             return denied
-        tokens = _ACCESS_TOKENS.match(path)
-        if tokens is not None and method == "POST":
-            return self._create_access_token(int(tokens.group("id")), body)
         match = _ROUTE.match(path)
         if match is None or not self._is_our_repository(match):
             return _not_found()
+        credential = headers.get("authorization", "").partition(" ")[2].strip()
+        scoped = self.apps.authorize(credential, self.repository, _needs(method, match["rest"]))
+        if scoped is not None:  # an installation token held to its repository and permissions
+            return _Answer(*scoped)
         if body is _NOT_JSON:
             return _Answer(400, {"message": "Problems parsing JSON", "documentation_url": DOCS})
         api = f"{origin}{self.path_prefix}"
         rest = match.group("rest") or ""
         if rest in ("", "/") and method == "GET":
             return _Answer(200, self._repo_json(api, origin, self.repository, full=True))
-        if rest == "/installation" and method == "GET":
-            return _Answer(200, self._installation_json(api, origin))
         if rest == "/pulls" and method == "GET":
             return self._list_pulls(query, api, origin)
         if rest == "/pulls" and method == "POST":
@@ -734,30 +740,15 @@ class GitHubStandIn:
             return self._add_comment(pr, body, api, origin)
         return _not_found()
 
-    def _create_access_token(self, installation_id: int, body: Any) -> _Answer:
-        """An installation token, as GitHub mints one: `permissions` as asked (else the
-        installation's), an hour to live."""
-        if installation_id != _INSTALLATION_ID:
-            return _not_found()
-        asked = body.get("permissions") if isinstance(body, dict) else None
-        expires = datetime.fromtimestamp(time.time() + 3600, UTC)
-        return _Answer(
-            201,
-            {
-                "token": f"ghs_{_sha(f'{installation_id}:{time.time_ns()}')[:36]}",
-                "expires_at": _iso(expires),
-                "permissions": asked or dict(_APP_PERMISSIONS),
-                "repository_selection": "selected",
-            },
-        )
-
     def _check_auth(self, headers: dict[str, str]) -> _Answer | None:
         if self.token is None:
             return None
         scheme, _, credential = headers.get("authorization", "").partition(" ")
         if not scheme:
             return _Answer(401, {"message": "Requires authentication", "documentation_url": DOCS})
-        if scheme.lower() not in ("token", "bearer") or credential.strip() != self.token:
+        if scheme.lower() not in ("token", "bearer") or (
+            credential.strip() != self.token and not self.apps.knows(credential.strip())
+        ):
             return _Answer(
                 401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
             )
@@ -1142,33 +1133,6 @@ class GitHubStandIn:
             "site_admin": False,
         }
 
-    def _installation_json(self, api: str, origin: str) -> dict[str, Any]:
-        """The GitHub App's installation on this repository's owner (an organisation)."""
-        account = self._user_json(self.owner, api, origin, kind="Organization")
-        return {
-            "id": _INSTALLATION_ID,
-            "client_id": f"Iv1.{_sha('backlog-operator')[:16]}",
-            "account": account,
-            "repository_selection": "selected",
-            "access_tokens_url": f"{api}/app/installations/{_INSTALLATION_ID}/access_tokens",
-            "repositories_url": f"{api}/installation/repositories",
-            "html_url": f"{origin}/organizations/{self.owner}/settings/installations/"
-            f"{_INSTALLATION_ID}",
-            "app_id": _APP_ID,
-            "app_slug": "backlog-operator",
-            "target_id": account["id"],
-            "target_type": "Organization",
-            "permissions": dict(_APP_PERMISSIONS),
-            "events": ["pull_request", "push"],
-            "created_at": _REPO_CREATED,
-            "updated_at": _REPO_CREATED,
-            "single_file_name": None,
-            "has_multiple_single_files": False,
-            "single_file_paths": [],
-            "suspended_by": None,
-            "suspended_at": None,
-        }
-
     def _label_json(self, name: str, api: str) -> dict[str, Any]:
         label_id = int(_sha(name)[:6], 16)
         return {
@@ -1241,6 +1205,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _needs(method: str, rest: str | None) -> dict[str, str]:
+    """The permissions (any one of them) an installation token needs for a call on the
+    repository, as GitHub's documentation of each endpoint lists them."""
+    rest = rest or ""
+    write = method not in ("GET", "HEAD")
+    if rest in ("", "/"):
+        return {"metadata": "read"}
+    if rest.startswith("/pulls"):
+        return {"pull_requests": "write" if write else "read"}
+    if rest.startswith("/issues"):
+        level = "write" if write else "read"
+        return {"issues": level, "pull_requests": level}
+    return {"metadata": "read"}
 
 
 def _not_found() -> _Answer:

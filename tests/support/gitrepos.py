@@ -14,7 +14,7 @@ import re
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -196,12 +196,20 @@ class GitHttpServer:
     """`git http-backend` behind HTTP Basic auth on 127.0.0.1, serving bare repositories.
 
     Any user name is accepted; the password must be `token` (change it with `token=` to play a
-    rotated Secret). Requests are counted, with how many carried no or wrong credentials.
+    rotated Secret), or one `authorize(password, path, push)` allows (a GitHub App's
+    installation token, held to its repository and permissions: `AppAuthority.git_authorizer`).
+    Requests are counted, with how many carried no or wrong credentials.
     """
 
-    def __init__(self, project_root: Path, token: str) -> None:
+    def __init__(
+        self,
+        project_root: Path,
+        token: str,
+        authorize: Callable[[str, str, bool], bool] | None = None,
+    ) -> None:
         self.project_root = Path(project_root)
         self.token = token
+        self.authorize = authorize
         self.requests = 0
         self.refused = 0
         self._backend = str(Path(run_git("--exec-path").strip()) / "git-http-backend")
@@ -240,15 +248,22 @@ class GitHttpServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def authorized(self, header: str | None) -> str | None:
-        """The user name when the Authorization header carries the token, else None."""
+    def authorized(self, header: str | None, path: str = "/") -> str | None:
+        """The user name when the Authorization header carries the token (or one `authorize`
+        allows for `path`), else None."""
         if not header or not header.startswith("Basic "):
             return None
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        return user if password == self.token else None
+        if password == self.token:
+            return user
+        push = "git-receive-pack" in path
+        allowed = self.authorize is not None and self.authorize(
+            password, unquote(path.partition("?")[0]), push
+        )
+        return user if allowed else None
 
     def run_backend(self, environ: Mapping[str, str], body: bytes) -> bytes:
         """Run git http-backend as a CGI script; its raw output (headers and body)."""
@@ -283,7 +298,7 @@ def _handler_for(server: GitHttpServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             server.requests += 1
-            user = server.authorized(self.headers.get("Authorization"))
+            user = server.authorized(self.headers.get("Authorization"), self.path)
             if user is None:
                 server.refused += 1
                 self.send_response(HTTPStatus.UNAUTHORIZED)

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from backlog_operator.adapters.github_app import WORKER_PERMISSIONS, GitHubApp, app_credentials
 from tests.support import github_standin
+from tests.support.github_apps import private_pem
 from tests.support.github_standin import OPERATIONS, GitHubStandIn, StandInPull
 from tests.support.npm_fixtures import package
 from tests.support.openapi import PACKAGE, Description, convert_schema, github_description
@@ -35,16 +37,39 @@ def gh(description: Description) -> Iterator[GitHubStandIn]:
         yield standin
 
 
-def call(gh: GitHubStandIn, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def call(
+    gh: GitHubStandIn, method: str, path: str, body: Any = None, *, authorization: str = ""
+) -> tuple[int, Any]:
     connection = http.client.HTTPConnection("127.0.0.1", gh.port, timeout=5)
     try:
         payload = None if body is None else json.dumps(body).encode()
-        connection.request(method, path, body=payload, headers={"Authorization": f"token {TOKEN}"})
+        authorization = authorization or f"token {TOKEN}"
+        connection.request(method, path, body=payload, headers={"Authorization": authorization})
         response = connection.getresponse()
         raw = response.read()
         return response.status, json.loads(raw) if raw else None
     finally:
         connection.close()
+
+
+def app_answers(gh: GitHubStandIn) -> dict[tuple[str, str], tuple[int, Any]]:
+    """The GitHub App operations, answered to an App's JWT (tests/support/github_apps.py)."""
+    key = gh.apps.add_app(3)
+    gh.apps.install(3, [REPO], installation_id=12)
+    found = app_credentials({"appId": "3", "privateKey": private_pem(key)})
+    assert found is not None
+    jwt = f"Bearer {GitHubApp(found, base_url=gh.base_url).app_jwt()}"
+    asked = {"repositories": [REPO.split("/")[1]], "permissions": dict(WORKER_PERMISSIONS)}
+    installation = "/app/installations/{installation_id}"
+    return {
+        ("GET", "/repos/{owner}/{repo}/installation"): call(
+            gh, "GET", f"/repos/{REPO}/installation", authorization=jwt
+        ),
+        ("GET", installation): call(gh, "GET", "/app/installations/12", authorization=jwt),
+        ("POST", f"{installation}/access_tokens"): call(
+            gh, "POST", "/app/installations/12/access_tokens", asked, authorization=jwt
+        ),
+    }
 
 
 def pull_body(gh: GitHubStandIn, number: int = 1) -> dict[str, Any]:
@@ -191,12 +216,7 @@ def test_every_operation_the_standin_serves_is_in_githubs_description(
             ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): call(
                 gh, "POST", f"/repos/{REPO}/issues/1/comments", {"body": "Hello"}
             ),
-            ("GET", "/repos/{owner}/{repo}/installation"): call(
-                gh, "GET", f"/repos/{REPO}/installation"
-            ),
-            ("POST", "/app/installations/{installation_id}/access_tokens"): call(
-                gh, "POST", "/app/installations/4242/access_tokens", {"repositories": ["r"]}
-            ),
+            **app_answers(gh),
         }
         assert set(answers) == OPERATIONS
         assert {op: status for op, (status, _) in answers.items() if status >= 300} == {}

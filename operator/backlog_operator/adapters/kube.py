@@ -405,6 +405,49 @@ class KubeCluster:
             return None
         return base64.b64decode(encoded).decode("utf-8").strip()
 
+    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """All keys of a Secret, decoded (a credentials Secret may hold a GitHub App), or None."""
+        secret = await self._get_or_none(
+            self._core.read_namespaced_secret, name, namespace, _preload_content=False
+        )
+        if secret is None:
+            return None
+        data = secret.get("data") or {}
+        return {str(k): base64.b64decode(v).decode("utf-8") for k, v in data.items() if v}
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret as the API has it (an attempt's token Secret: its expiry annotation)."""
+        return await self._get_or_none(
+            self._core.read_namespaced_secret, name, namespace, _preload_content=False
+        )
+
+    async def create_secret(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Secret (an attempt's token); AlreadyExistsError when it exists, a
+        non-retryable ClassifiedError when the API server refuses it (400, 403, 404, 422)."""
+        namespace = str(manifest["metadata"]["namespace"])
+        try:
+            created: dict[str, Any] = await self._call(
+                self._core.create_namespaced_secret, namespace, manifest, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise AlreadyExistsError(manifest["metadata"]["name"]) from None
+            if int(error.status or 0) in (400, 403, 404, 422):
+                raise ClassifiedError(
+                    "TokenSecretRefused",
+                    f"the API server refused the attempt's token Secret: {error.status} "
+                    f"{_status_message(error)}",
+                    retryable=False,
+                ) from None
+            raise
+        return created
+
+    async def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """Merge-patch a Secret (an attempt's token, re-minted while its Job runs)."""
+        await self._call(
+            self._core.patch_namespaced_secret, name, namespace, patch, _preload_content=False
+        )
+
     # ---------------------------------------------------------------------------- events
 
     async def post_event(

@@ -72,7 +72,10 @@ class SecretKeyReference(ApiModel):
         min_length=1,
         max_length=SECRET_KEY_MAX_LENGTH,
         pattern=SECRET_KEY_PATTERN,
-        description="Key inside the Secret that holds the token.",
+        description=(
+            "Key inside the Secret that holds the token (not used when the Secret holds a "
+            "GitHub App: a key appId)."
+        ),
     )
 
 

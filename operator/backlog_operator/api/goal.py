@@ -89,7 +89,11 @@ class RepositorySpec(ApiModel):
     )
     credentials_secret: SecretKeyReference | None = Field(
         default=None,
-        description="Secret key holding a token used for git over HTTPS and for the forge API.",
+        description=(
+            "Secret holding a token (under `key`) used for git over HTTPS and for the forge "
+            "API, or a GitHub App (keys appId, privateKey, optional installationId) whose "
+            "installation tokens the operator mints: one per attempt, for this repository only."
+        ),
     )
     insecure: bool = Field(
         default=False,

@@ -288,3 +288,19 @@ class WatchedJobs:
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret (read from the API)."""
         return await self.cluster.read_secret_key(namespace, name, key)
+
+    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """All keys of a Secret (read from the API)."""
+        return await self.cluster.read_secret_data(namespace, name)
+
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret (read from the API)."""
+        return await self.cluster.get_secret(namespace, name)
+
+    async def create_secret(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Secret."""
+        return await self.cluster.create_secret(manifest)
+
+    async def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """Merge-patch a Secret."""
+        await self.cluster.patch_secret(namespace, name, patch)

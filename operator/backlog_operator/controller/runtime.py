@@ -57,7 +57,7 @@ from typing import Any, Protocol
 from backlog_operator.adapters.backlog_source import BacklogSource
 from backlog_operator.adapters.kube import KubeCluster, describe_failure
 from backlog_operator.api.backlog import BacklogStatus
-from backlog_operator.api.common import ApiModel
+from backlog_operator.api.common import ApiModel, SecretKeyReference
 from backlog_operator.api.goal import FINAL_PHASES, Goal, GoalStatus, Phase
 from backlog_operator.api.labels import (
     LABEL_ATTEMPT,
@@ -75,6 +75,7 @@ from backlog_operator.controller.backlogs.reconciler import (
 )
 from backlog_operator.controller.cache import Bodies, Jobs, WatchedJobs, goal_of, object_key
 from backlog_operator.controller.conditions import READY, RECONCILE_ERROR, mark_failing, reason_of
+from backlog_operator.controller.credentials import ForgeCredentials
 from backlog_operator.controller.goals import outcome
 from backlog_operator.controller.goals.capacity import WAITING, CapacityTable, entry_for
 from backlog_operator.controller.goals.outcome import job_finished
@@ -213,8 +214,14 @@ class Runtime:
         self.capacity = CapacityTable()
         self.bodies = Bodies()  # Goals, as the watch (or our own writes) last said them
         self.jobs = Jobs()  # worker Jobs, likewise
+        # Tokens of credentials Secrets; a GitHub App's installation tokens, cached.
+        self.credentials = ForgeCredentials(cluster, clock=self.clock)
         self.goals = GoalReconciler(
-            WatchedJobs(cluster, self.jobs), self.capacity, settings, clock=self.clock
+            WatchedJobs(cluster, self.jobs),
+            self.capacity,
+            settings,
+            clock=self.clock,
+            credentials=self.credentials,
         )
         self.schedules = GoalScheduleReconciler(cluster, clock=self.clock)
         self.backlogs = BacklogReconciler(
@@ -223,6 +230,7 @@ class Runtime:
             forge_factory=forge_factory,
             clock=self.clock,
             forge_observer=self.metrics.forge_answered,
+            credentials=self.credentials,
         )
         self.metrics.track_capacity(self.capacity.queued, self.capacity.held, settings.max_running)
         self.forge_factory = forge_factory
@@ -361,7 +369,12 @@ class Runtime:
         if written is not None:
             self.bodies.offer(written)  # so its echo says nothing new
         status = result.status or read_status(GoalStatus, body.get("status"))
-        self.goal_wake.plan(key, self._next_look(status))
+        wake = self._next_look(status)
+        if status.phase is Phase.RUNNING and result.requeue_after is not None:
+            # A running attempt asks to be looked at (its token re-minted before it expires).
+            asked = self.clock() + timedelta(seconds=result.requeue_after)
+            wake = asked if wake is None else min(wake, asked)
+        self.goal_wake.plan(key, wake)
         if self._job_ended_unseen(namespace, status):
             # Its Job ended before the goal said it ran (adopted after a restart): no event of
             # that Job will come, and the echo of this write says nothing new. Look again now.
@@ -673,7 +686,7 @@ class Runtime:
         """Look at the pull requests whose turn it is (a bounded number), one after the other;
         a token and a forge client serve every look at the same repository in this round."""
         items = self.pulls.take_due(time.monotonic())
-        tokens: dict[tuple[str, str, str], str | None] = {}
+        tokens: dict[tuple[str, ...], str | None] = {}
         forges: dict[tuple[str, str | None, str | None], Any] = {}
         try:
             for item in items:
@@ -687,18 +700,19 @@ class Runtime:
     async def _look(
         self,
         item: Followed,
-        tokens: dict[tuple[str, str, str], str | None],
+        tokens: dict[tuple[str, ...], str | None],
         forges: dict[tuple[str, str | None, str | None], Any],
     ) -> None:
         """One look at a goal's pull request; a change is written into the goal's status."""
         try:
-            token = await self._forge_token(item, tokens)
-            key = (item.repository, item.api_base_url, token)
-            if key not in forges:  # made in a thread: its first use imports PyGithub
-                forges[key] = await asyncio.to_thread(
-                    self.forge_factory, item.repository, token, item.api_base_url
-                )
-            poll = await asyncio.to_thread(forges[key].pull_request_state, item.number, item.etag)
+            try:
+                poll = await self._poll(item, tokens, forges)
+            except ClassifiedError as error:
+                if error.reason != "AuthenticationFailed" or item.secret is None:
+                    raise
+                # An installation token revoked or expired early: once more with a new one.
+                await self._forge_token(item, tokens, fresh=True)
+                poll = await self._poll(item, tokens, forges)
         except Exception as error:
             await self._look_failed(item, error)
             return
@@ -736,20 +750,32 @@ class Runtime:
         with contextlib.suppress(ValueError):
             self.capacity.put(entry_for(Goal.model_validate(body), new))
 
+    async def _poll(
+        self,
+        item: Followed,
+        tokens: dict[tuple[str, ...], str | None],
+        forges: dict[tuple[str, str | None, str | None], Any],
+    ) -> Any:
+        token = await self._forge_token(item, tokens)
+        key = (item.repository, item.api_base_url, token)
+        if key not in forges:  # made in a thread: its first use imports PyGithub
+            forges[key] = await asyncio.to_thread(
+                self.forge_factory, item.repository, token, item.api_base_url
+            )
+        return await asyncio.to_thread(forges[key].pull_request_state, item.number, item.etag)
+
     async def _forge_token(
-        self, item: Followed, tokens: dict[tuple[str, str, str], str | None]
+        self, item: Followed, tokens: dict[tuple[str, ...], str | None], *, fresh: bool = False
     ) -> str | None:
-        """The token of the goal's credentials Secret (read once per round and Secret)."""
+        """The token of the goal's credentials Secret, or an installation token of its GitHub
+        App for the goal's repository (read once per round, Secret and repository)."""
         if item.secret is None:
             return None
-        key = (item.namespace, *item.secret)
-        if key not in tokens:
-            tokens[key] = await self.cluster.read_secret_key(*key)
-        if tokens[key] is None:
-            raise ClassifiedError(
-                "SecretNotFound",
-                f"secret {item.secret[0]!r} has no key {item.secret[1]!r} (or does not exist)",
-                retryable=True,
+        key = (item.namespace, *item.secret, item.repository, item.api_base_url or "")
+        if fresh or key not in tokens:
+            ref = SecretKeyReference(name=item.secret[0], key=item.secret[1])
+            tokens[key] = await self.credentials.token(
+                item.namespace, ref, item.repository, item.api_base_url, fresh=fresh
             )
         return tokens[key]
 

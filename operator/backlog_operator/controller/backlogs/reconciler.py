@@ -79,6 +79,7 @@ from backlog_operator.controller.conditions import (
     mark_stalled,
     reason_of,
 )
+from backlog_operator.controller.credentials import ForgeCredentials
 from backlog_operator.controller.owned_goals import owned_goal, phase_of, trim_history
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.status import evolve, instant, parse_time, read_status
@@ -154,12 +155,15 @@ class BacklogReconciler:
         forge_factory: ForgeFactory = github_forge,
         clock: Callable[[], datetime] | None = None,
         forge_observer: ForgeObserver | None = None,
+        credentials: ForgeCredentials | None = None,
     ) -> None:
         self.cluster = cluster
         self.source = source
         self.forge_factory = forge_factory
         self.forge_observer = forge_observer
         self.clock = clock or (lambda: datetime.now(UTC))
+        # The Secret's token, or its GitHub App's installation tokens (cached).
+        self.credentials = credentials or ForgeCredentials(cluster, clock=self.clock)
         # Backlog uid -> what was read (URL, branch, path) and that commit's tasks: one per
         # Backlog, replaced when it reads something else, dropped when it is deleted.
         self._parsed: dict[str, tuple[str, _Parsed]] = {}
@@ -176,8 +180,7 @@ class BacklogReconciler:
             )
         interval = float(backlog.spec.sync_interval_seconds)
         try:
-            token = await self._token(backlog)
-            parsed = await self._read(backlog, token)
+            token, parsed = await self._read_with_token(backlog)
             forge_error, open_prs = await self._open_pull_requests(backlog, token)
         except BacklogError as error:
             return self._not_ready(
@@ -227,20 +230,29 @@ class BacklogReconciler:
 
     # ------------------------------------------------------------------- reading
 
-    async def _token(self, backlog: Backlog) -> str | None:
-        secret = backlog.spec.repository.credentials_secret
-        if secret is None:
-            return None
-        token = await self.cluster.read_secret_key(
-            backlog.metadata.namespace or "default", secret.name, secret.key
+    async def _token(self, backlog: Backlog, *, fresh: bool = False) -> str | None:
+        """The token of the Backlog's Secret, or an installation token of its GitHub App
+        (cached until shortly before it expires; `fresh`: a new one, after a 401)."""
+        spec = backlog.spec.goal_template.spec.pull_request
+        return await self.credentials.token(
+            backlog.metadata.namespace or "default",
+            backlog.spec.repository.credentials_secret,
+            spec.repository or naming.forge_repository(backlog.spec.repository.url),
+            spec.api_base_url,
+            fresh=fresh,
         )
-        if token is None:
-            raise ClassifiedError(
-                "SecretNotFound",
-                f"secret {secret.name!r} has no key {secret.key!r} (or does not exist)",
-                retryable=True,
-            )
-        return token
+
+    async def _read_with_token(self, backlog: Backlog) -> tuple[str | None, _Parsed]:
+        """The token, and the backlog read with it; read once more with a new token when the
+        remote refuses it (a GitHub App's installation token revoked or expired early)."""
+        token = await self._token(backlog)
+        try:
+            return token, await self._read(backlog, token)
+        except ClassifiedError as error:
+            if error.reason != "AuthenticationFailed" or token is None:
+                raise
+        token = await self._token(backlog, fresh=True)
+        return token, await self._read(backlog, token)
 
     async def _read(self, backlog: Backlog, token: str | None) -> _Parsed:
         repository = backlog.spec.repository
@@ -301,7 +313,14 @@ class BacklogReconciler:
             return forge.open_pull_requests(prefix or DEFAULT_BRANCH_PREFIX)
 
         try:
-            pulls = await asyncio.to_thread(listing)
+            try:
+                pulls = await asyncio.to_thread(listing)
+            except ClassifiedError as error:
+                if error.reason != "AuthenticationFailed" or token is None:
+                    raise
+                # An installation token revoked or expired early: once more with a new one.
+                token = await self._token(backlog, fresh=True)
+                pulls = await asyncio.to_thread(listing)
         except ClassifiedError as error:
             return str(error), []
         return None, [(str(ref.head_branch), opened) for ref, opened in pulls]

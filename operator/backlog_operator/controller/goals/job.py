@@ -43,6 +43,7 @@ from backlog_operator.api.worker_contract import (
 from backlog_operator.controller.settings import OperatorSettings
 
 TOKEN_DIR = "/var/run/secrets/backlog"  # noqa: S105 (a mount path, not a secret)
+TOKEN_SECRET_KEY = "token"  # noqa: S105 (the key of an attempt's own token Secret)
 RUN_AS = 65532
 # A Pod evicted, preempted or lost with its node is not the attempt's failure: the Job
 # controller replaces it without counting it against backoffLimit (a podFailurePolicy needs
@@ -251,3 +252,15 @@ def _volumes(goal: Goal, settings: OperatorSettings) -> list[dict[str, Any]]:
             }
         )
     return volumes
+
+
+def mount_token_secret(manifest: dict[str, Any], secret_name: str) -> dict[str, Any]:
+    """`manifest` with its credentials volume taken from the attempt's own token Secret
+    `secret_name` (key `token`) instead of the goal's Secret, which holds a GitHub App's
+    private key: that never reaches a Pod. Mounted where the goal's token was: `clone` and
+    `publish` only."""
+    for volume in manifest["spec"]["template"]["spec"]["volumes"]:
+        if volume["name"] == "credentials":
+            volume["secret"]["secretName"] = secret_name
+            volume["secret"]["items"] = [{"key": TOKEN_SECRET_KEY, "path": "token"}]
+    return manifest

@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from backlog_operator.adapters.github_app import InstallationToken
 from backlog_operator.adapters.kube import describe_failure
 from backlog_operator.api.common import Condition, describe_validation_error
 from backlog_operator.api.goal import (
@@ -57,7 +58,9 @@ from backlog_operator.controller.conditions import (
     reason_of,
 )
 from backlog_operator.controller.conditions import observe_generation as _observe_generation
+from backlog_operator.controller.credentials import ForgeCredentials
 from backlog_operator.controller.goals import job
+from backlog_operator.controller.goals.attempt_token import AttemptTokens, token_secret_name
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for, repository_of
 from backlog_operator.controller.goals.outcome import (
     DISRUPTED,
@@ -182,12 +185,15 @@ class GoalReconciler:
         *,
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        credentials: ForgeCredentials | None = None,
     ) -> None:
         self.cluster = cluster
         self.capacity = capacity
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rng = rng or random.Random()  # noqa: S311 (jitter)
+        # A GitHub App's installation token per attempt, in a Secret of the attempt's Job.
+        self.tokens = AttemptTokens(credentials or ForgeCredentials(cluster, clock=self.clock))
         # Jobs this process asked to create and has not seen recorded in a status yet: a 409
         # on one of them is our own create whose answer (or status write) was lost.
         self._created: set[str] = set()
@@ -321,6 +327,7 @@ class GoalReconciler:
             result = found or failure(
                 "JobFailed", "the worker Job ended without a result", retryable=True
             )
+        self.tokens.forget(namespace, job_name)  # its token, if it had one, is no more needed
         done = self._attempt_done(goal, status, result)
         done.attempt = AttemptEnd(result, found_job, pod)
         return done
@@ -347,7 +354,8 @@ class GoalReconciler:
                     result.events[:0] = events
                     result.attempt = AttemptEnd(stuck, found_job)
                     return result
-        return Reconciled(new if new != status else None, events)
+        recheck = await self.tokens.refresh_if_due(self.cluster, goal, found_job, self.clock())
+        return Reconciled(new if new != status else None, events, requeue_after=recheck)
 
     async def _pod_progress(self, namespace: str, selector: str) -> PodProgress | None:
         """Where the attempt's Pod is; for one that has waited long for its first container,
@@ -585,10 +593,15 @@ class GoalReconciler:
         self.capacity.put(replace(entry_for(goal, status), phase=Phase.RUNNING))
         self._created.add(name)
         previous = await self._previous_failure(goal, status, attempt)
+        token = await self._attempt_token(goal, name)
+        if isinstance(token, ClassifiedError):
+            return self._fail_start(goal, status, token.reason, str(token))
         manifest = job.build_job(goal, attempt, self.settings, run, previous_failure=previous)
+        if token is not None:
+            job.mount_token_secret(manifest, token_secret_name(name))
         adopted = False
         try:
-            await self.cluster.create_job(manifest)
+            created = await self.cluster.create_job(manifest)
         except AlreadyExistsError:
             existing = await self.cluster.get_job(manifest["metadata"]["namespace"], name)
             if existing is None:  # deleted between the two calls: no conflict, try again
@@ -599,12 +612,16 @@ class GoalReconciler:
                 return self._job_conflict(goal, status, name)
             # Ours: made by this process (its answer or status write lost: the start was
             # never said) or before a restart (adopted rather than made a second time).
-            adopted = not ours
+            adopted, created = not ours, existing
         except ClassifiedError as error:
             if error.retryable:
                 raise
             self._created.discard(name)
             return self._job_refused(goal, status, error)
+        if token is not None:
+            refused = await self._put_token(goal, status, created or manifest, token)
+            if refused is not None:
+                return refused
         message = f"attempt {attempt} {'adopted' if adopted else 'started'}: Job {name}"
         new = self._status(status, Phase.RUNNING, "Running", message, goal.metadata.generation)
         new = evolve(
@@ -619,6 +636,40 @@ class GoalReconciler:
         )
         self.capacity.put(entry_for(goal, new))
         return Reconciled(new, [Event("Normal", "Started" if not adopted else "Adopted", message)])
+
+    async def _attempt_token(
+        self, goal: Goal, name: str
+    ) -> InstallationToken | ClassifiedError | None:
+        """A GitHub App's installation token minted for the attempt (None: the Secret holds a
+        token, mounted as it is); the error when no retry can mint one."""
+        try:
+            return await self.tokens.prepare(goal)
+        except ClassifiedError as error:
+            if error.retryable:
+                raise
+            self._created.discard(name)
+            return error
+
+    async def _put_token(
+        self,
+        goal: Goal,
+        status: GoalStatus,
+        created: Mapping[str, Any],
+        token: InstallationToken,
+    ) -> Reconciled[GoalStatus] | None:
+        """The attempt's token Secret, owned by its Job (`attempt_token.py`). Refused for good:
+        the Job is stopped (its Pod would wait for the Secret) and the goal fails."""
+        try:
+            await self.tokens.put(self.cluster, created, token)
+        except ClassifiedError as error:
+            if error.retryable:
+                raise  # the next reconcile adopts the Job and puts its Secret then
+            name = str((created.get("metadata") or {}).get("name"))
+            if isinstance(self.cluster, JobStopper):
+                await self.cluster.delete_job(goal.metadata.namespace or "default", name)
+            self._created.discard(name)
+            return self._fail_start(goal, status, error.reason, str(error))
+        return None
 
     async def _previous_failure(self, goal: Goal, status: GoalStatus, attempt: int) -> str | None:
         """BACKLOG_PREVIOUS_FAILURE for `attempt`: the last failure of this run, with the end of
