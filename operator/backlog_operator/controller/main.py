@@ -14,6 +14,7 @@ from kubernetes import config as k8s_config
 from pydantic import ValidationError
 
 from backlog_operator.adapters.endpoints import Endpoints, ListenError
+from backlog_operator.adapters.webhook_server import WebhookServer
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.result import ExitCode
 from backlog_operator.controller import logs
@@ -21,6 +22,7 @@ from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.health import Readiness
 from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.settings import OperatorSettings
+from backlog_operator.controller.webhooks import Webhooks
 
 # Python's cycle collector, tuned for a long-running process that allocates much per event and
 # frees nearly all of it by reference counting: a young collection every 50,000 allocations
@@ -53,17 +55,27 @@ def main(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"namespaces": list(args.namespace)})
     # One handler (kopf's), never a second one of `logging.basicConfig`: each line once.
     logs.configure(args.log_format or settings.log_format, verbose=args.verbose)
-    metrics, readiness = Metrics(), Readiness()
-    registry = build_registry(settings, api_client, metrics=metrics, readiness=readiness)
+    metrics, readiness, webhooks = Metrics(), Readiness(), Webhooks()
+    registry = build_registry(
+        settings, api_client, metrics=metrics, readiness=readiness, webhooks=webhooks
+    )
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
-        asyncio.run(operate(settings, registry, serving(settings, metrics, readiness)))
+        asyncio.run(
+            operate(
+                settings,
+                registry,
+                serving(settings, metrics, readiness),
+                receiving(settings, webhooks),
+            )
+        )
     except ListenError as error:
         print(
             f"backlogctl operator: {error.strerror} (BACKLOG_OPERATOR_METRICS_PORT, "
-            "BACKLOG_OPERATOR_METRICS_BIND_ADDRESS)",
+            "BACKLOG_OPERATOR_METRICS_BIND_ADDRESS, BACKLOG_OPERATOR_WEBHOOK_PORT, "
+            "BACKLOG_OPERATOR_WEBHOOK_BIND_ADDRESS)",
             file=sys.stderr,
         )
         return 1
@@ -82,12 +94,29 @@ def serving(settings: OperatorSettings, metrics: Metrics, readiness: Readiness) 
     )
 
 
+def receiving(settings: OperatorSettings, webhooks: Webhooks) -> WebhookServer | None:
+    """The GitHub webhook receiver on its own port (None: `WEBHOOK_PORT` is 0)."""
+    if not settings.webhook_port:
+        return None
+    return WebhookServer(
+        webhooks.receive,
+        webhooks.known,
+        host=settings.webhook_bind_address,
+        port=settings.webhook_port,
+        max_body=settings.webhook_max_body_bytes,
+    )
+
+
 async def operate(
-    settings: OperatorSettings, registry: kopf.OperatorRegistry, endpoints: Endpoints | None
+    settings: OperatorSettings,
+    registry: kopf.OperatorRegistry,
+    endpoints: Endpoints | None,
+    receiver: WebhookServer | None = None,
 ) -> None:
-    """kopf, with the endpoints listening on its loop from before its start-up (so `/readyz`
-    says "not yet" while the operator lists what exists) until it has stopped."""
-    async with endpoints or contextlib.nullcontext():
+    """kopf, with the endpoints (and the webhook receiver) listening on its loop from before
+    its start-up (so `/readyz` says "not yet" while the operator lists what exists) until it
+    has stopped. A delivery before the start-up is done finds no Backlog's path (404)."""
+    async with endpoints or contextlib.nullcontext(), receiver or contextlib.nullcontext():
         await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,

@@ -13,6 +13,9 @@
 | `WORKER_SERVICE_ACCOUNT` | service account of worker Pods (token not mounted) | `default` |
 | `METRICS_PORT` | port of `/metrics`, `/healthz` and `/readyz`; 0 = none | 8080 |
 | `METRICS_BIND_ADDRESS` | address that port listens on | `0.0.0.0` |
+| `WEBHOOK_PORT` | port of the GitHub webhook receiver (6); 0 = none | 0 (the bundle: 9292) |
+| `WEBHOOK_BIND_ADDRESS` | address that port listens on | `0.0.0.0` |
+| `WEBHOOK_MAX_BODY_BYTES` | longest delivery read; a longer one is refused (413) | 1048576 |
 | `LIVENESS_ENDPOINT` | kopf's own health endpoint (4); empty = none | none |
 | `CACHE_DIR` | where Backlog syncs keep small per-repository git caches | a temporary folder |
 | `WORKSPACE_SIZE_LIMIT` | `sizeLimit` of the workspace and private volumes (1) | `4Gi` |
@@ -34,6 +37,8 @@ turns kopf's on too (on another port).
 (5) Each look is a conditional request (ETag): one whose pull request has not changed costs no
 rate limit. `PR_POLLS_PER_ROUND` every `REQUEUE_SECONDS` bounds the burst; keep it at least
 (open pull requests * `REQUEUE_SECONDS` / `PR_POLL_SECONDS`) so that every one gets its turn.
+(6) Backlogs with `spec.webhook` receive GitHub's deliveries at `status.webhookPath` on it
+(docs/operator.md, "Webhooks").
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backlog_operator.adapters.kube import API_CONCURRENCY
 from backlog_operator.api.quantity import ResourceRequirements, positive_quantity
+from backlog_operator.api.webhook import DEFAULT_MAX_BODY_BYTES
 
 ENV_PREFIX = "BACKLOG_OPERATOR_"
 
@@ -79,6 +85,10 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(default=8080, ge=0, le=65535)
     # Every interface: the kubelet probes, and Prometheus scrapes, the Pod's IP.
     metrics_bind_address: str = Field(default="0.0.0.0", min_length=1)  # noqa: S104
+    webhook_port: int = Field(default=0, ge=0, le=65535)
+    # Every interface: GitHub's deliveries come through a Service (and an Ingress).
+    webhook_bind_address: str = Field(default="0.0.0.0", min_length=1)  # noqa: S104
+    webhook_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     liveness_endpoint: str = ""
     cache_dir: str = Field(
         default_factory=lambda: str(Path(tempfile.gettempdir()) / "backlog-operator"),
