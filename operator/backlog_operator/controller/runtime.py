@@ -832,32 +832,31 @@ class Runtime:
         self, namespace: str, backlog_uid: str, repository: str, number: int, *, reopened: bool
     ) -> None:
         """The goals in `namespace` that follow pull request `number` of `repository` look at
-        it now (a webhook said it was closed or merged); after a reopen, the Backlog's goals
-        whose status says it closed are followed again and looked at now too."""
+        it now (a webhook said it was closed, merged or reopened). When none follows it (one
+        closed, now reopened; or a goal whose status is being written as the webhook comes),
+        the Backlog's goals with that pull request are read, followed and looked at now."""
         now = time.monotonic()
-        hurried = self.pulls.hurry(namespace, repository, number, now)
-        if not reopened:
-            if hurried:
-                self._follow_now()
+        if self.pulls.hurry(namespace, repository, number, now) and not reopened:
+            self._follow_now()
             return
 
         async def refollow() -> None:
             selector = f"{LABEL_BACKLOG_UID}={backlog_uid}"
             try:
                 goals = await self.cluster.list_goals(namespace, selector)
-            except Exception as error:  # the reopen is seen when a person or a sync looks
-                log.warning("listing goals after a reopened pull request failed: %s", error)
+            except Exception as error:  # the poll sees it, later
+                log.warning("listing goals for a pull request's webhook failed: %s", error)
                 return
             for body in goals:
                 with contextlib.suppress(ValueError):
                     goal = Goal.model_validate(body)
-                    wanted = to_follow(goal, goal.status or GoalStatus(), closed_too=True)
+                    wanted = to_follow(goal, goal.status or GoalStatus(), closed_too=reopened)
                     if wanted is not None and wanted.is_pull_request(repository, number):
                         self.pulls.track(wanted, wanted.key, now)
             if self.pulls.hurry(namespace, repository, number, now):
                 self._follow_now()
 
-        self._track(asyncio.create_task(refollow(), name=f"backlog-reopened {namespace}"))
+        self._track(asyncio.create_task(refollow(), name=f"backlog-pull-request {namespace}"))
 
     async def audit(self) -> None:
         """The worker Jobs as the API has them now, from one listing read page by page (not a
