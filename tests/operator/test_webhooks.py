@@ -508,3 +508,40 @@ def test_other_pull_request_actions_and_numbers_are_ignored(
         lambda: stand.goal_status("team-ci-cache")["pullRequest"]["state"] == "closed"
     )
     assert len(stand.github.requests_to("GET", f"/pulls/{number}")) == looks + 1
+
+
+def test_a_rotated_secret_moves_the_path(stand: Stand) -> None:
+    old = stand.path()
+    rotated = "whsec-rotated-9a8b7c6d5e4f"
+    stand.api.patch_object(
+        "v1/secrets",
+        NS,
+        "hook-secret",
+        {"data": {"token": base64.b64encode(rotated.encode()).decode()}},
+    )
+    stand.api.patch_object(
+        BACKLOGS, NS, "team", {"metadata": {"annotations": {"backlog.dev/requested-at": "1"}}}
+    )
+    new = stand.api.wait_for(lambda: (p := stand.status().get("webhookPath")) != old and p)
+    assert new == "/hook/" + hashlib.sha256(f"{rotated}team{NS}".encode()).hexdigest()
+    body = payload_bytes(branch_pushes()[0])
+    assert stand.post("push", body, path=old)[0] == 404
+    assert stand.post("push", body, path=new)[0] == 401  # the old secret no longer signs
+    assert stand.post("push", body, path=new, secret=rotated)[0] == 202
+
+
+def test_a_missing_secret_means_no_path_and_a_warning(stand: Stand) -> None:
+    old = stand.path()
+    stand.api.delete_object("v1/secrets", NS, "hook-secret")
+    stand.api.patch_object(
+        BACKLOGS, NS, "team", {"metadata": {"annotations": {"backlog.dev/requested-at": "2"}}}
+    )
+    stand.api.wait_for(lambda: "webhookPath" not in stand.status())
+    assert stand.post("push", payload_bytes(branch_pushes()[0]), path=old)[0] == 404
+    stand.api.wait_for(
+        lambda: [
+            e
+            for e in stand.api.list_objects("v1/events", NS)
+            if e["reason"] == "WebhookSecretNotFound" and e["involvedObject"]["name"] == "team"
+        ]
+    )
