@@ -20,7 +20,9 @@ Goals are driven by events, not polled:
 A goal that succeeded with a pull request has it followed until it is merged or closed
 (`goals/pull_request.py`): each round of the loop takes the few looks that are due (conditional
 requests to the forge, in a thread, in a background task of their own) and writes what changed
-into the goal's status.
+into the goal's status. A GitHub webhook (`controller.webhooks`) asks for more at once: a
+Backlog's sync (`request_sync`), or a look at a pull request it says was closed or reopened
+(`recheck_pull_request`: due first, in a round of looks started now).
 One loop (`BACKLOG_OPERATOR_REQUEUE_SECONDS`) runs what is due: those times, failed cycles'
 retries, GoalSchedules and Backlogs whose next look is due, queue positions, pull request looks;
 every twelfth
