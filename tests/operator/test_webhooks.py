@@ -35,6 +35,7 @@ from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.github_standin import GitHubStandIn
 from tests.support.gitrepos import commit_to_remote, make_remote, remote_sha
 from tests.support.kopf_harness import KopfThread, new_api_client
+from tests.support.operator_process import OperatorProcess
 from tests.support.webhooks import (
     deliver,
     examples,
@@ -172,7 +173,7 @@ def secret_object(name: str, value: str) -> Json:
     }
 
 
-def backlog_manifest(github: GitHubStandIn, url: str) -> Json:
+def backlog_manifest(api_base_url: str, url: str) -> Json:
     return {
         "apiVersion": "backlog.dev/v1alpha1",
         "kind": "Backlog",
@@ -189,7 +190,7 @@ def backlog_manifest(github: GitHubStandIn, url: str) -> Json:
                     "task": {"image": "busybox", "command": ["true"]},
                     "pullRequest": {
                         "provider": "github",
-                        "apiBaseUrl": github.base_url,
+                        "apiBaseUrl": api_base_url,
                         "repository": REPOSITORY,
                     },
                     "retry": {"maxAttempts": 1},
@@ -232,7 +233,7 @@ def stand(emulator_server: EmulatorServer, project_crds: object, tmp_path: Path)
         KopfThread(emulator_server, registry=registry, serving=receiver),
     ):
         stand = Stand(api, github, receiver, remote)
-        api.create_object(backlog_manifest(github, str(remote)))
+        api.create_object(backlog_manifest(github.base_url, str(remote)))
         stand.wait_synced(str(remote_sha(remote, BRANCH)))
         yield stand
 
@@ -545,3 +546,38 @@ def test_a_missing_secret_means_no_path_and_a_warning(stand: Stand) -> None:
             if e["reason"] == "WebhookSecretNotFound" and e["involvedObject"]["name"] == "team"
         ]
     )
+
+
+def test_backlogctl_operator_receives_on_the_port_its_settings_name(
+    emulator_server: EmulatorServer, project_crds: object, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG_FILE}, branch=BRANCH)
+    api = emulator_server.emulator
+    api.create_object(secret_object("hook-secret", SECRET))
+    manifest = backlog_manifest("http://127.0.0.1:9", str(remote))
+    manifest["spec"]["goalTemplate"]["spec"]["pullRequest"] = {"provider": "none"}
+    del manifest["spec"]["repository"]["credentialsSecret"]
+    api.create_object(manifest)
+    settings = {
+        "WEBHOOK_PORT": str(port),
+        "WEBHOOK_BIND_ADDRESS": "127.0.0.1",
+        "CACHE_DIR": str(tmp_path / "cache"),
+    }
+    log = tmp_path / "operator.log"
+    with OperatorProcess(emulator_server, settings, log=log) as operator:
+        path = api.wait_for(
+            lambda: ((api.get_object(BACKLOGS, NS, "team") or {}).get("status") or {}).get(
+                "webhookPath"
+            ),
+            timeout=30,
+            message=lambda: log.read_text(errors="replace")[-3000:],
+        )
+        body = payload_bytes(examples("ping")[0])
+        url = f"http://127.0.0.1:{port}{path}"
+        assert deliver(url, body, signed_headers(SECRET, body, "ping")) == (200, "pong\n")
+        assert deliver(url, body, signed_headers("wrong", body, "ping"))[0] == 401
+        operator.kill()
+    assert SECRET not in log.read_text(errors="replace")
