@@ -25,6 +25,7 @@ from backlog_operator.api.webhook import (
     sign,
     signature_matches,
 )
+from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.webhooks import Route, Webhooks
 from tests.support.webhooks import (
     ADDED_SINCE_EXAMPLES,
@@ -297,3 +298,23 @@ def test_a_signature_over_another_body_is_refused() -> None:
     headers["X-Hub-Signature-256"] = signature("hook-secret", body + b"\n")
     assert answer(webhooks, path, body, headers)[0] == 401
     assert actions.syncs == []
+
+
+def test_each_answer_for_a_backlogs_path_is_counted_with_bounded_labels() -> None:
+    webhooks, _, path = hooks_with_route()
+    metrics = Metrics()
+    webhooks.observe = metrics.webhook_answered
+    body = payload_bytes(examples("push")[-2])
+    headers = signed_headers(HOOK_SECRET, body, "push")
+    answer(webhooks, path, body, headers)
+    answer(webhooks, path, body, headers)
+    answer(webhooks, path, body, signed_headers(None, body, "x-made-up-event"))
+    answer(webhooks, "/hook/unknown", body, headers)
+    counted = {
+        (sample.labels["event"], sample.labels["code"]): sample.value
+        for family in metrics.registry.collect()
+        if family.name == "backlog_webhook_deliveries"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert counted == {("push", "202"): 1, ("push", "409"): 1, ("other", "401"): 1}

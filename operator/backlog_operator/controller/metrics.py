@@ -32,6 +32,7 @@ from what the operator already does or is told.
 | `backlog_task_usage_unreported_total{namespace,owner_kind,owner,missing}` | counter | (10) |
 | `backlog_budget_exhausted{namespace,owner_kind,owner}` | gauge | 1: today's budget spent |
 | `backlog_budget_remaining{namespace,owner_kind,owner,limit}` | gauge | what today leaves (11) |
+| `backlog_webhook_deliveries_total{event,code}` | counter | GitHub webhook deliveries (12) |
 | `backlog_operator_build_info{version}` | gauge | 1 |
 
 (1) By kind (`goal`, `backlog`, `goalschedule`) and result (`success`, `error`), named as
@@ -48,7 +49,9 @@ task's free text. (9) In the currency's units; a currency past the first `MAX_CU
 is `Other`. (10) Attempts whose task ran and reported no `cost`, or no `tokens` (`missing`), as
 `status.usage` counts them. (11) By `limit` (`attempts`, `tokens`, `cost` in the budget's
 currency) of `spec.budget.perDay` that the owner sets: the limit less what attempts that ended
-today used, never below 0 (goals running or waiting take from it as they end).
+today used, never below 0 (goals running or waiting take from it as they end). (12) Those
+answered for a Backlog's path (a 404 is not counted), by `event` (`ping`, `push`,
+`pull_request`, else `other`) and the answer's HTTP `code`.
 
 Labels are few and bounded: kinds, phases, steps, outcomes and HTTP statuses are fixed sets; a
 reason is a CamelCase word (anything else counts as `Other`, as does any reason past the first
@@ -81,6 +84,7 @@ from backlog_operator.controller.status import parse_time
 CONTROLLERS = {"goals": "goal", "backlogs": "backlog", "goalschedules": "goalschedule"}
 STEPS = ("clone", "task", "publish")
 TASK_STATES = ("pending", "in_progress", "completed", "failed", "blocked")
+WEBHOOK_EVENTS = frozenset({"ping", "push", "pull_request"})
 # Reasons kept apart at most; later ones (a bug, or a Job controller's new words) are `Other`.
 MAX_REASONS = 100
 OTHER = "Other"
@@ -212,6 +216,12 @@ class Metrics:
         )
 
     def _define_backlogs(self) -> None:
+        self.webhook_deliveries = Counter(
+            "backlog_webhook_deliveries_total",
+            "GitHub webhook deliveries to Backlogs' paths, by event and answer.",
+            ["event", "code"],
+            registry=self.registry,
+        )
         self.forge_requests = Counter(
             "backlog_forge_requests_total",
             "Requests of Backlog syncs to the forge, by HTTP status (error: no answer).",
@@ -366,6 +376,12 @@ class Metrics:
         return reason
 
     # ------------------------------------------------------------------------ backlogs
+
+    def webhook_answered(self, event: str, code: int) -> None:
+        """A webhook delivery to a Backlog's path was answered `code` (its event unverified
+        when refused: only the events acted on are named)."""
+        named = event if event in WEBHOOK_EVENTS else "other"
+        self.webhook_deliveries.labels(named, str(code)).inc()
 
     def forge_answered(
         self, namespace: str, backlog: str, status: int | None, remaining: int | None

@@ -215,6 +215,7 @@ class Runtime:
         self.webhooks.attach(self)
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.webhooks.observe = self.metrics.webhook_answered
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry = retry or RetryPolicy()
         self.backoff = Backoff(self.retry)

@@ -117,6 +117,8 @@ class Webhooks:
         self.guard = guard or ReplayGuard()
         self.clock = clock
         self.actions: WebhookActions | None = None
+        # Told of each answer for a Backlog's path: (event, HTTP status); the runtime's metrics.
+        self.observe: Callable[[str, int], None] | None = None
 
     def attach(self, actions: WebhookActions) -> None:
         """Act on deliveries through `actions` (the runtime, once the operator started)."""
@@ -151,7 +153,7 @@ class Webhooks:
         except Exception:
             self.guard.forget(key)  # not acted on: the same delivery may come again
             log.exception("webhook delivery %s (%s) failed", delivery, event)
-            return 500, "internal error"
+            return self._said(route, delivery, event, 500, "internal error")
         return self._said(route, delivery, event, status, outcome)
 
     def _act(self, route: Route, event: str, body: bytes, actions: WebhookActions) -> Answer:
@@ -183,9 +185,12 @@ class Webhooks:
         )
         return 202, f"accepted: pull request #{event.number} is read again"
 
-    @staticmethod
-    def _said(route: Route | None, delivery: str, event: str, status: int, outcome: str) -> Answer:
-        """Log the answer (delivery id, event, Backlog, status, outcome) and return it."""
+    def _said(
+        self, route: Route | None, delivery: str, event: str, status: int, outcome: str
+    ) -> Answer:
+        """Log the answer (delivery id, event, Backlog, status, outcome), count it, return it."""
+        if route is not None and self.observe is not None:
+            self.observe(event, status)
         where = f"{route.namespace}/{route.name}" if route is not None else "-"
         log.log(
             logging.INFO if status < 400 else logging.WARNING,
