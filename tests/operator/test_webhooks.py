@@ -235,6 +235,9 @@ def stand(emulator_server: EmulatorServer, project_crds: object, tmp_path: Path)
         stand = Stand(api, github, receiver, remote)
         api.create_object(backlog_manifest(github.base_url, str(remote)))
         stand.wait_synced(str(remote_sha(remote, BRANCH)))
+        # Its goal's attempt started (and stays so until a test runs it): the goal controller
+        # writes nothing more, so that what a delivery makes happen is all that happens.
+        api.wait_for(lambda: "Started" in stand.goal_events("team-ci-cache"))
         yield stand
 
 
