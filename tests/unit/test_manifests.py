@@ -134,6 +134,8 @@ def test_every_folder_under_kustomize_is_a_kustomization() -> None:
         "prometheus",
         "overlays/kind",
         "overlays/prometheus",
+        "webhook",
+        "overlays/webhook",
     ]:
         assert (KUSTOMIZE / folder / "kustomization.yaml").is_file(), folder
 
@@ -211,7 +213,8 @@ def test_operator_runs_backlogctl_operator_with_probes_on_its_metrics_port() -> 
 
     defaults = OperatorSettings()
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"metrics": defaults.metrics_port}
+    assert ports == {"metrics": defaults.metrics_port, "webhook": 9292}
+    assert env["BACKLOG_OPERATOR_WEBHOOK_PORT"] == "9292", "the receiver listens where it is sent"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     # The kubelet probes the pod's IP, so the endpoints must listen on every interface.
@@ -243,6 +246,34 @@ def test_service_monitor_scrapes_the_metrics_service_of_the_operator() -> None:
     default = render(KUSTOMIZE / "default")
     assert find(default, "Service", "backlog-operator-metrics") == service
     assert not [d for d in default if d["kind"] == "ServiceMonitor"]
+
+
+@needs_kubectl
+def test_webhook_ingress_reaches_the_receiver_port_of_the_operator() -> None:
+    documents = render(KUSTOMIZE / "overlays" / "webhook")
+    service = find(documents, "Service", "backlog-operator-webhook")
+    ingress = find(documents, "Ingress", "backlog-operator-webhook")
+    pod_labels = find(documents, "Deployment", "backlog-operator")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    _, container = _manager(documents)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    (port,) = service["spec"]["ports"]
+    assert str(ports[port["targetPort"]]) == env["BACKLOG_OPERATOR_WEBHOOK_PORT"]
+    [rule] = ingress["spec"]["rules"]
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/hook/", "Prefix")
+    assert path["backend"]["service"] == {
+        "name": "backlog-operator-webhook",
+        "port": {"name": "http"},
+    }
+    assert port["name"] == "http"
+    # The bundle has the Service; the Ingress (a sample to edit) only with the overlay.
+    default = render(KUSTOMIZE / "default")
+    assert find(default, "Service", "backlog-operator-webhook") == service
+    assert not [d for d in default if d["kind"] == "Ingress"]
 
 
 def test_the_released_image_is_named_alike_everywhere() -> None:

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from backlog_operator.api.admission import PATH_MAX_LENGTH, repository_path_rules, validations
 from backlog_operator.api.budget import BudgetSpec, BudgetStatus
-from backlog_operator.api.common import ApiModel, Condition
+from backlog_operator.api.common import ApiModel, Condition, SecretKeyReference
 from backlog_operator.api.goal import (
     DEFAULT_BACKLOG_PATH,
     GoalMetadata,
@@ -49,6 +49,19 @@ class GoalHistory(ApiModel):
     failed: int = Field(default=10, ge=0)
 
 
+class WebhookSpec(ApiModel):
+    """GitHub webhooks for this Backlog: a push to its base branch syncs it at once, a pull
+    request closed or reopened is looked at again at once (docs/operator.md, "Webhooks")."""
+
+    secret_ref: SecretKeyReference = Field(
+        description=(
+            "Secret key (default `token`) holding the webhook's secret, as set in GitHub: it "
+            "signs each delivery (X-Hub-Signature-256) and, with the Backlog's name and "
+            "namespace, makes the path deliveries are sent to (status.webhookPath)."
+        )
+    )
+
+
 class BacklogSpec(ApiModel):
     """What a Backlog asks for."""
 
@@ -69,6 +82,10 @@ class BacklogSpec(ApiModel):
     budget: BudgetSpec | None = Field(
         default=None,
         description="A daily budget: once spent, no new Goal starts until the next UTC day.",
+    )
+    webhook: WebhookSpec | None = Field(
+        default=None,
+        description="Receive GitHub webhooks: sync on a push, not only every syncIntervalSeconds.",
     )
 
     @field_validator("path")
@@ -150,6 +167,13 @@ class BacklogStatus(ApiModel):
     )
     budget: BudgetStatus | None = Field(
         default=None, description="Today's budget, when spec.budget sets one."
+    )
+    webhook_path: str | None = Field(
+        default=None,
+        description=(
+            "Where GitHub delivers this Backlog's webhooks, on the operator's webhook port: "
+            "/hook/ and the SHA-256 of the secret, the name and the namespace (spec.webhook)."
+        ),
     )
 
 

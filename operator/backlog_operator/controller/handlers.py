@@ -48,6 +48,7 @@ from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.owned_goals import phase_of
 from backlog_operator.controller.runtime import RetryPolicy, Runtime
 from backlog_operator.controller.settings import OperatorSettings
+from backlog_operator.controller.webhooks import Webhooks
 
 _MEMO_KEY = "runtime"
 
@@ -62,9 +63,11 @@ def build_registry(
     retry: RetryPolicy | None = None,
     metrics: Metrics | None = None,
     readiness: Readiness | None = None,
+    webhooks: Webhooks | None = None,
 ) -> kopf.OperatorRegistry:
     """A kopf registry with the operator's handlers (a fresh one each, so tests can run many).
-    `metrics` and `readiness` are what `/metrics` and `/readyz` serve (their own otherwise)."""
+    `metrics` and `readiness` are what `/metrics` and `/readyz` serve, `webhooks` what the
+    webhook receiver answers with (their own otherwise)."""
     registry = kopf.OperatorRegistry()
     register_lifecycle(
         registry,
@@ -76,6 +79,7 @@ def build_registry(
         retry=retry,
         metrics=metrics,
         readiness=readiness,
+        webhooks=webhooks,
     )
     register_goals(registry)
     register_backlogs(registry)
@@ -142,6 +146,7 @@ def register_lifecycle(
     retry: RetryPolicy | None = None,
     metrics: Metrics | None = None,
     readiness: Readiness | None = None,
+    webhooks: Webhooks | None = None,
 ) -> None:
     """Login (unless the caller logs in itself), startup (the runtime, into `memo`; ready once
     it has listed what exists), cleanup (no longer ready)."""
@@ -169,7 +174,9 @@ def register_lifecycle(
             qps=operator_settings.api_qps,
             burst=operator_settings.api_burst,
         )
-        runtime = Runtime(cluster, operator_settings, clock, forge_factory, retry, metrics)
+        runtime = Runtime(
+            cluster, operator_settings, clock, forge_factory, retry, metrics, webhooks
+        )
         memo[_MEMO_KEY] = runtime
         await runtime.seed(operator_settings.namespaces)
         runtime.start_requeuing()

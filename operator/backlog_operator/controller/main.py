@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from backlog_operator.adapters.endpoints import Endpoints, ListenError
 from backlog_operator.adapters.leases import LeaseStore
+from backlog_operator.adapters.webhook_server import WebhookServer
 from backlog_operator.api.common import describe_validation_error
 from backlog_operator.api.result import ExitCode
 from backlog_operator.controller import logs
@@ -37,6 +38,7 @@ from backlog_operator.controller.health import Readiness
 from backlog_operator.controller.leader import LeaderElector
 from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.settings import ENV_PREFIX, OperatorSettings
+from backlog_operator.controller.webhooks import Webhooks
 
 log = logging.getLogger("backlog_operator.controller")
 
@@ -75,22 +77,33 @@ def main(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"namespaces": list(args.namespace)})
     # One handler (kopf's), never a second one of `logging.basicConfig`: each line once.
     logs.configure(args.log_format or settings.log_format, verbose=args.verbose)
-    metrics, readiness = Metrics(), Readiness()
+    metrics, readiness, webhooks = Metrics(), Readiness(), Webhooks()
     try:
         elector = leader_elector(settings, metrics, readiness)
     except ValueError as error:
         print(f"backlogctl operator: {error}", file=sys.stderr)
         return int(ExitCode.USAGE)
-    registry = build_registry(settings, api_client, metrics=metrics, readiness=readiness)
+    registry = build_registry(
+        settings, api_client, metrics=metrics, readiness=readiness, webhooks=webhooks
+    )
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
-        asyncio.run(operate(settings, registry, serving(settings, metrics, readiness), elector))
+        asyncio.run(
+            operate(
+                settings,
+                registry,
+                serving(settings, metrics, readiness),
+                elector,
+                receiving(settings, webhooks),
+            )
+        )
     except ListenError as error:
         print(
             f"backlogctl operator: {error.strerror} (BACKLOG_OPERATOR_METRICS_PORT, "
-            "BACKLOG_OPERATOR_METRICS_BIND_ADDRESS)",
+            "BACKLOG_OPERATOR_METRICS_BIND_ADDRESS, BACKLOG_OPERATOR_WEBHOOK_PORT, "
+            "BACKLOG_OPERATOR_WEBHOOK_BIND_ADDRESS)",
             file=sys.stderr,
         )
         return 1
@@ -146,16 +159,32 @@ def _own_namespace() -> str:
         ) from None
 
 
+def receiving(settings: OperatorSettings, webhooks: Webhooks) -> WebhookServer | None:
+    """The GitHub webhook receiver on its own port (None: `WEBHOOK_PORT` is 0)."""
+    if not settings.webhook_port:
+        return None
+    return WebhookServer(
+        webhooks.receive,
+        webhooks.known,
+        host=settings.webhook_bind_address,
+        port=settings.webhook_port,
+        max_body=settings.webhook_max_body_bytes,
+    )
+
+
 async def operate(
     settings: OperatorSettings,
     registry: kopf.OperatorRegistry,
     endpoints: Endpoints | None,
     elector: LeaderElector | None = None,
+    receiver: WebhookServer | None = None,
 ) -> None:
-    """kopf, with the endpoints listening on its loop from before its start-up (so `/readyz`
-    says "not yet" while the operator lists what exists) until it has stopped; with leader
-    election, kopf only once this replica leads, and the Lease released after kopf stopped."""
-    async with endpoints or contextlib.nullcontext():
+    """kopf, with the endpoints (and the webhook receiver) listening on its loop from before
+    its start-up (so `/readyz` says "not yet" while the operator lists what exists) until it
+    has stopped; with leader election, kopf only once this replica leads, and the Lease
+    released after kopf stopped. A delivery before the start-up is done (or to a standby)
+    finds no Backlog's path (404)."""
+    async with endpoints or contextlib.nullcontext(), receiver or contextlib.nullcontext():
         if elector is None:
             await _kopf(settings, registry)
             return

@@ -32,6 +32,7 @@ from what the operator already does or is told.
 | `backlog_task_usage_unreported_total{namespace,owner_kind,owner,missing}` | counter | (10) |
 | `backlog_budget_exhausted{namespace,owner_kind,owner}` | gauge | 1: today's budget spent |
 | `backlog_budget_remaining{namespace,owner_kind,owner,limit}` | gauge | what today leaves (11) |
+| `backlog_webhook_deliveries_total{event,code}` | counter | GitHub webhook deliveries (13) |
 | `backlog_operator_build_info{version}` | gauge | 1 |
 | `leader_election_master_status{name}` | gauge | 1 while this replica leads, 0 standby (12) |
 
@@ -52,7 +53,9 @@ currency) of `spec.budget.perDay` that the owner sets: the limit less what attem
 today used, never below 0 (goals running or waiting take from it as they end).
 (12) controller-runtime's name; `name` is the Lease's. Only with leader election on
 (`BACKLOG_OPERATOR_LEADER_ELECTION`); a standby serves it too (the metrics Service publishes
-replicas that are not ready).
+replicas that are not ready). (13) Those
+answered for a Backlog's path (a 404 is not counted), by `event` (`ping`, `push`,
+`pull_request`, else `other`) and the answer's HTTP `code`.
 
 Labels are few and bounded: kinds, phases, steps, outcomes and HTTP statuses are fixed sets; a
 reason is a CamelCase word (anything else counts as `Other`, as does any reason past the first
@@ -85,6 +88,7 @@ from backlog_operator.controller.status import parse_time
 CONTROLLERS = {"goals": "goal", "backlogs": "backlog", "goalschedules": "goalschedule"}
 STEPS = ("clone", "task", "publish")
 TASK_STATES = ("pending", "in_progress", "completed", "failed", "blocked")
+WEBHOOK_EVENTS = frozenset({"ping", "push", "pull_request"})
 # Reasons kept apart at most; later ones (a bug, or a Job controller's new words) are `Other`.
 MAX_REASONS = 100
 OTHER = "Other"
@@ -222,6 +226,12 @@ class Metrics:
         )
 
     def _define_backlogs(self) -> None:
+        self.webhook_deliveries = Counter(
+            "backlog_webhook_deliveries_total",
+            "GitHub webhook deliveries to Backlogs' paths, by event and answer.",
+            ["event", "code"],
+            registry=self.registry,
+        )
         self.forge_requests = Counter(
             "backlog_forge_requests_total",
             "Requests of Backlog syncs to the forge, by HTTP status (error: no answer).",
@@ -376,6 +386,12 @@ class Metrics:
         return reason
 
     # ------------------------------------------------------------------------ backlogs
+
+    def webhook_answered(self, event: str, code: int) -> None:
+        """A webhook delivery to a Backlog's path was answered `code` (its event unverified
+        when refused: only the events acted on are named)."""
+        named = event if event in WEBHOOK_EVENTS else "other"
+        self.webhook_deliveries.labels(named, str(code)).inc()
 
     def forge_answered(
         self, namespace: str, backlog: str, status: int | None, remaining: int | None

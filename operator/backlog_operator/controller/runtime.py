@@ -20,7 +20,9 @@ Goals are driven by events, not polled:
 A goal that succeeded with a pull request has it followed until it is merged or closed
 (`goals/pull_request.py`): each round of the loop takes the few looks that are due (conditional
 requests to the forge, in a thread, in a background task of their own) and writes what changed
-into the goal's status.
+into the goal's status. A GitHub webhook (`controller.webhooks`) asks for more at once: a
+Backlog's sync (`request_sync`), or a look at a pull request it says was closed or reopened
+(`recheck_pull_request`: due first, in a round of looks started now).
 One loop (`BACKLOG_OPERATOR_REQUEUE_SECONDS`) runs what is due: those times, failed cycles'
 retries, GoalSchedules and Backlogs whose next look is due, queue positions, pull request looks;
 every twelfth
@@ -61,6 +63,7 @@ from backlog_operator.api.common import ApiModel, SecretKeyReference
 from backlog_operator.api.goal import FINAL_PHASES, Goal, GoalStatus, Phase
 from backlog_operator.api.labels import (
     LABEL_ATTEMPT,
+    LABEL_BACKLOG_UID,
     LABEL_GOAL_UID,
     LABEL_MANAGED_BY,
     LABEL_RUN,
@@ -94,6 +97,7 @@ from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import evolve, read_status, status_patch
+from backlog_operator.controller.webhooks import Webhooks
 from backlog_operator.errors import ClassifiedError
 
 log = logging.getLogger("backlog_operator.controller")
@@ -204,10 +208,15 @@ class Runtime:
         forge_factory: ForgeFactory = github_forge,
         retry: RetryPolicy | None = None,
         metrics: Metrics | None = None,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.cluster = cluster
+        # Backlogs' webhook routes (each sync registers its own); deliveries act on this runtime.
+        self.webhooks = webhooks or Webhooks()
+        self.webhooks.attach(self)
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.webhooks.observe = self.metrics.webhook_answered
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry = retry or RetryPolicy()
         self.backoff = Backoff(self.retry)
@@ -231,12 +240,15 @@ class Runtime:
             clock=self.clock,
             forge_observer=self.metrics.forge_answered,
             credentials=self.credentials,
+            webhooks=self.webhooks.routes,
         )
         self.metrics.track_capacity(self.capacity.queued, self.capacity.held, settings.max_running)
         self.forge_factory = forge_factory
         # Goals whose pull request is followed, until merged or closed.
         self.pulls = PullRequestFollower(settings.pr_poll_seconds, settings.pr_polls_per_round)
         self._following: asyncio.Task[None] | None = None
+        self._follow_again = False  # a webhook asked for looks while a round was running
+        self._sync_asked: set[str] = set()  # Backlogs whose webhook sync has not started yet
         # namespace/name -> the next time to look at that GoalSchedule or Backlog
         self.schedule_wake: dict[str, datetime] = {}
         self.backlog_wake: dict[str, datetime] = {}
@@ -810,11 +822,70 @@ class Runtime:
         await self._cycle(GOALS, item.namespace, item.name, show)
 
     async def _follow_logged(self) -> None:
-        try:
-            await self.follow_pull_requests()
-        except Exception as error:  # the next round tries again
-            message, _ = describe_failure(error)
-            log.warning("following pull requests failed: %s", message)
+        while True:
+            self._follow_again = False
+            try:
+                await self.follow_pull_requests()
+            except Exception as error:  # the next round tries again
+                message, _ = describe_failure(error)
+                log.warning("following pull requests failed: %s", message)
+            if not self._follow_again:
+                return
+
+    def _follow_now(self) -> None:
+        """A round of pull request looks now (or another one as soon as the running one ends),
+        not at the loop's next round."""
+        if self._following is None or self._following.done():
+            self._following = asyncio.create_task(self._follow_logged(), name="backlog-prs")
+            self._track(self._following)
+        else:
+            self._follow_again = True
+
+    # ---------------------------------------------------------------------- webhooks
+
+    def request_sync(self, namespace: str, name: str) -> None:
+        """Sync the Backlog now (a webhook's push to its base branch): one sync however many
+        pushes arrive before it starts."""
+        key = f"{namespace}/{name}"
+        if key in self._sync_asked:
+            return
+        self._sync_asked.add(key)
+
+        async def sync() -> None:
+            self._sync_asked.discard(key)  # from now on, a push means another sync
+            await self.apply_backlog(namespace, name)
+
+        self._track(asyncio.create_task(sync(), name=f"backlog-sync {key}"))
+
+    def recheck_pull_request(
+        self, namespace: str, backlog_uid: str, repository: str, number: int, *, reopened: bool
+    ) -> None:
+        """The goals in `namespace` that follow pull request `number` of `repository` look at
+        it now (a webhook said it was closed, merged or reopened). When none follows it (one
+        closed, now reopened; or a goal whose status is being written as the webhook comes),
+        the Backlog's goals with that pull request are read, followed and looked at now."""
+        now = time.monotonic()
+        if self.pulls.hurry(namespace, repository, number, now) and not reopened:
+            self._follow_now()
+            return
+
+        async def refollow() -> None:
+            selector = f"{LABEL_BACKLOG_UID}={backlog_uid}"
+            try:
+                goals = await self.cluster.list_goals(namespace, selector)
+            except Exception as error:  # the poll sees it, later
+                log.warning("listing goals for a pull request's webhook failed: %s", error)
+                return
+            for body in goals:
+                with contextlib.suppress(ValueError):
+                    goal = Goal.model_validate(body)
+                    wanted = to_follow(goal, goal.status or GoalStatus(), closed_too=reopened)
+                    if wanted is not None and wanted.is_pull_request(repository, number):
+                        self.pulls.track(wanted, wanted.key, now)
+            if self.pulls.hurry(namespace, repository, number, now):
+                self._follow_now()
+
+        self._track(asyncio.create_task(refollow(), name=f"backlog-pull-request {namespace}"))
 
     async def audit(self) -> None:
         """The worker Jobs as the API has them now, from one listing read page by page (not a
@@ -896,6 +967,7 @@ class Runtime:
         """A deleted Backlog: no more syncs of it, nothing kept of what it read."""
         if uid:
             self.backlogs.forget(uid)
+            self.webhooks.routes.forget(uid)
         self.backlog_wake.pop(key, None)
         self.backlog_seen.pop(key, None)
         self.backoff.forget(f"{BACKLOGS}:{key}")

@@ -13,6 +13,9 @@
 | `WORKER_SERVICE_ACCOUNT` | service account of worker Pods (token not mounted) | `default` |
 | `METRICS_PORT` | port of `/metrics`, `/healthz` and `/readyz`; 0 = none | 8080 |
 | `METRICS_BIND_ADDRESS` | address that port listens on | `0.0.0.0` |
+| `WEBHOOK_PORT` | port of the GitHub webhook receiver (9); 0 = none | 0 (the bundle: 9292) |
+| `WEBHOOK_BIND_ADDRESS` | address that port listens on | `0.0.0.0` |
+| `WEBHOOK_MAX_BODY_BYTES` | longest delivery read; a longer one is refused (413) | 1048576 |
 | `LIVENESS_ENDPOINT` | kopf's own health endpoint (4); empty = none | none |
 | `CACHE_DIR` | where Backlog syncs keep small per-repository git caches | a temporary folder |
 | `WORKSPACE_SIZE_LIMIT` | `sizeLimit` of the workspace and private volumes (1) | `4Gi` |
@@ -44,6 +47,8 @@ rate limit. `PR_POLLS_PER_ROUND` every `REQUEUE_SECONDS` bounds the burst; keep 
 (6) One replica leads and acts, the others wait (docs/operator.md, "High availability");
 `backlogctl operator` run by hand leaves it off. (7) The service account's namespace file.
 (8) An integer (the Lease's `leaseDurationSeconds`); lease > renew deadline > retry period.
+(9) Backlogs with `spec.webhook` receive GitHub's deliveries at `status.webhookPath` on it
+(docs/operator.md, "Webhooks").
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backlog_operator.adapters.kube import API_CONCURRENCY
 from backlog_operator.api.quantity import ResourceRequirements, positive_quantity
+from backlog_operator.api.webhook import DEFAULT_MAX_BODY_BYTES
 
 ENV_PREFIX = "BACKLOG_OPERATOR_"
 
@@ -89,6 +95,10 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(default=8080, ge=0, le=65535)
     # Every interface: the kubelet probes, and Prometheus scrapes, the Pod's IP.
     metrics_bind_address: str = Field(default="0.0.0.0", min_length=1)  # noqa: S104
+    webhook_port: int = Field(default=0, ge=0, le=65535)
+    # Every interface: GitHub's deliveries come through a Service (and an Ingress).
+    webhook_bind_address: str = Field(default="0.0.0.0", min_length=1)  # noqa: S104
+    webhook_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     liveness_endpoint: str = ""
     cache_dir: str = Field(
         default_factory=lambda: str(Path(tempfile.gettempdir()) / "backlog-operator"),

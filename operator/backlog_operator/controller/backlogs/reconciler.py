@@ -54,6 +54,7 @@ from backlog_operator.api.labels import (
     LABEL_BACKLOG_UID,
     LABEL_TASK,
 )
+from backlog_operator.api.webhook import hook_path
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.backlog.model import Task
@@ -90,6 +91,7 @@ from backlog_operator.controller.usage import (
     account,
     settled,
 )
+from backlog_operator.controller.webhooks import Route, Routes
 from backlog_operator.errors import AlreadyExistsError, ClassifiedError
 from backlog_operator.redact import private_token_file
 
@@ -156,9 +158,11 @@ class BacklogReconciler:
         clock: Callable[[], datetime] | None = None,
         forge_observer: ForgeObserver | None = None,
         credentials: ForgeCredentials | None = None,
+        webhooks: Routes | None = None,
     ) -> None:
         self.cluster = cluster
         self.source = source
+        self.webhooks = webhooks if webhooks is not None else Routes()
         self.forge_factory = forge_factory
         self.forge_observer = forge_observer
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -175,9 +179,21 @@ class BacklogReconciler:
         try:
             backlog = Backlog.model_validate(dict(body))
         except ValidationError as error:
+            self.webhooks.forget(str(body.get("metadata", {}).get("uid")))
             return self._not_ready(
                 status, "InvalidSpec", describe_validation_error(error), generation, stalled=True
             )
+        path, warning = await self._webhook(backlog, status, generation)
+        status = (
+            evolve(status, webhook_path=path) if path else evolve(status, unset=["webhook_path"])
+        )
+        result = await self._sync(backlog, status, generation)
+        result.events[:0] = warning
+        return result
+
+    async def _sync(
+        self, backlog: Backlog, status: BacklogStatus, generation: int | None
+    ) -> Reconciled[BacklogStatus]:
         interval = float(backlog.spec.sync_interval_seconds)
         try:
             token, parsed = await self._read_with_token(backlog)
@@ -291,6 +307,44 @@ class BacklogReconciler:
     def forget(self, uid: str) -> None:
         """A deleted Backlog: drop what was read of it."""
         self._parsed.pop(uid, None)
+        self.webhooks.forget(uid)
+
+    async def _webhook(
+        self, backlog: Backlog, status: BacklogStatus, generation: int | None
+    ) -> tuple[str | None, list[Event]]:
+        """Register the Backlog's webhook route from its Secret (read at each sync: a rotated
+        secret moves the path); (its path or None, a warning when the Secret cannot say)."""
+        uid, hook = str(backlog.metadata.uid), backlog.spec.webhook
+        if hook is None:
+            self.webhooks.forget(uid)
+            return None, []
+        namespace, name = backlog.metadata.namespace or "default", backlog.metadata.name
+        ref = hook.secret_ref
+        secret = await self.cluster.read_secret_key(namespace, ref.name, ref.key)
+        if not secret:
+            self.webhooks.forget(uid)
+            said = status.webhook_path is None and status.observed_generation == generation
+            message = (
+                f"webhook secret {ref.name!r} has no key {ref.key!r} (or does not exist): "
+                "deliveries are refused until it does"
+            )
+            return None, [] if said else [Event("Warning", "WebhookSecretNotFound", message)]
+        path = hook_path(secret, name, namespace)
+        repository = backlog.spec.repository
+        slug = backlog.spec.goal_template.spec.pull_request.repository
+        self.webhooks.register(
+            path,
+            Route(
+                namespace=namespace,
+                name=name,
+                uid=uid,
+                secret=secret.encode(),
+                repository=slug or naming.forge_repository(repository.url),
+                url=repository.url,
+                branch=repository.base_branch,
+            ),
+        )
+        return path, []
 
     async def _open_pull_requests(
         self, backlog: Backlog, token: str | None

@@ -21,6 +21,7 @@ forge that answered with a rate limit is not asked again, for any goal, before i
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -166,13 +167,19 @@ class Followed:
         """The goal's name."""
         return self.key.partition("/")[2]
 
+    def is_pull_request(self, repository: str, number: int) -> bool:
+        """Whether this follows pull request `number` of `repository` (owner/name, any case)."""
+        return self.number == number and self.repository.casefold() == repository.casefold()
 
-def to_follow(goal: Goal, status: GoalStatus) -> Followed | None:
+
+def to_follow(goal: Goal, status: GoalStatus, *, closed_too: bool = False) -> Followed | None:
     """What following the goal's pull request takes; None when it is not to be followed (no
-    pull request, or one merged or closed, or no forge to ask)."""
+    pull request, or one merged or closed, or no forge to ask). `closed_too`: one closed
+    without merging is followed again (a webhook said it was reopened)."""
     pull = status.pull_request
     spec = goal.spec.pull_request
-    if status.phase is not Phase.SUCCEEDED or pull is None or pull.state in ("merged", "closed"):
+    ended = ("merged",) if closed_too else ("merged", "closed")
+    if status.phase is not Phase.SUCCEEDED or pull is None or pull.state in ended:
         return None
     if spec.provider != "github":
         return None
@@ -272,6 +279,18 @@ class PullRequestFollower:
         if retry_after:
             self._hosts_blocked[item.api_base_url] = now + retry_after
             self._plan(item, now + max(retry_after, self._jittered(self.interval)))
+
+    def hurry(self, namespace: str, repository: str, number: int, now: float) -> int:
+        """Goals in `namespace` following pull request `number` of `repository` are due now,
+        ahead of every other (a webhook said it changed); how many. The next round takes
+        them, within its batch and the forge's rate limit as every look."""
+        hurried = 0
+        for item in self._followed.values():
+            if item.namespace == namespace and item.is_pull_request(repository, number):
+                # Due before anything planned on the clock: first in the queue.
+                self._plan(item, -math.inf)
+                hurried += 1
+        return hurried
 
     def shown_unreadable(self, key: str) -> None:
         """The goal now shows that its pull request cannot be read: the next look asks
