@@ -440,7 +440,8 @@ KUBE_ADAPTER = ROOT / "operator" / "backlog_operator" / "adapters" / "kube.py"
 
 
 def _kube_client_methods() -> set[str]:
-    """The client methods kube.py calls: `self._batch.X`, `self._core.X`, `self._custom.X`."""
+    """The client methods kube.py calls: `self._batch.X`, `self._core.X`, `self._custom.X`, and
+    `self._lean.X` (`LeanApi`: the same requests by the same names)."""
     tree = ast.parse(KUBE_ADAPTER.read_text(encoding="utf-8"))
     methods = set()
     for node in ast.walk(tree):
@@ -449,7 +450,7 @@ def _kube_client_methods() -> set[str]:
             and isinstance(node.value, ast.Attribute)
             and isinstance(node.value.value, ast.Name)
             and node.value.value.id == "self"
-            and node.value.attr in {"_batch", "_core", "_custom"}
+            and node.value.attr in {"_batch", "_core", "_custom", "_lean"}
         ):
             methods.add(node.attr)
     return methods

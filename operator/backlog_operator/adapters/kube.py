@@ -6,6 +6,12 @@ so kopf's event loop never blocks. The executor and the client's connection pool
 of a pooled one. An optional rate limit (`qps`, `burst`: a token bucket, as client-go's) bounds
 what the operator asks of the API server. Responses are read as plain JSON dicts (no model
 objects), decoded in the worker thread: it is faster, and the controller works on dicts anyway.
+The calls of every goal's cycle (read the goal, create its Job, write its status, post an
+Event) go through `LeanApi`: the same requests the client's methods make, without their
+per-call pydantic validation of every argument and round trip of a dict body through the
+client's models (1.4 ms of CPU for a Job, more than the request itself); a Job is still checked
+against the client's model before it is sent, as the client's method checks it (from its JSON:
+about 0.3 ms less).
 Every call has a timeout, so an API server that never answers holds no object's lock for ever.
 
 Failures: a Job the API server (or the client's own validation) refuses is a `JobRefusedError`
@@ -24,10 +30,11 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from kubernetes import client
 from kubernetes.client import rest
@@ -97,6 +104,76 @@ class RateLimit:
             await asyncio.sleep(delay)
 
 
+class LeanApi:
+    """The client's methods of a goal's every cycle, by the same names, making the same
+    requests (headers, authentication, timeouts, connection pool, `ApiException` on an answer
+    outside 2xx) from the client's REST layer; each returns the answer's JSON decoded."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._api = api_client
+
+    def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> Any:
+        """GET one custom object."""
+        path = _path("apis", group, version, "namespaces", namespace, plural, name)
+        return self._request("GET", path)
+
+    def patch_namespaced_custom_object_status(
+        self, group: str, version: str, namespace: str, plural: str, name: str, body: object
+    ) -> Any:
+        """Merge-patch a custom object's status subresource."""
+        path = _path("apis", group, version, "namespaces", namespace, plural, name, "status")
+        return self._request("PATCH", path, body, "application/merge-patch+json")
+
+    def read_namespaced_job(self, name: str, namespace: str) -> Any:
+        """GET one Job."""
+        return self._request(
+            "GET", _path("apis", "batch", "v1", "namespaces", namespace, "jobs", name)
+        )
+
+    def create_namespaced_job(self, namespace: str, body: Mapping[str, Any]) -> Any:
+        """POST a Job, checked against the client's model first (a `ValueError` when it does
+        not fit: nothing is sent). Checked as JSON, which is what is sent: the same checks and
+        errors as the client's method makes on the dict, in a sixth of the time."""
+        client.V1Job.model_validate_json(json.dumps(body))
+        return self._request(
+            "POST", _path("apis", "batch", "v1", "namespaces", namespace, "jobs"), body
+        )
+
+    def create_namespaced_event(self, namespace: str, body: Mapping[str, Any]) -> Any:
+        """POST a core/v1 Event."""
+        return self._request("POST", _path("api", "v1", "namespaces", namespace, "events"), body)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        api = self._api
+        headers: dict[str, Any] = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        headers.update(api.default_headers)
+        if api.cookie:
+            headers["Cookie"] = api.cookie
+        queries: list[tuple[str, str]] = []
+        # The bearer token as the client's methods send it (refreshed by its hook, if any).
+        api.update_params_for_auth(headers, queries, ["BearerToken"], path, method, body)
+        url = api.configuration.host + path
+        if queries:
+            url += "?" + urlencode(queries, quote_via=quote)
+        response = api.rest_client.request(  # type: ignore[no-untyped-call]
+            method, url, headers=headers, body=body, _request_timeout=REQUEST_TIMEOUT
+        )
+        data = response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return json.loads(data) if data else {}
+
+
 class KubeCluster:
     """Async façade over the official client for the few calls the operator makes."""
 
@@ -112,6 +189,7 @@ class KubeCluster:
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._lean = LeanApi(api_client)
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="kube-api")
         self._limit = RateLimit(qps, burst or max(1, int(qps * 2))) if qps > 0 else None
 
@@ -127,9 +205,15 @@ class KubeCluster:
         call = functools.partial(_call_sync, method, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def _get_or_none(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+    async def _lean_call(self, method: Callable[..., Any], *args: Any) -> Any:
+        """One `LeanApi` call in a worker thread (its JSON answer decoded there)."""
+        if self._limit is not None:
+            await self._limit.wait()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, method, *args)
+
+    async def _get_or_none(self, reading: Awaitable[Any]) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = await self._call(method, *args, **kwargs)
+            result: dict[str, Any] = await reading
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -144,8 +228,8 @@ class KubeCluster:
         failures (429, 5xx, no answer) are raised as they are: a later try may succeed."""
         namespace = str(manifest["metadata"]["namespace"])
         try:
-            created: dict[str, Any] = await self._call(
-                self._batch.create_namespaced_job, namespace, manifest, _preload_content=False
+            created: dict[str, Any] = await self._lean_call(
+                self._lean.create_namespaced_job, namespace, manifest
             )
         except ApiException as error:
             if error.status == 409:
@@ -163,7 +247,7 @@ class KubeCluster:
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Job, or None when it does not exist."""
         return await self._get_or_none(
-            self._batch.read_namespaced_job, name, namespace, _preload_content=False
+            self._lean_call(self._lean.read_namespaced_job, name, namespace)
         )
 
     async def delete_job(self, namespace: str, name: str) -> None:
@@ -285,13 +369,9 @@ class KubeCluster:
     async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One of our custom objects (goals, goalschedules, backlogs), or None when gone."""
         return await self._get_or_none(
-            self._custom.get_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            _preload_content=False,
+            self._lean_call(
+                self._lean.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
+            )
         )
 
     async def list_goals(
@@ -379,15 +459,14 @@ class KubeCluster:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            written: dict[str, Any] = await self._call(
-                self._custom.patch_namespaced_custom_object_status,
+            written: dict[str, Any] = await self._lean_call(
+                self._lean.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
                 namespace,
                 plural,
                 name,
                 body,
-                _preload_content=False,
             )
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing to report on
@@ -398,7 +477,7 @@ class KubeCluster:
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret a Backlog names (for reading a private backlog), or None."""
         secret = await self._get_or_none(
-            self._core.read_namespaced_secret, name, namespace, _preload_content=False
+            self._call(self._core.read_namespaced_secret, name, namespace, _preload_content=False)
         )
         encoded = ((secret or {}).get("data") or {}).get(key)
         if encoded is None:
@@ -481,11 +560,8 @@ class KubeCluster:
         }
         for attempt in range(1, EVENT_TRIES + 1):
             try:
-                await self._call(
-                    self._core.create_namespaced_event,
-                    metadata.get("namespace"),
-                    event,
-                    _preload_content=False,
+                await self._lean_call(
+                    self._lean.create_namespaced_event, metadata.get("namespace"), event
                 )
                 return
             except Exception as error:
@@ -579,6 +655,11 @@ def _call_sync(method: Any, *args: Any, **kwargs: Any) -> Any:
     response = method(*args, **kwargs)
     data = response.data if hasattr(response, "data") else response
     return json.loads(data) if data else {}
+
+
+def _path(*segments: str) -> str:
+    """A request's path: each segment quoted whole, as the client quotes its path parameters."""
+    return "/" + "/".join(quote(str(segment), safe="") for segment in segments)
 
 
 def _size_pool(api_client: client.ApiClient, size: int) -> None:
