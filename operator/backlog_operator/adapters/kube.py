@@ -487,7 +487,7 @@ class KubeCluster:
     async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """All keys of a Secret, decoded (a credentials Secret may hold a GitHub App), or None."""
         secret = await self._get_or_none(
-            self._core.read_namespaced_secret, name, namespace, _preload_content=False
+            self._call(self._core.read_namespaced_secret, name, namespace, _preload_content=False)
         )
         if secret is None:
             return None
@@ -497,7 +497,7 @@ class KubeCluster:
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Secret as the API has it (an attempt's token Secret: its expiry annotation)."""
         return await self._get_or_none(
-            self._core.read_namespaced_secret, name, namespace, _preload_content=False
+            self._call(self._core.read_namespaced_secret, name, namespace, _preload_content=False)
         )
 
     async def create_secret(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
