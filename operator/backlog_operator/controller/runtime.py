@@ -17,10 +17,11 @@ Goals are driven by events, not polled:
 - times: a backing-off goal is looked at when its next attempt is due, a running goal whose Pod
   waits when that wait's grace ends (`outcome.STUCK_GRACE`);
 - a queue position is written again when it moved materially (`capacity.position_stale`).
-A goal that succeeded with a pull request has it followed until it is merged or closed
-(`goals/pull_request.py`): each round of the loop takes the few looks that are due (conditional
-requests to the forge, in a thread, in a background task of their own) and writes what changed
-into the goal's status.
+A goal that succeeded with a pull request has it followed until it is merged (a closed one
+slowly: it may be reopened) (`goals/pull_request.py`): each round of the loop takes the few
+looks that are due (conditional requests to the forge, in a thread, in a background task of
+their own) and writes what changed into the goal's status; one that no longer merges starts a
+heal Job (`goals/heal.py`), whose end the goal's reconcile reads.
 One loop (`BACKLOG_OPERATOR_REQUEUE_SECONDS`) runs what is due: those times, failed cycles'
 retries, GoalSchedules and Backlogs whose next look is due, queue positions, pull request looks;
 every twelfth
@@ -81,6 +82,7 @@ from backlog_operator.controller.goals.outcome import job_finished
 from backlog_operator.controller.goals.pull_request import (
     Followed,
     PullRequestFollower,
+    news,
     pull_request_seen,
     to_follow,
     unreadable,
@@ -226,8 +228,12 @@ class Runtime:
         )
         self.metrics.track_capacity(self.capacity.queued, self.capacity.held, settings.max_running)
         self.forge_factory = forge_factory
-        # Goals whose pull request is followed, until merged or closed.
-        self.pulls = PullRequestFollower(settings.pr_poll_seconds, settings.pr_polls_per_round)
+        # Goals whose pull request is followed, until merged (closed ones slowly).
+        self.pulls = PullRequestFollower(
+            settings.pr_poll_seconds,
+            settings.pr_polls_per_round,
+            closed_interval=settings.pr_closed_poll_seconds or None,
+        )
         self._following: asyncio.Task[None] | None = None
         # namespace/name -> the next time to look at that GoalSchedule or Backlog
         self.schedule_wake: dict[str, datetime] = {}
@@ -387,9 +393,10 @@ class Runtime:
 
     def _follow(self, key: str, body: Mapping[str, Any], status: GoalStatus) -> None:
         """Follow the pull request of a finished goal, or stop following it (the goal's
-        model is read only for one that has a pull request still to follow)."""
+        model is read only for one that has a pull request still to follow: open, or closed
+        and perhaps reopened later)."""
         pull = status.pull_request
-        if status.phase is not Phase.SUCCEEDED or pull is None or pull.state not in (None, "open"):
+        if status.phase is not Phase.SUCCEEDED or pull is None or pull.state == "merged":
             self.pulls.track(None, key, time.monotonic())
             return
         try:
@@ -703,9 +710,10 @@ class Runtime:
             await self._look_failed(item, error)
             return
         seen = poll.state
-        if seen is None or (seen.state == item.state and not item.unreadable):
-            # A 304, or nothing the status shows changed (a comment changes the ETag).
-            self.pulls.looked(item.key, poll.etag, item.state, time.monotonic())
+        if seen is None or not news(item, seen):
+            # A 304, or nothing the status shows, or a heal needs, changed (a comment changes
+            # the ETag).
+            self.pulls.looked(item.key, poll.etag, item.state, time.monotonic(), seen=seen)
             return
 
         async def write(namespace: str, name: str, read: _Seen) -> None:
@@ -716,9 +724,12 @@ class Runtime:
                 return
             status = read_status(GoalStatus, body.get("status"))
             new, events = pull_request_seen(status, seen, self.clock())
+            healing = await self.goals.heals.after_look(body, new or status, seen)
+            if healing.status is not None:  # a heal Job started, or none left
+                new, events = healing.status, [*events, *healing.events]
             if new is not None:
                 await self._write_seen(body, new, events)
-            self.pulls.looked(item.key, poll.etag, seen.state, time.monotonic())
+            self.pulls.looked(item.key, poll.etag, seen.state, time.monotonic(), seen=seen)
             self._follow(item.key, body, new or status)
 
         await self._cycle(GOALS, item.namespace, item.name, write)

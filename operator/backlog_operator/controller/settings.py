@@ -23,6 +23,8 @@
 | `LOG_FORMAT` | `text` or `json` (one object per line); `--log-format` overrides it | `text` |
 | `PR_POLL_SECONDS` | how often a goal's open pull request is looked at (±25 % jitter) (5) | 300 |
 | `PR_POLLS_PER_ROUND` | pull requests looked at, at most, per round of the loop (5) | 20 |
+| `PR_CLOSED_POLL_SECONDS` | how often a closed pull request is looked at (7) | 0 |
+| `MAX_HEALS` | heal Jobs per goal's pull request, at most (6) | 3 |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
 (2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
@@ -34,6 +36,10 @@ turns kopf's on too (on another port).
 (5) Each look is a conditional request (ETag): one whose pull request has not changed costs no
 rate limit. `PR_POLLS_PER_ROUND` every `REQUEUE_SECONDS` bounds the burst; keep it at least
 (open pull requests * `REQUEUE_SECONDS` / `PR_POLL_SECONDS`) so that every one gets its turn.
+(6) A heal merges the base into a pull request that conflicts only in the backlog file; one per
+pair of head and base commits, and no more than this many per goal: a pull request that keeps
+conflicting is left to a person (`HealLimitReached`).
+(7) Reopened, it is followed again; 0 = 12 times `PR_POLL_SECONDS` (an hour by default).
 """
 
 from __future__ import annotations
@@ -91,6 +97,8 @@ class OperatorSettings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     pr_poll_seconds: float = Field(default=300.0, gt=0)
     pr_polls_per_round: int = Field(default=20, ge=1)
+    pr_closed_poll_seconds: float = Field(default=0.0, ge=0)
+    max_heals: int = Field(default=3, ge=0)
 
     @field_validator("namespaces", mode="before")
     @classmethod
