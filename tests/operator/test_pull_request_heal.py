@@ -325,7 +325,7 @@ def test_a_backlog_only_conflict_is_healed_and_the_pull_request_then_merges(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    first, second, beta = two_pull_requests(world)
+    _, second, beta = two_pull_requests(world)
     old_tip = remote_sha(world.remote, beta)
     main_tip = remote_sha(world.remote, "main")
     world.wait_status("g-alpha", lambda s: s["pullRequest"]["state"] == "merged")
