@@ -63,6 +63,7 @@ from backlog_operator.api.goal import FINAL_PHASES, Goal, GoalStatus, Phase
 from backlog_operator.api.labels import (
     LABEL_ATTEMPT,
     LABEL_GOAL_UID,
+    LABEL_HEAL,
     LABEL_MANAGED_BY,
     LABEL_RUN,
     MANAGED_BY,
@@ -291,7 +292,8 @@ class Runtime:
                             labels.get(LABEL_ATTEMPT),
                         )
                     )
-                    if job_finished(job) is None:
+                    # A heal Job (its goal succeeded) holds no slot, and is no attempt.
+                    if job_finished(job) is None and LABEL_HEAL not in labels:
                         running.add(labels.get(LABEL_GOAL_UID))
             for body in goals:
                 try:
