@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -322,9 +321,8 @@ def two_pull_requests(world: World, script: str | None = None) -> tuple[int, int
 
 
 def test_a_backlog_only_conflict_is_healed_and_the_pull_request_then_merges(
-    world: World, caplog: pytest.LogCaptureFixture
+    world: World, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    caplog.set_level(logging.INFO)
     _, second, beta = two_pull_requests(world)
     old_tip = remote_sha(world.remote, beta)
     main_tip = remote_sha(world.remote, "main")
@@ -393,7 +391,8 @@ def test_a_backlog_only_conflict_is_healed_and_the_pull_request_then_merges(
 
     # The token: in no status, event, Job, Pod (termination message), log or output.
     assert TOKEN not in world.everything_said()
-    assert "Healed" in caplog.text and TOKEN not in caplog.text  # the operator's log, read
+    logged = capfd.readouterr()  # the operator's log lines (and the local runs')
+    assert "Goal Healed" in logged.err and TOKEN not in logged.err + logged.out
     assert world.heal_outputs and not any(TOKEN in text for text in world.heal_outputs)
 
 
@@ -401,9 +400,8 @@ def test_a_backlog_only_conflict_is_healed_and_the_pull_request_then_merges(
 
 
 def test_a_conflict_in_the_tasks_files_is_reported_not_healed(
-    world: World, caplog: pytest.LogCaptureFixture
+    world: World, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    caplog.set_level(logging.INFO)
     remote_backlog = {
         "apiVersion": "backlog.dev/v1alpha1",
         "kind": "Backlog",
@@ -482,7 +480,9 @@ def test_a_conflict_in_the_tasks_files_is_reported_not_healed(
     )
     assert len(world.heal_jobs("team-beta")) == 1
     assert world.reasons("team-beta").count(("Warning", "Conflicted")) == 1
-    assert TOKEN not in world.everything_said() and TOKEN not in caplog.text
+    logged = capfd.readouterr()
+    assert "Goal Conflicted" in logged.err and TOKEN not in logged.err + logged.out
+    assert TOKEN not in world.everything_said()
 
 
 def owned_goals(api: HardenedEmulator) -> dict[str, str]:
