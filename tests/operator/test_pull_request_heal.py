@@ -62,6 +62,14 @@ tasks:
 """
 
 
+# One flow mapping per task: neighbouring lines, so the writebacks conflict too.
+FLOW = """\
+tasks:
+  - {id: alpha, title: Alpha, ready: true, status: pending}
+  - {id: beta, title: Beta, ready: true, status: pending}
+"""
+
+
 class World:
     """The remote and its HTTP server, the GitHub stand-in on it, and the API emulator."""
 
@@ -73,8 +81,10 @@ class World:
         remote: Path,
         git: GitHttpServer,
         github: GitHubStandIn,
+        layout: str,
     ) -> None:
         self.api: HardenedEmulator = server.emulator
+        self.layout = layout
         self.tmp_path = tmp_path
         self.projects = projects
         self.remote = remote
@@ -289,7 +299,7 @@ def world_of(
         GitHubStandIn(REPOSITORY, token=TOKEN, git_dir=remote) as github,
         running_operator(server, tmp_path, **settings),
     ):
-        yield World(server, tmp_path, projects, remote, git, github)
+        yield World(server, tmp_path, projects, remote, git, github, layout)
 
 
 @pytest.fixture
@@ -298,8 +308,10 @@ def world(
     project_crds: object,
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> Iterator[World]:
-    with world_of(emulator_server, tmp_path, COMPACT) as made:
+    layout = getattr(request, "param", COMPACT)
+    with world_of(emulator_server, tmp_path, layout) as made:
         yield made
 
 
@@ -320,6 +332,7 @@ def two_pull_requests(world: World, script: str | None = None) -> tuple[int, int
 # ------------------------------------------------------------------------------------ healed
 
 
+@pytest.mark.parametrize("world", [COMPACT, FLOW], ids=["compact-block", "flow"], indirect=True)
 def test_a_backlog_only_conflict_is_healed_and_the_pull_request_then_merges(
     world: World, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -386,6 +399,8 @@ def test_a_backlog_only_conflict_is_healed_and_the_pull_request_then_merges(
     for task in ("alpha", "beta"):
         shown = run_git("--git-dir", str(world.remote), "show", f"main:docs/{task}.md")
         assert shown == f"{task}\n"
+    if world.layout == FLOW:
+        assert backlog.count("{id:") == 2  # the layout stayed as it was
     assert len(world.heal_jobs("g-beta")) == 1  # one heal, not one per look
     assert world.heal_jobs("g-alpha") == []
 
