@@ -492,15 +492,20 @@ def test_a_conflict_in_the_tasks_files_is_reported_not_healed(
     # even when GitHub computes its mergeability again (unknown, then dirty once more).
     for _ in range(2):
         world.github.pulls[second].computed_for = None
-        looks = len(world.github.requests_to("GET", f"/pulls/{second}"))
-        world.api.wait_for(
-            lambda: len(world.github.requests_to("GET", f"/pulls/{second}")) >= looks + 3 or None
-        )
+        wait_for_looks(world, second, 3)
     assert len(world.heal_jobs("team-beta")) == 1
     assert world.reasons("team-beta").count(("Warning", "Conflicted")) == 1
     logged = capfd.readouterr()
     assert "Goal Conflicted" in logged.err and TOKEN not in logged.err + logged.out
     assert TOKEN not in world.everything_said()
+
+
+def wait_for_looks(world: World, number: int, count: int) -> None:
+    """Wait until the operator has looked at pull request `number` `count` more times."""
+    looks = len(world.github.requests_to("GET", f"/pulls/{number}"))
+    world.api.wait_for(
+        lambda: len(world.github.requests_to("GET", f"/pulls/{number}")) >= looks + count or None
+    )
 
 
 def owned_goals(api: HardenedEmulator) -> dict[str, str]:
