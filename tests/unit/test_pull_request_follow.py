@@ -14,6 +14,7 @@ from backlog_operator.api.goal import Goal, GoalStatus
 from backlog_operator.controller.goals.pull_request import (
     Followed,
     PullRequestFollower,
+    news,
     opened_condition,
     pull_request_seen,
     to_follow,
@@ -314,4 +315,23 @@ def test_an_answer_whose_mergeability_is_not_computed_yet_is_looked_at_again_soo
     assert [i.key for i in follower.take_due(110.0)] == ["ns/g"]  # RECHECK_SECONDS, not 100
     follower.looked("ns/g", "e1", "open", now=110.0, seen=unknown)
     assert follower.take_due(150.0) == []  # once: then the interval again
-    assert taken.mergeable_state == "unknown" and taken.heads == "h..b"
+    assert taken.mergeable_state == "unknown" and taken.heads is None  # no conflict seen
+
+
+def test_only_answers_a_status_or_a_heal_needs_are_looked_into() -> None:
+    followed = item("ns/g")
+    followed.state = "open"
+    clean = Seen("open", mergeable=True, mergeable_state="clean", head_sha="h", base_sha="b1")
+    moved = Seen("open", mergeable=None, mergeable_state="unknown", head_sha="h", base_sha="b2")
+    dirty = Seen("open", mergeable=False, mergeable_state="dirty", head_sha="h", base_sha="b2")
+
+    assert not news(followed, clean) and not news(followed, moved)  # a base that moved
+    assert news(followed, Seen("merged")) and news(followed, dirty)
+    followed.heads = "h..b2"  # that conflict was seen (and its heal decided)
+    assert not news(followed, dirty)
+    assert news(
+        followed,
+        Seen("open", mergeable=False, mergeable_state="dirty", head_sha="h2", base_sha="b2"),
+    )
+    followed.troubled = True  # the goal shows what a heal found: merging again is news
+    assert news(followed, clean) and not news(followed, dirty)

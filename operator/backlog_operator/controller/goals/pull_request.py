@@ -200,8 +200,10 @@ class Followed:
     due: float = 0.0
     failures: int = field(default=0)
     unreadable: bool = False  # the goal shows Merged=Unknown: the next answer is written
-    # Whether it still merges, and the `<head>..<base>` commits, as the last answer said: an
-    # answer that changes either is looked into (a heal may be due).
+    # The goal's Merged condition says what a heal found (it goes back once the pull request
+    # merges again); the last answer's mergeability; the `<head>..<base>` commits of the last
+    # answer that said `dirty` (a new pair may need a heal: `news`).
+    troubled: bool = False
     mergeable_state: str | None = None
     heads: str | None = None
     rechecked: bool = False  # the look after an `unknown` answer came sooner, once
@@ -241,6 +243,7 @@ def to_follow(goal: Goal, status: GoalStatus) -> Followed | None:
         secret=(secret.name, secret.key) if secret is not None else None,
         state=pull.state,
         unreadable=merged is not None and merged.reason == UNREADABLE_REASON,
+        troubled=merged is not None and merged.reason in HEAL_REASONS,
     )
 
 
@@ -280,6 +283,7 @@ class PullRequestFollower:
         known = self._followed.get(key)
         if known is not None and (known.uid, known.number) == (wanted.uid, wanted.number):
             known.state, known.unreadable = wanted.state, wanted.unreadable or known.unreadable
+            known.troubled = wanted.troubled
             return
         # Within its second half-interval: a pull request just opened has not changed yet,
         # and after a restart the looks at every one of them are spread over that time.
@@ -334,7 +338,9 @@ class PullRequestFollower:
             return
         if seen is None:
             return
-        item.mergeable_state, item.heads = seen.mergeable_state, heads_of(seen)
+        item.mergeable_state = seen.mergeable_state
+        if seen.mergeable_state == "dirty":
+            item.heads = heads_of(seen)
         unknown = state == "open" and seen.mergeable is None
         if unknown and not item.rechecked:
             item.rechecked = True
@@ -385,13 +391,16 @@ def heads_of(seen: SeenPullRequest) -> str | None:
 
 
 def news(item: Followed, seen: SeenPullRequest) -> bool:
-    """Whether an answer says something the goal's status, or a heal, may need: a new state,
-    a new mergeability or new commits (or the status shows the pull request unreadable)."""
+    """Whether an answer says something the goal's status, or a heal, may need: a new state
+    (or the status shows the pull request unreadable), a conflict on commits not seen
+    conflicting before (a heal may be due), or a goal that shows a conflict merging again.
+    Anything else (a base that moved, mergeability being computed) reads and writes nothing:
+    a push to a busy base branch changes every open pull request's answer."""
     return (
         seen.state != item.state
         or item.unreadable
-        or seen.mergeable_state != item.mergeable_state
-        or heads_of(seen) != item.heads
+        or (seen.mergeable_state == "dirty" and heads_of(seen) != item.heads)
+        or (item.troubled and seen.mergeable is True)
     )
 
 
