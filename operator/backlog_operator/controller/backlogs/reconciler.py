@@ -213,11 +213,10 @@ class BacklogReconciler:
             keep=kept_goals(goals, declined),
             deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
-        events += trimmed
         new = self._report(backlog, status, parsed, selection, started, generation, declined)
         new = evolve(new, conflicted=conflicted_tasks(goals, list(digests), _LISTED))
-        new = self._budget(new, status, accounted, events, generation)
-        events += _newly_declined(status, new) + newly_conflicted(status, new)
+        new = self._budget(new, status, accounted, events, generation)  # its events go first
+        events += trimmed + _newly_declined(status, new) + newly_conflicted(status, new)
         if forge_error is not None:
             new = self._forge_unavailable(new, status, forge_error, generation, events)
         if status.last_synced_commit != parsed.commit:

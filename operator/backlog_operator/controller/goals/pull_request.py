@@ -75,19 +75,40 @@ JITTER = 0.25
 
 
 class SeenPullRequest(Protocol):
-    """What the forge said of a pull request (adapters.github.PullRequestState)."""
+    """What the forge said of a pull request (adapters.github.PullRequestState; read-only)."""
 
-    number: int
-    state: str
-    merge_commit: str | None
-    merged_by: str | None
-    merged_at: datetime | None
-    closed_by: str | None
-    closed_at: datetime | None
-    mergeable: bool | None
-    mergeable_state: str | None
-    head_sha: str | None
-    base_sha: str | None
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def merge_commit(self) -> str | None: ...
+
+    @property
+    def merged_by(self) -> str | None: ...
+
+    @property
+    def merged_at(self) -> datetime | None: ...
+
+    @property
+    def closed_by(self) -> str | None: ...
+
+    @property
+    def closed_at(self) -> datetime | None: ...
+
+    @property
+    def mergeable(self) -> bool | None: ...
+
+    @property
+    def mergeable_state(self) -> str | None: ...
+
+    @property
+    def head_sha(self) -> str | None: ...
+
+    @property
+    def base_sha(self) -> str | None: ...
 
 
 def opened_condition(status: GoalStatus, generation: int | None, now: datetime) -> list[Condition]:
