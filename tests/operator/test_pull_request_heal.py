@@ -524,6 +524,7 @@ def test_a_failing_heal_is_not_repeated_and_heals_are_bounded(
     with world_of(emulator_server, tmp_path, COMPACT, max_heals=2) as world:
         _, second, _ = two_pull_requests(world)
         first_heal = world.wait_heal_job("g-beta")
+        world.wait_status("g-beta", lambda s: "healJob" in s["pullRequest"])  # its start said
         world.fail_heal(first_heal)
         world.wait_status("g-beta", lambda s: "healJob" not in s["pullRequest"])
         merged = world.condition("g-beta")

@@ -731,6 +731,10 @@ class Runtime:
                 new, events = healing.status, [*events, *healing.events]
             if new is not None:
                 await self._write_seen(body, new, events)
+            if healing.status is not None:
+                # A heal Job adopted (its start's write was lost) may have ended already: no
+                # event of it would come. The goal's reconcile reads it now.
+                self._spawn([item.key])
             self.pulls.looked(item.key, poll.etag, seen.state, time.monotonic(), seen=seen)
             self._follow(item.key, body, new or status)
 
