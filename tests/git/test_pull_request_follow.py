@@ -40,6 +40,8 @@ def test_the_pull_request_a_run_opened_is_followed_to_its_end(
         opened = forge.pull_request_state(number)
         assert opened.state is not None and opened.state.state == "open"
         assert opened.state.url == run.result["pullRequest"]["url"]
+        # Computed since the pull request was created (its answer said null, as GitHub's does).
+        assert (opened.state.mergeable, opened.state.mergeable_state) == (True, "clean")
         # Nothing changed since: the next look is a 304, free of rate limit.
         again = forge.pull_request_state(number, opened.etag)
         assert (again.state, again.etag) == (None, opened.etag)

@@ -323,6 +323,34 @@ def test_status_is_written_only_when_it_changes(
     assert helper.requests("GET", path) > 2 * patches  # there were reconciles with no write
 
 
+def test_a_goal_whose_pull_request_may_be_open_is_kept_from_history(
+    scheduled: Scheduled,
+) -> None:
+    """Like a Backlog's: a Goal whose pull request is open (its outcome not known yet: it may
+    need a heal, or be closed) is not trimmed, whatever the limit; merged, it is history."""
+    manifest = schedule("prs", successfulGoalsHistoryLimit=0)
+    manifest["spec"]["goalTemplate"]["spec"]["pullRequest"] = {"provider": "none"}
+    scheduled.api.create_object(manifest)
+    scheduled.next_tick()
+    [first] = scheduled.wait_goals("prs", 1)
+    started = scheduled.clock.now
+    scheduled.finish(first, "Succeeded", started, started + timedelta(minutes=1))
+    pull = {"number": 7, "url": "https://github.com/o/r/pull/7", "state": "open"}
+    scheduled.api.patch_status(GOALS, NS, first, {"pullRequest": pull})
+
+    scheduled.next_tick()  # a reconcile that lists the succeeded Goal and trims history
+    goals = scheduled.wait_goals("prs", 2)
+    scheduled.api.wait_for(lambda: len(scheduled.status("prs").get("active") or []) == 1)
+    assert first in goals and "HistoryTrimmed" not in scheduled.events("prs")
+
+    scheduled.api.patch_status(GOALS, NS, first, {"pullRequest": {**pull, "state": "merged"}})
+    scheduled.next_tick()
+    scheduled.api.wait_for(
+        lambda: first not in scheduled.goals("prs") or None,
+        message=lambda: f"goals left: {scheduled.goals('prs')}",
+    )
+
+
 def test_last_successful_time_survives_history_trimming(scheduled: Scheduled) -> None:
     """As CronJob's: with successfulGoalsHistoryLimit 0 the Goal that succeeded is deleted on
     the reconcile that sees it succeed; its completion time stays in lastSuccessfulTime."""

@@ -55,11 +55,19 @@ Kept from GitHub:
   an authenticated request. `not_modified` counts the 304s.
 - `merge(number, by=...)` and `close(number, by=...)` change a pull request as a person would;
   GitHub tells who merged on the pull request (`merged_by`), and who closed one without merging
-  only on its issue (`closed_by`).
+  only on its issue (`closed_by`). `reopen(number)` opens a closed one again.
+- Mergeability is computed lazily, as GitHub does: a single pull request's first answer after
+  it, or its base, changed has `mergeable: null` and `mergeable_state: "unknown"`, and the
+  computation starts; later answers have `mergeable` true and `clean`, or false and `dirty`
+  (a conflict). Closed and merged ones say null and `unknown`.
+- With `git_dir` (a bare repository, the remote the worker pushes to), the pull requests are
+  its branches for real: `head.sha` and `base.sha` are the branches' tips, mergeability is
+  `git merge-tree` of the two, and `merge` makes a real merge commit on the base branch (the
+  `merge_commit_sha`), refusing a pull request that conflicts (405, as GitHub's merge button
+  is disabled). Without it, heads are made-up digests and every pull request merges.
 
-Not emulated: issues that are not pull requests, reviews, merging through the API, the
-`mergeable` computation, sort by popularity or long-running (treated as created),
-`If-Modified-Since`, GraphQL.
+Not emulated: issues that are not pull requests, reviews, merging through the API, sort by
+popularity or long-running (treated as created), `If-Modified-Since`, GraphQL.
 
 Failures are injected with `fail_next` (any status, headers and body), `rate_limit_next`
 (primary limit: 403, `X-RateLimit-Remaining: 0`, `X-RateLimit-Reset`),
@@ -79,8 +87,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterable
@@ -88,6 +98,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -239,6 +250,10 @@ class StandInPull:
     merged_at: datetime | None = None
     merged_by: str | None = None
     closed_by: str | None = None
+    merge_commit: str | None = None
+    # (head, base) the mergeability was computed for, and what it came to.
+    computed_for: tuple[str, str] | None = None
+    mergeable: bool | None = None
 
 
 @dataclass
@@ -275,8 +290,10 @@ class GitHubStandIn:
         path_prefix: str = "",
         default_branch: str = "main",
         user: str = "backlog-bot",
+        git_dir: Path | None = None,
     ) -> None:
         self.repository = repository
+        self.git_dir = git_dir
         self.owner, self.name = repository.split("/", 1)
         self.token = token
         self.path_prefix = path_prefix.rstrip("/")
@@ -410,9 +427,12 @@ class GitHubStandIn:
             return pr
 
     def merge(self, number: int, *, by: str = "octocat") -> StandInPull:
-        """Mark a pull request merged (and closed), as if the person `by` merged it."""
+        """Mark a pull request merged (and closed), as if the person `by` merged it; with
+        `git_dir`, merge its branch into the base branch for real (a merge commit)."""
         with self._lock:
             pr = self.pulls[number]
+            if self.git_dir is not None:
+                pr.merge_commit = self._git_merge(pr)
             now = datetime.now(UTC)
             pr.state, pr.merged = "closed", True
             pr.merged_at = pr.closed_at = pr.updated_at = now
@@ -427,6 +447,76 @@ class GitHubStandIn:
             pr.state, pr.closed_at, pr.updated_at = "closed", now, now
             pr.closed_by = by
             return pr
+
+    def reopen(self, number: int) -> StandInPull:
+        """Open a pull request closed without merging again, as a person may."""
+        with self._lock:
+            pr = self.pulls[number]
+            assert not pr.merged, "a merged pull request cannot be reopened"
+            pr.state, pr.closed_at, pr.closed_by = "open", None, None
+            pr.updated_at = datetime.now(UTC)
+            return pr
+
+    # -- git ------------------------------------------------------------------------------------
+
+    def _run_git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(
+            GIT_AUTHOR_NAME="octocat",
+            GIT_AUTHOR_EMAIL="octocat@example.com",
+            GIT_COMMITTER_NAME="GitHub",
+            GIT_COMMITTER_EMAIL="noreply@example.com",
+        )
+        return subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
+
+    def _tip(self, branch: str) -> str | None:
+        """A branch's tip in `git_dir`, or None (no repository, or no such branch)."""
+        if self.git_dir is None:
+            return None
+        found = self._run_git("rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False)
+        return found.stdout.strip() or None
+
+    def _heads(self, pr: StandInPull) -> tuple[str, str]:
+        return (self._tip(pr.head) or pr.head_sha, self._tip(pr.base) or _sha(pr.base))
+
+    def _mergeability(self, pr: StandInPull) -> tuple[bool | None, str]:
+        """GitHub's lazy answer: null and `unknown` while not computed for the current heads
+        (computed now, for the next answer), then the result."""
+        if pr.state != "open":
+            return None, "unknown"
+        heads = self._heads(pr)
+        if pr.computed_for != heads:
+            pr.computed_for = heads
+            pr.mergeable = self._merges(*heads)
+            return None, "unknown"
+        return pr.mergeable, "clean" if pr.mergeable else "dirty"
+
+    def _merges(self, head: str, base: str) -> bool:
+        if self.git_dir is None:
+            return True
+        merged = self._run_git("merge-tree", "--write-tree", base, head, check=False)
+        return merged.returncode == 0
+
+    def _git_merge(self, pr: StandInPull) -> str:
+        """Merge `pr`'s branch into its base in `git_dir`: the merge commit."""
+        head, base = self._heads(pr)
+        merged = self._run_git("merge-tree", "--write-tree", base, head, check=False)
+        if merged.returncode != 0:
+            raise ValueError(f"pull request #{pr.number} conflicts with {pr.base}: 405")
+        tree = merged.stdout.split()[0]
+        message = f"Merge pull request #{pr.number} from {self.owner}/{pr.head}"
+        commit = self._run_git(
+            "commit-tree", tree, "-p", base, "-p", head, "-m", message
+        ).stdout.strip()
+        self._run_git("update-ref", f"refs/heads/{pr.base}", commit, base)
+        return commit
 
     def open_pulls(self) -> list[StandInPull]:
         """The open pull requests, oldest first."""
@@ -945,6 +1035,7 @@ class GitHubStandIn:
         self, pr: StandInPull, api: str, origin: str, *, full: bool = False
     ) -> dict[str, Any]:
         repo_api = f"{api}/repos/{self.repository}"
+        head_sha, base_sha = self._heads(pr)
         data: dict[str, Any] = {
             "url": f"{repo_api}/pulls/{pr.number}",
             "id": 100000 + pr.number,
@@ -971,13 +1062,15 @@ class GitHubStandIn:
             "updated_at": _iso(pr.updated_at),
             "closed_at": _iso(pr.closed_at),
             "merged_at": _iso(pr.merged_at),
-            "merge_commit_sha": _sha(f"merge:{pr.number}") if pr.merged else None,
+            "merge_commit_sha": (pr.merge_commit or _sha(f"merge:{pr.number}"))
+            if pr.merged
+            else None,
             "assignee": None,
             "assignees": [],
             "requested_reviewers": [],
             "requested_teams": [],
-            "head": self._part_json(pr.head, pr.head_sha, pr.head_repo, api, origin),
-            "base": self._part_json(pr.base, _sha(pr.base), self.repository, api, origin),
+            "head": self._part_json(pr.head, head_sha, pr.head_repo, api, origin),
+            "base": self._part_json(pr.base, base_sha, self.repository, api, origin),
             "_links": self._pull_links(pr, api, origin),
             "author_association": "CONTRIBUTOR",
             "auto_merge": None,
@@ -989,11 +1082,12 @@ class GitHubStandIn:
 
     def _pull_detail(self, pr: StandInPull, api: str, origin: str) -> dict[str, Any]:
         """What GitHub adds on a single pull request (GET, POST, PATCH), not in a listing."""
+        mergeable, mergeable_state = self._mergeability(pr)
         return {
             "merged": pr.merged,
-            "mergeable": None if pr.merged else True,
-            "rebaseable": None if pr.merged else True,
-            "mergeable_state": "unknown",
+            "mergeable": mergeable,
+            "rebaseable": mergeable,
+            "mergeable_state": mergeable_state,
             "merged_by": self._user_json(pr.merged_by, api, origin) if pr.merged_by else None,
             "comments": len(pr.comments),
             "review_comments": 0,

@@ -216,15 +216,21 @@ def test_a_pull_request_is_followed_with_conditional_requests(
 ) -> None:
     pr = gh.add_pull(f"{PREFIX}3f9c2a")
 
-    first = forge.pull_request_state(pr.number)
-    assert first.state is not None and first.etag
+    # GitHub computes mergeability lazily: unknown on the first answer, known on the next.
+    computing = forge.pull_request_state(pr.number)
+    assert computing.state is not None
+    assert (computing.state.mergeable, computing.state.mergeable_state) == (None, "unknown")
+    first = forge.pull_request_state(pr.number, computing.etag)
+    assert first.state is not None and first.etag and first.etag != computing.etag
+    assert (first.state.mergeable, first.state.mergeable_state) == (True, "clean")
     assert (first.state.number, first.state.state, first.state.merge_commit) == (1, "open", None)
     assert first.state.url.endswith("/octo-org/octo-repo/pull/1")
+    assert first.state.head_sha == pr.head_sha and first.state.base_sha
     unchanged = forge.pull_request_state(pr.number, first.etag)
     assert (unchanged.state, unchanged.etag) == (None, first.etag)
     assert gh.not_modified == 1
-    [_, second] = gh.requests_to("GET", "/pulls/1")
-    assert second.headers["if-none-match"] == first.etag
+    [_, _, third] = gh.requests_to("GET", "/pulls/1")
+    assert third.headers["if-none-match"] == first.etag
 
     gh.merge(pr.number, by="maintainer")
     merged = forge.pull_request_state(pr.number, first.etag)
@@ -251,6 +257,9 @@ def test_closed_without_merging_says_who_closed_it(gh: GitHubStandIn, forge: Git
         state="closed",
         closed_by="reviewer",
         closed_at=closed.closed_at if closed else None,
+        mergeable_state="unknown",
+        head_sha=closed.head_sha if closed else None,
+        base_sha=closed.base_sha if closed else None,
     )
     assert closed is not None and closed.closed_at is not None
     assert len(gh.requests_to("GET", "/issues/1")) == 1

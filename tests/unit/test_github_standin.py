@@ -235,8 +235,11 @@ def test_who_merged_is_on_the_pull_who_closed_on_its_issue(gh: GitHubStandIn) ->
 def test_conditional_requests_answer_304_free_of_rate_limit(gh: GitHubStandIn) -> None:
     pr = gh.add_pull("feature-a")
     path = f"/repos/{REPO}/pulls/{pr.number}"
+    computing = call(gh, "GET", path)[2]  # the first answer: mergeability not computed yet
+    assert (computing["mergeable"], computing["mergeable_state"]) == (None, "unknown")
 
-    status, headers, _ = call(gh, "GET", path)
+    status, headers, computed = call(gh, "GET", path)
+    assert (computed["mergeable"], computed["mergeable_state"]) == (True, "clean")
     etag, remaining = headers["etag"], int(headers["x-ratelimit-remaining"])
     assert status == 200 and etag.startswith('W/"')
     status, headers, body = call(gh, "GET", path, extra_headers={"If-None-Match": etag})

@@ -14,6 +14,7 @@ from backlog_operator.api.goal import Goal, GoalStatus
 from backlog_operator.controller.goals.pull_request import (
     Followed,
     PullRequestFollower,
+    news,
     opened_condition,
     pull_request_seen,
     to_follow,
@@ -36,6 +37,10 @@ class Seen:
     merged_at: datetime | None = None
     closed_by: str | None = None
     closed_at: datetime | None = None
+    mergeable: bool | None = None
+    mergeable_state: str | None = None
+    head_sha: str | None = None
+    base_sha: str | None = None
 
 
 def published(**pull: Any) -> GoalStatus:
@@ -173,10 +178,6 @@ def test_what_following_takes() -> None:
             "github",
             {"phase": "Succeeded", "pullRequest": {"number": 7, "url": URL, "state": "merged"}},
         ),
-        (
-            "github",
-            {"phase": "Succeeded", "pullRequest": {"number": 7, "url": URL, "state": "closed"}},
-        ),
         ("none", {"phase": "Succeeded", "pullRequest": {"number": 7, "url": URL}}),
     ],
 )
@@ -233,16 +234,21 @@ def test_a_followed_pull_request_keeps_its_etag_and_turn_when_tracked_again() ->
     assert [i.key for i in follower.take_due(due)] == ["ns/g"]
 
 
-def test_merged_closed_and_forgotten_are_no_longer_looked_at() -> None:
-    follower = PullRequestFollower(10.0, batch=5, rng=random.Random(1))
+def test_merged_and_forgotten_are_no_longer_looked_at_and_closed_ones_slowly() -> None:
+    follower = PullRequestFollower(10.0, batch=5, closed_interval=100.0, rng=random.Random(1))
     for key in ("ns/merged", "ns/closed", "ns/gone", "ns/open"):
         follower.track(item(key), key, now=0.0)
     follower.take_due(10.0)
-    follower.looked("ns/merged", None, "merged", now=10.0)
-    follower.looked("ns/closed", None, "closed", now=10.0)
+    follower.looked("ns/merged", None, "merged", now=10.0, seen=Seen("merged"))
+    follower.looked("ns/closed", None, "closed", now=10.0, seen=Seen("closed"))
     follower.forget("ns/gone")
 
-    assert sorted(follower.keys()) == ["ns/open"]
+    assert sorted(follower.keys()) == ["ns/closed", "ns/open"]
+    # The open one every 10 s (±25 %), the closed one (it may be reopened) every 100 s.
+    assert [i.key for i in follower.take_due(25.0)] == ["ns/open"]
+    assert [i.key for i in follower.take_due(40.0)] == ["ns/open"]
+    assert "ns/closed" in [i.key for i in follower.take_due(136.0)]
+    follower.track(None, "ns/closed", now=136.0)
     assert [i.key for i in follower.take_due(1000.0)] == ["ns/open"]
     follower.track(None, "ns/open", now=1000.0)  # run again: no pull request to follow
     assert len(follower) == 0 and follower.take_due(10_000.0) == []
@@ -282,3 +288,50 @@ def test_a_goal_shown_unreadable_gets_its_next_answer_written() -> None:
     assert shown is not None
     restarted = to_follow(goal()[0], evolve(shown, phase="Succeeded"))
     assert restarted is not None and restarted.unreadable
+
+
+def test_a_closed_pull_request_reopened_is_open_again_with_an_event() -> None:
+    closed, _ = pull_request_seen(
+        published(), Seen("closed", closed_by="reviewer", closed_at=NOW), NOW
+    )
+    assert closed is not None
+
+    reopened, events = pull_request_seen(closed, Seen("open", mergeable=True), NOW)
+
+    assert reopened is not None and reopened.pull_request is not None
+    assert reopened.pull_request.to_wire() == {"number": 7, "url": URL, "state": "open"}
+    assert merged_condition(reopened)[:2] == ("False", "PullRequestOpen")
+    assert [(e.kind, e.reason) for e in events] == [("Normal", "PullRequestReopened")]
+
+
+def test_an_answer_whose_mergeability_is_not_computed_yet_is_looked_at_again_soon() -> None:
+    follower = PullRequestFollower(100.0, batch=5, rng=random.Random(2))
+    follower.track(item("ns/g"), "ns/g", now=0.0)
+    [taken] = follower.take_due(100.0)
+    unknown = Seen("open", mergeable_state="unknown", head_sha="h", base_sha="b")
+
+    follower.looked("ns/g", "e1", "open", now=100.0, seen=unknown)
+
+    assert [i.key for i in follower.take_due(110.0)] == ["ns/g"]  # RECHECK_SECONDS, not 100
+    follower.looked("ns/g", "e1", "open", now=110.0, seen=unknown)
+    assert follower.take_due(150.0) == []  # once: then the interval again
+    assert taken.mergeable_state == "unknown" and taken.heads is None  # no conflict seen
+
+
+def test_only_answers_a_status_or_a_heal_needs_are_looked_into() -> None:
+    followed = item("ns/g")
+    followed.state = "open"
+    clean = Seen("open", mergeable=True, mergeable_state="clean", head_sha="h", base_sha="b1")
+    moved = Seen("open", mergeable=None, mergeable_state="unknown", head_sha="h", base_sha="b2")
+    dirty = Seen("open", mergeable=False, mergeable_state="dirty", head_sha="h", base_sha="b2")
+
+    assert not news(followed, clean) and not news(followed, moved)  # a base that moved
+    assert news(followed, Seen("merged")) and news(followed, dirty)
+    followed.heads = "h..b2"  # that conflict was seen (and its heal decided)
+    assert not news(followed, dirty)
+    assert news(
+        followed,
+        Seen("open", mergeable=False, mergeable_state="dirty", head_sha="h2", base_sha="b2"),
+    )
+    followed.troubled = True  # the goal shows what a heal found: merging again is news
+    assert news(followed, clean) and not news(followed, dirty)

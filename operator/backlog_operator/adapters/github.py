@@ -118,6 +118,13 @@ class PullRequestState:
     merged_at: datetime | None = None
     closed_by: str | None = None
     closed_at: datetime | None = None
+    #: GitHub computes these lazily, in the background: null (and `unknown`) on the first read
+    #: after the pull request or its base changed, the answer on a later one. `mergeable_state`
+    #: `dirty` is a merge conflict with the base.
+    mergeable: bool | None = None
+    mergeable_state: str | None = None
+    head_sha: str | None = None
+    base_sha: str | None = None
 
 
 @dataclass(frozen=True)
@@ -542,7 +549,19 @@ def _pull_state(data: Any) -> PullRequestState | None:
         merged_by=_login(data.get("merged_by")) if merged else None,
         merged_at=_time(data.get("merged_at")),
         closed_at=_time(data.get("closed_at")) if state == "closed" else None,
+        mergeable=data.get("mergeable") if isinstance(data.get("mergeable"), bool) else None,
+        mergeable_state=_text(data.get("mergeable_state")),
+        head_sha=_text((data.get("head") or {}).get("sha")) if _is_map(data.get("head")) else None,
+        base_sha=_text((data.get("base") or {}).get("sha")) if _is_map(data.get("base")) else None,
     )
+
+
+def _is_map(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str) and value else None
 
 
 def _login(user: Any) -> str | None:

@@ -115,6 +115,21 @@ class DeclinedTask(ApiModel):
     goal: str = Field(description="The Goal that opened it (kept: it holds the decline).")
 
 
+class ConflictedTask(ApiModel):
+    """A task whose open pull request no longer merges and was not healed: a person resolves
+    it (its Goal's `Merged` condition says why, with the files)."""
+
+    id: str
+    pull_request: PullRequestStatus = Field(description="The pull request that conflicts.")
+    goal: str = Field(description="The Goal that opened it.")
+    reason: str = Field(
+        description="Conflicted, TaskNotInBase or HealLimitReached (the Goal's Merged reason)."
+    )
+    conflicted_files: list[str] = Field(
+        default_factory=list, description="The conflicting files (at most 10)."
+    )
+
+
 class TaskCounts(ApiModel):
     """Tasks per state in the backlog file."""
 
@@ -146,6 +161,13 @@ class BacklogStatus(ApiModel):
     declined: list[DeclinedTask] = Field(
         default_factory=list,
         description="Tasks whose pull request was closed without merging: not selected (capped).",
+    )
+    conflicted: list[ConflictedTask] = Field(
+        default_factory=list,
+        description=(
+            "Tasks whose open pull request conflicts with the base branch and was not healed "
+            "(capped)."
+        ),
     )
     # Counts and the short commit for `kubectl get`'s columns, which cannot count or cut.
     ready_count: int | None = Field(

@@ -358,6 +358,27 @@ class FollowedPullRequest(PullRequestStatus):
     closed_at: datetime | None = Field(
         default=None, description="Once closed without merging: when."
     )
+    conflicted_files: list[str] | None = Field(
+        default=None,
+        description=(
+            "While open: the files that conflict with the base branch, as the last heal found "
+            "them (at most 50); a person resolves them."
+        ),
+    )
+    heals: int | None = Field(
+        default=None,
+        description="Heal Jobs started for this pull request (bounded per goal).",
+    )
+    heal_job: str | None = Field(
+        default=None, description="The heal Job that runs now, until its result is read."
+    )
+    healed_heads: str | None = Field(
+        default=None,
+        description=(
+            "`<head>..<base>`: the pull request's head and the base branch's head commits the "
+            "last heal was started for; never two heals for one pair."
+        ),
+    )
 
 
 class AttemptFailure(ApiModel):
@@ -366,7 +387,7 @@ class AttemptFailure(ApiModel):
     attempt: int = Field(description="The attempt that failed (1-based).")
     reason: str = Field(description="The failure's reason (TaskFailed, PushRejected, ...).")
     message: str = Field(default="", description="The same, for people.")
-    step: Literal["clone", "task", "publish"] | None = Field(
+    step: Literal["clone", "task", "publish", "heal"] | None = Field(
         default=None, description="The step that failed, when known."
     )
     time: datetime | None = Field(default=None, description="When the failure was seen.")
@@ -408,9 +429,12 @@ class GoalStatus(ApiModel):
     )
     reason: str | None = Field(default=None, description="Why the goal is in its phase.")
     message: str | None = Field(default=None, description="The same, for people.")
-    step: Literal["clone", "task", "publish"] | None = Field(
+    step: Literal["clone", "task", "publish", "heal"] | None = Field(
         default=None,
-        description="While Running: the step whose container runs or waits (clone, task, publish).",
+        description=(
+            "While Running: the step whose container runs or waits (clone, task, publish; heal "
+            "is a heal Job's, never a running attempt's)."
+        ),
     )
     step_reason: str | None = Field(
         default=None,

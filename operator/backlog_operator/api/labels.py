@@ -35,6 +35,9 @@ LABEL_TASK = "backlog.dev/task"
 # the attempt within it; with LABEL_GOAL_UID they select the Pod of one attempt.
 LABEL_RUN = "backlog.dev/run"
 LABEL_ATTEMPT = "backlog.dev/attempt"
+# Set by the operator on a heal Job and its Pod instead of LABEL_ATTEMPT: the heal's number
+# (1, 2, ...) within the run (docs/operator.md, "Healing a pull request that conflicts").
+LABEL_HEAL = "backlog.dev/heal"
 
 # ------------------------------------------------------------------ Goals a Backlog owns
 

@@ -5,6 +5,8 @@ plus the one shared step both take: deleting finished Goals beyond the history l
   collector deletes it with the owner);
 - `controlled_by`: whether a Goal is controlled by an owner (its ownerReference, by uid);
 - `phase_of`: a listed Goal's phase;
+- `awaiting_pull_request`: the succeeded Goals whose pull request may still be open (history
+  keeps them: their outcome is not known yet);
 - history, as CronJob's: finished Goals beyond the limit per outcome are deleted oldest first
   (by start time, then name; a Goal that never started counts as newest); Skipped counts as
   success, the task was done (`history_to_delete`, `trim_history`).
@@ -24,6 +26,19 @@ from backlog_operator.api.common import API_VERSION, ApiModel
 from backlog_operator.api.goal import FINAL_PHASES, SUCCESSFUL_PHASES, Phase
 from backlog_operator.controller.results import Event
 from backlog_operator.controller.status import parse_time, require_aware
+
+
+def awaiting_pull_request(goals: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Names of the succeeded Goals with a pull request not known to be merged or closed: its
+    outcome is not known yet (it may need a heal, or be declined), so history keeps them."""
+    kept = set()
+    for goal in goals:
+        pull = (goal.get("status") or {}).get("pullRequest")
+        if not isinstance(pull, Mapping) or pull.get("state") in ("merged", "closed"):
+            continue
+        if phase_of(goal) is Phase.SUCCEEDED:
+            kept.add(str((goal.get("metadata") or {}).get("name")))
+    return kept
 
 
 class GoalDeleter(Protocol):

@@ -17,12 +17,14 @@ Goals are driven by events, not polled:
 - times: a backing-off goal is looked at when its next attempt is due, a running goal whose Pod
   waits when that wait's grace ends (`outcome.STUCK_GRACE`);
 - a queue position is written again when it moved materially (`capacity.position_stale`).
-A goal that succeeded with a pull request has it followed until it is merged or closed
-(`goals/pull_request.py`): each round of the loop takes the few looks that are due (conditional
-requests to the forge, in a thread, in a background task of their own) and writes what changed
-into the goal's status. A GitHub webhook (`controller.webhooks`) asks for more at once: a
-Backlog's sync (`request_sync`), or a look at a pull request it says was closed or reopened
-(`recheck_pull_request`: due first, in a round of looks started now).
+A goal that succeeded with a pull request has it followed until it is merged (a closed one
+slowly: it may be reopened) (`goals/pull_request.py`): each round of the loop takes the few
+looks that are due (conditional requests to the forge, in a thread, in a background task of
+their own) and writes what changed into the goal's status; one that no longer merges starts a
+heal Job (`goals/heal.py`), whose end the goal's reconcile reads. A GitHub webhook
+(`controller.webhooks`) asks for more at once: a Backlog's sync (`request_sync`), or a look at
+a pull request it says was closed or reopened (`recheck_pull_request`: due first, in a round of
+looks started now).
 One loop (`BACKLOG_OPERATOR_REQUEUE_SECONDS`) runs what is due: those times, failed cycles'
 retries, GoalSchedules and Backlogs whose next look is due, queue positions, pull request looks;
 every twelfth
@@ -65,6 +67,7 @@ from backlog_operator.api.labels import (
     LABEL_ATTEMPT,
     LABEL_BACKLOG_UID,
     LABEL_GOAL_UID,
+    LABEL_HEAL,
     LABEL_MANAGED_BY,
     LABEL_RUN,
     MANAGED_BY,
@@ -85,6 +88,7 @@ from backlog_operator.controller.goals.outcome import job_finished
 from backlog_operator.controller.goals.pull_request import (
     Followed,
     PullRequestFollower,
+    news,
     pull_request_seen,
     to_follow,
     unreadable,
@@ -225,6 +229,33 @@ class Runtime:
         self.jobs = Jobs()  # worker Jobs, likewise
         # Tokens of credentials Secrets; a GitHub App's installation tokens, cached.
         self.credentials = ForgeCredentials(cluster, clock=self.clock)
+        self._build_reconcilers(cluster, settings, forge_factory)
+        self.metrics.track_capacity(self.capacity.queued, self.capacity.held, settings.max_running)
+        self.forge_factory = forge_factory
+        # Goals whose pull request is followed, until merged (closed ones slowly).
+        self.pulls = PullRequestFollower(
+            settings.pr_poll_seconds,
+            settings.pr_polls_per_round,
+            closed_interval=settings.pr_closed_poll_seconds or None,
+        )
+        self._following: asyncio.Task[None] | None = None
+        self._follow_again = False  # a webhook asked for looks while a round was running
+        self._sync_asked: set[str] = set()  # Backlogs whose webhook sync has not started yet
+        # namespace/name -> the next time to look at that GoalSchedule or Backlog
+        self.schedule_wake: dict[str, datetime] = {}
+        self.backlog_wake: dict[str, datetime] = {}
+        self.backlog_seen: dict[str, tuple[object, ...]] = {}  # what the last sync answered
+        self.goal_wake = WakeTimes()  # goals: a backoff's end, a waiting Pod's grace's end
+        self._locks = KeyedLocks()
+        self._requeuer: asyncio.Task[None] | None = None
+        self._spawned: set[str] = set()  # goals whose cycle is asked for and not started
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._auditing: asyncio.Task[None] | None = None
+        self._cycles = asyncio.Semaphore(CYCLES_PER_CONNECTION * settings.api_concurrency)
+
+    def _build_reconcilers(
+        self, cluster: KubeCluster, settings: OperatorSettings, forge_factory: ForgeFactory
+    ) -> None:
         self.goals = GoalReconciler(
             WatchedJobs(cluster, self.jobs),
             self.capacity,
@@ -242,24 +273,6 @@ class Runtime:
             credentials=self.credentials,
             webhooks=self.webhooks.routes,
         )
-        self.metrics.track_capacity(self.capacity.queued, self.capacity.held, settings.max_running)
-        self.forge_factory = forge_factory
-        # Goals whose pull request is followed, until merged or closed.
-        self.pulls = PullRequestFollower(settings.pr_poll_seconds, settings.pr_polls_per_round)
-        self._following: asyncio.Task[None] | None = None
-        self._follow_again = False  # a webhook asked for looks while a round was running
-        self._sync_asked: set[str] = set()  # Backlogs whose webhook sync has not started yet
-        # namespace/name -> the next time to look at that GoalSchedule or Backlog
-        self.schedule_wake: dict[str, datetime] = {}
-        self.backlog_wake: dict[str, datetime] = {}
-        self.backlog_seen: dict[str, tuple[object, ...]] = {}  # what the last sync answered
-        self.goal_wake = WakeTimes()  # goals: a backoff's end, a waiting Pod's grace's end
-        self._locks = KeyedLocks()
-        self._requeuer: asyncio.Task[None] | None = None
-        self._spawned: set[str] = set()  # goals whose cycle is asked for and not started
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._auditing: asyncio.Task[None] | None = None
-        self._cycles = asyncio.Semaphore(CYCLES_PER_CONNECTION * settings.api_concurrency)
 
     def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """One reconcile at a time per object, whoever asks (its events, its Jobs, the loop)."""
@@ -305,7 +318,8 @@ class Runtime:
                             labels.get(LABEL_ATTEMPT),
                         )
                     )
-                    if job_finished(job) is None:
+                    # A heal Job (its goal succeeded) holds no slot, and is no attempt.
+                    if job_finished(job) is None and LABEL_HEAL not in labels:
                         running.add(labels.get(LABEL_GOAL_UID))
             for body in goals:
                 try:
@@ -412,9 +426,10 @@ class Runtime:
 
     def _follow(self, key: str, body: Mapping[str, Any], status: GoalStatus) -> None:
         """Follow the pull request of a finished goal, or stop following it (the goal's
-        model is read only for one that has a pull request still to follow)."""
+        model is read only for one that has a pull request still to follow: open, or closed
+        and perhaps reopened later)."""
         pull = status.pull_request
-        if status.phase is not Phase.SUCCEEDED or pull is None or pull.state not in (None, "open"):
+        if status.phase is not Phase.SUCCEEDED or pull is None or pull.state == "merged":
             self.pulls.track(None, key, time.monotonic())
             return
         try:
@@ -729,9 +744,10 @@ class Runtime:
             await self._look_failed(item, error)
             return
         seen = poll.state
-        if seen is None or (seen.state == item.state and not item.unreadable):
-            # A 304, or nothing the status shows changed (a comment changes the ETag).
-            self.pulls.looked(item.key, poll.etag, item.state, time.monotonic())
+        if seen is None or not news(item, seen):
+            # A 304, or nothing the status shows, or a heal needs, changed (a comment changes
+            # the ETag).
+            self.pulls.looked(item.key, poll.etag, item.state, time.monotonic(), seen=seen)
             return
 
         async def write(namespace: str, name: str, read: _Seen) -> None:
@@ -742,9 +758,16 @@ class Runtime:
                 return
             status = read_status(GoalStatus, body.get("status"))
             new, events = pull_request_seen(status, seen, self.clock())
+            healing = await self.goals.heals.after_look(body, new or status, seen)
+            if healing.status is not None:  # a heal Job started, or none left
+                new, events = healing.status, [*events, *healing.events]
             if new is not None:
                 await self._write_seen(body, new, events)
-            self.pulls.looked(item.key, poll.etag, seen.state, time.monotonic())
+            if healing.status is not None:
+                # A heal Job adopted (its start's write was lost) may have ended already: no
+                # event of it would come. The goal's reconcile reads it now.
+                self._spawn([item.key])
+            self.pulls.looked(item.key, poll.etag, seen.state, time.monotonic(), seen=seen)
             self._follow(item.key, body, new or status)
 
         await self._cycle(GOALS, item.namespace, item.name, write)
@@ -879,7 +902,7 @@ class Runtime:
             for body in goals:
                 with contextlib.suppress(ValueError):
                     goal = Goal.model_validate(body)
-                    wanted = to_follow(goal, goal.status or GoalStatus(), closed_too=reopened)
+                    wanted = to_follow(goal, goal.status or GoalStatus())
                     if wanted is not None and wanted.is_pull_request(repository, number):
                         self.pulls.track(wanted, wanted.key, now)
             if self.pulls.hurry(namespace, repository, number, now):

@@ -33,6 +33,8 @@
 | `LEASE_DURATION_SECONDS` | how long a standby waits after the leader's last renewal (8) | 12 |
 | `RENEW_DEADLINE_SECONDS` | how long the leader keeps trying to renew before it stops | 8 |
 | `RETRY_PERIOD_SECONDS` | how often the leader renews and a standby tries | 2 |
+| `PR_CLOSED_POLL_SECONDS` | how often a closed pull request is looked at (11) | 0 |
+| `MAX_HEALS` | heal Jobs per goal's pull request, at most (10) | 3 |
 
 (1) A quantity; a goal's `spec.task.workspaceSizeLimit` overrides it.
 (2) `{"requests": {...}, "limits": {...}}`, used when a goal sets no `spec.task.resources` (whose
@@ -49,6 +51,10 @@ rate limit. `PR_POLLS_PER_ROUND` every `REQUEUE_SECONDS` bounds the burst; keep 
 (8) An integer (the Lease's `leaseDurationSeconds`); lease > renew deadline > retry period.
 (9) Backlogs with `spec.webhook` receive GitHub's deliveries at `status.webhookPath` on it
 (docs/operator.md, "Webhooks").
+(10) A heal merges the base into a pull request that conflicts only in the backlog file; one per
+pair of head and base commits, and no more than this many per goal: a pull request that keeps
+conflicting is left to a person (`HealLimitReached`).
+(11) Reopened, it is followed again; 0 = 12 times `PR_POLL_SECONDS` (an hour by default).
 """
 
 from __future__ import annotations
@@ -118,6 +124,8 @@ class OperatorSettings(BaseSettings):
     lease_duration_seconds: int = Field(default=12, ge=1)
     renew_deadline_seconds: float = Field(default=8.0, gt=0)
     retry_period_seconds: float = Field(default=2.0, gt=0)
+    pr_closed_poll_seconds: float = Field(default=0.0, ge=0)
+    max_heals: int = Field(default=3, ge=0)
 
     @model_validator(mode="after")
     def _lease_outlasts_renewal(self) -> OperatorSettings:

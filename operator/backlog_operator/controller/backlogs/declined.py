@@ -28,7 +28,7 @@ from typing import Any
 from backlog_operator.api.backlog import DeclinedTask
 from backlog_operator.api.goal import Phase, PullRequestStatus
 from backlog_operator.api.labels import ANNOTATION_TASK_DIGEST, revived_tasks
-from backlog_operator.controller.owned_goals import phase_of
+from backlog_operator.controller.owned_goals import awaiting_pull_request, phase_of
 from backlog_operator.controller.status import parse_time
 
 CLOSED, MERGED = "closed", "merged"
@@ -110,15 +110,7 @@ def kept_goals(
 ) -> set[str]:
     """Names of finished Goals history trimming must keep: those whose pull request may still
     be open (not known merged or closed), and those holding a decline."""
-    kept = {record.goal for record in declined.values()}
-    for goal in goals:
-        following = pull_request_of(goal) is not None and pull_request_state(goal) not in (
-            MERGED,
-            CLOSED,
-        )
-        if following and phase_of(goal) is Phase.SUCCEEDED:
-            kept.add(str((goal.get("metadata") or {}).get("name")))
-    return kept
+    return {record.goal for record in declined.values()} | awaiting_pull_request(list(goals))
 
 
 def _age(goal: Mapping[str, Any]) -> tuple[str, int, str]:

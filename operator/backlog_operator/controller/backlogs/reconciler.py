@@ -14,8 +14,9 @@ Ordered steps on each reconcile (no kopf here):
 6. delete finished Goals beyond the history limits, oldest first (but those whose pull request
    is open, or that hold a decline; and only once the status holds all of a Goal's usage:
    `controller/usage.py`);
-7. report counts, ready, blocked, in-progress and declined tasks, usage per day, the budget,
-   and conditions (a `BacklogStatus`).
+7. report counts, ready, blocked, in-progress, declined and conflicted tasks (an open pull
+   request that no longer merges and was not healed: `conflicted.py`), usage per day, the
+   budget, and conditions (a `BacklogStatus`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from backlog_operator.backlog.selection import (
     goal_name,
     select_tasks,
 )
+from backlog_operator.controller.backlogs.conflicted import conflicted_tasks, newly_conflicted
 from backlog_operator.controller.backlogs.declined import (
     CLOSED,
     declined_tasks,
@@ -230,10 +232,10 @@ class BacklogReconciler:
             keep=kept_goals(goals, declined),
             deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
-        events += trimmed
         new = self._report(backlog, status, parsed, selection, started, generation, declined)
-        new = self._budget(new, status, accounted, events, generation)
-        events += _newly_declined(status, new)
+        new = evolve(new, conflicted=conflicted_tasks(goals, list(digests), _LISTED))
+        new = self._budget(new, status, accounted, events, generation)  # its events go first
+        events += trimmed + _newly_declined(status, new) + newly_conflicted(status, new)
         if forge_error is not None:
             new = self._forge_unavailable(new, status, forge_error, generation, events)
         if status.last_synced_commit != parsed.commit:

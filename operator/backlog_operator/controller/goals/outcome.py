@@ -25,8 +25,10 @@ from typing import Any, Literal
 
 from backlog_operator.api.result import ExitCode, Outcome, WorkerResult, failure
 
-Step = Literal["clone", "task", "publish"]
+Step = Literal["clone", "task", "publish", "heal"]
+# An attempt's steps, in order; a heal Job runs the one step `heal` (`heal_result`).
 STEPS: tuple[Step, ...] = ("clone", "task", "publish")
+HEAL_STEP: Step = "heal"
 
 # How long an image that cannot be pulled, or a Secret (or key) that is missing, may hold up an
 # attempt before it is failed: long enough for a registry hiccup or a Secret applied late.
@@ -206,6 +208,32 @@ def attempt_result(
             step="publish",
         )
     return _failure(job, statuses, set(permanent_exit_codes))
+
+
+def heal_result(job: Mapping[str, Any], pod: Mapping[str, Any] | None) -> WorkerResult | None:
+    """A heal Job's result (its one container's termination message, as an attempt's `publish`
+    is read), or a failure built from its exit code or the Job's; None while it runs."""
+    finished = job_finished(job)
+    if finished is None:
+        return None
+    terminated = _terminated(_container_statuses(pod).get(HEAL_STEP))
+    if terminated is not None:
+        parsed = _parse_message(terminated.get("message"))
+        if parsed is not None:
+            return parsed
+        if terminated.get("exitCode", 0) != 0 or finished != "Complete":
+            return _step_failure(HEAL_STEP, terminated, set())
+    disrupted = _disruption(pod)
+    if disrupted is not None:
+        return disrupted
+    if finished == "Complete":
+        return failure(
+            "InvalidResult",
+            "the heal step ended without a readable result",
+            retryable=True,
+            step=HEAL_STEP,
+        )
+    return _failure(job, {}, set())
 
 
 def _failure(

@@ -1,12 +1,19 @@
 """A goal's pull request after it opened: which to follow, when to ask, what a change means. Pure.
 
 A goal that succeeded with a pull request (`status.pullRequest`, state `open` or not known yet)
-is followed until the pull request is merged or closed: the runtime asks the forge about it
-now and then with a conditional request (`If-None-Match` with the ETag of the last answer, so
-that a pull request that has not changed costs a 304 and no rate limit), and writes what
-changed into the goal's status (`pull_request_seen`): `status.pullRequest.state` (`open`,
-`merged`, `closed`), the merge commit, who merged or closed it and when, the `Merged`
-condition, and an event on each transition.
+is followed until the pull request is merged: the runtime asks the forge about it now and then
+with a conditional request (`If-None-Match` with the ETag of the last answer, so that a pull
+request that has not changed costs a 304 and no rate limit), and writes what changed into the
+goal's status (`pull_request_seen`): `status.pullRequest.state` (`open`, `merged`, `closed`),
+the merge commit, who merged or closed it and when, the `Merged` condition, and an event on
+each transition. A closed pull request is still looked at, slowly (`closed_interval`): one a
+person reopens is followed again (`PullRequestReopened`), and its task is no longer declined.
+
+While open, the forge also says whether the pull request still merges (`mergeable_state`,
+computed lazily: `unknown` on the first answer after the pull request or its base changed,
+so such an answer is followed by a quicker look); `dirty` (a conflict) starts a heal
+(`goals/heal.py`), whose reasons the `Merged` condition keeps until the pull request merges
+cleanly again.
 
 `PullRequestFollower` is the bookkeeping, in memory (after a restart the goals' statuses say
 again which to follow; only the ETags are lost, so the first look at each costs one request):
@@ -41,20 +48,68 @@ OPEN_REASON = "PullRequestOpen"
 MERGED_REASON = "PullRequestMerged"
 CLOSED_REASON = "PullRequestClosed"
 UNREADABLE_REASON = "PullRequestUnreadable"
+REOPENED_REASON = "PullRequestReopened"  # an event's only
+# What a heal found (goals/heal.py): the Merged condition's reasons while the pull request is
+# open and does not merge; a look keeps them until the forge says it merges again.
+CONFLICTED_REASON = "Conflicted"
+TASK_NOT_IN_BASE_REASON = "TaskNotInBase"
+COMPLETED_IN_BASE_REASON = "CompletedInBase"
+HEAL_FAILED_REASON = "HealFailed"
+HEAL_LIMIT_REASON = "HealLimitReached"
+HEAL_REASONS = frozenset(
+    {
+        CONFLICTED_REASON,
+        TASK_NOT_IN_BASE_REASON,
+        COMPLETED_IN_BASE_REASON,
+        HEAL_FAILED_REASON,
+        HEAL_LIMIT_REASON,
+    }
+)
+# A closed pull request is looked at this many times more rarely than an open one, unless the
+# operator is told otherwise (BACKLOG_OPERATOR_PR_CLOSED_POLL_SECONDS).
+CLOSED_SLOWER = 12
+# After an answer whose mergeability the forge has not computed yet, the next look comes after
+# at most this many seconds (once), not a whole interval later.
+RECHECK_SECONDS = 10.0
 # Jitter of the interval between two looks at one pull request: ±25 %.
 JITTER = 0.25
 
 
 class SeenPullRequest(Protocol):
-    """What the forge said of a pull request (adapters.github.PullRequestState)."""
+    """What the forge said of a pull request (adapters.github.PullRequestState; read-only)."""
 
-    number: int
-    state: str
-    merge_commit: str | None
-    merged_by: str | None
-    merged_at: datetime | None
-    closed_by: str | None
-    closed_at: datetime | None
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def merge_commit(self) -> str | None: ...
+
+    @property
+    def merged_by(self) -> str | None: ...
+
+    @property
+    def merged_at(self) -> datetime | None: ...
+
+    @property
+    def closed_by(self) -> str | None: ...
+
+    @property
+    def closed_at(self) -> datetime | None: ...
+
+    @property
+    def mergeable(self) -> bool | None: ...
+
+    @property
+    def mergeable_state(self) -> str | None: ...
+
+    @property
+    def head_sha(self) -> str | None: ...
+
+    @property
+    def base_sha(self) -> str | None: ...
 
 
 def opened_condition(status: GoalStatus, generation: int | None, now: datetime) -> list[Condition]:
@@ -77,17 +132,23 @@ def pull_request_seen(
         return None, []
     merged = seen.state == "merged"
     closed = seen.state == "closed"
-    pull = FollowedPullRequest(
-        number=known.number,
-        url=known.url,
-        state=seen.state,  # one of _STATES, checked above
-        merge_commit=seen.merge_commit if merged else None,
-        merged_by=seen.merged_by if merged else None,
-        merged_at=instant(seen.merged_at) if merged and seen.merged_at else None,
-        closed_by=seen.closed_by if closed else None,
-        closed_at=instant(seen.closed_at) if closed and seen.closed_at else None,
+    merges_again = seen.state != "open" or seen.mergeable is True
+    pull = known.model_copy(
+        update={
+            "state": seen.state,  # one of _STATES, checked above
+            "merge_commit": seen.merge_commit if merged else None,
+            "merged_by": seen.merged_by if merged else None,
+            "merged_at": instant(seen.merged_at) if merged and seen.merged_at else None,
+            "closed_by": seen.closed_by if closed else None,
+            "closed_at": instant(seen.closed_at) if closed and seen.closed_at else None,
+            # Conflicts a heal found hold until the pull request merges (again) or ends.
+            "conflicted_files": None if merges_again else known.conflicted_files,
+        }
     )
     condition, reason, message = _said(pull)
+    old = find(status.conditions, MERGED)
+    if old is not None and old.reason in HEAL_REASONS and not merges_again:
+        condition, reason, message = old.status, old.reason, old.message
     conditions = set_condition(
         status.conditions,
         MERGED,
@@ -99,7 +160,12 @@ def pull_request_seen(
     )
     if pull == known and conditions == status.conditions:
         return None, []
-    events = [] if pull.state == known.state else [Event("Normal", reason, message)]
+    events = []
+    if pull.state != known.state:
+        reopened = known.state == "closed" and pull.state == "open"
+        events.append(Event("Normal", REOPENED_REASON if reopened else reason, message))
+    elif old is not None and old.reason in HEAL_REASONS and reason == OPEN_REASON:
+        events.append(Event("Normal", reason, f"{message} and merges again"))
     return evolve(status, pull_request=pull, conditions=conditions), events
 
 
@@ -156,6 +222,13 @@ class Followed:
     due: float = 0.0
     failures: int = field(default=0)
     unreadable: bool = False  # the goal shows Merged=Unknown: the next answer is written
+    # The goal's Merged condition says what a heal found (it goes back once the pull request
+    # merges again); the last answer's mergeability; the `<head>..<base>` commits of the last
+    # answer that said `dirty` (a new pair may need a heal: `news`).
+    troubled: bool = False
+    mergeable_state: str | None = None
+    heads: str | None = None
+    rechecked: bool = False  # the look after an `unknown` answer came sooner, once
 
     @property
     def namespace(self) -> str:
@@ -172,14 +245,13 @@ class Followed:
         return self.number == number and self.repository.casefold() == repository.casefold()
 
 
-def to_follow(goal: Goal, status: GoalStatus, *, closed_too: bool = False) -> Followed | None:
+def to_follow(goal: Goal, status: GoalStatus) -> Followed | None:
     """What following the goal's pull request takes; None when it is not to be followed (no
-    pull request, or one merged or closed, or no forge to ask). `closed_too`: one closed
-    without merging is followed again (a webhook said it was reopened)."""
+    pull request, or one merged, or no forge to ask). A closed one is followed slowly: it may
+    be reopened."""
     pull = status.pull_request
     spec = goal.spec.pull_request
-    ended = ("merged",) if closed_too else ("merged", "closed")
-    if status.phase is not Phase.SUCCEEDED or pull is None or pull.state in ended:
+    if status.phase is not Phase.SUCCEEDED or pull is None or pull.state == "merged":
         return None
     if spec.provider != "github":
         return None
@@ -197,6 +269,7 @@ def to_follow(goal: Goal, status: GoalStatus, *, closed_too: bool = False) -> Fo
         secret=(secret.name, secret.key) if secret is not None else None,
         state=pull.state,
         unreadable=merged is not None and merged.reason == UNREADABLE_REASON,
+        troubled=merged is not None and merged.reason in HEAL_REASONS,
     )
 
 
@@ -204,8 +277,16 @@ class PullRequestFollower:
     """The goals whose pull request is followed, and when each is due (see the module
     docstring). Times are on a monotonic clock, in seconds: the forge changes in real time."""
 
-    def __init__(self, interval: float, batch: int, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        interval: float,
+        batch: int,
+        *,
+        closed_interval: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.interval = interval
+        self.closed_interval = closed_interval or interval * CLOSED_SLOWER
         self.batch = batch
         self.rng = rng or random.Random()  # noqa: S311 (jitter)
         self._followed: dict[str, Followed] = {}
@@ -228,10 +309,11 @@ class PullRequestFollower:
         known = self._followed.get(key)
         if known is not None and (known.uid, known.number) == (wanted.uid, wanted.number):
             known.state, known.unreadable = wanted.state, wanted.unreadable or known.unreadable
+            known.troubled = wanted.troubled
             return
         # Within its second half-interval: a pull request just opened has not changed yet,
         # and after a restart the looks at every one of them are spread over that time.
-        wanted.due = now + self.interval * (0.5 + 0.5 * self.rng.random())
+        wanted.due = now + self._interval_of(wanted) * (0.5 + 0.5 * self.rng.random())
         self._followed[key] = wanted
         heapq.heappush(self._queue, (wanted.due, key))
 
@@ -255,19 +337,44 @@ class PullRequestFollower:
                 postponed.append((until, key))
                 continue
             taken.append(item)
-            self._plan(item, now + self._jittered(self.interval))
+            self._plan(item, now + self._jittered(self._interval_of(item)))
         for until, key in postponed:
             self._plan(self._followed[key], until + self.rng.random())
         return taken
 
-    def looked(self, key: str, etag: str | None, state: str | None, now: float) -> None:
-        """A look went through: keep the ETag and the state the status now says."""
+    def looked(
+        self,
+        key: str,
+        etag: str | None,
+        state: str | None,
+        now: float,
+        *,
+        seen: SeenPullRequest | None = None,
+    ) -> None:
+        """A look went through: keep the ETag and the state the status now says, and what
+        `seen` (the answer, None for a 304) says of whether it merges. An open pull request
+        whose mergeability the forge has not computed yet is looked at again soon (once)."""
         item = self._followed.get(key)
         if item is None:
             return
+        closed_before = item.state == "closed"
         item.etag, item.state, item.failures, item.unreadable = etag, state, 0, False
-        if state in ("merged", "closed"):
+        if state == "merged":
             self._followed.pop(key, None)
+            return
+        if seen is None:
+            return
+        item.mergeable_state = seen.mergeable_state
+        if seen.mergeable_state == "dirty":
+            item.heads = heads_of(seen)
+        unknown = state == "open" and seen.mergeable is None
+        if unknown and not item.rechecked:
+            item.rechecked = True
+            self._plan(item, now + min(RECHECK_SECONDS, self.interval))
+            return
+        item.rechecked = unknown
+        if closed_before != (state == "closed"):  # reopened or closed: its pace changes
+            self._plan(item, now + self._jittered(self._interval_of(item)))
 
     def failed(self, key: str, now: float, retry_after: float | None = None) -> None:
         """A look failed: the next one in an interval, or after the forge's `Retry-After` (for
@@ -299,6 +406,9 @@ class PullRequestFollower:
         if item is not None:
             item.unreadable, item.etag = True, None
 
+    def _interval_of(self, item: Followed) -> float:
+        return self.closed_interval if item.state == "closed" else self.interval
+
     def _plan(self, item: Followed, due: float) -> None:
         item.due = due
         heapq.heappush(self._queue, (due, item.key))
@@ -309,6 +419,27 @@ class PullRequestFollower:
     def keys(self) -> Sequence[str]:
         """The goals followed (for tests and the log)."""
         return list(self._followed)
+
+
+def heads_of(seen: SeenPullRequest) -> str | None:
+    """`<head>..<base>`: the commits a pull request's mergeability is computed for."""
+    if not seen.head_sha or not seen.base_sha:
+        return None
+    return f"{seen.head_sha}..{seen.base_sha}"
+
+
+def news(item: Followed, seen: SeenPullRequest) -> bool:
+    """Whether an answer says something the goal's status, or a heal, may need: a new state
+    (or the status shows the pull request unreadable), a conflict on commits not seen
+    conflicting before (a heal may be due), or a goal that shows a conflict merging again.
+    Anything else (a base that moved, mergeability being computed) reads and writes nothing:
+    a push to a busy base branch changes every open pull request's answer."""
+    return (
+        seen.state != item.state
+        or item.unreadable
+        or (seen.mergeable_state == "dirty" and heads_of(seen) != item.heads)
+        or (item.troubled and seen.mergeable is True)
+    )
 
 
 def follow_all(

@@ -62,6 +62,7 @@ from backlog_operator.controller.credentials import ForgeCredentials
 from backlog_operator.controller.goals import job
 from backlog_operator.controller.goals.attempt_token import AttemptTokens, token_secret_name
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for, repository_of
+from backlog_operator.controller.goals.heal import Healer
 from backlog_operator.controller.goals.outcome import (
     DISRUPTED,
     FAILED_MOUNT,
@@ -197,6 +198,8 @@ class GoalReconciler:
         # Jobs this process asked to create and has not seen recorded in a status yet: a 409
         # on one of them is our own create whose answer (or status write) was lost.
         self._created: set[str] = set()
+        # Heal Jobs of succeeded goals whose pull request conflicts (goals/heal.py).
+        self.heals = Healer(cluster, settings, self.clock)
 
     async def reconcile(self, body: Mapping[str, Any]) -> Reconciled[GoalStatus]:
         """Compute and carry out the next step for the goal in `body`."""
@@ -225,7 +228,10 @@ class GoalReconciler:
     ) -> Reconciled[GoalStatus]:
         status, rerun_events = self._rerun_requested(body, status)
         if status.phase in FINAL_PHASES:
-            return self._finished(goal, status, rerun_events)
+            # A heal of its pull request may have ended (its phase stays as it is).
+            return await self.heals.finished(
+                goal, status, self._finished(goal, status, rerun_events)
+            )
         if status.phase is Phase.RUNNING and status.job_name:
             result = await self._observe(goal, status)
         else:

@@ -4,7 +4,7 @@ Ordered steps on each reconcile:
 1. validate the spec and the cron expression (a bad one: `Stalled`, an event, no crash loop);
 2. read the schedule's Goals (by label), add their ended attempts to the usage per day, decide
    today's budget (`spec.budget`), and delete finished Goals beyond the history limits (once
-   the status holds all of a Goal's usage);
+   the status holds all of a Goal's usage; never one whose pull request may still be open);
 3. unless suspended: is a tick due (at most one catch-up, within startingDeadlineSeconds)? A
    tick due while the budget is spent starts nothing;
 4. apply the concurrency policy (Allow, Forbid, Replace) and create the tick's Goal, named
@@ -35,6 +35,7 @@ from backlog_operator.api.labels import ANNOTATION_SCHEDULED_AT, LABEL_SCHEDULE,
 from backlog_operator.api.schedule import ActiveGoal, GoalSchedule, GoalScheduleStatus
 from backlog_operator.controller.conditions import STALLED, mark_ready, mark_stalled, reason_of
 from backlog_operator.controller.owned_goals import (
+    awaiting_pull_request,
     controlled_by,
     owned_goal,
     phase_of,
@@ -111,6 +112,8 @@ class GoalScheduleReconciler:
             goals,
             successful=schedule.spec.successful_goals_history_limit,
             failed=schedule.spec.failed_goals_history_limit,
+            # A Goal whose pull request may still be open is kept: its outcome is not known.
+            keep=awaiting_pull_request(goals),
             deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
         plan = _plan(schedule, cron, status, now, accounted.decision)
