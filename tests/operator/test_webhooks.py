@@ -463,7 +463,7 @@ def test_every_closed_and_reopened_example_reads_the_pull_request_again(
     for payload in reopened:
         assert stand.post("pull_request", payload_bytes(payload))[0] == 202
     stand.api.wait_for(lambda: stand.goal_status("team-ci-cache")["pullRequest"]["state"] == "open")
-    stand.api.wait_for(lambda: "PullRequestOpen" in stand.goal_events("team-ci-cache"))
+    stand.api.wait_for(lambda: "PullRequestReopened" in stand.goal_events("team-ci-cache"))
     # Followed again: its merge is seen too.
     stand.github.merge(number)
     assert stand.post("pull_request", payload_bytes(merged_example()))[0] == 202
