@@ -407,9 +407,12 @@ class Runtime:
 
     def _next_look(self, status: GoalStatus) -> datetime | None:
         """When a goal with `status` is due to be looked at with no event: its next attempt's
-        time while it backs off, the end of its Pod's grace while the Pod waits."""
+        time while it backs off, the end of its Pod's grace while the Pod waits, the expiry of
+        the change it stages while it awaits approval."""
         if status.phase is Phase.QUEUED and status.reason == "Backoff":
             return status.next_attempt_time or self.clock()
+        if status.phase is Phase.AWAITING_APPROVAL and status.approval is not None:
+            return status.approval.expires_at  # the expiry is a look at that time, no polling
         if status.phase is Phase.RUNNING and status.step_reason and status.step_reason_time:
             end = status.step_reason_time + outcome.STUCK_GRACE
             return end if end > self.clock() else None
