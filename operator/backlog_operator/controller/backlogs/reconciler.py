@@ -67,7 +67,9 @@ from backlog_operator.backlog.selection import (
 )
 from backlog_operator.controller.backlogs.declined import (
     CLOSED,
+    awaiting_approval,
     declined_tasks,
+    is_rejected,
     kept_goals,
     pull_request_state,
     revive_times,
@@ -213,6 +215,7 @@ class BacklogReconciler:
         )
         events += trimmed
         new = self._report(backlog, status, parsed, selection, started, generation, declined)
+        new = evolve(new, awaiting_approval=awaiting_approval(goals, _LISTED))
         new = self._budget(new, status, accounted, events, generation)
         events += _newly_declined(status, new)
         if forge_error is not None:
@@ -337,7 +340,7 @@ class BacklogReconciler:
             annotations = goal.get("metadata", {}).get("annotations") or {}
             if annotations.get(ANNOTATION_TASK_DIGEST) != digests.get(_task(goal)):
                 continue
-            if phase_of(goal) is Phase.FAILED:
+            if phase_of(goal) is Phase.FAILED and not is_rejected(goal):  # a "no" is no failure
                 when = parse_time((goal.get("status") or {}).get("completionTime")) or now
                 reason = str((goal.get("status") or {}).get("reason") or "Failed")
                 failures.setdefault(_task(goal), []).append(Failure(at=when, reason=reason))
@@ -561,12 +564,16 @@ def _newly_declined(before: BacklogStatus, now: BacklogStatus) -> list[Event]:
         if task.id in known:
             continue
         by = f" by {task.closed_by}" if task.closed_by else ""
+        what = (
+            f"pull request #{task.pull_request.number} was closed without merging{by}"
+            if task.pull_request is not None
+            else f"its staged change was rejected{by}"
+        )
         events.append(
             Event(
                 "Normal",
                 "TaskDeclined",
-                f"task {task.id} is not selected again: pull request #{task.pull_request.number} "
-                f"was closed without merging{by}; revive it with the annotation "
+                f"task {task.id} is not selected again: {what}; revive it with the annotation "
                 f"{ANNOTATION_REVIVE_PREFIX}{task.id}=<time>, or edit its entry",
             )
         )
