@@ -243,7 +243,7 @@ class Jobs:
 
 
 class WatchedJobs:
-    """The goal reconciler's cluster (`GoalCluster`, `JobStopper`, `LogReader`): Jobs from
+    """The goal reconciler's cluster (`GoalCluster`, `JobStopper`, `LogReader`, `PatchStore`): Jobs from
     `Jobs` where known, from the API where not; a created Job recorded from the create's
     answer."""
 
@@ -288,3 +288,23 @@ class WatchedJobs:
     async def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret (read from the API)."""
         return await self.cluster.read_secret_key(namespace, name, key)
+
+    async def pod_log(
+        self, namespace: str, pod: str, container: str, *, max_bytes: int
+    ) -> str | None:
+        """A container's whole log, bounded (read from the API): a staged change's frames."""
+        return await self.cluster.pod_log(namespace, pod, container, max_bytes=max_bytes)
+
+    async def create_config_map(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a ConfigMap (a staged change's)."""
+        return await self.cluster.create_config_map(manifest)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ConfigMap, or None (read from the API: ConfigMaps are not watched)."""
+        return await self.cluster.get_config_map(namespace, name)
+
+    async def patch_config_map(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch a ConfigMap (a re-run's staged change)."""
+        return await self.cluster.patch_config_map(namespace, name, patch)
