@@ -243,9 +243,9 @@ class Jobs:
 
 
 class WatchedJobs:
-    """The goal reconciler's cluster (`GoalCluster`, `JobStopper`, `LogReader`, `PatchStore`): Jobs from
-    `Jobs` where known, from the API where not; a created Job recorded from the create's
-    answer."""
+    """The goal reconciler's cluster (`GoalCluster`, `JobStopper`, `LogReader`, `PatchStore`):
+    Jobs from `Jobs` where known, from the API where not; a created Job recorded from the
+    create's answer."""
 
     def __init__(self, cluster: KubeCluster, jobs: Jobs) -> None:
         self.cluster = cluster
