@@ -100,7 +100,7 @@ async def store_staged(
         return failure(
             UNREADABLE, "the staging step's Pod or log is gone; staging again", retryable=True
         )
-    read = _checked_bytes(log, staged, result.branch)
+    read = checked_bytes(log, staged, result.branch)
     if isinstance(read, WorkerResult):
         return read
     manifest_bytes, packed, changed = read
@@ -127,7 +127,7 @@ def _expiry_seconds(goal: Goal) -> int:
     return approval.expires_after_seconds if approval else APPROVAL_EXPIRY_DEFAULT_SECONDS
 
 
-def _checked_bytes(
+def checked_bytes(
     log: str, staged: StagedResult, branch: str
 ) -> tuple[bytes, bytes, list[str]] | WorkerResult:
     """The manifest, the gzipped patch and the changed files from the log, once their digests
