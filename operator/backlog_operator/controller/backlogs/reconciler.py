@@ -214,8 +214,7 @@ class BacklogReconciler:
             deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
         events += trimmed
-        new = self._report(backlog, status, parsed, selection, started, generation, declined)
-        new = evolve(new, awaiting_approval=awaiting_approval(goals, _LISTED))
+        new = self._report(backlog, status, parsed, selection, started, generation, declined, goals)
         new = self._budget(new, status, accounted, events, generation)
         events += _newly_declined(status, new)
         if forge_error is not None:
@@ -415,6 +414,7 @@ class BacklogReconciler:
         started: list[str],
         generation: int | None,
         declined: Mapping[str, DeclinedTask],
+        goals: list[dict[str, Any]],
     ) -> BacklogStatus:
         report = selection.report
         counts = report.counts
@@ -453,6 +453,7 @@ class BacklogReconciler:
             completed=list(report.completed.ids),
             started=started,
             declined=[declined[task_id] for task_id in report.declined.ids],
+            awaiting_approval=awaiting_approval(goals, _LISTED),
             ready_count=report.ready.total,
             in_progress_count=report.in_progress.total,
             short_commit=parsed.commit[:SHORT_COMMIT],
