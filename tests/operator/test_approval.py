@@ -326,7 +326,12 @@ def test_a_rejected_change_declines_its_task_in_the_backlog(
     [item] = awaiting
     assert (item["task"], item["goal"], item["patchHash"]) == ("ci-cache", "team-ci-cache", HASH)
     assert item["expiresAt"]
+    cluster.api.patch_object(
+        BACKLOGS, NS, "team", {"metadata": {"annotations": {"backlog.dev/requested-at": "0"}}}
+    )
+    cluster.api.wait_for(lambda: backlog_status(cluster).get("lastHandledReconcileAt") == "0")
     assert sorted(goals_of(cluster)) == ["team-ci-cache"]
+    assert backlog_status(cluster)["inProgressCount"] == 1
 
     annotate(cluster, "team-ci-cache", rejected="not this way", rejected_by="bob")
 

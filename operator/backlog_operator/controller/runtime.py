@@ -76,6 +76,7 @@ from backlog_operator.controller.backlogs.reconciler import (
 from backlog_operator.controller.cache import Bodies, Jobs, WatchedJobs, goal_of, object_key
 from backlog_operator.controller.conditions import READY, RECONCILE_ERROR, mark_failing, reason_of
 from backlog_operator.controller.goals import outcome
+from backlog_operator.controller.goals.approval_job import next_attempt_label
 from backlog_operator.controller.goals.capacity import WAITING, CapacityTable, entry_for
 from backlog_operator.controller.goals.outcome import job_finished
 from backlog_operator.controller.goals.pull_request import (
@@ -296,7 +297,7 @@ class Runtime:
                 entry = entry_for(goal, status)
                 self.pulls.track(to_follow(goal, status), entry.key, time.monotonic())
                 uid = goal.metadata.uid
-                unrecorded = (uid, str(status.run or 1), str(status.attempts + 1)) in made
+                unrecorded = (uid, str(status.run or 1), next_attempt_label(status)) in made
                 if entry.phase in WAITING and (uid in running or unrecorded):
                     entry = replace(entry, phase=Phase.RUNNING)
                 self.capacity.put(entry)

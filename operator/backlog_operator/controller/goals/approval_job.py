@@ -39,6 +39,12 @@ def publish_attempt_label(attempt: int) -> str:
     return f"p{attempt}"
 
 
+def next_attempt_label(status: GoalStatus) -> str:
+    """The attempt label of the goal's next attempt's Job (`p<n>` once publish-only)."""
+    attempt = status.attempts + 1
+    return publish_attempt_label(attempt) if publishing(status) else str(attempt)
+
+
 def publish_job_name(goal_name: str, goal_uid: str, attempt: int, run: int = 1) -> str:
     """Deterministic per goal, run and publish attempt, as `job.job_name`."""
     suffix = f"p{attempt}" if run == 1 else f"r{run}-p{attempt}"
