@@ -9,6 +9,10 @@
 5. a waiting goal: suspend, one run per task, backoff, capacity — then start the attempt's Job
    (a Job the API server refuses fails the goal: `InvalidSpec` or `JobRefused`, never a loop).
 
+With `spec.approval.required` an attempt stages its change and the goal awaits a person's
+decision; those steps are `approval_steps.ApprovalSteps` (a staged result stored, the decision
+read), and an approved goal's attempts are publish-only Jobs (`approval_job`).
+
 A goal the capacity table holds as running while its status does not say so has a Job that
 may exist (created before a crash, or its create's answer or status write was lost): it is
 adopted (or created) before anything else is decided, so no other goal takes its slot.
