@@ -32,7 +32,7 @@ from tests.operator.test_pull_requests import (
     goals_of,
     running_operator,
 )
-from tests.support.emulator import EmulatorServer
+from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.github_standin import GitHubStandIn
 from tests.support.gitrepos import make_remote
 
@@ -86,7 +86,12 @@ def stage(cluster: Cluster, name: str, task: str = "docs-guide", *, cut: bool = 
     """The goal's staging attempt runs: its `publish` container prints the framed change and
     reports it, as `backlogctl worker stage` does. Returns the manifest staged."""
     [job] = cluster.api.wait_for(lambda: cluster.jobs_of(name))
-    pod = cluster.api.start_job(NS, job["metadata"]["name"])
+    return stage_job(cluster.api, job["metadata"]["name"], task, cut=cut)
+
+
+def stage_job(api: HardenedEmulator, job_name: str, task: str, *, cut: bool = False) -> Json:
+    """The staging Job `job_name` runs to `staged` (see `stage`); the manifest staged."""
+    pod = api.start_job(NS, job_name)
     manifest = {
         "version": 1,
         "patchHash": HASH,
@@ -118,9 +123,9 @@ def stage(cluster: Cluster, name: str, task: str = "docs-guide", *, cut: bool = 
         ),
     )
     log = "backlog INFO publishing as a dry run\n" + "\n".join(frames) + "\n" + result.to_json()
-    cluster.api.set_pod_log(NS, pod["metadata"]["name"], log + "\n", container="publish")
-    cluster.api.finish_pod(NS, pod["metadata"]["name"], messages={"publish": result.to_json()})
-    cluster.api.complete_job(NS, job["metadata"]["name"], succeeded=True)
+    api.set_pod_log(NS, pod["metadata"]["name"], log + "\n", container="publish")
+    api.finish_pod(NS, pod["metadata"]["name"], messages={"publish": result.to_json()})
+    api.complete_job(NS, job_name, succeeded=True)
     return manifest
 
 
