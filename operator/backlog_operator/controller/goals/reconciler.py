@@ -170,7 +170,7 @@ def conditions_for(
 
     | phase | Ready | Reconciling | Stalled |
     |---|---|---|---|
-    | Pending, Queued, Running | False | True (the phase's reason) | False |
+    | Pending, Queued, Running, AwaitingApproval | False | True (the phase's reason) | False |
     | Succeeded, Skipped | True (Published, AlreadyCompleted, AlreadySucceeded) | False | False |
     | Failed | False (the failure's reason) | False | True (the failure's reason) |
     """
@@ -743,8 +743,11 @@ class GoalReconciler(ApprovalSteps):
 def _pod_selector(goal: Goal, status: GoalStatus) -> str:
     attempt = status.attempts or 1
     label = publish_attempt_label(attempt) if publishing(status) else str(attempt)
-    run = status.run or 1
-    return f"{LABEL_GOAL_UID}={goal.metadata.uid},{LABEL_RUN}={run},{LABEL_ATTEMPT}={label}"
+    return (
+        f"{LABEL_GOAL_UID}={goal.metadata.uid},"
+        f"{LABEL_RUN}={status.run or 1},"
+        f"{LABEL_ATTEMPT}={label}"
+    )
 
 
 def _result_fields(result: WorkerResult) -> dict[str, Any]:
