@@ -95,8 +95,10 @@ async def store_staged(
         return failure(UNREADABLE, "this operator cannot store a staged change", retryable=False)
     name = str(((pod or {}).get("metadata") or {}).get("name") or "")
     namespace = goal.metadata.namespace or "default"
-    log = await cluster.pod_log(namespace, name, PUBLISH_CONTAINER, max_bytes=LOG_READ_BYTES)
-    if not name or log is None:
+    log = None
+    if name:
+        log = await cluster.pod_log(namespace, name, PUBLISH_CONTAINER, max_bytes=LOG_READ_BYTES)
+    if log is None:
         return failure(
             UNREADABLE, "the staging step's Pod or log is gone; staging again", retryable=True
         )
