@@ -6,6 +6,7 @@ shape; the frames a staged change travels in."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -19,21 +20,24 @@ from backlog_operator.api.labels import (
     ANNOTATION_REJECTED,
     ANNOTATION_REJECTED_BY,
 )
+from backlog_operator.api.result import Outcome, StagedResult, WorkerResult
 from backlog_operator.api.staged_log import (
     StagedLogError,
+    digest,
     frame_lines,
     gunzip_patch,
     gzip_patch,
     read_frames,
 )
 from backlog_operator.controller.goals import job
-from backlog_operator.controller.goals.approval import decide
+from backlog_operator.controller.goals.approval import decide, store_staged
 from backlog_operator.controller.goals.approval_job import build_publish_job
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.runtime import Runtime
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import timestamp
+from backlog_operator.errors import AlreadyExistsError
 from tests.unit.fakes import FakeCluster, FixedClock, events_of, wire
 
 T = TypeVar("T")
@@ -276,3 +280,85 @@ def test_frames_round_trip_and_a_damaged_log_is_refused() -> None:
         read_frames("\n".join(lines[:-1]))  # no end frame: cut
     with pytest.raises(StagedLogError):
         read_frames(log.replace(lines[3], lines[3][:-1] + "!"))  # not base64
+
+
+# ------------------------------------------------------------------- storing the change
+
+
+class PatchStoreFake:
+    """Just the calls `store_staged` makes: a log per Pod, ConfigMaps by name."""
+
+    def __init__(self) -> None:
+        self.logs: dict[str, str] = {}
+        self.config_maps: dict[str, dict[str, Any]] = {}
+
+    async def pod_log(
+        self, namespace: str, pod: str, container: str, *, max_bytes: int
+    ) -> str | None:
+        assert pod, "a log is read from a named Pod only"
+        return self.logs.get(pod)
+
+    async def create_config_map(self, manifest: Any) -> dict[str, Any]:
+        name = manifest["metadata"]["name"]
+        if name in self.config_maps:
+            raise AlreadyExistsError(name)
+        self.config_maps[name] = dict(manifest)
+        return dict(manifest)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.config_maps.get(name)
+
+    async def patch_config_map(self, namespace: str, name: str, patch: Any) -> dict[str, Any]:
+        self.config_maps[name].update(patch)
+        return self.config_maps[name]
+
+
+def staged_result() -> tuple[WorkerResult, str]:
+    manifest = json.dumps(
+        {"patchHash": HASH, "baseCommit": "b" * 40, "branch": "backlog/docs-guide-3f9c2a"}
+    ).encode()
+    packed = gzip_patch(b"diff --git a/x b/x\n")
+    result = WorkerResult(
+        outcome=Outcome.STAGED,
+        branch="backlog/docs-guide-3f9c2a",
+        staged=StagedResult(
+            patch_hash=HASH,
+            base_commit="b" * 40,
+            patch_bytes=19,
+            patch_gzip_bytes=len(packed),
+            patch_digest=digest(packed),
+            manifest_digest=digest(manifest),
+        ),
+    )
+    return result, "\n".join(frame_lines(manifest, packed))
+
+
+def test_a_staged_change_whose_pod_is_gone_is_staged_again() -> None:
+    result, _ = staged_result()
+    goal = Goal.model_validate(awaiting_goal())
+
+    stored = run(store_staged(PatchStoreFake(), goal, result, None, STAGED_AT))
+
+    assert not isinstance(stored, ApprovalStatus)
+    assert (stored.reason, stored.retryable) == ("StagedPatchUnreadable", True)
+
+
+def test_a_foreign_configmap_of_the_patchs_name_is_never_overwritten() -> None:
+    result, log = staged_result()
+    goal = Goal.model_validate(awaiting_goal())
+    store = PatchStoreFake()
+    store.logs["pod-1"] = log
+    foreign = {"metadata": {"name": "g1-patch", "labels": {}}, "data": {"keep": "me"}}
+    store.config_maps["g1-patch"] = foreign
+    pod = {"metadata": {"name": "pod-1"}}
+
+    stored = run(store_staged(store, goal, result, pod, STAGED_AT))
+
+    assert not isinstance(stored, ApprovalStatus)
+    assert (stored.reason, stored.retryable) == ("PatchConfigMapConflict", False)
+    assert store.config_maps["g1-patch"] == foreign
+
+    del store.config_maps["g1-patch"]
+    kept = run(store_staged(store, goal, result, pod, STAGED_AT))
+    assert isinstance(kept, ApprovalStatus)
+    assert kept.expires_at == STAGED_AT + timedelta(seconds=3600)  # spec.approval's 3600
