@@ -93,9 +93,9 @@ class DeclinedTask(ApiModel):
     file, or deleting its Goal)."""
 
     id: str
-    reason: Literal["PullRequestClosed", "Rejected"] = Field(
-        default="PullRequestClosed",
-        description="PullRequestClosed (closed without merging) or Rejected (the staged change).",
+    reason: Literal["Rejected"] | None = Field(
+        default=None,
+        description="Rejected: the staged change was rejected; absent: the pull request closed.",
     )
     pull_request: PullRequestStatus | None = Field(
         default=None, description="The pull request that was closed (none for Rejected)."
