@@ -216,7 +216,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`worker clone|task|publish|heal`: the steps of a Job."""
+    """`worker clone|task|publish|stage|apply|heal`: the steps of a Job."""
     worker = commands.add_parser("worker", help="the steps a Job's containers run")
     steps = worker.add_subparsers(dest="step", required=True, metavar="STEP")
     steps.add_parser("clone", help="clone the repository and check the backlog").set_defaults(
@@ -228,6 +228,13 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     steps.add_parser("publish", help="commit, push, open the pull request").set_defaults(
         handler="backlog_operator.worker.steps:publish_main"
     )
+    steps.add_parser(
+        "stage", help="commit locally, push nothing: print the change for approval"
+    ).set_defaults(handler="backlog_operator.worker.staged_job:stage_main")
+    apply = steps.add_parser("apply", help="clone, apply an approved staged change, publish it")
+    apply.add_argument("--hash", required=True, help="the approved change's hash (sha256:...)")
+    apply.add_argument("--staged", required=True, help="folder with patch.gz and manifest.json")
+    apply.set_defaults(handler="backlog_operator.worker.staged_job:apply_main")
     heal_step = steps.add_parser("heal", help="merge the base into a pull request's branch")
     heal_step.add_argument("--branch", required=True, help="the pull request's branch")
     heal_step.set_defaults(handler="backlog_operator.worker.heal:heal_main")

@@ -114,3 +114,14 @@ def forge_repository(url: str) -> str | None:
     if not match:
         return None
     return f"{match.group(1)}/{match.group(2)}"
+
+
+def child_name(name: str, suffix: str, max_length: int = 253) -> str:
+    """`<name>-<suffix>`, an object named after another (a Goal's patch ConfigMap), at most
+    `max_length`: a longer name is cut and a hash of the whole keeps it unique."""
+    whole = f"{name}-{suffix}"
+    if len(whole) <= max_length:
+        return whole
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    head = name[: max_length - len(suffix) - 10].rstrip("-.")
+    return f"{head}-{digest}-{suffix}"

@@ -29,6 +29,8 @@ from backlog_operator.controller import runtime
 from backlog_operator.controller.goals import outcome
 from backlog_operator.controller.handlers import build_registry
 from backlog_operator.controller.settings import OperatorSettings
+from tests.operator.test_approval import HASH as STAGED_HASH
+from tests.operator.test_approval import stage_job
 from tests.operator.test_goal_schedule import Clock, Scheduled, schedule
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.github_apps import private_pem
@@ -401,6 +403,40 @@ def test_the_operator_uses_every_rule_of_its_role(
         api.complete_job(NS, job["metadata"]["name"], succeeded=False)
         api.wait_for(lambda: len(cluster.jobs_of(failing)) == 2 or None)
         assert ("", "pods/log", "get") in cluster.calls()
+        # A Goal that requires approval: its staged change is kept in a ConfigMap
+        # (configmaps create; one of the Goal's own there already, from an earlier staging:
+        # get and patch), read again when approved (get).
+        gated = standalone_goal("gated")
+        gated["spec"]["repository"]["url"] = "https://github.com/o/gated.git"
+        gated["spec"]["approval"] = {"required": True}
+        gated = api.create_object(gated)
+        [job] = api.wait_for(lambda: cluster.jobs_of(gated))
+        api.create_object(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": "gated-patch",
+                    "namespace": NS,
+                    "labels": {LABEL_GOAL_UID: gated["metadata"]["uid"]},
+                },
+                "data": {"manifest.json": "{}"},
+            }
+        )
+        stage_job(api, job["metadata"]["name"], "gated")
+        api.wait_for(lambda: ("", "configmaps", "patch") in cluster.calls())
+
+        def gated_phase() -> str | None:
+            return ((api.get_object(GOALS, NS, "gated") or {}).get("status") or {}).get("phase")
+
+        api.wait_for(lambda: gated_phase() == "AwaitingApproval")
+        api.patch_object(
+            GOALS,
+            NS,
+            "gated",
+            {"metadata": {"annotations": {"backlog.dev/approved-patch": STAGED_HASH}}},
+        )
+        api.wait_for(lambda: len(cluster.jobs_of(gated)) == 2 or None)
         # A GoalSchedule replacing its Goal at the next tick: goals delete.
         api.create_object(schedule("nightly", concurrencyPolicy="Replace"))
         api.wait_for(lambda: scheduled.status("nightly").get("nextScheduleTime"))

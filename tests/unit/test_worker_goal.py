@@ -85,6 +85,7 @@ FULL: dict[str, Any] = {
         },
         "priority": 5,
         "suspend": False,
+        "approval": {"required": True, "expiresAfterSeconds": 3600},
     },
 }
 

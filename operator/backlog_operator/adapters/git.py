@@ -712,6 +712,13 @@ def commit_tree(
     return _checked(repo, args, env=_identity(author_name, author_email)).text.strip()
 
 
+def commit_parents(repo: AnyRepository, commit: str) -> list[str]:
+    """The parents of `commit`, first parent first; GitError(RefNotFound) when it is none
+    (or when the history was fetched too shallow to hold them: a shallow commit has none)."""
+    text = _checked(repo, ["rev-list", "--parents", "-n", "1", _peeled(commit, "commit")]).text
+    return text.split()[1:]
+
+
 # ------------------------------------------------------------------- fetching without a work tree
 
 

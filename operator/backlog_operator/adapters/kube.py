@@ -347,6 +347,31 @@ class KubeCluster:
         tail = data[-max_bytes:] if max_bytes > 0 else b""
         return tail.decode("utf-8", errors="replace").lstrip("\ufffd")
 
+    async def pod_log(
+        self, namespace: str, pod: str, container: str, *, max_bytes: int
+    ) -> str | None:
+        """One container's whole log, its first `max_bytes` bytes at most (the kubelet's
+        `limitBytes`); None when the Pod, or the container's log, is not there."""
+        if self._limit is not None:
+            await self._limit.wait()
+        call = functools.partial(
+            _read_raw,
+            self._core.read_namespaced_pod_log,
+            pod,
+            namespace,
+            container=container,
+            limit_bytes=max_bytes,
+            _preload_content=False,
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except ApiException as error:
+            if error.status in (400, 404):
+                return None
+            raise
+        return data[:max_bytes].decode("utf-8", errors="replace")
+
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]:
         """The Events about one Pod with `reason` (e.g. the kubelet's `FailedMount`), which say
         what its status does not: why its containers are not being created."""
@@ -359,6 +384,47 @@ class KubeCluster:
         )
         items: list[dict[str, Any]] = listing.get("items") or []
         return items
+
+    # ------------------------------------------------------------------------ configmaps
+
+    async def create_config_map(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a ConfigMap (a Goal's staged patch); AlreadyExistsError when one of that
+        name exists."""
+        namespace = str(manifest["metadata"]["namespace"])
+        try:
+            created: dict[str, Any] = await self._call(
+                self._core.create_namespaced_config_map,
+                namespace,
+                manifest,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise AlreadyExistsError(manifest["metadata"]["name"]) from None
+            raise
+        return created
+
+    async def patch_config_map(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch a ConfigMap (a re-run's staged patch replaces the earlier one's)."""
+        written: dict[str, Any] = await self._call(
+            self._core.patch_namespaced_config_map,
+            name,
+            namespace,
+            dict(patch),
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+        )
+        return written
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ConfigMap, or None when it does not exist."""
+        return await self._get_or_none(
+            self._call(
+                self._core.read_namespaced_config_map, name, namespace, _preload_content=False
+            )
+        )
 
     # ----------------------------------------------------------------------------- goals
 

@@ -104,15 +104,36 @@ class BlockedTask(ApiModel):
 
 
 class DeclinedTask(ApiModel):
-    """A task whose pull request was closed without merging: a person's "no". It is not
-    selected again until revived (a `revive.backlog.dev/<task-id>` annotation with a later
-    time, an edit of its entry in the file, or deleting its Goal)."""
+    """A task a person said "no" to: its pull request was closed without merging, or its
+    staged change was rejected. It is not selected again until revived (a
+    `revive.backlog.dev/<task-id>` annotation with a later time, an edit of its entry in the
+    file, or deleting its Goal)."""
 
     id: str
-    pull_request: PullRequestStatus = Field(description="The pull request that was closed.")
-    closed_by: str | None = Field(default=None, description="Who closed it, if the forge says.")
-    declined_at: datetime | None = Field(default=None, description="When it was closed.")
-    goal: str = Field(description="The Goal that opened it (kept: it holds the decline).")
+    reason: Literal["Rejected"] | None = Field(
+        default=None,
+        description="Rejected: the staged change was rejected; absent: the pull request closed.",
+    )
+    pull_request: PullRequestStatus | None = Field(
+        default=None, description="The pull request that was closed (none for Rejected)."
+    )
+    closed_by: str | None = Field(
+        default=None, description="Who closed it (if the forge says), or who rejected the change."
+    )
+    declined_at: datetime | None = Field(
+        default=None, description="When it was closed or rejected."
+    )
+    message: str | None = Field(default=None, description="For Rejected: the goal's message.")
+    goal: str = Field(description="The Goal that holds the decline (kept).")
+
+
+class AwaitingApprovalTask(ApiModel):
+    """A task whose Goal staged its change and waits for a person's approval (in flight)."""
+
+    task: str
+    goal: str
+    patch_hash: str = Field(description="The staged change's hash (what to approve).")
+    expires_at: datetime | None = Field(default=None, description="When it expires.")
 
 
 class ConflictedTask(ApiModel):
@@ -160,7 +181,14 @@ class BacklogStatus(ApiModel):
     started: list[str] = Field(default_factory=list, description="Goals created at the last sync.")
     declined: list[DeclinedTask] = Field(
         default_factory=list,
-        description="Tasks whose pull request was closed without merging: not selected (capped).",
+        description=(
+            "Tasks whose pull request was closed without merging, or whose staged change was "
+            "rejected: not selected (capped)."
+        ),
+    )
+    awaiting_approval: list[AwaitingApprovalTask] = Field(
+        default_factory=list,
+        description="Tasks whose Goal awaits approval of its staged change (capped).",
     )
     conflicted: list[ConflictedTask] = Field(
         default_factory=list,

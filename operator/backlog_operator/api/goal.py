@@ -296,6 +296,34 @@ class RetrySpec(ApiModel):
     )
 
 
+# How long a staged change waits for a decision by default (7 days), and the bounds.
+APPROVAL_EXPIRY_DEFAULT_SECONDS = 7 * 24 * 3600
+APPROVAL_EXPIRY_MIN_SECONDS = 60
+APPROVAL_EXPIRY_MAX_SECONDS = 30 * 24 * 3600
+
+
+class ApprovalSpec(ApiModel):
+    """Whether a person approves the exact change before anything is pushed (docs/operator.md,
+    "Approval")."""
+
+    required: bool = Field(
+        default=False,
+        description=(
+            "Stage the change instead of pushing it: the goal waits in AwaitingApproval until "
+            "the annotation backlog.dev/approved-patch names the staged change's hash."
+        ),
+    )
+    expires_after_seconds: int = Field(
+        default=APPROVAL_EXPIRY_DEFAULT_SECONDS,
+        ge=APPROVAL_EXPIRY_MIN_SECONDS,
+        le=APPROVAL_EXPIRY_MAX_SECONDS,
+        description=(
+            "How long a staged change waits for a decision, from status.approval.stagedAt; "
+            "then the goal fails with ApprovalExpired."
+        ),
+    )
+
+
 class GoalSpec(ApiModel):
     """What a Goal asks for."""
 
@@ -307,6 +335,14 @@ class GoalSpec(ApiModel):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     priority: int = Field(default=0, description="Smaller runs sooner when goals queue.")
     suspend: bool = Field(default=False, description="Hold a queued goal; a running one finishes.")
+    approval: ApprovalSpec | None = Field(
+        default=None,
+        description="A person approves the staged change before it is pushed (default: not).",
+    )
+
+    def approval_required(self) -> bool:
+        """Whether an attempt stages its change for approval instead of pushing it."""
+        return self.approval is not None and self.approval.required
 
 
 class Phase(StrEnum):
@@ -318,10 +354,11 @@ class Phase(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SKIPPED = "Skipped"
+    AWAITING_APPROVAL = "AwaitingApproval"
 
 
 # A goal that has not finished (its Reconciling condition is True) and one that has.
-ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.RUNNING})
+ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.RUNNING, Phase.AWAITING_APPROVAL})
 FINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.SKIPPED})
 # Finished with the task done: Skipped means another goal completed it.
 SUCCESSFUL_PHASES = frozenset({Phase.SUCCEEDED, Phase.SKIPPED})
@@ -393,6 +430,39 @@ class AttemptFailure(ApiModel):
     time: datetime | None = Field(default=None, description="When the failure was seen.")
 
 
+class Diffstat(ApiModel):
+    """The size of a staged change."""
+
+    files: int = Field(default=0, description="Files changed.")
+    insertions: int = Field(default=0, description="Lines added (binary files count none).")
+    deletions: int = Field(default=0, description="Lines removed.")
+
+
+class ApprovalStatus(ApiModel):
+    """The staged change awaiting (or given) approval; written only by the operator."""
+
+    patch_hash: str = Field(description="sha256:<64 hex>, the staged change's hash.")
+    base_commit: str = Field(description="The commit the change applies to.")
+    branch: str = Field(description="The branch the change will be pushed to.")
+    changed_files: list[str] = Field(default_factory=list, description="Files the change touches.")
+    diffstat: Diffstat = Field(
+        default_factory=Diffstat, description="Files, insertions, deletions."
+    )
+    patch_bytes: int = Field(default=0, description="Size of the (uncompressed) patch.")
+    patch_config_map: str = Field(description="The ConfigMap holding the patch (patch.gz).")
+    staged_at: datetime = Field(description="When the change was staged.")
+    expires_at: datetime = Field(description="When an approval no longer counts.")
+    approved_hash: str | None = Field(default=None, description="The hash approved.")
+    approved_by: str | None = Field(default=None, description="Who approved (as they said).")
+    approved_at: datetime | None = Field(default=None, description="When the approval was taken.")
+    rejected_by: str | None = Field(default=None, description="Who rejected (as they said).")
+    rejected_at: datetime | None = Field(default=None, description="When the rejection was taken.")
+    refused_hash: str | None = Field(
+        default=None,
+        description="The last approved-patch value refused (not the staged hash): said once.",
+    )
+
+
 class GoalStatus(ApiModel):
     """What the operator observed; written only by the operator."""
 
@@ -401,7 +471,10 @@ class GoalStatus(ApiModel):
     )
     phase: Phase | None = Field(
         default=None,
-        description="Pending → Queued → Running → Succeeded | Failed, or Skipped.",
+        description=(
+            "Pending → Queued → Running → Succeeded | Failed, or Skipped; with approval "
+            "required, Running → AwaitingApproval → Running (publish) → Succeeded | Failed."
+        ),
     )
     conditions: list[Condition] = Field(
         default_factory=list,
@@ -485,6 +558,13 @@ class GoalStatus(ApiModel):
         description=(
             "The latest failed attempt of the current run: its reason and message, handed to "
             "the next attempt's task (BACKLOG_PREVIOUS_FAILURE)."
+        ),
+    )
+    approval: ApprovalStatus | None = Field(
+        default=None,
+        description=(
+            "With spec.approval.required: the staged change (hash, base, branch, size, where "
+            "the patch is, when it expires) and the decision taken on it."
         ),
     )
 

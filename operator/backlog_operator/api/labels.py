@@ -69,6 +69,17 @@ ANNOTATION_SCHEDULED_AT = "backlog.dev/scheduled-at"
 # on a finished Goal, run it again; on a Backlog, sync now. The value acted on is recorded in
 # `status.lastHandledReconcileAt`.
 ANNOTATION_REQUESTED_AT = "backlog.dev/requested-at"
+# Set by a person (or `kubectl backlog approve`) on a Goal AwaitingApproval: `sha256:<64 hex>`,
+# the staged change approved. Honoured only when it equals `status.approval.patchHash` and the
+# approval has not expired; any other value is refused (an `ApprovalRefused` Event).
+ANNOTATION_APPROVED_PATCH = "backlog.dev/approved-patch"
+# Set with it: who approved (informational; `unknown` when absent).
+ANNOTATION_APPROVED_BY = "backlog.dev/approved-by"
+# Set by a person (or `kubectl backlog reject`) on a Goal AwaitingApproval: the reason (may be
+# empty). The goal fails `Rejected` and its Backlog declines the task until revived.
+ANNOTATION_REJECTED = "backlog.dev/rejected"
+# Set with it: who rejected (informational; `unknown` when absent).
+ANNOTATION_REJECTED_BY = "backlog.dev/rejected-by"
 # Set by a person on a Backlog (an RFC 3339 time): failures of its tasks up to that time no
 # longer count against the failure budget.
 ANNOTATION_FAILURES_CLEARED_AT = "backlog.dev/failures-cleared-at"

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from backlog_operator.api.common import ApiModel
-from backlog_operator.api.goal import PullRequestStatus
+from backlog_operator.api.goal import Diffstat, PullRequestStatus
 from backlog_operator.api.usage import TaskUsage
 from backlog_operator.api.worker_result import (
     MAX_RESULT_BYTES,
@@ -24,7 +24,23 @@ from backlog_operator.api.worker_result import (
     fit_result,
 )
 
-__all__ = ["MAX_RESULT_BYTES", "ExitCode", "Outcome", "WorkerResult", "failure"]
+__all__ = ["MAX_RESULT_BYTES", "ExitCode", "Outcome", "StagedResult", "WorkerResult", "failure"]
+
+
+class StagedResult(ApiModel):
+    """What a `stage` step staged (outcome `staged`); the patch itself is in the step's log."""
+
+    patch_hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="The change's hash.")
+    base_commit: str = Field(pattern=r"^[0-9a-f]{40}$", description="The commit it applies to.")
+    diffstat: Diffstat = Field(default_factory=Diffstat)
+    patch_bytes: int = Field(ge=0, description="Size of the patch.")
+    patch_gzip_bytes: int = Field(ge=0, description="Size of the gzipped patch in the log.")
+    patch_digest: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="sha256 of the gzipped patch's bytes."
+    )
+    manifest_digest: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="sha256 of the manifest's bytes."
+    )
 
 
 class WorkerResult(ApiModel):
@@ -62,6 +78,9 @@ class WorkerResult(ApiModel):
     usage: TaskUsage | None = Field(
         default=None,
         description="What the task reported it used (its usage file, checked); None: no file.",
+    )
+    staged: StagedResult | None = Field(
+        default=None, description="Outcome staged: the change staged for approval."
     )
 
     @property

@@ -14,6 +14,7 @@ from backlog_operator.api.admission import (
 )
 from backlog_operator.api.common import ApiModel
 from backlog_operator.api.goal import (
+    ApprovalSpec,
     CommitSpec,
     GoalSpec,
     PullRequestSpec,
@@ -71,6 +72,10 @@ class TaskGoalSpec(ApiModel):
     pull_request: PullRequestSpec = Field(default_factory=PullRequestSpec)
     commit: CommitSpec = Field(default_factory=CommitSpec)
     retry: RetrySpec = Field(default_factory=RetrySpec)
+    approval: ApprovalSpec | None = Field(
+        default=None,
+        description="A person approves each goal's staged change before it is pushed.",
+    )
 
 
 class TaskGoalTemplate(ApiModel):

@@ -86,6 +86,7 @@ def goal_to_environment(goal: Goal) -> str:
         "metadata": goal.metadata.model_dump(
             by_alias=True, exclude_none=True, mode="json", include={"name", "namespace", "uid"}
         ),
-        "spec": goal.spec.to_wire(),
+        # The steps have no use for spec.approval: the operator picks the step (stage, apply).
+        "spec": {key: value for key, value in goal.spec.to_wire().items() if key != "approval"},
     }
     return json.dumps(payload, separators=(",", ":"))

@@ -26,6 +26,8 @@ class Outcome(StrEnum):
     PUBLISHED = "published"
     ALREADY_COMPLETED = "already_completed"
     FAILED = "failed"
+    # Nothing pushed: the change is staged for approval (`staged` says what it is).
+    STAGED = "staged"
 
 
 class ExitCode(IntEnum):
@@ -71,6 +73,8 @@ class StepResult(NamedTuple):
     step: Step | None = None
     #: The task's usage in its JSON form (`api.usage_rules.usage_data`), or None.
     usage: Mapping[str, Any] | None = None
+    #: A staged change (outcome `staged`): its camelCase fields (docs/worker.md), or None.
+    staged: Mapping[str, Any] | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -107,6 +111,7 @@ class StepResult(NamedTuple):
             "step": self.step,
             # A copy: fitting pops the usage's own keys, never a nested value's.
             "usage": None if self.usage is None else dict(self.usage),
+            "staged": None if self.staged is None else dict(self.staged),
         }
         return {key: value for key, value in values.items() if value is not None}
 

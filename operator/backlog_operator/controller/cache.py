@@ -243,9 +243,9 @@ class Jobs:
 
 
 class WatchedJobs:
-    """The goal reconciler's cluster (`GoalCluster`, `JobStopper`, `LogReader`): Jobs from
-    `Jobs` where known, from the API where not; a created Job recorded from the create's
-    answer."""
+    """The goal reconciler's cluster (`GoalCluster`, `JobStopper`, `LogReader`, `PatchStore`):
+    Jobs from `Jobs` where known, from the API where not; a created Job recorded from the
+    create's answer."""
 
     def __init__(self, cluster: KubeCluster, jobs: Jobs) -> None:
         self.cluster = cluster
@@ -304,3 +304,23 @@ class WatchedJobs:
     async def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """Merge-patch a Secret."""
         await self.cluster.patch_secret(namespace, name, patch)
+
+    async def pod_log(
+        self, namespace: str, pod: str, container: str, *, max_bytes: int
+    ) -> str | None:
+        """A container's whole log, bounded (read from the API): a staged change's frames."""
+        return await self.cluster.pod_log(namespace, pod, container, max_bytes=max_bytes)
+
+    async def create_config_map(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a ConfigMap (a staged change's)."""
+        return await self.cluster.create_config_map(manifest)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ConfigMap, or None (read from the API: ConfigMaps are not watched)."""
+        return await self.cluster.get_config_map(namespace, name)
+
+    async def patch_config_map(
+        self, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch a ConfigMap (a re-run's staged change)."""
+        return await self.cluster.patch_config_map(namespace, name, patch)

@@ -32,7 +32,7 @@ from kubernetes import client as k8s
 
 from backlog_operator.adapters.kube import KubeCluster
 from backlog_operator.api.common import GROUP, VERSION
-from backlog_operator.api.goal import FINAL_PHASES
+from backlog_operator.api.goal import FINAL_PHASES, Phase
 from backlog_operator.api.labels import (
     ANNOTATION_FAILURES_CLEARED_AT,
     ANNOTATION_REQUESTED_AT,
@@ -207,8 +207,11 @@ def register_goals(registry: kopf.OperatorRegistry) -> None:
         if schedule:  # its schedule's active list and history follow the goal's phase
             await runtime.apply_schedule(namespace, schedule)
         backlog = _owner_name(body, "Backlog", LABEL_BACKLOG)
-        if backlog and phase_of(body) in FINAL_PHASES:
-            # A finished goal frees a slot: the Backlog may start its next task now.
+        if backlog and (
+            phase_of(body) in FINAL_PHASES or phase_of(body) is Phase.AWAITING_APPROVAL
+        ):
+            # A finished goal frees a slot: the Backlog may start its next task now. One that
+            # awaits approval is listed in the Backlog's status at once.
             await runtime.apply_backlog(namespace, backlog)
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)

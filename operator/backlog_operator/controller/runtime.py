@@ -83,6 +83,7 @@ from backlog_operator.controller.cache import Bodies, Jobs, WatchedJobs, goal_of
 from backlog_operator.controller.conditions import READY, RECONCILE_ERROR, mark_failing, reason_of
 from backlog_operator.controller.credentials import ForgeCredentials
 from backlog_operator.controller.goals import outcome
+from backlog_operator.controller.goals.approval_job import next_attempt_label
 from backlog_operator.controller.goals.capacity import WAITING, CapacityTable, entry_for
 from backlog_operator.controller.goals.outcome import job_finished
 from backlog_operator.controller.goals.pull_request import (
@@ -330,7 +331,7 @@ class Runtime:
                 entry = entry_for(goal, status)
                 self.pulls.track(to_follow(goal, status), entry.key, time.monotonic())
                 uid = goal.metadata.uid
-                unrecorded = (uid, str(status.run or 1), str(status.attempts + 1)) in made
+                unrecorded = (uid, str(status.run or 1), next_attempt_label(status)) in made
                 if entry.phase in WAITING and (uid in running or unrecorded):
                     entry = replace(entry, phase=Phase.RUNNING)
                 self.capacity.put(entry)
@@ -447,9 +448,12 @@ class Runtime:
 
     def _next_look(self, status: GoalStatus) -> datetime | None:
         """When a goal with `status` is due to be looked at with no event: its next attempt's
-        time while it backs off, the end of its Pod's grace while the Pod waits."""
+        time while it backs off, the end of its Pod's grace while the Pod waits, the expiry of
+        the change it stages while it awaits approval."""
         if status.phase is Phase.QUEUED and status.reason == "Backoff":
             return status.next_attempt_time or self.clock()
+        if status.phase is Phase.AWAITING_APPROVAL and status.approval is not None:
+            return status.approval.expires_at  # the expiry is a look at that time, no polling
         if status.phase is Phase.RUNNING and status.step_reason and status.step_reason_time:
             end = status.step_reason_time + outcome.STUCK_GRACE
             return end if end > self.clock() else None

@@ -248,8 +248,21 @@ _METADATA_KEYS = frozenset(
     {"name", "namespace", "uid", "generation", "creationTimestamp", "annotations"}
 )
 _SPEC_KEYS = frozenset(
-    {"repository", "backlog", "task", "pullRequest", "commit", "retry", "priority", "suspend"}
+    {
+        "repository",
+        "backlog",
+        "task",
+        "pullRequest",
+        "commit",
+        "retry",
+        "priority",
+        "suspend",
+        "approval",
+    }
 )
+# The worker has no use for spec.approval (the operator decides what a step does): the reader
+# only checks it, and leaves anything but plain values in range to the model.
+_APPROVAL_KEYS = frozenset({"required", "expiresAfterSeconds"})
 _REPOSITORY_KEYS = frozenset({"url", "baseBranch", "credentialsSecret", "insecure"})
 _SECRET_KEYS = frozenset({"name", "key"})
 _BACKLOG_KEYS = frozenset({"path", "taskId"})
@@ -281,6 +294,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "PullRequestSpec": _PULL_REQUEST_KEYS,
     "CommitSpec": _COMMIT_KEYS,
     "RetrySpec": _RETRY_KEYS,
+    "ApprovalSpec": _APPROVAL_KEYS,
 }
 
 # fullmatch, never search: pydantic's regular expressions read `$` as the end of the text, where
@@ -315,6 +329,8 @@ def _read_spec(value: object) -> WorkerSpec:
     _field(spec, "suspend", _boolean, False)
     if "retry" in spec:
         _check_retry(spec["retry"])
+    if spec.get("approval") is not None:
+        _check_approval(spec["approval"])
     return WorkerSpec(
         repository=_read_repository(_field(spec, "repository", _as_mapping)),
         backlog=_read_backlog(spec["backlog"]) if "backlog" in spec else BacklogRef(),
@@ -324,6 +340,14 @@ def _read_spec(value: object) -> WorkerSpec:
         ),
         commit=_read_commit(spec["commit"]) if "commit" in spec else CommitSpec(),
     )
+
+
+def _check_approval(value: object) -> None:
+    approval = _closed(value, _APPROVAL_KEYS)
+    _field(approval, "required", _boolean, False)
+    seconds = _field(approval, "expiresAfterSeconds", _integer, 604800)
+    if not 60 <= seconds <= 30 * 24 * 3600:
+        raise Unsure
 
 
 def _read_repository(value: object) -> RepositoryRef:

@@ -141,6 +141,16 @@ def publish_commit(
         document, mode = _task_backlog(repo, tree, record, ctx.task_id)
         if document.find(ctx.task_id) is not None:
             state.backlog, state.backlog_mode, state.backlog_updated = document, mode, True
+    pushed = _pushed_before(ctx, repo, record, branch, tree)
+    if pushed is not None:
+        # An earlier try pushed this very change (its answer, or the pull request, was lost):
+        # it is taken as it is, never pushed over (that would be refused as a non-fast-forward).
+        log.info("%s already holds the approved change (%s); reusing it", branch, pushed[:12])
+        state.commit = pushed
+        forge = _forge(ctx)
+        if forge is not None:
+            _open_and_record(ctx, record, repo, forge, state, now)
+        return _result(ctx, state)
     state.commit = gitops.commit_tree(
         repo,
         tree=tree,
@@ -149,6 +159,35 @@ def publish_commit(
         **_author(ctx),
     )
     return _push_and_open(ctx, record, repo, _forge(ctx), state, None, now)
+
+
+def _pushed_before(
+    ctx: WorkerContext, repo: gitops.Repository, record: CloneRecord, branch: str, tree: str
+) -> str | None:
+    """The head of `branch` on the remote when it holds exactly `tree` on the base commit (or
+    that commit and the follow-up that recorded the pull request's number), else None."""
+    url = ctx.goal.spec.repository.url
+    head = gitops.fetch_branch(repo, branch, url=url, credentials=ctx.git_credentials(), depth=3)
+    if head is None:
+        return None
+    if _is_change_commit(repo, head, record.base_commit, tree):
+        return head
+    parent = _first_parent(repo, head)
+    if parent is None or not _is_change_commit(repo, parent, record.base_commit, tree):
+        return None
+    changed = {change.path for change in gitops.tree_changes(repo, parent, head)}
+    return head if changed <= {record.backlog_path} else None
+
+
+def _is_change_commit(repo: gitops.Repository, commit: str, base: str, tree: str) -> bool:
+    return gitops.tree_of(repo, commit) == tree and _first_parent(repo, commit) == base
+
+
+def _first_parent(repo: gitops.Repository, commit: str) -> str | None:
+    try:
+        return gitops.commit_parents(repo, commit)[0]
+    except (gitops.GitError, IndexError):
+        return None
 
 
 def _push_and_open(
@@ -410,9 +449,12 @@ def _open_and_record(
     if not state.backlog_updated or ctx.task_id is None or document is None:
         return
     document.set_pr_number(ctx.task_id, pull_request.number)
+    recorded = _with_file(repo, record.backlog_path, document, state.backlog_mode)
+    if recorded == gitops.tree_of(repo, state.commit):
+        return  # the branch records the number already (an earlier try pushed it)
     follow_up = gitops.commit_tree(
         repo,
-        tree=_with_file(repo, record.backlog_path, document, state.backlog_mode),
+        tree=recorded,
         parents=[state.commit],
         message=f"Record pull request #{pull_request.number} for {ctx.task_id}",
         **_author(ctx),

@@ -6,9 +6,12 @@ main's backlog (the writeback was never merged), so by the file alone it would b
 and the next pull request would be the same "no" asked again. Instead the task is *declined*:
 not selected, and reported with the pull request and who closed it, until a person revives it.
 
+A goal whose staged change a person rejected (phase Failed, reason `Rejected`, see
+docs/operator.md "Approval") is the same "no", asked before anything was pushed.
+
 The record of the decline is the Goal itself (the operator writes nothing else): a task is
 declined when its latest Goal (by creation) succeeded with a pull request that was closed
-without merging, and none of these has happened since:
+without merging, or was rejected, and none of these has happened since:
 
 - the Backlog carries `revive.backlog.dev/<task-id>` with a time at or after the close;
 - the task's entry in the file changed (the Goal's `backlog.dev/task-digest` is not the entry's
@@ -25,13 +28,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from backlog_operator.api.backlog import DeclinedTask
+from backlog_operator.api.backlog import AwaitingApprovalTask, DeclinedTask
 from backlog_operator.api.goal import Phase, PullRequestStatus
 from backlog_operator.api.labels import ANNOTATION_TASK_DIGEST, revived_tasks
 from backlog_operator.controller.owned_goals import awaiting_pull_request, phase_of
 from backlog_operator.controller.status import parse_time
 
 CLOSED, MERGED = "closed", "merged"
+REJECTED = "Rejected"
 
 
 def pull_request_of(goal: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -83,6 +87,8 @@ def declined_tasks(
 def _declined(
     task: str, goal: Mapping[str, Any], digest: str, revived_at: datetime | None
 ) -> DeclinedTask | None:
+    if is_rejected(goal):
+        return _rejected(task, goal, digest, revived_at)
     pull = pull_request_of(goal)
     if phase_of(goal) is not Phase.SUCCEEDED or pull is None or pull.get("state") != CLOSED:
         return None
@@ -103,6 +109,51 @@ def _declined(
         declined_at=closed_at,
         goal=str((goal.get("metadata") or {}).get("name")),
     )
+
+
+def is_rejected(goal: Mapping[str, Any]) -> bool:
+    """Whether a listed Goal's staged change was rejected (Failed, reason Rejected)."""
+    return phase_of(goal) is Phase.FAILED and (goal.get("status") or {}).get("reason") == REJECTED
+
+
+def _rejected(
+    task: str, goal: Mapping[str, Any], digest: str, revived_at: datetime | None
+) -> DeclinedTask | None:
+    annotations = (goal.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(ANNOTATION_TASK_DIGEST) != digest:
+        return None  # the entry was edited since: a new task as far as the "no" goes
+    status = goal.get("status") or {}
+    found = status.get("approval")
+    approval: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    rejected_at = parse_time(approval.get("rejectedAt") or status.get("completionTime"))
+    if revived_at is not None and (rejected_at is None or revived_at >= rejected_at):
+        return None
+    return DeclinedTask(
+        id=task,
+        reason=REJECTED,
+        closed_by=str(approval.get("rejectedBy") or "") or None,
+        declined_at=rejected_at,
+        message=str(status.get("message") or "")[:1024] or None,
+        goal=str((goal.get("metadata") or {}).get("name")),
+    )
+
+
+def awaiting_approval(goals: Iterable[Mapping[str, Any]], cap: int) -> list[AwaitingApprovalTask]:
+    """The Backlog's Goals that await approval (at most `cap`, by task)."""
+    found = []
+    for goal in goals:
+        approval = (goal.get("status") or {}).get("approval")
+        if phase_of(goal) is not Phase.AWAITING_APPROVAL or not isinstance(approval, Mapping):
+            continue
+        found.append(
+            AwaitingApprovalTask(
+                task=_task(goal),
+                goal=str((goal.get("metadata") or {}).get("name")),
+                patch_hash=str(approval.get("patchHash") or ""),
+                expires_at=parse_time(approval.get("expiresAt")),
+            )
+        )
+    return sorted(found, key=lambda item: (item.task, item.goal))[:cap]
 
 
 def kept_goals(

@@ -70,7 +70,9 @@ from backlog_operator.backlog.selection import (
 from backlog_operator.controller.backlogs.conflicted import conflicted_tasks, newly_conflicted
 from backlog_operator.controller.backlogs.declined import (
     CLOSED,
+    awaiting_approval,
     declined_tasks,
+    is_rejected,
     kept_goals,
     pull_request_state,
     revive_times,
@@ -232,7 +234,7 @@ class BacklogReconciler:
             keep=kept_goals(goals, declined),
             deletable=settled(status.usage),  # once the status holds all of a Goal's usage
         )
-        new = self._report(backlog, status, parsed, selection, started, generation, declined)
+        new = self._report(backlog, status, parsed, selection, started, generation, declined, goals)
         new = evolve(new, conflicted=conflicted_tasks(goals, list(digests), _LISTED))
         new = self._budget(new, status, accounted, events, generation)  # its events go first
         events += trimmed + _newly_declined(status, new) + newly_conflicted(status, new)
@@ -412,7 +414,7 @@ class BacklogReconciler:
             annotations = goal.get("metadata", {}).get("annotations") or {}
             if annotations.get(ANNOTATION_TASK_DIGEST) != digests.get(_task(goal)):
                 continue
-            if phase_of(goal) is Phase.FAILED:
+            if phase_of(goal) is Phase.FAILED and not is_rejected(goal):  # a "no" is no failure
                 when = parse_time((goal.get("status") or {}).get("completionTime")) or now
                 reason = str((goal.get("status") or {}).get("reason") or "Failed")
                 failures.setdefault(_task(goal), []).append(Failure(at=when, reason=reason))
@@ -487,6 +489,7 @@ class BacklogReconciler:
         started: list[str],
         generation: int | None,
         declined: Mapping[str, DeclinedTask],
+        goals: list[dict[str, Any]],
     ) -> BacklogStatus:
         report = selection.report
         counts = report.counts
@@ -525,6 +528,7 @@ class BacklogReconciler:
             completed=list(report.completed.ids),
             started=started,
             declined=[declined[task_id] for task_id in report.declined.ids],
+            awaiting_approval=awaiting_approval(goals, _LISTED),
             ready_count=report.ready.total,
             in_progress_count=report.in_progress.total,
             short_commit=parsed.commit[:SHORT_COMMIT],
@@ -636,12 +640,16 @@ def _newly_declined(before: BacklogStatus, now: BacklogStatus) -> list[Event]:
         if task.id in known:
             continue
         by = f" by {task.closed_by}" if task.closed_by else ""
+        what = (
+            f"pull request #{task.pull_request.number} was closed without merging{by}"
+            if task.pull_request is not None
+            else f"its staged change was rejected{by}"
+        )
         events.append(
             Event(
                 "Normal",
                 "TaskDeclined",
-                f"task {task.id} is not selected again: pull request #{task.pull_request.number} "
-                f"was closed without merging{by}; revive it with the annotation "
+                f"task {task.id} is not selected again: {what}; revive it with the annotation "
                 f"{ANNOTATION_REVIVE_PREFIX}{task.id}=<time>, or edit its entry",
             )
         )

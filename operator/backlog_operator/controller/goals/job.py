@@ -100,62 +100,100 @@ def build_job(
     `previous_failure` (JSON) goes to the task container as BACKLOG_PREVIOUS_FAILURE."""
     name = job_name(goal.metadata.name, goal.metadata.uid or "", attempt, run)
     labels = job_labels(goal, attempt, run)
+    goal = with_default_prefix(goal, settings)
     spec = goal.spec
-    if spec.pull_request.branch_prefix is None:
-        pull_request = spec.pull_request.model_copy(
-            update={"branch_prefix": settings.default_branch_prefix}
-        )
-        goal = goal.model_copy(
-            update={"spec": spec.model_copy(update={"pull_request": pull_request})}
-        )
-    worker_env = _worker_env(goal, attempt, run, settings)
+    env = worker_env(goal, attempt_id(goal, attempt, run), settings)
     has_token = spec.repository.credentials_secret is not None
+    if spec.approval_required():
+        # Staged for approval: nothing is pushed and no forge is asked, so the main container
+        # gets no token at all (only `clone` reads the repository with it).
+        main = worker_container(
+            "publish", settings, without_token(env), False, args=["worker", "stage"]
+        )
+    else:
+        main = worker_container("publish", settings, env, has_token)
     manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": goal.metadata.namespace, "labels": labels},
         "spec": {
-            "backoffLimit": 0,  # the operator owns retries (backoff, permanent vs retryable)
-            "podFailurePolicy": copy.deepcopy(_POD_FAILURE_POLICY),
-            "activeDeadlineSeconds": spec.task.timeout_seconds,
-            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            **job_spec_head(goal, settings),  # backoffLimit 0: the operator owns retries
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "serviceAccountName": settings.worker_service_account,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS,
-                        "runAsGroup": RUN_AS,
-                        "fsGroup": RUN_AS,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    **pod_template_spec(settings),
                     "initContainers": [
-                        _worker_container("clone", settings, worker_env, has_token),
+                        worker_container("clone", settings, env, has_token),
                         _task_container(goal, settings, previous_failure),
                     ],
-                    "containers": [_worker_container("publish", settings, worker_env, has_token)],
-                    "volumes": _volumes(goal, settings),
+                    "containers": [main],
+                    "volumes": volumes(goal, settings),
                 },
             },
         },
     }
-    # The Goal controls its Jobs: the garbage collector deletes them with it, even when the
-    # operator is not running (blockOwnerDeletion: foreground deletion waits for them).
-    owner = goal.model_dump(by_alias=True, mode="json", include={"api_version", "kind", "metadata"})
-    kopf.append_owner_reference(manifest, owner=kopf.Body(cast(kopf.RawBody, owner)))
+    own(manifest, goal)
     return manifest
 
 
-def _worker_env(
-    goal: Goal, attempt: int, run: int, settings: OperatorSettings
-) -> list[dict[str, str]]:
+def own(manifest: dict[str, Any], goal: Goal) -> None:
+    """Make the Goal the controller of `manifest`'s object (a Job, the patch's ConfigMap)."""
+    # The garbage collector deletes it with the Goal, even when the operator is not running
+    # (blockOwnerDeletion: foreground deletion waits for it).
+    owner = goal.model_dump(by_alias=True, mode="json", include={"api_version", "kind", "metadata"})
+    kopf.append_owner_reference(manifest, owner=kopf.Body(cast(kopf.RawBody, owner)))
+
+
+def with_default_prefix(goal: Goal, settings: OperatorSettings) -> Goal:
+    """`goal` with the operator's branch prefix where its spec sets none."""
+    spec = goal.spec
+    if spec.pull_request.branch_prefix is not None:
+        return goal
+    pull_request = spec.pull_request.model_copy(
+        update={"branch_prefix": settings.default_branch_prefix}
+    )
+    return goal.model_copy(update={"spec": spec.model_copy(update={"pull_request": pull_request})})
+
+
+def without_token(env: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A worker container's environment with no word of the token file."""
+    return [item for item in env if item["name"] != TOKEN_FILE_VARIABLE]
+
+
+def pod_template_spec(settings: OperatorSettings) -> dict[str, Any]:
+    """What every worker Pod's spec holds besides its containers and volumes: no service
+    account token, no service links, non-root, seccomp."""
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "serviceAccountName": settings.worker_service_account,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def job_spec_head(goal: Goal, settings: OperatorSettings) -> dict[str, Any]:
+    """A worker Job's spec besides its template: no Job-level retries (the operator's), the
+    disruption policy, the deadline, the time-to-live."""
+    return {
+        "backoffLimit": 0,
+        "podFailurePolicy": copy.deepcopy(_POD_FAILURE_POLICY),
+        "activeDeadlineSeconds": goal.spec.task.timeout_seconds,
+        "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+    }
+
+
+def worker_env(goal: Goal, attempt: str, settings: OperatorSettings) -> list[dict[str, str]]:
+    """The environment of a worker container (`clone`, `publish`, `stage`, `apply`)."""
     env = [
         {"name": GOAL_VARIABLE, "value": goal_to_environment(goal)},
-        {"name": ATTEMPT_ID_VARIABLE, "value": attempt_id(goal, attempt, run)},
+        {"name": ATTEMPT_ID_VARIABLE, "value": attempt},
         {"name": WORKSPACE_VARIABLE, "value": WORKSPACE},
         {"name": PRIVATE_DIR_VARIABLE, "value": PRIVATE_DIR},
         {"name": "HOME", "value": "/tmp"},  # noqa: S108  # git writes nothing there, but wants a HOME
@@ -178,9 +216,15 @@ def _restricted(read_only_root: bool) -> dict[str, Any]:
     }
 
 
-def _worker_container(
-    step: str, settings: OperatorSettings, env: list[dict[str, str]], has_token: bool
+def worker_container(
+    step: str,
+    settings: OperatorSettings,
+    env: list[dict[str, str]],
+    has_token: bool,
+    *,
+    args: list[str] | None = None,
 ) -> dict[str, Any]:
+    """A worker container (operator image, read-only root, all capabilities dropped)."""
     mounts: list[dict[str, Any]] = [
         {"name": "workspace", "mountPath": WORKSPACE},
         {"name": "private", "mountPath": PRIVATE_DIR},
@@ -191,7 +235,7 @@ def _worker_container(
     return {
         "name": step,
         "image": settings.worker_image,
-        "args": ["worker", step],
+        "args": args or ["worker", step],
         "env": env,
         "volumeMounts": mounts,
         "resources": _WORKER_RESOURCES,
@@ -230,7 +274,8 @@ def workspace_size_limit(goal: Goal, settings: OperatorSettings) -> str:
     return goal.spec.task.workspace_size_limit or settings.workspace_size_limit
 
 
-def _volumes(goal: Goal, settings: OperatorSettings) -> list[dict[str, Any]]:
+def volumes(goal: Goal, settings: OperatorSettings) -> list[dict[str, Any]]:
+    """The workspace, private, tmp and (with a Secret) credentials volumes."""
     size_limit = workspace_size_limit(goal, settings)
     volumes: list[dict[str, Any]] = [
         # The clone and whatever the task writes: on the node's disk, limited.

@@ -9,6 +9,10 @@
 5. a waiting goal: suspend, one run per task, backoff, capacity — then start the attempt's Job
    (a Job the API server refuses fails the goal: `InvalidSpec` or `JobRefused`, never a loop).
 
+With `spec.approval.required` an attempt stages its change and the goal awaits a person's
+decision; those steps are `approval_steps.ApprovalSteps` (a staged result stored, the decision
+read), and an approved goal's attempts are publish-only Jobs (`approval_job`).
+
 A goal the capacity table holds as running while its status does not say so has a Job that
 may exist (created before a crash, or its create's answer or status write was lost): it is
 adopted (or created) before anything else is decided, so no other goal takes its slot.
@@ -60,6 +64,13 @@ from backlog_operator.controller.conditions import (
 from backlog_operator.controller.conditions import observe_generation as _observe_generation
 from backlog_operator.controller.credentials import ForgeCredentials
 from backlog_operator.controller.goals import job
+from backlog_operator.controller.goals.approval_job import (
+    build_publish_job,
+    publish_attempt_label,
+    publish_job_name,
+    publishing,
+)
+from backlog_operator.controller.goals.approval_steps import ApprovalSteps
 from backlog_operator.controller.goals.attempt_token import AttemptTokens, token_secret_name
 from backlog_operator.controller.goals.capacity import CapacityTable, entry_for, repository_of
 from backlog_operator.controller.goals.heal import Healer
@@ -112,6 +123,7 @@ _RUN_FIELDS = (
     "step_reason_time",
     "disruptions",
     "last_failure",
+    "approval",
 )
 # Status fields that describe the running attempt's Pod; cleared when the attempt ends.
 _STEP_FIELDS = ("step", "step_reason", "step_message", "step_reason_time")
@@ -162,7 +174,7 @@ def conditions_for(
 
     | phase | Ready | Reconciling | Stalled |
     |---|---|---|---|
-    | Pending, Queued, Running | False | True (the phase's reason) | False |
+    | Pending, Queued, Running, AwaitingApproval | False | True (the phase's reason) | False |
     | Succeeded, Skipped | True (Published, AlreadyCompleted, AlreadySucceeded) | False | False |
     | Failed | False (the failure's reason) | False | True (the failure's reason) |
     """
@@ -175,8 +187,10 @@ def conditions_for(
     return mark(previous, reason, message, generation=generation, now=now)
 
 
-class GoalReconciler:
+class GoalReconciler(ApprovalSteps):
     """Reconciles one Goal at a time; decisions that compare goals are taken synchronously."""
+
+    cluster: GoalCluster
 
     def __init__(
         self,
@@ -234,6 +248,8 @@ class GoalReconciler:
             )
         if status.phase is Phase.RUNNING and status.job_name:
             result = await self._observe(goal, status)
+        elif status.phase is Phase.AWAITING_APPROVAL:
+            result = await self._awaiting(goal, status)
         else:
             result = await self._start(goal, status)
         result.events[:0] = rerun_events
@@ -334,7 +350,10 @@ class GoalReconciler:
                 "JobFailed", "the worker Job ended without a result", retryable=True
             )
         self.tokens.forget(namespace, job_name)  # its token, if it had one, is no more needed
-        done = self._attempt_done(goal, status, result)
+        if result.outcome is Outcome.STAGED:
+            done = await self._staged(goal, status, result, pod)
+        else:
+            done = self._attempt_done(goal, status, result)
         done.attempt = AttemptEnd(result, found_job, pod)
         return done
 
@@ -496,7 +515,7 @@ class GoalReconciler:
                 new = evolve(new, completion_time=instant(now))
                 self.capacity.put(entry_for(goal, new))
                 return Reconciled(new, [Event("Normal", "Skipped", message)])
-            if other.phase is Phase.RUNNING:
+            if other.phase in (Phase.RUNNING, Phase.AWAITING_APPROVAL):
                 self.capacity.put(replace(entry, blocked=True))
                 message = f"waiting for goal {other.key}, which runs the same task"
                 return self._wait(status, "WaitingForTask", message, generation)
@@ -591,19 +610,24 @@ class GoalReconciler:
         self, goal: Goal, status: GoalStatus, attempt: int
     ) -> Reconciled[GoalStatus]:
         run = status.run or 1
-        name = job.job_name(goal.metadata.name, goal.metadata.uid or "", attempt, run)
+        publish_only = publishing(status)  # approved: the staged change alone is published
+        naming = publish_job_name if publish_only else job.job_name
+        name = naming(goal.metadata.name, goal.metadata.uid or "", attempt, run)
         ours = name in self._created
         # The slot is taken before anything is awaited (the create is sent): should its answer
         # be lost, the Job may exist, and the next reconcile adopts it before another goal is
         # admitted.
         self.capacity.put(replace(entry_for(goal, status), phase=Phase.RUNNING))
         self._created.add(name)
-        previous = await self._previous_failure(goal, status, attempt)
         token = await self._attempt_token(goal, name)
         if isinstance(token, ClassifiedError):
             return self._fail_start(goal, status, token.reason, str(token))
-        manifest = job.build_job(goal, attempt, self.settings, run, previous_failure=previous)
-        if token is not None:
+        if publish_only:
+            manifest = build_publish_job(goal, status, attempt, self.settings)
+        else:
+            previous = await self._previous_failure(goal, status, attempt)
+            manifest = job.build_job(goal, attempt, self.settings, run, previous_failure=previous)
+        if token is not None:  # clone and publish (or the publish-only container) get it
             job.mount_token_secret(manifest, token_secret_name(name))
         adopted = False
         try:
@@ -635,7 +659,7 @@ class GoalReconciler:
             unset=("queue_position", "next_attempt_time", *_STEP_FIELDS),
             attempts=attempt,
             job_name=name,
-            attempt_id=job.attempt_id(goal, attempt, run),
+            attempt_id=status.attempt_id if publish_only else job.attempt_id(goal, attempt, run),
             run=run,
             task_id=goal.work_name,
             start_time=status.start_time or instant(self.clock()),
@@ -774,10 +798,12 @@ class GoalReconciler:
 
 
 def _pod_selector(goal: Goal, status: GoalStatus) -> str:
+    attempt = status.attempts or 1
+    label = publish_attempt_label(attempt) if publishing(status) else str(attempt)
     return (
         f"{LABEL_GOAL_UID}={goal.metadata.uid},"
         f"{LABEL_RUN}={status.run or 1},"
-        f"{LABEL_ATTEMPT}={status.attempts or 1}"
+        f"{LABEL_ATTEMPT}={label}"
     )
 
 
