@@ -134,8 +134,8 @@ class Bench:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--lease", default="15")
-    parser.add_argument("--renew", default="10")
+    parser.add_argument("--lease", default="12")
+    parser.add_argument("--renew", default="8")
     parser.add_argument("--retry", default="2")
     args = parser.parse_args()
     timing = {
