@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,3 +20,17 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["GIT_TERMINAL_PROMPT"] = "0"
     for name in ("GITHUB_TOKEN", "BACKLOG_TOKEN_FILE", "GIT_ASKPASS", "SSH_ASKPASS", "KUBECONFIG"):
         os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _no_stream_handler_outlives_its_test() -> Iterator[None]:
+    """A worker step or the CLI run in-process points the root logger at the test's captured
+    stderr (`worker.steps.configure_logging`); left there, an operator thread of a later test
+    writes to a closed stream ("--- Logging error ---" in the output). Removed at the end."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in before and type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    root.setLevel(level)
