@@ -20,6 +20,7 @@ import pytest
 from backlog_operator.api.labels import LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, StagedResult, WorkerResult
 from backlog_operator.api.staged_log import digest, frame_lines, gzip_patch
+from tests.operator.test_cli_cluster import cli
 from tests.operator.test_pull_requests import (
     BACKLOGS,
     NS,
@@ -357,3 +358,34 @@ def test_a_rejected_change_declines_its_task_in_the_backlog(
     cluster.api.wait_for(lambda: backlog_status(cluster).get("lastHandledReconcileAt") == "1")
     assert sorted(goals_of(cluster)) == ["team-ci-cache", "team-docs-intro"]
     assert backlog_status(cluster).get("awaitingApproval", []) == []
+
+
+# ------------------------------------------------------- the people's side, end to end
+
+
+def test_a_person_reads_the_staged_change_and_approves_it_with_kubectl_backlog(
+    cluster: Cluster, emulator_server: EmulatorServer
+) -> None:
+    """What the operator staged is what `diff` prints, and `approve --hash` (the CLI as its own
+    process, as a person runs it) is what starts the publish-only Job, with who approved."""
+    cluster.api.create_object(approval_goal(cluster, "g5"))
+    stage(cluster, "g5")
+    cluster.wait_status("g5", lambda s: s.get("phase") == "AwaitingApproval")
+
+    shown = cli(emulator_server, "diff", "g5", "-n", NS)
+    assert shown.returncode == 0, shown.stderr
+    assert HASH in shown.stdout and PATCH.decode() in shown.stdout
+
+    refused = cli(emulator_server, "approve", "g5", "--hash", "sha256:" + "00" * 32, "-n", NS)
+    assert refused.returncode != 0 and HASH in refused.stderr
+    approved = cli(emulator_server, "approve", "g5", "--hash", HASH, "-n", NS)
+    assert approved.returncode == 0, approved.stderr
+
+    status = cluster.wait_status("g5", lambda s: s.get("phase") == "Running")
+    assert status["approval"]["approvedHash"] == HASH
+    assert status["approval"]["approvedBy"] == "emulator-admin"
+    [publish_job] = [j for j in cluster.jobs_of("g5") if j["metadata"]["name"] == status["jobName"]]
+    assert publish_job["spec"]["template"]["spec"]["containers"][0]["args"][:2] == [
+        "worker",
+        "apply",
+    ]
