@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from backlog_operator.api.goal import Goal
+from backlog_operator.api.staged_log import read_frames
+from backlog_operator.worker.staged_job import MANIFEST_FILE, PATCH_FILE
 from tests.git.conftest import BACKLOG
 from tests.support.gitrepos import make_remote
 from tests.support.pod import Pod
@@ -136,3 +138,79 @@ def test_backlogctl_run_imports_no_pydantic_no_forge_client_and_no_git_library(
     modules = imported(run.stderr)
     assert {"backlog_operator.worker.local", "backlog_operator.worker.publish"} <= modules
     assert packages(modules) & NEVER == set()
+
+
+def staged_goal(url: str, provider: str) -> Goal:
+    """`goal`, with approval required: its attempt stages, a publish-only Job applies."""
+    body = goal(url, provider).model_dump(by_alias=True, exclude_none=True)
+    body["spec"]["approval"] = {"required": True}
+    return Goal.model_validate(body)
+
+
+@pytest.mark.usefixtures("import_report")
+def test_stage_and_apply_import_no_pydantic_no_forge_client_and_no_git_library(
+    tmp_path: Path,
+) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG, "docs/a.md": "a\n"})
+    (tmp_path / "stage").mkdir()
+    # Pull requests go to GitHub: `stage` asks no forge, so nothing of PyGithub either.
+    stager = Pod(tmp_path / "stage", staged_goal(str(remote), "github"))
+    assert stager.worker("clone").returncode == 0
+    assert stager.task().returncode == 0
+
+    stage = stager.worker("stage")
+
+    assert stage.returncode == 0, stage.stderr
+    assert stager.result("stage")["outcome"] == "staged"
+    modules = imported(stage.stderr)
+    assert {"backlog_operator.worker.staged_job", "backlog_operator.worker.staging"} <= modules
+    assert packages(modules) & NEVER == set()
+
+    # The publish-only Job, the ConfigMap's files mounted (as the operator stores them).
+    manifest, packed = read_frames(stage.stdout)
+    mounted = tmp_path / "configmap"
+    mounted.mkdir()
+    (mounted / PATCH_FILE).write_bytes(packed)
+    (mounted / MANIFEST_FILE).write_bytes(manifest)
+    (tmp_path / "apply").mkdir()
+    applier = Pod(tmp_path / "apply", staged_goal(str(remote), "none"))
+    digest = stager.result("stage")["staged"]["patchHash"]
+
+    apply = applier.worker("apply", "--hash", digest, "--staged", str(mounted))
+
+    assert apply.returncode == 0, apply.stderr
+    assert applier.result("apply")["outcome"] == "published"
+    modules = imported(apply.stderr)
+    assert {"backlog_operator.worker.staged_run", "backlog_operator.worker.publish"} <= modules
+    assert packages(modules) & NEVER == set()
+
+
+@pytest.mark.usefixtures("import_report")
+def test_backlogctl_run_stage_and_apply_import_no_pydantic_no_forge_client_and_no_git_library(
+    tmp_path: Path,
+) -> None:
+    remote = make_remote(tmp_path, {".backlog/backlog.yaml": BACKLOG, "docs/a.md": "a\n"})
+    goal_file = tmp_path / "goal.yaml"
+    goal_file.write_text(json.dumps(goal(str(remote), "none").model_dump(by_alias=True)))
+    patch = tmp_path / "change.patch"
+
+    def backlogctl_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "backlog_operator.cli", "run", str(goal_file), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    stage = backlogctl_run("--stage", "--out", str(patch))
+    assert stage.returncode == 0, stage.stderr
+    digest = stage.stdout.splitlines()[0]
+    apply = backlogctl_run("--apply", str(patch), "--hash", digest)
+
+    assert apply.returncode == 0, apply.stderr
+    assert json.loads(apply.stdout.splitlines()[-1])["outcome"] == "published"
+    for process in (stage, apply):
+        modules = imported(process.stderr)
+        assert {"backlog_operator.worker.staged_run", "backlog_operator.worker.staging"} <= modules
+        assert packages(modules) & NEVER == set()

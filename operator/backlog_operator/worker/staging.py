@@ -24,12 +24,14 @@ This module does no I/O of its own: it works on the repository it is given, thro
 adapter, and on the bytes and JSON it is handed.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: `typing.NamedTuple` would compile each of its
+# fields' annotations from their text, a noticeable part of a step's start. Named tuples, not
+# dataclasses: `dataclasses` imports `inspect` (and it `ast`, `dis`), some 10 ms of the `stage`
+# and `apply` steps (see tests/git/test_worker_imports.py).
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from backlog_operator.adapters import git as gitops
 from backlog_operator.worker.failures import StepFailure
@@ -45,8 +47,7 @@ _NULL_SHA = "0" * 40
 _GITDIR_NAMES = frozenset({".git"})
 
 
-@dataclass(frozen=True)
-class ChangedEntry:
+class ChangedEntry(NamedTuple):
     """One path of the change: its new mode and the sha256 of its new content (None: gone)."""
 
     path: str
@@ -54,8 +55,7 @@ class ChangedEntry:
     content_sha256: str | None
 
 
-@dataclass
-class StagedChange:
+class StagedChange(NamedTuple):
     """A change as staged: the patch and what the manifest says of it."""
 
     base_commit: str
@@ -64,7 +64,7 @@ class StagedChange:
     patch: bytes
     hash: str
     changed_files: list[str]
-    diffstat: list[dict[str, Any]] = field(default_factory=list)
+    diffstat: list[dict[str, Any]]
 
     def manifest(self) -> dict[str, Any]:
         """The manifest, as JSON-ready data (camelCase, as on the Kubernetes side)."""
@@ -79,15 +79,14 @@ class StagedChange:
         }
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     """What applying needs from a manifest; hostile input, bound by the hash it is checked on."""
 
     base_commit: str
     branch: str
 
     @classmethod
-    def parse(cls, data: bytes) -> Manifest:
+    def parse(cls, data: bytes) -> "Manifest":
         """Read a manifest; StepFailure(InvalidPatch) when it is not one."""
         try:
             loaded = json.loads(data) if len(data) <= 64 * 1024 else None
