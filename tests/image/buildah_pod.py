@@ -70,6 +70,10 @@ def buildah(*args: str, timeout: float = 120) -> str:
 class BuildahPod:
     """One Pod's containers, run from their images; host folders under `root` for its volumes."""
 
+    # The Pod's name and namespace, for the downward API's `fieldRef`s.
+    POD_NAME = "image-test-pod"
+    POD_NAMESPACE = "default"
+
     def __init__(
         self,
         pod_spec: Mapping[str, Any],
@@ -112,13 +116,23 @@ class BuildahPod:
         self.outputs[str(container["name"])] = completed
         return completed
 
+    def _env_value(self, item: Mapping[str, Any]) -> str:
+        """An env var's value; the downward API's fields of the Pod as the kubelet gives them."""
+        if "value" in item:
+            return str(item["value"])
+        path = item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        fields = {"metadata.name": self.POD_NAME, "metadata.namespace": self.POD_NAMESPACE}
+        if path not in fields:
+            raise ValueError(f"env {item['name']}: only values and Pod fields are supported")
+        return fields[path]
+
     def _run_in(self, name: str, container: Mapping[str, Any]) -> Completed:
         config = json.loads(buildah("inspect", "--type", "container", name))["OCIv1"]["config"]
         termination = self.root / "termination" / str(container["name"])
         termination.parent.mkdir(exist_ok=True)
         termination.touch()
         termination.chmod(0o666)  # the kubelet's file is writable by the container's user
-        env = {item["name"]: item["value"] for item in container.get("env", [])}
+        env = {item["name"]: self._env_value(item) for item in container.get("env", [])}
         env["BACKLOG_TERMINATION_LOG"] = TERMINATION_LOG
         rootfs = Path(buildah("mount", name).strip())
         try:
