@@ -476,16 +476,29 @@ def _revive(cluster: Cluster, args: argparse.Namespace) -> int:
     if found is None:
         print(
             f"task {args.task} is not declined as of the Backlog's last sync (status.declined): "
-            "this changes nothing until a pull request of it closed before now is seen"
+            "this changes nothing until a pull request of it closed, or a rejection of its "
+            "staged change, before now is seen"
         )
         return 0
-    pull = found.get("pullRequest") or {}
-    by = f" by {printable(str(found['closedBy']))}" if found.get("closedBy") else ""
-    print(
-        f"task {args.task} was declined (pull request #{pull.get('number')} closed{by}): the "
-        "next sync may select it again"
-    )
+    why = declined_text(found)
+    print(f"task {args.task} was declined ({why}): the next sync may select it again")
     return 0
+
+
+def declined_text(declined: Mapping[str, Any]) -> str:
+    """Why a task is declined, from its `status.declined` entry: its staged change was rejected
+    (`reason: Rejected`, with the goal's message), or its pull request was closed."""
+    by = f" by {printable(str(declined['closedBy']))}" if declined.get("closedBy") else ""
+    if declined.get("reason") == "Rejected":
+        goal = printable(str(declined.get("goal") or "")) or "its goal"
+        message = " ".join(printable(str(declined.get("message") or "")).split())
+        said = f"; goal {goal} says: {message}" if message else f" (goal {goal})"
+        return f"its staged change was rejected{by}{said}"
+    pull = declined.get("pullRequest")
+    number = pull.get("number") if isinstance(pull, Mapping) else None
+    if number is None:
+        return f"its pull request was closed{by}"
+    return f"pull request #{number} closed{by}"
 
 
 def revive_main(args: argparse.Namespace) -> int:
