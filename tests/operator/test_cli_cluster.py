@@ -352,6 +352,82 @@ def test_status_shows_todays_task_usage_and_the_budget_state(
     assert "Budget: none (spec.budget is not set)" in plain
 
 
+def test_status_shows_tasks_awaiting_approval_conflicted_and_declined(
+    emulator_server: EmulatorServer,
+) -> None:
+    api = emulator_server.emulator
+    api.create_object(backlog("team", "https://github.com/o/r.git"))
+    change = "sha256:" + "ab" * 32
+    status = {
+        "awaitingApproval": [
+            {
+                "task": "docs-guide",
+                "goal": "team-docs-guide",
+                "patchHash": change,
+                "expiresAt": "2099-01-01T00:00:00Z",
+            },
+            {
+                "task": "lint",
+                "goal": "team-lint",
+                "patchHash": change,
+                "expiresAt": "2000-01-01T00:00:00Z",
+            },
+        ],
+        "conflicted": [
+            {
+                "id": "api",
+                "pullRequest": {"number": 708, "url": "https://github.com/o/r/pull/708"},
+                "goal": "team-api",
+                "reason": "Conflicted",
+                "conflictedFiles": [".backlog/backlog.yaml", "docs/\x1b[2Jx.md"],
+            }
+        ],
+        "declined": [
+            {
+                "id": "metrics",
+                "pullRequest": {"number": 700, "url": "https://github.com/o/r/pull/700"},
+                "closedBy": "octocat",
+                "goal": "team-metrics",
+            },
+            {"id": "ci", "reason": "Rejected", "closedBy": "alice", "goal": "team-ci"},
+        ],
+    }
+    api.patch_status(BACKLOGS, NS, "team", status)
+
+    text = cli(emulator_server, "status", "team")
+    as_yaml = cli(emulator_server, "status", "team", "-o", "yaml")
+
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert "Awaiting approval (2):" in lines
+    found = [line for line in lines if line.startswith("  docs-guide: goal team-docs-guide")]
+    assert found and found[0].startswith(
+        f"  docs-guide: goal team-docs-guide, change {change}, expires 2099-01-01T00:00:00Z (in "
+    )
+    assert (
+        f"  lint: goal team-lint, change {change}, expires 2000-01-01T00:00:00Z (expired)" in lines
+    )
+    assert "Conflicted (1):" in lines
+    assert (
+        "  api: pull request #708 (goal team-api): Conflicted in .backlog/backlog.yaml, "
+        "docs/\\x1b[2Jx.md"
+    ) in lines
+    assert "\x1b" not in text.stdout
+    assert "Declined (2):" in lines
+    assert "  metrics: pull request #700 closed by octocat" in lines
+    assert "  ci: its staged change was rejected by alice (goal team-ci)" in lines
+    view = yaml.safe_load(as_yaml.stdout)
+    assert view["awaitingApproval"] == status["awaitingApproval"]
+    assert view["conflicted"] == status["conflicted"]
+    assert view["declined"] == status["declined"]
+    # A Backlog with none of them says so.
+    api.create_object(backlog("plain", "https://github.com/o/p.git"))
+    plain = cli(emulator_server, "status", "plain").stdout.splitlines()
+    assert {"Awaiting approval (0): none", "Conflicted (0): none", "Declined (0): none"} <= set(
+        plain
+    )
+
+
 # --------------------------------------------------------------------------------------- logs
 
 

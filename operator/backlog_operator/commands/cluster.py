@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -250,6 +251,26 @@ def _now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# What a terminal may act on: C0 controls but newline and tab (ESC starts every escape
+# sequence; a carriage return overwrites a line), DEL and the C1 controls (U+009B is a CSI of
+# its own), and the Unicode controls that reorder or break lines as displayed (bidirectional
+# overrides and isolates: "Trojan Source"; line and paragraph separators).
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal could act on written as `\\xNN` or `\\uNNNN`
+    (newlines and tabs kept)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 # ---------------------------------------------------------------------------------------- get
 
 # STATUS is cut to this in the default table (`-o wide` shows it whole).
@@ -425,8 +446,9 @@ FINISHED = frozenset({"Succeeded", "Failed", "Skipped", "Rejected"})
 
 def backlog_view(backlog: Mapping[str, Any], goals: list[Json], today: str | None = None) -> Json:
     """What `status BACKLOG` shows, as JSON: the Backlog's last sync (tasks ready, blocked and
-    why, in progress, completed) with its Goals (step, pull request), its limits' usage, and
-    what its tasks reported they used on the UTC day `today` (default: now's) with its budget."""
+    why, in progress, completed, awaiting approval, conflicted, declined) with its Goals (step,
+    pull request), its limits' usage, and what its tasks reported they used on the UTC day
+    `today` (default: now's) with its budget."""
     meta, spec, status = _meta(backlog), dict(backlog.get("spec") or {}), _status(backlog)
     limits = spec.get("limits") or {}
     goal_rows = []
@@ -462,6 +484,9 @@ def backlog_view(backlog: Mapping[str, Any], goals: list[Json], today: str | Non
         "blocked": status.get("blocked") or [],
         "inProgress": status.get("inProgress") or [],
         "completed": status.get("completed") or [],
+        "awaitingApproval": status.get("awaitingApproval") or [],
+        "conflicted": status.get("conflicted") or [],
+        "declined": status.get("declined") or [],
         "goals": goal_rows,
         "running": running,
         "pullRequests": with_pr,
@@ -550,6 +575,7 @@ def status_lines(view: Mapping[str, Any]) -> Iterator[str]:
     for row in view["pullRequests"]:
         pr = row["pullRequest"]
         yield f"  #{pr.get('number')} {row['task']} ({row['phase']}) {pr.get('url', '')}".rstrip()
+    yield from attention_lines(view, datetime.now(UTC))
     usage = view["usage"]
     yield (
         f"Usage: {usage['runningGoals']}/{usage['maxRunningGoals']} goals running, "
@@ -557,6 +583,60 @@ def status_lines(view: Mapping[str, Any]) -> Iterator[str]:
         f"(at most {usage['maxOpenPullRequests']} open at once)"
     )
     yield from usage_lines(view["taskUsage"])
+
+
+def attention_lines(view: Mapping[str, Any], now: datetime) -> Iterator[str]:
+    """The tasks waiting on a person: a staged change to approve (its hash and expiry), an open
+    pull request that conflicts and was not healed (why, and the files), a declined task."""
+    awaiting, conflicted, declined = view["awaitingApproval"], view["conflicted"], view["declined"]
+    yield f"Awaiting approval ({len(awaiting)}):" + ("" if awaiting else " none")
+    for entry in awaiting:
+        yield (
+            f"  {entry.get('task')}: goal {entry.get('goal')}, change {entry.get('patchHash')}, "
+            f"expires {expiry(entry.get('expiresAt'), now)}"
+        )
+    yield f"Conflicted ({len(conflicted)}):" + ("" if conflicted else " none")
+    for entry in conflicted:
+        pr = entry.get("pullRequest") or {}
+        files = [printable(str(name)) for name in entry.get("conflictedFiles") or []]
+        where = f" in {', '.join(files)}" if files else ""
+        yield (
+            f"  {entry.get('id')}: pull request #{pr.get('number')} (goal {entry.get('goal')}): "
+            f"{entry.get('reason')}{where}"
+        )
+    yield f"Declined ({len(declined)}):" + ("" if declined else " none")
+    for entry in declined:
+        yield f"  {entry.get('id')}: {declined_text(entry)}"
+
+
+def expiry(value: Any, now: datetime) -> str:
+    """An expiry time as written, and how long is left (or that it has passed)."""
+    if not isinstance(value, str) or not value:
+        return "unknown"
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return printable(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{text} (expired)" if when <= now else f"{text} (in {age(now.isoformat(), when)})"
+
+
+def declined_text(declined: Mapping[str, Any]) -> str:
+    """Why a task is declined, from its `status.declined` entry: its staged change was rejected
+    (`reason: Rejected`, with the goal's message), or its pull request was closed."""
+    by = f" by {printable(str(declined['closedBy']))}" if declined.get("closedBy") else ""
+    if declined.get("reason") == "Rejected":
+        goal = printable(str(declined.get("goal") or "")) or "its goal"
+        message = " ".join(printable(str(declined.get("message") or "")).split())
+        said = f"; goal {goal} says: {message}" if message else f" (goal {goal})"
+        return f"its staged change was rejected{by}{said}"
+    pull = declined.get("pullRequest")
+    number = pull.get("number") if isinstance(pull, Mapping) else None
+    if number is None:
+        return f"its pull request was closed{by}"
+    return f"pull request #{number} closed{by}"
 
 
 def _status_command(cluster: Cluster, args: argparse.Namespace) -> int:
