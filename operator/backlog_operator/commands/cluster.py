@@ -32,6 +32,7 @@ from backlog_operator.api.labels import (
     LABEL_BACKLOG,
     LABEL_BACKLOG_UID,
     LABEL_GOAL_UID,
+    LABEL_HEAL,
     LABEL_RUN,
     LABEL_SCHEDULE,
     LABEL_TASK,
@@ -43,7 +44,9 @@ Json = dict[str, Any]
 
 PLURALS = {"goals": "goals", "backlogs": "backlogs", "schedules": "goalschedules"}
 KIND_NAMES = {"goals": "goal", "backlogs": "backlog", "schedules": "goalschedule"}
-STEPS = ("clone", "task", "publish")
+# The labels the Job controller sets on a Job's Pods: the Job's name.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_JOB_NAME_LABEL = "job-name"
 # The kubeconfig loader is untyped; called through Any, as the rest of the client's JSON.
 config: Any = kube_config
 # (connect, read) seconds: a cluster that never answers fails the command, never hangs it.
@@ -669,21 +672,50 @@ def status_main(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------- logs
 
 
-def pod_selector(goal: Mapping[str, Any], attempt: int) -> str:
-    """The labels of one attempt's Pod of the Goal's latest run (as the operator sets them)."""
-    run_number = _status(goal).get("run") or 1
-    return (
-        f"{LABEL_GOAL_UID}={_meta(goal).get('uid')},{LABEL_RUN}={run_number},"
-        f"{LABEL_ATTEMPT}={attempt}"
-    )
+@dataclass(frozen=True)
+class PodTarget:
+    """Which Pod of a Goal `logs` reads: what to call it, and the label selectors that find it
+    (tried in order; the first that finds a Pod wins)."""
+
+    what: str
+    selectors: tuple[str, ...]
 
 
-def gone_lines(goal: Mapping[str, Any], attempt: int) -> Iterator[str]:
+def pod_target(
+    goal: Mapping[str, Any], attempt: str | None = None, *, heal: bool = False
+) -> PodTarget:
+    """The Pod `logs` reads: the latest heal's (`heal`), the attempt's of the latest run
+    (`attempt`: its label, `N` or `pN`), else the Pod of the Job the Goal's status names last
+    (`jobName`: the latest attempt, publish-only ones too), found by the label Kubernetes puts
+    on a Job's Pods; a Goal that names no Job, by its latest attempt's labels."""
+    status, meta = _status(goal), _meta(goal)
+    run_of = f"{LABEL_GOAL_UID}={meta.get('uid')},{LABEL_RUN}={status.get('run') or 1}"
+    if heal:
+        number = (status.get("pullRequest") or {}).get("heals")
+        if not number:
+            raise CommandError(
+                f'goal "{meta["name"]}" has no heal Job: its pull request was never healed '
+                "(status.pullRequest.heals)"
+            )
+        return PodTarget(f"heal {number}", (f"{run_of},{LABEL_HEAL}={number}",))
+    job = status.get("jobName")
+    if attempt is None and job:
+        owned = f"={job},{LABEL_GOAL_UID}={meta.get('uid')}"
+        # The Job controller labels its Pods with both (before 1.27, only `job-name`).
+        return PodTarget(f"Job {job}", (JOB_NAME_LABEL + owned, LEGACY_JOB_NAME_LABEL + owned))
+    label = attempt or str(status.get("attempts") or 1)
+    if attempt is None and (status.get("approval") or {}).get("approvedHash"):
+        label = f"p{label}"  # approved: the attempts are publish-only ones
+    what = f"publish-only attempt {label}" if label.startswith("p") else f"attempt {label}"
+    return PodTarget(what, (f"{run_of},{LABEL_ATTEMPT}={label}",))
+
+
+def gone_lines(goal: Mapping[str, Any], target: PodTarget) -> Iterator[str]:
     """What is left of an attempt whose Pod is gone: the Goal's status."""
     status = _status(goal)
     name = _meta(goal)["name"]
     yield (
-        f"The Pod of goal {name}, attempt {attempt}, is gone (its Job was deleted after it "
+        f"The Pod of goal {name}, {target.what}, is gone (its Job was deleted after it "
         "finished, or with its Goal) or was never made; its logs went with it."
     )
     yield "From the goal's status:"
@@ -696,11 +728,21 @@ def gone_lines(goal: Mapping[str, Any], attempt: int) -> Iterator[str]:
         yield f"  pullRequest: #{pr.get('number')} {pr.get('url', '')}".rstrip()
 
 
-def _find_pod(cluster: Cluster, goal: Mapping[str, Any], attempt: int) -> Json | None:
+def _find_pod(cluster: Cluster, target: PodTarget) -> Json | None:
     path = f"/api/v1/namespaces/{cluster.namespace}/pods"
-    pods = cluster.raw_get(path, [("labelSelector", pod_selector(goal, attempt))])
-    items: list[Json] = json.loads(pods.data).get("items") or []
-    return items[0] if items else None
+    for selector in target.selectors:
+        pods = cluster.raw_get(path, [("labelSelector", selector)])
+        items: list[Json] = json.loads(pods.data).get("items") or []
+        if items:  # the newest, should a Job have made more than one
+            return max(items, key=lambda pod: str(_meta(pod).get("creationTimestamp") or ""))
+    return None
+
+
+def pod_steps(pod: Mapping[str, Any]) -> list[str]:
+    """The Pod's containers in the order they run: init containers, then the main ones."""
+    spec = dict(pod.get("spec") or {})
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return [str(container.get("name")) for container in containers]
 
 
 def _print_log(cluster: Cluster, pod: str, step: str, *, follow: bool) -> bool:
@@ -727,18 +769,23 @@ def _print_log(cluster: Cluster, pod: str, step: str, *, follow: bool) -> bool:
 
 def _logs(cluster: Cluster, args: argparse.Namespace) -> int:
     goal = cluster.get("goals", args.name)
-    status = _status(goal)
-    attempt = args.attempt or status.get("attempts") or 1
-    pod = _find_pod(cluster, goal, attempt)
+    target = pod_target(goal, args.attempt, heal=args.heal)
+    pod = _find_pod(cluster, target)
     if pod is None:
-        for line in gone_lines(goal, attempt):
+        for line in gone_lines(goal, target):
             print(line, file=sys.stderr)
         return 1
-    pod_name = _meta(pod)["name"]
-    # Following needs one stream: the step asked for, else the one running now, else the task.
-    steps = [args.step] if args.step else list(STEPS)
+    pod_name, found = _meta(pod)["name"], pod_steps(pod)
+    if args.step and args.step not in found:
+        raise CommandError(
+            f'the Pod {pod_name} of goal "{args.name}" ({target.what}) has no step {args.step}: '
+            f"its steps are {', '.join(found) or 'none'}"
+        )
+    # Following needs one stream: the step asked for, else the one the goal says is running,
+    # else the task, else the Pod's last (a publish-only or heal Pod has only one).
+    steps = [args.step] if args.step else found
     if args.follow and not args.step:
-        steps = [status.get("step") or "task"]
+        steps = [next(s for s in (_status(goal).get("step"), "task", found[-1]) if s in found)]
     printed = 0
     for step in steps:
         if len(steps) > 1:
@@ -748,9 +795,7 @@ def _logs(cluster: Cluster, args: argparse.Namespace) -> int:
 
 
 def logs_main(args: argparse.Namespace) -> int:
-    """`logs GOAL [--step S] [--attempt N] [-f]`: the attempt's Pod's logs, or, when the Pod
+    """`logs GOAL [--step S] [--attempt N|pN | --heal] [-f]`: the Pod's logs of the goal's
+    latest Job (or of attempt N, publish-only attempt pN, or the latest heal), or, when the Pod
     is gone, what the Goal's status says instead (exit 1)."""
-    if args.attempt is not None and args.attempt < 1:
-        print("error: --attempt counts from 1", file=sys.stderr)
-        return 2
     return run(_logs, args)
