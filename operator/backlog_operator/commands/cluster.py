@@ -784,7 +784,7 @@ def _logs(cluster: Cluster, args: argparse.Namespace) -> int:
     # Following needs one stream: the step asked for, else the one the goal says is running,
     # else the task, else the Pod's last (a publish-only or heal Pod has only one).
     steps = [args.step] if args.step else found
-    if args.follow and not args.step:
+    if args.follow and not args.step and found:
         steps = [next(s for s in (_status(goal).get("step"), "task", found[-1]) if s in found)]
     printed = 0
     for step in steps:
