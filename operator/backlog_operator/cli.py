@@ -22,6 +22,10 @@ _CLUSTER = "backlog_operator.commands.cluster"
 _APPROVAL = "backlog_operator.commands.approval"
 OUTPUTS = ("json", "yaml", "wide")
 KINDS = ("goals", "backlogs", "schedules")
+# The containers of a goal's Pods (`logs --step`): an attempt's `clone`, `task` and `publish`
+# (which stages the change, `worker stage`, where approval is required), a publish-only
+# attempt's `publish`, a heal's `heal`.
+STEPS = ("clone", "task", "publish", "heal")
 # Also accepted: kubectl's singular, short and full names (`goal`, `gl`, `goalschedules`).
 KIND_ALIASES = {
     "goal": "goals",
@@ -47,6 +51,17 @@ def _kind(text: str) -> str:
     if kind not in KINDS:
         raise argparse.ArgumentTypeError(f"unknown kind {text!r} (one of: {', '.join(KINDS)})")
     return kind
+
+
+def _attempt(text: str) -> str:
+    """An `--attempt` value as the attempt label of its Jobs: `N` (an attempt) or `pN` (a
+    publish-only attempt after an approval), counting from 1."""
+    digits = text[1:] if text[:1] in ("p", "P") else text
+    if not digits.isascii() or not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an attempt: N, or pN for a publish-only one, counting from 1"
+        )
+    return ("p" if digits != text else "") + str(int(digits))
 
 
 def _cluster_options() -> argparse.ArgumentParser:
@@ -94,12 +109,7 @@ def _add_day_two(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     status.add_argument("-o", "--output", choices=("json", "yaml"), help="json | yaml")
     status.set_defaults(handler=f"{_CLUSTER}:status_main")
 
-    logs = commands.add_parser("logs", parents=[cluster], help="the logs of a goal's Pod")
-    logs.add_argument("name", metavar="GOAL")
-    logs.add_argument("--step", choices=("clone", "task", "publish"), help="one step only")
-    logs.add_argument("--attempt", type=int, help="attempt of the latest run (default: latest)")
-    logs.add_argument("-f", "--follow", action="store_true", help="follow one step's log")
-    logs.set_defaults(handler=f"{_CLUSTER}:logs_main")
+    _add_logs(commands, cluster)
 
     rerun = commands.add_parser("rerun", parents=[cluster], help="run a finished goal again")
     rerun.add_argument("name", metavar="GOAL")
@@ -115,6 +125,26 @@ def _add_day_two(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         sub.add_argument("name", metavar="NAME")
         sub.set_defaults(handler=f"{_CLUSTER}:suspend_main", suspend=verb == "suspend")
     _add_approval(commands, cluster)
+
+
+def _add_logs(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    cluster: argparse.ArgumentParser,
+) -> None:
+    """`logs GOAL`: the Pod of its latest Job, of an attempt, or of its latest heal."""
+    logs = commands.add_parser("logs", parents=[cluster], help="the logs of a goal's Pod")
+    logs.add_argument("name", metavar="GOAL")
+    logs.add_argument("--step", choices=STEPS, help="one step only (the Pod's container)")
+    which = logs.add_mutually_exclusive_group()
+    which.add_argument(
+        "--attempt",
+        type=_attempt,
+        metavar="N|pN",
+        help="attempt N, or publish-only attempt pN, of the latest run (default: latest Job)",
+    )
+    which.add_argument("--heal", action="store_true", help="the latest heal Job's Pod")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow one step's log")
+    logs.set_defaults(handler=f"{_CLUSTER}:logs_main")
 
 
 def _add_approval(

@@ -544,6 +544,35 @@ def test_revive_sets_the_task_annotation_and_says_it_was_declined(
     assert "was declined (pull request #707 closed by octocat)" in result.stdout
 
 
+def test_revive_of_a_rejected_task_says_its_staged_change_was_rejected(
+    server: EmulatorServer,
+) -> None:
+    api = server.emulator
+    api.create_object(backlog("team", "https://github.com/o/r.git"))
+    rejected = {
+        "id": "docs-guide",
+        "reason": "Rejected",
+        "closedBy": "alice",
+        "declinedAt": "2026-01-30T23:15:00Z",
+        "message": "rejected by alice: touches the CI \x1b[31mconfig",
+        "goal": "team-docs-guide",
+    }
+    api.patch_status(BACKLOGS, NS, "team", {"declined": [rejected]})
+
+    result = cli(server, "revive", "team", "docs-guide")
+
+    assert result.returncode == 0, result.stderr
+    assert "pull request" not in result.stdout
+    assert (
+        "task docs-guide was declined (its staged change was rejected by alice; goal "
+        "team-docs-guide says: rejected by alice: touches the CI \\x1b[31mconfig): the next "
+        "sync may select it again"
+    ) in result.stdout
+    assert ANNOTATION_REVIVE_PREFIX + "docs-guide" in annotations_of(
+        api.get_object(BACKLOGS, NS, "team") or {}
+    )
+
+
 def test_revive_of_a_task_not_declined_says_so(server: EmulatorServer) -> None:
     api = server.emulator
     api.create_object(backlog("team", "https://github.com/o/r.git"))

@@ -23,6 +23,7 @@ import kmock
 import pytest
 import yaml
 
+from backlog_operator.api.goal import Goal, GoalStatus
 from backlog_operator.api.labels import (
     ANNOTATION_REQUESTED_AT,
     LABEL_ATTEMPT,
@@ -32,6 +33,8 @@ from backlog_operator.api.labels import (
     LABEL_RUN,
     LABEL_TASK,
 )
+from backlog_operator.controller.goals import approval_job, heal, job
+from backlog_operator.controller.settings import OperatorSettings
 from tests.operator.test_backlog import backlog
 from tests.operator.test_goal_operator import goal_manifest
 from tests.support.emulator import EmulatorServer, HardenedEmulator
@@ -352,6 +355,82 @@ def test_status_shows_todays_task_usage_and_the_budget_state(
     assert "Budget: none (spec.budget is not set)" in plain
 
 
+def test_status_shows_tasks_awaiting_approval_conflicted_and_declined(
+    emulator_server: EmulatorServer,
+) -> None:
+    api = emulator_server.emulator
+    api.create_object(backlog("team", "https://github.com/o/r.git"))
+    change = "sha256:" + "ab" * 32
+    status = {
+        "awaitingApproval": [
+            {
+                "task": "docs-guide",
+                "goal": "team-docs-guide",
+                "patchHash": change,
+                "expiresAt": "2099-01-01T00:00:00Z",
+            },
+            {
+                "task": "lint",
+                "goal": "team-lint",
+                "patchHash": change,
+                "expiresAt": "2000-01-01T00:00:00Z",
+            },
+        ],
+        "conflicted": [
+            {
+                "id": "api",
+                "pullRequest": {"number": 708, "url": "https://github.com/o/r/pull/708"},
+                "goal": "team-api",
+                "reason": "Conflicted",
+                "conflictedFiles": [".backlog/backlog.yaml", "docs/\x1b[2Jx.md"],
+            }
+        ],
+        "declined": [
+            {
+                "id": "metrics",
+                "pullRequest": {"number": 700, "url": "https://github.com/o/r/pull/700"},
+                "closedBy": "octocat",
+                "goal": "team-metrics",
+            },
+            {"id": "ci", "reason": "Rejected", "closedBy": "alice", "goal": "team-ci"},
+        ],
+    }
+    api.patch_status(BACKLOGS, NS, "team", status)
+
+    text = cli(emulator_server, "status", "team")
+    as_yaml = cli(emulator_server, "status", "team", "-o", "yaml")
+
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert "Awaiting approval (2):" in lines
+    found = [line for line in lines if line.startswith("  docs-guide: goal team-docs-guide")]
+    assert found and found[0].startswith(
+        f"  docs-guide: goal team-docs-guide, change {change}, expires 2099-01-01T00:00:00Z (in "
+    )
+    assert (
+        f"  lint: goal team-lint, change {change}, expires 2000-01-01T00:00:00Z (expired)" in lines
+    )
+    assert "Conflicted (1):" in lines
+    assert (
+        "  api: pull request #708 (goal team-api): Conflicted in .backlog/backlog.yaml, "
+        "docs/\\x1b[2Jx.md"
+    ) in lines
+    assert "\x1b" not in text.stdout
+    assert "Declined (2):" in lines
+    assert "  metrics: pull request #700 closed by octocat" in lines
+    assert "  ci: its staged change was rejected by alice (goal team-ci)" in lines
+    view = yaml.safe_load(as_yaml.stdout)
+    assert view["awaitingApproval"] == status["awaitingApproval"]
+    assert view["conflicted"] == status["conflicted"]
+    assert view["declined"] == status["declined"]
+    # A Backlog with none of them says so.
+    api.create_object(backlog("plain", "https://github.com/o/p.git"))
+    plain = cli(emulator_server, "status", "plain").stdout.splitlines()
+    assert {"Awaiting approval (0): none", "Conflicted (0): none", "Declined (0): none"} <= set(
+        plain
+    )
+
+
 # --------------------------------------------------------------------------------------- logs
 
 
@@ -481,6 +560,126 @@ def test_logs_follow_ends_quietly_on_interrupt(emulator_server: EmulatorServer) 
 
     assert process.returncode == 130
     assert "Traceback" not in err
+
+
+CHANGE = "sha256:" + "ab" * 32
+APPROVED = {
+    "patchHash": CHANGE,
+    "baseCommit": "0" * 40,
+    "branch": "backlog/docs-guide-abc123",
+    "patchConfigMap": "g-patch",
+    "stagedAt": "2026-01-30T23:00:00Z",
+    "expiresAt": "2099-01-01T00:00:00Z",
+    "approvedHash": CHANGE,
+    "approvedBy": "alice",
+    "approvedAt": "2026-01-30T23:10:00Z",
+}
+
+
+def start_job(api: HardenedEmulator, manifest: Json, logs: dict[str, str]) -> str:
+    """Create a Job as the operator built it, start it as the Job controller does (its Pod
+    carries the Job's labels and `job-name`), give its containers these logs; the Pod's name."""
+    api.create_object(manifest)
+    pod = api.start_job(NS, manifest["metadata"]["name"])["metadata"]["name"]
+    for container, text in logs.items():
+        api.set_pod_log(NS, pod, text, container=container)
+    return str(pod)
+
+
+def test_logs_finds_the_latest_job_the_publish_only_attempt_and_the_heal(
+    emulator_server: EmulatorServer,
+) -> None:
+    api = emulator_server.emulator
+    settings = OperatorSettings(worker_image="backlog-operator:test")
+    api.create_object(goal_manifest("g", approval={"required": True}))
+    goal = Goal.model_validate(api.get_object(GOALS, NS, "g"))
+    # The staging attempt (approval required: `publish` runs `worker stage`), approved, then the
+    # publish-only attempt p1 that opened the pull request, then a heal of it.
+    staging = job.build_job(goal, 1, settings)
+    assert staging["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker", "stage"]
+    start_job(api, staging, {"clone": "clone 1\n", "task": "task 1\n", "publish": "stage 1\n"})
+    status = GoalStatus.model_validate(
+        {"attempts": 1, "attemptId": "attempt-docs-guide-abc123", "approval": APPROVED}
+    )
+    publish = approval_job.build_publish_job(goal, status, 1, settings)
+    start_job(api, publish, {"publish": "apply p1\n"})
+    status = status.model_copy(update={"branch": APPROVED["branch"]})
+    start_job(api, heal.build_heal_job(goal, status, settings, 1), {"heal": "heal 1\n"})
+    pull = {"number": 707, "url": "https://github.com/o/r/pull/707", "heals": 1}
+    goal_status = {
+        "phase": "Succeeded",
+        "attempts": 1,
+        "jobName": publish["metadata"]["name"],
+        "approval": APPROVED,
+        "pullRequest": pull,
+    }
+    api.patch_status(GOALS, NS, "g", goal_status)
+
+    latest = cli(emulator_server, "logs", "g")
+    staged = cli(emulator_server, "logs", "g", "--attempt", "1")
+    stage_step = cli(emulator_server, "logs", "g", "--attempt", "1", "--step", "publish")
+    publish_only = cli(emulator_server, "logs", "g", "--attempt", "p1")
+    healed = cli(emulator_server, "logs", "g", "--heal")
+    heal_step = cli(emulator_server, "logs", "g", "--heal", "--step", "heal")
+    no_task = cli(emulator_server, "logs", "g", "--heal", "--step", "task")
+
+    assert (latest.returncode, latest.stdout) == (0, "apply p1\n"), latest.stderr
+    assert staged.stdout == "clone 1\ntask 1\nstage 1\n"
+    assert stage_step.stdout == "stage 1\n"
+    assert publish_only.stdout == "apply p1\n"
+    assert (healed.returncode, healed.stdout) == (0, "heal 1\n"), healed.stderr
+    assert heal_step.stdout == "heal 1\n"
+    assert no_task.returncode == 1 and no_task.stdout == ""
+    assert "(heal 1) has no step task: its steps are heal" in no_task.stderr
+
+
+def test_logs_of_a_goal_never_healed_or_of_a_gone_publish_attempt_say_so(
+    emulator_server: EmulatorServer,
+) -> None:
+    api = emulator_server.emulator
+    make_goal(api, "g", SUCCEEDED | {"approval": APPROVED, "jobName": "g-12345-p1"})
+
+    never_healed = cli(emulator_server, "logs", "g", "--heal")
+    gone = cli(emulator_server, "logs", "g")
+    gone_p2 = cli(emulator_server, "logs", "g", "--attempt", "p2")
+
+    assert never_healed.returncode == 1
+    assert 'goal "g" has no heal Job: its pull request was never healed' in never_healed.stderr
+    assert gone.returncode == 1
+    assert "The Pod of goal g, Job g-12345-p1, is gone" in gone.stderr
+    assert "The Pod of goal g, publish-only attempt p2, is gone" in gone_p2.stderr
+
+
+def test_logs_finds_a_pod_labelled_job_name_only(emulator_server: EmulatorServer) -> None:
+    # Before Kubernetes 1.27 the Job controller labelled its Pods `job-name` alone.
+    api = emulator_server.emulator
+    goal = make_goal(api, "g", SUCCEEDED | {"jobName": "g-12345-p1"})
+    labels = {"job-name": "g-12345-p1", LABEL_GOAL_UID: goal["metadata"]["uid"]}
+    pod = {"name": "g-12345-p1-x", "namespace": NS, "labels": labels}
+    spec = {"containers": [{"name": "publish", "image": "op"}]}
+    api.create_object({"apiVersion": "v1", "kind": "Pod", "metadata": pod, "spec": spec})
+    api.set_pod_log(NS, "g-12345-p1-x", "apply p1\n", container="publish")
+
+    result = cli(emulator_server, "logs", "g")
+
+    assert (result.returncode, result.stdout) == (0, "apply p1\n"), result.stderr
+
+
+@pytest.mark.parametrize("attempt", ["0", "p0", "x1", "-1", "p"])
+def test_logs_refuses_an_attempt_that_is_not_one(
+    emulator_server: EmulatorServer, attempt: str
+) -> None:
+    result = cli(emulator_server, "logs", "g", f"--attempt={attempt}")
+
+    assert result.returncode == 2
+    assert "is not an attempt: N, or pN for a publish-only one" in result.stderr
+
+
+def test_logs_heal_and_attempt_do_not_go_together(emulator_server: EmulatorServer) -> None:
+    result = cli(emulator_server, "logs", "g", "--heal", "--attempt", "1")
+
+    assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr
 
 
 # ------------------------------------------------------------------------- as a kubectl plugin

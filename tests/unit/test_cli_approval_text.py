@@ -12,7 +12,7 @@ import pytest
 
 from backlog_operator.api.labels import ANNOTATION_REVIVE_PREFIX, revive_annotation
 from backlog_operator.commands import approval
-from backlog_operator.commands.cluster import CommandError
+from backlog_operator.commands.cluster import CommandError, printable
 from backlog_operator.worker import staging
 
 
@@ -31,7 +31,7 @@ from backlog_operator.worker import staging
     ],
 )
 def test_printable_escapes_what_a_terminal_acts_on(raw: str, printed: str) -> None:
-    assert approval.printable(raw) == printed
+    assert printable(raw) == printed
 
 
 def test_bytes_that_are_not_utf8_are_shown_as_escapes() -> None:
@@ -41,7 +41,7 @@ def test_bytes_that_are_not_utf8_are_shown_as_escapes() -> None:
 def test_every_control_character_but_newline_and_tab_is_escaped() -> None:
     controls = [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]]
     for char in controls:
-        out = approval.printable(char)
+        out = printable(char)
         assert out == char if char in "\n\t" else out.startswith("\\x"), repr(char)
 
 

@@ -29,7 +29,7 @@ CASES = [
     (["backlogctl", "get", ""], ["goals", "backlogs", "schedules"]),
     (["backlogctl", "get", "-o", ""], ["json", "yaml", "wide"]),
     (["backlogctl", "get", "--a"], ["--all-namespaces"]),
-    (["backlogctl", "logs", "g", "--step", ""], ["clone", "task", "publish"]),
+    (["backlogctl", "logs", "g", "--step", ""], ["clone", "task", "publish", "heal"]),
     (["backlogctl", "logs", "-n", "team", "g", "--step", "p"], ["publish"]),
     (["backlogctl", "worker", "p"], ["publish"]),
     (["backlogctl", "completion", ""], ["bash", "zsh", "kubectl"]),
@@ -173,5 +173,5 @@ def test_the_kubectl_plugin_script_prints_candidates_and_a_directive(
         return done.stdout.splitlines()
 
     assert run("ge") == ["get", ":4"]
-    assert run("logs", "g", "--step", "") == ["clone", "task", "publish", ":4"]
+    assert run("logs", "g", "--step", "") == ["clone", "task", "publish", "heal", ":4"]
     assert run("nothing-here", "") == [":4"]

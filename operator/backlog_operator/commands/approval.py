@@ -48,6 +48,8 @@ from backlog_operator.commands.cluster import (
     CommandError,
     Json,
     age,
+    declined_text,
+    printable,
     run,
 )
 
@@ -62,25 +64,6 @@ MAX_REASON_BYTES = 1024
 MAX_USER_LENGTH = 253
 PATCH_KEY, MANIFEST_KEY = "patch.gz", "manifest.json"
 HASH = re.compile(r"sha256:[0-9a-f]{64}")
-
-# What a terminal may act on: C0 controls but newline and tab (ESC starts every escape
-# sequence; a carriage return overwrites a line), DEL and the C1 controls (U+009B is a CSI of
-# its own), and the Unicode controls that reorder or break lines as displayed (bidirectional
-# overrides and isolates: "Trojan Source"; line and paragraph separators).
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
-
-
-def printable(text: str) -> str:
-    """`text` with every character a terminal could act on written as `\\xNN` or `\\uNNNN`
-    (newlines and tabs kept)."""
-    return _UNSAFE.sub(_escaped, text)
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def shown(data: bytes) -> str:
@@ -476,15 +459,12 @@ def _revive(cluster: Cluster, args: argparse.Namespace) -> int:
     if found is None:
         print(
             f"task {args.task} is not declined as of the Backlog's last sync (status.declined): "
-            "this changes nothing until a pull request of it closed before now is seen"
+            "this changes nothing until a pull request of it closed, or a rejection of its "
+            "staged change, before now is seen"
         )
         return 0
-    pull = found.get("pullRequest") or {}
-    by = f" by {printable(str(found['closedBy']))}" if found.get("closedBy") else ""
-    print(
-        f"task {args.task} was declined (pull request #{pull.get('number')} closed{by}): the "
-        "next sync may select it again"
-    )
+    why = declined_text(found)
+    print(f"task {args.task} was declined ({why}): the next sync may select it again")
     return 0
 
 

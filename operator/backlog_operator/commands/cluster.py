@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from backlog_operator.api.labels import (
     LABEL_BACKLOG,
     LABEL_BACKLOG_UID,
     LABEL_GOAL_UID,
+    LABEL_HEAL,
     LABEL_RUN,
     LABEL_SCHEDULE,
     LABEL_TASK,
@@ -42,7 +44,9 @@ Json = dict[str, Any]
 
 PLURALS = {"goals": "goals", "backlogs": "backlogs", "schedules": "goalschedules"}
 KIND_NAMES = {"goals": "goal", "backlogs": "backlog", "schedules": "goalschedule"}
-STEPS = ("clone", "task", "publish")
+# The labels the Job controller sets on a Job's Pods: the Job's name.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_JOB_NAME_LABEL = "job-name"
 # The kubeconfig loader is untyped; called through Any, as the rest of the client's JSON.
 config: Any = kube_config
 # (connect, read) seconds: a cluster that never answers fails the command, never hangs it.
@@ -250,6 +254,26 @@ def _now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# What a terminal may act on: C0 controls but newline and tab (ESC starts every escape
+# sequence; a carriage return overwrites a line), DEL and the C1 controls (U+009B is a CSI of
+# its own), and the Unicode controls that reorder or break lines as displayed (bidirectional
+# overrides and isolates: "Trojan Source"; line and paragraph separators).
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal could act on written as `\\xNN` or `\\uNNNN`
+    (newlines and tabs kept)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 # ---------------------------------------------------------------------------------------- get
 
 # STATUS is cut to this in the default table (`-o wide` shows it whole).
@@ -425,8 +449,9 @@ FINISHED = frozenset({"Succeeded", "Failed", "Skipped", "Rejected"})
 
 def backlog_view(backlog: Mapping[str, Any], goals: list[Json], today: str | None = None) -> Json:
     """What `status BACKLOG` shows, as JSON: the Backlog's last sync (tasks ready, blocked and
-    why, in progress, completed) with its Goals (step, pull request), its limits' usage, and
-    what its tasks reported they used on the UTC day `today` (default: now's) with its budget."""
+    why, in progress, completed, awaiting approval, conflicted, declined) with its Goals (step,
+    pull request), its limits' usage, and what its tasks reported they used on the UTC day
+    `today` (default: now's) with its budget."""
     meta, spec, status = _meta(backlog), dict(backlog.get("spec") or {}), _status(backlog)
     limits = spec.get("limits") or {}
     goal_rows = []
@@ -462,6 +487,9 @@ def backlog_view(backlog: Mapping[str, Any], goals: list[Json], today: str | Non
         "blocked": status.get("blocked") or [],
         "inProgress": status.get("inProgress") or [],
         "completed": status.get("completed") or [],
+        "awaitingApproval": status.get("awaitingApproval") or [],
+        "conflicted": status.get("conflicted") or [],
+        "declined": status.get("declined") or [],
         "goals": goal_rows,
         "running": running,
         "pullRequests": with_pr,
@@ -550,6 +578,7 @@ def status_lines(view: Mapping[str, Any]) -> Iterator[str]:
     for row in view["pullRequests"]:
         pr = row["pullRequest"]
         yield f"  #{pr.get('number')} {row['task']} ({row['phase']}) {pr.get('url', '')}".rstrip()
+    yield from attention_lines(view, datetime.now(UTC))
     usage = view["usage"]
     yield (
         f"Usage: {usage['runningGoals']}/{usage['maxRunningGoals']} goals running, "
@@ -557,6 +586,60 @@ def status_lines(view: Mapping[str, Any]) -> Iterator[str]:
         f"(at most {usage['maxOpenPullRequests']} open at once)"
     )
     yield from usage_lines(view["taskUsage"])
+
+
+def attention_lines(view: Mapping[str, Any], now: datetime) -> Iterator[str]:
+    """The tasks waiting on a person: a staged change to approve (its hash and expiry), an open
+    pull request that conflicts and was not healed (why, and the files), a declined task."""
+    awaiting, conflicted, declined = view["awaitingApproval"], view["conflicted"], view["declined"]
+    yield f"Awaiting approval ({len(awaiting)}):" + ("" if awaiting else " none")
+    for entry in awaiting:
+        yield (
+            f"  {entry.get('task')}: goal {entry.get('goal')}, change {entry.get('patchHash')}, "
+            f"expires {expiry(entry.get('expiresAt'), now)}"
+        )
+    yield f"Conflicted ({len(conflicted)}):" + ("" if conflicted else " none")
+    for entry in conflicted:
+        pr = entry.get("pullRequest") or {}
+        files = [printable(str(name)) for name in entry.get("conflictedFiles") or []]
+        where = f" in {', '.join(files)}" if files else ""
+        yield (
+            f"  {entry.get('id')}: pull request #{pr.get('number')} (goal {entry.get('goal')}): "
+            f"{entry.get('reason')}{where}"
+        )
+    yield f"Declined ({len(declined)}):" + ("" if declined else " none")
+    for entry in declined:
+        yield f"  {entry.get('id')}: {declined_text(entry)}"
+
+
+def expiry(value: Any, now: datetime) -> str:
+    """An expiry time as written, and how long is left (or that it has passed)."""
+    if not isinstance(value, str) or not value:
+        return "unknown"
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return printable(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{text} (expired)" if when <= now else f"{text} (in {age(now.isoformat(), when)})"
+
+
+def declined_text(declined: Mapping[str, Any]) -> str:
+    """Why a task is declined, from its `status.declined` entry: its staged change was rejected
+    (`reason: Rejected`, with the goal's message), or its pull request was closed."""
+    by = f" by {printable(str(declined['closedBy']))}" if declined.get("closedBy") else ""
+    if declined.get("reason") == "Rejected":
+        goal = printable(str(declined.get("goal") or "")) or "its goal"
+        message = " ".join(printable(str(declined.get("message") or "")).split())
+        said = f"; goal {goal} says: {message}" if message else f" (goal {goal})"
+        return f"its staged change was rejected{by}{said}"
+    pull = declined.get("pullRequest")
+    number = pull.get("number") if isinstance(pull, Mapping) else None
+    if number is None:
+        return f"its pull request was closed{by}"
+    return f"pull request #{number} closed{by}"
 
 
 def _status_command(cluster: Cluster, args: argparse.Namespace) -> int:
@@ -589,21 +672,50 @@ def status_main(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------- logs
 
 
-def pod_selector(goal: Mapping[str, Any], attempt: int) -> str:
-    """The labels of one attempt's Pod of the Goal's latest run (as the operator sets them)."""
-    run_number = _status(goal).get("run") or 1
-    return (
-        f"{LABEL_GOAL_UID}={_meta(goal).get('uid')},{LABEL_RUN}={run_number},"
-        f"{LABEL_ATTEMPT}={attempt}"
-    )
+@dataclass(frozen=True)
+class PodTarget:
+    """Which Pod of a Goal `logs` reads: what to call it, and the label selectors that find it
+    (tried in order; the first that finds a Pod wins)."""
+
+    what: str
+    selectors: tuple[str, ...]
 
 
-def gone_lines(goal: Mapping[str, Any], attempt: int) -> Iterator[str]:
+def pod_target(
+    goal: Mapping[str, Any], attempt: str | None = None, *, heal: bool = False
+) -> PodTarget:
+    """The Pod `logs` reads: the latest heal's (`heal`), the attempt's of the latest run
+    (`attempt`: its label, `N` or `pN`), else the Pod of the Job the Goal's status names last
+    (`jobName`: the latest attempt, publish-only ones too), found by the label Kubernetes puts
+    on a Job's Pods; a Goal that names no Job, by its latest attempt's labels."""
+    status, meta = _status(goal), _meta(goal)
+    run_of = f"{LABEL_GOAL_UID}={meta.get('uid')},{LABEL_RUN}={status.get('run') or 1}"
+    if heal:
+        number = (status.get("pullRequest") or {}).get("heals")
+        if not number:
+            raise CommandError(
+                f'goal "{meta["name"]}" has no heal Job: its pull request was never healed '
+                "(status.pullRequest.heals)"
+            )
+        return PodTarget(f"heal {number}", (f"{run_of},{LABEL_HEAL}={number}",))
+    job = status.get("jobName")
+    if attempt is None and job:
+        owned = f"={job},{LABEL_GOAL_UID}={meta.get('uid')}"
+        # The Job controller labels its Pods with both (before 1.27, only `job-name`).
+        return PodTarget(f"Job {job}", (JOB_NAME_LABEL + owned, LEGACY_JOB_NAME_LABEL + owned))
+    label = attempt or str(status.get("attempts") or 1)
+    if attempt is None and (status.get("approval") or {}).get("approvedHash"):
+        label = f"p{label}"  # approved: the attempts are publish-only ones
+    what = f"publish-only attempt {label}" if label.startswith("p") else f"attempt {label}"
+    return PodTarget(what, (f"{run_of},{LABEL_ATTEMPT}={label}",))
+
+
+def gone_lines(goal: Mapping[str, Any], target: PodTarget) -> Iterator[str]:
     """What is left of an attempt whose Pod is gone: the Goal's status."""
     status = _status(goal)
     name = _meta(goal)["name"]
     yield (
-        f"The Pod of goal {name}, attempt {attempt}, is gone (its Job was deleted after it "
+        f"The Pod of goal {name}, {target.what}, is gone (its Job was deleted after it "
         "finished, or with its Goal) or was never made; its logs went with it."
     )
     yield "From the goal's status:"
@@ -616,11 +728,21 @@ def gone_lines(goal: Mapping[str, Any], attempt: int) -> Iterator[str]:
         yield f"  pullRequest: #{pr.get('number')} {pr.get('url', '')}".rstrip()
 
 
-def _find_pod(cluster: Cluster, goal: Mapping[str, Any], attempt: int) -> Json | None:
+def _find_pod(cluster: Cluster, target: PodTarget) -> Json | None:
     path = f"/api/v1/namespaces/{cluster.namespace}/pods"
-    pods = cluster.raw_get(path, [("labelSelector", pod_selector(goal, attempt))])
-    items: list[Json] = json.loads(pods.data).get("items") or []
-    return items[0] if items else None
+    for selector in target.selectors:
+        pods = cluster.raw_get(path, [("labelSelector", selector)])
+        items: list[Json] = json.loads(pods.data).get("items") or []
+        if items:  # the newest, should a Job have made more than one
+            return max(items, key=lambda pod: str(_meta(pod).get("creationTimestamp") or ""))
+    return None
+
+
+def pod_steps(pod: Mapping[str, Any]) -> list[str]:
+    """The Pod's containers in the order they run: init containers, then the main ones."""
+    spec = dict(pod.get("spec") or {})
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return [str(container.get("name")) for container in containers]
 
 
 def _print_log(cluster: Cluster, pod: str, step: str, *, follow: bool) -> bool:
@@ -647,18 +769,23 @@ def _print_log(cluster: Cluster, pod: str, step: str, *, follow: bool) -> bool:
 
 def _logs(cluster: Cluster, args: argparse.Namespace) -> int:
     goal = cluster.get("goals", args.name)
-    status = _status(goal)
-    attempt = args.attempt or status.get("attempts") or 1
-    pod = _find_pod(cluster, goal, attempt)
+    target = pod_target(goal, args.attempt, heal=args.heal)
+    pod = _find_pod(cluster, target)
     if pod is None:
-        for line in gone_lines(goal, attempt):
+        for line in gone_lines(goal, target):
             print(line, file=sys.stderr)
         return 1
-    pod_name = _meta(pod)["name"]
-    # Following needs one stream: the step asked for, else the one running now, else the task.
-    steps = [args.step] if args.step else list(STEPS)
-    if args.follow and not args.step:
-        steps = [status.get("step") or "task"]
+    pod_name, found = _meta(pod)["name"], pod_steps(pod)
+    if args.step and args.step not in found:
+        raise CommandError(
+            f'the Pod {pod_name} of goal "{args.name}" ({target.what}) has no step {args.step}: '
+            f"its steps are {', '.join(found) or 'none'}"
+        )
+    # Following needs one stream: the step asked for, else the one the goal says is running,
+    # else the task, else the Pod's last (a publish-only or heal Pod has only one).
+    steps = [args.step] if args.step else found
+    if args.follow and not args.step and found:
+        steps = [next(s for s in (_status(goal).get("step"), "task", found[-1]) if s in found)]
     printed = 0
     for step in steps:
         if len(steps) > 1:
@@ -668,9 +795,7 @@ def _logs(cluster: Cluster, args: argparse.Namespace) -> int:
 
 
 def logs_main(args: argparse.Namespace) -> int:
-    """`logs GOAL [--step S] [--attempt N] [-f]`: the attempt's Pod's logs, or, when the Pod
+    """`logs GOAL [--step S] [--attempt N|pN | --heal] [-f]`: the Pod's logs of the goal's
+    latest Job (or of attempt N, publish-only attempt pN, or the latest heal), or, when the Pod
     is gone, what the Goal's status says instead (exit 1)."""
-    if args.attempt is not None and args.attempt < 1:
-        print("error: --attempt counts from 1", file=sys.stderr)
-        return 2
     return run(_logs, args)
