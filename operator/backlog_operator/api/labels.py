@@ -73,10 +73,11 @@ ANNOTATION_REQUESTED_AT = "backlog.dev/requested-at"
 # the staged change approved. Honoured only when it equals `status.approval.patchHash` and the
 # approval has not expired; any other value is refused (an `ApprovalRefused` Event).
 ANNOTATION_APPROVED_PATCH = "backlog.dev/approved-patch"
-# Set with it: who approved (informational; `unknown` when absent).
+# Set with it: who approved (the kubeconfig user of the CLI's context; `unknown` when absent).
+# Informational: at most 253 printable characters.
 ANNOTATION_APPROVED_BY = "backlog.dev/approved-by"
 # Set by a person (or `kubectl backlog reject`) on a Goal AwaitingApproval: the reason (may be
-# empty). The goal fails `Rejected` and its Backlog declines the task until revived.
+# empty; at most 1 KiB). The goal fails `Rejected` and its Backlog declines the task until revived.
 ANNOTATION_REJECTED = "backlog.dev/rejected"
 # Set with it: who rejected (informational; `unknown` when absent).
 ANNOTATION_REJECTED_BY = "backlog.dev/rejected-by"
@@ -92,21 +93,6 @@ ANNOTATION_REVIVE_PREFIX = "revive.backlog.dev/"
 # The name part of an annotation key (after its prefix): at most 63 characters, alphanumeric at
 # both ends, `-`, `_` and `.` between. A task id is revivable when it is such a name.
 ANNOTATION_NAME_MAX_LENGTH = 63
-
-# Set by a person (`kubectl backlog approve`) on a Goal awaiting approval: the staged change's
-# hash (`sha256:<64 hex>`, status.approval.patchHash). Honoured only while the Goal is
-# AwaitingApproval, the value is the staged hash and the approval has not expired; then the
-# operator publishes exactly that change.
-ANNOTATION_APPROVED_PATCH = "backlog.dev/approved-patch"
-# Set with it: who approved (the kubeconfig user of the CLI's context; `unknown` when there is
-# none). Informational: at most 253 printable characters.
-ANNOTATION_APPROVED_BY = "backlog.dev/approved-by"
-# Set by a person (`kubectl backlog reject`) on a Goal awaiting approval: the rejection, its
-# value the reason (may be empty; at most 1 KiB). The Goal ends Failed, reason Rejected.
-ANNOTATION_REJECTED = "backlog.dev/rejected"
-# Set with it: who rejected; as ANNOTATION_APPROVED_BY.
-ANNOTATION_REJECTED_BY = "backlog.dev/rejected-by"
-
 
 def revived_tasks(annotations: Mapping[str, str]) -> dict[str, str]:
     """Task id -> the time written, of the `revive.backlog.dev/<task-id>` annotations."""
