@@ -94,6 +94,7 @@ ANNOTATION_REVIVE_PREFIX = "revive.backlog.dev/"
 # both ends, `-`, `_` and `.` between. A task id is revivable when it is such a name.
 ANNOTATION_NAME_MAX_LENGTH = 63
 
+
 def revived_tasks(annotations: Mapping[str, str]) -> dict[str, str]:
     """Task id -> the time written, of the `revive.backlog.dev/<task-id>` annotations."""
     return {
