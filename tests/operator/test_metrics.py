@@ -274,10 +274,12 @@ def test_the_queue_depth_and_the_slots_held_follow_the_capacity(
             lambda s: (
                 s.value("backlog_goals", namespace=NS, phase="Succeeded") == 1
                 and s.value("backlog_goals", namespace=NS, phase="Running") == 1
+                # Each admission's wait is observed as the slot is taken, which a loaded
+                # machine may let the phase gauge (from the watch) overtake.
+                and s.value("backlog_goal_queue_wait_seconds_count") == 2
             ),
         )
     assert moved.value("backlog_goal_queue_depth") == 1
-    assert moved.value("backlog_goal_queue_wait_seconds_count") == 2
 
 
 def test_readyz_says_ready_only_once_the_start_up_listing_is_done(
