@@ -147,7 +147,12 @@ FAST_RETRY = RetryPolicy(base_seconds=0.2, max_seconds=2.0, report_after=3)
 def running_operator(
     server: EmulatorServer, *, retry: RetryPolicy | None = None, **settings: Any
 ) -> Iterator[None]:
-    options: dict[str, Any] = {"requeue_seconds": 0.1, "worker_image": "backlog-operator:test"}
+    # A goal's requests on kopf's event loop (`AioApi`; the other modules: in threads).
+    options: dict[str, Any] = {
+        "requeue_seconds": 0.1,
+        "worker_image": "backlog-operator:test",
+        "api_event_loop": True,
+    }
     options.update(settings)
     registry = build_registry(
         OperatorSettings(**options),

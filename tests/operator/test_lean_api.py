@@ -479,3 +479,13 @@ def test_tls_with_a_ca_and_a_client_certificate(tls_server: Any) -> None:
         _aio_call("read job", login())
     with pytest.raises(ssl.SSLError):  # a server whose CA is not trusted
         _aio_call("read job", lambda: kopf.ConnectionInfo(server=url, token="t0ken"))
+
+
+def test_a_login_that_fails_is_a_network_failure_the_callers_retry(server: Any) -> None:
+    def login() -> kopf.ConnectionInfo:
+        raise kopf.LoginError("neither in-cluster, nor via kubeconfig")
+
+    with pytest.raises(ConnectionError, match="could not log in") as failed:
+        _aio_call("get goal", login)
+    assert server.recorded == []
+    assert describe_failure(failed.value)[1] is False  # not permanent: retried

@@ -177,7 +177,7 @@ def register_lifecycle(
             concurrency=operator_settings.api_concurrency,
             qps=operator_settings.api_qps,
             burst=operator_settings.api_burst,
-            login=_login_of(api_client, settings, logger if login else None),
+            login=_login_of(api_client, operator_settings, settings, logger if login else None),
         )
         runtime = Runtime(
             cluster, operator_settings, clock, forge_factory, retry, metrics, webhooks
@@ -197,11 +197,17 @@ def register_lifecycle(
 
 
 def _login_of(
-    api_client: k8s.ApiClient, settings: kopf.OperatorSettings, logger: kopf.Logger | None
-) -> Callable[[], kopf.ConnectionInfo | None]:
-    """How the operator's own requests log in: as kopf's watches do (its login function, called
-    again when a token is refused), or, when the caller logs kopf in itself (`login=False`),
-    from the client the operator was given, read as kopf's login function reads it."""
+    api_client: k8s.ApiClient,
+    operator_settings: OperatorSettings,
+    settings: kopf.OperatorSettings,
+    logger: kopf.Logger | None,
+) -> Callable[[], kopf.ConnectionInfo | None] | None:
+    """How a goal's requests log in on the event loop (`API_EVENT_LOOP`; None: they go through
+    the client, in threads): as kopf's watches do (its login function, called again when a
+    token is refused), or, when the caller logs kopf in itself (`login=False`), from the client
+    the operator was given, read as kopf's login function reads it."""
+    if not operator_settings.api_event_loop:
+        return None
     if logger is not None:
         return functools.partial(kopf.login_via_client, logger=logger, settings=settings)
     configuration = api_client.configuration
