@@ -147,12 +147,7 @@ FAST_RETRY = RetryPolicy(base_seconds=0.2, max_seconds=2.0, report_after=3)
 def running_operator(
     server: EmulatorServer, *, retry: RetryPolicy | None = None, **settings: Any
 ) -> Iterator[None]:
-    # A goal's requests on kopf's event loop (`AioApi`; the other modules: in threads).
-    options: dict[str, Any] = {
-        "requeue_seconds": 0.1,
-        "worker_image": "backlog-operator:test",
-        "api_event_loop": True,
-    }
+    options: dict[str, Any] = {"requeue_seconds": 0.1, "worker_image": "backlog-operator:test"}
     options.update(settings)
     registry = build_registry(
         OperatorSettings(**options),

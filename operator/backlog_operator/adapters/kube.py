@@ -7,14 +7,14 @@ of a pooled one. An optional rate limit (`qps`, `burst`: a token bucket, as clie
 what the operator asks of the API server. Responses are read as plain JSON dicts (no model
 objects), decoded in the worker thread: it is faster, and the controller works on dicts anyway.
 The calls of every goal's cycle (read the goal, create its Job, write its status, post an
-Event, read its Job) go through `LeanApi` in the threads or, when the operator is given a login
-(`API_EVENT_LOOP`), through `AioApi` on the event loop with aiohttp (about half the CPU of
-urllib3's request, and no hand-off; but one thread), logged in as kopf's watches are (kopf's
-login function, again on a 401). Both make the same requests the client's methods make,
-without their per-call pydantic validation of every argument and round trip of a dict body
-through the client's models (1.4 ms of CPU for a Job, more than the request itself); a Job is
-still checked against the client's model before it is sent, as the client's method checks it
-(from its JSON: about 0.3 ms less).
+Event, read its Job) go through `AioApi` on the event loop with aiohttp when the operator is
+given a login (`API_EVENT_LOOP`, the default: about half the CPU of urllib3's request, and no
+hand-off; but one thread), logged in as kopf's watches are (kopf's login function, again on a
+401); otherwise (a command, a test without kopf) through `LeanApi` in the threads. Both make
+the same requests the client's methods make, without their per-call pydantic validation of
+every argument and round trip of a dict body through the client's models (1.4 ms of CPU for a
+Job, more than the request itself); a Job is still checked against the client's model before
+it is sent, as the client's method checks it (from its JSON: about 0.3 ms less).
 Every call has a timeout, so an API server that never answers holds no object's lock for ever.
 
 Failures: a Job the API server (or the client's own validation) refuses is a `JobRefusedError`

@@ -109,8 +109,9 @@ class OperatorSettings(BaseSettings):
     api_qps: float = Field(default=0.0, ge=0)
     api_burst: int = Field(default=0, ge=0)
     # A goal's cycle's requests on kopf's event loop with aiohttp (less CPU in all, but one
-    # thread: slower where the CPUs are contended), or through the client in threads.
-    api_event_loop: bool = False
+    # thread: slower where it competes for CPUs with many threads), or through the client in
+    # threads.
+    api_event_loop: bool = True
     log_format: Literal["text", "json"] = "text"
     pr_poll_seconds: float = Field(default=300.0, gt=0)
     pr_polls_per_round: int = Field(default=20, ge=1)
