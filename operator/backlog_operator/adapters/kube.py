@@ -7,11 +7,14 @@ of a pooled one. An optional rate limit (`qps`, `burst`: a token bucket, as clie
 what the operator asks of the API server. Responses are read as plain JSON dicts (no model
 objects), decoded in the worker thread: it is faster, and the controller works on dicts anyway.
 The calls of every goal's cycle (read the goal, create its Job, write its status, post an
-Event) go through `LeanApi`: the same requests the client's methods make, without their
-per-call pydantic validation of every argument and round trip of a dict body through the
-client's models (1.4 ms of CPU for a Job, more than the request itself); a Job is still checked
-against the client's model before it is sent, as the client's method checks it (from its JSON:
-about 0.3 ms less).
+Event, read its Job) go through `AioApi` on the event loop with aiohttp when the operator is
+given a login (`API_EVENT_LOOP`, the default: about half the CPU of urllib3's request, and no
+hand-off; but one thread), logged in as kopf's watches are (kopf's login function, again on a
+401); otherwise (a command, a test without kopf) through `LeanApi` in the threads. Both make
+the same requests the client's methods make, without their per-call pydantic validation of
+every argument and round trip of a dict body through the client's models (1.4 ms of CPU for a
+Job, more than the request itself); a Job is still checked against the client's model before
+it is sent, as the client's method checks it (from its JSON: about 0.3 ms less).
 Every call has a timeout, so an API server that never answers holds no object's lock for ever.
 
 Failures: a Job the API server (or the client's own validation) refuses is a `JobRefusedError`
@@ -25,17 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import functools
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+import aiohttp
 from kubernetes import client
 from kubernetes.client import rest
 from kubernetes.client.exceptions import ApiException
@@ -174,6 +180,209 @@ class LeanApi:
         return json.loads(data) if data else {}
 
 
+class Connection(Protocol):
+    """How to reach and authenticate to the API server: what kopf's login gives
+    (`kopf.ConnectionInfo`: its server, TLS context and `Authorization` header)."""
+
+    @property
+    def server(self) -> str:
+        """The API server's URL."""
+
+    def as_http_headers(self) -> dict[str, str]:
+        """The `Authorization` header (a bearer token, or basic auth), or none."""
+
+    def as_ssl_context(self) -> ssl.SSLContext:
+        """The TLS context: the CA to trust, the client certificate, or no verification."""
+
+
+# The fields of a `Connection` its TLS context is made of: the session is kept while they are.
+_TLS_FIELDS = (
+    "server",
+    "ca_path",
+    "ca_data",
+    "insecure",
+    "certificate_path",
+    "certificate_data",
+    "private_key_path",
+    "private_key_data",
+)
+
+
+@dataclasses.dataclass
+class _Login:
+    """One login's connection, its session and headers; `generation` counts the logins."""
+
+    connection: Connection
+    session: aiohttp.ClientSession
+    headers: dict[str, str]
+    generation: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Answer:
+    """An error answer as `ApiException` reads one (status, reason, body bytes, headers)."""
+
+    status: int
+    reason: str | None
+    data: bytes
+    headers: dict[str, str]
+
+
+class AioApi:
+    """`LeanApi`'s calls on the event loop, over aiohttp (about half the CPU of a request made
+    with urllib3 in a thread, and no hand-off to one): the same requests (method, path, headers,
+    JSON body, timeouts) and the same `ApiException` on an answer outside 2xx. A failure to get
+    an answer is an `OSError` (a `ConnectionError`) or a `TimeoutError`, as the callers expect
+    of a network failure.
+
+    `login` (blocking: it may read files; run in a thread) gives the `Connection`: kopf's own
+    login function, so the requests go where, and as whom, kopf's watches go. It is called at
+    the first request, and again once when the API server answers 401 (a token that expired or
+    was rotated), the request then tried once more. `headers` are sent with every request (the
+    client's `User-Agent`); `limit` is the number of connections kept, and in flight at most."""
+
+    def __init__(
+        self,
+        login: Callable[[], Connection | None],
+        *,
+        headers: Mapping[str, str] | None = None,
+        limit: int = API_CONCURRENCY,
+    ) -> None:
+        self._login_fn = login
+        self._headers = dict(headers or {})
+        self._limit = max(1, limit)
+        self._current: _Login | None = None
+        self._lock = asyncio.Lock()
+        self._sessions: list[aiohttp.ClientSession] = []
+
+    async def close(self) -> None:
+        """Close the sessions (the connections they keep)."""
+        sessions, self._sessions, self._current = self._sessions, [], None
+        for session in sessions:
+            await session.close()
+
+    async def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> Any:
+        """GET one custom object."""
+        path = _path("apis", group, version, "namespaces", namespace, plural, name)
+        return await self._request("GET", path)
+
+    async def patch_namespaced_custom_object_status(
+        self, group: str, version: str, namespace: str, plural: str, name: str, body: object
+    ) -> Any:
+        """Merge-patch a custom object's status subresource."""
+        path = _path("apis", group, version, "namespaces", namespace, plural, name, "status")
+        return await self._request("PATCH", path, _json(body), "application/merge-patch+json")
+
+    async def read_namespaced_job(self, name: str, namespace: str) -> Any:
+        """GET one Job."""
+        return await self._request(
+            "GET", _path("apis", "batch", "v1", "namespaces", namespace, "jobs", name)
+        )
+
+    async def create_namespaced_job(self, namespace: str, body: Mapping[str, Any]) -> Any:
+        """POST a Job, checked against the client's model first, as `LeanApi` checks it."""
+        data = json.dumps(body)
+        client.V1Job.model_validate_json(data)
+        path = _path("apis", "batch", "v1", "namespaces", namespace, "jobs")
+        return await self._request("POST", path, data.encode())
+
+    async def create_namespaced_event(self, namespace: str, body: Mapping[str, Any]) -> Any:
+        """POST a core/v1 Event."""
+        path = _path("api", "v1", "namespaces", namespace, "events")
+        return await self._request("POST", path, _json(body))
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        login = self._current or await self._relogin(None)
+        answer = await self._send(login, method, path, data, content_type)
+        if answer.status == 401:  # an expired or rotated token: log in again, try once more
+            login = await self._relogin(login.generation)
+            answer = await self._send(login, method, path, data, content_type)
+        if not 200 <= answer.status <= 299:
+            raise ApiException.from_response(http_resp=answer, body=None, data=None)
+        return json.loads(answer.data) if answer.data else {}
+
+    async def _send(
+        self, login: _Login, method: str, path: str, data: bytes | None, content_type: str
+    ) -> _Answer:
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        headers.update(login.headers)
+        url = login.connection.server.rstrip("/") + path
+        request = functools.partial(_exchange, login.session, method, url, data, headers)
+        try:
+            # A kept connection the server had closed is tried again by aiohttp for a GET
+            # (not for a POST or a PATCH), as urllib3 does.
+            return await request()
+        except aiohttp.ClientError as error:
+            if isinstance(error, OSError | TimeoutError):
+                raise
+            # A dropped connection or a broken answer: no answer, as urllib3's errors say.
+            raise ConnectionError(f"no answer from the API server ({error})") from error
+
+    async def _relogin(self, stale: int | None) -> _Login:
+        """Log in (again, when the login of generation `stale` was refused), once for all the
+        requests that need it; a new session only when the TLS material changed."""
+        async with self._lock:
+            current = self._current
+            if current is not None and current.generation != stale:
+                return current  # another request has logged in meanwhile
+            try:
+                connection = await asyncio.to_thread(self._login_fn)
+            except Exception as error:
+                # As kopf's watches would: not the request's fault, a later try may log in.
+                raise ConnectionError(f"could not log in ({type(error).__name__})") from error
+            if connection is None:
+                raise ConnectionError("no credentials for the API server (the login gave none)")
+            if current is not None and _tls_of(current.connection) == _tls_of(connection):
+                session = current.session
+            else:
+                session = await self._new_session(connection)
+            headers = {**self._headers, **connection.as_http_headers()}
+            generation = 0 if current is None else current.generation + 1
+            self._current = _Login(connection, session, headers, generation)
+            return self._current
+
+    async def _new_session(self, connection: Connection) -> aiohttp.ClientSession:
+        # Reads the CA and client certificate files: in a thread, not on the loop.
+        context = await asyncio.to_thread(connection.as_ssl_context)
+        connect, read = REQUEST_TIMEOUT
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._limit, ssl=context),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read),
+            trust_env=bool(getattr(connection, "trust_env", False)),  # a proxy, as kopf's
+            cookie_jar=aiohttp.DummyCookieJar(),  # no cookies kept, as the client keeps none
+        )
+        # Kept to the end: requests in flight on a previous session finish on it.
+        self._sessions.append(session)
+        return session
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    data: bytes | None,
+    headers: Mapping[str, str],
+) -> _Answer:
+    """One request, its whole answer read."""
+    async with session.request(method, url, data=data, headers=headers) as got:
+        return _Answer(got.status, got.reason, await got.read(), dict(got.headers))
+
+
+def _tls_of(connection: Connection) -> tuple[Any, ...]:
+    """What a connection's TLS context is made of."""
+    return tuple(getattr(connection, field, None) for field in _TLS_FIELDS)
+
+
 class KubeCluster:
     """Async façade over the official client for the few calls the operator makes."""
 
@@ -184,18 +393,33 @@ class KubeCluster:
         concurrency: int = API_CONCURRENCY,
         qps: float = 0.0,
         burst: int = 0,
+        login: Callable[[], Connection | None] | None = None,
     ) -> None:
+        """`login`, when given (kopf's login function: the operator), makes the calls of a
+        goal's cycle on the event loop (`AioApi`); without it (a command, a test without
+        kopf) they are made in threads (`LeanApi`)."""
         _size_pool(api_client, concurrency)
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._lean = LeanApi(api_client)
+        self._aio = (
+            None
+            if login is None
+            else AioApi(login, headers=_client_headers(api_client), limit=concurrency)
+        )
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="kube-api")
         self._limit = RateLimit(qps, burst or max(1, int(qps * 2))) if qps > 0 else None
 
     def close(self) -> None:
         """Let the worker threads go once the calls in flight are done."""
         self._executor.shutdown(wait=False)
+
+    async def aclose(self) -> None:
+        """`close`, and close the event loop's connections (`AioApi`), if any."""
+        self.close()
+        if self._aio is not None:
+            await self._aio.close()
 
     async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         """One API call in a worker thread, its JSON answer decoded there."""
@@ -205,10 +429,14 @@ class KubeCluster:
         call = functools.partial(_call_sync, method, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def _lean_call(self, method: Callable[..., Any], *args: Any) -> Any:
-        """One `LeanApi` call in a worker thread (its JSON answer decoded there)."""
+    async def _lean_call(self, name: str, *args: Any) -> Any:
+        """One call of a goal's cycle, by its name: on the event loop (`AioApi`), or in a worker
+        thread (`LeanApi`, its JSON answer decoded there)."""
         if self._limit is not None:
             await self._limit.wait()
+        if self._aio is not None:
+            return await getattr(self._aio, name)(*args)
+        method = getattr(self._lean, name)
         return await asyncio.get_running_loop().run_in_executor(self._executor, method, *args)
 
     async def _get_or_none(self, reading: Awaitable[Any]) -> dict[str, Any] | None:
@@ -229,7 +457,7 @@ class KubeCluster:
         namespace = str(manifest["metadata"]["namespace"])
         try:
             created: dict[str, Any] = await self._lean_call(
-                self._lean.create_namespaced_job, namespace, manifest
+                "create_namespaced_job", namespace, manifest
             )
         except ApiException as error:
             if error.status == 409:
@@ -246,9 +474,7 @@ class KubeCluster:
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Job, or None when it does not exist."""
-        return await self._get_or_none(
-            self._lean_call(self._lean.read_namespaced_job, name, namespace)
-        )
+        return await self._get_or_none(self._lean_call("read_namespaced_job", name, namespace))
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and, first, its Pods (foreground), stopping a running attempt."""
@@ -435,9 +661,7 @@ class KubeCluster:
     async def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One of our custom objects (goals, goalschedules, backlogs), or None when gone."""
         return await self._get_or_none(
-            self._lean_call(
-                self._lean.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name
-            )
+            self._lean_call("get_namespaced_custom_object", GROUP, VERSION, namespace, plural, name)
         )
 
     async def list_goals(
@@ -526,7 +750,7 @@ class KubeCluster:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
             written: dict[str, Any] = await self._lean_call(
-                self._lean.patch_namespaced_custom_object_status,
+                "patch_namespaced_custom_object_status",
                 GROUP,
                 VERSION,
                 namespace,
@@ -626,9 +850,7 @@ class KubeCluster:
         }
         for attempt in range(1, EVENT_TRIES + 1):
             try:
-                await self._lean_call(
-                    self._lean.create_namespaced_event, metadata.get("namespace"), event
-                )
+                await self._lean_call("create_namespaced_event", metadata.get("namespace"), event)
                 return
             except Exception as error:
                 wait = _event_retry_wait(error, attempt)
@@ -723,9 +945,23 @@ def _call_sync(method: Any, *args: Any, **kwargs: Any) -> Any:
     return json.loads(data) if data else {}
 
 
+def _json(body: object) -> bytes:
+    """A request's body as the client's REST layer encodes it (`json.dumps`)."""
+    return json.dumps(body).encode()
+
+
 def _path(*segments: str) -> str:
     """A request's path: each segment quoted whole, as the client quotes its path parameters."""
     return "/" + "/".join(quote(str(segment), safe="") for segment in segments)
+
+
+def _client_headers(api_client: client.ApiClient) -> dict[str, str]:
+    """The headers the client sends with every request (its `User-Agent`, any default
+    header), so that `AioApi`'s requests are the client's."""
+    headers = {str(k): str(v) for k, v in api_client.default_headers.items()}
+    if api_client.cookie:
+        headers["Cookie"] = str(api_client.cookie)
+    return headers
 
 
 def _size_pool(api_client: client.ApiClient, size: int) -> None:

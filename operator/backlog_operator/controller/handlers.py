@@ -23,6 +23,7 @@ fails is retried by the runtime with backoff (`runtime.RetryPolicy`), whatever r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -158,7 +159,9 @@ def register_lifecycle(
             return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    async def _startup(
+        settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    ) -> None:
         settings.posting.enabled = False  # our own events, on transitions only
         # No kopf peering, even where some kopf-based operator installed its CRDs: one replica
         # acts by leader election on a Lease (`controller.leader`, docs/operator.md).
@@ -168,11 +171,13 @@ def register_lifecycle(
         settings.persistence.progress_storage = NoProgress()
         # Only the operator's own Jobs, selected by the API server: not every Job of the cluster.
         settings.watching.label_selectors["batch", "jobs"] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        api_client = api_client_factory()
         cluster = KubeCluster(
-            api_client_factory(),
+            api_client,
             concurrency=operator_settings.api_concurrency,
             qps=operator_settings.api_qps,
             burst=operator_settings.api_burst,
+            login=_login_of(api_client, operator_settings, settings, logger if login else None),
         )
         runtime = Runtime(
             cluster, operator_settings, clock, forge_factory, retry, metrics, webhooks
@@ -188,7 +193,47 @@ def register_lifecycle(
         runtime = memo.get(_MEMO_KEY)
         if isinstance(runtime, Runtime):
             await runtime.stop_requeuing()
-            runtime.cluster.close()
+            await runtime.cluster.aclose()
+
+
+def _login_of(
+    api_client: k8s.ApiClient,
+    operator_settings: OperatorSettings,
+    settings: kopf.OperatorSettings,
+    logger: kopf.Logger | None,
+) -> Callable[[], kopf.ConnectionInfo | None] | None:
+    """How a goal's requests log in on the event loop (`API_EVENT_LOOP`; None: they go through
+    the client, in threads): as kopf's watches do (its login function, called again when a
+    token is refused), or, when the caller logs kopf in itself (`login=False`), from the client
+    the operator was given, read as kopf's login function reads it."""
+    if not operator_settings.api_event_loop:
+        return None
+    if logger is not None:
+        return functools.partial(kopf.login_via_client, logger=logger, settings=settings)
+    configuration = api_client.configuration
+    return functools.partial(connection_of, configuration, settings.networking.trust_env)
+
+
+def connection_of(configuration: k8s.Configuration, trust_env: bool = False) -> kopf.ConnectionInfo:
+    """A client's configuration as a `kopf.ConnectionInfo`, field by field as
+    `kopf.login_via_client` reads it (the token through the client's refresh hook, if any)."""
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else parts
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        trust_env=trust_env,
+    )
 
 
 def register_goals(registry: kopf.OperatorRegistry) -> None:
