@@ -29,15 +29,18 @@ class ListenError(OSError):
     not this host's)."""
 
 
-class Endpoints:
-    """The server: `start()` binds `host:port` (port 0: one the system picks, see `port`)."""
+class HttpServer:
+    """An aiohttp server on the running event loop: `start()` binds `host:port` (port 0: one
+    the system picks, see `port`); subclasses say what it serves (`application`)."""
 
-    def __init__(self, registry: CollectorRegistry, ready: Ready, *, host: str, port: int) -> None:
-        self.registry = registry
-        self.ready = ready
+    def __init__(self, *, host: str, port: int) -> None:
         self.host = host
         self._port = port
         self._runner: web.AppRunner | None = None
+
+    def application(self) -> web.Application:
+        """The app to serve."""
+        raise NotImplementedError
 
     @property
     def port(self) -> int:
@@ -50,12 +53,8 @@ class Endpoints:
 
     async def start(self) -> None:
         """Listen (on the running event loop)."""
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        # No access log: the kubelet probes every few seconds, Prometheus scrapes as often.
-        runner = web.AppRunner(app, access_log=None)
+        # No access log: probes and scrapes come every few seconds; deliveries log themselves.
+        runner = web.AppRunner(self.application(), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self._port).start()
@@ -86,6 +85,23 @@ class Endpoints:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class Endpoints(HttpServer):
+    """`/metrics`, `/healthz` and `/readyz`."""
+
+    def __init__(self, registry: CollectorRegistry, ready: Ready, *, host: str, port: int) -> None:
+        super().__init__(host=host, port=port)
+        self.registry = registry
+        self.ready = ready
+
+    def application(self) -> web.Application:
+        """The three routes."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        return app
 
     async def _metrics(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -551,25 +551,11 @@ class KubeCluster:
         sends them (at most `LOG_READ_BYTES`), cut to the last `max_bytes` bytes; None when
         the Pod, or the container's log, is not there (a 404, or a 400 for a container that
         never started)."""
-        if self._limit is not None:
-            await self._limit.wait()
-        call = functools.partial(
-            _read_raw,
-            self._core.read_namespaced_pod_log,
-            pod,
-            namespace,
-            container=container,
-            tail_lines=LOG_TAIL_LINES,
-            limit_bytes=LOG_READ_BYTES,
-            _preload_content=False,
-            _request_timeout=REQUEST_TIMEOUT,
+        data = await self._pod_log_bytes(
+            namespace, pod, container, tail_lines=LOG_TAIL_LINES, limit_bytes=LOG_READ_BYTES
         )
-        try:
-            data = await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        except ApiException as error:
-            if error.status in (400, 404):
-                return None
-            raise
+        if data is None:
+            return None
         tail = data[-max_bytes:] if max_bytes > 0 else b""
         return tail.decode("utf-8", errors="replace").lstrip("\ufffd")
 
@@ -578,6 +564,17 @@ class KubeCluster:
     ) -> str | None:
         """One container's whole log, its first `max_bytes` bytes at most (the kubelet's
         `limitBytes`); None when the Pod, or the container's log, is not there."""
+        data = await self._pod_log_bytes(namespace, pod, container, limit_bytes=max_bytes)
+        if data is None:
+            return None
+        return data[:max_bytes].decode("utf-8", errors="replace")
+
+    async def _pod_log_bytes(
+        self, namespace: str, pod: str, container: str, **query: int
+    ) -> bytes | None:
+        """A container's log as the kubelet sends it (`query`: tail_lines, limit_bytes); None
+        when the Pod, or the container's log, is not there (a 404, or a 400 for a container
+        that never started)."""
         if self._limit is not None:
             await self._limit.wait()
         call = functools.partial(
@@ -586,17 +583,17 @@ class KubeCluster:
             pod,
             namespace,
             container=container,
-            limit_bytes=max_bytes,
             _preload_content=False,
             _request_timeout=REQUEST_TIMEOUT,
+            **query,
         )
         try:
-            data = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            data: bytes = await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except ApiException as error:
             if error.status in (400, 404):
                 return None
             raise
-        return data[:max_bytes].decode("utf-8", errors="replace")
+        return data
 
     async def pod_events(self, namespace: str, pod: str, reason: str) -> list[dict[str, Any]]:
         """The Events about one Pod with `reason` (e.g. the kubelet's `FailedMount`), which say

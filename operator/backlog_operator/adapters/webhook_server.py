@@ -16,19 +16,17 @@ a Backlog's, which the log has no need of.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
-from typing import Self
 
 from aiohttp import web
 
-from backlog_operator.adapters.endpoints import ListenError
+from backlog_operator.adapters.endpoints import HttpServer
 
 Answer = tuple[int, str]
 Handler = Callable[[str, Mapping[str, str], bytes], Awaitable[Answer]]
 
 
-class WebhookServer:
-    """The server: `start()` binds `host:port` (port 0: one the system picks, see `port`)."""
+class WebhookServer(HttpServer):
+    """Deliveries to any path, answered as the module docstring says."""
 
     def __init__(
         self,
@@ -39,57 +37,16 @@ class WebhookServer:
         port: int,
         max_body: int,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.handler = handler
         self.known = known
-        self.host = host
         self.max_body = max_body
-        self._port = port
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def port(self) -> int:
-        """The port listened on (the one the system picked when asked for port 0)."""
-        if self._runner is not None:
-            for address in self._runner.addresses:
-                if isinstance(address, tuple):
-                    return int(address[1])
-        return self._port
-
-    async def start(self) -> None:
-        """Listen (on the running event loop)."""
+    def application(self) -> web.Application:
+        """One route: every method, every path."""
         app = web.Application(client_max_size=self.max_body)
         app.router.add_route("*", "/{path:.*}", self._receive)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self._port).start()
-        except OSError as error:
-            await runner.cleanup()
-            raise ListenError(
-                error.errno, f"cannot listen on {self.host}:{self._port}: {error.strerror}"
-            ) from error
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return app
 
     async def _receive(self, request: web.Request) -> web.Response:
         if request.method != "POST":
