@@ -99,7 +99,7 @@ class ForgeCredentials:
             data = await self.cluster.read_secret_data(namespace, ref.name)
             if data is None:
                 return None
-            app = self._parsed_app(data)
+            app = await self._parsed_app(data)
             if app is not None:
                 return SecretCredentials(app=app)
             found = (data.get(ref.key) or "").strip()
@@ -109,9 +109,10 @@ class ForgeCredentials:
         value = await self.cluster.read_secret_key(namespace, ref.name, ref.key)
         return SecretCredentials(token=value) if value else None
 
-    def _parsed_app(self, data: Mapping[str, str]) -> AppCredentials | None:
+    async def _parsed_app(self, data: Mapping[str, str]) -> AppCredentials | None:
         """The App in a Secret's data, parsed once per content: loading an RSA key checks it,
-        which takes tens of milliseconds, and a Secret is read at every sync and look."""
+        which takes tens of milliseconds (in a thread, off the event loop), and a Secret is
+        read at every sync and look."""
         if APP_ID_KEY not in data:
             return None
         digest = hashlib.sha256(
@@ -121,7 +122,7 @@ class ForgeCredentials:
         ).hexdigest()
         known = self._apps.get(digest)
         if known is None:
-            known = app_credentials(data)
+            known = await asyncio.to_thread(app_credentials, data)
             if len(self._apps) >= _PARSED_APPS:  # Secrets rotated many times: start afresh
                 self._apps.clear()
             if known is not None:
