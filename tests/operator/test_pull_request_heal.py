@@ -25,12 +25,10 @@ import yaml
 from backlog_operator.api.labels import LABEL_ATTEMPT, LABEL_BACKLOG, LABEL_GOAL_UID, LABEL_HEAL
 from backlog_operator.api.result import Outcome, WorkerResult
 from backlog_operator.cli import main as backlogctl_main
-from backlog_operator.controller.handlers import build_registry
-from backlog_operator.controller.settings import OperatorSettings
+from tests.operator.test_pull_requests import running_operator
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.github_standin import GitHubStandIn
 from tests.support.gitrepos import GitHttpServer, commit_to_remote, make_remote, remote_sha, run_git
-from tests.support.kopf_harness import KopfThread, new_api_client
 from tests.support.pod import backlogctl
 
 NS = "default"
@@ -270,24 +268,6 @@ class World:
 
 
 @contextmanager
-def running_operator(server: EmulatorServer, tmp_path: Path, **settings: Any) -> Iterator[None]:
-    options: dict[str, Any] = {
-        "requeue_seconds": 0.05,
-        "worker_image": "backlog-operator:test",
-        "cache_dir": str(tmp_path / "cache"),
-        "pr_poll_seconds": POLL_SECONDS,
-        "pr_closed_poll_seconds": POLL_SECONDS,
-        "max_running_per_repository": 10,
-    }
-    options.update(settings)
-    registry = build_registry(
-        OperatorSettings(**options), lambda: new_api_client(server), login=False
-    )
-    with KopfThread(server, registry=registry):
-        yield
-
-
-@contextmanager
 def world_of(
     server: EmulatorServer, tmp_path: Path, layout: str, **settings: Any
 ) -> Iterator[World]:
@@ -297,7 +277,7 @@ def world_of(
     with (
         GitHttpServer(projects, TOKEN) as git,
         GitHubStandIn(REPOSITORY, token=TOKEN, git_dir=remote) as github,
-        running_operator(server, tmp_path, **settings),
+        running_operator(server, tmp_path, **{"pr_closed_poll_seconds": POLL_SECONDS, **settings}),
     ):
         yield World(server, tmp_path, projects, remote, git, github, layout)
 
