@@ -191,7 +191,7 @@ def test_a_job_deleted_while_the_watch_was_away_is_found_by_the_audit(
             cluster.api.delete_object(JOBS, NS, job["metadata"]["name"])
 
             await runtime.audit()
-            await asyncio.gather(*runtime._tasks)  # the cycles the audit started
+            await runtime.settled()  # the cycles the audit started
         finally:
             runtime.cluster.close()
             client.close()  # type: ignore[no-untyped-call]  # kubernetes leaves it unannotated

@@ -96,7 +96,7 @@ from backlog_operator.controller.goals.pull_request import (
 )
 from backlog_operator.controller.goals.reconciler import GoalReconciler
 from backlog_operator.controller.goals.retry import jittered_backoff
-from backlog_operator.controller.keyed import KeyedLocks, WakeTimes
+from backlog_operator.controller.keyed import KeyedLocks, KeyQueue, WakeTimes
 from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.results import Event, Reconciled
 from backlog_operator.controller.schedules.reconciler import GoalScheduleReconciler
@@ -252,7 +252,9 @@ class Runtime:
         self._spawned: set[str] = set()  # goals whose cycle is asked for and not started
         self._tasks: set[asyncio.Task[None]] = set()
         self._auditing: asyncio.Task[None] | None = None
-        self._cycles = asyncio.Semaphore(CYCLES_PER_CONNECTION * settings.api_concurrency)
+        cycles = CYCLES_PER_CONNECTION * settings.api_concurrency
+        self._cycles = asyncio.Semaphore(cycles)
+        self._asked = KeyQueue(cycles, self._spawned_cycle)  # goals asked for, in order
 
     def _build_reconcilers(
         self, cluster: KubeCluster, settings: OperatorSettings, forge_factory: ForgeFactory
@@ -475,7 +477,7 @@ class Runtime:
             ):
                 continue
             self._spawned.add(key)
-            self._track(asyncio.create_task(self._spawned_cycle(key), name=f"backlog-goal {key}"))
+            self._asked.put(key)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         """Keep a task the runtime started until it ends (cancelled on exit)."""
@@ -669,7 +671,13 @@ class Runtime:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._asked.stop()
         self._requeuer = None
+
+    async def settled(self) -> None:
+        """Return once the cycles asked for so far, and the tasks started so far, have ended."""
+        await self._asked.drained()
+        await asyncio.gather(*self._tasks)
 
     async def _requeue_forever(self) -> None:
         rounds = 0
