@@ -49,10 +49,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -349,7 +350,7 @@ class Runtime:
         if event_type == "DELETED":
             namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
             stop = self.stop_attempt(namespace, name, str(metadata.get("uid")))
-            self._track(asyncio.create_task(stop, name=f"backlog-stop {namespace}/{name}"))
+            self._start(stop, f"backlog-stop {namespace}/{name}")
         elif self.bodies.offer(body):
             self._spawn([object_key(body)], asked=True)
 
@@ -479,10 +480,14 @@ class Runtime:
             self._spawned.add(key)
             self._asked.put(key)
 
-    def _track(self, task: asyncio.Task[None]) -> None:
-        """Keep a task the runtime started until it ends (cancelled on exit)."""
+    def _start(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run `work` in a task of its own, kept until it ends (cancelled on exit), in a context
+        of its own: one made in a kopf handler's would keep kopf's cause (the event's body) as
+        long as it runs."""
+        task = asyncio.create_task(work, name=name, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def apply_schedule(self, namespace: str, name: str) -> None:
         """Reconcile one GoalSchedule from a fresh read; remember when to look again."""
@@ -701,11 +706,9 @@ class Runtime:
         if pods:
             goals += self.jobs.active_goals()
         if audit and (self._auditing is None or self._auditing.done()):
-            self._auditing = asyncio.create_task(self._audit_logged(), name="backlog-audit")
-            self._track(self._auditing)
+            self._auditing = self._start(self._audit_logged(), "backlog-audit")
         if len(self.pulls) and (self._following is None or self._following.done()):
-            self._following = asyncio.create_task(self._follow_logged(), name="backlog-prs")
-            self._track(self._following)
+            self._following = self._start(self._follow_logged(), "backlog-prs")
         self._admit_and_wake()  # backing-off goals whose time came may take free slots
         self._spawn(goals)
         now = self.clock()
@@ -871,8 +874,7 @@ class Runtime:
         """A round of pull request looks now (or another one as soon as the running one ends),
         not at the loop's next round."""
         if self._following is None or self._following.done():
-            self._following = asyncio.create_task(self._follow_logged(), name="backlog-prs")
-            self._track(self._following)
+            self._following = self._start(self._follow_logged(), "backlog-prs")
         else:
             self._follow_again = True
 
@@ -890,7 +892,7 @@ class Runtime:
             self._sync_asked.discard(key)  # from now on, a push means another sync
             await self.apply_backlog(namespace, name)
 
-        self._track(asyncio.create_task(sync(), name=f"backlog-sync {key}"))
+        self._start(sync(), f"backlog-sync {key}")
 
     def recheck_pull_request(
         self, namespace: str, backlog_uid: str, repository: str, number: int, *, reopened: bool
@@ -920,7 +922,7 @@ class Runtime:
             if self.pulls.hurry(namespace, repository, number, now):
                 self._follow_now()
 
-        self._track(asyncio.create_task(refollow(), name=f"backlog-pull-request {namespace}"))
+        self._start(refollow(), f"backlog-pull-request {namespace}")
 
     async def audit(self) -> None:
         """The worker Jobs as the API has them now, from one listing read page by page (not a
