@@ -83,31 +83,11 @@ HASH = hash_of(PATCH)
 OTHER_HASH = hash_of(b"another change")
 
 
-def approval_crds() -> list[Json]:
-    """The project's CRDs; the Goal's with the contract's `status.approval` and phase
-    AwaitingApproval where the generated one does not have them yet (as the operator's side
-    declares them), so the emulator keeps what these tests write into a Goal's status."""
-    crds = load_crds_from_dir(CRD_DIR)
-    for crd in crds:
-        if crd["spec"]["names"]["kind"] != "Goal":
-            continue
-        for version in crd["spec"]["versions"]:
-            status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
-            phases = status["phase"].setdefault("enum", [])
-            if "AwaitingApproval" not in phases:
-                phases.append("AwaitingApproval")
-            status.setdefault(
-                "approval", {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-            )
-    return crds
-
-
 @pytest.fixture
 def server(emulator_server: EmulatorServer) -> EmulatorServer:
-    """The emulator as strict as the operator's tests make it, with the approval contract's
-    Goal schema."""
+    """The emulator as strict as the operator's tests make it, with the project's CRDs."""
     api = emulator_server.emulator
-    for crd in approval_crds():
+    for crd in load_crds_from_dir(CRD_DIR):
         api.register_crd(crd)
     api.strict_validation = True
     api.enable_rbac(operator_policy())

@@ -223,6 +223,14 @@ def test_every_operation_the_standin_serves_is_in_githubs_description(
         assert gh.violations == []
 
 
+def test_a_refused_app_jwt_is_answered_in_githubs_basic_error_shape(gh: GitHubStandIn) -> None:
+    gh.apps.add_app(3)
+    status, body = call(gh, "GET", f"/repos/{REPO}/installation", authorization="Bearer not-a-jwt")
+    assert status == 401
+    assert isinstance(body, dict) and body.get("message")
+    assert gh.violations == []
+
+
 def test_a_missing_required_field_is_caught(gh: GitHubStandIn, description: Description) -> None:
     gh.add_pull("feature")
     body = pull_body(gh)
