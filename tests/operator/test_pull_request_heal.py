@@ -25,6 +25,8 @@ import yaml
 from backlog_operator.api.labels import LABEL_ATTEMPT, LABEL_BACKLOG, LABEL_GOAL_UID, LABEL_HEAL
 from backlog_operator.api.result import Outcome, WorkerResult
 from backlog_operator.cli import main as backlogctl_main
+from backlog_operator.controller.goals.heal import HEAL_OUTCOMES
+from backlog_operator.controller.metrics import Metrics
 from tests.operator.test_pull_requests import running_operator
 from tests.support.emulator import EmulatorServer, HardenedEmulator
 from tests.support.github_standin import GitHubStandIn
@@ -80,8 +82,10 @@ class World:
         git: GitHttpServer,
         github: GitHubStandIn,
         layout: str,
+        metrics: Metrics,
     ) -> None:
         self.api: HardenedEmulator = server.emulator
+        self.metrics = metrics
         self.layout = layout
         self.tmp_path = tmp_path
         self.projects = projects
@@ -261,6 +265,17 @@ class World:
         self.api.finish_pod(NS, pod["metadata"]["name"], exit_codes={"heal": 1})
         self.api.complete_job(NS, name, succeeded=False)
 
+    def heals_counted(self) -> dict[str, float]:
+        """`backlog_pull_request_heals_total` by result, those counted."""
+        found = {}
+        for result in HEAL_OUTCOMES:
+            value = self.metrics.registry.get_sample_value(
+                "backlog_pull_request_heals_total", {"result": result}
+            )
+            if value:
+                found[result] = value
+        return found
+
     def everything_said(self) -> str:
         """Every goal, Backlog, Job and event as stored, as text (for the token scan)."""
         kinds = (GOALS, BACKLOGS, JOBS, EVENTS, "v1/pods")
@@ -273,13 +288,19 @@ def world_of(
 ) -> Iterator[World]:
     projects = tmp_path / "projects"
     projects.mkdir()
+    metrics = Metrics()
     remote = make_remote(projects, {BACKLOG_PATH: layout, "README.md": "# project\n"})
     with (
         GitHttpServer(projects, TOKEN) as git,
         GitHubStandIn(REPOSITORY, token=TOKEN, git_dir=remote) as github,
-        running_operator(server, tmp_path, **{"pr_closed_poll_seconds": POLL_SECONDS, **settings}),
+        running_operator(
+            server,
+            tmp_path,
+            metrics,
+            **{"pr_closed_poll_seconds": POLL_SECONDS, **settings},
+        ),
     ):
-        yield World(server, tmp_path, projects, remote, git, github, layout)
+        yield World(server, tmp_path, projects, remote, git, github, layout, metrics)
 
 
 @pytest.fixture
@@ -365,6 +386,7 @@ def test_a_backlog_only_conflict_is_healed_and_the_pull_request_then_merges(
     assert sorted(status["changedFiles"]) == [BACKLOG_PATH, "docs/beta.md"]
     assert world.condition("g-beta")["reason"] == "PullRequestOpen"
     world.api.wait_for(lambda: ("Normal", "Healed") in world.reasons("g-beta") or None)
+    assert world.heals_counted() == {"Healed": 1}
 
     # Healed, it merges: the maintainer merges it (a real merge commit on main).
     world.github.merge(second, by="maintainer")
@@ -475,6 +497,7 @@ def test_a_conflict_in_the_tasks_files_is_reported_not_healed(
         wait_for_looks(world, second, 3)
     assert len(world.heal_jobs("team-beta")) == 1
     assert world.reasons("team-beta").count(("Warning", "Conflicted")) == 1
+    assert world.heals_counted() == {"Conflicted": 1}
     logged = capfd.readouterr()
     assert "Goal Conflicted" in logged.err and TOKEN not in logged.err + logged.out
     assert TOKEN not in world.everything_said()
@@ -536,6 +559,7 @@ def test_a_failing_heal_is_not_repeated_and_heals_are_bounded(
         assert world.reasons("g-beta").count(("Warning", "HealLimitReached")) == 1
         assert world.reasons("g-beta").count(("Warning", "HealFailed")) == 2
         assert world.status("g-beta")["phase"] == "Succeeded"
+        assert world.heals_counted() == {"HealFailed": 2}
 
 
 # ------------------------------------------------------------------------------ reopened

@@ -19,6 +19,7 @@ import pytest
 from backlog_operator.api.labels import LABEL_BACKLOG, LABEL_GOAL_UID
 from backlog_operator.api.result import Outcome, WorkerResult
 from backlog_operator.controller.handlers import build_registry
+from backlog_operator.controller.metrics import Metrics
 from backlog_operator.controller.settings import OperatorSettings
 from backlog_operator.controller.status import timestamp
 from tests.support.emulator import EmulatorServer, HardenedEmulator
@@ -138,7 +139,9 @@ class Cluster:
 
 
 @contextmanager
-def running_operator(server: EmulatorServer, tmp_path: Path, **settings: Any) -> Iterator[None]:
+def running_operator(
+    server: EmulatorServer, tmp_path: Path, metrics: Metrics | None = None, **settings: Any
+) -> Iterator[None]:
     options: dict[str, Any] = {
         "requeue_seconds": 0.05,
         "worker_image": "backlog-operator:test",
@@ -148,7 +151,7 @@ def running_operator(server: EmulatorServer, tmp_path: Path, **settings: Any) ->
     }
     options.update(settings)
     registry = build_registry(
-        OperatorSettings(**options), lambda: new_api_client(server), login=False
+        OperatorSettings(**options), lambda: new_api_client(server), login=False, metrics=metrics
     )
     with KopfThread(server, registry=registry):
         yield

@@ -14,7 +14,13 @@ from backlog_operator.api.backlog import BacklogStatus
 from backlog_operator.api.goal import GoalStatus
 from backlog_operator.api.result import Outcome, WorkerResult, failure
 from backlog_operator.controller.backlogs.conflicted import conflicted_tasks, newly_conflicted
-from backlog_operator.controller.goals.heal import heal_due, heal_ended, heal_started
+from backlog_operator.controller.goals.heal import (
+    HEAL_OUTCOMES,
+    heal_due,
+    heal_ended,
+    heal_outcome,
+    heal_started,
+)
 from backlog_operator.controller.goals.outcome import heal_result
 from backlog_operator.controller.goals.pull_request import opened_condition, pull_request_seen
 from backlog_operator.controller.status import evolve
@@ -235,3 +241,24 @@ def test_a_backlog_lists_the_tasks_whose_pull_request_needs_a_person() -> None:
     events = newly_conflicted(BacklogStatus(), BacklogStatus(conflicted=found))
     assert [(e.kind, e.reason) for e in events] == [("Warning", "TaskConflicted")] * 2
     assert newly_conflicted(BacklogStatus(conflicted=found), BacklogStatus(conflicted=found)) == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason", "counted"),
+    [
+        (Outcome.PUBLISHED, "Healed", "Healed"),
+        (Outcome.PUBLISHED, "NothingToHeal", "NothingToHeal"),
+        (Outcome.FAILED, "CompletedInBase", "CompletedInBase"),
+        (Outcome.FAILED, "Conflicted", "Conflicted"),
+        (Outcome.FAILED, "TaskNotInBase", "TaskNotInBase"),
+        (Outcome.FAILED, "StepFailed", "HealFailed"),
+        (Outcome.FAILED, "JobMissing", "HealFailed"),
+        (Outcome.FAILED, "Published", "HealFailed"),  # a failure that says otherwise
+    ],
+)
+def test_a_heals_end_is_one_of_the_counted_results(
+    outcome: Outcome, reason: str, counted: str
+) -> None:
+    result = WorkerResult(outcome=outcome, reason=reason, message="m")
+    assert heal_outcome(result) == counted
+    assert counted in HEAL_OUTCOMES

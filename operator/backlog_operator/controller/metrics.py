@@ -22,6 +22,7 @@ from what the operator already does or is told.
 | `backlog_goal_step_duration_seconds{step}` | histogram | a step's container, start to end |
 | `backlog_goal_run_duration_seconds{phase}` | histogram | `startTime` to `completionTime` |
 | `backlog_pull_requests_total{action}` | counter | pull requests `opened` or `reused` |
+| `backlog_pull_request_heals_total{result}` | counter | heal Jobs ended, by result (14) |
 | `backlog_forge_requests_total{status}` | counter | forge requests by HTTP status (6) |
 | `backlog_forge_rate_limit_remaining{namespace,backlog}` | gauge | in the last answer |
 | `backlog_tasks{namespace,backlog,state}` | gauge | a Backlog's tasks by state (7) |
@@ -55,7 +56,10 @@ today used, never below 0 (goals running or waiting take from it as they end).
 (`BACKLOG_OPERATOR_LEADER_ELECTION`); a standby serves it too (the metrics Service publishes
 replicas that are not ready). (13) Those
 answered for a Backlog's path (a 404 is not counted), by `event` (`ping`, `push`,
-`pull_request`, else `other`) and the answer's HTTP `code`.
+`pull_request`, else `other`) and the answer's HTTP `code`. (14) `Healed`, `NothingToHeal`,
+`CompletedInBase`, `Conflicted`, `TaskNotInBase`, `HealFailed` (any other failure of the step
+or its Job, and a heal Job the API refused), counted as the goal's status that records the end
+is written.
 
 Labels are few and bounded: kinds, phases, steps, outcomes and HTTP statuses are fixed sets; a
 reason is a CamelCase word (anything else counts as `Other`, as does any reason past the first
@@ -224,6 +228,12 @@ class Metrics:
             ["action"],
             registry=self.registry,
         )
+        self.heals = Counter(
+            "backlog_pull_request_heals_total",
+            "Heal Jobs of conflicting pull requests ended, by result.",
+            ["result"],
+            registry=self.registry,
+        )
 
     def _define_backlogs(self) -> None:
         self.webhook_deliveries = Counter(
@@ -374,6 +384,10 @@ class Metrics:
         created = result.pull_request_created if result.pull_request is not None else None
         if result.outcome is Outcome.PUBLISHED and created is not None:
             self.pull_requests.labels("opened" if created else "reused").inc()
+
+    def heal_ended(self, result: str) -> None:
+        """A heal Job ended with `result` (one of `heal.HEAL_OUTCOMES`; its status written)."""
+        self.heals.labels(result).inc()
 
     def reason(self, reason: str) -> str:
         """`reason` as a label value: a CamelCase word among the first `MAX_REASONS` seen, else

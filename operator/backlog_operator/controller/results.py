@@ -45,10 +45,12 @@ class Reconciled(Generic[StatusT]):
 
     `status` is the whole status the object should have (None: leave it as it is); the writer
     sends only what differs from the status read, and nothing when nothing does. `attempt`: a
-    Goal's attempt that ended here (for the metrics).
+    Goal's attempt that ended here, `heal` the result of its heal Job that ended here (for the
+    metrics).
     """
 
     status: StatusT | None = None
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
     attempt: AttemptEnd | None = None
+    heal: str | None = None  # a Goal's heal Job that ended here: its result (for the metrics)

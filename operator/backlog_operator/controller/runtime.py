@@ -559,14 +559,16 @@ class Runtime:
         return written
 
     def _record(self, plural: str, body: Mapping[str, Any], result: Reconciled[Any]) -> None:
-        """The metrics of a status as written: a goal's wait or run that ended, its attempt; a
-        Backlog's tasks."""
+        """The metrics of a status as written: a goal's wait or run that ended, its attempt, its
+        heal Job's end; a Backlog's tasks."""
         if isinstance(result.status, GoalStatus):
             now = self.clock()
             self.metrics.goal_written(body, result.status, now)
             if result.attempt is not None:
                 self.metrics.attempt_ended(result.attempt, now)
                 self.metrics.usage_recorded(body, result.status)
+            if result.heal is not None:
+                self.metrics.heal_ended(result.heal)
         elif isinstance(result.status, BacklogStatus):
             metadata = body.get("metadata") or {}
             namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
@@ -777,7 +779,7 @@ class Runtime:
             if healing.status is not None:  # a heal Job started, or none left
                 new, events = healing.status, [*events, *healing.events]
             if new is not None:
-                await self._write_seen(body, new, events)
+                await self._write_seen(body, new, events, heal=healing.heal)
             if healing.status is not None:
                 # A heal Job adopted (its start's write was lost) may have ended already: no
                 # event of it would come. The goal's reconcile reads it now.
@@ -788,11 +790,17 @@ class Runtime:
         await self._cycle(GOALS, item.namespace, item.name, write)
 
     async def _write_seen(
-        self, body: Mapping[str, Any], new: GoalStatus, events: Sequence[Event]
+        self,
+        body: Mapping[str, Any],
+        new: GoalStatus,
+        events: Sequence[Event],
+        *,
+        heal: str | None = None,
     ) -> None:
-        """Write what was seen of a goal's pull request; its capacity entry follows (a goal
-        whose pull request was closed without merging did not complete its task)."""
-        written = await self._write(GOALS, body, Reconciled(new, list(events)))
+        """Write what was seen of a goal's pull request (and the end of a heal Job that could
+        not be made); its capacity entry follows (a goal whose pull request was closed without
+        merging did not complete its task)."""
+        written = await self._write(GOALS, body, Reconciled(new, list(events), heal=heal))
         key = object_key(body)
         if written is not None:
             self.bodies.offer(written)

@@ -59,6 +59,15 @@ HEAL_CONTAINER = "heal"
 HEALED = "Healed"
 HEALING = "Healing"  # the event of a heal Job started
 NOTHING_TO_HEAL = "NothingToHeal"
+# What a heal Job's end can say (`heal_outcome`), as the metrics count them.
+HEAL_OUTCOMES = (
+    HEALED,
+    NOTHING_TO_HEAL,
+    COMPLETED_IN_BASE_REASON,
+    CONFLICTED_REASON,
+    TASK_NOT_IN_BASE_REASON,
+    HEAL_FAILED_REASON,
+)
 # A heal fetches two branches and merges trees: minutes at most.
 HEAL_DEADLINE_SECONDS = 900
 # Conflicting files kept in the status (the worker sends at most 50) and named in a message.
@@ -174,6 +183,15 @@ def heal_limited(
     return new, [Event("Warning", HEAL_LIMIT_REASON, message)]
 
 
+def heal_outcome(result: WorkerResult) -> str:
+    """What a heal Job's `result` says, one of `HEAL_OUTCOMES` (any failure the step or its
+    Job had, other than those it names, is `HealFailed`)."""
+    if result.outcome is Outcome.PUBLISHED:
+        return HEALED if result.reason == HEALED else NOTHING_TO_HEAL
+    named = (COMPLETED_IN_BASE_REASON, CONFLICTED_REASON, TASK_NOT_IN_BASE_REASON)
+    return result.reason if result.reason in named else HEAL_FAILED_REASON
+
+
 def heal_ended(
     status: GoalStatus, result: WorkerResult, now: datetime
 ) -> tuple[GoalStatus, list[Event]]:
@@ -184,7 +202,8 @@ def heal_ended(
     status = evolve(status, pull_request=pull)
     where = f"pull request #{pull.number}"
     said = _cut(result.message or "")
-    if result.outcome is Outcome.PUBLISHED and result.reason == HEALED:
+    outcome = heal_outcome(result)
+    if outcome == HEALED:
         healed = evolve(
             status,
             commit=result.commit or status.commit,
@@ -193,14 +212,14 @@ def heal_ended(
         )
         new = _merged_condition(healed, "False", OPEN_REASON, f"{where} is open", now)
         return new, [Event("Normal", HEALED, f"{where}: {said}")]
-    if result.outcome is Outcome.PUBLISHED:  # NothingToHeal: the forge will say it merges
+    if outcome == NOTHING_TO_HEAL:  # the forge will say it merges
         log.info("%s: %s", where, said)
         return status, []
-    if result.reason == COMPLETED_IN_BASE_REASON:
+    if outcome == COMPLETED_IN_BASE_REASON:
         message = f"{where} is not needed: {said}"
         new = _merged_condition(status, "False", COMPLETED_IN_BASE_REASON, message, now)
         return new, [Event("Normal", COMPLETED_IN_BASE_REASON, message)]
-    if result.reason == CONFLICTED_REASON:
+    if outcome == CONFLICTED_REASON:
         files = list(result.conflicted_files or [])[:MAX_CONFLICTED_FILES]
         message = f"{where} conflicts with its base branch in {_listed(files)}: {said}"
         conflicted = evolve(
@@ -208,7 +227,7 @@ def heal_ended(
         )
         new = _merged_condition(conflicted, "False", CONFLICTED_REASON, message, now)
         return new, [Event("Warning", CONFLICTED_REASON, message)]
-    if result.reason == TASK_NOT_IN_BASE_REASON:
+    if outcome == TASK_NOT_IN_BASE_REASON:
         message = f"{where} cannot be healed: {said}"
         new = _merged_condition(status, "False", TASK_NOT_IN_BASE_REASON, message, now)
         return new, [Event("Warning", TASK_NOT_IN_BASE_REASON, message)]
@@ -301,7 +320,7 @@ class Healer:
         assert pull is not None
         status = evolve(status, pull_request=pull.model_copy(update={"healed_heads": heads}))
         result = failure("JobRefused", why, retryable=False, step="heal")
-        return Reconciled(*heal_ended(status, result, now))
+        return Reconciled(*heal_ended(status, result, now), heal=heal_outcome(result))
 
     async def finished(
         self, goal: Goal, status: GoalStatus, result: Reconciled[GoalStatus]
@@ -326,4 +345,5 @@ class Healer:
         new, events = heal_ended(result.status or status, ended, self.clock())
         result.status = new
         result.events.extend(events)
+        result.heal = heal_outcome(ended)
         return result
