@@ -429,6 +429,19 @@ class KubeCluster:
         call = functools.partial(_call_sync, method, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
+    async def _create(self, manifest: Mapping[str, Any], method: Any, *args: Any) -> dict[str, Any]:
+        """`method(*args, manifest)` in a worker thread: the object as created;
+        AlreadyExistsError when one of that name exists (a 409), other errors as raised."""
+        try:
+            created: dict[str, Any] = await self._call(
+                method, *args, manifest, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise AlreadyExistsError(manifest["metadata"]["name"]) from None
+            raise
+        return created
+
     async def _lean_call(self, name: str, *args: Any) -> Any:
         """One call of a goal's cycle, by its name: on the event loop (`AioApi`), or in a worker
         thread (`LeanApi`, its JSON answer decoded there)."""
@@ -614,18 +627,7 @@ class KubeCluster:
         """Create a ConfigMap (a Goal's staged patch); AlreadyExistsError when one of that
         name exists."""
         namespace = str(manifest["metadata"]["namespace"])
-        try:
-            created: dict[str, Any] = await self._call(
-                self._core.create_namespaced_config_map,
-                namespace,
-                manifest,
-                _preload_content=False,
-            )
-        except ApiException as error:
-            if error.status == 409:
-                raise AlreadyExistsError(manifest["metadata"]["name"]) from None
-            raise
-        return created
+        return await self._create(manifest, self._core.create_namespaced_config_map, namespace)
 
     async def patch_config_map(
         self, namespace: str, name: str, patch: Mapping[str, Any]
@@ -694,21 +696,9 @@ class KubeCluster:
 
     async def create_goal(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Create a Goal; AlreadyExistsError when one of that name exists."""
-        try:
-            created: dict[str, Any] = await self._call(
-                self._custom.create_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                str(manifest["metadata"]["namespace"]),
-                GOAL_PLURAL,
-                manifest,
-                _preload_content=False,
-            )
-        except ApiException as error:
-            if error.status == 409:
-                raise AlreadyExistsError(manifest["metadata"]["name"]) from None
-            raise
-        return created
+        namespace = str(manifest["metadata"]["namespace"])
+        create = self._custom.create_namespaced_custom_object
+        return await self._create(manifest, create, GROUP, VERSION, namespace, GOAL_PLURAL)
 
     async def delete_goal(self, namespace: str, name: str) -> None:
         """Delete a Goal (its Jobs follow: the operator stops them, the GC removes them)."""
@@ -792,12 +782,8 @@ class KubeCluster:
         non-retryable ClassifiedError when the API server refuses it (400, 403, 404, 422)."""
         namespace = str(manifest["metadata"]["namespace"])
         try:
-            created: dict[str, Any] = await self._call(
-                self._core.create_namespaced_secret, namespace, manifest, _preload_content=False
-            )
+            return await self._create(manifest, self._core.create_namespaced_secret, namespace)
         except ApiException as error:
-            if error.status == 409:
-                raise AlreadyExistsError(manifest["metadata"]["name"]) from None
             if int(error.status or 0) in (400, 403, 404, 422):
                 raise ClassifiedError(
                     "TokenSecretRefused",
@@ -806,7 +792,6 @@ class KubeCluster:
                     retryable=False,
                 ) from None
             raise
-        return created
 
     async def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """Merge-patch a Secret (an attempt's token, re-minted while its Job runs)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from backlog_operator.api.backlog import BacklogStatus, ConflictedTask
 from backlog_operator.api.goal import Phase, PullRequestStatus
-from backlog_operator.controller.backlogs.declined import pull_request_of
+from backlog_operator.controller.backlogs.declined import goal_age, pull_request_of, task_of
 from backlog_operator.controller.goals.pull_request import (
     CONFLICTED_REASON,
     HEAL_LIMIT_REASON,
@@ -37,8 +37,8 @@ def conflicted_tasks(
     """The conflicted tasks among `task_ids` (the file's, in its order), at most `limit`."""
     latest: dict[str, Mapping[str, Any]] = {}
     for goal in goals:
-        task = _task(goal)
-        if task and (task not in latest or _age(goal) > _age(latest[task])):
+        task = task_of(goal)
+        if task and (task not in latest or goal_age(goal) > goal_age(latest[task])):
             latest[task] = goal
     found = []
     for task_id in task_ids:
@@ -87,13 +87,3 @@ def _conflicted(task_id: str, goal: Mapping[str, Any]) -> ConflictedTask | None:
         reason=reason,
         conflicted_files=[str(path) for path in files[:FILES_LISTED]],
     )
-
-
-def _age(goal: Mapping[str, Any]) -> tuple[str, int, str]:
-    metadata = goal.get("metadata") or {}
-    name = str(metadata.get("name") or "")
-    return (str(metadata.get("creationTimestamp") or ""), len(name), name)
-
-
-def _task(goal: Mapping[str, Any]) -> str:
-    return str(((goal.get("spec") or {}).get("backlog") or {}).get("taskId") or "")

@@ -73,8 +73,8 @@ def declined_tasks(
     annotations."""
     latest: dict[str, Mapping[str, Any]] = {}
     for goal in goals:
-        task = _task(goal)
-        if task in digests and (task not in latest or _age(goal) > _age(latest[task])):
+        task = task_of(goal)
+        if task in digests and (task not in latest or goal_age(goal) > goal_age(latest[task])):
             latest[task] = goal
     declined = {}
     for task, goal in latest.items():
@@ -147,7 +147,7 @@ def awaiting_approval(goals: Iterable[Mapping[str, Any]], cap: int) -> list[Awai
             continue
         found.append(
             AwaitingApprovalTask(
-                task=_task(goal),
+                task=task_of(goal),
                 goal=str((goal.get("metadata") or {}).get("name")),
                 patch_hash=str(approval.get("patchHash") or ""),
                 expires_at=parse_time(approval.get("expiresAt")),
@@ -164,7 +164,8 @@ def kept_goals(
     return {record.goal for record in declined.values()} | awaiting_pull_request(list(goals))
 
 
-def _age(goal: Mapping[str, Any]) -> tuple[str, int, str]:
+def goal_age(goal: Mapping[str, Any]) -> tuple[str, int, str]:
+    """A Goal's place in time among its task's Goals, the latest greatest."""
     # RFC 3339 in UTC with seconds sorts as text; within one second the later try's name
     # (`-2`, `-10`) is the longer or the greater one.
     metadata = goal.get("metadata") or {}
@@ -172,5 +173,6 @@ def _age(goal: Mapping[str, Any]) -> tuple[str, int, str]:
     return (str(metadata.get("creationTimestamp") or ""), len(name), name)
 
 
-def _task(goal: Mapping[str, Any]) -> str:
+def task_of(goal: Mapping[str, Any]) -> str:
+    """The backlog task a Goal works on (empty: none)."""
     return str(((goal.get("spec") or {}).get("backlog") or {}).get("taskId") or "")

@@ -76,6 +76,7 @@ from backlog_operator.controller.backlogs.declined import (
     kept_goals,
     pull_request_state,
     revive_times,
+    task_of,
 )
 from backlog_operator.controller.conditions import (
     READY,
@@ -397,13 +398,13 @@ class BacklogReconciler:
         now = self.clock()
         spec = backlog.spec
         prefix = spec.goal_template.spec.pull_request.branch_prefix_or_default()
-        running = {_task(g) for g in goals if phase_of(g) not in FINAL_PHASES} - {""}
+        running = {task_of(g) for g in goals if phase_of(g) not in FINAL_PHASES} - {""}
         # A Goal that succeeded pushed its work; main's backlog says `completed` only once that
         # is merged. Until then the task counts as having an open pull request (held, and
         # counted against the limit) even where the forge is not asked (`provider: none`). A
         # pull request closed without merging holds nothing: its task is declined, or revived.
         awaiting_merge = {
-            _task(g)
+            task_of(g)
             for g in goals
             if phase_of(g) in SUCCESSFUL_PHASES and pull_request_state(g) != CLOSED
         }
@@ -412,12 +413,12 @@ class BacklogReconciler:
         failures: dict[str, list[Failure]] = {}
         for goal in goals:
             annotations = goal.get("metadata", {}).get("annotations") or {}
-            if annotations.get(ANNOTATION_TASK_DIGEST) != digests.get(_task(goal)):
+            if annotations.get(ANNOTATION_TASK_DIGEST) != digests.get(task_of(goal)):
                 continue
             if phase_of(goal) is Phase.FAILED and not is_rejected(goal):  # a "no" is no failure
                 when = parse_time((goal.get("status") or {}).get("completionTime")) or now
                 reason = str((goal.get("status") or {}).get("reason") or "Failed")
-                failures.setdefault(_task(goal), []).append(Failure(at=when, reason=reason))
+                failures.setdefault(task_of(goal), []).append(Failure(at=when, reason=reason))
         cleared_at = parse_time(backlog.metadata.annotations.get(ANNOTATION_FAILURES_CLEARED_AT))
         return SelectionInput(
             now=now,
@@ -447,7 +448,7 @@ class BacklogReconciler:
     ) -> tuple[list[str], list[Event]]:
         started, events = [], []
         for task in tasks:
-            earlier = sum(1 for goal in goals if _task(goal) == task.id)
+            earlier = sum(1 for goal in goals if task_of(goal) == task.id)
             manifest = goal_for_task(backlog, task, number=earlier + 1)
             try:
                 await self.cluster.create_goal(manifest)
@@ -473,7 +474,7 @@ class BacklogReconciler:
         mine = await self.cluster.list_goals(
             backlog.metadata.namespace, f"{LABEL_BACKLOG_UID}={backlog.metadata.uid}"
         )
-        if any(g["metadata"]["name"] == name and _task(g) == task.id for g in mine):
+        if any(g["metadata"]["name"] == name and task_of(g) == task.id for g in mine):
             return []
         message = f"cannot create goal {name} for task {task.id}: the name is taken"
         return [Event("Warning", "GoalNameTaken", message)]
@@ -692,7 +693,3 @@ def _tasks_of_branches(branches: list[str], prefix: str) -> set[str]:
         if branch.startswith(prefix) and "-" in branch[len(prefix) :]:
             found.add(branch[len(prefix) :].rsplit("-", 1)[0])
     return found
-
-
-def _task(goal: Mapping[str, Any]) -> str:
-    return str(((goal.get("spec") or {}).get("backlog") or {}).get("taskId") or "")

@@ -85,24 +85,8 @@ def build_publish_job(
             "defaultMode": 0o444,
         },
     }
-    manifest: dict[str, Any] = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": goal.metadata.namespace, "labels": labels},
-        "spec": {
-            **job.job_spec_head(goal, settings),
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    **job.pod_template_spec(settings),
-                    "containers": [container],
-                    "volumes": [*job.volumes(goal, settings), staged_volume],
-                },
-            },
-        },
-    }
-    job.own(manifest, goal)
-    return manifest
+    pod = {"containers": [container], "volumes": [*job.volumes(goal, settings), staged_volume]}
+    return job.worker_job(goal, settings, name, labels, pod)
 
 
 def patch_config_map(goal: Goal, manifest: bytes, patch_gz: bytes) -> dict[str, Any]:

@@ -112,6 +112,22 @@ def build_job(
         )
     else:
         main = worker_container("publish", settings, env, has_token)
+    pod = {
+        "initContainers": [
+            worker_container("clone", settings, env, has_token),
+            _task_container(goal, settings, previous_failure),
+        ],
+        "containers": [main],
+        "volumes": volumes(goal, settings),
+    }
+    return worker_job(goal, settings, name, labels, pod)
+
+
+def worker_job(
+    goal: Goal, settings: OperatorSettings, name: str, labels: dict[str, str], pod: dict[str, Any]
+) -> dict[str, Any]:
+    """A worker Job of `goal` (an attempt's, a publish-only one): the shared head and Pod
+    hardening, `pod`'s containers and volumes, owned by the Goal."""
     manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -120,15 +136,7 @@ def build_job(
             **job_spec_head(goal, settings),  # backoffLimit 0: the operator owns retries
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    **pod_template_spec(settings),
-                    "initContainers": [
-                        worker_container("clone", settings, env, has_token),
-                        _task_container(goal, settings, previous_failure),
-                    ],
-                    "containers": [main],
-                    "volumes": volumes(goal, settings),
-                },
+                "spec": {**pod_template_spec(settings), **pod},
             },
         },
     }
