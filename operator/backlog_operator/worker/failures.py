@@ -1,8 +1,9 @@
-"""One place that turns every error a step can meet into a failed result (reason, retryable)."""
+"""One place that turns every error a step can meet into a failed result (reason, retryable),
+and the result of a step that finds its task already completed."""
 
 from __future__ import annotations
 
-from backlog_operator.api.worker_result import Step, StepResult, failed
+from backlog_operator.api.worker_result import Outcome, Step, StepResult, failed
 from backlog_operator.backlog.errors import BacklogError
 from backlog_operator.errors import ClassifiedError
 from backlog_operator.redact import Redactor
@@ -52,4 +53,16 @@ def attempt_failure(ctx: WorkerContext, error: Exception, *, step: Step) -> Step
     """`failed_result` for this attempt: scrubbed of its secrets, its task and attempt named."""
     return failed_result(
         error, step=step, redactor=ctx.redactor, task_id=ctx.work_name, attempt_id=ctx.attempt_id
+    )
+
+
+def already_completed(ctx: WorkerContext, base_commit: str) -> StepResult:
+    """What `publish` (or `apply`) answers when `clone` found the task completed at
+    `base_commit`: nothing to publish."""
+    return StepResult(
+        outcome=Outcome.ALREADY_COMPLETED,
+        task_id=ctx.work_name,
+        attempt_id=ctx.attempt_id,
+        message=f"task {ctx.work_name} is already completed at {base_commit[:12]}",
+        step="publish",
     )

@@ -33,7 +33,7 @@ from backlog_operator.api.worker_result import Outcome, ResultPullRequest, StepR
 from backlog_operator.backlog.document import DEFAULT_MAX_BYTES, BacklogDocument
 from backlog_operator.backlog.model import path_allowed
 from backlog_operator.worker.context import InvalidGoalError, WorkerContext
-from backlog_operator.worker.failures import StepFailure
+from backlog_operator.worker.failures import StepFailure, already_completed
 from backlog_operator.worker.record import CloneRecord
 from backlog_operator.worker.workspace_rules import case_collisions
 
@@ -80,13 +80,7 @@ def publish(
     one); the result names that local commit.
     """
     if record.already_completed:
-        return StepResult(
-            outcome=Outcome.ALREADY_COMPLETED,
-            task_id=ctx.work_name,
-            attempt_id=ctx.attempt_id,
-            message=f"task {ctx.work_name} is already completed at {record.base_commit[:12]}",
-            step="publish",
-        )
+        return already_completed(ctx, record.base_commit)
     repo = gitops.open_sealed_repository(ctx.private_dir, ctx.repo_dir)
     tree, task_changes = _task_tree(repo, record)
     forge = None if dry_run else _forge(ctx)

@@ -35,7 +35,7 @@ from backlog_operator.api.staged_log import (
 from backlog_operator.api.worker_result import Outcome, StepResult
 from backlog_operator.worker import staging
 from backlog_operator.worker.context import WorkerContext
-from backlog_operator.worker.failures import StepFailure, attempt_failure
+from backlog_operator.worker.failures import StepFailure, already_completed, attempt_failure
 from backlog_operator.worker.record import CloneRecord
 from backlog_operator.worker.steps import (
     _context_or_result,
@@ -176,13 +176,7 @@ def apply_attempt(ctx: WorkerContext, folder: Path, given_hash: str) -> StepResu
     if isinstance(record, StepResult):
         return record
     if record.already_completed:
-        return StepResult(
-            outcome=Outcome.ALREADY_COMPLETED,
-            task_id=ctx.work_name,
-            attempt_id=ctx.attempt_id,
-            message=f"task {ctx.work_name} is already completed at {record.base_commit[:12]}",
-            step="publish",
-        )
+        return already_completed(ctx, record.base_commit)
     try:
         staging.check_hash(given_hash)
         patch, manifest = read_mounted(folder)

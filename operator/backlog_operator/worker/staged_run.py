@@ -22,12 +22,12 @@ from pathlib import Path
 
 from backlog_operator import naming
 from backlog_operator.adapters import git as gitops
-from backlog_operator.api.worker_result import Outcome, StepResult
+from backlog_operator.api.worker_result import StepResult
 from backlog_operator.backlog.document import BacklogDocument
 from backlog_operator.backlog.model import path_allowed
 from backlog_operator.worker import staging
 from backlog_operator.worker.context import WorkerContext
-from backlog_operator.worker.failures import StepFailure, attempt_failure
+from backlog_operator.worker.failures import StepFailure, already_completed, attempt_failure
 from backlog_operator.worker.record import CloneRecord
 
 log = logging.getLogger("backlog_operator.worker")
@@ -214,13 +214,7 @@ def apply_attempt(
 ) -> StepResult:
     """`read_staged` and `apply_staged`, every failure a failed result."""
     if record.already_completed:
-        return StepResult(
-            outcome=Outcome.ALREADY_COMPLETED,
-            task_id=ctx.work_name,
-            attempt_id=ctx.attempt_id,
-            message=f"task {ctx.work_name} is already completed at {record.base_commit[:12]}",
-            step="publish",
-        )
+        return already_completed(ctx, record.base_commit)
     try:
         patch, manifest = read_staged(patch_path, given)
         return apply_staged(ctx, record, patch, manifest, given)
